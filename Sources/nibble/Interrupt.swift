@@ -1,0 +1,33 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Turns SIGINT (Ctrl-C) into a flag that generation polls between forward passes,
+/// so an interrupted run stops cleanly within one token or one prefill chunk.
+final class Interrupt: Sendable {
+    static let shared = Interrupt()
+    private let flag = Atomic<Bool>(false)
+    private let source: any DispatchSourceSignal
+
+    private init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [flag] in flag.store(true, ordering: .relaxed) }
+        source.resume()
+    }
+
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func reset() { flag.store(false, ordering: .relaxed) }
+}
+
+/// Writes to stdout without buffering surprises (streamed tokens appear at once).
+enum Terminal {
+    static func write(_ text: String) {
+        guard !text.isEmpty else { return }
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func writeError(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Inference
+
+extension Precision: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument: argument) }
+    public static var allValueStrings: [String] { Precision.allCases.map(\.rawValue) }
+}
+
+/// Flags shared by every sub-command that loads a model (DESIGN.md, "CLI and file contract").
+struct ModelOptions: ParsableArguments {
+    @Option(help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
+    var model: String?
+
+    @Option(help: "Weight precision: f32 (alias 32), native or auto.")
+    var precision: Precision = .native
+
+    @Option(help: "Threads for the matrix kernels (default: the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Context length in tokens (default: min(model context, 4096)).")
+    var context: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let context, context < 1 { throw ValidationError("--context must be at least 1") }
+    }
+
+    /// Where `make model` installs the default model.
+    static var defaultModelPath: String {
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+        return cache + "/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    }
+
+    /// The model to load: `--model`, else the default one if it is installed.
+    func modelPath() throws -> String {
+        if let model { return model }
+        let path = Self.defaultModelPath
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("no --model given and the default model is not installed at \(path)",
+                           hint: "run `make model` in the Nibble folder, or pass --model FILE.gguf")
+        }
+        return path
+    }
+
+    func loadEngine() throws -> Engine {
+        try Engine(path: modelPath(), precision: precision, threads: threads, context: context)
+    }
+}
+
+/// A user-facing failure: one line saying what is wrong, optionally one with what to do.
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    let hint: String?
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+    var description: String { hint.map { "\(message)\n\($0)" } ?? message }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import ModelFiles
+import Tokenizers
+
+extension Nibble {
+    struct Tokenize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the token ids of a text as a JSON array (works on vocab-only GGUFs).")
+
+        @OptionGroup var model: ModelOptions
+        @Option(help: "The text to tokenize.") var text: String?
+        @Option(help: "Read the text from this file.") var file: String?
+        @Flag(help: "Recognise special-token text such as <|im_start|> as the special token.") var special = false
+        @Flag(help: "Add the BOS token if the vocabulary has one.") var bos = false
+
+        func validate() throws {
+            if (text == nil) == (file == nil) { throw ValidationError("give exactly one of --text or --file") }
+        }
+
+        func run() throws {
+            let input: String
+            if let file {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw CLIError("\(file): cannot read the file")
+                }
+                input = String(decoding: data, as: UTF8.self)
+            } else {
+                input = text!
+            }
+            let gguf = try GGUFFile(path: model.modelPath())
+            let tokenizer = try Tokenizer(gguf: gguf)
+            let ids = tokenizer.encode(input, parseSpecial: special, addBOS: bos)
+            Terminal.write("[" + ids.map(String.init).joined(separator: ", ") + "]\n")
+        }
+    }
+}

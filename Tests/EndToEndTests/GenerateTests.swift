@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+/// A fixture from another test target's Resources folder, by path in the source tree.
+func fixture(_ target: String, _ name: String) throws -> [String: Any] {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(target).appendingPathComponent("Resources").appendingPathComponent(name)
+    let data = try Data(contentsOf: url)
+    return try #require(JSONSerialization.jsonObject(with: data) as? [String: Any])
+}
+
+func jsonObject(_ text: String) throws -> [String: Any] {
+    try #require(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+}
+
+@Suite(.serialized) struct GenerateTests {
+    /// Greedy decoding at f32 must produce exactly transformers' tokens
+    /// (Tools/reference_generate.py → smollm2-greedy.json).
+    @Test func greedyMatchesTransformers() throws {
+        let model = try requireModel()
+        let reference = try fixture("InferenceTests", "smollm2-greedy.json")
+        let cases = try #require(reference["cases"] as? [[String: Any]])
+        #expect(cases.count == 3)
+        for c in cases {
+            let prompt = try #require(c["prompt"] as? String)
+            var expected = try #require(c["generated_ids"] as? [Int])
+            let stop = c["stop_token"] as? Int
+            if let stop { #expect(expected.last == stop); expected.removeLast() }
+            let run = try nibble(["generate", "--model", model, "--precision", "f32", "--temperature", "0",
+                                  "--max-tokens", "48", "--prompt", prompt, "--json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let output = try jsonObject(run.stdout)
+            #expect(output["tokens"] as? [Int] == expected, "prompt \(prompt)")
+            #expect(output["stop_reason"] as? String == (stop == nil ? "length" : "eos"))
+            #expect(output["text"] as? String == c["text"] as? String)
+            let stats = try #require(output["stats"] as? [String: Any])
+            #expect(stats["prompt_tokens"] as? Int == (c["prompt_ids"] as? [Int])?.count)
+            #expect(stats["generated_tokens"] as? Int == expected.count)
+            for key in ["ttft_s", "prefill_tok_s", "decode_tok_s"] { #expect((stats[key] as? Double ?? -1) > 0, "\(key)") }
+        }
+    }
+
+    /// Streaming output (no --json) is the same text as the JSON's.
+    @Test func streamsTheSameText() throws {
+        let model = try requireModel()
+        let args = ["generate", "--model", model, "--temperature", "0", "--max-tokens", "20", "--prompt", "Once upon a time"]
+        let streamed = try nibble(args)
+        let json = try jsonObject(nibble(args + ["--json"]).stdout)
+        #expect(streamed.status == 0)
+        #expect(streamed.stdout == (json["text"] as? String ?? "") + "\n")
+        #expect(streamed.stderr.contains("decode"))
+    }
+
+    @Test func seededSamplingRepeats() throws {
+        let model = try requireModel()
+        let args = ["generate", "--model", model, "--temperature", "0.8", "--seed", "1234", "--max-tokens", "32",
+                    "--prompt", "The best thing about summer is"]
+        let first = try nibble(args), second = try nibble(args)
+        #expect(first.status == 0 && second.status == 0)
+        #expect(!first.stdout.isEmpty && first.stdout == second.stdout)
+        // Sampling really samples: over a few seeds the continuations are not all greedy.
+        let greedy = try nibble(["generate", "--model", model, "--temperature", "0", "--max-tokens", "32",
+                                 "--prompt", "The best thing about summer is"]).stdout
+        var differ = 0
+        for seed in 1...3 {
+            var a = args
+            a[a.firstIndex(of: "1234")!] = "\(seed)"
+            if try nibble(a).stdout != greedy { differ += 1 }
+        }
+        #expect(differ > 0)
+    }
+
+    @Test func maxTokensZeroAndLength() throws {
+        let model = try requireModel()
+        let run = try nibble(["generate", "--model", model, "--temperature", "0", "--max-tokens", "5", "--prompt", "Hello", "--json"])
+        let output = try jsonObject(run.stdout)
+        #expect((output["tokens"] as? [Int])?.count == 5)
+        #expect(output["stop_reason"] as? String == "length")
+    }
+}

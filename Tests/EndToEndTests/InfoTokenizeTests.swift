@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+@Suite struct InfoTests {
+    @Test func infoJSONDescribesSmolLM2() throws {
+        let model = try requireModel()
+        let run = try nibble(["info", "--model", model, "--json", "--context", "4096"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let info = try jsonObject(run.stdout)
+        let size = try FileManager.default.attributesOfItem(atPath: model)[.size] as? Int
+        #expect(info["file"] as? String == model)
+        #expect(info["file_bytes"] as? Int == size)
+        #expect(info["architecture"] as? String == "llama")
+        #expect(info["context_length"] as? Int == 8192)
+        #expect(info["vocab_size"] as? Int == 49152)
+        #expect(info["chat_template"] as? Bool == true)
+        #expect(info["tensor_types"] as? [String: Int] == ["Q4_1": 210, "F32": 61, "Q8_0": 1])
+        // SmolLM2-135M: 30 layers of q, o (576²), k, v (576×192), gate, up, down (576×1536);
+        // a tied 49152×576 embedding; 61 norm vectors of 576.
+        let linear = 30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536)
+        let parameters = linear + 49152 * 576 + 61 * 576
+        #expect(info["parameters"] as? Int == parameters)
+        let precisions = try #require(info["precisions"] as? [[String: Any]])
+        let f32 = try #require(precisions.first { $0["name"] as? String == "f32" })
+        #expect(f32["weight_bytes"] as? Int == 4 * parameters)
+        #expect(f32["linear_weight_bytes"] as? Int == 4 * linear)
+        #expect(f32["kv_bytes_per_token"] as? Int == 30 * 2 * 192 * 4)
+        let total = try #require(f32["total_bytes"] as? Int)
+        #expect(total > 4 * parameters + 4096 * 30 * 2 * 192 * 4)
+        #expect(f32["fits"] as? Bool == true)
+    }
+
+    @Test func infoTable() throws {
+        let run = try nibble(["info", "--model", try requireModel()])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("llama, 30 layers, width 576"))
+        #expect(run.stdout.contains("Q4_1 210"))
+    }
+}
+
+@Suite struct TokenizeCLITests {
+    @Test func specialTokensOnlyWhenAsked() throws {
+        let model = try requireModel()
+        let text = "<|im_start|>user"
+        let plain = try nibble(["tokenize", "--model", model, "--text", text])
+        let special = try nibble(["tokenize", "--model", model, "--text", text, "--special"])
+        let plainIDs = try #require(JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as? [Int])
+        let specialIDs = try #require(JSONSerialization.jsonObject(with: Data(special.stdout.utf8)) as? [Int])
+        #expect(specialIDs == [1, 4093])          // <|im_start|> is id 1, "user" one token
+        #expect(!plainIDs.contains(1) && plainIDs.count > 2)
+        // SmolLM2 adds no BOS; --bos adds <|endoftext|>-style BOS only when the vocab has one.
+        let bos = try nibble(["tokenize", "--model", model, "--text", "hi", "--bos"])
+        let noBOS = try nibble(["tokenize", "--model", model, "--text", "hi"])
+        #expect(bos.stdout.hasPrefix("[1, ") && !noBOS.stdout.hasPrefix("[1, "))
+    }
+
+    @Test func tokenizeMatchesFixtureThroughCLI() throws {
+        let model = try requireModel()
+        let reference = try fixture("TokenizersTests", "smollm2-tokenize.json")
+        let cases = try #require(reference["cases"] as? [[String: Any]])
+        // A handful through the binary (the library test covers every case).
+        for c in cases.prefix(6) {
+            let text = try #require(c["text"] as? String)
+            let run = try nibble(["tokenize", "--model", model, "--text", text])
+            let ids = try #require(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [Int])
+            #expect(ids == c["ids"] as? [Int], "\(c["name"] ?? text)")
+        }
+    }
+}
