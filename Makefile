@@ -16,7 +16,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build chat model gemma vocab test clean
+.PHONY: all build chat model gemma vocab test fixtures clean
 
 all: build
 
@@ -64,6 +64,16 @@ chat: model build
 test: model gemma vocab
 	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+
+# Regenerates the committed reference fixtures with the Python references (transformers,
+# tokenizers, gguf) in a virtual environment; not needed for `make test`.
+VENV := .venv-tools
+fixtures: model gemma
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tools/requirements.txt
+	$(VENV)/bin/python Tools/reference_dequant.py
+	$(VENV)/bin/python Tools/reference_tokenize.py
+	$(VENV)/bin/python Tools/reference_generate.py
 
 clean:
 	rm -rf .build .build-test

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Reference dequantization of GGUF tensors, computed with the ``gguf`` package.
+
+Produces
+
+* ``Tests/ModelFilesTests/Resources/smollm2-dequant.json`` -- every tensor of
+  the default model: name, ggml type, shape, the sha256 of the whole tensor
+  dequantized to float32, and a few exact sample values;
+* ``Tests/ModelFilesTests/Resources/synthetic-dequant.json`` -- small
+  synthetic tensors (random raw block bytes, fixed seed) for each of the ggml
+  types F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, with their raw bytes
+  and complete dequantized values.
+
+Why: Nibble reads GGUF files and dequantizes blocks with its own code.  The
+``gguf`` package (maintained in the llama.cpp repository) is the reference
+reader/dequantizer; the real-model fixture checks tensor discovery, offsets,
+shapes and dequantization of the types the model uses (F32, Q4_1, Q8_0), the
+synthetic fixture checks every supported block layout bit for bit, including
+types the model does not use, without needing any model file.
+
+Conventions (both files):
+
+* ``shape`` is in GGUF/ggml order: ``[ne0, ne1, ...]`` with ne0 the
+  contiguous (fastest varying) dimension -- the reverse of the numpy shape.
+  ``token_embd.weight`` is ``[576, 49152]``: 49152 rows of 576.
+* Flat element index i runs in ggml memory order (ne0 fastest); the sha256
+  is over the dequantized float32 values in that order, little-endian
+  (``numpy.astype('<f4').tobytes()``).
+* Sample / value floats are the exact float32 values written as the shortest
+  decimal that round-trips the (float32-valued) double: parse as Double or
+  Float, both give the float32 bit-exactly.
+* Arithmetic is gguf's numpy arithmetic, all float32, not fused:
+  Q4_0 ``d * (q - 8)``; Q4_1 ``(d * q) + m``; Q5_0 ``d * (q - 16)``;
+  Q5_1 ``(d * q) + m``; Q8_0 ``q * d``; d and m are f16 converted to f32.
+  (``d*q + m`` rounds twice; an FMA gives a different last bit in rare cases.)
+
+Block layouts (ggml structs, little-endian, 32 elements per block):
+block_q4_0 = f16 d, u8 qs[16]; block_q4_1 = f16 d, f16 m, u8 qs[16];
+block_q5_0 = f16 d, u8 qh[4], u8 qs[16]; block_q5_1 = f16 d, f16 m, u8 qh[4],
+u8 qs[16]; block_q8_0 = f16 d, i8 qs[32].  For the 4/5-bit types element j
+(< 16) is the low nibble of qs[j] and element j + 16 the high nibble; for the
+5-bit types bit j of the little-endian u32 qh is bit 4 of element j.
+
+Usage:  .venv-tools/bin/python Tools/reference_dequant.py
+        [--model-out PATH] [--synthetic-out PATH]    (model: $NIBBLE_MODEL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+from collections import Counter
+
+import _common
+import gguf
+import numpy as np
+from gguf import GGMLQuantizationType as T
+
+SYNTHETIC_SEED = 20240611
+SYNTHETIC_TYPES = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1]
+SYNTHETIC_ELEMENTS = 256  # 8 blocks of 32 for the block types
+
+
+def f32(x) -> float:
+    """A float32 as the Python float with the same value (exact)."""
+    return float(np.float32(x))
+
+
+def dequantize(raw: np.ndarray, qtype: T) -> np.ndarray:
+    """Raw bytes (uint8) -> flat float32 in ggml order, via gguf.quants."""
+    values = gguf.quants.dequantize(np.ascontiguousarray(raw).view(np.uint8).reshape(-1), qtype)
+    return np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+
+
+def le_f32_bytes(values: np.ndarray) -> bytes:
+    return values.astype("<f4", copy=False).tobytes()
+
+
+def sample_indices(n: int) -> list[int]:
+    """Deterministic positions: the ends, within the first blocks, and spread out
+    (odd offsets so they do not all fall on block starts)."""
+    candidates = [0, 1, 17, 33, n // 5 + 3, n // 3 + 7, n // 2 + 11, (2 * n) // 3 + 13, n - 2, n - 1]
+    return sorted({i for i in candidates if 0 <= i < n})
+
+
+# --------------------------------------------------------------------------
+# Real model
+# --------------------------------------------------------------------------
+
+def model_fixture(path) -> dict:
+    reader = gguf.GGUFReader(path)
+    tensors = []
+    counts: Counter[str] = Counter()
+    for t in reader.tensors:
+        qtype = T(t.tensor_type)
+        shape = [int(x) for x in t.shape]  # gguf reader: ne0 first already
+        n = int(np.prod(shape))
+        raw = np.asarray(t.data)
+        values = dequantize(raw, qtype)
+        assert values.size == n == int(t.n_elements), (t.name, values.size, n)
+        assert np.all(np.isfinite(values)), t.name
+        # Cross-check the first and last two blocks with the scalar transliteration.
+        block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        flat = raw.view(np.uint8).reshape(-1)
+        for blk in (0, 1, n // block_size - 2, n // block_size - 1):
+            part = flat[blk * type_size:(blk + 1) * type_size]
+            want = values[blk * block_size:(blk + 1) * block_size]
+            assert scalar_dequant(part, qtype).view(np.uint32).tolist() == want.view(np.uint32).tolist(), t.name
+        counts[qtype.name] += 1
+        tensors.append({
+            "name": t.name,
+            "type": qtype.name,
+            "shape": shape,
+            "count": n,
+            "raw_sha256": _common.sha256_bytes(raw.view(np.uint8).tobytes()),
+            "sha256": _common.sha256_bytes(le_f32_bytes(values)),
+            "samples": [[i, f32(values[i])] for i in sample_indices(n)],
+        })
+    print(f"{len(tensors)} tensors: {dict(sorted(counts.items()))}")
+    return {
+        "model": path.name,
+        "sha256": _common.sha256_file(path),
+        "gguf_py": _gguf_version(),
+        "numpy": np.__version__,
+        "notes": [
+            "shape: GGUF order [ne0, ne1, ...], ne0 contiguous (reverse of the numpy shape)",
+            "sha256: of the dequantized float32 values, little-endian, flat ggml order (ne0 fastest)",
+            "raw_sha256: of the tensor's raw (quantized) bytes as stored in the file",
+            "samples: [flat index, exact float32 value]",
+        ],
+        "type_counts": dict(sorted(counts.items())),
+        "tensor_count": len(tensors),
+        "tensors": tensors,
+    }
+
+
+# --------------------------------------------------------------------------
+# Synthetic blocks
+# --------------------------------------------------------------------------
+
+def random_f16_scales(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n f16 scale/min values: |x| uniform in [1e-3, 1], random sign, as raw bytes (n, 2)."""
+    x = rng.uniform(1e-3, 1.0, n) * rng.choice([-1.0, 1.0], n)
+    h = x.astype(np.float16)
+    assert np.all(np.isfinite(h)) and np.all(np.abs(h) >= np.float16(6.104e-05))  # normal
+    return h.astype("<f2").view(np.uint8).reshape(n, 2)
+
+
+def random_float_bits(rng: np.random.Generator, bits: int, exp_mask: int, n: int) -> np.ndarray:
+    """Random finite bit patterns (exponent not all ones) of a 16/32-bit float,
+    including subnormals and huge values (callers overwrite a few with specials)."""
+    dtype = {16: np.uint16, 32: np.uint32}[bits]
+    v = rng.integers(0, 1 << bits, n, dtype=np.uint64).astype(dtype)
+    inf_nan = (v & dtype(exp_mask)) == dtype(exp_mask)
+    v[inf_nan] ^= dtype(1 << (bits - 2))  # clear the top exponent bit -> finite
+    return v
+
+
+def synthetic_raw(rng: np.random.Generator, qtype: T) -> np.ndarray:
+    n = SYNTHETIC_ELEMENTS
+    if qtype == T.F32:
+        bits = random_float_bits(rng, 32, 0x7F800000, n)
+        # fixed specials: +0, -0, 1, -2, smallest subnormal, largest finite
+        bits[:6] = np.array([0x00000000, 0x80000000, 0x3F800000, 0xC0000000, 0x00000001, 0x7F7FFFFF], np.uint32)
+        bits[6:n // 2] = np.frombuffer(rng.standard_normal(n // 2 - 6).astype("<f4").tobytes(), "<u4")
+        return bits.astype("<u4").view(np.uint8)
+    if qtype == T.F16:
+        bits = random_float_bits(rng, 16, 0x7C00, n)
+        bits[:6] = np.array([0x0000, 0x8000, 0x3C00, 0xC000, 0x0001, 0x7BFF], np.uint16)
+        return bits.astype("<u2").view(np.uint8)
+    if qtype == T.BF16:
+        bits = random_float_bits(rng, 16, 0x7F80, n)
+        bits[:6] = np.array([0x0000, 0x8000, 0x3F80, 0xC000, 0x0001, 0x7F7F], np.uint16)
+        return bits.astype("<u2").view(np.uint8)
+
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    nb = n // block_size
+    d = random_f16_scales(rng, nb)
+    if qtype == T.Q8_0:
+        qs = rng.integers(0, 256, (nb, 32), dtype=np.uint8)  # int8 -128..127 (ggml never writes -128; still valid)
+        parts = [d, qs]
+    elif qtype == T.Q4_0:
+        parts = [d, rng.integers(0, 256, (nb, 16), dtype=np.uint8)]
+    elif qtype == T.Q4_1:
+        parts = [d, random_f16_scales(rng, nb), rng.integers(0, 256, (nb, 16), dtype=np.uint8)]
+    elif qtype == T.Q5_0:
+        parts = [d, rng.integers(0, 256, (nb, 4), dtype=np.uint8), rng.integers(0, 256, (nb, 16), dtype=np.uint8)]
+    elif qtype == T.Q5_1:
+        parts = [d, random_f16_scales(rng, nb), rng.integers(0, 256, (nb, 4), dtype=np.uint8),
+                 rng.integers(0, 256, (nb, 16), dtype=np.uint8)]
+    else:
+        raise ValueError(qtype)
+    raw = np.concatenate(parts, axis=1)
+    assert raw.shape == (nb, type_size), (qtype.name, raw.shape)
+    return raw.reshape(-1)
+
+
+def scalar_dequant(raw: np.ndarray, qtype: T) -> np.ndarray:
+    """Element-by-element transliteration of ggml's dequantize_row_* (ggml-quants.c),
+    float32 scalar arithmetic; an independent check of gguf.quants on the synthetic data."""
+    b = raw.tobytes()
+    if qtype == T.F32:
+        return np.frombuffer(b, "<f4").astype(np.float32)
+    if qtype == T.F16:
+        return np.frombuffer(b, "<f2").astype(np.float32)
+    if qtype == T.BF16:
+        return (np.frombuffer(b, "<u2").astype(np.uint32) << 16).view(np.float32)
+
+    def h(o: int) -> np.float32:  # f16 field at byte offset o
+        return np.float32(np.frombuffer(b[o:o + 2], "<f2")[0])
+
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    out = np.zeros(len(b) // type_size * block_size, np.float32)
+    for blk in range(len(b) // type_size):
+        o = blk * type_size
+        y = out[blk * 32:(blk + 1) * 32]
+        if qtype == T.Q8_0:
+            d = h(o)
+            for j in range(32):
+                y[j] = np.float32(np.int8(np.uint8(b[o + 2 + j]).view(np.int8))) * d
+            continue
+        d = h(o)
+        m = h(o + 2) if qtype in (T.Q4_1, T.Q5_1) else None
+        if qtype in (T.Q5_0, T.Q5_1):
+            qh_off = o + (4 if m is not None else 2)
+            qh = int.from_bytes(b[qh_off:qh_off + 4], "little")
+            qs = b[qh_off + 4:qh_off + 20]
+        else:
+            qh = 0
+            qs = b[o + (4 if m is not None else 2):o + type_size]
+        for j in range(16):
+            x0, x1 = qs[j] & 0x0F, qs[j] >> 4
+            if qtype in (T.Q5_0, T.Q5_1):
+                x0 |= ((qh >> j) & 1) << 4
+                x1 |= ((qh >> (j + 16)) & 1) << 4
+            if qtype == T.Q4_0:
+                x0, x1 = x0 - 8, x1 - 8
+            elif qtype == T.Q5_0:
+                x0, x1 = x0 - 16, x1 - 16
+            if m is None:
+                y[j], y[j + 16] = np.float32(x0) * d, np.float32(x1) * d
+            else:
+                y[j], y[j + 16] = np.float32(x0) * d + m, np.float32(x1) * d + m
+    return out
+
+
+def synthetic_fixture() -> dict:
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    entries = []
+    for qtype in SYNTHETIC_TYPES:
+        raw = synthetic_raw(rng, qtype)
+        values = dequantize(raw, qtype)
+        assert values.size == SYNTHETIC_ELEMENTS and np.all(np.isfinite(values)), qtype.name
+        check = scalar_dequant(raw, qtype)
+        assert check.view(np.uint32).tolist() == values.view(np.uint32).tolist(), qtype.name
+        block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        assert raw.size == SYNTHETIC_ELEMENTS // block_size * type_size
+        entries.append({
+            "type": qtype.name,
+            "ggml_type": int(qtype),
+            "block_size": block_size,
+            "type_size": type_size,
+            "count": SYNTHETIC_ELEMENTS,
+            "bytes_base64": base64.b64encode(raw.tobytes()).decode("ascii"),
+            "sha256": _common.sha256_bytes(le_f32_bytes(values)),
+            "values": [f32(v) for v in values],
+        })
+        print(f"{qtype.name:5} {raw.size:4} bytes -> {values.size} values, "
+              f"range [{values.min():.4g}, {values.max():.4g}]")
+    return {
+        "generator": "Tools/reference_dequant.py",
+        "seed": SYNTHETIC_SEED,
+        "gguf_py": _gguf_version(),
+        "numpy": np.__version__,
+        "notes": [
+            "bytes_base64: raw ggml block bytes (little-endian) of `count` elements",
+            "values: gguf.quants.dequantize result, exact float32 values, flat order",
+            "sha256: of the values as little-endian float32 bytes",
+            "f16 d/m fields: |x| uniform in [1e-3, 1] with random sign; quant bytes uniform random",
+            "F32/F16/BF16: 6 fixed specials (+0, -0, 1, -2, smallest subnormal, largest finite), then random finite bit patterns (F32: half standard normal)",
+        ],
+        "entries": entries,
+    }
+
+
+def _gguf_version() -> str:
+    from importlib.metadata import version
+    return version("gguf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-out", default=_common.output_path(
+        "Tests/ModelFilesTests/Resources/smollm2-dequant.json"))
+    parser.add_argument("--synthetic-out", default=_common.output_path(
+        "Tests/ModelFilesTests/Resources/synthetic-dequant.json"))
+    args = parser.parse_args()
+
+    _common.write_json(args.synthetic_out, synthetic_fixture())
+    _common.write_json(args.model_out, model_fixture(_common.model_path()))
+
+
+if __name__ == "__main__":
+    main()
