@@ -30,6 +30,7 @@ public enum EngineError: Error, CustomStringConvertible {
     case unsupportedArchitecture(path: String, architecture: String)
     case promptTooLong(tokens: Int, context: Int)
     case emptyPrompt
+    case invalidToken(Int, vocabulary: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +38,8 @@ public enum EngineError: Error, CustomStringConvertible {
             "\(path): architecture '\(arch)' is not supported (supported: \(Engine.architectures.keys.sorted().joined(separator: ", ")))"
         case let .promptTooLong(tokens, context):
             "the prompt has \(tokens) tokens but the context holds \(context); use --context to enlarge it"
+        case let .invalidToken(id, vocabulary):
+            "token id \(id) is outside the vocabulary (0..<\(vocabulary))"
         case .emptyPrompt:
             "the prompt is empty and the model adds no BOS token: give some text"
         }
@@ -145,11 +148,39 @@ public final class Engine: @unchecked Sendable {
 
     /// Runs `tokens` from position 0 and returns the logits after the last one.
     public func logits(for tokens: [Int]) throws -> [Float] {
-        guard !tokens.isEmpty else { throw EngineError.emptyPrompt }
-        guard tokens.count <= contextLength else { throw EngineError.promptTooLong(tokens: tokens.count, context: contextLength) }
+        try checkEvaluable(tokens)
         cachedTokens.removeAll()
         _ = prefill(tokens[...], start: 0, shouldStop: { false })
         return Array(UnsafeBufferPointer(start: state.logits, count: config.vocabSize))
+    }
+
+    /// Runs `tokens` from position 0 and returns the logits after every one of them,
+    /// position-major (`tokens.count × vocabSize`) — what perplexity needs.
+    public func logitsAtEveryPosition(for tokens: [Int]) throws -> [Float] {
+        try checkEvaluable(tokens)
+        cachedTokens.removeAll()
+        let vocab = config.vocabSize
+        var out = [Float](repeating: 0, count: tokens.count * vocab)
+        var start = 0
+        while start < tokens.count {
+            let n = min(Engine.prefillChunk, tokens.count - start)
+            for i in 0..<n { tokenBuffer[i] = Int32(tokens[start + i]) }
+            tokenBuffer.withUnsafeBufferPointer { ids in
+                model.forward(tokens: ids.baseAddress!, count: n, start: start, cache: cache, state: state, pool: pool, allLogits: true)
+            }
+            out.withUnsafeMutableBufferPointer { o in
+                (o.baseAddress! + start * vocab).update(from: state.logits, count: n * vocab)
+            }
+            cachedTokens.append(contentsOf: tokens[start..<(start + n)])
+            start += n
+        }
+        return out
+    }
+
+    private func checkEvaluable(_ tokens: [Int]) throws {
+        guard !tokens.isEmpty else { throw EngineError.emptyPrompt }
+        guard tokens.count <= contextLength else { throw EngineError.promptTooLong(tokens: tokens.count, context: contextLength) }
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) { throw EngineError.invalidToken(bad, vocabulary: config.vocabSize) }
     }
 
     // MARK: - Generation
@@ -160,7 +191,7 @@ public final class Engine: @unchecked Sendable {
     /// before every forward pass, so a long prefill stops within one chunk).
     public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters,
                          shouldStop: () -> Bool = { false }, onToken: (Int) -> Void) throws -> GenerationResult {
-        guard !prompt.isEmpty else { throw EngineError.emptyPrompt }
+        try checkEvaluable(prompt)
         guard prompt.count < contextLength else { throw EngineError.promptTooLong(tokens: prompt.count, context: contextLength) }
         let clock = ContinuousClock()
         let started = clock.now

@@ -35,6 +35,9 @@ extension Nibble {
                 return
             }
             func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
+            func row(_ cells: [String]) -> String {
+                zip(cells, [11, 13, 12, 11, 13, 0]).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }.joined()
+            }
             var lines = [
                 "file           \(path) (\(mib(file.fileBytes)))",
                 "name           \(file.string("general.name") ?? "-")",
@@ -46,11 +49,11 @@ extension Nibble {
                 "chat template  \(output.chatTemplate ? "yes" : "no")",
                 "tensors        " + types.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
                 "",
-                "precision   weights      linear      KV/token   total        fits (limit \(mib(limit)))",
+                row(["precision", "weights", "linear", "KV/token", "total", "fits (limit \(mib(limit)))"]),
             ]
             for p in precisions {
-                lines.append(String(format: "%-11@ %-12@ %-11@ %-10@ %-12@ %@", p.name, mib(p.weightBytes), mib(p.linearWeightBytes),
-                                    "\(p.kvBytesPerToken / 1024) KiB", mib(p.totalBytes), p.fits ? "yes" : "no"))
+                lines.append(row([p.name, mib(p.weightBytes), mib(p.linearWeightBytes), "\(p.kvBytesPerToken / 1024) KiB",
+                                  mib(p.totalBytes), p.fits ? "yes" : "no"]))
             }
             Terminal.write(lines.joined(separator: "\n") + "\n")
         }

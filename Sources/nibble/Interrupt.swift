@@ -4,7 +4,7 @@ import Synchronization
 
 /// Turns SIGINT (Ctrl-C) into a flag that generation polls between forward passes,
 /// so an interrupted run stops cleanly within one token or one prefill chunk.
-final class Interrupt: Sendable {
+final class Interrupt: @unchecked Sendable {
     static let shared = Interrupt()
     private let flag = Atomic<Bool>(false)
     private let source: any DispatchSourceSignal
@@ -12,7 +12,7 @@ final class Interrupt: Sendable {
     private init() {
         signal(SIGINT, SIG_IGN)
         source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { [flag] in flag.store(true, ordering: .relaxed) }
+        source.setEventHandler { [unowned self] in self.flag.store(true, ordering: .relaxed) }
         source.resume()
     }
 

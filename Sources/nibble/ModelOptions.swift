@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import Inference
 
+// `Precision.init?(argument:)` (names and aliases) is the conformance's initialiser.
 extension Precision: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument: argument) }
     public static var allValueStrings: [String] { Precision.allCases.map(\.rawValue) }
 }
 

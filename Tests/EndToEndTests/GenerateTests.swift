@@ -78,3 +78,27 @@ func jsonObject(_ text: String) throws -> [String: Any] {
         #expect(output["stop_reason"] as? String == "length")
     }
 }
+
+@Suite struct InterruptTests {
+    /// Ctrl-C (SIGINT) stops generation within a token, prints what was generated and
+    /// exits with 130.
+    @Test func sigintStopsGenerate() throws {
+        let model = try requireModel()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: nibbleBinary)
+        process.arguments = ["generate", "--model", model, "--temperature", "0", "--max-tokens", "100000",
+                             "--context", "4096", "--prompt", "Once upon a time"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        // Wait for the first streamed text, then interrupt.
+        let first = out.fileHandleForReading.availableData
+        #expect(!first.isEmpty)
+        let interrupted = Date()
+        process.interrupt()
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(interrupted) < 5)
+        #expect(process.terminationStatus == 130)
+    }
+}

@@ -28,7 +28,8 @@ let sharedEngine: Result<Engine, Error> = Result {
         let prompt = try #require(reference["prompt"] as? String)
         let ids = try #require(reference["prompt_ids"] as? [Int])
         #expect(engine.promptTokens(prompt) == ids)
-        let data = try #require(Data(base64Encoded: try #require(reference["logits_f32_le_base64"] as? String)))
+        let base64 = try #require(reference["logits_f32_le_base64"] as? String)
+        let data = try #require(Data(base64Encoded: base64))
         let expected = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let logits = try engine.logits(for: ids)
         #expect(logits.count == expected.count)
