@@ -74,6 +74,7 @@ fixtures: model gemma
 	$(VENV)/bin/python Tools/reference_dequant.py
 	$(VENV)/bin/python Tools/reference_tokenize.py
 	$(VENV)/bin/python Tools/reference_generate.py
+	$(VENV)/bin/python Tools/reference_tiny_llama.py
 
 clean:
 	rm -rf .build .build-test

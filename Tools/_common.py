@@ -1,10 +1,11 @@
 """Shared helpers for the fixture generators in this folder.
 
-Not a script: imported by ``reference_generate.py``, ``reference_tokenize.py``
-and ``reference_dequant.py``.  It knows
+Not a script: imported by ``reference_generate.py``, ``reference_tokenize.py``,
+``reference_dequant.py`` and ``reference_tiny_llama.py``.  It knows
 
 * where the repository root is (this file lives in ``<root>/Tools``),
-* where the model is (``$NIBBLE_MODEL`` or the ``make model`` location),
+* where the models are (``$NIBBLE_MODEL`` or the ``make model`` location;
+  ``$NIBBLE_GEMMA`` or the ``make gemma`` location),
 * how to hash files / bytes,
 * how to write the fixtures as stable, diff-friendly JSON (objects indented,
   lists of numbers or strings on a single line).
@@ -29,16 +30,27 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-DEFAULT_MODEL = Path.home() / ".cache" / "nibble" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_DIR = Path.home() / ".cache" / "nibble" / "models"
+DEFAULT_MODEL = MODEL_DIR / "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_GEMMA = MODEL_DIR / "gemma-3-270m-q4_k_m.gguf"
+
+
+def _existing(variable: str, default: Path, target: str) -> Path:
+    env = os.environ.get(variable)
+    path = Path(env).expanduser() if env else default
+    if not path.is_file():
+        sys.exit(f"model not found: {path} (run `make {target}` or set {variable})")
+    return path.resolve()
 
 
 def model_path() -> Path:
     """The GGUF model to read: ``$NIBBLE_MODEL`` or the ``make model`` default."""
-    env = os.environ.get("NIBBLE_MODEL")
-    path = Path(env).expanduser() if env else DEFAULT_MODEL
-    if not path.is_file():
-        sys.exit(f"model not found: {path} (run `make model` or set NIBBLE_MODEL)")
-    return path.resolve()
+    return _existing("NIBBLE_MODEL", DEFAULT_MODEL, "model")
+
+
+def gemma_path() -> Path:
+    """The Gemma 3 GGUF: ``$NIBBLE_GEMMA`` or the ``make gemma`` default."""
+    return _existing("NIBBLE_GEMMA", DEFAULT_GEMMA, "gemma")
 
 
 def output_path(relative: str) -> Path:

@@ -9,14 +9,21 @@ Produces
 * ``Tests/ModelFilesTests/Resources/synthetic-dequant.json`` -- small
   synthetic tensors (random raw block bytes, fixed seed) for each of the ggml
   types F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, with their raw bytes
-  and complete dequantized values.
+  and complete dequantized values;
+* ``Tests/ModelFilesTests/Resources/gemma3-dequant.json`` -- the same as the
+  first file for the Gemma 3 270M model (``make gemma``), whose tensors are
+  F32, Q5_0, Q8_0, Q4_K and Q6_K.  Only tensors of a type Nibble dequantizes
+  (the synthetic list above) get ``count``/``raw_sha256``/``sha256``/
+  ``samples``; the others (Q4_K, Q6_K) are listed with just name, type and
+  shape, to check tensor discovery.
 
 Why: Nibble reads GGUF files and dequantizes blocks with its own code.  The
 ``gguf`` package (maintained in the llama.cpp repository) is the reference
 reader/dequantizer; the real-model fixture checks tensor discovery, offsets,
 shapes and dequantization of the types the model uses (F32, Q4_1, Q8_0), the
 synthetic fixture checks every supported block layout bit for bit, including
-types the model does not use, without needing any model file.
+types the model does not use, without needing any model file, and the Gemma
+fixture checks real Q5_0 tensors and a file that mixes in k-quant types.
 
 Conventions (both files):
 
@@ -42,7 +49,8 @@ u8 qs[16]; block_q8_0 = f16 d, i8 qs[32].  For the 4/5-bit types element j
 5-bit types bit j of the little-endian u32 qh is bit 4 of element j.
 
 Usage:  .venv-tools/bin/python Tools/reference_dequant.py
-        [--model-out PATH] [--synthetic-out PATH]    (model: $NIBBLE_MODEL)
+        [--model-out PATH] [--synthetic-out PATH] [--gemma-out PATH]
+        (models: $NIBBLE_MODEL, $NIBBLE_GEMMA)
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ from gguf import GGMLQuantizationType as T
 SYNTHETIC_SEED = 20240611
 SYNTHETIC_TYPES = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1]
 SYNTHETIC_ELEMENTS = 256  # 8 blocks of 32 for the block types
+# The types Nibble's engine dequantizes; a model fixture gives values only for these.
+DEQUANT_TYPES = frozenset(SYNTHETIC_TYPES)
 
 
 def f32(x) -> float:
@@ -95,6 +105,12 @@ def model_fixture(path) -> dict:
         qtype = T(t.tensor_type)
         shape = [int(x) for x in t.shape]  # gguf reader: ne0 first already
         n = int(np.prod(shape))
+        if qtype not in DEQUANT_TYPES:
+            # A type the engine does not dequantize (k-quants): listed only.
+            assert n == int(t.n_elements), t.name
+            counts[qtype.name] += 1
+            tensors.append({"name": t.name, "type": qtype.name, "shape": shape})
+            continue
         raw = np.asarray(t.data)
         values = dequantize(raw, qtype)
         assert values.size == n == int(t.n_elements), (t.name, values.size, n)
@@ -116,18 +132,23 @@ def model_fixture(path) -> dict:
             "sha256": _common.sha256_bytes(le_f32_bytes(values)),
             "samples": [[i, f32(values[i])] for i in sample_indices(n)],
         })
-    print(f"{len(tensors)} tensors: {dict(sorted(counts.items()))}")
+    print(f"{path.name}: {len(tensors)} tensors: {dict(sorted(counts.items()))}")
+    notes = [
+        "shape: GGUF order [ne0, ne1, ...], ne0 contiguous (reverse of the numpy shape)",
+        "sha256: of the dequantized float32 values, little-endian, flat ggml order (ne0 fastest)",
+        "raw_sha256: of the tensor's raw (quantized) bytes as stored in the file",
+        "samples: [flat index, exact float32 value]",
+    ]
+    skipped = sorted({t["type"] for t in tensors if "sha256" not in t})
+    if skipped:
+        notes.append("types " + ", ".join(skipped) + " are not dequantized by the engine: "
+                     "such tensors have only name, type and shape (no count, raw_sha256, sha256, samples)")
     return {
         "model": path.name,
         "sha256": _common.sha256_file(path),
         "gguf_py": _gguf_version(),
         "numpy": np.__version__,
-        "notes": [
-            "shape: GGUF order [ne0, ne1, ...], ne0 contiguous (reverse of the numpy shape)",
-            "sha256: of the dequantized float32 values, little-endian, flat ggml order (ne0 fastest)",
-            "raw_sha256: of the tensor's raw (quantized) bytes as stored in the file",
-            "samples: [flat index, exact float32 value]",
-        ],
+        "notes": notes,
         "type_counts": dict(sorted(counts.items())),
         "tensor_count": len(tensors),
         "tensors": tensors,
@@ -294,10 +315,13 @@ def main() -> None:
         "Tests/ModelFilesTests/Resources/smollm2-dequant.json"))
     parser.add_argument("--synthetic-out", default=_common.output_path(
         "Tests/ModelFilesTests/Resources/synthetic-dequant.json"))
+    parser.add_argument("--gemma-out", default=_common.output_path(
+        "Tests/ModelFilesTests/Resources/gemma3-dequant.json"))
     args = parser.parse_args()
 
     _common.write_json(args.synthetic_out, synthetic_fixture())
     _common.write_json(args.model_out, model_fixture(_common.model_path()))
+    _common.write_json(args.gemma_out, model_fixture(_common.gemma_path()))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ public struct Sampler {
     public let parameters: SamplingParameters
     private var rng: Xoshiro256
     private var candidates: [(id: Int32, logit: Float)] = []
+    private var weights: [Float] = []
     private var recent: [Int32] = []
 
     public init(_ parameters: SamplingParameters) {
@@ -84,8 +85,8 @@ public struct Sampler {
         let p = parameters
         if p.repeatPenalty != 1 {
             // llama.cpp's llama_sampler_penalties: each distinct recent token once.
-            var seen = Set<Int32>()
-            for token in recent where seen.insert(token).inserted {
+            // (a linear scan of the short window; no set allocated per token).
+            for (n, token) in recent.enumerated() where !recent[..<n].contains(token) {
                 let i = Int(token)
                 logits[i] = logits[i] > 0 ? logits[i] / p.repeatPenalty : logits[i] * p.repeatPenalty
             }
@@ -114,35 +115,35 @@ public struct Sampler {
             candidates.sort(by: order)
         }
         if candidates.isEmpty { return argmax(logits) }
-        // Probabilities at temperature 1 for the top-p and min-p filters.
+        // Probabilities at temperature 1 (unnormalised) for the top-p and min-p filters.
         let maxLogit = candidates[0].logit
-        var probabilities = candidates.map { expf($0.logit - maxLogit) }
-        let total = probabilities.reduce(0, +)
+        weights.removeAll(keepingCapacity: true)
+        for c in candidates { weights.append(expf(c.logit - maxLogit)) }
+        var keep = candidates.count
         if p.topP < 1 {
+            let total = weights.reduce(0, +)
             var cumulative: Float = 0
-            var keep = candidates.count
-            for i in 0..<probabilities.count {
-                cumulative += probabilities[i] / total
+            for i in 0..<keep {
+                cumulative += weights[i] / total
                 if cumulative >= p.topP { keep = i + 1; break }
             }
-            candidates.removeLast(candidates.count - keep)
-            probabilities.removeLast(probabilities.count - keep)
         }
         if p.minP > 0 {
             // Relative to the top token: exp(l - max) >= minP.
-            let keep = max(1, probabilities.firstIndex { $0 < p.minP } ?? probabilities.count)
-            candidates.removeLast(candidates.count - keep)
+            keep = max(1, min(keep, weights.firstIndex { $0 < p.minP } ?? keep))
         }
-        // Temperature, softmax, draw.
-        var weights: [Float] = candidates.map { expf(($0.logit - maxLogit) / p.temperature) }
-        let sum = weights.reduce(0, +)
+        // Temperature, softmax over the survivors, draw.
+        var sum: Float = 0
+        for i in 0..<keep {
+            weights[i] = expf((candidates[i].logit - maxLogit) / p.temperature)
+            sum += weights[i]
+        }
         var r = rng.nextUnitFloat() * sum
-        for i in 0..<weights.count {
+        for i in 0..<keep {
             r -= weights[i]
             if r < 0 { return Int(candidates[i].id) }
         }
-        weights.removeAll()
-        return Int(candidates[candidates.count - 1].id)
+        return Int(candidates[keep - 1].id)
     }
 
     private func argmax(_ logits: UnsafeMutableBufferPointer<Float>) -> Int {

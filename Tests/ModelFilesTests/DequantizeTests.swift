@@ -40,7 +40,8 @@ func modelPath(_ variable: String, _ file: String) -> String {
         #expect(covered == [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1])
     }
 
-    @Test(arguments: [("smollm2-dequant.json", "NIBBLE_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf")])
+    @Test(arguments: [("smollm2-dequant.json", "NIBBLE_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                      ("gemma3-dequant.json", "NIBBLE_GEMMA", "gemma-3-270m-q4_k_m.gguf")])
     func realTensors(fixtureName: String, variable: String, file: String) throws {
         let path = modelPath(variable, file)
         try #require(FileManager.default.fileExists(atPath: path), "model missing at \(path): run `make test`, which installs it")
