@@ -20,7 +20,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             return "\(file): unsupported tokenizer model '\(model)' in 'tokenizer.ggml.model' "
                 + "(supported: 'gpt2' byte-level BPE, 'llama' SentencePiece BPE, 'gemma4')"
         case let .unsupportedPreTokenizer(file, name):
-            return "\(file): unsupported pre-tokenizer '\(name)' in 'tokenizer.ggml.pre'"
+            return "\(file): unsupported pre-tokenizer '\(name)' in 'tokenizer.ggml.pre' "
+                + "(unknown to llama.cpp, or its splitting rules are not implemented here)"
         }
     }
 }
