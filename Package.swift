@@ -36,7 +36,7 @@ let package = Package(
             swiftSettings: fastSwift),
 
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles"], resources: [.copy("Resources")]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], resources: [.copy("Resources")]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles"]),

@@ -1,30 +1,8 @@
+import CKernels
 import Foundation
 import ModelFiles
 import Quantization
 import Tokenizers
-
-/// The precisions a model can run at. See DESIGN.md "Precision formats".
-public enum Precision: String, Sendable, CaseIterable {
-    case f32
-    /// The format nearest to how the file stores its linear weights.
-    case native
-    /// The highest precision that fits in memory, never above the source's own.
-    case auto
-
-    /// Parses a name or alias ("32" → f32).
-    public init?(argument: String) {
-        switch argument.lowercased() {
-        case "32", "f32", "fp32": self = .f32
-        case "native": self = .native
-        case "auto": self = .auto
-        default: return nil
-        }
-    }
-
-    /// The weight format this precision runs at. Only f32 exists so far, so `native`
-    /// and `auto` resolve to it.
-    public var format: WeightFormat { .f32 }
-}
 
 public enum EngineError: Error, CustomStringConvertible {
     case unsupportedArchitecture(path: String, architecture: String)
@@ -82,11 +60,12 @@ public final class Engine: @unchecked Sendable {
     public let file: GGUFFile
     public let config: ModelConfig
     public let tokenizer: Tokenizer
-    public let precision: Precision
     public let contextLength: Int
+    /// Bytes the engine may use (`--memory-limit`); precisions are checked against it.
+    public let memoryLimit: Int
     public let pool: WorkerPool
-    let model: LlamaModel
-    let cache: KVCache
+    private(set) var model: LlamaModel
+    private(set) var cache: KVCache
     let state: ForwardState
     /// Tokens whose keys and values are in the cache, position by position; a new
     /// prompt sharing a prefix with them only prefills the rest.
@@ -96,8 +75,10 @@ public final class Engine: @unchecked Sendable {
     private var tokenBuffer: [Int32]
 
     /// - Parameters:
+    ///   - precision: a concrete precision, `native` or `auto` (resolved against `memoryLimit`).
     ///   - context: positions the KV cache holds; nil = min(model context, 4096).
-    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil) throws {
+    ///   - memoryLimit: nil = MemAvailable or the cgroup limit, less 10 %.
+    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
         let file = try GGUFFile(path: path)
         self.file = file
         let config = try ModelConfig(gguf: file)
@@ -106,14 +87,42 @@ public final class Engine: @unchecked Sendable {
         }
         self.config = config
         tokenizer = try Tokenizer(gguf: file)
-        self.precision = precision
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20))
+        self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
         pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        model = try LlamaModel(gguf: file, config: config, format: precision.format)
-        cache = try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim)
+        let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
+        let plan = WeightPlan(linear: format)
+        model = try LlamaModel(gguf: file, config: config, plan: plan, pool: pool)
+        cache = try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement)
         state = try ForwardState(config: config, maxBatch: Engine.prefillChunk)
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
     }
+
+    /// The format the linear layers run at now.
+    public var format: WeightFormat { model.plan.linear }
+    /// The format the file stores its linear weights in (what `native` means).
+    public var nativeFormat: WeightFormat { WeightPlan.nativeFormat(of: file) }
+
+    /// Re-quantises the weights from the mapped file to `precision` and swaps them in.
+    /// On any failure (does not fit, out of memory) the old weights stay and the engine
+    /// keeps working. The KV cache is refilled on the next prefill.
+    /// - Returns: the format now in use.
+    @discardableResult
+    public func setPrecision(_ precision: Precision) throws -> WeightFormat {
+        let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: memoryLimit)
+        guard format != model.plan.linear else { return format }
+        let plan = WeightPlan(linear: format)
+        let newModel = try LlamaModel(gguf: file, config: config, plan: plan, pool: pool)
+        let newCache = plan.kvBytesPerElement == cache.elementBytes ? cache
+            : try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement)
+        model = newModel
+        cache = newCache
+        cachedTokens.removeAll()
+        return format
+    }
+
+    /// Forgets the cached tokens: the next prompt is prefilled from position 0.
+    public func resetCache() { cachedTokens.removeAll() }
 
     /// Bytes of the loaded weights.
     public var weightBytes: Int { model.weightBytes }
@@ -137,7 +146,7 @@ public final class Engine: @unchecked Sendable {
             let n = min(Engine.prefillChunk, tokens.endIndex - index)
             for i in 0..<n { tokenBuffer[i] = Int32(tokens[index + i]) }
             tokenBuffer.withUnsafeBufferPointer { ids in
-                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool, allLogits: false)
+                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool)
             }
             cachedTokens.append(contentsOf: tokens[index..<(index + n)])
             position += n
@@ -154,22 +163,29 @@ public final class Engine: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: state.logits, count: config.vocabSize))
     }
 
-    /// Runs `tokens` from position 0 and returns the logits after every one of them,
-    /// position-major (`tokens.count × vocabSize`) — what perplexity needs.
-    public func logitsAtEveryPosition(for tokens: [Int]) throws -> [Float] {
+    /// Runs `tokens` from position 0 and returns the logits after each token from index
+    /// `from` on, position-major (`(tokens.count − from) × vocabSize`) — what perplexity
+    /// needs. Logits of earlier positions are not computed.
+    public func logitsAtEveryPosition(for tokens: [Int], from: Int = 0) throws -> [Float] {
         try checkEvaluable(tokens)
+        precondition(from >= 0 && from < tokens.count)
         cachedTokens.removeAll()
         let vocab = config.vocabSize
-        var out = [Float](repeating: 0, count: tokens.count * vocab)
+        var out = [Float](repeating: 0, count: (tokens.count - from) * vocab)
         var start = 0
         while start < tokens.count {
             let n = min(Engine.prefillChunk, tokens.count - start)
             for i in 0..<n { tokenBuffer[i] = Int32(tokens[start + i]) }
+            let firstWanted = max(from - start, 0)
+            let wanted = firstWanted < n
             tokenBuffer.withUnsafeBufferPointer { ids in
-                model.forward(tokens: ids.baseAddress!, count: n, start: start, cache: cache, state: state, pool: pool, allLogits: true)
+                model.forward(tokens: ids.baseAddress!, count: n, start: start, cache: cache, state: state, pool: pool,
+                              logitsFrom: wanted ? firstWanted : nil)
             }
-            out.withUnsafeMutableBufferPointer { o in
-                (o.baseAddress! + start * vocab).update(from: state.logits, count: n * vocab)
+            if wanted {
+                out.withUnsafeMutableBufferPointer { o in
+                    (o.baseAddress! + (start + firstWanted - from) * vocab).update(from: state.logits, count: (n - firstWanted) * vocab)
+                }
             }
             cachedTokens.append(contentsOf: tokens[start..<(start + n)])
             start += n
@@ -189,7 +205,8 @@ public final class Engine: @unchecked Sendable {
     /// one as soon as it is sampled. Stops at an end-of-generation token, at
     /// `maxTokens` or the end of the context, or when `shouldStop` returns true (checked
     /// before every forward pass, so a long prefill stops within one chunk).
-    public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters,
+    /// - Parameter ignoreEndOfGeneration: keep going past EOS/EOT (benchmarks).
+    public func generate(prompt: [Int], maxTokens: Int, sampling: SamplingParameters, ignoreEndOfGeneration: Bool = false,
                          shouldStop: () -> Bool = { false }, onToken: (Int) -> Void) throws -> GenerationResult {
         try checkEvaluable(prompt)
         guard prompt.count < contextLength else { throw EngineError.promptTooLong(tokens: prompt.count, context: contextLength) }
@@ -223,7 +240,7 @@ public final class Engine: @unchecked Sendable {
                 stats.ttftSeconds = (clock.now - started).seconds
                 decodeStart = clock.now
             }
-            if tokenizer.endOfGenerationTokenIDs.contains(token) { stopReason = .eos; break }
+            if !ignoreEndOfGeneration && tokenizer.endOfGenerationTokenIDs.contains(token) { stopReason = .eos; break }
             generated.append(token)
             sampler.accept(token)
             onToken(token)
@@ -232,7 +249,7 @@ public final class Engine: @unchecked Sendable {
             if shouldStop() { stopReason = .cancelled; break }
             tokenBuffer[0] = Int32(token)
             tokenBuffer.withUnsafeBufferPointer { ids in
-                model.forward(tokens: ids.baseAddress!, count: 1, start: cachedTokens.count, cache: cache, state: state, pool: pool, allLogits: false)
+                model.forward(tokens: ids.baseAddress!, count: 1, start: cachedTokens.count, cache: cache, state: state, pool: pool)
             }
             cachedTokens.append(token)
             decodeSteps += 1
@@ -245,8 +262,19 @@ public final class Engine: @unchecked Sendable {
     }
 }
 
+extension Engine {
+    /// "CPU model, N cores, ISA" for benchmark reports.
+    public static var machineDescription: String {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(String(cString: nb_cpu_features()))"
+    }
+}
+
 extension Duration {
-    var seconds: Double {
+    /// The duration in seconds as a Double.
+    public var seconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) * 1e-18
     }

@@ -25,21 +25,74 @@ public struct Footprint: Sendable, Codable, Equatable {
         t.name.hasPrefix("blk.") && t.name.hasSuffix(".weight") && t.shape.count >= 2 && t.shape[1] > 1
     }
 
-    public static func estimate(file: GGUFFile, config: ModelConfig, precision: Precision, context: Int, memoryLimit: Int) -> Footprint {
-        let format = precision.format
+    /// Activation buffers of `ForwardState` plus the quantised-activation scratch.
+    static func scratchBytes(config c: ModelConfig, batch: Int) -> Int {
+        let floats = 2 * c.embeddingLength + 2 * c.qDim + 2 * c.kvDim + 2 * c.feedForwardLength + c.vocabSize
+        let widest = max(c.embeddingLength, c.qDim, c.feedForwardLength)
+        return batch * (4 * floats + 40 * (widest / 32))
+    }
+
+    public static func estimate(file: GGUFFile, config: ModelConfig, plan: WeightPlan, context: Int, memoryLimit: Int) -> Footprint {
         var weights = 0, linear = 0
         for t in file.tensors {
             let isMatrix = t.shape.count >= 2 && t.shape[1] > 1
-            // Norms and biases stay f32; matrices take the precision's format.
-            let bytes = isMatrix ? format.byteCount(rows: t.elementCount / t.shape[0], columns: t.shape[0]) : 4 * t.elementCount
+            // Norms and biases stay f32; matrices take the plan's format.
+            let bytes = isMatrix
+                ? plan.format(ofTensor: t.name).byteCount(rows: t.elementCount / t.shape[0], columns: t.shape[0])
+                : 4 * t.elementCount
             weights += bytes
             if isLinear(t) { linear += bytes }
         }
-        let kvPerToken = config.layerCount * 2 * config.kvDim * 4
-        let scratch = 4 * Engine.prefillChunk * (2 * config.embeddingLength + 2 * config.qDim + 2 * config.feedForwardLength + config.vocabSize)
-        let total = weights + kvPerToken * context + scratch
-        return Footprint(name: precision.rawValue, weightBytes: weights, linearWeightBytes: linear,
+        let kvPerToken = config.layerCount * 2 * config.kvDim * plan.kvBytesPerElement
+        let total = weights + kvPerToken * context + scratchBytes(config: config, batch: Engine.prefillChunk)
+        return Footprint(name: plan.linear.rawValue, weightBytes: weights, linearWeightBytes: linear,
                          kvBytesPerToken: kvPerToken, totalBytes: total, fits: total <= memoryLimit)
+    }
+
+    /// The footprint of every concrete precision.
+    public static func all(file: GGUFFile, config: ModelConfig, context: Int, memoryLimit: Int) -> [Footprint] {
+        WeightFormat.allCases.map { estimate(file: file, config: config, plan: WeightPlan(linear: $0), context: context, memoryLimit: memoryLimit) }
+    }
+
+    /// Turns a requested precision into a format: `native` from the file, `auto` the
+    /// highest that fits and is not above the source's own.
+    /// - Throws: `PrecisionError.doesNotFit` naming `auto` and the precisions that fit.
+    public static func resolve(_ precision: Precision, file: GGUFFile, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightFormat {
+        let native = WeightPlan.nativeFormat(of: file)
+        func footprint(_ f: WeightFormat) -> Footprint {
+            estimate(file: file, config: config, plan: WeightPlan(linear: f), context: context, memoryLimit: memoryLimit)
+        }
+        let fitting = WeightFormat.allCases.filter { footprint($0).fits }
+        let format: WeightFormat
+        switch precision {
+        case .auto:
+            guard let best = WeightFormat.allCases.first(where: { $0 <= native && footprint($0).fits }) else {
+                throw PrecisionError.doesNotFit(precision: "auto", needed: footprint(.q2).totalBytes, limit: memoryLimit, fitting: fitting)
+            }
+            return best
+        case .native: format = native
+        default: format = precision.format!
+        }
+        let needed = footprint(format).totalBytes
+        guard needed <= memoryLimit else {
+            throw PrecisionError.doesNotFit(precision: precision == .native ? "native (\(format.rawValue))" : format.rawValue,
+                                            needed: needed, limit: memoryLimit, fitting: fitting)
+        }
+        return format
+    }
+}
+
+public enum PrecisionError: Error, CustomStringConvertible {
+    case doesNotFit(precision: String, needed: Int, limit: Int, fitting: [WeightFormat])
+
+    public var description: String {
+        switch self {
+        case let .doesNotFit(precision, needed, limit, fitting):
+            let mib = { (b: Int) in "\(b / (1 << 20)) MiB" }
+            let options = fitting.isEmpty ? "no precision fits; raise --memory-limit or lower --context"
+                : "use --precision auto, or one that fits: \(fitting.map(\.rawValue).joined(separator: ", "))"
+            return "precision \(precision) needs \(mib(needed)) but the memory limit is \(mib(limit))\n\(options)"
+        }
     }
 }
 
@@ -61,6 +114,20 @@ public enum MemoryLimit {
         }
         if limit == Int.max { limit = Int(ProcessInfo.processInfo.physicalMemory) }
         return limit / 10 * 9
+    }
+
+    /// Parses "512M", "2G", "1.5G", "800000000" (bytes); nil when malformed.
+    public static func parse(_ text: String) -> Int? {
+        let text = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let k = 1024.0, m = k * k, g = m * k, t = g * k
+        let units: [(String, Double)] = [("TIB", t), ("GIB", g), ("MIB", m), ("KIB", k), ("TB", t), ("GB", g), ("MB", m), ("KB", k),
+                                         ("T", t), ("G", g), ("M", m), ("K", k), ("B", 1)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let v = Double(text.dropLast(suffix.count)), v > 0, v * scale < 9e18 else { return nil }
+            return Int(v * scale)
+        }
+        guard let v = Int(text), v > 0 else { return nil }
+        return v
     }
 
     /// Reads the resident set size of this process (VmRSS), in bytes.

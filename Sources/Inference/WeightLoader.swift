@@ -1,11 +1,13 @@
 import ModelFiles
 import Quantization
 
-/// Turns GGUF tensors into engine weights, checking every shape against the config so
-/// that a mismatched file fails with the tensor's name instead of reading out of bounds.
+/// Turns GGUF tensors into engine weights following a `WeightPlan`, checking every
+/// shape against the config so that a mismatched file fails with the tensor's name
+/// instead of reading out of bounds.
 struct WeightLoader {
     let gguf: GGUFFile
-    let format: WeightFormat
+    let plan: WeightPlan
+    let pool: WorkerPool
 
     func has(_ name: String) -> Bool { gguf.tensor(named: name) != nil }
 
@@ -24,12 +26,28 @@ struct WeightLoader {
         return t
     }
 
-    /// A `rows × columns` matrix (GGUF shape `[columns, rows]`).
+    /// A `rows × columns` matrix (GGUF shape `[columns, rows]`) in the plan's format.
     func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
         let t = try tensor(name, shape: [columns, rows])
-        let data = gguf.data(of: t)
+        return try Self.matrix(file: gguf, tensor: t, format: plan.format(ofTensor: name), pool: pool)
+    }
+
+    /// A 2-D tensor in `format`: its blocks copied when the file already has that
+    /// layout (Q8_0 → q8, Q4_1 → q4, F16 → f16, BF16 → bf16), Q4_0 converted exactly to
+    /// q4, anything else dequantised to f32 and packed.
+    static func matrix(file: GGUFFile, tensor t: GGUFTensorInfo, format: WeightFormat, pool: WorkerPool) throws -> WeightMatrix {
+        let rows = t.elementCount / t.shape[0], columns = t.shape[0]
+        let data = file.data(of: t)
+        if format != .f32, WeightPlan.exactFormat(of: t.type) == format {
+            if t.type == .q4_0 {
+                let converted = q4_1(fromQ4_0: data)
+                defer { converted.deallocate() }
+                return try WeightMatrix(format: .q4, rows: rows, columns: columns, name: t.name, packed: UnsafeRawBufferPointer(converted))
+            }
+            return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, packed: data)
+        }
         let rowBytes = t.type.byteCount(elements: columns)!
-        return try WeightMatrix(format: format, rows: rows, columns: columns, name: name) { range, out in
+        return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, pool: pool) { range, out in
             t.type.dequantize(data.baseAddress! + range.lowerBound * rowBytes, count: range.count * columns, into: out)
         }
     }
@@ -37,5 +55,20 @@ struct WeightLoader {
     /// A vector kept in f32 at every precision (norm weights, biases).
     func vector(_ name: String, count: Int) throws -> [Float] {
         try gguf.dequantize(tensor(name, shape: [count]))
+    }
+
+    /// Q4_0 blocks {d, qs[16]} (value d·(q − 8)) as Q4_1 blocks {d, m = −8·d, qs[16]}
+    /// (value d·q + m): the same numbers, since multiplying an f16 by 8 is exact.
+    static func q4_1(fromQ4_0 source: UnsafeRawBufferPointer) -> UnsafeMutableRawBufferPointer {
+        let blocks = source.count / 18
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: blocks * 20, alignment: 64)
+        for b in 0..<blocks {
+            let d = source.loadUnaligned(fromByteOffset: b * 18, as: UInt16.self)
+            let m = (-8 * Float16(bitPattern: d)).bitPattern
+            out.storeBytes(of: d, toByteOffset: b * 20, as: UInt16.self)
+            out.storeBytes(of: m, toByteOffset: b * 20 + 2, as: UInt16.self)
+            for i in 0..<16 { out[b * 20 + 4 + i] = source[b * 18 + 2 + i] }
+        }
+        return out
     }
 }

@@ -42,6 +42,17 @@ public struct GGUFWriter {
 
     /// The complete file.
     public func serialize() -> [UInt8] {
+        var out = header()
+        for t in tensors {
+            out.append(contentsOf: t.data)
+            while out.count % alignment != 0 { out.append(0) }
+        }
+        return out
+    }
+
+    /// Everything before the tensor data: magic, version, counts, metadata, tensor
+    /// table and padding to the alignment.
+    func header() -> [UInt8] {
         var out: [UInt8] = []
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func putString(_ s: String) {
@@ -68,8 +79,6 @@ public struct GGUFWriter {
             case let .float64(x): put(x.bitPattern)
             }
         }
-        func pad() { while out.count % alignment != 0 { out.append(0) } }
-
         put(UInt32(0x4655_4747))
         put(version)
         put(UInt64(tensors.count))
@@ -88,26 +97,28 @@ public struct GGUFWriter {
             put(UInt64(offset))
             offset += (t.data.count + alignment - 1) / alignment * alignment
         }
-        pad()
-        for t in tensors {
-            out.append(contentsOf: t.data)
-            pad()
-        }
+        while out.count % alignment != 0 { out.append(0) }
         return out
     }
 
     /// Writes the file atomically: a temporary file in the same folder, fsync, rename.
+    /// On failure nothing is left behind and an existing file at `path` is untouched.
     public func write(to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         do {
-            let data = Data(serialize())
             guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
                 throw ModelFileError.cannotOpen(path: temporary.path, reason: "cannot create the file")
             }
+            // Streamed: the header, then each tensor's bytes and padding.
             let handle = try FileHandle(forWritingTo: temporary)
-            try handle.write(contentsOf: data)
+            try handle.write(contentsOf: header())
+            for t in tensors {
+                try handle.write(contentsOf: t.data)
+                let padding = (alignment - t.data.count % alignment) % alignment
+                if padding > 0 { try handle.write(contentsOf: [UInt8](repeating: 0, count: padding)) }
+            }
             try handle.synchronize()
             try handle.close()
             guard rename(temporary.path, path) == 0 else {

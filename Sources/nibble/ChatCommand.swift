@@ -19,7 +19,7 @@ extension Nibble {
             let engine = try model.loadEngine()
             let interactive = isatty(STDIN_FILENO) != 0
             if interactive {
-                Terminal.writeError("nibble: \(engine.file.string("general.name") ?? engine.file.path) at \(engine.precision.rawValue); "
+                Terminal.writeError("nibble: \(engine.file.string("general.name") ?? engine.file.path) at \(engine.format.rawValue); "
                     + "type a line to continue it, Ctrl-D to quit (Ctrl-C stops a reply).\n")
             }
             while true {

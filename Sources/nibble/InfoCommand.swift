@@ -16,12 +16,10 @@ extension Nibble {
             let file = try GGUFFile(path: path)
             let config = try ModelConfig(gguf: file)
             let context = model.context ?? min(config.contextLength, 4096)
-            let limit = MemoryLimit.detect()
+            let limit = try model.memoryLimitBytes()
             var types: [String: Int] = [:]
             for t in file.tensors { types[t.type.name, default: 0] += 1 }
-            let precisions = [Precision.f32].map {
-                Footprint.estimate(file: file, config: config, precision: $0, context: context, memoryLimit: limit)
-            }
+            let precisions = Footprint.all(file: file, config: config, context: context, memoryLimit: limit)
             let output = InfoOutput(
                 file: path, fileBytes: file.fileBytes, architecture: config.architecture,
                 parameters: file.tensors.reduce(0) { $0 + $1.elementCount },
@@ -47,6 +45,7 @@ extension Nibble {
                 "context        \(config.contextLength) tokens (trained); footprint below at \(context)",
                 "vocabulary     \(config.vocabSize) tokens (\(file.string("tokenizer.ggml.model") ?? "?"), pre-tokenizer \(file.string("tokenizer.ggml.pre") ?? "default"))",
                 "chat template  \(output.chatTemplate ? "yes" : "no")",
+                "native         \(WeightPlan.nativeFormat(of: file).rawValue) (from how the file stores its linear weights)",
                 "tensors        " + types.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
                 "",
                 row(["precision", "weights", "linear", "KV/token", "total", "fits (limit \(mib(limit)))"]),

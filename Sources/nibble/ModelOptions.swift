@@ -12,7 +12,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
     var model: String?
 
-    @Option(help: "Weight precision: f32 (alias 32), native or auto.")
+    @Option(help: "Weight precision: f32, f16, bf16, q8, q4, nf4, q2 (aliases 32, 16, 8, 4, 2), native or auto.")
     var precision: Precision = .native
 
     @Option(help: "Threads for the matrix kernels (default: the number of cores).")
@@ -21,7 +21,20 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Context length in tokens (default: min(model context, 4096)).")
     var context: Int?
 
+    @Option(name: .customLong("memory-limit"), help: "Memory Nibble may use, e.g. 512M or 2G (default: available memory less 10 %).")
+    var memoryLimit: String?
+
+    /// `--memory-limit` in bytes, or the detected limit.
+    func memoryLimitBytes() throws -> Int {
+        guard let memoryLimit else { return MemoryLimit.detect() }
+        guard let bytes = MemoryLimit.parse(memoryLimit) else {
+            throw ValidationError("--memory-limit: '\(memoryLimit)' is not a size like 512M or 2G")
+        }
+        return bytes
+    }
+
     func validate() throws {
+        _ = try memoryLimitBytes()
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let context, context < 1 { throw ValidationError("--context must be at least 1") }
     }
@@ -45,7 +58,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadEngine() throws -> Engine {
-        try Engine(path: modelPath(), precision: precision, threads: threads, context: context)
+        try Engine(path: modelPath(), precision: precision, threads: threads, context: context, memoryLimit: memoryLimitBytes())
     }
 }
 

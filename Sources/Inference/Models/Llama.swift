@@ -53,9 +53,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// RoPE inverse frequencies per rotated pair, θ_i = base^(-2i/d) / freq_factor_i.
     let inverseFrequencies: [Float]
 
-    public init(gguf: GGUFFile, config: ModelConfig, format: WeightFormat) throws {
+    /// Weights in the formats of `plan`.
+    public let plan: WeightPlan
+
+    public init(gguf: GGUFFile, config: ModelConfig, plan: WeightPlan, pool: WorkerPool) throws {
         self.config = config
-        let loader = WeightLoader(gguf: gguf, format: format)
+        self.plan = plan
+        let loader = WeightLoader(gguf: gguf, plan: plan, pool: pool)
         let c = config
         tokenEmbedding = try loader.matrix("token_embd.weight", rows: c.vocabSize, columns: c.embeddingLength)
         layers = try (0..<c.layerCount).map { try LlamaLayer(loader, $0, c) }
@@ -90,10 +94,11 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Runs `count` tokens at positions `start..<start+count` (their keys and values go
     /// into `cache`) and writes logits for the last token, or for every token when
-    /// `allLogits`, into `state.logits` (`count × vocab` or `vocab`).
+    /// the tokens from index `logitsFrom` on (nil: only the last), into `state.logits`
+    /// (`(count − logitsFrom) × vocab`, or `vocab`).
     /// - Precondition: `count <= state.maxBatch`, `start + count <= cache.capacity`.
     func forward(tokens: UnsafePointer<Int32>, count: Int, start: Int, cache: KVCache,
-                 state s: ForwardState, pool: WorkerPool, allLogits: Bool) {
+                 state s: ForwardState, pool: WorkerPool, logitsFrom: Int? = nil) {
         let c = config
         let dim = c.embeddingLength, hd = c.headDim, kvDim = c.kvDim, qDim = c.qDim
         precondition(count >= 1 && count <= s.maxBatch && start + count <= cache.capacity)
@@ -103,43 +108,36 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in layers.enumerated() {
             // Attention: xb = rmsnorm(x); q, k, v = W·xb; rope; cache; attend; x += Wo·att.
             rmsNorm(s.x, layer.attentionNorm, count: count, into: s.xb)
-            layer.wq.multiply(s.xb, batch: count, into: s.q, pool: pool)
-            layer.wk.multiply(s.xb, batch: count, into: cache.keys(layer: l, position: start), pool: pool)
-            layer.wv.multiply(s.xb, batch: count, into: cache.values(layer: l, position: start), pool: pool)
+            layer.wq.multiply(s.xb, batch: count, into: s.q, pool: pool, scratch: s.quantized)
+            layer.wk.multiply(s.xb, batch: count, into: s.k, pool: pool, scratch: s.quantized)
+            layer.wv.multiply(s.xb, batch: count, into: s.v, pool: pool, scratch: s.quantized)
             for t in 0..<count {
                 applyRoPE(s.q + t * qDim, heads: c.headCount, position: start + t)
-                applyRoPE(cache.keys(layer: l, position: start + t), heads: c.kvHeadCount, position: start + t)
+                applyRoPE(s.k + t * kvDim, heads: c.kvHeadCount, position: start + t)
             }
+            cache.store(layer: l, position: start, count: count, keys: s.k, values: s.v)
             let group = c.headCount / c.kvHeadCount
             let scale = 1 / Float(hd).squareRoot()
             pool.parallelFor(count * c.headCount) { task in
                 let t = task / c.headCount, h = task % c.headCount
-                let kvOffset = (h / group) * hd
-                nb_attention_f32(s.q + t * qDim + h * hd,
-                                 cache.keys(layer: l, position: 0) + kvOffset,
-                                 cache.values(layer: l, position: 0) + kvOffset,
-                                 Int64(kvDim), Int64(start + t + 1), Int64(hd), scale,
-                                 s.attention + t * qDim + h * hd)
+                cache.attend(layer: l, kvHead: h / group, headDim: hd, length: start + t + 1,
+                             q: s.q + t * qDim + h * hd, scale: scale, out: s.attention + t * qDim + h * hd)
             }
-            layer.wo.multiply(s.attention, batch: count, into: s.xb, pool: pool)
+            layer.wo.multiply(s.attention, batch: count, into: s.xb, pool: pool, scratch: s.quantized)
             add(s.xb, into: s.x, count: count * dim)
 
             // MLP: x += down(silu(gate(xb)) * up(xb)), xb = rmsnorm(x).
             rmsNorm(s.x, layer.ffnNorm, count: count, into: s.xb)
-            layer.gate.multiply(s.xb, batch: count, into: s.hidden, pool: pool)
-            layer.up.multiply(s.xb, batch: count, into: s.hidden2, pool: pool)
+            layer.gate.multiply(s.xb, batch: count, into: s.hidden, pool: pool, scratch: s.quantized)
+            layer.up.multiply(s.xb, batch: count, into: s.hidden2, pool: pool, scratch: s.quantized)
             swiGLU(s.hidden, s.hidden2, count: count * c.feedForwardLength)
-            layer.down.multiply(s.hidden, batch: count, into: s.xb, pool: pool)
+            layer.down.multiply(s.hidden, batch: count, into: s.xb, pool: pool, scratch: s.quantized)
             add(s.xb, into: s.x, count: count * dim)
         }
 
-        if allLogits {
-            rmsNorm(s.x, outputNorm, count: count, into: s.xb)
-            output.multiply(s.xb, batch: count, into: s.logits, pool: pool)
-        } else {
-            rmsNorm(s.x + (count - 1) * dim, outputNorm, count: 1, into: s.xb)
-            output.multiply(s.xb, batch: 1, into: s.logits, pool: pool)
-        }
+        let first = min(logitsFrom ?? (count - 1), count - 1)
+        rmsNorm(s.x + first * dim, outputNorm, count: count - first, into: s.xb)
+        output.multiply(s.xb, batch: count - first, into: s.logits, pool: pool, scratch: s.quantized)
     }
 
     /// HF LlamaRMSNorm: x / sqrt(mean(x²) + ε) * weight, per token, in f32.
@@ -197,17 +195,22 @@ final class ForwardState {
     let x: UnsafeMutablePointer<Float>          // (batch, dim) residual stream
     let xb: UnsafeMutablePointer<Float>         // (batch, dim) normed input / block output
     let q: UnsafeMutablePointer<Float>          // (batch, heads × headDim)
+    let k: UnsafeMutablePointer<Float>          // (batch, kvHeads × headDim), before the cache
+    let v: UnsafeMutablePointer<Float>          // (batch, kvHeads × headDim)
     let attention: UnsafeMutablePointer<Float>  // (batch, heads × headDim)
     let hidden: UnsafeMutablePointer<Float>     // (batch, ffn)
     let hidden2: UnsafeMutablePointer<Float>    // (batch, ffn)
     let logits: UnsafeMutablePointer<Float>     // (batch, vocab)
+    /// The input of the current product quantised to int8 blocks (integer formats).
+    let quantized: ActivationScratch
     private let buffers: [AlignedBuffer]
 
-    var byteCount: Int { buffers.reduce(0) { $0 + $1.byteCount } }
+    var byteCount: Int { buffers.reduce(0) { $0 + $1.byteCount } + quantized.byteCount }
 
     init(config c: ModelConfig, maxBatch: Int) throws {
         self.maxBatch = maxBatch
-        let sizes = [c.embeddingLength, c.embeddingLength, c.qDim, c.qDim, c.feedForwardLength, c.feedForwardLength, c.vocabSize]
+        let sizes = [c.embeddingLength, c.embeddingLength, c.qDim, c.kvDim, c.kvDim, c.qDim,
+                     c.feedForwardLength, c.feedForwardLength, c.vocabSize]
         var buffers: [AlignedBuffer] = []
         for size in sizes {
             guard let b = AlignedBuffer.zeroed(Float.self, count: size * maxBatch) else {
@@ -219,9 +222,12 @@ final class ForwardState {
         x = buffers[0].typed(Float.self)
         xb = buffers[1].typed(Float.self)
         q = buffers[2].typed(Float.self)
-        attention = buffers[3].typed(Float.self)
-        hidden = buffers[4].typed(Float.self)
-        hidden2 = buffers[5].typed(Float.self)
-        logits = buffers[6].typed(Float.self)
+        k = buffers[3].typed(Float.self)
+        v = buffers[4].typed(Float.self)
+        attention = buffers[5].typed(Float.self)
+        hidden = buffers[6].typed(Float.self)
+        hidden2 = buffers[7].typed(Float.self)
+        logits = buffers[8].typed(Float.self)
+        quantized = try ActivationScratch(tokens: maxBatch, columns: max(c.embeddingLength, c.qDim, c.feedForwardLength))
     }
 }

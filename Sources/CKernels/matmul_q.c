@@ -1,0 +1,377 @@
+// Matrix products on block-quantised weights (q8, q4, nf4, q2) with int8 activations,
+// and the nb_matmul entry point for every format.
+//
+// Each 32-weight block gives an exact integer dot product with its activation block;
+// the f32 part has one fixed order, so the scalar and AVX2 kernels agree bit for bit:
+//
+//   acc = 0, summ = 0
+//   for each 32-block b in order:
+//       isum = Σ_{e<32} w_e · x_e                          (exact int32, |isum| < 2^24)
+//       acc  = fma(dW_b · dX_b, (float)isum, acc)           (dW_b · dX_b rounded first)
+//       summ = fma(mW_b, sX_b, summ)                        (q4, q2: the min term)
+//   y = acc + summ
+//
+// Weights per block: q8 w = qs, dW = d; q4 w = 0...15 with dW = d, mW = m; q2 w = 0...3
+// with its 64-group's d and m; nf4 w = round(127 · code value) (nb_nf4_i8), dW = absmax/127.
+// x = nb_q8a qs, dX = its d, sX = its s.
+//
+// AVX2: each (row, token) block dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (8 int32
+// partial sums, with the sign trick for signed weights); 8 of them are reduced together
+// into one vector of 8 exact block sums, so the scaling is one FMA per 8 (row, token)
+// pairs. Decode (one token) puts 8 rows in the 8 lanes, with the rows' scales gathered
+// into a small table per 64 blocks; prefill runs 2-row × 4-token tiles, so each unpacked
+// weight block serves 4 tokens.
+#include "formats.h"
+#include <math.h>
+#include <stdlib.h>
+
+// ---- the matrix ----------------------------------------------------------------------------
+
+typedef struct {
+    nb_format fmt;
+    const uint8_t *w;
+    int64_t k, nb;      // row length, 32-blocks per row
+    size_t row_bytes;   // bytes of codes per row (nf4: k/2)
+    nb_nf4_layout l;    // nf4
+    float nf4_offset;
+} qmat;
+
+static qmat qmat_of(nb_format fmt, const void *w, int64_t rows, int64_t k) {
+    qmat m = {fmt, w, k, k / NB_QK, nb_format_bytes(fmt, 1, k), {0}, 0};
+    if (fmt == NB_FMT_NF4) {
+        m.l = nb_nf4_layout_of(rows, k);
+        m.row_bytes = (size_t)k / 2;
+        memcpy(&m.nf4_offset, m.w + m.l.offset, 4);
+    }
+    return m;
+}
+
+static inline int fmt_has_min(nb_format fmt) { return fmt == NB_FMT_Q4 || fmt == NB_FMT_Q2; }
+static inline int fmt_signed(nb_format fmt) { return fmt == NB_FMT_Q8 || fmt == NB_FMT_NF4; }
+
+static inline const uint8_t *row_of(const qmat *m, int64_t r) { return m->w + (size_t)r * m->row_bytes; }
+
+// dW of nf4 64-block g of row r.
+static inline float nf4_dw(const qmat *m, int64_t r, int64_t g) {
+    const int64_t b = r * (m->k / NB_QK64) + g;
+    float scale;
+    memcpy(&scale, m->w + m->l.scales + 4 * (size_t)(b / NB_NF4_DQ), 4);
+    const float a = nb_dynamic_map[m->w[m->l.qabsmax + (size_t)b]] * scale;
+    return (a + m->nf4_offset) * (1.0f / NB_NF4_SCALE);
+}
+
+// dW and mW of 32-block b of row r of a `fmt` matrix (`h2f` converts the f16 scales).
+#define NB_BLOCK_PARAMS(m, fmt, r, b, D_, M_, h2f)                                   \
+    do {                                                                       \
+        const uint8_t *row_ = row_of(m, r);                                    \
+        switch (fmt) {                                                         \
+        case NB_FMT_Q8: D_ = h2f(((const nb_block_q8 *)row_)[b].d); M_ = 0; break; \
+        case NB_FMT_Q4: D_ = h2f(((const nb_block_q4 *)row_)[b].d);             \
+                        M_ = h2f(((const nb_block_q4 *)row_)[b].m); break;     \
+        case NB_FMT_Q2: D_ = h2f(((const nb_block_q2 *)row_)[(b) / 2].d);       \
+                        M_ = h2f(((const nb_block_q2 *)row_)[(b) / 2].m); break; \
+        case NB_FMT_NF4: D_ = nf4_dw(m, r, (b) / 2); M_ = 0; break;             \
+        default: D_ = 0; M_ = 0; break;                                         \
+        }                                                                      \
+    } while (0)
+
+// ---- scalar reference ------------------------------------------------------------------------
+
+// The 32 integer weights of block b of row r.
+static void block_codes(const qmat *m, int64_t r, int64_t b, int *q) {
+    const uint8_t *row = row_of(m, r);
+    switch (m->fmt) {
+    case NB_FMT_Q8:
+        for (int e = 0; e < 32; e++) q[e] = ((const nb_block_q8 *)row)[b].qs[e];
+        break;
+    case NB_FMT_Q4: {
+        const uint8_t *qs = ((const nb_block_q4 *)row)[b].qs;
+        for (int e = 0; e < 16; e++) { q[e] = qs[e] & 0x0F; q[e + 16] = qs[e] >> 4; }
+        break;
+    }
+    case NB_FMT_Q2: {
+        const uint8_t *qs = ((const nb_block_q2 *)row)[b / 2].qs;
+        const int s0 = 4 * (int)(b & 1);  // elements 32h...32h+31 are bits 4h...4h+3
+        for (int e = 0; e < 16; e++) { q[e] = (qs[e] >> s0) & 3; q[e + 16] = (qs[e] >> (s0 + 2)) & 3; }
+        break;
+    }
+    case NB_FMT_NF4: {
+        const uint8_t *c = row + (size_t)(b / 2) * 32 + 16 * (b & 1);
+        for (int e = 0; e < 16; e++) { q[e] = nb_nf4_i8[c[e] & 0x0F]; q[e + 16] = nb_nf4_i8[c[e] >> 4]; }
+        break;
+    }
+    default: break;
+    }
+}
+
+static void matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
+                            int64_t row_begin, int64_t row_end) {
+    const int has_min = fmt_has_min(m->fmt);
+    for (int64_t r = row_begin; r < row_end; r++) {
+        for (int64_t t = 0; t < n_tokens; t++) {
+            const nb_q8a *xt = xq + t * m->nb;
+            float acc = 0, summ = 0;
+            for (int64_t b = 0; b < m->nb; b++) {
+                int q[32], s = 0;
+                float dw, mw;
+                block_codes(m, r, b, q);
+                NB_BLOCK_PARAMS(m, m->fmt, r, b, dw, mw, nb_h2f);
+                for (int e = 0; e < 32; e++) s += q[e] * xt[b].qs[e];
+                acc = fmaf(dw * xt[b].d, (float)s, acc);
+                if (has_min) summ = fmaf(mw, xt[b].s, summ);
+            }
+            y[t * ld_y + r] = acc + summ;
+        }
+    }
+}
+
+// ---- AVX2 ---------------------------------------------------------------------------------
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define NB_INLINE static inline __attribute__((always_inline))
+#define H2F_F16C(h) _cvtsh_ss(h)
+
+// The weights of 32-block b of the row at `row`, one byte per element in element order:
+// int8 for q8/nf4, 0...15 for q4, 0...3 for q2. h = b & 1, a constant in the callers'
+// 2-block loops: the half of a q2/nf4 64-block.
+NB_AVX2 NB_INLINE __m256i codes(nb_format fmt, const uint8_t *row, int64_t b, const int h) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i nibbles = _mm256_setr_epi64x(0, 0, 4, 4);  // low 128 bits: low nibbles; high: high nibbles
+    switch (fmt) {
+    case NB_FMT_Q8: return _mm256_loadu_si256((const __m256i *)((const nb_block_q8 *)row)[b].qs);
+    case NB_FMT_Q4: {
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)((const nb_block_q4 *)row)[b].qs));
+        return _mm256_and_si256(_mm256_srlv_epi64(v, nibbles), low4);
+    }
+    case NB_FMT_Q2: {
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)((const nb_block_q2 *)row)[b / 2].qs));
+        const __m256i shift = h ? _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6) : _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+        return _mm256_and_si256(_mm256_srlv_epi32(v, shift), _mm256_set1_epi8(3));
+    }
+    case NB_FMT_NF4: {
+        const __m256i lut = _mm256_setr_epi8(-127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127,
+                                             -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127);
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)(b / 2) * 32 + 16 * h)));
+        return _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srlv_epi64(v, nibbles), low4));
+    }
+    default: return _mm256_setzero_si256();
+    }
+}
+
+// 8 int32 partial sums of w·x (aw = |w| for signed weights, else w).
+NB_AVX2 NB_INLINE __m256i block_dot(int is_signed, __m256i w, __m256i aw, __m256i x) {
+    __m256i p = is_signed ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)) : _mm256_maddubs_epi16(w, x);
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// Lane i < 4: Σ lanes 0..3 of v_i; lane 4+i: Σ lanes 4..7 of v_i.
+NB_AVX2 NB_INLINE __m256i reduce4(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+}
+
+// From reduce4 of v0..v3 (lo) and of v4..v7 (hi): lane i = Σ of all lanes of v_i, as floats (exact).
+NB_AVX2 NB_INLINE __m256 combine4(__m256i lo, __m256i hi) {
+    return _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31)));
+}
+
+// ---- decode: 8 rows × 1 token --------------------------------------------------------------
+
+#define NB_CHUNK 64  // blocks whose row scales are gathered at once (even)
+
+// Block b (h = b & 1) of 8 rows: acc += dW·dX · Σw·x, summ += mW·sX, lane i = rows[i].
+NB_AVX2 NB_INLINE void matvec8_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *x, int64_t b, const int h,
+                                     const float *dw, const float *mw, __m256 *acc, __m256 *summ) {
+    const int sgn = fmt_signed(fmt);
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b].qs);
+    __m256i s4[2];  // per group of 4 rows
+    for (int g = 0; g < 2; g++) {
+        __m256i p[4];
+        for (int i = 0; i < 4; i++) {
+            const __m256i c = codes(fmt, rows[4 * g + i], b, h);
+            p[i] = block_dot(sgn, c, sgn ? _mm256_abs_epi8(c) : c, xv);
+        }
+        s4[g] = reduce4(p[0], p[1], p[2], p[3]);
+    }
+    *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_load_ps(dw), _mm256_set1_ps(x[b].d)), combine4(s4[0], s4[1]), *acc);
+    if (fmt_has_min(fmt)) *summ = _mm256_fmadd_ps(_mm256_load_ps(mw), _mm256_set1_ps(x[b].s), *summ);
+}
+
+// Rows r...r+7 (rows past r_end repeat the last row; their results are dropped). Lane i of
+// every vector is row r+i.
+NB_AVX2 NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float *y, int64_t r, int64_t r_end) {
+    const uint8_t *rows[8];
+    int64_t ri[8];
+    for (int i = 0; i < 8; i++) {
+        ri[i] = r + i < r_end ? r + i : r_end - 1;
+        rows[i] = row_of(m, ri[i]);
+    }
+    float dw[NB_CHUNK][8] __attribute__((aligned(32))), mw[NB_CHUNK][8] __attribute__((aligned(32)));
+    __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < m->nb; b0 += NB_CHUNK) {
+        const int64_t n = m->nb - b0 < NB_CHUNK ? m->nb - b0 : NB_CHUNK;
+        for (int64_t j = 0; j < n; j++)
+            for (int i = 0; i < 8; i++) {
+                float d, mn;
+                NB_BLOCK_PARAMS(m, fmt, ri[i], b0 + j, d, mn, H2F_F16C);
+                dw[j][i] = d;
+                mw[j][i] = mn;
+            }
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);
+            matvec8_block(fmt, rows, x, b0 + j + 1, 1, dw[j + 1], mw[j + 1], &acc, &summ);
+        }
+        if (j < n) matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);  // q8/q4: odd block count
+    }
+    float out[8];
+    _mm256_storeu_ps(out, _mm256_add_ps(acc, summ));
+    for (int i = 0; i < 8 && r + i < r_end; i++) y[r + i] = out[i];
+}
+
+#define NB_DEFINE_MATVEC(NAME, FMT)                                                                       \
+    NB_AVX2 __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *x, float *y, int64_t r0, \
+                                                       int64_t r1) {                                       \
+        for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r1);                                  \
+    }
+NB_DEFINE_MATVEC(matvec_q8_avx2, NB_FMT_Q8)
+NB_DEFINE_MATVEC(matvec_q4_avx2, NB_FMT_Q4)
+NB_DEFINE_MATVEC(matvec_q2_avx2, NB_FMT_Q2)
+NB_DEFINE_MATVEC(matvec_nf4_avx2, NB_FMT_NF4)
+
+// ---- prefill: 2 rows × 4 tokens ---------------------------------------------------------------
+
+// Lane 4i+t is row r+i, token t. `ws`/`ms`: per block, dW/mW of each lane's row; `xd`/`xs`:
+// per block, dX/sX of the 4 tokens; xt[t]: token t's activations. R ≤ 2 rows and T ≤ 4
+// tokens are stored; the other lanes compute on repeated rows/tokens and are dropped.
+NB_AVX2 NB_INLINE void tile_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *const *xt, const float *ws,
+                                  const float *ms, const float *xd, const float *xs, int64_t b, const int h,
+                                  __m256 *acc, __m256 *summ) {
+    const int sgn = fmt_signed(fmt);
+    __m256i s4[2];  // per row: the 4 tokens' block sums
+    for (int i = 0; i < 2; i++) {
+        const __m256i c = codes(fmt, rows[i], b, h), a = sgn ? _mm256_abs_epi8(c) : c;
+        __m256i p[4];
+        for (int t = 0; t < 4; t++) p[t] = block_dot(sgn, c, a, _mm256_loadu_si256((const __m256i *)xt[t][b].qs));
+        s4[i] = reduce4(p[0], p[1], p[2], p[3]);
+    }
+    const __m256 d8 = _mm256_mul_ps(_mm256_load_ps(ws + 8 * b), _mm256_broadcast_ps((const __m128 *)(xd + 4 * b)));
+    *acc = _mm256_fmadd_ps(d8, combine4(s4[0], s4[1]), *acc);
+    if (fmt_has_min(fmt))
+        *summ = _mm256_fmadd_ps(_mm256_load_ps(ms + 8 * b), _mm256_broadcast_ps((const __m128 *)(xs + 4 * b)), *summ);
+}
+
+NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *xt, const float *ws,
+                            const float *ms, const float *xd, const float *xs, float *y, int64_t ld_y, int64_t r,
+                            int R, int T) {
+    const uint8_t *rows[2] = {row_of(m, r), row_of(m, R == 2 ? r + 1 : r)};
+    __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= m->nb; b += 2) {
+        tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, &acc, &summ);
+        tile_block(fmt, rows, xt, ws, ms, xd, xs, b + 1, 1, &acc, &summ);
+    }
+    if (b < m->nb) tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, &acc, &summ);  // q8/q4: odd block count
+    float out[8];
+    _mm256_storeu_ps(out, _mm256_add_ps(acc, summ));
+    for (int i = 0; i < R; i++)
+        for (int t = 0; t < T; t++) y[t * ld_y + r + i] = out[4 * i + t];
+}
+
+typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const float *, const float *, const float *,
+                        const float *, float *, int64_t, int64_t, int, int);
+#define NB_DEFINE_TILE(NAME, FMT)                                                                           \
+    NB_AVX2 static void NAME(const qmat *m, const nb_q8a *const *xt, const float *ws, const float *ms,     \
+                             const float *xd, const float *xs, float *y, int64_t ld_y, int64_t r, int R, int T) { \
+        tile(m, FMT, xt, ws, ms, xd, xs, y, ld_y, r, R, T);                                                 \
+    }
+NB_DEFINE_TILE(tile_q8_avx2, NB_FMT_Q8)
+NB_DEFINE_TILE(tile_q4_avx2, NB_FMT_Q4)
+NB_DEFINE_TILE(tile_q2_avx2, NB_FMT_Q2)
+NB_DEFINE_TILE(tile_nf4_avx2, NB_FMT_NF4)
+
+#define NB_TOKEN_GROUP 64  // tokens whose activations stay in L2 while row pairs run over them
+
+NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
+                                  int64_t row_begin, int64_t row_end) {
+    const int64_t nb = m->nb;
+    if (n_tokens == 1) {
+        switch (m->fmt) {
+        case NB_FMT_Q8: matvec_q8_avx2(m, xq, y, row_begin, row_end); break;
+        case NB_FMT_Q4: matvec_q4_avx2(m, xq, y, row_begin, row_end); break;
+        case NB_FMT_Q2: matvec_q2_avx2(m, xq, y, row_begin, row_end); break;
+        case NB_FMT_NF4: matvec_nf4_avx2(m, xq, y, row_begin, row_end); break;
+        default: break;
+        }
+        return;
+    }
+    const tile_fn tile_f = m->fmt == NB_FMT_Q8 ? tile_q8_avx2 : m->fmt == NB_FMT_Q4 ? tile_q4_avx2
+                         : m->fmt == NB_FMT_Q2 ? tile_q2_avx2 : tile_nf4_avx2;
+    // Scratch: per row pair ws, ms (8 floats per block each); per token quad xd, xs (4 each).
+    const int64_t quads = NB_TOKEN_GROUP / 4;
+    float *scratch = aligned_alloc(32, sizeof(float) * (size_t)(nb * 16 + quads * nb * 8 + 8));
+    if (!scratch) { matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
+    float *ws = scratch, *ms = scratch + nb * 8, *xd = scratch + nb * 16, *xs = xd + quads * nb * 4;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_TOKEN_GROUP) {
+        const int64_t tg = n_tokens - t0 < NB_TOKEN_GROUP ? n_tokens - t0 : NB_TOKEN_GROUP;
+        const int64_t nq = (tg + 3) / 4;
+        for (int64_t q = 0; q < nq; q++)
+            for (int t = 0; t < 4; t++) {
+                const int64_t tok = t0 + (4 * q + t < tg ? 4 * q + t : tg - 1);
+                for (int64_t b = 0; b < nb; b++) {
+                    xd[(q * nb + b) * 4 + t] = xq[tok * nb + b].d;
+                    xs[(q * nb + b) * 4 + t] = xq[tok * nb + b].s;
+                }
+            }
+        for (int64_t r = row_begin; r < row_end; r += 2) {
+            const int R = r + 2 <= row_end ? 2 : 1;
+            for (int i = 0; i < 2; i++) {
+                const int64_t rr = i < R ? r + i : r;
+                for (int64_t b = 0; b < nb; b++) {
+                    float d, mn;
+                    NB_BLOCK_PARAMS(m, m->fmt, rr, b, d, mn, H2F_F16C);
+                    _mm_store_ps(ws + b * 8 + 4 * i, _mm_set1_ps(d));
+                    _mm_store_ps(ms + b * 8 + 4 * i, _mm_set1_ps(mn));
+                }
+            }
+            for (int64_t q = 0; q < nq; q++) {
+                const int T = tg - 4 * q < 4 ? (int)(tg - 4 * q) : 4;
+                const nb_q8a *xt[4];
+                for (int t = 0; t < 4; t++) xt[t] = xq + (t0 + 4 * q + (t < T ? t : T - 1)) * nb;
+                tile_f(m, xt, ws, ms, xd + q * nb * 4, xs + q * nb * 4, y + (t0 + 4 * q) * ld_y, ld_y, r, R, T);
+            }
+        }
+    }
+    free(scratch);
+}
+#endif
+
+// ---- entry point ------------------------------------------------------------------------------
+
+void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const nb_q8a *xq,
+               float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    if (n_tokens <= 0 || row_begin >= row_end) return;
+    switch (fmt) {
+    case NB_FMT_F32:
+        if (n_tokens == 1) nb_matvec_f32(w, x, y, k, row_begin, row_end);
+        else nb_matmul_f32(w, x, y, k, n_tokens, ld_y, row_begin, row_end);
+        return;
+    case NB_FMT_F16:
+    case NB_FMT_BF16: nb_matmul_half(fmt, w, k, x, y, n_tokens, ld_y, row_begin, row_end); return;
+    case NB_FMT_Q8:
+    case NB_FMT_Q4:
+    case NB_FMT_NF4:
+    case NB_FMT_Q2: {
+        if (nb_format_bytes(fmt, 1, k) == 0) return;
+        qmat m = qmat_of(fmt, w, rows, k);
+#if defined(__x86_64__)
+        if (nb_use_avx2()) { matmul_q_avx2(&m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
+#endif
+        matmul_q_scalar(&m, xq, y, n_tokens, ld_y, row_begin, row_end);
+        return;
+    }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+import ModelFiles
+import Quantization
+@testable import Inference
+
+let gemmaPath: String = {
+    let env = ProcessInfo.processInfo.environment
+    if let path = env["NIBBLE_GEMMA"], !path.isEmpty { return path }
+    let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+    return cache + "/nibble/models/gemma-3-270m-q4_k_m.gguf"
+}()
+
+@Suite struct PrecisionTests {
+    @Test func namesAndAliases() {
+        let cases: [(String, Precision?)] = [("32", .f32), ("16", .bf16), ("8", .q8), ("4", .q4), ("2", .q2), ("f16", .f16),
+                                             ("BF16", .bf16), ("nf4", .nf4), ("native", .native), ("auto", .auto), ("q5", nil), ("", nil)]
+        for (name, expected) in cases { #expect(Precision(argument: name) == expected, "\(name)") }
+    }
+
+    @Test func nativeFollowsTheFile() throws {
+        #expect(WeightPlan.nativeFormat(of: try GGUFFile(path: modelPath)) == .q4)       // Q4_1 linear weights
+        #expect(WeightPlan.nativeFormat(of: try GGUFFile(path: gemmaPath)) == .q8)       // Q5_0 / K-quants → q8
+        #expect(WeightPlan.exactFormat(of: .q4_0) == .q4 && WeightPlan.exactFormat(of: .q8_0) == .q8)
+        #expect(WeightPlan.exactFormat(of: .q5_0) == nil)
+        #expect(WeightPlan(linear: .q4).embedding == .q8 && WeightPlan(linear: .nf4).embedding == .q8)
+        #expect(WeightPlan(linear: .bf16).embedding == .bf16 && WeightPlan(linear: .f32).kvBytesPerElement == 4)
+        #expect(WeightPlan(linear: .q8).kvBytesPerElement == 2)
+    }
+
+    /// Linear-weight bytes relative to f32, from the tensor table (issue 3's bounds).
+    @Test func linearBytesPerPrecision() throws {
+        let file = try GGUFFile(path: modelPath)
+        let config = try ModelConfig(gguf: file)
+        let all = Footprint.all(file: file, config: config, context: 4096, memoryLimit: Int.max)
+        let f32 = try #require(all.first { $0.name == "f32" }).linearWeightBytes
+        let bounds: [String: Double] = ["f16": 0.51, "bf16": 0.51, "q8": 0.27, "q4": 0.16, "nf4": 0.135, "q2": 0.085]
+        for f in all where f.name != "f32" {
+            let ratio = Double(f.linearWeightBytes) / Double(f32)
+            #expect(ratio <= bounds[f.name]!, "\(f.name): \(ratio)")
+        }
+        #expect(all.map(\.name) == ["f32", "f16", "bf16", "q8", "q4", "nf4", "q2"])
+    }
+
+    @Test func autoAndNativeAgainstTheMemoryLimit() throws {
+        let file = try GGUFFile(path: modelPath)
+        let config = try ModelConfig(gguf: file)
+        func resolve(_ p: Precision, _ limit: Int) throws -> WeightFormat {
+            try Footprint.resolve(p, file: file, config: config, context: 4096, memoryLimit: limit)
+        }
+        #expect(try resolve(.auto, Int.max) == .q4)                  // never above the source's own
+        #expect(try resolve(.native, Int.max) == .q4)
+        let q2 = Footprint.estimate(file: file, config: config, plan: WeightPlan(linear: .q2), context: 4096, memoryLimit: 0).totalBytes
+        let q4 = Footprint.estimate(file: file, config: config, plan: WeightPlan(linear: .q4), context: 4096, memoryLimit: 0).totalBytes
+        #expect(q2 < q4)
+        #expect(try resolve(.auto, q2) == .q2)
+        do {
+            _ = try resolve(.native, q2)
+            Issue.record("native must not fit under the q2 footprint")
+        } catch let error as PrecisionError {
+            #expect(error.description.contains("auto") && error.description.contains("q2"), "\(error)")
+        }
+        #expect(throws: PrecisionError.self) { try resolve(.auto, 1 << 20) }
+    }
+}
+
+@Suite(.serialized) struct PrecisionSwitchTests {
+    /// Every precision loads and its weights take exactly the bytes `info` predicts;
+    /// q4 copies the file's Q4_1 blocks and q8 the Q8_0 embedding byte for byte.
+    @Test func footprintIsExactAndBlocksAreCopied() throws {
+        let engine = try Engine(path: modelPath, precision: .q4, threads: 2, context: 256)
+        let file = engine.file
+        for format in WeightFormat.allCases {
+            try engine.setPrecision(Precision(format))
+            #expect(engine.format == format)
+            let estimate = Footprint.estimate(file: file, config: engine.config, plan: WeightPlan(linear: format), context: 256, memoryLimit: .max)
+            #expect(engine.weightBytes == estimate.weightBytes, "\(format)")
+            #expect(engine.kvCacheBytes == 30 * 2 * 192 * 256 * (format == .f32 ? 4 : 2))
+            if format == .q4 {
+                let q = engine.model.layers[7].wq
+                let source = file.data(of: try #require(file.tensor(named: "blk.7.attn_q.weight")))
+                #expect(q.format == .q4 && q.packedBytes.elementsEqual(source))
+                let embedding = file.data(of: try #require(file.tensor(named: "token_embd.weight")))
+                #expect(engine.model.tokenEmbedding.format == .q8 && engine.model.tokenEmbedding.packedBytes.elementsEqual(embedding))
+            }
+        }
+    }
+
+    /// A switch that cannot be done leaves the old weights working.
+    @Test func failedSwitchKeepsTheOldWeights() throws {
+        let file = try GGUFFile(path: modelPath)
+        let config = try ModelConfig(gguf: file)
+        let q4 = Footprint.estimate(file: file, config: config, plan: WeightPlan(linear: .q4), context: 256, memoryLimit: 0).totalBytes
+        let engine = try Engine(path: modelPath, precision: .q4, threads: 2, context: 256, memoryLimit: q4)
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        let prompt = engine.promptTokens("The capital of France is")
+        let before = try engine.generate(prompt: prompt, maxTokens: 8, sampling: greedy) { _ in }
+        #expect(throws: PrecisionError.self) { try engine.setPrecision(.f32) }
+        #expect(engine.format == .q4)
+        let after = try engine.generate(prompt: prompt, maxTokens: 8, sampling: greedy) { _ in }
+        #expect(after.tokens == before.tokens)
+    }
+}

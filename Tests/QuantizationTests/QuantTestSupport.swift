@@ -1,0 +1,159 @@
+import CKernels
+import Foundation
+
+// Shared helpers for the weight-format tests: deterministic data, Swift wrappers of the
+// C API, and the fixture loader.
+
+/// SplitMix64: deterministic test data.
+struct TestRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Standard normal (Box-Muller).
+    mutating func gaussian() -> Float {
+        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+    }
+}
+
+/// rows × k normal values, row r scaled by `scale(r)`.
+func gaussianMatrix(rows: Int, k: Int, seed: UInt64, scale: (Int) -> Float = { _ in 1 }) -> [Float] {
+    var rng = TestRNG(seed: seed)
+    var out = [Float](repeating: 0, count: rows * k)
+    for r in 0..<rows {
+        let s = scale(r)
+        for i in 0..<k { out[r * k + i] = rng.gaussian() * s }
+    }
+    return out
+}
+
+/// llama.cpp's test-quantize-fns data: 0.1 + 2 cos(i + offset).
+func syntheticData(count: Int, offset: Float) -> [Float] {
+    (0..<count).map { 0.1 + 2 * Foundation.cos(Float($0) + offset) }
+}
+
+let allFormats: [nb_format] = [NB_FMT_F32, NB_FMT_F16, NB_FMT_BF16, NB_FMT_Q8, NB_FMT_Q4, NB_FMT_NF4, NB_FMT_Q2]
+let quantizedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_NF4, NB_FMT_Q2]
+
+func formatName(_ fmt: nb_format) -> String {
+    switch fmt {
+    case NB_FMT_F32: "f32"
+    case NB_FMT_F16: "f16"
+    case NB_FMT_BF16: "bf16"
+    case NB_FMT_Q8: "q8"
+    case NB_FMT_Q4: "q4"
+    case NB_FMT_NF4: "nf4"
+    case NB_FMT_Q2: "q2"
+    default: "format \(fmt.rawValue)"
+    }
+}
+
+func pack(_ fmt: nb_format, _ w: [Float], rows: Int, k: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0xA5, count: nb_format_bytes(fmt, Int64(rows), Int64(k)))
+    w.withUnsafeBufferPointer { src in
+        bytes.withUnsafeMutableBytes { dst in nb_pack(fmt, src.baseAddress, Int64(rows), Int64(k), dst.baseAddress) }
+    }
+    return bytes
+}
+
+func unpack(_ fmt: nb_format, _ bytes: [UInt8], rows: Int, k: Int) -> [Float] {
+    var out = [Float](repeating: .nan, count: rows * k)
+    bytes.withUnsafeBytes { w in
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0..<rows {
+                nb_unpack_row(fmt, w.baseAddress, Int64(rows), Int64(k), Int64(r), o.baseAddress! + r * k)
+            }
+        }
+    }
+    return out
+}
+
+func quantizeActivations(_ x: [Float], tokens: Int, k: Int) -> [nb_q8a] {
+    var out = [nb_q8a](repeating: nb_q8a(), count: tokens * (k / 32))
+    x.withUnsafeBufferPointer { xs in
+        out.withUnsafeMutableBufferPointer { nb_quantize_activations(xs.baseAddress, Int64(tokens), Int64(k), $0.baseAddress) }
+    }
+    return out
+}
+
+/// Y (tokens × ldY, pre-filled with a sentinel) after nb_matmul over `rowRange`.
+func matmul(_ fmt: nb_format, _ w: [UInt8], rows: Int, k: Int, x: [Float], xq: [nb_q8a], tokens: Int,
+            ldY: Int, rowRange: Range<Int>) -> [Float] {
+    var y = [Float](repeating: matmulSentinel, count: tokens * ldY)
+    w.withUnsafeBytes { wb in
+        x.withUnsafeBufferPointer { xs in
+            xq.withUnsafeBufferPointer { xqs in
+                y.withUnsafeMutableBufferPointer { ys in
+                    nb_matmul(fmt, wb.baseAddress, Int64(rows), Int64(k), xs.baseAddress, xqs.baseAddress, ys.baseAddress,
+                              Int64(tokens), Int64(ldY), Int64(rowRange.lowerBound), Int64(rowRange.upperBound))
+                }
+            }
+        }
+    }
+    return y
+}
+
+let matmulSentinel: Float = -12345.5
+
+/// Runs `body` with the kernels dispatched to `isa` (if the CPU has it), then restores.
+func withISA<T>(_ isa: nb_isa, _ body: () throws -> T) rethrows -> T {
+    let previous = nb_force_isa(isa)
+    defer { _ = nb_force_isa(previous) }
+    return try body()
+}
+
+/// The value an activation block stands for: d · q.
+func dequantizedActivation(_ xq: [nb_q8a], tokens: Int, k: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: tokens * k)
+    for (b, block) in xq.enumerated() {
+        withUnsafeBytes(of: block.qs) { qs in
+            for j in 0..<32 { out[b * 32 + j] = block.d * Float(Int8(bitPattern: qs[j])) }
+        }
+    }
+    return out
+}
+
+func qsArray(_ block: nb_q8a) -> [Int8] {
+    withUnsafeBytes(of: block.qs) { Array($0.bindMemory(to: Int8.self)) }
+}
+
+func rmse(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count)
+    var sum = 0.0
+    for i in a.indices { let d = Double(a[i]) - Double(b[i]); sum += d * d }
+    return (sum / Double(a.count)).squareRoot()
+}
+
+// ---- fixtures ------------------------------------------------------------------------------
+
+/// A JSON fixture in Tests/QuantizationTests/Resources, found next to this source file
+/// (works with or without the target declaring the folder as a resource).
+func quantFixture(_ name: String) throws -> [String: Any] {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Resources").appendingPathComponent(name)
+    let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
+    guard let dictionary = object as? [String: Any] else { throw FixtureError.malformed(name) }
+    return dictionary
+}
+
+enum FixtureError: Error { case malformed(String) }
+
+func base64Bytes(_ value: Any?) throws -> [UInt8] {
+    guard let text = value as? String, let data = Data(base64Encoded: text) else { throw FixtureError.malformed("base64") }
+    return [UInt8](data)
+}
+
+func base64Floats(_ value: Any?) throws -> [Float] {
+    let bytes = try base64Bytes(value)
+    return bytes.withUnsafeBytes { raw in
+        (0..<bytes.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
+}
