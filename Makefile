@@ -16,7 +16,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build chat model gemma vocab test fixtures clean
+.PHONY: all build chat model gemma vocab test fixtures compare clean
 
 all: build
 
@@ -64,6 +64,11 @@ chat: model build
 test: model gemma vocab
 	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+
+# Nibble vs llama.cpp on the same GGUF files and thread count, ratios from one run
+# (builds llama.cpp from the sdist once, ~10 min on 2 cores; not part of CI).
+compare: model vocab build
+	python3 Tools/compare_llamacpp.py $(COMPARE_FLAGS)
 
 # Regenerates the committed reference fixtures with the Python references (transformers,
 # tokenizers, gguf) in a virtual environment; not needed for `make test`.

@@ -58,7 +58,18 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadEngine() throws -> Engine {
-        try Engine(path: modelPath(), precision: precision, threads: threads, context: context, memoryLimit: memoryLimitBytes())
+        let engine = try Engine(path: modelPath(), precision: precision, threads: threads, context: context, memoryLimit: memoryLimitBytes())
+        Self.warnAboutPrecision(engine)
+        return engine
+    }
+
+    /// One line on stderr when the precision cannot be what the user hopes for.
+    static func warnAboutPrecision(_ engine: Engine) {
+        if engine.format == .q2 {
+            Terminal.writeError("note: q2 is experimental: 2-bit weights lose much of a small model's quality\n")
+        } else if engine.format > engine.nativeFormat {
+            Terminal.writeError("note: the file stores \(engine.nativeFormat.rawValue); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised\n")
+        }
     }
 }
 
