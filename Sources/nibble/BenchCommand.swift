@@ -61,9 +61,7 @@ extension Nibble {
             let report = BenchReport(machine: Engine.machineDescription, threads: engine.pool.threadCount, results: results)
             if let svg { try BenchCharts.svg(report).write(toFile: svg, atomically: true, encoding: .utf8) }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                Terminal.write(String(decoding: try encoder.encode(report), as: UTF8.self) + "\n")
+                try Terminal.writeJSON(report)
             } else {
                 Terminal.write(BenchCharts.table(report))
             }

@@ -29,9 +29,7 @@ extension Nibble {
             if interactive { Terminal.writeError("\r\u{1B}[K") }
             if interrupt.isSet { throw ExitCode(130) }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                Terminal.write(String(decoding: try encoder.encode(result), as: UTF8.self) + "\n")
+                try Terminal.writeJSON(result)
             } else {
                 Terminal.write(String(format: "precision %@: %d tokens scored, perplexity %.4f, KLD vs f32 mean %.6f p99 %.6f, top-1 agreement %.2f %%\n",
                                       result.precision, result.tokens, result.perplexity, result.kldMean, result.kldP99, 100 * result.top1Agreement))

@@ -64,9 +64,7 @@ extension Nibble {
             if json {
                 let output = GenerateOutput(text: engine.tokenizer.decode(result.tokens), tokens: result.tokens,
                                             stopReason: result.stopReason, stats: result.stats)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                Terminal.write(String(decoding: try encoder.encode(output), as: UTF8.self) + "\n")
+                try Terminal.writeJSON(output)
             } else {
                 Terminal.write(rest + "\n")
                 let s = result.stats

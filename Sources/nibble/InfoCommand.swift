@@ -27,9 +27,7 @@ extension Nibble {
                 chatTemplate: file.string("tokenizer.chat_template") != nil,
                 tensorTypes: types, precisions: precisions)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                Terminal.write(String(decoding: try encoder.encode(output), as: UTF8.self) + "\n")
+                try Terminal.writeJSON(output)
                 return
             }
             func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
