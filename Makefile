@@ -80,6 +80,7 @@ fixtures: model gemma
 	$(VENV)/bin/python Tools/reference_tokenize.py
 	$(VENV)/bin/python Tools/reference_generate.py
 	$(VENV)/bin/python Tools/reference_tiny_llama.py
+	$(VENV)/bin/python Tools/reference_quants.py
 
 clean:
 	rm -rf .build .build-test

@@ -16,11 +16,14 @@
 // x = nb_q8a qs, dX = its d, sX = its s.
 //
 // AVX2: each (row, token) block dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (8 int32
-// partial sums, with the sign trick for signed weights); 8 of them are reduced together
-// into one vector of 8 exact block sums, so the scaling is one FMA per 8 (row, token)
-// pairs. Decode (one token) puts 8 rows in the 8 lanes, with the rows' scales gathered
-// into a small table per 64 blocks; prefill runs 2-row × 4-token tiles, so each unpacked
-// weight block serves 4 tokens.
+// partial sums; signed weights use |w| and sign(x, w), which is also right for w = -128).
+// Eight of them are reduced together (unpack/add, no horizontal adds) into one vector of 8
+// exact block sums, so the f32 work is one convert and one FMA per 8 (row, token) pairs.
+// Decode (one token) puts 8 rows in the 8 lanes, with the rows' scales gathered into a small
+// table per 64 blocks; prefill puts 8 tokens in the lanes and runs 2 rows at a time, so each
+// unpacked weight block serves 8 tokens, over groups of 64 tokens whose activations stay in
+// L2. (Keeping an 8-lane float accumulator per row-token pair instead, as GGML's tinyBLAS
+// does, needs a convert and an FMA per pair and measured ~25% slower on this Zen 3.)
 #include "formats.h"
 #include <math.h>
 #include <stdlib.h>
@@ -47,13 +50,12 @@ static qmat qmat_of(nb_format fmt, const void *w, int64_t rows, int64_t k) {
 }
 
 static inline int fmt_has_min(nb_format fmt) { return fmt == NB_FMT_Q4 || fmt == NB_FMT_Q2; }
-static inline int fmt_signed(nb_format fmt) { return fmt == NB_FMT_Q8 || fmt == NB_FMT_NF4; }
 
 static inline const uint8_t *row_of(const qmat *m, int64_t r) { return m->w + (size_t)r * m->row_bytes; }
 
 // dW of nf4 64-block g of row r.
 static inline float nf4_dw(const qmat *m, int64_t r, int64_t g) {
-    const int64_t b = r * (m->k / NB_QK64) + g;
+    const uint64_t b = (uint64_t)(r * (m->k / NB_QK64) + g);
     float scale;
     memcpy(&scale, m->w + m->l.scales + 4 * (size_t)(b / NB_NF4_DQ), 4);
     const float a = nb_dynamic_map[m->w[m->l.qabsmax + (size_t)b]] * scale;
@@ -131,6 +133,8 @@ static void matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n
 
 #define NB_INLINE static inline __attribute__((always_inline))
 #define H2F_F16C(h) _cvtsh_ss(h)
+
+static inline int fmt_signed(nb_format fmt) { return fmt == NB_FMT_Q8 || fmt == NB_FMT_NF4; }
 
 // The weights of 32-block b of the row at `row`, one byte per element in element order:
 // int8 for q8/nf4, 0...15 for q4, 0...3 for q2. h = b & 1, a constant in the callers'
@@ -213,12 +217,14 @@ NB_AVX2 NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, fl
     __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < m->nb; b0 += NB_CHUNK) {
         const int64_t n = m->nb - b0 < NB_CHUNK ? m->nb - b0 : NB_CHUNK;
-        for (int64_t j = 0; j < n; j++)
+        const int per64 = fmt == NB_FMT_Q2 || fmt == NB_FMT_NF4;  // one scale per 64: n is even
+        for (int64_t j = 0; j < n; j += 1 + per64)
             for (int i = 0; i < 8; i++) {
                 float d, mn;
                 NB_BLOCK_PARAMS(m, fmt, ri[i], b0 + j, d, mn, H2F_F16C);
                 dw[j][i] = d;
                 mw[j][i] = mn;
+                if (per64) { dw[j + 1][i] = d; mw[j + 1][i] = mn; }
             }
         int64_t j = 0;
         for (; j + 2 <= n; j += 2) {
@@ -242,58 +248,70 @@ NB_DEFINE_MATVEC(matvec_q4_avx2, NB_FMT_Q4)
 NB_DEFINE_MATVEC(matvec_q2_avx2, NB_FMT_Q2)
 NB_DEFINE_MATVEC(matvec_nf4_avx2, NB_FMT_NF4)
 
-// ---- prefill: 2 rows × 4 tokens ---------------------------------------------------------------
+// ---- prefill: R rows × 8 tokens -----------------------------------------------------------
 
-// Lane 4i+t is row r+i, token t. `ws`/`ms`: per block, dW/mW of each lane's row; `xd`/`xs`:
-// per block, dX/sX of the 4 tokens; xt[t]: token t's activations. R ≤ 2 rows and T ≤ 4
-// tokens are stored; the other lanes compute on repeated rows/tokens and are dropped.
-NB_AVX2 NB_INLINE void tile_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *const *xt, const float *ws,
-                                  const float *ms, const float *xd, const float *xs, int64_t b, const int h,
-                                  __m256 *acc, __m256 *summ) {
+// Lane t of every vector is token t of the tile. Per block: `ws[i]`/`ms[i]` hold row i's
+// dW/mW, `xd`/`xs` the 8 tokens' dX/sX; xt[t] is token t's activations. Each unpacked weight
+// block serves 8 tokens. Rows past R and tokens past T compute on repeats and are dropped.
+NB_AVX2 NB_INLINE void tile_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *const *xt,
+                                  const float *const *ws, const float *const *ms, const float *xd, const float *xs,
+                                  int64_t b, const int h, const int R, __m256 *acc, __m256 *summ) {
     const int sgn = fmt_signed(fmt);
-    __m256i s4[2];  // per row: the 4 tokens' block sums
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < R; i++) {
         const __m256i c = codes(fmt, rows[i], b, h), a = sgn ? _mm256_abs_epi8(c) : c;
-        __m256i p[4];
-        for (int t = 0; t < 4; t++) p[t] = block_dot(sgn, c, a, _mm256_loadu_si256((const __m256i *)xt[t][b].qs));
-        s4[i] = reduce4(p[0], p[1], p[2], p[3]);
+        __m256i s4[2];
+        for (int g = 0; g < 2; g++) {
+            __m256i p[4];
+            for (int t = 0; t < 4; t++) p[t] = block_dot(sgn, c, a, _mm256_loadu_si256((const __m256i *)xt[4 * g + t][b].qs));
+            s4[g] = reduce4(p[0], p[1], p[2], p[3]);
+        }
+        const __m256 d8 = _mm256_mul_ps(_mm256_broadcast_ss(ws[i] + b), _mm256_load_ps(xd + 8 * b));
+        acc[i] = _mm256_fmadd_ps(d8, combine4(s4[0], s4[1]), acc[i]);
+        if (fmt_has_min(fmt)) summ[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ms[i] + b), _mm256_load_ps(xs + 8 * b), summ[i]);
     }
-    const __m256 d8 = _mm256_mul_ps(_mm256_load_ps(ws + 8 * b), _mm256_broadcast_ps((const __m128 *)(xd + 4 * b)));
-    *acc = _mm256_fmadd_ps(d8, combine4(s4[0], s4[1]), *acc);
-    if (fmt_has_min(fmt))
-        *summ = _mm256_fmadd_ps(_mm256_load_ps(ms + 8 * b), _mm256_broadcast_ps((const __m128 *)(xs + 4 * b)), *summ);
 }
 
-NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *xt, const float *ws,
-                            const float *ms, const float *xd, const float *xs, float *y, int64_t ld_y, int64_t r,
-                            int R, int T) {
-    const uint8_t *rows[2] = {row_of(m, r), row_of(m, R == 2 ? r + 1 : r)};
-    __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
+NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *xt, const float *const *ws,
+                            const float *const *ms, const float *xd, const float *xs, float *y, int64_t ld_y,
+                            int64_t r, const int R, int T) {
+    const uint8_t *rows[2];
+    __m256 acc[2], summ[2];
+    for (int i = 0; i < R; i++) {
+        rows[i] = row_of(m, r + i);
+        acc[i] = summ[i] = _mm256_setzero_ps();
+    }
     int64_t b = 0;
     for (; b + 2 <= m->nb; b += 2) {
-        tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, &acc, &summ);
-        tile_block(fmt, rows, xt, ws, ms, xd, xs, b + 1, 1, &acc, &summ);
+        tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, R, acc, summ);
+        tile_block(fmt, rows, xt, ws, ms, xd, xs, b + 1, 1, R, acc, summ);
     }
-    if (b < m->nb) tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, &acc, &summ);  // q8/q4: odd block count
-    float out[8];
-    _mm256_storeu_ps(out, _mm256_add_ps(acc, summ));
-    for (int i = 0; i < R; i++)
-        for (int t = 0; t < T; t++) y[t * ld_y + r + i] = out[4 * i + t];
+    if (b < m->nb) tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, R, acc, summ);  // q8/q4: odd block count
+    for (int i = 0; i < R; i++) {
+        float out[8];
+        _mm256_storeu_ps(out, _mm256_add_ps(acc[i], summ[i]));
+        for (int t = 0; t < T; t++) y[t * ld_y + r + i] = out[t];
+    }
 }
 
-typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const float *, const float *, const float *,
-                        const float *, float *, int64_t, int64_t, int, int);
-#define NB_DEFINE_TILE(NAME, FMT)                                                                           \
-    NB_AVX2 static void NAME(const qmat *m, const nb_q8a *const *xt, const float *ws, const float *ms,     \
-                             const float *xd, const float *xs, float *y, int64_t ld_y, int64_t r, int R, int T) { \
-        tile(m, FMT, xt, ws, ms, xd, xs, y, ld_y, r, R, T);                                                 \
+typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const float *const *, const float *const *,
+                        const float *, const float *, float *, int64_t, int64_t, int);
+#define NB_DEFINE_TILE(NAME, FMT, R)                                                                         \
+    NB_AVX2 static void NAME(const qmat *m, const nb_q8a *const *xt, const float *const *ws,                \
+                             const float *const *ms, const float *xd, const float *xs, float *y, int64_t ld_y, \
+                             int64_t r, int T) {                                                              \
+        tile(m, FMT, xt, ws, ms, xd, xs, y, ld_y, r, R, T);                                                  \
     }
-NB_DEFINE_TILE(tile_q8_avx2, NB_FMT_Q8)
-NB_DEFINE_TILE(tile_q4_avx2, NB_FMT_Q4)
-NB_DEFINE_TILE(tile_q2_avx2, NB_FMT_Q2)
-NB_DEFINE_TILE(tile_nf4_avx2, NB_FMT_NF4)
+NB_DEFINE_TILE(tile_q8_1, NB_FMT_Q8, 1)
+NB_DEFINE_TILE(tile_q8_2, NB_FMT_Q8, 2)
+NB_DEFINE_TILE(tile_q4_1, NB_FMT_Q4, 1)
+NB_DEFINE_TILE(tile_q4_2, NB_FMT_Q4, 2)
+NB_DEFINE_TILE(tile_q2_1, NB_FMT_Q2, 1)
+NB_DEFINE_TILE(tile_q2_2, NB_FMT_Q2, 2)
+NB_DEFINE_TILE(tile_nf4_1, NB_FMT_NF4, 1)
+NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 
-#define NB_TOKEN_GROUP 64  // tokens whose activations stay in L2 while row pairs run over them
+#define NB_TOKEN_GROUP 64  // tokens whose activations stay in L2 while the rows run over them
+#define NB_TILE_ROWS 2
 
 NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                                   int64_t row_begin, int64_t row_end) {
@@ -308,40 +326,48 @@ NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int
         }
         return;
     }
-    const tile_fn tile_f = m->fmt == NB_FMT_Q8 ? tile_q8_avx2 : m->fmt == NB_FMT_Q4 ? tile_q4_avx2
-                         : m->fmt == NB_FMT_Q2 ? tile_q2_avx2 : tile_nf4_avx2;
-    // Scratch: per row pair ws, ms (8 floats per block each); per token quad xd, xs (4 each).
-    const int64_t quads = NB_TOKEN_GROUP / 4;
-    float *scratch = aligned_alloc(32, sizeof(float) * (size_t)(nb * 16 + quads * nb * 8 + 8));
+    tile_fn tiles[2];
+    switch (m->fmt) {
+    case NB_FMT_Q8: tiles[0] = tile_q8_1; tiles[1] = tile_q8_2; break;
+    case NB_FMT_Q4: tiles[0] = tile_q4_1; tiles[1] = tile_q4_2; break;
+    case NB_FMT_Q2: tiles[0] = tile_q2_1; tiles[1] = tile_q2_2; break;
+    default: tiles[0] = tile_nf4_1; tiles[1] = tile_nf4_2; break;
+    }
+    // Scratch: per tile row, dW and mW per block; per token octet, dX and sX per block × 8.
+    const int64_t octets = NB_TOKEN_GROUP / 8;
+    const size_t scratch_bytes = (sizeof(float) * (size_t)(nb * 2 * NB_TILE_ROWS + octets * nb * 16) + 63) & ~(size_t)31;
+    float *scratch = aligned_alloc(32, scratch_bytes);
     if (!scratch) { matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
-    float *ws = scratch, *ms = scratch + nb * 8, *xd = scratch + nb * 16, *xs = xd + quads * nb * 4;
+    float *xd = scratch, *xs = xd + octets * nb * 8, *wbuf = xs + octets * nb * 8;
+    const float *ws[NB_TILE_ROWS], *ms[NB_TILE_ROWS];
+    for (int i = 0; i < NB_TILE_ROWS; i++) { ws[i] = wbuf + 2 * i * nb; ms[i] = wbuf + (2 * i + 1) * nb; }
     for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_TOKEN_GROUP) {
         const int64_t tg = n_tokens - t0 < NB_TOKEN_GROUP ? n_tokens - t0 : NB_TOKEN_GROUP;
-        const int64_t nq = (tg + 3) / 4;
-        for (int64_t q = 0; q < nq; q++)
-            for (int t = 0; t < 4; t++) {
-                const int64_t tok = t0 + (4 * q + t < tg ? 4 * q + t : tg - 1);
+        const int64_t no = (tg + 7) / 8;
+        for (int64_t o = 0; o < no; o++)
+            for (int t = 0; t < 8; t++) {
+                const int64_t tok = t0 + (8 * o + t < tg ? 8 * o + t : tg - 1);
                 for (int64_t b = 0; b < nb; b++) {
-                    xd[(q * nb + b) * 4 + t] = xq[tok * nb + b].d;
-                    xs[(q * nb + b) * 4 + t] = xq[tok * nb + b].s;
+                    xd[(o * nb + b) * 8 + t] = xq[tok * nb + b].d;
+                    xs[(o * nb + b) * 8 + t] = xq[tok * nb + b].s;
                 }
             }
-        for (int64_t r = row_begin; r < row_end; r += 2) {
-            const int R = r + 2 <= row_end ? 2 : 1;
-            for (int i = 0; i < 2; i++) {
-                const int64_t rr = i < R ? r + i : r;
-                for (int64_t b = 0; b < nb; b++) {
+        for (int64_t r = row_begin; r < row_end; r += NB_TILE_ROWS) {
+            const int R = r + NB_TILE_ROWS <= row_end ? NB_TILE_ROWS : (int)(row_end - r);
+            const int per64 = m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4;  // one scale per 64: nb is even
+            for (int i = 0; i < R; i++)
+                for (int64_t b = 0; b < nb; b += 1 + per64) {
                     float d, mn;
-                    NB_BLOCK_PARAMS(m, m->fmt, rr, b, d, mn, H2F_F16C);
-                    _mm_store_ps(ws + b * 8 + 4 * i, _mm_set1_ps(d));
-                    _mm_store_ps(ms + b * 8 + 4 * i, _mm_set1_ps(mn));
+                    NB_BLOCK_PARAMS(m, m->fmt, r + i, b, d, mn, H2F_F16C);
+                    ((float *)ws[i])[b] = d;
+                    ((float *)ms[i])[b] = mn;
+                    if (per64) { ((float *)ws[i])[b + 1] = d; ((float *)ms[i])[b + 1] = mn; }
                 }
-            }
-            for (int64_t q = 0; q < nq; q++) {
-                const int T = tg - 4 * q < 4 ? (int)(tg - 4 * q) : 4;
-                const nb_q8a *xt[4];
-                for (int t = 0; t < 4; t++) xt[t] = xq + (t0 + 4 * q + (t < T ? t : T - 1)) * nb;
-                tile_f(m, xt, ws, ms, xd + q * nb * 4, xs + q * nb * 4, y + (t0 + 4 * q) * ld_y, ld_y, r, R, T);
+            for (int64_t o = 0; o < no; o++) {
+                const int T = tg - 8 * o < 8 ? (int)(tg - 8 * o) : 8;
+                const nb_q8a *xt[8];
+                for (int t = 0; t < 8; t++) xt[t] = xq + (t0 + 8 * o + (t < T ? t : T - 1)) * nb;
+                tiles[R - 1](m, xt, ws, ms, xd + o * nb * 8, xs + o * nb * 8, y + (t0 + 8 * o) * ld_y, ld_y, r, T);
             }
         }
     }

@@ -73,6 +73,7 @@ void nb_attention_f32(const float *q, const float *keys, const float *values, in
 //   q8          nb_block_q8 per 32 (GGML block_q8_0, byte for byte)          8.5
 //   q4          nb_block_q4 per 32 (GGML block_q4_1, byte for byte)          5.0
 //   nf4         64 NF4 codes (32 bytes) per block, absmax double-quantised  ≈4.13
+//               (layout: nb_nf4_layout in formats.h)
 //   q2          nb_block_q2 per 64                                           2.5
 //
 // Shapes: q8/q4 need k % 32 == 0, nf4/q2 need k % 64 == 0 (nb_format_bytes returns 0
@@ -115,7 +116,8 @@ int nb_format_wants_q8a(nb_format fmt);
 /// Packs a whole f32 matrix (rows × k, row-major) into `dst` (nb_format_bytes bytes).
 /// q8 equals GGML's quantize_row_q8_0_ref and q4 quantize_row_q4_1_ref byte for byte;
 /// nf4 follows bitsandbytes' quantize_4bit(blocksize=64, compress_statistics=True);
-/// q2 searches each group's scale and min for the least squared error.
+/// q2 starts from min/max (d = (max-min)/3, m = min) and refines d and m by alternating
+/// nearest codes and a least-squares fit (never worse than min/max; ≈28% lower RMSE).
 /// For every format but nf4, rows are independent: packing rows [r0, r1) alone into
 /// dst + r0 * nb_format_bytes(fmt, 1, k) gives the same bytes.
 void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst);
@@ -128,7 +130,7 @@ void nb_quantize_activations(const float *x, int64_t n_tokens, int64_t k, nb_q8a
 /// leading dimension ld_y. `x` is the f32 activations (used by f32/f16/bf16), `xq` the
 /// quantised ones (used by q8/q4/nf4/q2; may be NULL otherwise). Safe to call
 /// concurrently for disjoint row ranges. For the quantised formats the SIMD result
-/// equals the scalar one bit for bit.
+/// equals the scalar one bit for bit. A k that does not suit the format writes nothing.
 void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const nb_q8a *xq,
                float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end);
 
