@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""Compare Nibble with llama.cpp on the same GGUF files, in one run.
+
+Run by ``make compare`` (``python3 Tools/compare_llamacpp.py``).  Standard library
+only: it runs with a plain ``python3``, no virtual environment.
+
+What it does, in order:
+
+1. Builds llama.cpp's ``llama-bench``, ``llama-perplexity`` and ``llama-quantize``
+   once, with cmake, from the copy vendored in the ``llama-cpp-python==0.3.36``
+   sdist (``make vocab`` downloads and extracts it), into
+   ``${XDG_CACHE_HOME:-~/.cache}/nibble/llama.cpp-build``.  An existing build is
+   reused as it is.
+2. Writes the F32 and Q8_0 variants of the model (``$NIBBLE_MODEL``, default
+   ``~/.cache/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf``) with
+   ``nibble quantize`` into ``${XDG_CACHE_HOME:-~/.cache}/nibble/compare/``,
+   unless they are already there and newer than both the model and the
+   ``nibble`` binary.  The Q4_1 file is the model itself.
+3. Speed: for each file, ``llama-bench`` (avg_ts of pp/tg over ``-r`` runs after
+   its warm-up) then ``nibble bench`` (run ``-r`` times; mean of prefill_tok_s and
+   decode_tok_s), interleaved file by file so machine noise hits both alike.
+4. Quality (not with ``--quick``): ``llama-perplexity`` on the GPL-3 text with
+   ``-c 512``: once on F32 to save the reference logits
+   (``--kl-divergence-base``), then ``--kl-divergence`` for Q8_0 and Q4_1; and
+   ``nibble eval --model <model> --precision f32|q8|q4 --ctx 512``.  Both score
+   the second half of each 512-token window; both references are the model
+   dequantised to f32 (llama.cpp reads it from the F32 file Nibble wrote).
+5. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
+   count, the date and the exact commands run (``--markdown``: as Markdown for
+   BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
+
+Options: ``--threads N`` (default: the CPUs this process may use, as ``nproc``),
+``--quick`` (``-p 32 -n 16 -r 1``, no perplexity), ``--markdown``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LLAMACPP_VERSION = "0.3.36"
+LLAMA_TARGETS = ("llama-bench", "llama-perplexity", "llama-quantize")
+CMAKE_OPTIONS = ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF",
+                 "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
+GPL3 = Path("/usr/share/common-licenses/GPL-3")
+EVAL_CTX = 512
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nibble"
+SDIST = CACHE / f"llama-cpp-python-{LLAMACPP_VERSION}"
+LLAMA_SRC = SDIST / "vendor" / "llama.cpp"
+LLAMA_BUILD = CACHE / "llama.cpp-build"
+WORK = CACHE / "compare"
+DEFAULT_MODEL = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+NIBBLE = ROOT / ".build" / "release" / "nibble"
+
+COMMANDS: list[str] = []  # every command run, for the report
+
+
+class StepError(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def short(path: os.PathLike | str) -> str:
+    """A path with the home folder written as ~ (for the report only)."""
+    s, home = str(path), str(Path.home())
+    return "~" + s[len(home):] if s == home or s.startswith(home + os.sep) else s
+
+
+def quote(arg: os.PathLike | str) -> str:
+    """One shell word for the report, with a leading ~/ left unquoted so it still expands."""
+    s = short(arg)
+    return "~/" + shlex.quote(s[2:]) if s.startswith("~/") else shlex.quote(s)
+
+
+def join(cmd: list) -> str:
+    return " ".join(quote(c) for c in cmd)
+
+
+def run(cmd: list, what: str, cwd: Path | None = None, record: bool = True,
+        stream: bool = False) -> subprocess.CompletedProcess:
+    """Runs cmd; on failure raises StepError with the command and its stderr tail."""
+    cmd = [str(c) for c in cmd]
+    if record:
+        COMMANDS.append(join(cmd))
+    start = time.monotonic()
+    try:
+        if stream:  # long builds: let the output through
+            proc = subprocess.run(cmd, cwd=cwd, text=True, stdout=sys.stderr, stderr=subprocess.PIPE)
+        else:
+            proc = subprocess.run(cmd, cwd=cwd, text=True, capture_output=True)
+    except OSError as e:
+        raise StepError(f"{what}: cannot run {shlex.join(cmd)}: {e}") from None
+    if proc.returncode != 0:
+        tail = "\n".join(((proc.stderr or "") + (proc.stdout or "")).rstrip().splitlines()[-25:])
+        raise StepError(f"{what} failed (exit {proc.returncode}):\n  $ {shlex.join(cmd)}\n"
+                        + "\n".join("  | " + line for line in tail.splitlines()))
+    log(f"{what}: done in {time.monotonic() - start:.1f} s")
+    return proc
+
+
+# ---------------------------------------------------------------- llama.cpp build
+
+def ensure_cmake() -> str:
+    cmake = shutil.which("cmake")
+    if cmake:
+        return cmake
+    log("cmake not found: installing it")
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        run(["apt-get", "install", "-y", "-q", "cmake"], "apt-get install cmake", record=False)
+    else:
+        run([sys.executable, "-m", "pip", "install", "--user", "-q", "cmake"], "pip install cmake", record=False)
+    cmake = shutil.which("cmake") or shutil.which("cmake", path=str(Path.home() / ".local" / "bin"))
+    if not cmake:
+        raise StepError("cmake was installed but is not on PATH; install cmake (apt-get install cmake, "
+                        "or pip install cmake) and rerun")
+    return cmake
+
+
+def ensure_llamacpp() -> Path:
+    bindir = LLAMA_BUILD / "bin"
+    if all((bindir / t).is_file() and os.access(bindir / t, os.X_OK) for t in LLAMA_TARGETS):
+        log(f"llama.cpp: reusing {short(bindir)}")
+        COMMANDS.append("# llama.cpp: reused the build in " + quote(LLAMA_BUILD) + ", made by: "
+                        + join(["cmake", "-S", LLAMA_SRC, "-B", LLAMA_BUILD, *CMAKE_OPTIONS]) + " && "
+                        + join(["cmake", "--build", LLAMA_BUILD, "-j", usable_cpus(), "--target", *LLAMA_TARGETS]))
+        return bindir
+    if not (LLAMA_SRC / "CMakeLists.txt").is_file():
+        log(f"llama.cpp source missing ({short(LLAMA_SRC)}): running make vocab")
+        run(["make", "-C", ROOT, "vocab"], "make vocab (download the llama-cpp-python sdist)", record=False)
+        if not (LLAMA_SRC / "CMakeLists.txt").is_file():
+            raise StepError(f"make vocab did not produce {LLAMA_SRC}/CMakeLists.txt")
+    cmake = ensure_cmake()
+    jobs = str(usable_cpus())
+    log(f"building llama.cpp into {short(LLAMA_BUILD)} (about 10 min on 2 cores)")
+    run([cmake, "-S", LLAMA_SRC, "-B", LLAMA_BUILD, *CMAKE_OPTIONS], "cmake configure llama.cpp", stream=True)
+    run([cmake, "--build", LLAMA_BUILD, "-j", jobs, "--target", *LLAMA_TARGETS], "cmake build llama.cpp",
+        stream=True)
+    missing = [t for t in LLAMA_TARGETS if not (bindir / t).is_file()]
+    if missing:
+        raise StepError(f"the llama.cpp build finished, but {bindir} lacks {', '.join(missing)}")
+    return bindir
+
+
+# ---------------------------------------------------------------- model files
+
+QUANT_SUFFIX = re.compile(r"[._-](F32|F16|BF16|Q\d+(_[0-9A-Z]+)*)$", re.IGNORECASE)
+
+
+def ensure_variant(model: Path, precision: str, tag: str) -> Path:
+    """The model written by `nibble quantize --precision precision`, cached."""
+    stem = QUANT_SUFFIX.sub("", model.name[:-5] if model.name.endswith(".gguf") else model.name)
+    out = WORK / f"{stem}.{tag}.gguf"
+    fresh_after = max(model.stat().st_mtime, NIBBLE.stat().st_mtime)
+    if out.is_file() and out.stat().st_mtime > fresh_after:
+        log(f"{tag}: reusing {short(out)}")
+        COMMANDS.append(f"# reused (newer than the model and nibble): "
+                        + join([NIBBLE, "quantize", "--model", model, "--precision", precision, "--output", out]))
+        return out
+    WORK.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{stem}.{tag}.partial.gguf")
+    run([NIBBLE, "quantize", "--model", model, "--precision", precision, "--output", tmp],
+        f"nibble quantize {precision}")
+    COMMANDS[-1] = COMMANDS[-1].replace(quote(tmp), quote(out))
+    tmp.replace(out)
+    return out
+
+
+# ---------------------------------------------------------------- speed
+
+def mean_sd(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: int) -> dict:
+    proc = run([bindir / "llama-bench", "-m", model, "-p", p, "-n", n, "-t", threads, "-r", reps, "-o", "json"],
+               f"llama-bench {model.name}")
+    try:
+        rows = json.loads(proc.stdout)
+        pp = next(r for r in rows if r["n_prompt"] == p and r["n_gen"] == 0)
+        tg = next(r for r in rows if r["n_gen"] == n and r["n_prompt"] == 0)
+    except (ValueError, StopIteration, KeyError, TypeError) as e:
+        raise StepError(f"llama-bench {model.name}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
+    return {"pp": (pp["avg_ts"], pp["stddev_ts"]), "tg": (tg["avg_ts"], tg["stddev_ts"]),
+            "type": pp.get("model_type", "?"), "commit": pp.get("build_commit", "?")}
+
+
+def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int) -> dict:
+    prefill, decode = [], []
+    for i in range(reps):
+        proc = run([NIBBLE, "bench", "--model", model, "--precisions", precision, "--prompt-tokens", p,
+                    "--gen-tokens", n, "--threads", threads, "--json"],
+                   f"nibble bench {precision} ({i + 1}/{reps})", record=i == 0)
+        try:
+            res = next(r for r in json.loads(proc.stdout)["results"] if r["precision"] == precision)
+            prefill.append(float(res["prefill_tok_s"]))
+            decode.append(float(res["decode_tok_s"]))
+        except (ValueError, StopIteration, KeyError, TypeError) as e:
+            raise StepError(f"nibble bench {precision}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
+    if reps > 1:
+        COMMANDS[-1] += f"   # × {reps}, mean"
+    return {"pp": mean_sd(prefill), "tg": mean_sd(decode)}
+
+
+# ---------------------------------------------------------------- quality
+
+NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+
+
+def grab(pattern: str, text: str, what: str, cmd_name: str) -> float:
+    m = re.search(pattern, text, re.MULTILINE)
+    if not m:
+        tail = "\n".join(text.rstrip().splitlines()[-25:])
+        raise StepError(f"{cmd_name}: could not find {what} in its output; its tail:\n{tail}")
+    return float(m.group(1))
+
+
+def llama_ppl_base(bindir: Path, f32: Path, base: Path, threads: int) -> dict:
+    proc = run([bindir / "llama-perplexity", "-m", f32, "-f", GPL3, "-c", EVAL_CTX, "-t", threads,
+                "--kl-divergence-base", base], "llama-perplexity F32 (saves the KLD base)")
+    out = proc.stdout + "\n" + proc.stderr
+    name = "llama-perplexity F32"
+    chunks = int(grab(r"over (\d+) chunks", out, "the chunk count", name))
+    return {"ppl": grab(r"Final estimate: PPL = " + NUM, out, "'Final estimate: PPL ='", name),
+            "tokens": chunks * (EVAL_CTX - EVAL_CTX // 2 - 1)}
+
+
+def llama_kld(bindir: Path, model: Path, base: Path, threads: int, tag: str) -> dict:
+    proc = run([bindir / "llama-perplexity", "-m", model, "-f", GPL3, "-c", EVAL_CTX, "-t", threads,
+                "--kl-divergence", "--kl-divergence-base", base], f"llama-perplexity --kl-divergence {tag}")
+    out = proc.stdout + "\n" + proc.stderr
+    name = f"llama-perplexity --kl-divergence {tag}"
+    chunks = int(grab(r"over (\d+) chunks", out, "the chunk count", name))
+    return {"ppl": grab(r"^Mean PPL\(Q\)\s*:\s*" + NUM, out, "'Mean PPL(Q)'", name),
+            "ppl_base": grab(r"^Mean PPL\(base\)\s*:\s*" + NUM, out, "'Mean PPL(base)'", name),
+            "kld": grab(r"^Mean\s+KLD:\s*" + NUM, out, "'Mean    KLD:'", name),
+            "kld_p99": grab(r"^99\.0%\s+KLD:\s*" + NUM, out, "'99.0%   KLD:'", name),
+            "top1": grab(r"^Same top p:\s*" + NUM, out, "'Same top p:'", name) / 100,
+            "tokens": chunks * (EVAL_CTX - EVAL_CTX // 2 - 1)}
+
+
+def nibble_eval(model: Path, precision: str, threads: int) -> dict:
+    proc = run([NIBBLE, "eval", "--model", model, "--precision", precision, "--file", GPL3, "--ctx", EVAL_CTX,
+                "--threads", threads, "--json"], f"nibble eval {precision}")
+    try:
+        r = json.loads(proc.stdout)
+        return {"ppl": float(r["perplexity"]), "kld": float(r["kld_mean"]), "kld_p99": float(r["kld_p99"]),
+                "top1": float(r["top1_agreement"]), "tokens": int(r["tokens"])}
+    except (ValueError, KeyError, TypeError) as e:
+        raise StepError(f"nibble eval {precision}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
+
+
+# ---------------------------------------------------------------- machine
+
+def machine() -> str:
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"^(?:model name|Model|Hardware)\s*:\s*(.+)$", info, re.MULTILINE)
+        cpu = m.group(1).strip() if m else cpu
+        fam = re.search(r"^cpu family\s*:\s*(\d+)$", info, re.MULTILINE)
+        if fam:
+            cpu += f" (family {fam.group(1)})"
+        m = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", info, re.MULTILINE)
+        flags = set(m.group(1).split()) if m else set()
+    except OSError:
+        try:  # macOS
+            cpu = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True).stdout.strip() or cpu
+        except OSError:
+            pass
+    wanted = [("avx", "AVX"), ("avx2", "AVX2"), ("fma", "FMA"), ("f16c", "F16C"), ("avx_vnni", "AVX-VNNI"),
+              ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"), ("avx512_bf16", "AVX-512 BF16"),
+              ("amx_tile", "AMX"), ("asimd", "NEON"), ("asimddp", "dotprod"), ("i8mm", "i8mm"),
+              ("sve", "SVE")]
+    have = [label for flag, label in wanted if flag in flags]
+    if flags and "avx2" in flags and "avx512f" not in flags:
+        have.append("no AVX-512")
+    cores = os.cpu_count() or 0
+    text = f"{cpu}, {cores} logical CPUs"
+    return text + (", " + " + ".join(have) if have else "")
+
+
+def load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_speed(ms: tuple[float, float] | None, plus_minus: bool) -> str:
+    if ms is None:
+        return "—"
+    m, sd = ms
+    return f"{m:.1f} ± {sd:.1f}" if plus_minus and sd > 0 else f"{m:.1f}"
+
+
+def fmt_ratio(a, b) -> str:
+    return f"{a[0] / b[0]:.2f}×" if a and b and b[0] > 0 else "—"
+
+
+def fmt(x: float | None, spec: str, scale: float = 1) -> str:
+    return "—" if x is None else format(x * scale, spec)
+
+
+def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool) -> tuple[list[str], list[list[str]]]:
+    head = ["type", f"llama.cpp pp{p} tok/s", "Nibble prefill", "ratio",
+            f"llama.cpp tg{n} tok/s", "Nibble decode", "ratio"]
+    if quality:
+        head += ["llama.cpp mean KLD", "Nibble mean KLD", "llama.cpp same top-1", "Nibble top-1",
+                 "llama.cpp PPL", "Nibble PPL"]
+    out = []
+    for r in rows:
+        lb, nb, lq, nq = r["llama_bench"], r["nibble_bench"], r.get("llama_q"), r.get("nibble_q")
+        line = [r["label"], fmt_speed(lb["pp"], plus_minus), fmt_speed(nb["pp"], plus_minus),
+                fmt_ratio(nb["pp"], lb["pp"]), fmt_speed(lb["tg"], plus_minus), fmt_speed(nb["tg"], plus_minus),
+                fmt_ratio(nb["tg"], lb["tg"])]
+        if quality:
+            ref = r["precision"] == "f32"
+            line += ["— (ref)" if ref else fmt(lq and lq.get("kld"), ".6f"),
+                     "— (ref)" if ref else fmt(nq and nq.get("kld"), ".6f"),
+                     "—" if ref else fmt(lq and lq.get("top1"), ".2f", 100) + " %",
+                     "—" if ref else fmt(nq and nq.get("top1"), ".2f", 100) + " %",
+                     fmt(lq and lq.get("ppl"), ".4f"), fmt(nq and nq.get("ppl"), ".4f")]
+        out.append(line)
+    return head, out
+
+
+def text_table(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(c) for c in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def report(args, info: dict, rows: list[dict]) -> str:
+    quality = not args.quick
+    head, body = build_rows(rows, args.p, args.n, quality, plus_minus=args.r > 1)
+    facts = [
+        ("date", info["date"]),
+        ("machine", info["machine"]),
+        ("threads", str(args.threads) + ("" if info["load"] is None else
+                                         f" (1-min load average before the run: {info['load']:.2f})")),
+        ("model", short(info["model"])),
+        ("llama.cpp", f"build {info['commit']} (vendored in llama-cpp-python=={LLAMACPP_VERSION}), "
+                      f"{short(LLAMA_BUILD)}, -DGGML_NATIVE=ON"),
+        ("Nibble", f"{info['nibble_version']}, {short(NIBBLE)}"),
+        ("speed", f"prompt {args.p} tokens, {args.n} generated; llama-bench: mean of {args.r} run(s) after a "
+                  f"warm-up; nibble bench: mean of {args.r} run(s); ratio = Nibble / llama.cpp"),
+    ]
+    if quality:
+        tok = info.get("tokens", {})
+        facts.append(("quality", f"{short(GPL3)}, windows of {EVAL_CTX} tokens, second half scored "
+                                 f"(llama.cpp {tok.get('llama', '?')} tokens, Nibble {tok.get('nibble', '?')}); "
+                                 "KLD and top-1 against the model dequantised to f32 (llama.cpp: the F32 file)"))
+    else:
+        facts.append(("quality", "skipped (--quick)"))
+    if args.markdown:
+        out = [f"## {info['date'][:10]} — Nibble vs llama.cpp, {info['model'].name}, {args.threads} thread{'s' if args.threads != 1 else ''}", ""]
+        out += [f"* {k}: {v}" for k, v in facts]
+        out += ["", md_table(head, body), "", "Commands:", "```sh"] + COMMANDS + ["```"]
+    else:
+        out = [f"{k + ':':<10} {v}" for k, v in facts]
+        out += ["", text_table(head, body), "", "Commands run:"] + ["  " + c for c in COMMANDS]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Compare Nibble with llama.cpp (speed and quantisation quality) "
+                                             "on the same GGUF files and thread count.")
+    ap.add_argument("--threads", type=int, default=usable_cpus(), help="threads for both engines (default: nproc)")
+    ap.add_argument("--quick", action="store_true", help="-p 32 -n 16 -r 1 and no perplexity: a fast check")
+    ap.add_argument("--markdown", action="store_true", help="print the report as Markdown for BENCHMARKS.md")
+    args = ap.parse_args()
+    if args.threads < 1:
+        ap.error("--threads must be at least 1")
+    args.p, args.n, args.r = (32, 16, 1) if args.quick else (128, 64, 3)
+
+    model = Path(os.environ.get("NIBBLE_MODEL") or DEFAULT_MODEL).expanduser()
+    if not model.is_file():
+        raise StepError(f"model not found: {model} (run `make model`, or set NIBBLE_MODEL)")
+    if not NIBBLE.is_file():
+        raise StepError(f"{NIBBLE} is missing: build it with `swift build -c release` (or `make build`)")
+    if not args.quick and not GPL3.is_file():
+        raise StepError(f"{GPL3} is missing (Debian/Ubuntu package base-files); needed for perplexity, "
+                        "or use --quick")
+
+    info = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "machine": machine(), "model": model, "load": load()}
+    if info["load"] is not None and info["load"] > 0.25 * (os.cpu_count() or 1):
+        log(f"warning: load average {info['load']:.2f} before starting: other work on the machine skews the "
+            "speeds (llama.cpp's spinning threads suffer most when every core is in use)")
+    proc = run([NIBBLE, "--version"], "nibble --version", record=False)
+    info["nibble_version"] = "nibble " + proc.stdout.strip()
+
+    bindir = ensure_llamacpp()
+    f32 = ensure_variant(model, "f32", "nibble-F32")
+    q8 = ensure_variant(model, "q8", "nibble-Q8_0")
+    q4 = model if "q4_1" in model.name.lower() else ensure_variant(model, "q4", "nibble-Q4_1")
+    rows = [{"label": "F32", "precision": "f32", "file": f32},
+            {"label": "Q8_0", "precision": "q8", "file": q8},
+            {"label": "Q4_1", "precision": "q4", "file": q4}]
+
+    log(f"speed: pp{args.p} / tg{args.n}, {args.r} run(s), {args.threads} threads")
+    for r in rows:
+        r["llama_bench"] = llama_bench(bindir, r["file"], args.p, args.n, args.r, args.threads)
+        r["nibble_bench"] = nibble_bench(r["file"], r["precision"], args.p, args.n, args.r, args.threads)
+        info["commit"] = r["llama_bench"]["commit"]
+
+    if not args.quick:
+        log("quality: perplexity and KL divergence on the GPL-3 text (about 1–2 min per step on 2 cores)")
+        WORK.mkdir(parents=True, exist_ok=True)
+        base = WORK / "kld-base.bin"
+        try:
+            for r in rows:
+                if r["precision"] == "f32":
+                    r["llama_q"] = llama_ppl_base(bindir, f32, base, args.threads)
+                else:
+                    r["llama_q"] = llama_kld(bindir, r["file"], base, args.threads, r["label"])
+                # Nibble scores the model itself at each precision, against its own f32 of it.
+                r["nibble_q"] = nibble_eval(model, r["precision"], args.threads)
+        finally:
+            base.unlink(missing_ok=True)  # ~350 MB of saved logits
+        info["tokens"] = {"llama": rows[0]["llama_q"]["tokens"], "nibble": rows[0]["nibble_q"]["tokens"]}
+
+    print(report(args, info, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except StepError as e:
+        print(f"compare_llamacpp: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("compare_llamacpp: interrupted", file=sys.stderr)
+        sys.exit(130)
