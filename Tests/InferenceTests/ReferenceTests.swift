@@ -35,6 +35,7 @@ let sharedEngine: Result<Engine, Error> = Result {
         #expect(logits.count == expected.count)
         var maxError: Float = 0
         for i in 0..<expected.count { maxError = max(maxError, abs(logits[i] - expected[i])) }
+        print("SmolLM2 f32 last-position logits vs transformers: max |Δ| = \(maxError)")
         #expect(maxError < 1e-3, "max |Δlogit| = \(maxError)")
         #expect(logits.indices.max { logits[$0] < logits[$1] } == reference["argmax"] as? Int)
     }
