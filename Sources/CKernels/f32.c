@@ -168,14 +168,7 @@ void nb_attention_f32(const float *q, const float *keys, const float *values, in
     for (int64_t d = 0; d < head_dim; d++) out[d] = 0;
     for (int64_t j = 0; j < n; j++) {
         float s = nb_dot_f32(q, keys + j * stride, head_dim) * scale;
-        if (s > m) {
-            float c = expf(m - s);  // 0 on the first step (m = -inf)
-            for (int64_t d = 0; d < head_dim; d++) out[d] *= c;
-            l *= c;
-            m = s;
-        }
-        float w = expf(s - m);
-        l += w;
+        float w = nb_online_softmax_step(s, &m, &l, out, head_dim);
         nb_axpy_f32(w, values + j * stride, out, head_dim);
     }
     float inv = 1.0f / l;

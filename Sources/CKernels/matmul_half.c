@@ -174,14 +174,7 @@ void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *va
     for (int64_t j = 0; j < n; j++) {
         const uint16_t *key = keys + j * stride;
         float s = (dot ? dot(q, key, head_dim) : dot_half_scalar(0, key, q, head_dim)) * scale;
-        if (s > m) {
-            float c = expf(m - s);
-            for (int64_t d = 0; d < head_dim; d++) out[d] *= c;
-            l *= c;
-            m = s;
-        }
-        float w = expf(s - m);
-        l += w;
+        float w = nb_online_softmax_step(s, &m, &l, out, head_dim);
         axpy(w, values + j * stride, out, head_dim);
     }
     float inv = 1.0f / l;
