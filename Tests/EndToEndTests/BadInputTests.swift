@@ -41,6 +41,18 @@ import Testing
         }
     }
 
+    /// Bad arguments follow the same contract: status 1, at most three lines.
+    @Test func badArgumentsAreShort() throws {
+        for args in [["generate", "--precision", "q9", "--prompt", "hi"], ["tokenize", "--text", "a", "--file", "b"],
+                     ["generate", "--threads", "0"], ["bogus"]] {
+            let run = try nibble(args)
+            #expect(run.status == 1, "\(args)")
+            #expect(run.stderr.hasPrefix("Error: ") && run.stderr.split(separator: "\n").count <= 3, "\(args): \(run.stderr)")
+        }
+        #expect(try nibble(["generate", "--precision", "q9"]).stderr.contains("q8"))
+        #expect(try nibble(["--help"]).status == 0)
+    }
+
     @Test func missingDefaultModelSaysHowToGetOne() throws {
         let empty = try temporaryDirectory()
         let run = try nibble(["generate", "--prompt", "hi"], environment: ["XDG_CACHE_HOME": empty.path])
