@@ -159,16 +159,40 @@ public final class WeightMatrix: @unchecked Sendable {
     /// `scratch` holds the quantised activations for the integer formats.
     public func multiply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>,
                          pool: WorkerPool, scratch: ActivationScratch) {
+        WeightMatrix.multiply((self, y), nil, nil, x: x, batch: batch, pool: pool, scratch: scratch)
+    }
+
+    /// Up to three products with the same input (Q, K, V; gate, up) in one dispatch to
+    /// the pool: the activations are quantised once and the rows of all the matrices are
+    /// split across the threads together, which saves a pool round trip per matrix in
+    /// the decode loop. The matrices must share `columns` and `format`.
+    public static func multiply(_ a: (WeightMatrix, UnsafeMutablePointer<Float>),
+                                _ b: (WeightMatrix, UnsafeMutablePointer<Float>)?,
+                                _ c: (WeightMatrix, UnsafeMutablePointer<Float>)?,
+                                x: UnsafePointer<Float>, batch: Int, pool: WorkerPool, scratch: ActivationScratch) {
+        let first = a.0
+        precondition((b.map { $0.0.columns == first.columns && $0.0.format == first.format } ?? true)
+                     && (c.map { $0.0.columns == first.columns && $0.0.format == first.format } ?? true),
+                     "fused products need one shape and format")
         var xq: UnsafePointer<nb_q8a>? = nil
-        if format.quantizesActivations {
-            precondition(batch * columns / 32 <= scratch.capacity)
-            nb_quantize_activations(x, Int64(batch), Int64(columns), scratch.blocks)
+        if first.format.quantizesActivations {
+            precondition(batch * first.columns / 32 <= scratch.capacity)
+            nb_quantize_activations(x, Int64(batch), Int64(first.columns), scratch.blocks)
             xq = UnsafePointer(scratch.blocks)
         }
-        let w = UnsafeRawPointer(storage.pointer)
-        let fmt = format.c, r = Int64(rows), k = Int64(columns), ldy = Int64(rows), n = Int64(batch)
-        pool.parallelChunks(rows, granularity: 16) { range in
-            nb_matmul(fmt, w, r, k, x, xq, y, n, ldy, Int64(range.lowerBound), Int64(range.upperBound))
+        let rowsA = first.rows, rowsB = b?.0.rows ?? 0, rowsC = c?.0.rows ?? 0
+        let k = Int64(first.columns), n = Int64(batch), fmt = first.format.c
+        // Runs rows [lo, hi) of the concatenation that fall in one matrix starting at `base`.
+        func run(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int, _ lo: Int, _ hi: Int) {
+            let begin = max(lo, base) - base, end = min(hi, base + m.0.rows) - base
+            guard begin < end else { return }
+            nb_matmul(fmt, UnsafeRawPointer(m.0.storage.pointer), Int64(m.0.rows), k, x, xq, m.1, n, Int64(m.0.rows),
+                      Int64(begin), Int64(end))
+        }
+        pool.parallelChunks(rowsA + rowsB + rowsC, granularity: 16) { range in
+            run(a, base: 0, range.lowerBound, range.upperBound)
+            if let b { run(b, base: rowsA, range.lowerBound, range.upperBound) }
+            if let c { run(c, base: rowsA + rowsB, range.lowerBound, range.upperBound) }
         }
     }
 }

@@ -108,9 +108,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in layers.enumerated() {
             // Attention: xb = rmsnorm(x); q, k, v = W·xb; rope; cache; attend; x += Wo·att.
             rmsNorm(s.x, layer.attentionNorm, count: count, into: s.xb)
-            layer.wq.multiply(s.xb, batch: count, into: s.q, pool: pool, scratch: s.quantized)
-            layer.wk.multiply(s.xb, batch: count, into: s.k, pool: pool, scratch: s.quantized)
-            layer.wv.multiply(s.xb, batch: count, into: s.v, pool: pool, scratch: s.quantized)
+            WeightMatrix.multiply((layer.wq, s.q), (layer.wk, s.k), (layer.wv, s.v), x: s.xb, batch: count, pool: pool, scratch: s.quantized)
             for t in 0..<count {
                 applyRoPE(s.q + t * qDim, heads: c.headCount, position: start + t)
                 applyRoPE(s.k + t * kvDim, heads: c.kvHeadCount, position: start + t)
@@ -128,8 +126,7 @@ public final class LlamaModel: @unchecked Sendable {
 
             // MLP: x += down(silu(gate(xb)) * up(xb)), xb = rmsnorm(x).
             rmsNorm(s.x, layer.ffnNorm, count: count, into: s.xb)
-            layer.gate.multiply(s.xb, batch: count, into: s.hidden, pool: pool, scratch: s.quantized)
-            layer.up.multiply(s.xb, batch: count, into: s.hidden2, pool: pool, scratch: s.quantized)
+            WeightMatrix.multiply((layer.gate, s.hidden), (layer.up, s.hidden2), nil, x: s.xb, batch: count, pool: pool, scratch: s.quantized)
             swiGLU(s.hidden, s.hidden2, count: count * c.feedForwardLength)
             layer.down.multiply(s.hidden, batch: count, into: s.xb, pool: pool, scratch: s.quantized)
             add(s.xb, into: s.x, count: count * dim)
