@@ -199,6 +199,15 @@ struct Splitter {
 
     // MARK: Hand-written splitters (unicode.cpp)
 
+    /// Length of the English contraction (`'s 't 'm 'd` → 2, `'re 've 'll` → 3) whose
+    /// apostrophe is followed by code points `n1`, `n2` (`outOfRange` past the end), or 0.
+    @inline(__always)
+    private static func contractionLength(_ n1: UInt32, _ n2: UInt32) -> Int {
+        if n1 == 0x73 || n1 == 0x74 || n1 == 0x6D || n1 == 0x64 { return 2 }  // s t m d
+        if (n1 == 0x72 && n2 == 0x65) || (n1 == 0x76 && n2 == 0x65) || (n1 == 0x6C && n2 == 0x6C) { return 3 }  // re ve ll
+        return 0
+    }
+
     /// `unicode_regex_split_custom_gpt2`.
     private func gpt2(_ ini: Int, _ end: Int, _ out: inout [Int]) {
         @inline(__always) func cpt(_ p: Int) -> UInt32 { p >= ini && p < end ? cpts[p] : Self.outOfRange }
@@ -215,17 +224,8 @@ struct Splitter {
             let c = cpt(pos)
             let f = fl(pos)
             // 's|'t|'re|'ve|'m|'ll|'d
-            if c == 0x27 && pos + 1 < end {
-                let n1 = cpt(pos + 1)
-                if n1 == 0x73 || n1 == 0x74 || n1 == 0x6D || n1 == 0x64 { // s t m d
-                    pos += addToken(pos + 2); continue
-                }
-                if pos + 2 < end {
-                    let n2 = cpt(pos + 2)
-                    if (n1 == 0x72 && n2 == 0x65) || (n1 == 0x76 && n2 == 0x65) || (n1 == 0x6C && n2 == 0x6C) { // re ve ll
-                        pos += addToken(pos + 3); continue
-                    }
-                }
+            if c == 0x27, case let n = Self.contractionLength(cpt(pos + 1), cpt(pos + 2)), n > 0 {
+                pos += addToken(pos + n); continue
             }
             var f2 = c == 0x20 ? fl(pos + 1) : f
             // <space>?\p{L}+
@@ -285,17 +285,8 @@ struct Splitter {
             let c = cpt(pos)
             let f = fl(pos)
             // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-            if c == 0x27 && pos + 1 < end {
-                let n1 = lower(cpt(pos + 1))
-                if n1 == 0x73 || n1 == 0x74 || n1 == 0x6D || n1 == 0x64 {
-                    pos += addToken(pos + 2); continue
-                }
-                if pos + 2 < end {
-                    let n2 = lower(cpt(pos + 2))
-                    if (n1 == 0x72 && n2 == 0x65) || (n1 == 0x76 && n2 == 0x65) || (n1 == 0x6C && n2 == 0x6C) {
-                        pos += addToken(pos + 3); continue
-                    }
-                }
+            if c == 0x27, case let n = Self.contractionLength(lower(cpt(pos + 1)), lower(cpt(pos + 2))), n > 0 {
+                pos += addToken(pos + n); continue
             }
             // [^\r\n\p{L}\p{N}]?\p{L}+   (qwen35: [\p{L}\p{M}]+)
             if !(c == 0x0D || c == 0x0A || f.isNumber) {
