@@ -16,12 +16,18 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build chat model gemma vocab test fixtures compare clean
+.PHONY: all build deps chat model gemma vocab test fixtures compare clean
 
 all: build
 
-build:
+build: deps
 	swift build -c release
+
+# System libraries the build links: libedit (the REPL's line editing), from Debian.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+deps:
+	@pkg-config --exists libedit || { $(SUDO) apt-get install -y -q libedit-dev >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q libedit-dev >/dev/null; }; }
 
 model: $(MODEL)
 
@@ -61,7 +67,7 @@ chat: model build
 
 # Tests run in release mode (numeric code is far too slow in debug) in their own
 # build folder, so they never rebuild the release binary.
-test: model gemma vocab
+test: deps model gemma vocab
 	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
 

@@ -30,15 +30,24 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastSwift),
         // Model configs, architectures, KV cache, sampler, engine.
         .target(name: "Inference", dependencies: ["ModelFiles", "Quantization", "Tokenizers"], swiftSettings: fastSwift),
+        // Jinja interpreter for Hugging Face chat templates.
+        .target(name: "Templates"),
+        // Conversations (Codable, versioned), chat sessions, context policy, save/load/replay.
+        .target(name: "Chat", dependencies: ["Inference", "Templates"]),
+        // libedit's native API for the REPL's line editing (`make` installs libedit-dev).
+        .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
             name: "nibble",
-            dependencies: ["Inference", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Inference", "Templates", "Chat", "CEditLine",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSwift),
 
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], resources: [.copy("Resources")]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates"], resources: [.copy("Resources")]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,1 @@
+// Conversations, chat sessions and their files land here.

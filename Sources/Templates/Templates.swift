@@ -1,0 +1,1 @@
+// The Jinja interpreter for chat templates lands here.
