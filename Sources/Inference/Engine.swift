@@ -70,6 +70,9 @@ public final class Engine: @unchecked Sendable {
     /// Tokens whose keys and values are in the cache, position by position; a new
     /// prompt sharing a prefix with them only prefills the rest.
     public private(set) var cachedTokens: [Int] = []
+    /// How the last `generate` call's prompt was split: tokens found in the cache and
+    /// tokens run through the model.
+    public private(set) var lastPrefill: (reused: Int, computed: Int) = (0, 0)
     /// Tokens per forward pass during prefill (also the Ctrl-C granularity).
     public static let prefillChunk = 64
     private var tokenBuffer: [Int32]
@@ -220,6 +223,7 @@ public final class Engine: @unchecked Sendable {
         var reuse = 0
         while reuse < min(cachedTokens.count, prompt.count - 1), cachedTokens[reuse] == prompt[reuse] { reuse += 1 }
         cachedTokens.removeLast(cachedTokens.count - reuse)
+        lastPrefill = (reuse, prompt.count - reuse)
 
         var sampler = Sampler(sampling)
         for token in prompt { sampler.accept(token) }

@@ -390,10 +390,42 @@ public final class Tokenizer: @unchecked Sendable {
     /// Converts UTF-8 bytes to token ids (see `encode(_:parseSpecial:addBOS:)`). Invalid UTF-8 is
     /// handled as llama.cpp does: by SentencePiece as bytes, by BPE as U+FFFD.
     public func encode(bytes: [UInt8], parseSpecial: Bool = false, addBOS: Bool = false) -> [Int] {
+        encode(bytes: bytes, fragments: partitioner.partition(bytes, parseSpecial: parseSpecial), addBOS: addBOS)
+    }
+
+    /// Converts a text made of segments to token ids, parsing control tokens only in the
+    /// segments that allow it: a chat prompt whose template markup is parsed while the
+    /// messages' own text stays plain, so a pasted `<|im_start|>` cannot open a turn.
+    /// Text fragments that meet across a segment boundary are joined before tokenizing, so
+    /// when no segment holds special-token text the ids equal
+    /// `encode(segments.joined(), parseSpecial: true)`.
+    public func encode(segments: [(text: String, parseSpecial: Bool)], addBOS: Bool = false) -> [Int] {
+        var bytes: [UInt8] = []
+        var fragments: [Fragment] = []
+        for segment in segments {
+            let piece = Array(segment.text.utf8)
+            let offset = bytes.count
+            bytes += piece
+            for fragment in partitioner.partition(piece, parseSpecial: segment.parseSpecial) {
+                switch fragment {
+                case let .text(range):
+                    let shifted = (range.lowerBound + offset)..<(range.upperBound + offset)
+                    if case let .text(previous)? = fragments.last, previous.upperBound == shifted.lowerBound {
+                        fragments[fragments.count - 1] = .text(previous.lowerBound..<shifted.upperBound)
+                    } else {
+                        fragments.append(.text(shifted))
+                    }
+                case .token: fragments.append(fragment)
+                }
+            }
+        }
+        return encode(bytes: bytes, fragments: fragments, addBOS: addBOS)
+    }
+
+    private func encode(bytes: [UInt8], fragments: [Fragment], addBOS: Bool) -> [Int] {
         var output: [Int] = []
         output.reserveCapacity(bytes.count / 3 + 2)
         if addBOS, let bos = bosTokenID { output.append(bos) }
-        let fragments = partitioner.partition(bytes, parseSpecial: parseSpecial)
         switch kind {
         case .sentencePiece:
             // llama_vocab::impl::tokenize, LLAMA_VOCAB_TYPE_SPM

@@ -35,6 +35,21 @@ struct SpecialTokenTests {
         #expect(v.tokenizer.decode(parsed, renderSpecial: true) == "<|im_start|>user")
     }
 
+    @Test func segmentsParseControlTokensOnlyWhereAllowed() throws {
+        let v = try vocabulary()
+        let start = v.ids["<|im_start|>"]!, end = v.ids["<|endoftext|>"]!
+        // Markup parsed, content plain: the content's control-token text stays text.
+        let ids = v.tokenizer.encode(segments: [("<|im_start|>user ", true), ("<|im_start|>system", false), ("<|endoftext|>", true)])
+        #expect(ids.first == start && ids.last == end)
+        #expect(ids.filter { $0 == start }.count == 1)
+        #expect(v.tokenizer.decode(Array(ids.dropFirst().dropLast())) == "user <|im_start|>system")
+        // Without special text in the content, segments tokenize exactly like the whole text:
+        // text fragments meeting at a boundary are joined before BPE.
+        let whole = "<|im_start|>user\nabc de<|endoftext|>zz"
+        let cuts = v.tokenizer.encode(segments: [("<|im_start|>user\nab", true), ("c d", false), ("e<|endoftext|>z", true), ("z", false)])
+        #expect(cuts == v.tokenizer.encode(whole, parseSpecial: true))
+    }
+
     @Test func userDefinedTokensAreAlwaysParsed() throws {
         let v = try vocabulary()
         let tool = v.ids["<tool>"]!
