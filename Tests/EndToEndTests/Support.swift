@@ -32,10 +32,12 @@ struct RunResult {
 }
 
 /// Runs `nibble` with `arguments`, feeding `input` on stdin; fails the test after `timeout`.
-func nibble(_ arguments: [String], input: String? = nil, environment: [String: String] = [:], timeout: Double = 120) throws -> RunResult {
+func nibble(_ arguments: [String], input: String? = nil, environment: [String: String] = [:], currentDirectory: URL? = nil,
+            timeout: Double = 120) throws -> RunResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: nibbleBinary)
     process.arguments = arguments
+    if let currentDirectory { process.currentDirectoryURL = currentDirectory }
     var env = ProcessInfo.processInfo.environment
     env.merge(environment) { $1 }
     process.environment = env
