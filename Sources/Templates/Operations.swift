@@ -1,0 +1,244 @@
+import Foundation
+
+/// Attribute and item lookup, slicing and iteration, as jinja2's sandboxed
+/// `Environment.getattr` / `getitem` do them on Python objects.
+enum Access {
+    /// `obj.name`: a Python attribute first (so `message.items` is the dict method),
+    /// then the item; undefined when neither exists. Names starting with `_` and the
+    /// methods that would change a list or dict are hidden (ImmutableSandboxedEnvironment).
+    static func attribute(_ object: Value, _ name: String) -> Value {
+        if name.hasPrefix("_") { return .undefined }
+        if Methods.exists(object, name) { return Methods.bound(object, name) }
+        switch object {
+        case .object(let o): return o[name] ?? .undefined
+        case .namespace(let ns): return ns.attributes[name] ?? .undefined
+        default: return .undefined
+        }
+    }
+
+    /// `obj[key]`: the item first, then (for a string key) the attribute.
+    static func item(_ object: Value, _ key: Value) -> Value {
+        switch (object, key) {
+        case (.object(let o), _):
+            if let v = o[key] { return v }
+        case (.array(let a), _):
+            if let i = key.integer {
+                let j = i < 0 ? i + a.count : i
+                if j >= 0 && j < a.count { return a[j] }
+                return .undefined
+            }
+        case (.string(let s), _):
+            if let i = key.integer {
+                let scalars = PyString.scalars(s)
+                let j = i < 0 ? i + scalars.count : i
+                if j >= 0 && j < scalars.count { return .string(String(scalars[j])) }
+                return .undefined
+            }
+        case (.namespace(let ns), .string(let k)):
+            return ns.attributes[k] ?? .undefined
+        default:
+            break
+        }
+        if case .string(let k) = key { return attribute(object, k) }
+        return .undefined
+    }
+
+    static func slice(_ object: Value, _ start: Int?, _ stop: Int?, _ step: Int?) throws -> Value {
+        switch object {
+        case .array(let a): return .array(try PyString.slice(a, start, stop, step))
+        case .string(let s): return .string(PyString.string(try PyString.slice(PyString.scalars(s), start, stop, step)))
+        default: return .undefined
+        }
+    }
+
+    /// Python's `iter(value)` collected: characters of a string, keys of a dict,
+    /// nothing for undefined.
+    static func iterate(_ value: Value) throws -> [Value] {
+        switch value {
+        case .array(let a): return a
+        case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
+        case .object(let o): return o.keys
+        case .undefined: return []
+        default: throw PyError.type("'\(value.pythonTypeName)' object is not iterable")
+        }
+    }
+
+    /// `len(value)`.
+    static func length(_ value: Value) throws -> Int {
+        switch value {
+        case .string(let s): return PyString.length(s)
+        case .array(let a): return a.count
+        case .object(let o): return o.count
+        case .undefined: return 0
+        default: throw PyError.type("object of type '\(value.pythonTypeName)' has no len()")
+        }
+    }
+
+    /// Python's `in`.
+    static func contains(_ container: Value, _ item: Value) throws -> Bool {
+        switch container {
+        case .string(let s):
+            guard case .string(let needle) = item else {
+                if item.isUndefined { throw PyError.undefined(nil) }
+                throw PyError.type("'in <string>' requires string as left operand, not \(item.pythonTypeName)")
+            }
+            return PyString.contains(s, needle)
+        case .array(let a): return a.contains(item)
+        case .object(let o):
+            guard Object.isHashable(item) else { throw PyError.type("unhashable type: '\(item.pythonTypeName)'") }
+            return o[item] != nil
+        case .undefined: return false
+        default: throw PyError.type("argument of type '\(container.pythonTypeName)' is not iterable")
+        }
+    }
+}
+
+/// Python's arithmetic and comparison operators.
+enum Operators {
+    static func typeError(_ op: String, _ a: Value, _ b: Value) -> PyError {
+        .type("unsupported operand type(s) for \(op): '\(a.pythonTypeName)' and '\(b.pythonTypeName)'")
+    }
+
+    static func binary(_ op: Expr.BinaryOp, _ a: Value, _ b: Value) throws -> Value {
+        switch op {
+        case .add:
+            switch (a, b) {
+            case (.string(let x), .string(let y)): return .string(x + y)
+            case (.array(let x), .array(let y)): return .array(x + y)
+            case (.string, _): throw PyError.type("can only concatenate str (not \"\(b.pythonTypeName)\") to str")
+            case (.array, _): throw PyError.type("can only concatenate list (not \"\(b.pythonTypeName)\") to list")
+            default: return try arithmetic(op, a, b)
+            }
+        case .mul:
+            if case .string(let s) = a, let n = b.integer { return .string(String(repeating: s, count: max(0, n))) }
+            if case .string(let s) = b, let n = a.integer { return .string(String(repeating: s, count: max(0, n))) }
+            if case .array(let x) = a, let n = b.integer { return .array(repeated(x, n)) }
+            if case .array(let x) = b, let n = a.integer { return .array(repeated(x, n)) }
+            return try arithmetic(op, a, b)
+        case .mod:
+            if case .string(let format) = a { return .string(try Formatting.percent(format, b)) }
+            return try arithmetic(op, a, b)
+        default:
+            return try arithmetic(op, a, b)
+        }
+    }
+
+    private static func repeated(_ a: [Value], _ n: Int) -> [Value] {
+        guard n > 0 else { return [] }
+        return Array([[Value]](repeating: a, count: n).joined())
+    }
+
+    private static func arithmetic(_ op: Expr.BinaryOp, _ a: Value, _ b: Value) throws -> Value {
+        if let x = a.integer, let y = b.integer {
+            switch op {
+            case .add, .sub, .mul:
+                let (r, overflow) = op == .add ? x.addingReportingOverflow(y) : op == .sub ? x.subtractingReportingOverflow(y) : x.multipliedReportingOverflow(by: y)
+                if overflow { throw PyError.overflow("integer overflow") }
+                return .int(r)
+            case .div:
+                guard y != 0 else { throw PyError.zeroDivision("division by zero") }
+                return .double(Double(x) / Double(y))
+            case .floorDiv:
+                guard y != 0 else { throw PyError.zeroDivision("integer division or modulo by zero") }
+                let q = x / y
+                return .int((x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q)
+            case .mod:
+                guard y != 0 else { throw PyError.zeroDivision("integer modulo by zero") }
+                let r = x % y
+                return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r)
+            case .pow:
+                if y < 0 { return .double(pow(Double(x), Double(y))) }
+                var result = 1, base = x, e = y
+                while e > 0 {
+                    if e & 1 == 1 {
+                        let (r, o) = result.multipliedReportingOverflow(by: base)
+                        if o { throw PyError.overflow("integer overflow") }
+                        result = r
+                    }
+                    e >>= 1
+                    if e > 0 {
+                        let (b2, o) = base.multipliedReportingOverflow(by: base)
+                        if o { throw PyError.overflow("integer overflow") }
+                        base = b2
+                    }
+                }
+                return .int(result)
+            }
+        }
+        guard let x = a.number, let y = b.number else { throw typeError(op.rawValue, a, b) }
+        switch op {
+        case .add: return .double(x + y)
+        case .sub: return .double(x - y)
+        case .mul: return .double(x * y)
+        case .div:
+            guard y != 0 else { throw PyError.zeroDivision("float division by zero") }
+            return .double(x / y)
+        case .floorDiv:
+            guard y != 0 else { throw PyError.zeroDivision("float floor division by zero") }
+            return .double(floorMod(x, y).0)
+        case .mod:
+            guard y != 0 else { throw PyError.zeroDivision("float modulo") }
+            return .double(floorMod(x, y).1)
+        case .pow:
+            return .double(pow(x, y))
+        }
+    }
+
+    /// CPython's float floor division and modulo (`float_divmod`).
+    private static func floorMod(_ x: Double, _ y: Double) -> (Double, Double) {
+        var mod = fmod(x, y)
+        var div = (x - mod) / y
+        if mod != 0 {
+            if (y < 0) != (mod < 0) {
+                mod += y
+                div -= 1
+            }
+        } else {
+            mod = copysign(0, y)
+        }
+        var floordiv: Double
+        if div != 0 {
+            floordiv = div.rounded(.down)
+            if div - floordiv > 0.5 { floordiv += 1 }
+        } else {
+            floordiv = copysign(0, x / y)
+        }
+        return (floordiv, mod)
+    }
+
+    static func compare(_ op: Expr.CompareOp, _ a: Value, _ b: Value) throws -> Bool {
+        switch op {
+        case .eq: return a == b
+        case .ne: return a != b
+        case .in: return try Access.contains(b, a)
+        case .notIn: return try !Access.contains(b, a)
+        case .lt: return try less(a, b, "<")
+        case .gt: return try less(b, a, ">", swapped: true)
+        case .le: return try a == b && isOrderable(a, b) || less(a, b, "<=")
+        case .ge: return try a == b && isOrderable(a, b) || less(b, a, ">=", swapped: true)
+        }
+    }
+
+    private static func isOrderable(_ a: Value, _ b: Value) -> Bool {
+        switch (a, b) {
+        case (.string, .string), (.array, .array): return true
+        default: return a.isNumber && b.isNumber
+        }
+    }
+
+    /// Python's `<` (code point order for strings, lexicographic for lists).
+    static func less(_ a: Value, _ b: Value, _ op: String = "<", swapped: Bool = false) throws -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return PyString.less(x, y)
+        case (.array(let x), .array(let y)):
+            for (p, q) in zip(x, y) where p != q { return try less(p, q, op, swapped: swapped) }
+            return x.count < y.count
+        default:
+            if a.isUndefined || b.isUndefined { throw PyError.undefined(nil) }
+            if let x = a.integer, let y = b.integer { return x < y }
+            if let x = a.number, let y = b.number { return x < y }
+            let (l, r) = swapped ? (b, a) : (a, b)
+            throw PyError.type("'\(op)' not supported between instances of '\(l.pythonTypeName)' and '\(r.pythonTypeName)'")
+        }
+    }
+}

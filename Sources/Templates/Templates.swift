@@ -1,1 +1,0 @@
-// The Jinja interpreter for chat templates lands here.

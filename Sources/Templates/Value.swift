@@ -1,0 +1,247 @@
+import Foundation
+
+/// A value inside a template: what Python objects are to jinja2.
+///
+/// Context variables are built from the first eight cases (`Value(json:)` makes them
+/// from JSON); the interpreter adds namespaces and callables. Semantics follow Python:
+/// `int` and `double` are distinct (`1.0` renders "1.0"), `bool` counts as a number,
+/// objects keep their insertion order, strings are sequences of Unicode scalars.
+public enum Value: Sendable {
+    /// A missing variable, key or attribute: falsy, renders as "", iterates as empty;
+    /// most other uses are errors (jinja2's default `Undefined`).
+    case undefined
+    /// Python's `None`: renders as "None".
+    case none
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    /// A Python list (tuples are lists here).
+    case array([Value])
+    /// A Python dict with string keys, in insertion order.
+    case object(Object)
+    /// A `namespace()`: attributes that `{% set ns.x = … %}` can change from any scope.
+    case namespace(Namespace)
+    /// A built-in function, bound method or macro.
+    case function(Function)
+}
+
+/// A dictionary that keeps insertion order, like a Python dict. Keys are usually
+/// strings (JSON objects); template literals may also use numbers, booleans or none
+/// (`{0: 'a'}`), which Python hashes so that `1`, `1.0` and `true` are the same key.
+public struct Object: Sendable, ExpressibleByDictionaryLiteral {
+    /// The keys in insertion order.
+    public private(set) var keys: [Value] = []
+    private var storage: [HashKey: Value] = [:]
+
+    /// Python's key identity: strings by code points, numbers by value.
+    private enum HashKey: Hashable {
+        case string([UInt8]), int(Int), double(Double), none, undefined
+
+        init?(_ value: Value) {
+            switch value {
+            case .string(let s): self = .string(Array(s.utf8))
+            case .int(let i): self = .int(i)
+            case .bool(let b): self = .int(b ? 1 : 0)
+            case .double(let d):
+                if d == d.rounded(), let i = Int(exactly: d) { self = .int(i) } else { self = .double(d) }
+            case .none: self = .none
+            case .undefined: self = .undefined
+            default: return nil
+            }
+        }
+    }
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (String, Value)...) {
+        for (key, value) in elements { self[key] = value }
+    }
+
+    public init<S: Sequence>(_ pairs: S) where S.Element == (String, Value) {
+        for (key, value) in pairs { self[key] = value }
+    }
+
+    /// Whether `key` can be a dict key (Python: hashable).
+    static func isHashable(_ key: Value) -> Bool { HashKey(key) != nil }
+
+    public var count: Int { keys.count }
+    public var isEmpty: Bool { keys.isEmpty }
+    public var values: [Value] { keys.map { storage[HashKey($0)!]! } }
+    public var pairs: [(key: Value, value: Value)] { keys.map { ($0, storage[HashKey($0)!]!) } }
+
+    /// A new key goes to the end; replacing a value keeps the key's place (as Python).
+    public subscript(key: Value) -> Value? {
+        get { HashKey(key).flatMap { storage[$0] } }
+        set {
+            guard let k = HashKey(key) else { return }
+            if let newValue {
+                if storage.updateValue(newValue, forKey: k) == nil { keys.append(key) }
+            } else if storage.removeValue(forKey: k) != nil {
+                keys.removeAll { HashKey($0) == k }
+            }
+        }
+    }
+
+    public subscript(key: String) -> Value? {
+        get { self[.string(key)] }
+        set { self[.string(key)] = newValue }
+    }
+}
+
+/// jinja2's `Namespace`: shared by reference, so assignments inside loops are seen outside.
+public final class Namespace: @unchecked Sendable {
+    public var attributes: Object
+    public init(_ attributes: Object = Object()) { self.attributes = attributes }
+}
+
+/// Arguments of a call: positional values then keyword values, in source order.
+struct Arguments {
+    var positional: [Value] = []
+    var keywords: [(String, Value)] = []
+}
+
+/// Something a template can call.
+public final class Function: @unchecked Sendable {
+    public let name: String
+    let call: (Arguments, Interpreter) throws -> Value
+    /// Set for macros (`<Macro 'name'>` when rendered).
+    let isMacro: Bool
+
+    init(name: String, isMacro: Bool = false, call: @escaping (Arguments, Interpreter) throws -> Value) {
+        self.name = name
+        self.isMacro = isMacro
+        self.call = call
+    }
+}
+
+// MARK: - Python semantics
+
+extension Value {
+    public var isUndefined: Bool { if case .undefined = self { return true } else { return false } }
+
+    /// Python truthiness.
+    public var isTruthy: Bool {
+        switch self {
+        case .undefined, .none: return false
+        case .bool(let b): return b
+        case .int(let i): return i != 0
+        case .double(let d): return d != 0
+        case .string(let s): return !s.isEmpty
+        case .array(let a): return !a.isEmpty
+        case .object(let o): return !o.isEmpty
+        case .namespace, .function: return true
+        }
+    }
+
+    /// The Python type name used in error messages (`int`, `str`, `NoneType`, …).
+    var pythonTypeName: String {
+        switch self {
+        case .undefined: return "Undefined"
+        case .none: return "NoneType"
+        case .bool: return "bool"
+        case .int: return "int"
+        case .double: return "float"
+        case .string: return "str"
+        case .array: return "list"
+        case .object: return "dict"
+        case .namespace: return "Namespace"
+        case .function(let f): return f.isMacro ? "Macro" : "function"
+        }
+    }
+
+    /// jinja2's `object_type_repr`: "'dict object'" in undefined-attribute messages.
+    var objectTypeRepr: String {
+        if case .none = self { return "None" }
+        return "\(pythonTypeName) object"
+    }
+
+    /// Numeric view (bool counts as int, as in Python).
+    var number: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        case .bool(let b): return b ? 1 : 0
+        default: return nil
+        }
+    }
+
+    var integer: Int? {
+        switch self {
+        case .int(let i): return i
+        case .bool(let b): return b ? 1 : 0
+        default: return nil
+        }
+    }
+
+    var isNumber: Bool { number != nil }
+
+    var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+
+    /// `str(value)`: what `{{ value }}` prints.
+    var pythonString: String {
+        switch self {
+        case .undefined: return ""
+        case .string(let s): return s
+        default: return pythonRepr
+        }
+    }
+
+    /// `repr(value)`: how values print inside lists and dicts.
+    var pythonRepr: String {
+        switch self {
+        case .undefined: return "Undefined"
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .double(let d): return PyString.floatRepr(d)
+        case .string(let s): return PyString.repr(s)
+        case .array(let a): return "[" + a.map(\.pythonRepr).joined(separator: ", ") + "]"
+        case .object(let o):
+            return "{" + o.pairs.map { $0.key.pythonRepr + ": " + $0.value.pythonRepr }.joined(separator: ", ") + "}"
+        case .namespace(let n): return "<Namespace " + Value.object(n.attributes).pythonRepr + ">"
+        case .function(let f): return f.isMacro ? "<Macro '\(f.name)'>" : "<built-in function \(f.name)>"
+        }
+    }
+}
+
+extension Value: Equatable {
+    /// Python `==`: numbers across int/float/bool, strings by Unicode scalars (not by
+    /// canonical equivalence as Swift's `==` would), containers element-wise.
+    public static func == (lhs: Value, rhs: Value) -> Bool {
+        switch (lhs, rhs) {
+        case (.undefined, .undefined), (.none, .none): return true
+        case (.string(let a), .string(let b)): return PyString.equal(a, b)
+        case (.array(let a), .array(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0 == $1 }
+        case (.object(let a), .object(let b)):
+            return a.count == b.count && a.pairs.allSatisfy { pair in b[pair.key].map { $0 == pair.value } ?? false }
+        case (.namespace(let a), .namespace(let b)): return a === b
+        case (.function(let a), .function(let b)): return a === b
+        default:
+            if let x = lhs.integer, let y = rhs.integer { return x == y }
+            if let x = lhs.number, let y = rhs.number { return x == y }
+            return false
+        }
+    }
+}
+
+extension Value: CustomStringConvertible {
+    /// `str(value)`, as the template would print it.
+    public var description: String { pythonString }
+}
+
+extension Value: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: Value...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, Value)...) {
+        var object = Object()
+        for (key, value) in elements { object[key] = value }
+        self = .object(object)
+    }
+    /// `nil` is Python's `None`.
+    public init(nilLiteral: ()) { self = .none }
+}
