@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference"], resources: [.copy("Resources")]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates"], resources: [.copy("Resources")]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles"]),
     ],
     swiftLanguageModes: [.v5]

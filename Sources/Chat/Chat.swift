@@ -1,1 +1,0 @@
-// Conversations, chat sessions and their files land here.

@@ -1,0 +1,393 @@
+import Foundation
+import Inference
+import ModelFiles
+import Quantization
+import Templates
+import Tokenizers
+
+/// How to (re)build the engine: the model file and the flags that shaped it.
+public struct EngineSettings: Sendable, Equatable {
+    public var path: String
+    /// What the user asked for (`native`, `q8`…); kept across `/model` so a new model
+    /// loads at the precision the conversation runs at.
+    public var precision: Precision
+    public var threads: Int?
+    public var context: Int?
+    public var memoryLimit: Int?
+
+    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) {
+        self.path = path
+        self.precision = precision
+        self.threads = threads
+        self.context = context
+        self.memoryLimit = memoryLimit
+    }
+
+    func makeEngine() throws -> Engine {
+        try Engine(path: path, precision: precision, threads: threads, context: context, memoryLimit: memoryLimit)
+    }
+}
+
+/// What happened while a reply was produced, for the terminal.
+public enum ChatEvent {
+    /// Decoded reply text, as soon as it is complete UTF-8.
+    case text(String)
+    /// One line the user should see (a turn dropped to fit the context, …).
+    case notice(String)
+}
+
+/// One re-run user turn of `/replay`.
+public struct ReplayTurn: Sendable {
+    /// 1-based index among the conversation's user turns.
+    public var number: Int
+    public var user: String
+    /// The reply the file recorded (nil if the turn had none), and at which precision.
+    public var recorded: String?
+    public var recordedPrecision: String?
+    public var reply: String
+    /// Token index of the first difference between the recorded and the new reply; nil when equal.
+    public var firstDivergence: Int?
+    public var stats: TurnStats
+    public var changed: Bool { firstDivergence != nil }
+}
+
+/// One side of `/compare`.
+public struct ComparedReply: Sendable {
+    public var precision: String
+    public var reply: String
+    public var stats: TurnStats
+    public var weightBytes: Int
+    public var residentBytes: Int?
+}
+
+/// A conversation with a model: history → chat template → tokens → engine → streamed
+/// reply → history. Keeps what the KV cache holds in step with the history so that a new
+/// turn only prefills the tokens after the previous reply, and owns the model so that a
+/// failed `/model` or `/precision` leaves everything as it was.
+public final class ChatSession {
+    public private(set) var engine: Engine
+    public private(set) var engineSettings: EngineSettings
+    public private(set) var template: ChatTemplate
+    /// Where the template came from: "model", a fallback name, or a file.
+    public private(set) var templateOrigin: String
+    /// `--template`: used for every model instead of the model's own.
+    public let templateOverride: String?
+    public var conversation: Conversation
+    /// The last turn's numbers and prompt (`/stats`).
+    public private(set) var lastStats: TurnStats?
+    public private(set) var lastPrompt: RenderedPrompt?
+    /// Where the conversation is saved after every turn (nil: not saved).
+    public var autosavePath: String?
+    /// The clock templates see through `strftime_now`.
+    public var now: () -> Date = Date.init
+    /// Text and tokens of the last prompt plus its reply, as the KV cache holds them: the
+    /// next prompt extends this text, so its tokens are carried over rather than
+    /// re-tokenized (a reply re-tokenized can split differently than it was generated).
+    private var carried: (text: String, tokens: [Int])?
+
+    public init(settings: EngineSettings, templateOverride: String? = nil, conversation: Conversation = Conversation()) throws {
+        let engine = try settings.makeEngine()
+        (template, templateOrigin) = try Self.template(for: engine, override: templateOverride)
+        self.engine = engine
+        self.engineSettings = settings
+        self.templateOverride = templateOverride
+        self.conversation = conversation
+        if conversation.settings.context == nil { self.conversation.settings.context = settings.context }
+    }
+
+    /// The model's name (`general.name`, else the file name).
+    public var modelName: String { Self.modelName(of: engine) }
+
+    static func modelName(of engine: Engine) -> String {
+        engine.file.string("general.name") ?? URL(fileURLWithPath: engine.file.path).deletingPathExtension().lastPathComponent
+    }
+
+    /// The template to use: `--template`, else the model's own, else a fallback chosen by
+    /// the control tokens the vocabulary has.
+    static func template(for engine: Engine, override: String?) throws -> (ChatTemplate, String) {
+        if let override { return (try PromptLibrary.template(override), override) }
+        if let source = engine.file.string("tokenizer.chat_template") {
+            return (try ChatTemplate(source: source, name: URL(fileURLWithPath: engine.file.path).lastPathComponent + ": tokenizer.chat_template"), "model")
+        }
+        let name = fallbackTemplateName(engine.tokenizer)
+        return (try PromptLibrary.template(name), "\(name) (fallback: the model has none)")
+    }
+
+    static func fallbackTemplateName(_ tokenizer: Tokenizer) -> String {
+        let has = { (text: String) in tokenizer.tokenID(forText: text) != nil }
+        if has("<|im_start|>") { return "chatml" }
+        if has("<|start_header_id|>") { return "llama3" }
+        if has("<start_of_turn>") { return "gemma" }
+        if has("[INST]") { return "mistral" }
+        if tokenizer.kind == .sentencePiece { return "llama2" }
+        return "chatml"
+    }
+
+    var builder: PromptBuilder { PromptBuilder(template: template, tokenizer: engine.tokenizer, now: now) }
+
+    // MARK: - Prompts
+
+    /// Renders and tokenizes `messages` for generation. When they do not fit the context
+    /// window with room for a reply, the oldest exchanges (never the system prompt, never
+    /// the last message) are left out of what the model sees.
+    public func prompt(for messages: [Message]) throws -> RenderedPrompt {
+        let window = engine.contextLength
+        let reserve = min(conversation.settings.maxTokens, max(1, window / 4))
+        let system = messages.first?.role == .system ? Array(messages.prefix(1)) : []
+        var turns = Array(messages.dropFirst(system.count))
+        var dropped = 0
+        while true {
+            let prompt = try render(system + turns, dropped: dropped)
+            if prompt.tokens.count + reserve <= window { return prompt }
+            // Drop the oldest exchange: a user message and the replies up to the next one.
+            guard let next = turns.dropFirst().firstIndex(where: { $0.role == .user }) else {
+                guard prompt.tokens.count < window else {
+                    throw ChatError("the message needs \(prompt.tokens.count) tokens but the context window holds \(window); shorten it or `/set context N`")
+                }
+                return prompt
+            }
+            turns.removeFirst(next)
+            dropped += 1
+        }
+    }
+
+    private func render(_ messages: [Message], dropped: Int) throws -> RenderedPrompt {
+        let builder = self.builder
+        let text: String
+        do {
+            text = try builder.render(messages, addGenerationPrompt: true)
+        } catch let error as TemplateError {
+            throw ChatError("chat template (\(templateOrigin)): \(error)")
+        }
+        let segments = builder.segments(of: text, messages: messages, addGenerationPrompt: true)
+        if let carried, text.utf8.starts(with: carried.text.utf8) {
+            let tail = engine.tokenizer.encode(segments: segments.dropping(bytes: carried.text.utf8.count))
+            return RenderedPrompt(text: text, tokens: carried.tokens + tail, droppedTurns: dropped, carriedTokens: carried.tokens.count)
+        }
+        return RenderedPrompt(text: text, tokens: builder.tokens(segments, fullText: text), droppedTurns: dropped, carriedTokens: 0)
+    }
+
+    /// The prompt the next message would be sent with (`/template`, `/tokens`): the
+    /// history and, if given, a user message.
+    public func pendingPrompt(adding text: String? = nil) throws -> RenderedPrompt {
+        var messages = conversation.messages
+        if let text { messages.append(Message(role: .user, content: text)) }
+        return try prompt(for: messages)
+    }
+
+    // MARK: - Turns
+
+    /// Sends a user message and streams the reply; the reply (partial if interrupted) is
+    /// appended to the conversation and returned.
+    @discardableResult
+    public func send(_ text: String, shouldStop: () -> Bool = { false }, events: (ChatEvent) -> Void) throws -> Message {
+        let user = Message(role: .user, content: text, created: now())
+        let reply = try respond(to: conversation.messages + [user], shouldStop: shouldStop, events: events)
+        conversation.messages.append(user)
+        conversation.messages.append(reply)
+        recordModel()
+        autosave(events: events)
+        return reply
+    }
+
+    /// Generates the last reply again (`/retry`); nil when there is no user message yet.
+    @discardableResult
+    public func retry(shouldStop: () -> Bool = { false }, events: (ChatEvent) -> Void) throws -> Message? {
+        var messages = conversation.messages
+        while messages.last?.role == .assistant { messages.removeLast() }
+        guard messages.last?.role == .user else { return nil }
+        let reply = try respond(to: messages, shouldStop: shouldStop, events: events)
+        conversation.messages = messages + [reply]
+        recordModel()
+        autosave(events: events)
+        return reply
+    }
+
+    /// Removes the last exchange (`/undo`) and returns the user's text, so the caller can
+    /// put it back on the edit line; nil when there is nothing to undo.
+    public func undo() -> String? {
+        guard let last = conversation.messages.lastIndex(where: { $0.role == .user }) else { return nil }
+        let text = conversation.messages[last].content
+        conversation.messages.removeSubrange(last...)
+        return text
+    }
+
+    /// Forgets the messages (the system prompt stays) and the cached tokens (`/clear`).
+    public func clear() {
+        conversation.messages = conversation.messages.first?.role == .system ? [conversation.messages[0]] : []
+        carried = nil
+        engine.resetCache()
+    }
+
+    /// Replaces the conversation (`/load`, `--load`); sampling settings come with it.
+    public func replaceConversation(_ loaded: Conversation) {
+        let context = conversation.settings.context
+        conversation = loaded
+        conversation.settings.context = context
+        carried = nil
+    }
+
+    private func respond(to messages: [Message], settings: ChatSettings? = nil, shouldStop: () -> Bool,
+                         events: (ChatEvent) -> Void) throws -> Message {
+        let settings = settings ?? conversation.settings
+        let prompt = try prompt(for: messages)
+        if prompt.droppedTurns > 0 {
+            events(.notice("context: left out the oldest \(prompt.droppedTurns) exchange\(prompt.droppedTurns == 1 ? "" : "s") to fit the \(engine.contextLength)-token window (the history keeps them)"))
+        }
+        lastPrompt = prompt
+        var decoder = StreamingDecoder(tokenizer: engine.tokenizer)
+        var reply = ""
+        let room = engine.contextLength - prompt.tokens.count
+        let result = try engine.generate(prompt: prompt.tokens, maxTokens: min(settings.maxTokens, room), sampling: settings.sampling,
+                                         shouldStop: shouldStop) { token in
+            let piece = decoder.append(token)
+            reply += piece
+            events(.text(piece))
+        }
+        let tail = decoder.finish()
+        reply += tail
+        events(.text(tail))
+        carried = (prompt.text + reply, prompt.tokens + result.tokens)
+        let stats = TurnStats(promptTokens: prompt.tokens.count, generatedTokens: result.tokens.count,
+                              ttftSeconds: result.stats.ttftSeconds, prefillTokensPerSecond: result.stats.prefillTokensPerSecond,
+                              decodeTokensPerSecond: result.stats.decodeTokensPerSecond, stopReason: result.stopReason.rawValue,
+                              interrupted: result.stopReason == .cancelled)
+        lastStats = stats
+        return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.format.rawValue, stats: stats)
+    }
+
+    private func recordModel() {
+        conversation.model = Conversation.ModelReference(path: engine.file.path, name: modelName)
+        conversation.precision = engine.format.rawValue
+    }
+
+    private var autosaveFailed = false
+    private func autosave(events: (ChatEvent) -> Void) {
+        guard let autosavePath else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: autosavePath).deletingLastPathComponent().path,
+                                                    withIntermediateDirectories: true)
+            try conversation.save(to: autosavePath)
+            autosaveFailed = false
+        } catch {
+            if !autosaveFailed { events(.notice("autosave failed: \(error)")) }
+            autosaveFailed = true
+        }
+    }
+
+    // MARK: - Model and precision
+
+    /// Switches the precision; on failure the previous weights stay and keep serving.
+    @discardableResult
+    public func setPrecision(_ precision: Precision) throws -> WeightFormat {
+        let format = try engine.setPrecision(precision)
+        engineSettings.precision = precision
+        return format
+    }
+
+    /// Loads another model (`/model`); the conversation stays. On failure nothing changes.
+    public func loadModel(path: String) throws {
+        var settings = engineSettings
+        settings.path = path
+        try replaceEngine(settings)
+    }
+
+    /// Reads the model file again (`/reload`).
+    public func reload() throws { try replaceEngine(engineSettings) }
+
+    /// Rebuilds the engine with another context window (`/set context N`).
+    public func setContext(_ context: Int) throws {
+        var settings = engineSettings
+        settings.context = context
+        try replaceEngine(settings)
+        conversation.settings.context = context
+    }
+
+    private func replaceEngine(_ settings: EngineSettings) throws {
+        // The old engine is dropped only after the new one and its template are ready.
+        let newEngine = try settings.makeEngine()
+        let (newTemplate, origin) = try Self.template(for: newEngine, override: templateOverride)
+        engine = newEngine
+        template = newTemplate
+        templateOrigin = origin
+        engineSettings = settings
+        carried = nil
+    }
+
+    /// Runs `body` at `precision`, then switches back to the precision in use before.
+    private func at<T>(_ precision: Precision?, _ body: () throws -> T) throws -> T {
+        guard let precision else { return try body() }
+        let previous = engine.format
+        try engine.setPrecision(precision)
+        defer { _ = try? engine.setPrecision(Precision(rawValue: previous.rawValue) ?? .native) }
+        return try body()
+    }
+
+    // MARK: - Replay and compare
+
+    /// Re-runs each user turn of `recorded` with the recorded history before it, at
+    /// `precision` if given (then switches back), and reports each new reply beside the
+    /// recorded one. The session's own conversation is not changed.
+    public func replay(_ recorded: Conversation, precision: Precision? = nil, shouldStop: () -> Bool = { false },
+                       onTurnStart: (_ number: Int, _ user: String, _ recorded: Message?) -> Void = { _, _, _ in }, events: (ChatEvent) -> Void,
+                       onTurn: (ReplayTurn) -> Void) throws -> [ReplayTurn] {
+        let saved = carried
+        defer { carried = saved }
+        return try at(precision) {
+            var turns: [ReplayTurn] = []
+            var number = 0
+            for (i, message) in recorded.messages.enumerated() where message.role == .user {
+                if shouldStop() { break }
+                number += 1
+                let next = recorded.messages.indices.contains(i + 1) && recorded.messages[i + 1].role == .assistant ? recorded.messages[i + 1] : nil
+                onTurnStart(number, message.content, next)
+                let reply = try respond(to: Array(recorded.messages[...i]), settings: recorded.settings, shouldStop: shouldStop, events: events)
+                let newIDs = engine.tokenizer.encode(reply.content)
+                let oldIDs = next.map { engine.tokenizer.encode($0.content) }
+                var divergence: Int?
+                if let oldIDs {
+                    let common = zip(newIDs, oldIDs).prefix { $0 == $1 }.count
+                    if common < max(newIDs.count, oldIDs.count) { divergence = common }
+                } else {
+                    divergence = 0
+                }
+                let turn = ReplayTurn(number: number, user: message.content, recorded: next?.content, recordedPrecision: next?.precision,
+                                      reply: reply.content, firstDivergence: divergence, stats: reply.stats!)
+                turns.append(turn)
+                onTurn(turn)
+                if reply.stats?.interrupted == true { break }
+            }
+            return turns
+        }
+    }
+
+    /// Answers the same message at each precision in turn (`/compare`); the conversation
+    /// is not changed. With no text, the last user message is answered again.
+    public func compare(_ precisions: [Precision], text: String?, shouldStop: () -> Bool = { false },
+                        onStart: (String) -> Void = { _ in }, events: (ChatEvent) -> Void) throws -> [ComparedReply] {
+        var messages = conversation.messages
+        if let text {
+            messages.append(Message(role: .user, content: text, created: now()))
+        } else {
+            while messages.last?.role == .assistant { messages.removeLast() }
+            guard messages.last?.role == .user else { throw ChatError("nothing to compare yet: give a message, e.g. /compare q8 q4 Hello") }
+        }
+        // One seed for both sides, so sampling differences come from the weights alone.
+        var settings = conversation.settings
+        if settings.seed == nil { settings.seed = UInt64.random(in: 0...UInt64(UInt32.max)) }
+        var results: [ComparedReply] = []
+        let saved = carried
+        defer { carried = saved }
+        let previous = engine.format
+        defer { _ = try? engine.setPrecision(Precision(rawValue: previous.rawValue) ?? .native) }
+        for precision in precisions {
+            if shouldStop() { break }
+            try engine.setPrecision(precision)
+            onStart(engine.format.rawValue)
+            let reply = try respond(to: messages, settings: settings, shouldStop: shouldStop, events: events)
+            results.append(ComparedReply(precision: engine.format.rawValue, reply: reply.content, stats: reply.stats!,
+                                         weightBytes: engine.weightBytes, residentBytes: MemoryLimit.residentBytes()))
+        }
+        return results
+    }
+}

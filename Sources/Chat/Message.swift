@@ -1,0 +1,59 @@
+import Foundation
+
+/// One turn of a conversation, as the conversation file stores it (DESIGN.md, "Conversation
+/// file"). Assistant turns also say which model and precision wrote them, and how fast.
+public struct Message: Codable, Equatable, Sendable {
+    public enum Role: String, Codable, Sendable, CaseIterable {
+        case system, user, assistant
+    }
+
+    public var role: Role
+    public var content: String
+    public var created: Date
+    /// Assistant turns: the model's name.
+    public var model: String?
+    /// Assistant turns: the precision the linear layers ran at (`q8`, `f32`…).
+    public var precision: String?
+    /// Assistant turns: counts and timings of the generation.
+    public var stats: TurnStats?
+
+    public init(role: Role, content: String, created: Date = Date(), model: String? = nil, precision: String? = nil, stats: TurnStats? = nil) {
+        self.role = role
+        self.content = content
+        self.created = created
+        self.model = model
+        self.precision = precision
+        self.stats = stats
+    }
+}
+
+/// The `stats` object of an assistant turn.
+public struct TurnStats: Codable, Equatable, Sendable {
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    /// Seconds from sending the prompt to the first generated token.
+    public var ttftSeconds: Double
+    public var prefillTokensPerSecond: Double
+    public var decodeTokensPerSecond: Double
+    /// `eos`, `length` or `cancelled`.
+    public var stopReason: String
+    /// Ctrl-C stopped the reply; the text kept is what had been generated.
+    public var interrupted: Bool
+
+    public init(promptTokens: Int, generatedTokens: Int, ttftSeconds: Double, prefillTokensPerSecond: Double,
+                decodeTokensPerSecond: Double, stopReason: String, interrupted: Bool) {
+        self.promptTokens = promptTokens
+        self.generatedTokens = generatedTokens
+        self.ttftSeconds = ttftSeconds
+        self.prefillTokensPerSecond = prefillTokensPerSecond
+        self.decodeTokensPerSecond = decodeTokensPerSecond
+        self.stopReason = stopReason
+        self.interrupted = interrupted
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens", generatedTokens = "generated_tokens", ttftSeconds = "ttft_s"
+        case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
+        case stopReason = "stop_reason", interrupted
+    }
+}
