@@ -13,7 +13,38 @@ enum Filters {
         "upper", "wordcount",
     ]
 
+    /// The filters that keep a Markup value Markup (they work on `soft_str(value)`).
+    static let markupPreserving: Set<String> = ["capitalize", "center", "indent", "lower", "string", "title", "trim", "upper"]
+
     static func apply(_ name: String, _ value: Value, _ arguments: Arguments, _ interpreter: Interpreter) throws -> Value {
+        switch name {
+        case "safe":
+            _ = try Signature.bind(arguments, [], name: name)
+            return .markup(value.pythonString)
+        case "e", "escape":
+            _ = try Signature.bind(arguments, [], name: name)
+            return value.isMarkup ? value : .markup(htmlEscape(value.pythonString))
+        case "forceescape":
+            _ = try Signature.bind(arguments, [], name: name)
+            return .markup(htmlEscape(value.pythonString))
+        case "d", "default":
+            let p = try Signature.bind(arguments, [("default_value", .string("")), ("boolean", .bool(false))], name: name)
+            if value.isUndefined || (p[1].isTruthy && !value.isTruthy) { return p[0] }
+            return value
+        case "format" where value.isMarkup:
+            if !arguments.keywords.isEmpty {
+                if !arguments.positional.isEmpty { throw PyError.runtime("can't handle positional and keyword arguments at the same time") }
+                return .markup(try Formatting.percent(value.pythonString, .object(Object(arguments.keywords)), escaping: true))
+            }
+            return .markup(try Formatting.percent(value.pythonString, .tuple(arguments.positional), escaping: true))
+        default:
+            let result = try plain(name, value.asPlain, arguments, interpreter)
+            if value.isMarkup, markupPreserving.contains(name), case .string(let s) = result { return .markup(s) }
+            return result
+        }
+    }
+
+    private static func plain(_ name: String, _ value: Value, _ arguments: Arguments, _ interpreter: Interpreter) throws -> Value {
         func bind(_ parameters: [(String, Value?)]) throws -> [Value] {
             try Signature.bind(arguments, parameters, name: name)
         }
@@ -45,7 +76,7 @@ enum Filters {
                 if case .none = p[1] {} else { current += Array(repeating: p[1], count: count - current.count) }
                 batches.append(.array(current))
             }
-            return .array(batches)
+            return generator("do_batch", batches)
         case "capitalize":
             _ = try bind([])
             return .string(PyString.capitalize(value.pythonString))
@@ -55,10 +86,6 @@ enum Filters {
         case "count", "length":
             _ = try bind([])
             return .int(try Access.length(value))
-        case "d", "default":
-            let p = try bind([("default_value", .string("")), ("boolean", .bool(false))])
-            if value.isUndefined || (p[1].isTruthy && !value.isTruthy) { return p[0] }
-            return value
         case "dictsort":
             let p = try bind([("case_sensitive", .bool(false)), ("by", .string("key")), ("reverse", .bool(false))])
             guard case .object(let o) = value else {
@@ -71,19 +98,21 @@ enum Filters {
             case "value": byValue = true
             default: throw PyError.runtime("You can only sort by either \"key\" or \"value\"")
             }
-            let pairs = o.pairs.map { Value.array([$0.key, $0.value]) }
+            let pairs = o.pairs.map { Value.tuple([$0.key, $0.value]) }
             return .array(try sorted(pairs, reverse: p[2].isTruthy) { pair in
-                guard case .array(let kv) = pair else { return pair }
+                guard case .tuple(let kv) = pair else { return pair }
                 return p[0].isTruthy ? kv[byValue ? 1 : 0] : ignoreCase(kv[byValue ? 1 : 0])
             })
-        case "e", "escape", "forceescape":
-            _ = try bind([])
-            return .string(htmlEscape(value.pythonString))
         case "first":
             _ = try bind([])
+            if case .iterable(let it) = value { return it.next() ?? .undefined }
             return try Access.iterate(value).first ?? .undefined
         case "last":
             _ = try bind([])
+            if case .iterable(let it) = value {
+                guard let items = it.reversedItems() else { throw PyError.type("'\(it.typeName)' object is not reversible") }
+                return items.first ?? .undefined
+            }
             return try Access.iterate(value).last ?? .undefined
         case "float":
             let p = try bind([("default", .double(0))])
@@ -105,7 +134,7 @@ enum Filters {
                 if !arguments.positional.isEmpty { throw PyError.runtime("can't handle positional and keyword arguments at the same time") }
                 return .string(try Formatting.percent(value.pythonString, .object(Object(arguments.keywords))))
             }
-            return .string(try Formatting.percent(value.pythonString, .array(arguments.positional)))
+            return .string(try Formatting.percent(value.pythonString, .tuple(arguments.positional)))
         case "indent":
             let p = try bind([("width", .int(4)), ("first", .bool(false)), ("blank", .bool(false))])
             if value.isUndefined { throw PyError.undefined(nil) }
@@ -125,8 +154,8 @@ enum Filters {
         case "items":
             _ = try bind([])
             switch value {
-            case .undefined: return .array([])
-            case .object(let o): return .array(o.pairs.map { .array([$0.key, $0.value]) })
+            case .undefined: return generator("do_items", [])
+            case .object(let o): return generator("do_items", o.pairs.map { .tuple([$0.key, $0.value]) })
             default: throw PyError.type("Can only get item pairs from a mapping.")
             }
         case "join":
@@ -147,7 +176,7 @@ enum Filters {
             _ = try bind([])
             return .string(jinjaTitle(value.pythonString))
         case "map":
-            guard value.isTruthy else { return .array([]) }
+            guard value.isTruthy else { return generator("sync_do_map", []) }
             let items = try Access.iterate(value)
             if arguments.positional.isEmpty, let attribute = arguments.keywords.first(where: { $0.0 == "attribute" })?.1 {
                 let defaultValue = arguments.keywords.first(where: { $0.0 == "default" })?.1 ?? .none
@@ -155,7 +184,7 @@ enum Filters {
                     throw PyError.runtime("Unexpected keyword argument '\(extra.0)'")
                 }
                 let get = attributeGetter(attribute)
-                return .array(try items.map { item in
+                return generator("sync_do_map", try items.map { item in
                     let v = try get(item)
                     if v.isUndefined, defaultValue != .none { return defaultValue }
                     return v
@@ -164,7 +193,7 @@ enum Filters {
             guard let filterName = arguments.positional.first?.stringValue else { throw PyError.runtime("map requires a filter argument") }
             guard names.contains(filterName) else { throw PyError.runtime("No filter named '\(filterName)'.") }
             let rest = Arguments(positional: Array(arguments.positional.dropFirst()), keywords: arguments.keywords)
-            return .array(try items.map { try apply(filterName, $0, rest, interpreter) })
+            return generator("sync_do_map", try items.map { try apply(filterName, $0, rest, interpreter) })
         case "max", "min":
             let p = try bind([("case_sensitive", .bool(false)), ("attribute", Value.none)])
             let items = try Access.iterate(value)
@@ -181,7 +210,7 @@ enum Filters {
             }
             return best
         case "reject", "select", "rejectattr", "selectattr":
-            guard value.isTruthy else { return .array([]) }
+            guard value.isTruthy else { return generator("select_or_reject", []) }
             let byAttribute = name.hasSuffix("attr")
             let keep = name.hasPrefix("select")
             var args = arguments.positional
@@ -193,7 +222,7 @@ enum Filters {
             let testName = args.isEmpty ? nil : args.removeFirst().pythonString
             if let testName, !Tests.names.contains(testName) { throw PyError.runtime("No test named '\(testName)'.") }
             let testArguments = Arguments(positional: args, keywords: arguments.keywords)
-            return .array(try Access.iterate(value).filter { item in
+            return generator("select_or_reject", try Access.iterate(value).filter { item in
                 let v = try get(item)
                 let ok = try testName.map { try Tests.apply($0, v, testArguments, interpreter) } ?? v.isTruthy
                 return ok == keep
@@ -203,8 +232,14 @@ enum Filters {
             return .string(PyString.replace(value.pythonString, p[0].pythonString, p[1].pythonString, p[2].integer ?? -1))
         case "reverse":
             _ = try bind([])
-            if case .string(let s) = value { return .string(PyString.string(PyString.scalars(s).reversed())) }
-            return .array(try Access.iterate(value).reversed())
+            switch value {
+            case .string(let s): return .string(PyString.string(PyString.scalars(s).reversed()))
+            case .array(let a): return .iterable(PyIterable(.listReverse, a.reversed()))
+            case .tuple(let a): return .iterable(PyIterable(.generator("reversed"), a.reversed()))
+            case .object(let o): return .iterable(PyIterable(.listReverse, o.keys.reversed()))
+            case .iterable(let it): return .iterable(PyIterable(.listReverse, it.reversedItems() ?? it.consume().reversed()))
+            default: return .array(try Access.iterate(value).reversed())
+            }
         case "round":
             let p = try bind([("precision", .int(0)), ("method", .string("common"))])
             let precision = p[0].integer ?? 0
@@ -225,7 +260,7 @@ enum Filters {
             guard let d = value.number else { throw PyError.type("must be real number, not \(value.pythonTypeName)") }
             let scale = pow(10, Double(precision))
             return .double((method == "ceil" ? (d * scale).rounded(.up) : (d * scale).rounded(.down)) / scale)
-        case "safe", "string":
+        case "string":
             _ = try bind([])
             return .string(value.pythonString)
         case "slice":
@@ -243,7 +278,7 @@ enum Filters {
                 if case .none = p[1] {} else if k >= withExtra { part.append(p[1]) }
                 result.append(.array(part))
             }
-            return .array(result)
+            return generator("do_slice", result)
         case "sort":
             let p = try bind([("reverse", .bool(false)), ("case_sensitive", .bool(false)), ("attribute", Value.none)])
             let get = attributeGetter(p[2])
@@ -262,7 +297,7 @@ enum Filters {
             var indent: String?
             switch p[1] {
             case .none: indent = nil
-            case .string(let s): indent = s
+            case .string(let s), .markup(let s): indent = s
             default:
                 guard let n = p[1].integer else { throw PyError.type("indent must be an int or a string") }
                 indent = String(repeating: " ", count: max(0, n))
@@ -270,7 +305,7 @@ enum Filters {
             var separators: (String, String)?
             switch p[2] {
             case .none: separators = nil
-            case .array(let a) where a.count == 2:
+            case .array(let a) where a.count == 2, .tuple(let a) where a.count == 2:
                 guard let item = a[0].stringValue, let key = a[1].stringValue else { throw PyError.type("separators must be strings") }
                 separators = (item, key)
             default: throw PyError.value("separators must be a (item_separator, key_separator) pair")
@@ -303,7 +338,7 @@ enum Filters {
                     result.append(item)
                 }
             }
-            return .array(result)
+            return generator("do_unique", result)
         case "wordcount":
             _ = try bind([])
             var count = 0, inWord = false
@@ -319,6 +354,9 @@ enum Filters {
     }
 
     // MARK: Helpers
+
+    /// What jinja2's generator filters (map, select, unique, batch, …) return.
+    static func generator(_ name: String, _ items: [Value]) -> Value { .iterable(PyIterable(.generator(name), items)) }
 
     /// jinja2's `make_attrgetter`: `"a.b.0"` looks up `a`, then `b`, then item 0,
     /// each with `getitem` (item first, then attribute). None: the item itself.
@@ -341,7 +379,7 @@ enum Filters {
 
     /// jinja2's `ignore_case`: strings compared lower-cased.
     static func ignoreCase(_ v: Value) -> Value {
-        if case .string(let s) = v { return .string(PyString.lower(s)) }
+        if case .string(let s) = v.asPlain { return .string(PyString.lower(s)) }
         return v
     }
 

@@ -5,11 +5,13 @@ enum Formatting {
     // MARK: printf-style
 
     /// `format % args`: a list is the argument tuple, a dict feeds `%(name)s`.
-    static func percent(_ format: String, _ args: Value) throws -> String {
+    /// With `escaping` (a Markup format), string arguments are HTML-escaped.
+    static func percent(_ format: String, _ args: Value, escaping: Bool = false) throws -> String {
+        func text(_ s: String, _ v: Value) -> String { escaping && !v.isMarkup ? Filters.htmlEscape(s) : s }
         var positional: [Value]
         var mapping: Object?
         switch args {
-        case .array(let a): positional = a
+        case .tuple(let a): positional = a
         case .object(let o): positional = [args]; mapping = o
         default: positional = [args]
         }
@@ -53,15 +55,17 @@ enum Formatting {
             if type == "%" { out += "%"; continue }
             let v = try value ?? take()
             var spec = FormatSpec()
-            spec.align = flags.contains("-") ? "<" : ">"
+            spec.align = flags.contains("-") ? "<" : nil
             spec.zero = flags.contains("0") && !flags.contains("-")
             spec.sign = flags.contains("+") ? "+" : flags.contains(" ") ? " " : "-"
             spec.alternate = flags.contains("#")
             spec.width = width
             spec.precision = precision
             switch type {
-            case "s": out += pad(spec.precision.map { String(PyString.string(PyString.scalars(v.pythonString).prefix($0))) } ?? v.pythonString, spec, defaultAlign: ">")
-            case "r", "a": out += pad(v.pythonRepr, spec, defaultAlign: ">")
+            case "s":
+                let s = text(v.pythonString, v)
+                out += pad(spec.precision.map { String(PyString.string(PyString.scalars(s).prefix($0))) } ?? s, spec, defaultAlign: ">")
+            case "r", "a": out += pad(text(v.pythonRepr, v), spec, defaultAlign: ">")
             case "d", "i", "u":
                 guard let n = v.number else { throw PyError.type("%\(type) format: a real number is required, not \(v.pythonTypeName)") }
                 spec.type = "d"
@@ -141,7 +145,7 @@ enum Formatting {
     /// `format(value, spec)` for one value.
     static func format(_ value: Value, _ specText: String) throws -> String {
         let spec = try parseSpec(specText)
-        switch value {
+        switch value.asPlain {
         case .string(let s):
             if let t = spec.type, t != "s" { throw PyError.value("Unknown format code '\(t)' for object of type 'str'") }
             let text = spec.precision.map { PyString.string(PyString.scalars(s).prefix($0)) } ?? s
@@ -223,7 +227,8 @@ enum Formatting {
 
     /// `template.format(*args, **kwargs)` with `{}`, `{0}`, `{name}`, `{x.attr}`, `{x[0]}`,
     /// `!r`/`!s` and format specs.
-    static func strFormat(_ template: String, _ arguments: Arguments) throws -> String {
+    /// With `escaping` (`Markup.format`), each field not itself Markup is HTML-escaped.
+    static func strFormat(_ template: String, _ arguments: Arguments, escaping: Bool = false) throws -> String {
         let t = Array(template.unicodeScalars)
         var out = String.UnicodeScalarView()
         var i = 0, auto = 0
@@ -288,7 +293,8 @@ enum Formatting {
             case "s": value = .string(value.pythonString)
             default: break
             }
-            out.append(contentsOf: try format(value, spec).unicodeScalars)
+            let formatted = try format(value, spec)
+            out.append(contentsOf: (escaping && !value.isMarkup ? Filters.htmlEscape(formatted) : formatted).unicodeScalars)
         }
         return String(out)
     }

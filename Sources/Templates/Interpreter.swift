@@ -227,7 +227,7 @@ final class Interpreter {
                 scope.variables[name] = index >= firstDefault ? try evaluate(macro.defaults[index - firstDefault], scope) : .undefined
             }
         }
-        scope.variables["varargs"] = .array(Array(arguments.positional.dropFirst(parameters.count)))
+        scope.variables["varargs"] = .tuple(Array(arguments.positional.dropFirst(parameters.count)))
         scope.variables["kwargs"] = .object(keywords)
         let (text, _) = try capture(macro.body, scope)
         return .string(text)
@@ -257,8 +257,10 @@ final class Interpreter {
             return value
         case .name(let name):
             return scope.lookup(name) ?? .undefined
-        case .list(let items), .tuple(let items):
+        case .list(let items):
             return .array(try items.map { try evaluate($0, scope) })
+        case .tuple(let items):
+            return .tuple(try items.map { try evaluate($0, scope) })
         case .dict(let pairs):
             var object = Object()
             for (k, v) in pairs {

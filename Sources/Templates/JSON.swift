@@ -224,8 +224,8 @@ struct JSONWriter {
         case .int(let i): out += String(i)
         case .double(let d):
             if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += d.description }
-        case .string(let s): out += quote(s)
-        case .array(let items):
+        case .string(let s), .markup(let s): out += quote(s)
+        case .array(let items), .tuple(let items):
             if items.isEmpty { out += "[]"; return }
             out += "["
             let (open, separator, close) = layout(level)
@@ -248,11 +248,12 @@ struct JSONWriter {
                 try write(pair.value, level: level + 1, into: &out)
             }
             out += close + "}"
-        case .undefined, .namespace, .function:
+        case .undefined, .namespace, .function, .iterable:
             let name: String
             switch value {
             case .namespace: name = "TemplateNamespace"
             case .function(let f): name = f.isMacro ? "Macro" : "function"
+            case .iterable(let i): name = i.typeName
             default: name = "Undefined"
             }
             throw PyError.type("Object of type \(name) is not JSON serializable")
@@ -262,7 +263,7 @@ struct JSONWriter {
     /// Python converts int, float, bool and None keys to strings.
     private func keyString(_ key: Value) throws -> String {
         switch key {
-        case .string(let s): return s
+        case .string(let s), .markup(let s): return s
         case .int(let i): return String(i)
         case .bool(let b): return b ? "true" : "false"
         case .none: return "null"

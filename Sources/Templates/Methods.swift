@@ -20,6 +20,7 @@ enum Methods {
         switch object {
         case .string: return stringMethods.contains(name)
         case .array: return listMethods.contains(name)
+        case .tuple: return name == "index" || name == "count"
         case .object: return dictMethods.contains(name)
         default: return false
         }
@@ -38,6 +39,12 @@ enum Methods {
         case .string(let s):
             guard stringMethods.contains(name) else { return nil }
             return try stringMethod(s, name, arguments)
+        case .markup(let s):
+            guard stringMethods.contains(name) else { return nil }
+            return try markupMethod(s, name, arguments)
+        case .tuple(let a):
+            guard listMethods.contains(name), name != "copy" else { return nil }
+            return try call(.array(a), name, arguments, interpreter)
         case .array(let a):
             if unsafeListMethods.contains(name) { throw PyError.security("access to attribute '\(name)' of 'list' object is unsafe.") }
             guard listMethods.contains(name) else { return nil }
@@ -58,9 +65,9 @@ enum Methods {
             case "get":
                 let p = try Signature.bind(arguments, [("key", nil), ("default", Value.none)], name: "get")
                 return o[p[0]] ?? p[1]
-            case "items": _ = try Signature.bind(arguments, [], name: "items"); return .array(o.pairs.map { .array([$0.key, $0.value]) })
-            case "keys": _ = try Signature.bind(arguments, [], name: "keys"); return .array(o.keys)
-            case "values": _ = try Signature.bind(arguments, [], name: "values"); return .array(o.values)
+            case "items": _ = try Signature.bind(arguments, [], name: "items"); return .iterable(PyIterable(.dictItems, o.pairs.map { .tuple([$0.key, $0.value]) }))
+            case "keys": _ = try Signature.bind(arguments, [], name: "keys"); return .iterable(PyIterable(.dictKeys, o.keys))
+            case "values": _ = try Signature.bind(arguments, [], name: "values"); return .iterable(PyIterable(.dictValues, o.values))
             default: return .object(o)
             }
         default:
@@ -69,16 +76,50 @@ enum Methods {
     }
 
     private static func optionalString(_ v: Value, _ method: String) throws -> String? {
-        switch v {
-        case .none: return nil
-        case .string(let s): return s
-        default: throw PyError.type("\(method) arg must be None or str")
-        }
+        if case .none = v { return nil }
+        guard let s = v.stringValue else { throw PyError.type("\(method) arg must be None or str") }
+        return s
     }
 
     private static func requireString(_ v: Value, _ what: String) throws -> String {
-        guard case .string(let s) = v else { throw PyError.type("\(what) must be str, not \(v.pythonTypeName)") }
+        guard let s = v.stringValue else { throw PyError.type("\(what) must be str, not \(v.pythonTypeName)") }
         return s
+    }
+
+    /// markupsafe wraps these str methods to escape string arguments and return Markup.
+    static let markupPreserving: Set<String> = [
+        "capitalize", "title", "lower", "upper", "replace", "ljust", "rjust", "lstrip", "rstrip", "center", "strip",
+        "swapcase", "zfill", "removeprefix", "removesuffix", "split", "rsplit", "splitlines", "partition", "rpartition",
+    ]
+
+    private static func markupMethod(_ s: String, _ name: String, _ arguments: Arguments) throws -> Value {
+        func escape(_ v: Value) -> Value {
+            if case .string(let t) = v { return .string(Filters.htmlEscape(t)) }
+            return v.asPlain
+        }
+        func wrap(_ v: Value) -> Value {
+            switch v {
+            case .string(let t): return .markup(t)
+            case .array(let a): return .array(a.map(wrap))
+            case .tuple(let a): return .tuple(a.map(wrap))
+            default: return v
+            }
+        }
+        switch name {
+        case "join":
+            let p = try Signature.bind(arguments, [("iterable", nil)], name: name)
+            let parts = try Access.iterate(p[0]).map { v -> String in
+                guard let t = v.stringValue else { throw PyError.type("expected str instance, \(v.pythonTypeName) found") }
+                return v.isMarkup ? t : Filters.htmlEscape(t)
+            }
+            return .markup(parts.joined(separator: s))
+        case "format":
+            return .markup(try Formatting.strFormat(s, arguments, escaping: true))
+        default:
+            guard markupPreserving.contains(name) else { return try stringMethod(s, name, arguments) }
+            let escaped = Arguments(positional: arguments.positional.map(escape), keywords: arguments.keywords.map { ($0.0, escape($0.1)) })
+            return wrap(try stringMethod(s, name, escaped))
+        }
     }
 
     private static func integer(_ v: Value, _ what: String) throws -> Int {
@@ -115,7 +156,7 @@ enum Methods {
         case "startswith", "endswith":
             let p = try Signature.bind(arguments, [("prefix", nil), ("start", Value.none), ("end", Value.none)], name: name)
             let candidates: [Value]
-            if case .array(let a) = p[0] { candidates = a } else { candidates = [p[0]] }
+            if case .tuple(let a) = p[0] { candidates = a } else { candidates = [p[0]] }
             let a = PyString.scalars(s)
             let (lo, hi) = try range(a.count, p[1], p[2])
             let sub = lo <= hi ? Array(a[lo..<hi]) : []
@@ -154,7 +195,7 @@ enum Methods {
         case "join":
             let p = try Signature.bind(arguments, [("iterable", nil)], name: name)
             let parts = try Access.iterate(p[0]).enumerated().map { k, v -> String in
-                guard case .string(let t) = v else {
+                guard let t = v.stringValue else {
                     throw PyError.type("sequence item \(k): expected str instance, \(v.pythonTypeName) found")
                 }
                 return t
@@ -198,9 +239,9 @@ enum Methods {
             let a = PyString.scalars(s)
             let i = name == "partition" ? PyString.find(a, sep) : PyString.rfind(a, sep)
             if i < 0 {
-                return name == "partition" ? .array([.string(s), "", ""]) : .array(["", "", .string(s)])
+                return name == "partition" ? .tuple([.string(s), "", ""]) : .tuple(["", "", .string(s)])
             }
-            return .array([.string(PyString.string(a[..<i])), .string(PyString.string(sep)), .string(PyString.string(a[(i + sep.count)...]))])
+            return .tuple([.string(PyString.string(a[..<i])), .string(PyString.string(sep)), .string(PyString.string(a[(i + sep.count)...]))])
         case "removeprefix":
             let p = try Signature.bind(arguments, [("prefix", nil)], name: name)
             let x = try requireString(p[0], "prefix")

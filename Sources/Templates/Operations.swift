@@ -4,11 +4,13 @@ import Foundation
 /// `Environment.getattr` / `getitem` do them on Python objects.
 enum Access {
     /// `obj.name`: a Python attribute first (so `message.items` is the dict method),
-    /// then the item; undefined when neither exists. Names starting with `_` and the
-    /// methods that would change a list or dict are hidden (ImmutableSandboxedEnvironment).
+    /// then the item; undefined when neither exists. The sandbox hides dunder attributes
+    /// and the methods that would change a list or dict (they shadow items of the same
+    /// name, as in jinja2's ImmutableSandboxedEnvironment).
     static func attribute(_ object: Value, _ name: String) -> Value {
-        if name.hasPrefix("_") { return .undefined }
-        if Methods.exists(object, name) { return Methods.bound(object, name) }
+        if name.hasPrefix("__") { return .undefined }
+        if Methods.exists(object.asPlain, name) { return Methods.bound(object, name) }
+        if case .object = object, Methods.unsafeDictMethods.contains(name) { return .undefined }
         switch object {
         case .object(let o): return o[name] ?? .undefined
         case .namespace(let ns): return ns.attributes[name] ?? .undefined
@@ -17,11 +19,12 @@ enum Access {
     }
 
     /// `obj[key]`: the item first, then (for a string key) the attribute.
-    static func item(_ object: Value, _ key: Value) -> Value {
+    static func item(_ markupObject: Value, _ markupKey: Value) -> Value {
+        let object = markupObject.asPlain, key = markupKey.asPlain
         switch (object, key) {
         case (.object(let o), _):
             if let v = o[key] { return v }
-        case (.array(let a), _):
+        case (.array(let a), _), (.tuple(let a), _):
             if let i = key.integer {
                 let j = i < 0 ? i + a.count : i
                 if j >= 0 && j < a.count { return a[j] }
@@ -36,16 +39,19 @@ enum Access {
             }
         case (.namespace(let ns), .string(let k)):
             return ns.attributes[k] ?? .undefined
+        case (.iterable(let it), _):
+            if let i = key.integer, let v = it.item(i) { return v }
         default:
             break
         }
-        if case .string(let k) = key { return attribute(object, k) }
+        if case .string(let k) = key { return attribute(markupObject, k) }
         return .undefined
     }
 
     static func slice(_ object: Value, _ start: Int?, _ stop: Int?, _ step: Int?) throws -> Value {
-        switch object {
+        switch object.asPlain {
         case .array(let a): return .array(try PyString.slice(a, start, stop, step))
+        case .tuple(let a): return .tuple(try PyString.slice(a, start, stop, step))
         case .string(let s): return .string(PyString.string(try PyString.slice(PyString.scalars(s), start, stop, step)))
         default: return .undefined
         }
@@ -54,10 +60,11 @@ enum Access {
     /// Python's `iter(value)` collected: characters of a string, keys of a dict,
     /// nothing for undefined.
     static func iterate(_ value: Value) throws -> [Value] {
-        switch value {
-        case .array(let a): return a
+        switch value.asPlain {
+        case .array(let a), .tuple(let a): return a
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .object(let o): return o.keys
+        case .iterable(let i): return i.consume()
         case .undefined: return []
         default: throw PyError.type("'\(value.pythonTypeName)' object is not iterable")
         }
@@ -65,17 +72,19 @@ enum Access {
 
     /// `len(value)`.
     static func length(_ value: Value) throws -> Int {
-        switch value {
+        switch value.asPlain {
         case .string(let s): return PyString.length(s)
-        case .array(let a): return a.count
+        case .array(let a), .tuple(let a): return a.count
         case .object(let o): return o.count
+        case .iterable(let i) where i.count != nil: return i.count!
         case .undefined: return 0
         default: throw PyError.type("object of type '\(value.pythonTypeName)' has no len()")
         }
     }
 
     /// Python's `in`.
-    static func contains(_ container: Value, _ item: Value) throws -> Bool {
+    static func contains(_ markupContainer: Value, _ markupItem: Value) throws -> Bool {
+        let container = markupContainer.asPlain, item = markupItem.asPlain
         switch container {
         case .string(let s):
             guard case .string(let needle) = item else {
@@ -83,10 +92,16 @@ enum Access {
                 throw PyError.type("'in <string>' requires string as left operand, not \(item.pythonTypeName)")
             }
             return PyString.contains(s, needle)
-        case .array(let a): return a.contains(item)
+        case .array(let a), .tuple(let a): return a.contains(item)
         case .object(let o):
             guard Object.isHashable(item) else { throw PyError.type("unhashable type: '\(item.pythonTypeName)'") }
             return o[item] != nil
+        case .iterable(let it):
+            if it.isReusable { return it.consume().contains(item) }
+            while let next = it.next() {
+                if next == item { return true }
+            }
+            return false
         case .undefined: return false
         default: throw PyError.type("argument of type '\(container.pythonTypeName)' is not iterable")
         }
@@ -99,12 +114,18 @@ enum Operators {
         .type("unsupported operand type(s) for \(op): '\(a.pythonTypeName)' and '\(b.pythonTypeName)'")
     }
 
-    static func binary(_ op: Expr.BinaryOp, _ a: Value, _ b: Value) throws -> Value {
+    static func binary(_ op: Expr.BinaryOp, _ markupA: Value, _ markupB: Value) throws -> Value {
+        if markupA.isMarkup || markupB.isMarkup {
+            if let result = try markupBinary(op, markupA, markupB) { return result }
+        }
+        let a = markupA.asPlain, b = markupB.asPlain
         switch op {
         case .add:
             switch (a, b) {
             case (.string(let x), .string(let y)): return .string(x + y)
-            case (.array(let x), .array(let y)): return .array(x + y)
+            case (.array(let x), .array(let y)), (.tuple(let x), .tuple(let y)): return .array(x + y)
+            case (.tuple(let x), .tuple(let y)): return .tuple(x + y)
+            case (.tuple, _): throw PyError.type("can only concatenate tuple (not \"\(b.pythonTypeName)\") to tuple")
             case (.string, _): throw PyError.type("can only concatenate str (not \"\(b.pythonTypeName)\") to str")
             case (.array, _): throw PyError.type("can only concatenate list (not \"\(b.pythonTypeName)\") to list")
             default: return try arithmetic(op, a, b)
@@ -114,12 +135,33 @@ enum Operators {
             if case .string(let s) = b, let n = a.integer { return .string(String(repeating: s, count: max(0, n))) }
             if case .array(let x) = a, let n = b.integer { return .array(repeated(x, n)) }
             if case .array(let x) = b, let n = a.integer { return .array(repeated(x, n)) }
+            if case .tuple(let x) = a, let n = b.integer { return .tuple(repeated(x, n)) }
+            if case .tuple(let x) = b, let n = a.integer { return .tuple(repeated(x, n)) }
             return try arithmetic(op, a, b)
         case .mod:
             if case .string(let format) = a { return .string(try Formatting.percent(format, b)) }
             return try arithmetic(op, a, b)
         default:
             return try arithmetic(op, a, b)
+        }
+    }
+
+    /// markupsafe's `Markup.__add__`, `__radd__`, `__mul__`, `__mod__`: the plain operand is escaped.
+    private static func markupBinary(_ op: Expr.BinaryOp, _ a: Value, _ b: Value) throws -> Value? {
+        func escaped(_ v: Value) -> String { v.isMarkup ? v.stringValue! : Filters.htmlEscape(v.stringValue!) }
+        switch op {
+        case .add:
+            guard let x = a.stringValue, let y = b.stringValue else { throw typeError("+", a, b) }
+            return a.isMarkup ? .markup(x + escaped(b)) : .markup(escaped(a) + y)
+        case .mul:
+            if case .markup(let s) = a, let n = b.integer { return .markup(String(repeating: s, count: max(0, n))) }
+            if case .markup(let s) = b, let n = a.integer { return .markup(String(repeating: s, count: max(0, n))) }
+            return nil
+        case .mod:
+            if case .markup(let format) = a { return .markup(try Formatting.percent(format, b, escaping: true)) }
+            return nil
+        default:
+            return nil
         }
     }
 
@@ -206,7 +248,8 @@ enum Operators {
         return (floordiv, mod)
     }
 
-    static func compare(_ op: Expr.CompareOp, _ a: Value, _ b: Value) throws -> Bool {
+    static func compare(_ op: Expr.CompareOp, _ markupA: Value, _ markupB: Value) throws -> Bool {
+        let a = markupA.asPlain, b = markupB.asPlain
         switch op {
         case .eq: return a == b
         case .ne: return a != b
@@ -221,13 +264,14 @@ enum Operators {
 
     private static func isOrderable(_ a: Value, _ b: Value) -> Bool {
         switch (a, b) {
-        case (.string, .string), (.array, .array): return true
+        case (.string, .string), (.array, .array), (.tuple, .tuple): return true
         default: return a.isNumber && b.isNumber
         }
     }
 
     /// Python's `<` (code point order for strings, lexicographic for lists).
-    static func less(_ a: Value, _ b: Value, _ op: String = "<", swapped: Bool = false) throws -> Bool {
+    static func less(_ markupA: Value, _ markupB: Value, _ op: String = "<", swapped: Bool = false) throws -> Bool {
+        let a = markupA.asPlain, b = markupB.asPlain
         switch (a, b) {
         case (.string(let x), .string(let y)): return PyString.less(x, y)
         case (.array(let x), .array(let y)):

@@ -9,7 +9,8 @@ enum Tests {
         "==", "!=", "<", "<=", ">", ">=",
     ]
 
-    static func apply(_ name: String, _ value: Value, _ arguments: Arguments, _ interpreter: Interpreter) throws -> Bool {
+    static func apply(_ name: String, _ markupValue: Value, _ arguments: Arguments, _ interpreter: Interpreter) throws -> Bool {
+        let value = markupValue.asPlain
         func other() throws -> Value { try Signature.bind(arguments, [("other", nil)], name: name)[0] }
         switch name {
         case "defined": return !value.isUndefined
@@ -26,7 +27,11 @@ enum Tests {
         case "callable": if case .function = value { return true } else { return false }
         case "iterable", "sequence":
             switch value {
-            case .string, .array, .object, .undefined: return true
+            case .string, .array, .tuple, .object, .undefined: return true
+            case .iterable(let it):
+                if name == "iterable" { return true }
+                if case .range = it.kind { return true }
+                return false
             default: return false
             }
         case "escaped": return false
@@ -57,7 +62,7 @@ enum Tests {
             switch (value, o) {
             case (.namespace(let a), .namespace(let b)): return a === b
             case (.function(let a), .function(let b)): return a === b
-            case (.array, .array), (.object, .object): return false
+            case (.array, .array), (.tuple, .tuple), (.object, .object): return false
             case (.bool, .bool), (.none, .none), (.undefined, .undefined): return value == o
             case (.int(let a), .int(let b)): return a == b
             case (.string(let a), .string(let b)): return PyString.equal(a, b)
@@ -105,7 +110,7 @@ enum Globals {
             if count > maxRange {
                 throw PyError.overflow("Range too big. The sandbox blocks ranges larger than MAX_RANGE (\(maxRange)).")
             }
-            return .array((0..<count).map { .int(start + $0 * step) })
+            return .iterable(PyIterable(.range(start, stop, step), (0..<count).map { .int(start + $0 * step) }))
         })
         globals["dict"] = .function(Function(name: "dict") { arguments, _ in
             var object = Object()
@@ -143,7 +148,7 @@ enum Globals {
         })
         globals["strftime_now"] = .function(Function(name: "strftime_now") { arguments, interpreter in
             let format = try Signature.bind(arguments, [("format", nil)], name: "strftime_now")[0]
-            guard case .string(let f) = format else { throw PyError.type("strftime() argument 1 must be str, not \(format.pythonTypeName)") }
+            guard case .string(let f) = format.asPlain else { throw PyError.type("strftime() argument 1 must be str, not \(format.pythonTypeName)") }
             return .string(Strftime.format(f, interpreter.now, interpreter.timeZone))
         })
         return globals

@@ -16,14 +16,106 @@ public enum Value: Sendable {
     case int(Int)
     case double(Double)
     case string(String)
-    /// A Python list (tuples are lists here).
+    /// jinja2's `Markup` (from `|safe` or `|escape`): a str, except that `+`, `%` and its
+    /// methods HTML-escape the plain strings combined with it (`'<'|safe + '<'` is "<&lt;").
+    case markup(String)
+    /// A Python list.
     case array([Value])
+    /// A Python tuple (`(a, b)`, dict items, `varargs`): a list that prints as `(a, b)`
+    /// and never equals a list.
+    case tuple([Value])
     /// A Python dict with string keys, in insertion order.
     case object(Object)
     /// A `namespace()`: attributes that `{% set ns.x = … %}` can change from any scope.
     case namespace(Namespace)
     /// A built-in function, bound method or macro.
     case function(Function)
+    /// A Python iterable that is not a list: the generators filters such as `map` and
+    /// `selectattr` return (single use, no `len`, not JSON serializable), `range()`,
+    /// and the views `dict.items()` / `keys()` / `values()`.
+    case iterable(PyIterable)
+}
+
+/// A lazy Python sequence. Items are computed eagerly, but consumed as Python would:
+/// a generator or reverse iterator yields its items once.
+public final class PyIterable: @unchecked Sendable {
+    enum Kind {
+        case generator(String)  // the generator function's name, e.g. "select_or_reject"
+        case listReverse
+        case range(Int, Int, Int)
+        case dictKeys, dictValues, dictItems
+    }
+
+    let kind: Kind
+    private let items: [Value]
+    private var position = 0
+
+    init(_ kind: Kind, _ items: [Value]) {
+        self.kind = kind
+        self.items = items
+    }
+
+    /// Single-use iterators are consumed by iteration; ranges and dict views are not.
+    var isReusable: Bool {
+        switch kind {
+        case .generator, .listReverse: return false
+        default: return true
+        }
+    }
+
+    var typeName: String {
+        switch kind {
+        case .generator: return "generator"
+        case .listReverse: return "list_reverseiterator"
+        case .range: return "range"
+        case .dictKeys: return "dict_keys"
+        case .dictValues: return "dict_values"
+        case .dictItems: return "dict_items"
+        }
+    }
+
+    /// `len()`, for the kinds that have one.
+    var count: Int? { isReusable ? items.count : nil }
+
+    /// The items a new `iter()` yields now (consuming a single-use iterator).
+    func consume() -> [Value] {
+        if isReusable { return items }
+        defer { position = items.count }
+        return Array(items[position...])
+    }
+
+    /// `next(iter(x))`.
+    func next() -> Value? {
+        if isReusable { return items.first }
+        guard position < items.count else { return nil }
+        defer { position += 1 }
+        return items[position]
+    }
+
+    /// Indexing, for ranges.
+    func item(_ i: Int) -> Value? {
+        guard case .range = kind else { return nil }
+        let j = i < 0 ? i + items.count : i
+        return j >= 0 && j < items.count ? items[j] : nil
+    }
+
+    /// `reversed(x)` for the reversible kinds.
+    func reversedItems() -> [Value]? {
+        switch kind {
+        case .range, .dictKeys, .dictValues, .dictItems: return items.reversed()
+        default: return nil
+        }
+    }
+
+    var repr: String {
+        switch kind {
+        case .generator(let name): return "<generator object \(name)>"
+        case .listReverse: return "<list_reverseiterator object>"
+        case .range(let start, let stop, let step): return step == 1 ? "range(\(start), \(stop))" : "range(\(start), \(stop), \(step))"
+        case .dictKeys, .dictValues, .dictItems:
+            return "\(typeName)([" + items.map(\.pythonRepr).joined(separator: ", ") + "])"
+        }
+    }
 }
 
 /// A dictionary that keeps insertion order, like a Python dict. Keys are usually
@@ -40,7 +132,7 @@ public struct Object: Sendable, ExpressibleByDictionaryLiteral {
 
         init?(_ value: Value) {
             switch value {
-            case .string(let s): self = .string(Array(s.utf8))
+            case .string(let s), .markup(let s): self = .string(Array(s.utf8))
             case .int(let i): self = .int(i)
             case .bool(let b): self = .int(b ? 1 : 0)
             case .double(let d):
@@ -127,10 +219,11 @@ extension Value {
         case .bool(let b): return b
         case .int(let i): return i != 0
         case .double(let d): return d != 0
-        case .string(let s): return !s.isEmpty
-        case .array(let a): return !a.isEmpty
+        case .string(let s), .markup(let s): return !s.isEmpty
+        case .array(let a), .tuple(let a): return !a.isEmpty
         case .object(let o): return !o.isEmpty
         case .namespace, .function: return true
+        case .iterable(let i): return i.count.map { $0 > 0 } ?? true
         }
     }
 
@@ -143,10 +236,13 @@ extension Value {
         case .int: return "int"
         case .double: return "float"
         case .string: return "str"
+        case .markup: return "Markup"
         case .array: return "list"
+        case .tuple: return "tuple"
         case .object: return "dict"
         case .namespace: return "Namespace"
         case .function(let f): return f.isMacro ? "Macro" : "function"
+        case .iterable(let i): return i.typeName
         }
     }
 
@@ -176,13 +272,32 @@ extension Value {
 
     var isNumber: Bool { number != nil }
 
-    var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    /// The text of a str (plain or Markup).
+    var stringValue: String? {
+        switch self {
+        case .string(let s), .markup(let s): return s
+        default: return nil
+        }
+    }
+
+    /// The items of a list or tuple.
+    var sequenceItems: [Value]? {
+        switch self {
+        case .array(let a), .tuple(let a): return a
+        default: return nil
+        }
+    }
+
+    var isMarkup: Bool { if case .markup = self { return true } else { return false } }
+
+    /// Markup as a plain str: where Python treats both alike.
+    var asPlain: Value { if case .markup(let s) = self { return .string(s) } else { return self } }
 
     /// `str(value)`: what `{{ value }}` prints.
     var pythonString: String {
         switch self {
         case .undefined: return ""
-        case .string(let s): return s
+        case .string(let s), .markup(let s): return s
         default: return pythonRepr
         }
     }
@@ -196,11 +311,14 @@ extension Value {
         case .int(let i): return String(i)
         case .double(let d): return PyString.floatRepr(d)
         case .string(let s): return PyString.repr(s)
+        case .markup(let s): return "Markup(" + PyString.repr(s) + ")"
         case .array(let a): return "[" + a.map(\.pythonRepr).joined(separator: ", ") + "]"
+        case .tuple(let a): return "(" + a.map(\.pythonRepr).joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
         case .object(let o):
             return "{" + o.pairs.map { $0.key.pythonRepr + ": " + $0.value.pythonRepr }.joined(separator: ", ") + "}"
         case .namespace(let n): return "<Namespace " + Value.object(n.attributes).pythonRepr + ">"
         case .function(let f): return f.isMacro ? "<Macro '\(f.name)'>" : "<built-in function \(f.name)>"
+        case .iterable(let i): return i.repr
         }
     }
 }
@@ -211,12 +329,16 @@ extension Value: Equatable {
     public static func == (lhs: Value, rhs: Value) -> Bool {
         switch (lhs, rhs) {
         case (.undefined, .undefined), (.none, .none): return true
-        case (.string(let a), .string(let b)): return PyString.equal(a, b)
-        case (.array(let a), .array(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0 == $1 }
+        case (.string(let a), .string(let b)), (.markup(let a), .markup(let b)),
+             (.string(let a), .markup(let b)), (.markup(let a), .string(let b)):
+            return PyString.equal(a, b)
+        case (.array(let a), .array(let b)), (.tuple(let a), .tuple(let b)):
+            return a.count == b.count && zip(a, b).allSatisfy { $0 == $1 }
         case (.object(let a), .object(let b)):
             return a.count == b.count && a.pairs.allSatisfy { pair in b[pair.key].map { $0 == pair.value } ?? false }
         case (.namespace(let a), .namespace(let b)): return a === b
         case (.function(let a), .function(let b)): return a === b
+        case (.iterable(let a), .iterable(let b)): return a === b
         default:
             if let x = lhs.integer, let y = rhs.integer { return x == y }
             if let x = lhs.number, let y = rhs.number { return x == y }

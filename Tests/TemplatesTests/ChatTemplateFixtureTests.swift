@@ -5,17 +5,13 @@ import Testing
 /// `Resources/chat-templates.json` (Tools/reference_templates.py): every template rendered
 /// by jinja2 exactly as transformers does, for 8 conversations × add_generation_prompt.
 struct TemplateFixture: Decodable {
-    struct Message: Decodable {
-        var role: String
-        var content: String
-    }
-
     struct Case: Decodable {
         var conversation: String
         var add_generation_prompt: Bool
         var output: String?
         var error: String?
         var error_type: String?
+        var tools: Bool?
     }
 
     struct Template: Decodable {
@@ -30,13 +26,23 @@ struct TemplateFixture: Decodable {
 
     var jinja2_version: String
     var now: String
-    var conversations: [String: [Message]]
     var templates: [Template]
+    /// Conversations (name → list of message objects, key order kept) and the tool
+    /// list, read with `Value(json:)` so that extra keys reach the template in order.
+    var conversations: [String: Value] = [:]
+    var tools: Value = .undefined
+
+    private enum CodingKeys: String, CodingKey { case jinja2_version, now, templates }
 
     static let shared: TemplateFixture? = {
         guard let url = Bundle.module.url(forResource: "chat-templates", withExtension: "json", subdirectory: "Resources"),
-              let data = try? Data(contentsOf: url) else { return nil }
-        return try? JSONDecoder().decode(TemplateFixture.self, from: data)
+              let data = try? Data(contentsOf: url),
+              var fixture = try? JSONDecoder().decode(TemplateFixture.self, from: data),
+              case .object(let raw) = try? Value(json: data),
+              case .object(let conversations) = raw["conversations"] else { return nil }
+        for (key, value) in conversations.pairs { fixture.conversations[key.stringValue!] = value }
+        fixture.tools = raw["tools"] ?? .undefined
+        return fixture
     }()
 
     static var templateNames: [String] { shared?.templates.map(\.name) ?? [] }
@@ -124,12 +130,27 @@ func firstDifference(_ expected: String, _ actual: String) -> String {
         #expect(SHA256.hex(Array(text.utf8)) == entry.sha256, "\(entry.file) differs from the one the fixture was made from")
         let template = try ChatTemplate(source: text, name: entry.file)
         for c in entry.cases {
-            let messages = try #require(fixture.conversations[c.conversation]).map { (role: $0.role, content: $0.content) }
+            let conversation = try #require(fixture.conversations[c.conversation])
             let label = "\(name) [\(c.conversation), add_generation_prompt=\(c.add_generation_prompt)]"
             do {
-                let output = try template.render(messages: messages, addGenerationPrompt: c.add_generation_prompt,
+                let output: String
+                if c.tools == true {
+                    // Messages with tool calls and the tool list: the low-level API.
+                    var context = ChatTemplate.context(messages: conversation, addGenerationPrompt: c.add_generation_prompt,
+                                                       bosToken: entry.bos_token, eosToken: entry.eos_token)
+                    context["tools"] = fixture.tools
+                    output = try template.render(context: context, now: fixture.nowDate, timeZone: TimeZone(identifier: "UTC")!)
+                } else {
+                    // Plain chats: exactly what the REPL calls.
+                    guard case .array(let items) = conversation else { throw TemplateSources.SourceError(description: "bad conversation") }
+                    let messages = items.map { m -> (role: String, content: String) in
+                        guard case .object(let o) = m else { return ("", "") }
+                        return (o["role"]?.stringValue ?? "", o["content"]?.stringValue ?? "")
+                    }
+                    output = try template.render(messages: messages, addGenerationPrompt: c.add_generation_prompt,
                                                  bosToken: entry.bos_token, eosToken: entry.eos_token,
                                                  now: fixture.nowDate, timeZone: TimeZone(identifier: "UTC")!)
+                }
                 if let expected = c.output {
                     #expect(output == expected, "\(label): \(firstDifference(expected, output))")
                 } else {
