@@ -309,6 +309,13 @@ SNIPPETS: list[tuple[str, str, dict]] = [
     ("macro_caller_args", "{% macro each(items) %}{% for i in items %}{{ caller(i, loop.index) }}{% endfor %}{% endmacro %}{% call(x, n) each(['a', 'b']) %}{{ n }}={{ x }};{% endcall %}", {}),
     ("macro_default_uses_arg", "{% macro m(a, b=a * 2) %}{{ b }}{% endmacro %}{{ m(4) }}", {}),
     ("macro_typescript_like", "{% macro t(s) %}{% if s.type == 'string' %}string{% elif s.type == 'array' %}{{ t(s['items']) }}[]{% else %}any{% endif %}{% endmacro %}{{ t({'type': 'array', 'items': {'type': 'string'}}) }}", {}),
+    ("macro_too_many_args", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}", {}),
+    ("macro_unknown_kwarg", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(b=1) }}", {}),
+    ("macro_kwarg_after_positional", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, a=2) }}", {}),
+    ("macro_missing_param", "{% macro m(a, b) %}[{{ b }}]{{ a + 1 }}{% endmacro %}{{ m() }}", {}),
+    ("macro_caller_missing", "{% macro m() %}{{ caller() }}{% endmacro %}{{ m() }}", {}),
+    ("macro_call_block_without_caller", "{% macro m() %}x{% endmacro %}{% call m() %}y{% endcall %}", {}),
+    ("macro_kwargs_order", "{% macro m() %}{{ kwargs|tojson }}{% endmacro %}{{ m(z=1, a=2) }}", {}),
     # --- blocks
     ("block_filter", "{% filter upper %}hello {{ 'x' }}{% endfilter %}|{% filter trim %}  a  {% endfilter %}|{% filter replace('a', 'o') | upper %}banana{% endfilter %}", {}),
     ("block_set_with_filter", "{% set x | upper %}abc{{ 1 }}{% endset %}{{ x }}{% set y %}\n  two lines\n{% endset %}[{{ y }}]", {}),

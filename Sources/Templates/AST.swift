@@ -69,6 +69,19 @@ struct MacroSyntax {
     /// Defaults of the last `defaults.count` parameters.
     var defaults: [Expr]
     var body: [Stmt]
+    /// Whether the body mentions `varargs`, `kwargs`, `caller` (jinja2's catch_varargs…).
+    var usesVarargs = false, usesKwargs = false, usesCaller = false
+
+    init(name: String, parameters: [String], defaults: [Expr], body: [Stmt]) {
+        self.name = name
+        self.parameters = parameters
+        self.defaults = defaults
+        self.body = body
+        let names = referencedNames(body)
+        usesVarargs = names.contains("varargs")
+        usesKwargs = names.contains("kwargs")
+        usesCaller = names.contains("caller")
+    }
 }
 
 final class Stmt: @unchecked Sendable {
@@ -99,4 +112,60 @@ final class Stmt: @unchecked Sendable {
         self.kind = kind
         self.location = location
     }
+}
+
+// MARK: - Names a body refers to
+
+/// Every variable name read anywhere in `body` (nested macros included), as jinja2's
+/// `find_undeclared` sees them: a macro takes extra positional arguments only if its
+/// body mentions `varargs`, extra keywords only with `kwargs`, a caller only with `caller`.
+func referencedNames(_ body: [Stmt]) -> Set<String> {
+    var names = Set<String>()
+    func visit(_ e: Expr?) {
+        guard let e else { return }
+        switch e.kind {
+        case .literal: break
+        case .name(let n): names.insert(n)
+        case .list(let items), .tuple(let items), .concat(let items): items.forEach(visit)
+        case .dict(let pairs): pairs.forEach { visit($0.0); visit($0.1) }
+        case .attribute(let o, _): visit(o)
+        case .item(let o, let k): visit(o); visit(k)
+        case .slice(let a, let b, let c): visit(a); visit(b); visit(c)
+        case .call(let callee, let args): visit(callee); visit(args)
+        case .filter(let o, _, let args): visit(o); visit(args)
+        case .test(let o, _, let args): visit(o); visit(args)
+        case .negate(let o), .plus(let o), .not(let o): visit(o)
+        case .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): visit(a); visit(b)
+        case .compare(let first, let ops): visit(first); ops.forEach { visit($0.1) }
+        case .conditional(let t, let a, let b): visit(t); visit(a); visit(b)
+        }
+    }
+    func visit(_ args: CallSyntax) {
+        args.positional.forEach(visit)
+        args.keywords.forEach { visit($0.1) }
+        visit(args.star)
+        visit(args.starStar)
+    }
+    func visit(_ stmts: [Stmt]) {
+        for s in stmts {
+            switch s.kind {
+            case .text, .loopBreak, .loopContinue: break
+            case .output(let e): visit(e)
+            case .ifChain(let branches, let otherwise):
+                branches.forEach { visit($0.0); visit($0.1) }
+                visit(otherwise)
+            case .forLoop(_, let iterable, let filter, let body, let otherwise, _):
+                visit(iterable); visit(filter); visit(body); visit(otherwise)
+            case .assign(_, let e): visit(e)
+            case .assignBlock(_, let filter, let body): visit(filter); visit(body)
+            case .macro(let m): m.defaults.forEach(visit); visit(m.body)
+            case .callBlock(let caller, let call): caller.defaults.forEach(visit); visit(caller.body); visit(call)
+            case .filterBlock(let filter, let body): visit(filter); visit(body)
+            case .with(let assignments, let body): assignments.forEach { visit($0.1) }; visit(body)
+            case .scoped(let body): visit(body)
+            }
+        }
+    }
+    visit(body)
+    return names
 }

@@ -6,6 +6,8 @@ import Foundation
 /// why templates use `namespace()`), while `if` bodies share the enclosing frame.
 final class Scope {
     var variables: [String: Value] = [:]
+    /// Why a variable of this scope is undefined (a macro parameter not given).
+    var undefinedHints: [String: String] = [:]
     let parent: Scope?
 
     init(parent: Scope?) { self.parent = parent }
@@ -59,6 +61,11 @@ final class Interpreter {
     private func undefinedMessage(_ expr: Expr, _ scope: Scope) -> String {
         switch expr.kind {
         case .name(let name):
+            var s: Scope? = scope
+            while let current = s {
+                if current.variables[name] != nil { return current.undefinedHints[name] ?? "'\(name)' is undefined" }
+                s = current.parent
+            }
             return "'\(name)' is undefined"
         case .attribute(let objectExpr, let name):
             guard let object = try? evaluate(objectExpr, scope), !object.isUndefined else {
@@ -203,32 +210,61 @@ final class Interpreter {
         })
     }
 
+    /// jinja2's `Macro.__call__`: positional arguments, then keywords for the
+    /// remaining parameters, then defaults; extra arguments only if the body reads
+    /// `varargs` / `kwargs`.
     private func callMacro(_ macro: MacroSyntax, _ closure: Scope, _ arguments: Arguments) throws -> Value {
         let scope = Scope(parent: closure)
         let parameters = macro.parameters
         let firstDefault = parameters.count - macro.defaults.count
         var keywords = Object()
-        for (key, value) in arguments.keywords {
-            if let index = parameters.firstIndex(of: key) {
-                if index < arguments.positional.count {
-                    throw PyError.type("macro '\(macro.name)' got multiple values for argument '\(key)'")
-                }
-                scope.variables[key] = value
-            } else if key == "caller" {
-                scope.variables["caller"] = value
-            } else {
-                keywords[key] = value
-            }
-        }
+        for (key, value) in arguments.keywords { keywords[key] = value }
+        var foundCaller = false
+        var missing: [Int] = []
         for (index, name) in parameters.enumerated() {
             if index < arguments.positional.count {
                 scope.variables[name] = arguments.positional[index]
-            } else if scope.variables[name] == nil {
-                scope.variables[name] = index >= firstDefault ? try evaluate(macro.defaults[index - firstDefault], scope) : .undefined
+            } else if let value = keywords[name] {
+                keywords[name] = nil
+                scope.variables[name] = value
+            } else {
+                missing.append(index)
+            }
+            if name == "caller" && index >= arguments.positional.count { foundCaller = true }
+        }
+        if arguments.positional.count >= parameters.count { foundCaller = parameters.contains("caller") }
+        if macro.usesCaller && !foundCaller {
+            if let caller = keywords["caller"] {
+                keywords["caller"] = nil
+                scope.variables["caller"] = caller
+            } else {
+                scope.variables["caller"] = .undefined
+                scope.undefinedHints["caller"] = "No caller defined"
             }
         }
-        scope.variables["varargs"] = .tuple(Array(arguments.positional.dropFirst(parameters.count)))
-        scope.variables["kwargs"] = .object(keywords)
+        if macro.usesKwargs {
+            scope.variables["kwargs"] = .object(keywords)
+        } else if let first = keywords.keys.first {
+            if keywords["caller"] != nil {
+                throw PyError.type("macro '\(macro.name)' was invoked with two values for the special caller argument. This is most likely a bug.")
+            }
+            throw PyError.type("macro '\(macro.name)' takes no keyword argument \(first.pythonRepr)")
+        }
+        if macro.usesVarargs {
+            scope.variables["varargs"] = .tuple(Array(arguments.positional.dropFirst(parameters.count)))
+        } else if arguments.positional.count > parameters.count {
+            throw PyError.type("macro '\(macro.name)' takes not more than \(parameters.count) argument(s)")
+        }
+        // Defaults are evaluated in the macro's scope, after the given arguments.
+        for index in missing {
+            let name = parameters[index]
+            if index >= firstDefault {
+                scope.variables[name] = try evaluate(macro.defaults[index - firstDefault], scope)
+            } else {
+                scope.variables[name] = .undefined
+                scope.undefinedHints[name] = "parameter '\(name)' was not provided"
+            }
+        }
         let (text, _) = try capture(macro.body, scope)
         return .string(text)
     }
