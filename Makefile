@@ -87,6 +87,7 @@ fixtures: model gemma
 	$(VENV)/bin/python Tools/reference_generate.py
 	$(VENV)/bin/python Tools/reference_tiny_llama.py
 	$(VENV)/bin/python Tools/reference_quants.py
+	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
 
 clean:
 	rm -rf .build .build-test
