@@ -250,6 +250,7 @@ SNIPPETS: list[tuple[str, str, dict]] = [
     ("op_and_or_values", "{{ 0 or 'x' }}|{{ 'a' and 'b' }}|{{ none or [] }}|{{ 1 and 0 }}|{{ '' or none }}|{{ x or 'u' }}|{{ not x }}|{{ not [] }}", {}),
     ("op_condexpr", "{{ 'y' if true else 'n' }}|{{ 'y' if false }}|{{ 'a' if 0 else 'b' if 1 else 'c' }}|{{ ('x' if false) is defined }}", {}),
     ("op_unary", "{{ -x }} {{ +x }} {{ -(-3) }} {{ - 2.5 }} {{ +true }}", {"x": 4}),
+    ("op_tuples", "{{ (1, 2) + (3,) }} {{ (1, 2) < (1, 3) }} {{ (1,) == [1] }} {{ (1, 2)[0] }} {{ (1, 2, 3)[1:] }} {{ (1, 2)|list }} {{ ('a', 'b')|join }} {{ (1, 2) * 2 }} {{ '%s %s' % ('a', 'b') }} {{ '%s' % [1, 2] }} {{ (1, 2)|tojson }} {{ (3, 1)|sort }} {{ ('x',) }}", {}),
     # --- truthiness
     ("truthiness", "{% for v in [0, 1, '', 'a', [], [0], {}, {'a': 1}, none, 0.0, 0.1, true, false] %}{{ 'T' if v else 'F' }}{% endfor %}{{ 'T' if x else 'F' }}", {}),
     # --- undefined
@@ -290,6 +291,7 @@ SNIPPETS: list[tuple[str, str, dict]] = [
     ("scope_loop_filter", "{% for m in messages if m.role != 'system' %}{{ loop.index }}/{{ loop.length }}:{{ m.role }}{{ '' if loop.last else ',' }}{% endfor %}", {"messages": MSGS}),
     # --- loops
     ("loop_variables", "{% for x in 'abc' %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}[{{ loop.previtem }}|{{ loop.nextitem }}]{{ loop.depth }}{{ loop.depth0 }} {% endfor %}", {}),
+    ("loop_object", "{% for x in [1, 2] %}{{ loop }} {{ loop is mapping }} {{ loop is callable }} {{ loop['index'] }} {% set l = loop %}{% endfor %}", {}),
     ("loop_cycle_changed", "{% for x in [1, 1, 2, 3, 3] %}{{ loop.cycle('a', 'b') }}{% if loop.changed(x) %}*{% endif %}{% endfor %}", {}),
     ("loop_else", "{% for x in [] %}x{% else %}empty {{ loop is defined }}{% endfor %}{% for x in [1] if false %}x{% else %}filtered{% endfor %}", {}),
     ("loop_break_continue", "{% for i in range(10) %}{% if i == 2 %}{% continue %}{% endif %}{% if i > 4 %}{% break %}{% endif %}{{ i }}{% endfor %}", {}),

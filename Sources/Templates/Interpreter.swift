@@ -37,12 +37,20 @@ final class Interpreter {
         self.timeZone = timeZone
     }
 
+    /// Scopes that hold a macro defined in them: macro and scope refer to each other,
+    /// so they are emptied when the render ends.
+    private var macroScopes: [Scope] = []
+
     func render(_ body: [Stmt], context: [String: Value]) throws -> String {
         let globals = Scope(parent: nil)
         globals.variables = Globals.make()
         let root = Scope(parent: globals)
         root.variables = context
         output = ""
+        defer {
+            for scope in macroScopes { scope.variables = [:] }
+            macroScopes = []
+        }
         _ = try execute(body, root)
         return output
     }
@@ -135,6 +143,7 @@ final class Interpreter {
             return flow
         case .macro(let macro):
             scope.variables[macro.name] = makeMacro(macro, scope)
+            macroScopes.append(scope)
         case .callBlock(let caller, let call):
             let value = try evaluate(call, scope, caller: makeMacro(caller, scope))
             output += value.pythonString
@@ -173,7 +182,7 @@ final class Interpreter {
             let s = Scope(parent: scope)
             try assign(target, item, s, iterable.location)
             state.index = index
-            s.variables["loop"] = state.value()
+            s.variables["loop"] = state.value
             if try execute(body, s) == .breakLoop { break }
         }
         return .normal
@@ -436,42 +445,59 @@ final class Interpreter {
     }
 }
 
-/// The `loop` variable of one `for` loop.
+/// The `loop` variable of one `for` loop: one object per loop whose attributes follow
+/// the current iteration, like jinja2's LoopContext (`{% set l = loop %}` sees later
+/// iterations too). `cycle` and `changed` share the small state object, not the
+/// LoopState, so nothing forms a reference cycle.
 private final class LoopState {
-    let items: [Value]
-    var index = 0
-    private var lastChanged: [Value]?
-
-    init(items: [Value]) { self.items = items }
-
-    private lazy var cycle = Function(name: "cycle") { [unowned self] arguments, _ in
-        guard !arguments.positional.isEmpty else { throw PyError.type("no items for cycling given") }
-        return arguments.positional[self.index % arguments.positional.count]
+    private final class Shared {
+        var index = 0
+        var lastChanged: [Value]?
     }
 
-    private lazy var changed = Function(name: "changed") { [unowned self] arguments, _ in
-        let values = arguments.positional
-        if let last = self.lastChanged, last == values { return .bool(false) }
-        self.lastChanged = values
-        return .bool(true)
+    private let shared = Shared()
+    let value: Value
+
+    var index: Int {
+        get { shared.index }
+        set { shared.index = newValue }
     }
 
-    func value() -> Value {
+    init(items: [Value]) {
+        let shared = self.shared
         let n = items.count
-        var loop = Object()
-        loop["index"] = .int(index + 1)
-        loop["index0"] = .int(index)
-        loop["revindex"] = .int(n - index)
-        loop["revindex0"] = .int(n - index - 1)
-        loop["first"] = .bool(index == 0)
-        loop["last"] = .bool(index == n - 1)
-        loop["length"] = .int(n)
-        loop["depth"] = .int(1)
-        loop["depth0"] = .int(0)
-        loop["previtem"] = index > 0 ? items[index - 1] : .undefined
-        loop["nextitem"] = index < n - 1 ? items[index + 1] : .undefined
-        loop["cycle"] = .function(cycle)
-        loop["changed"] = .function(changed)
-        return .object(loop)
+        let cycle = Value.function(Function(name: "cycle") { arguments, _ in
+            guard !arguments.positional.isEmpty else { throw PyError.type("no items for cycling given") }
+            return arguments.positional[shared.index % arguments.positional.count]
+        })
+        let changed = Value.function(Function(name: "changed") { arguments, _ in
+            let values = arguments.positional
+            if let last = shared.lastChanged, last == values { return .bool(false) }
+            shared.lastChanged = values
+            return .bool(true)
+        })
+        value = .function(Function(
+            name: "loop", typeName: "LoopContext",
+            attributes: { name in
+                let i = shared.index
+                switch name {
+                case "index": return .int(i + 1)
+                case "index0": return .int(i)
+                case "revindex": return .int(n - i)
+                case "revindex0": return .int(n - i - 1)
+                case "first": return .bool(i == 0)
+                case "last": return .bool(i == n - 1)
+                case "length": return .int(n)
+                case "depth": return .int(1)
+                case "depth0": return .int(0)
+                case "previtem": return i > 0 ? items[i - 1] : .undefined
+                case "nextitem": return i < n - 1 ? items[i + 1] : .undefined
+                case "cycle": return cycle
+                case "changed": return changed
+                default: return nil
+                }
+            },
+            repr: { "<LoopContext \(shared.index + 1)/\(n)>" },
+            call: { _, _ in throw PyError.type("The loop must have the 'recursive' marker to be called recursively.") }))
     }
 }

@@ -252,7 +252,7 @@ struct JSONWriter {
             let name: String
             switch value {
             case .namespace: name = "TemplateNamespace"
-            case .function(let f): name = f.isMacro ? "Macro" : "function"
+            case .function: name = value.pythonTypeName
             case .iterable(let i): name = i.typeName
             default: name = "Undefined"
             }

@@ -14,6 +14,7 @@ enum Access {
         switch object {
         case .object(let o): return o[name] ?? .undefined
         case .namespace(let ns): return ns.attributes[name] ?? .undefined
+        case .function(let f): return f.attributes?(name) ?? .undefined
         default: return .undefined
         }
     }
@@ -123,7 +124,7 @@ enum Operators {
         case .add:
             switch (a, b) {
             case (.string(let x), .string(let y)): return .string(x + y)
-            case (.array(let x), .array(let y)), (.tuple(let x), .tuple(let y)): return .array(x + y)
+            case (.array(let x), .array(let y)): return .array(x + y)
             case (.tuple(let x), .tuple(let y)): return .tuple(x + y)
             case (.tuple, _): throw PyError.type("can only concatenate tuple (not \"\(b.pythonTypeName)\") to tuple")
             case (.string, _): throw PyError.type("can only concatenate str (not \"\(b.pythonTypeName)\") to str")
@@ -274,7 +275,7 @@ enum Operators {
         let a = markupA.asPlain, b = markupB.asPlain
         switch (a, b) {
         case (.string(let x), .string(let y)): return PyString.less(x, y)
-        case (.array(let x), .array(let y)):
+        case (.array(let x), .array(let y)), (.tuple(let x), .tuple(let y)):
             for (p, q) in zip(x, y) where p != q { return try less(p, q, op, swapped: swapped) }
             return x.count < y.count
         default:

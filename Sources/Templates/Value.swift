@@ -126,13 +126,36 @@ public struct Object: Sendable, ExpressibleByDictionaryLiteral {
     public private(set) var keys: [Value] = []
     private var storage: [HashKey: Value] = [:]
 
-    /// Python's key identity: strings by code points, numbers by value.
+    /// Python's key identity: strings by code points (UTF-8 bytes, not Swift's
+    /// canonical equivalence), numbers by value.
     private enum HashKey: Hashable {
-        case string([UInt8]), int(Int), double(Double), none, undefined
+        case string(String), int(Int), double(Double), none, undefined
+
+        static func == (a: HashKey, b: HashKey) -> Bool {
+            switch (a, b) {
+            case (.string(let x), .string(let y)): return x.utf8.elementsEqual(y.utf8)
+            case (.int(let x), .int(let y)): return x == y
+            case (.double(let x), .double(let y)): return x == y
+            case (.none, .none), (.undefined, .undefined): return true
+            default: return false
+            }
+        }
+
+        func hash(into hasher: inout Hasher) {
+            switch self {
+            case .string(var s):
+                hasher.combine(0 as UInt8)
+                s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+            case .int(let i): hasher.combine(1 as UInt8); hasher.combine(i)
+            case .double(let d): hasher.combine(2 as UInt8); hasher.combine(d)
+            case .none: hasher.combine(3 as UInt8)
+            case .undefined: hasher.combine(4 as UInt8)
+            }
+        }
 
         init?(_ value: Value) {
             switch value {
-            case .string(let s), .markup(let s): self = .string(Array(s.utf8))
+            case .string(let s), .markup(let s): self = .string(s)
             case .int(let i): self = .int(i)
             case .bool(let b): self = .int(b ? 1 : 0)
             case .double(let d):
@@ -193,16 +216,26 @@ struct Arguments {
     var keywords: [(String, Value)] = []
 }
 
-/// Something a template can call.
+/// Something a template can call: built-ins, bound methods, macros, and `loop` (a
+/// callable object with attributes, like jinja2's LoopContext).
 public final class Function: @unchecked Sendable {
     public let name: String
     let call: (Arguments, Interpreter) throws -> Value
     /// Set for macros (`<Macro 'name'>` when rendered).
     let isMacro: Bool
+    /// Attributes, for callable objects such as `loop`.
+    let attributes: ((String) -> Value?)?
+    /// Python type name and repr, for callable objects.
+    let typeName: String?
+    let repr: (() -> String)?
 
-    init(name: String, isMacro: Bool = false, call: @escaping (Arguments, Interpreter) throws -> Value) {
+    init(name: String, isMacro: Bool = false, typeName: String? = nil, attributes: ((String) -> Value?)? = nil,
+         repr: (() -> String)? = nil, call: @escaping (Arguments, Interpreter) throws -> Value) {
         self.name = name
         self.isMacro = isMacro
+        self.typeName = typeName
+        self.attributes = attributes
+        self.repr = repr
         self.call = call
     }
 }
@@ -241,7 +274,7 @@ extension Value {
         case .tuple: return "tuple"
         case .object: return "dict"
         case .namespace: return "Namespace"
-        case .function(let f): return f.isMacro ? "Macro" : "function"
+        case .function(let f): return f.typeName ?? (f.isMacro ? "Macro" : "function")
         case .iterable(let i): return i.typeName
         }
     }
@@ -317,7 +350,7 @@ extension Value {
         case .object(let o):
             return "{" + o.pairs.map { $0.key.pythonRepr + ": " + $0.value.pythonRepr }.joined(separator: ", ") + "}"
         case .namespace(let n): return "<Namespace " + Value.object(n.attributes).pythonRepr + ">"
-        case .function(let f): return f.isMacro ? "<Macro '\(f.name)'>" : "<built-in function \(f.name)>"
+        case .function(let f): return f.repr?() ?? (f.isMacro ? "<Macro '\(f.name)'>" : "<built-in function \(f.name)>")
         case .iterable(let i): return i.repr
         }
     }
