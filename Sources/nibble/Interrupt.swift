@@ -22,10 +22,22 @@ final class Interrupt: @unchecked Sendable {
 
 /// Writes to stdout without buffering surprises (streamed tokens appear at once).
 enum Terminal {
+    /// The last byte written through `write`/`writeError` (both usually reach the same
+    /// terminal), so the prompt can start on a fresh line.
+    private static let lastByte = Atomic<UInt8>(UInt8(ascii: "\n"))
+
     static func write(_ text: String) {
-        guard !text.isEmpty else { return }
+        guard let last = text.utf8.last else { return }
         FileHandle.standardOutput.write(Data(text.utf8))
+        lastByte.store(last, ordering: .relaxed)
     }
+
+    /// Whether the output so far ends with a newline (or nothing was written).
+    static var atLineStart: Bool { lastByte.load(ordering: .relaxed) == UInt8(ascii: "\n") }
+
+    /// Records that something else (libedit, the terminal's own echo) left the cursor
+    /// at the start of a line.
+    static func noteLineStart() { lastByte.store(UInt8(ascii: "\n"), ordering: .relaxed) }
 
     /// One JSON object on a line: sorted keys, slashes unescaped (paths stay readable).
     static func writeJSON(_ value: some Encodable) throws {
@@ -35,6 +47,8 @@ enum Terminal {
     }
 
     static func writeError(_ text: String) {
+        guard let last = text.utf8.last else { return }
         FileHandle.standardError.write(Data(text.utf8))
+        lastByte.store(last, ordering: .relaxed)
     }
 }

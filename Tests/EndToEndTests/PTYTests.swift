@@ -1,0 +1,182 @@
+import Foundation
+import Testing
+
+/// `nibble chat` on a pseudo-terminal: streaming, Ctrl-C during a reply and at the
+/// prompt, history (Up, the file and its privacy), Tab completion, multi-line entries,
+/// colours. Each test runs the real binary on the default model, one thread.
+@Suite(.serialized) struct PTYTests {
+    /// A chat session with its own state folder (history goes to `history`).
+    struct Chat {
+        let session: PTYSession
+        let state: URL
+        var history: URL { state.appendingPathComponent("nibble/history") }
+    }
+
+    func startChat(_ arguments: [String] = [], colour: Bool = false, state: URL? = nil) throws -> Chat {
+        let model = try requireModel()
+        let state = try state ?? temporaryDirectory()
+        var environment = ["XDG_STATE_HOME": state.path, "EDITRC": "/dev/null"]
+        if !colour { environment["NO_COLOR"] = "1" }
+        let session = try PTYSession([nibbleBinary, "chat", "--model", model, "--threads", "1"] + arguments,
+                                     environment: environment)
+        try session.expect(colour ? ">>>" : ">>> ", timeout: 60)
+        return Chat(session: session, state: state)
+    }
+
+    /// Types `line` and Enter, then waits for the next prompt (after the reply).
+    func submit(_ line: String, in chat: Chat) throws {
+        chat.session.send(line + "\r")
+        try chat.session.expect("\r\n")
+        try chat.session.expect(">>> ", timeout: 30)
+    }
+
+    func historyEntries(_ chat: Chat) throws -> [String] {
+        try String(contentsOf: chat.history, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    /// The reply streams (text arrives over several reads while the prompt has not come
+    /// back), Ctrl-C stops it, the partial text stays, the prompt returns, /quit exits 0.
+    @Test func ctrlCStopsAStreamingReply() throws {
+        let chat = try startChat(["--max-tokens", "100000", "--temperature", "0"])
+        let session = chat.session
+        session.send("Once upon a time\r")
+        try session.expect("Once upon a time\r\n")  // the line as submitted
+        let early = try session.waitFor("some streamed text") { text, _ in text.count >= 40 }
+        #expect(!early.contains(">>> "), "the reply ended before it could be interrupted: \(early)")
+        let later = try session.waitFor("more streamed text") { text, _ in text.count >= early.count + 20 }
+        #expect(!later.contains(">>> "), "the reply ended before it could be interrupted: \(later)")
+        session.sendControl("c")
+        let reply = try session.expect(">>> ", timeout: 10)
+        #expect(reply.hasPrefix(later), "the partial reply was not kept: \(reply)")
+        session.send("/quit\r")
+        #expect(try session.waitForExit() == 0)
+    }
+
+    /// Up recalls the previous entry, within a session and from the history file in the
+    /// next one.
+    @Test func upArrowRecallsThePreviousLine() throws {
+        let first = try startChat(["--max-tokens", "1"])
+        try submit("first entry", in: first)
+        first.session.send("\u{1B}[A")
+        try first.session.waitFor("the recalled line") { _, screen in screen.cursorLine == ">>> first entry" }
+        try submit("", in: first)
+        first.session.sendControl("d")
+        #expect(try first.session.waitForExit() == 0)
+
+        let second = try startChat(["--max-tokens", "1"], state: first.state)
+        second.session.send("\u{1B}[A")
+        try second.session.waitFor("the line from the history file") { _, screen in screen.cursorLine == ">>> first entry" }
+        second.session.sendControl("c")  // Ctrl-D on a line that is not empty does not end the input
+        try second.session.expect("^C\r\n")
+        try second.session.expect(">>> ")
+        second.session.sendControl("d")
+        #expect(try second.session.waitForExit() == 0)
+    }
+
+    /// Tab completes a unique command with a space after it, then a precision name; two
+    /// Tabs on an ambiguous word list the candidates and redraw the line.
+    @Test func tabCompletes() throws {
+        let session = try startChat().session
+        session.send("/prec")
+        try session.expect("/prec")
+        session.send("\t")
+        try session.waitFor("/precision completed") { _, screen in
+            screen.cursorLine == ">>> /precision" && screen.column == 15
+        }
+        session.send("na\t")
+        try session.waitFor("native completed") { _, screen in screen.cursorLine == ">>> /precision native" }
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        session.send("/p\t")
+        try session.waitFor("/pr completed") { _, screen in screen.cursorLine == ">>> /pr" }
+        session.send("\t")
+        try session.waitFor("the candidates listed") { _, screen in
+            screen.line(screen.row - 1) == "/precision  /prompt" && screen.cursorLine == ">>> /pr"
+        }
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+    }
+
+    /// Ctrl-C at the prompt drops the half-typed line and shows a fresh prompt; nothing
+    /// is sent to the model and the program carries on.
+    @Test func ctrlCAtThePromptClearsTheLine() throws {
+        let chat = try startChat(["--max-tokens", "1"])
+        let session = chat.session
+        session.send("half typed")
+        try session.expect("half typed")
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        try session.waitFor("an empty prompt line") { _, screen in screen.cursorLine == ">>>" && screen.column == 4 }
+        try submit("after", in: chat)
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+        #expect(try historyEntries(chat) == ["after"])
+    }
+
+    /// Ctrl-D exits 0; the history file is private (0600, folder 0700), has the entries,
+    /// and not the one typed with a leading space.
+    @Test func ctrlDExitsAndHistoryIsPrivate() throws {
+        let chat = try startChat(["--max-tokens", "1"])
+        let session = chat.session
+        try submit("first line", in: chat)
+        try submit(" secret line", in: chat)
+        try submit("last line", in: chat)
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+
+        let attributes = try FileManager.default.attributesOfItem(atPath: chat.history.path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let folder = try FileManager.default.attributesOfItem(atPath: chat.history.deletingLastPathComponent().path)
+        #expect((folder[.posixPermissions] as? Int) == 0o700)
+        #expect(try historyEntries(chat) == ["first line", "last line"])
+    }
+
+    /// A `"""` block and a `\` continuation are each one entry (one history line), with
+    /// the "... " prompt on their continuation lines.
+    @Test func multiLineEntriesAreOneEntry() throws {
+        let chat = try startChat(["--max-tokens", "1"])
+        let session = chat.session
+        session.send("\"\"\"\r")
+        try session.expect("... ")
+        session.send("line one\r")
+        try session.expect("... ")
+        session.send("line two\r")
+        try session.expect("... ")
+        try submit("\"\"\"", in: chat)
+        session.send("first \\\r")
+        try session.expect("... ")
+        try submit("second", in: chat)
+        session.send("\u{1B}[A\u{1B}[A")
+        try session.waitFor("the block recalled") { _, screen in
+            screen.line(screen.row - 1) == ">>> line one" && screen.cursorLine == "line two"
+        }
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+        #expect(try historyEntries(chat) == ["line one\\nline two", "first \\nsecond"])
+    }
+
+    /// Without NO_COLOR the prompt is coloured, and the cursor is still placed right
+    /// (libedit is told the escape sequences take no columns).
+    @Test func coloursOnATerminal() throws {
+        let session = try startChat(colour: true).session
+        #expect(session.output.contains("\u{1B}["))
+        session.send("abc")
+        try session.expect("abc")
+        session.sendControl("a")
+        session.send("X")
+        try session.waitFor("X at the start of the line") { _, screen in screen.cursorLine == ">>> Xabc" && screen.column == 5 }
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>>")
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+    }
+}

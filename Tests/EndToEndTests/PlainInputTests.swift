@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+@testable import nibble
+
+/// Script mode (stdin not a terminal) and the pieces of line input that need no
+/// terminal: joining lines into entries, the history file, prompt escapes, completion.
+@Suite struct PlainInputTests {
+    /// Piped input: a `\` continuation is one entry, /quit ends the session (the line
+    /// after it is never read), and stdout has no prompt and no escape sequences.
+    @Test func scriptModeJoinsLinesAndQuits() throws {
+        let model = try requireModel()
+        let state = try temporaryDirectory()
+        let run = try nibble(["chat", "--model", model, "--max-tokens", "3", "--threads", "1"],
+                             input: "hello \\\nworld\n/quit\nafter\n", environment: ["XDG_STATE_HOME": state.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(!run.stdout.contains(">>>") && !run.stdout.contains("... "), "\(run.stdout)")
+        #expect(!run.stdout.contains("\u{1B}") && !run.stderr.contains("\u{1B}"))
+        // The placeholder chat echoes each entry before continuing it.
+        #expect(run.stdout.hasPrefix("hello \nworld"), "\(run.stdout)")
+        #expect(!run.stdout.contains("after"))
+        // Script mode keeps no history.
+        #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("nibble/history").path))
+    }
+
+    @Test func entriesFromLines() {
+        func entries(_ lines: [String]) -> [String] {
+            var assembler = EntryAssembler()
+            var out = lines.compactMap { assembler.feed($0) }
+            if let rest = assembler.finish() { out.append(rest) }
+            return out
+        }
+        #expect(entries(["one", "two"]) == ["one", "two"])
+        #expect(entries(["hello \\", "world"]) == ["hello \nworld"])
+        #expect(entries(["a\\", "b\\", "c"]) == ["a\nb\nc"])
+        #expect(entries(["\"\"\"", "line one", "", "line two", "\"\"\""]) == ["line one\n\nline two"])
+        #expect(entries(["\"\"\"first", "second\"\"\"", "next"]) == ["first\nsecond", "next"])
+        #expect(entries(["\"\"\"one line\"\"\""]) == ["one line"])
+        #expect(entries(["\"\"\"", "ends with \\", "\"\"\"  "]) == ["ends with \\"])
+        #expect(entries(["recalled\nfrom history"]) == ["recalled\nfrom history"])
+        #expect(entries(["\"\"\"", "unterminated"]) == ["unterminated"])
+        #expect(entries([""]) == [""])
+    }
+
+    @Test func historyFileRoundTrip() throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("state/nibble/history").path
+        let entries = ["plain", "two\nlines", "back\\slash", "literal \\n", "ünïcödé"]
+        LineInputHistory.append(entries, to: path)
+        #expect(LineInputHistory.load(path) == entries)
+        // A second session appends; the file stays bounded and private.
+        LineInputHistory.append((0..<1100).map { "entry \($0)" }, to: path)
+        let all = LineInputHistory.load(path)
+        #expect(all.count == LineInputHistory.limit)
+        #expect(all.last == "entry 1099")
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(LineInputHistory.defaultPath(disabled: true) == nil)
+    }
+
+    @Test func promptEscapesAreMarked() {
+        #expect(EditLineInput.markingEscapes(">>> ") == ">>> ")
+        #expect(EditLineInput.markingEscapes("\u{1B}[1m>>> \u{1B}[0m") == "\u{1}\u{1B}[1m\u{1}>>>\u{1}\u{1B}[0m\u{1} ")
+        #expect(EditLineInput.markingEscapes("\u{1B}[2m...\u{1B}[0m x") == "\u{1}\u{1B}[2m\u{1}...\u{1}\u{1B}[0m\u{1} x")
+    }
+
+    @Test func completions() throws {
+        #expect(slashCompletions("/prec") == ["/precision"])
+        #expect(Set(slashCompletions("/p")) == ["/precision", "/prompt"])
+        #expect(slashCompletions("/precision n") == ["nf4", "native"])
+        #expect(slashCompletions("/precision ").count == 9)
+        #expect(slashCompletions("hello") == [])
+
+        let dir = try temporaryDirectory()
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("models"), withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: dir.appendingPathComponent("model.gguf").path, contents: Data()))
+        #expect(FileManager.default.createFile(atPath: dir.appendingPathComponent(".hidden").path, contents: Data()))
+        let base = dir.path + "/"
+        #expect(EditLineInput.pathCandidates(base + "mo") == [base + "model.gguf", base + "models/"])
+        #expect(EditLineInput.pathCandidates(base) == [base + "model.gguf", base + "models/"])
+        #expect(EditLineInput.pathCandidates(base + ".h") == [base + ".hidden"])
+        #expect(slashCompletions("/load " + base + "models") == [base + "models/"])
+        #expect(EditLineInput.pathCandidates("~") == ["~/"])
+        #expect(EditLineInput.pathCandidates("~/").allSatisfy { $0.hasPrefix("~/") })
+    }
+}
