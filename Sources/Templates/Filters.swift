@@ -37,6 +37,8 @@ enum Filters {
                 return .markup(try Formatting.percent(value.pythonString, .object(Object(arguments.keywords)), escaping: true))
             }
             return .markup(try Formatting.percent(value.pythonString, .tuple(arguments.positional), escaping: true))
+        case "dictsort" where value.isMarkup:
+            throw PyError.runtime("'Markup' object has no attribute 'items'")
         default:
             let result = try plain(name, value.asPlain, arguments, interpreter)
             if value.isMarkup, markupPreserving.contains(name), case .string(let s) = result { return .markup(s) }
@@ -90,7 +92,7 @@ enum Filters {
             let p = try bind([("case_sensitive", .bool(false)), ("by", .string("key")), ("reverse", .bool(false))])
             guard case .object(let o) = value else {
                 if value.isUndefined { throw PyError.undefined(nil) }
-                throw PyError.type("'\(value.pythonTypeName)' object has no attribute 'items'")
+                throw PyError.runtime("'\(value.pythonTypeName)' object has no attribute 'items'")
             }
             let byValue: Bool
             switch p[1].stringValue {
@@ -109,11 +111,15 @@ enum Filters {
             return try Access.iterate(value).first ?? .undefined
         case "last":
             _ = try bind([])
-            if case .iterable(let it) = value {
+            switch value {
+            case .iterable(let it):
                 guard let items = it.reversedItems() else { throw PyError.type("'\(it.typeName)' object is not reversible") }
                 return items.first ?? .undefined
+            case .string, .array, .tuple, .object, .undefined:
+                return try Access.iterate(value).last ?? .undefined
+            default:
+                throw PyError.type("'\(value.pythonTypeName)' object is not reversible")
             }
-            return try Access.iterate(value).last ?? .undefined
         case "float":
             let p = try bind([("default", .double(0))])
             if value.isUndefined { throw PyError.undefined(nil) }
@@ -138,6 +144,11 @@ enum Filters {
         case "indent":
             let p = try bind([("width", .int(4)), ("first", .bool(false)), ("blank", .bool(false))])
             if value.isUndefined { throw PyError.undefined(nil) }
+            guard value.stringValue != nil else {
+                // jinja2 does `s += "\n"` then `s.splitlines()`.
+                if case .array = value { throw PyError.runtime("'list' object has no attribute 'splitlines'") }
+                throw PyError.type("unsupported operand type(s) for +=: '\(value.pythonTypeName)' and 'str'")
+            }
             let indention = p[0].stringValue ?? String(repeating: " ", count: max(0, p[0].integer ?? 4))
             let lines = PyString.splitlines(value.pythonString + "\n")
             var result: String
@@ -238,7 +249,8 @@ enum Filters {
             case .tuple(let a): return .iterable(PyIterable(.generator("reversed"), a.reversed()))
             case .object(let o): return .iterable(PyIterable(.listReverse, o.keys.reversed()))
             case .iterable(let it): return .iterable(PyIterable(.listReverse, it.reversedItems() ?? it.consume().reversed()))
-            default: return .array(try Access.iterate(value).reversed())
+            default:
+                do { return .array(try Access.iterate(value).reversed()) } catch { throw PyError.runtime("argument must be iterable") }
             }
         case "round":
             let p = try bind([("precision", .int(0)), ("method", .string("common"))])
@@ -317,6 +329,12 @@ enum Filters {
             return .string(PyString.strip(value.pythonString, p[0].stringValue))
         case "truncate":
             let p = try bind([("length", .int(255)), ("killwords", .bool(false)), ("end", .string("...")), ("leeway", Value.none)])
+            // jinja2 measures the value itself: only a str (or a short list) gets through.
+            guard value.stringValue != nil else {
+                let count = try Access.length(value)
+                if count <= (p[0].integer ?? 255) + (p[3].integer ?? 5) { return value }
+                throw PyError.runtime("'\(value.pythonTypeName)' object has no attribute 'rsplit'")
+            }
             let s = PyString.scalars(value.pythonString)
             let length = p[0].integer ?? 255
             let end = p[2].pythonString

@@ -10,9 +10,14 @@ enum Formatting {
         func text(_ s: String, _ v: Value) -> String { escaping && !v.isMarkup ? Filters.htmlEscape(s) : s }
         var positional: [Value]
         var mapping: Object?
+        // CPython: a tuple is the argument list; anything else is one argument, and an
+        // argument with __getitem__ (dict, list, undefined) also serves `%(name)s` and
+        // never causes "not all arguments converted".
+        var lenient = false
         switch args {
         case .tuple(let a): positional = a
-        case .object(let o): positional = [args]; mapping = o
+        case .object(let o): positional = [args]; mapping = o; lenient = true
+        case .array, .undefined: positional = [args]; lenient = true
         default: positional = [args]
         }
         let f = PyString.scalars(format)
@@ -84,7 +89,7 @@ enum Formatting {
                 out += try formatNumber(v, spec)
             }
         }
-        if mapping == nil && next < positional.count {
+        if !lenient && next < positional.count {
             throw PyError.type("not all arguments converted during string formatting")
         }
         return out

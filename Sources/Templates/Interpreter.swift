@@ -89,6 +89,9 @@ final class Interpreter {
             return "\(object.objectTypeRepr) has no element \(key.pythonRepr)"
         case .conditional(_, _, nil):
             return "the inline if-expression on line \(expr.location.line) evaluated to false and no else section was defined."
+        case .filter(_, "first", _): return "No first item, sequence was empty."
+        case .filter(_, "last", _): return "No last item, sequence was empty."
+        case .filter(_, "min", _), .filter(_, "max", _): return "No aggregated item, sequence was empty."
         default:
             return "undefined value"
         }
@@ -319,6 +322,7 @@ final class Interpreter {
         case .item(let objectExpr, let keyExpr):
             let object = try defined(objectExpr, scope)
             if case .slice(let a, let b, let c) = keyExpr.kind {
+                if object.isUndefined { throw undefinedError(objectExpr, scope) }
                 func bound(_ e: Expr?) throws -> Int? {
                     guard let e else { return nil }
                     let v = try evaluate(e, scope)
@@ -334,21 +338,22 @@ final class Interpreter {
         case .slice:
             throw PyError.type("a slice is only valid inside []")
         case .call(let callee, let syntax):
-            var arguments = try evaluateArguments(syntax, scope)
-            if let caller { arguments.keywords.append(("caller", caller)) }
-            let function: Value
+            // As compiled by jinja2: the callee (`obj.attr` fails at once on an undefined
+            // obj), then the arguments, then the call.
             if case .attribute(let objectExpr, let name) = callee.kind {
                 let object = try defined(objectExpr, scope)
+                var arguments = try evaluateArguments(syntax, scope)
+                if let caller { arguments.keywords.append(("caller", caller)) }
                 if let result = try Methods.call(object, name, arguments, self) { return result }
-                function = Access.attribute(object, name)
+                let function = Access.attribute(object, name)
                 if function.isUndefined { throw undefinedError(callee, scope) }
-            } else {
-                function = try defined(callee, scope)
+                return try call(function, arguments)
             }
-            guard case .function(let f) = function else {
-                throw PyError.type("'\(function.pythonTypeName)' object is not callable")
-            }
-            return try f.call(arguments, self)
+            let function = try evaluate(callee, scope)
+            var arguments = try evaluateArguments(syntax, scope)
+            if let caller { arguments.keywords.append(("caller", caller)) }
+            if function.isUndefined { throw undefinedError(callee, scope) }
+            return try call(function, arguments)
         case .filter(let operand, let name, let syntax):
             let input: Value
             if let operand { input = try evaluate(operand, scope, pipeInput: pipeInput) } else { input = pipeInput ?? .undefined }
@@ -384,8 +389,12 @@ final class Interpreter {
         case .not(let operand):
             return .bool(!(try evaluate(operand, scope).isTruthy))
         case .binary(let op, let lhs, let rhs):
-            let a = try defined(lhs, scope)
-            let b = try defined(rhs, scope)
+            // Python evaluates both operands before the operator fails on an undefined one;
+            // `str % x` accepts anything (str.__mod__ is tried first).
+            let a = try evaluate(lhs, scope)
+            let b = try evaluate(rhs, scope)
+            if a.isUndefined { throw undefinedError(lhs, scope) }
+            if b.isUndefined && !(op == .mod && a.stringValue != nil) { throw undefinedError(rhs, scope) }
             return try Operators.binary(op, a, b)
         case .and(let lhs, let rhs):
             let a = try evaluate(lhs, scope)
@@ -416,6 +425,13 @@ final class Interpreter {
             guard let otherwise else { return .undefined }
             return try evaluate(otherwise, scope)
         }
+    }
+
+    private func call(_ function: Value, _ arguments: Arguments) throws -> Value {
+        guard case .function(let f) = function else {
+            throw PyError.type("'\(function.pythonTypeName)' object is not callable")
+        }
+        return try f.call(arguments, self)
     }
 
     private func evaluateArguments(_ syntax: CallSyntax, _ scope: Scope) throws -> Arguments {

@@ -170,6 +170,8 @@ struct Lexer {
     }
 
     private mutating func rawBlock(from start: Int, tagStart: Int) throws -> Int {
+        // jinja2 stops without complaint when nothing follows the opening tag.
+        if start >= s.count { return start }
         var k = start
         while k + 1 < s.count {
             if s[k] == "{" && s[k + 1] == "%" {
@@ -197,6 +199,8 @@ struct Lexer {
     }
 
     private mutating func comment(from start: Int, tagStart: Int) throws -> Int {
+        // jinja2 stops without complaint when nothing follows `{#`.
+        if start >= s.count { return start }
         var k = start
         while k < s.count {
             var end: Int?

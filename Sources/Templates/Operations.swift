@@ -49,12 +49,19 @@ enum Access {
         return .undefined
     }
 
+    /// `obj[a:b:c]`: jinja2 compiles slices to plain Python subscription (no fallback
+    /// to undefined), so slicing what is not a sequence is a TypeError.
     static func slice(_ object: Value, _ start: Int?, _ stop: Int?, _ step: Int?) throws -> Value {
         switch object.asPlain {
         case .array(let a): return .array(try PyString.slice(a, start, stop, step))
         case .tuple(let a): return .tuple(try PyString.slice(a, start, stop, step))
         case .string(let s): return .string(PyString.string(try PyString.slice(PyString.scalars(s), start, stop, step)))
-        default: return .undefined
+        case .undefined: throw PyError.undefined(nil)
+        case .object: throw PyError.type("unhashable type: 'slice'")
+        case .iterable(let it):
+            if case .range = it.kind { return .array(try PyString.slice(it.consume(), start, stop, step)) }
+            throw PyError.type("'\(object.pythonTypeName)' object is not subscriptable")
+        default: throw PyError.type("'\(object.pythonTypeName)' object is not subscriptable")
         }
     }
 
@@ -138,6 +145,11 @@ enum Operators {
             if case .array(let x) = b, let n = a.integer { return .array(repeated(x, n)) }
             if case .tuple(let x) = a, let n = b.integer { return .tuple(repeated(x, n)) }
             if case .tuple(let x) = b, let n = a.integer { return .tuple(repeated(x, n)) }
+            for (sequence, other) in [(a, b), (b, a)] where sequence.sequenceItems != nil || sequence.stringValue != nil {
+                if other.sequenceItems != nil || other.stringValue != nil || other.isNumber {
+                    throw PyError.type("can't multiply sequence by non-int of type '\(other.pythonTypeName)'")
+                }
+            }
             return try arithmetic(op, a, b)
         case .mod:
             if case .string(let format) = a { return .string(try Formatting.percent(format, b)) }
@@ -208,7 +220,7 @@ enum Operators {
                 return .int(result)
             }
         }
-        guard let x = a.number, let y = b.number else { throw typeError(op.rawValue, a, b) }
+        guard let x = a.number, let y = b.number else { throw typeError(op == .pow ? "** or pow()" : op.rawValue, a, b) }
         switch op {
         case .add: return .double(x + y)
         case .sub: return .double(x - y)
@@ -256,10 +268,10 @@ enum Operators {
         case .ne: return a != b
         case .in: return try Access.contains(b, a)
         case .notIn: return try !Access.contains(b, a)
-        case .lt: return try less(a, b, "<")
-        case .gt: return try less(b, a, ">", swapped: true)
-        case .le: return try a == b && isOrderable(a, b) || less(a, b, "<=")
-        case .ge: return try a == b && isOrderable(a, b) || less(b, a, ">=", swapped: true)
+        case .lt: return try less(markupA, markupB, "<")
+        case .gt: return try less(markupB, markupA, ">", swapped: true)
+        case .le: return try a == b && isOrderable(a, b) || less(markupA, markupB, "<=")
+        case .ge: return try a == b && isOrderable(a, b) || less(markupB, markupA, ">=", swapped: true)
         }
     }
 
@@ -282,7 +294,7 @@ enum Operators {
             if a.isUndefined || b.isUndefined { throw PyError.undefined(nil) }
             if let x = a.integer, let y = b.integer { return x < y }
             if let x = a.number, let y = b.number { return x < y }
-            let (l, r) = swapped ? (b, a) : (a, b)
+            let (l, r) = swapped ? (markupB, markupA) : (markupA, markupB)
             throw PyError.type("'\(op)' not supported between instances of '\(l.pythonTypeName)' and '\(r.pythonTypeName)'")
         }
     }

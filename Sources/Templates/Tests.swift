@@ -36,14 +36,9 @@ enum Tests {
             }
         case "escaped": return false
         case "odd", "even":
+            // jinja2: `value % 2 == 1` / `value % 2 == 0`.
             if value.isUndefined { throw PyError.undefined(nil) }
-            guard let i = value.integer else {
-                guard let d = value.number else { throw PyError.type("unsupported operand type(s) for %: '\(value.pythonTypeName)' and 'int'") }
-                let r = d - 2 * (d / 2).rounded(.down)
-                return name == "odd" ? r == 1 : r == 0
-            }
-            let r = ((i % 2) + 2) % 2
-            return name == "odd" ? r == 1 : r == 0
+            return try Operators.binary(.mod, value, .int(2)) == .int(name == "odd" ? 1 : 0)
         case "divisibleby":
             let num = try Signature.bind(arguments, [("num", nil)], name: name)[0]
             if value.isUndefined { throw PyError.undefined(nil) }

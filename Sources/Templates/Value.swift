@@ -279,10 +279,19 @@ extension Value {
         }
     }
 
-    /// jinja2's `object_type_repr`: "'dict object'" in undefined-attribute messages.
+    /// jinja2's `object_type_repr`: "dict object" in undefined-attribute messages (the
+    /// module is named for classes outside builtins).
     var objectTypeRepr: String {
-        if case .none = self { return "None" }
-        return "\(pythonTypeName) object"
+        switch self {
+        case .none: return "None"
+        case .markup: return "markupsafe.Markup object"
+        case .namespace: return "transformers.utils.chat_template_utils.TemplateNamespace object"
+        case .function(let f):
+            if f.isMacro { return "jinja2.runtime.Macro object" }
+            if f.typeName == "LoopContext" { return "jinja2.runtime.LoopContext object" }
+            return "\(pythonTypeName) object"
+        default: return "\(pythonTypeName) object"
+        }
     }
 
     /// Numeric view (bool counts as int, as in Python).
