@@ -45,12 +45,21 @@ of the exception jinja2 raised, e.g. ``"System role not supported"`` from
 ``raise_exception``) with ``error_type`` (its class name).
 
 Usage:  .venv-tools/bin/python Tools/reference_templates.py [--out PATH] [--vocab-dir DIR]
+
+``--fuzz N [--nibble .build/release/nibble] [--seed S]`` writes nothing: it renders N
+random templates (expressions, filters, tests, methods, loops, namespaces, macros,
+whitespace control) with jinja2 and with ``nibble template`` and prints every case where
+the output differs or only one of them fails.  Known difference: jinja2 folds constant
+expressions when compiling, so slicing a literal that is not a sequence (``(1)[1:]``)
+gives undefined there but a TypeError at run time (and in Nibble); the generator
+therefore draws values from the context.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 from datetime import datetime
@@ -472,13 +481,137 @@ def model_templates() -> list[tuple[str, str, str]]:
     return found
 
 
+# --------------------------------------------------------------------------
+# Differential fuzzing (not part of the fixtures): --fuzz N --nibble PATH
+# --------------------------------------------------------------------------
+
+FUZZ_POOL = ["a", "Hello World", " sp ", "", "é😀", "a,b,,c", "x\ny", "<b>", "3", "2.5", "abc", "it's", "ǆ ß",
+             "e\u0301", 0, 1, 2, -3, 7, 1.5, -0.5, 2.0, 10, 1000.0, 0.1, True, False, None, [1, "a"],
+             {"k": 1, "a": [2]}, [], {}]
+FUZZ_FILTERS = ["length", "upper", "lower", "title", "capitalize", "trim", "string", "list", "first", "last", "tojson",
+                "tojson(indent=2)", "int", "float", "abs", "round", "round(1)", "sort", "reverse|list", "unique|list",
+                "join(',')", "default('D')", "default('D', true)", "replace('a', 'b')", "center(9)", "wordcount",
+                "items|list", "dictsort", "select('odd')|list", "reject('none')|list", "map('string')|list",
+                "batch(2)|list", "sum", "max", "min", "count", "indent(2)", "indent(2, true)", "safe", "e",
+                "truncate(5)", "selectattr('role')|list", "map(attribute='role')|list", "format(1)"]
+FUZZ_TESTS = ["defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "sequence",
+              "iterable", "odd", "even", "true", "false", "boolean", "divisibleby 2", "eq 1", "in 'abc'", "lower"]
+FUZZ_METHODS = ["strip()", "strip('a')", "lstrip()", "rstrip()", "split()", "split(',')", "split(',', 1)",
+                "rsplit(',', 1)", "startswith('a')", "endswith('c')", "upper()", "title()", "replace('a', 'X')",
+                "find('b')", "count('a')", "splitlines()", "zfill(4)", "center(6, '*')", "get('role')", "get('x', 1)",
+                "items()|list", "keys()|list", "values()|list", "format(1, 2)", "join(['q', 'r'])", "partition(',')"]
+FUZZ_OPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
+
+
+def fuzz_template(rng) -> str:
+    """A random template over messages[0].v (values, not literals: jinja2 folds constant
+    expressions at compile time, where some errors become undefined values)."""
+    def lit(d):
+        if rng.random() < 0.7:
+            return f"messages[0].v[{rng.randrange(len(FUZZ_POOL))}]"
+        return rng.choice(["'a'", "' x '", "1", "2.5", "true", "none", "messages[1].content", "messages[-1]"])
+
+    def expr(d=0):
+        r = rng.random()
+        if d > 3 or r < 0.3:
+            return lit(d)
+        if r < 0.45:
+            return f"({expr(d + 1)} {rng.choice(FUZZ_OPS)} {expr(d + 1)})"
+        if r < 0.6:
+            return f"({expr(d + 1)} | {rng.choice(FUZZ_FILTERS)})"
+        if r < 0.68:
+            return f"({expr(d + 1)} is {rng.choice(['', 'not '])}{rng.choice(FUZZ_TESTS)})"
+        if r < 0.78:
+            return f"({expr(d + 1)}).{rng.choice(FUZZ_METHODS)}"
+        if r < 0.84:  # on a context value: a constant base would be folded (see the usage note)
+            base = f"messages[0].v[{rng.randrange(len(FUZZ_POOL))}]"
+            return f"{base}[{rng.choice(['0', '-1', '1:', ':-1', '::-1', '::2', '5'])}]"
+        if r < 0.92:
+            return f"({expr(d + 1)} if {expr(d + 1)} else {expr(d + 1)})"
+        return f"(not {expr(d + 1)})"
+
+    def ws():
+        return rng.choice(["", "", "-", "+"])
+
+    def text():
+        return "".join(rng.choice(["a", " ", "  ", "\t", "\n", "\n\n", "\r\n", " \n ", "x\n  ", "\u00a0", "{", "#"])
+                       for _ in range(rng.randint(0, 3)))
+
+    def stmt(d):
+        r = rng.random()
+        if d > 2 or r < 0.35:
+            return "{{" + rng.choice(["", "-"]) + f" {expr()} " + rng.choice(["", "-"]) + "}}"
+        if r < 0.5:
+            return ("{%" + ws() + f" for x in {expr()} " + ws() + "%}" + body(d + 1) + "{{ loop.index }}{{ x }}"
+                    + "{%" + ws() + " endfor " + ws() + "%}")
+        if r < 0.65:
+            return ("{%" + ws() + f" if {expr()} " + ws() + "%}" + body(d + 1) + "{%" + ws() + " else " + ws() + "%}"
+                    + body(d + 1) + "{%" + ws() + " endif " + ws() + "%}")
+        if r < 0.72:
+            return "{#" + ws() + " c " + ws() + "#}"
+        if r < 0.8:
+            return "{%" + ws() + f" set v = {expr()} " + ws() + "%}{{ v }}"
+        if r < 0.9:
+            return (f"{{% set ns = namespace(a={expr()}) %}}{{% for m in messages %}}"
+                    "{% set ns.a = m.role ~ ns.a %}{% endfor %}{{ ns.a }}")
+        return (f"{{% macro mm(a, b={expr()}) %}}[{{{{ a }}}}|{{{{ b }}}}]{{% endmacro %}}"
+                f"{{{{ mm({expr()}) }}}}{{{{ mm(1, b=2) }}}}")
+
+    def body(d):
+        return "".join(text() + stmt(d) for _ in range(rng.randint(1, 3))) + text()
+
+    return body(0)
+
+
+def fuzz(n: int, nibble: Path, seed: int) -> None:
+    """Renders n random templates with jinja2 and with `nibble template`; reports every
+    output that differs and every case where only one of them fails."""
+    import random
+    import subprocess
+    import tempfile
+
+    rng = random.Random(seed)
+    messages = [{"role": "system", "content": "S", "v": FUZZ_POOL}, {"role": "user", "content": " hi, a,b "},
+                {"role": "assistant", "content": "ok"}]
+    mismatches = rendered = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        messages_file = Path(tmp) / "messages.json"
+        messages_file.write_text(json.dumps(messages), encoding="utf-8")
+        template_file = Path(tmp) / "t.jinja"
+        for i in range(n):
+            source = fuzz_template(rng)
+            try:
+                expected = ("ok", render_snippet(source, {"messages": messages}).get("output"))
+                if expected[1] is None:
+                    expected = ("error", None)
+            except Exception:  # noqa: BLE001
+                expected = ("error", None)
+            rendered += expected[0] == "ok"
+            template_file.write_bytes(source.encode("utf-8"))
+            p = subprocess.run([str(nibble), "template", "--messages", str(messages_file), "--template", str(template_file)],
+                               capture_output=True)
+            got = ("ok", p.stdout.decode("utf-8")) if p.returncode == 0 else ("error", None)
+            if got != expected:
+                mismatches += 1
+                print(f"MISMATCH {i}: {source!r}\\n  jinja2: {expected}\\n  nibble: {got} {p.stderr.decode()[:200]!r}")
+    print(f"{n} random templates ({rendered} rendered by jinja2, the rest raise): {mismatches} mismatches")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=_common.output_path(DEFAULT_OUT), type=Path)
     parser.add_argument("--semantics-out", default=_common.output_path(SEMANTICS_OUT), type=Path)
     parser.add_argument("--vocab-dir", type=Path,
                         default=Path(os.environ.get("NIBBLE_VOCAB_DIR") or DEFAULT_VOCAB_DIR))
+    parser.add_argument("--fuzz", type=int, metavar="N",
+                        help="instead of writing fixtures, compare N random templates with `nibble template`")
+    parser.add_argument("--nibble", type=Path, default=_common.output_path(".build/release/nibble"),
+                        help="the nibble binary for --fuzz")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.fuzz:
+        fuzz(args.fuzz, args.nibble, args.seed)
+        return
 
     template_dir = args.vocab_dir.expanduser() / "templates"
     vocab_files = sorted(template_dir.glob("*.jinja"))
