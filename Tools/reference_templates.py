@@ -399,6 +399,7 @@ SNIPPETS: list[tuple[str, str, dict]] = [
     ("error_slice_dict", "{{ d[1:] }}", {"d": {"a": 1}}),
     ("error_last_int", "{{ n|last }}", {"n": 5}),
     ("error_operands_evaluated_first", "{{ x - (1 in 2) }}", {}),
+    ("error_item_key_evaluated_first", "{{ x[1 in 2] }}", {}),
     ("error_markup_compare", "{{ ('a'|safe) < 1 }}", {}),
     ("error_indent_list", "{{ l|indent }}", {"l": [1]}),
     ("error_first_empty_used", "{{ ([]|first).x }}", {}),

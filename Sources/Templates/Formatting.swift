@@ -207,7 +207,6 @@ enum Formatting {
             default:
                 throw PyError.value("Unknown format code '\(type)' for object of type 'float'")
             }
-            if value.integer != nil && spec.type == nil { body = String(Int(m)) }
         }
         let sign = negative ? "-" : spec.sign == "+" ? "+" : spec.sign == " " ? " " : ""
         if spec.zero && spec.align == nil {

@@ -320,9 +320,9 @@ final class Interpreter {
         case .attribute(let objectExpr, let name):
             return Access.attribute(try defined(objectExpr, scope), name)
         case .item(let objectExpr, let keyExpr):
-            let object = try defined(objectExpr, scope)
+            // The object, then the key, then the lookup (which fails on an undefined object).
+            let object = try evaluate(objectExpr, scope)
             if case .slice(let a, let b, let c) = keyExpr.kind {
-                if object.isUndefined { throw undefinedError(objectExpr, scope) }
                 func bound(_ e: Expr?) throws -> Int? {
                     guard let e else { return nil }
                     let v = try evaluate(e, scope)
@@ -332,9 +332,13 @@ final class Interpreter {
                     }
                     return i
                 }
-                return try Access.slice(object, try bound(a), try bound(b), try bound(c))
+                let (start, stop, step) = (try bound(a), try bound(b), try bound(c))
+                if object.isUndefined { throw undefinedError(objectExpr, scope) }
+                return try Access.slice(object, start, stop, step)
             }
-            return Access.item(object, try evaluate(keyExpr, scope))
+            let key = try evaluate(keyExpr, scope)
+            if object.isUndefined { throw undefinedError(objectExpr, scope) }
+            return Access.item(object, key)
         case .slice:
             throw PyError.type("a slice is only valid inside []")
         case .call(let callee, let syntax):
