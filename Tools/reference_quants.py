@@ -22,6 +22,11 @@ Produces ``Tests/QuantizationTests/Resources/reference-quants.json``:
   offset (mean absmax), the dequantised matrix, the NF4 code values and the
   dynamic map (``create_dynamic_map(signed=True)``).
 
+The Swift test packs the nf4 matrix with ``nb_pack_nf4(..., NB_NF4_ABSMAX)``,
+bitsandbytes' own choice of scales; the engine's ``NB_NF4_SEARCH`` stores the
+same layout with the same second-level statistics but searches each block's
+absmax code and 4-bit codes for a lower error, so its codes differ.
+
 Known differences Nibble's nf4 packer has from bitsandbytes' CPU path (the
 Swift test allows exactly these): the offset is the mean computed in double
 (torch sums the float32 absmax values in float32 in a CPU-dependent order, so

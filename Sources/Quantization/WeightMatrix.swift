@@ -12,7 +12,8 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
     case q8
     /// Blocks of 32 uint4 with f16 scale and min; byte-identical to GGML Q4_1.
     case q4
-    /// Blocks of 64 NormalFloat-4 codes, absmax double-quantised (QLoRA / bitsandbytes).
+    /// Blocks of 64 NormalFloat-4 codes, absmax double-quantised (QLoRA / bitsandbytes'
+    /// layout and decoding), each block's scale searched for the lowest error.
     case nf4
     /// Groups of 64 2-bit codes with f16 scale and min.
     case q2
@@ -141,7 +142,8 @@ public final class WeightMatrix: @unchecked Sendable {
                     nb_pack(format.c, f + range.lowerBound * columns, Int64(range.count), Int64(columns), out + range.lowerBound * rowBytes)
                 }
             } else {
-                nb_pack(format.c, f, Int64(rows), Int64(columns), storage.pointer)
+                // nf4: the whole matrix at once; the packer splits its blocks over the pool.
+                nb_pack_nf4(f, Int64(rows), Int64(columns), NB_NF4_SEARCH, pool.pool, storage.pointer)
             }
             start += n
         }

@@ -64,6 +64,26 @@ func pack(_ fmt: nb_format, _ w: [Float], rows: Int, k: Int) -> [UInt8] {
     return bytes
 }
 
+/// nf4 with an explicit scaling, on a pool of `threads` threads (1: no pool).
+func packNF4(_ w: [Float], rows: Int, k: Int, scaling: nb_nf4_scaling, threads: Int = 1) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0xA5, count: nb_format_bytes(NB_FMT_NF4, Int64(rows), Int64(k)))
+    let pool = threads > 1 ? nb_pool_create(Int32(threads)) : nil
+    defer { if let pool { nb_pool_destroy(pool) } }
+    w.withUnsafeBufferPointer { src in
+        bytes.withUnsafeMutableBytes { dst in nb_pack_nf4(src.baseAddress, Int64(rows), Int64(k), scaling, pool, dst.baseAddress) }
+    }
+    return bytes
+}
+
+/// The decoded absmax of each 64-block of a packed nf4 matrix: every code set to 15
+/// (value 1.0) and unpacked, so each element reads 1.0 · absmax exactly.
+func nf4BlockAbsmax(_ packed: [UInt8], rows: Int, k: Int) -> [Float] {
+    var ones = packed
+    for i in 0..<rows * k / 2 { ones[i] = 0xFF }
+    let values = unpack(NB_FMT_NF4, ones, rows: rows, k: k)
+    return stride(from: 0, to: rows * k, by: 64).map { values[$0] }
+}
+
 func unpack(_ fmt: nb_format, _ bytes: [UInt8], rows: Int, k: Int) -> [Float] {
     var out = [Float](repeating: .nan, count: rows * k)
     bytes.withUnsafeBytes { w in

@@ -115,12 +115,25 @@ size_t nb_format_bytes(nb_format fmt, int64_t rows, int64_t k);
 int nb_format_wants_q8a(nb_format fmt);
 /// Packs a whole f32 matrix (rows × k, row-major) into `dst` (nb_format_bytes bytes).
 /// q8 equals GGML's quantize_row_q8_0_ref and q4 quantize_row_q4_1_ref byte for byte;
-/// nf4 follows bitsandbytes' quantize_4bit(blocksize=64, compress_statistics=True);
+/// nf4 stores what bitsandbytes' quantize_4bit(blocksize=64, compress_statistics=True)
+/// stores, with searched scales (nb_pack_nf4);
 /// q2 starts from min/max (d = (max-min)/3, m = min) and refines d and m by alternating
 /// nearest codes and a least-squares fit (never worse than min/max; ≈28% lower RMSE).
 /// For every format but nf4, rows are independent: packing rows [r0, r1) alone into
 /// dst + r0 * nb_format_bytes(fmt, 1, k) gives the same bytes.
 void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst);
+/// How nb_pack_nf4 chooses each 64-block's stored absmax and codes (both decode as
+/// bitsandbytes decodes: code value × double-quantised absmax).
+typedef enum {
+    /// bitsandbytes' quantize_4bit: the block's absmax, the nearest code for each x / absmax.
+    NB_NF4_ABSMAX = 0,
+    /// The absmax code and codes with the lowest x²-weighted squared error after double
+    /// quantisation (same second-level statistics as NB_NF4_ABSMAX); never worse per block.
+    NB_NF4_SEARCH = 1,
+} nb_nf4_scaling;
+/// nf4 packing (nb_pack(NB_FMT_NF4, ...) is NB_NF4_SEARCH without a pool); the per-block
+/// work runs on `pool` when it is not NULL, with the same bytes for any thread count.
+void nb_pack_nf4(const float *src, int64_t rows, int64_t k, nb_nf4_scaling scaling, nb_pool *pool, void *dst);
 /// Dequantises row `row` to f32 (k values): embedding lookup and tests.
 void nb_unpack_row(nb_format fmt, const void *w, int64_t rows, int64_t k, int64_t row, float *out);
 /// x: n_tokens × k f32 → n_tokens × (k/32) nb_q8a (d = absmax/127, q = round(x/d)
