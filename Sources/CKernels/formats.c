@@ -20,10 +20,14 @@ const float nb_nf4_values[16] = {
     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
 };
 
-// round(127 · nb_nf4_values). The integer kernels use these: a weight is off by at most
-// 0.5/127 of its block's absmax (RMS over the 16 codes 0.0022 · absmax), against NF4's own
-// rounding error of about 0.04 · absmax on normal data.
-const int8_t nb_nf4_i8[16] = {-127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127};
+// round(4096 · nb_nf4_values): the codebook the integer kernels use. A weight is then off
+// by at most 2^-13 of its block's absmax (RMS over the 16 codes 5.5e-5 · absmax). An int8
+// codebook, round(127 · value), was off by up to 0.47/127 (RMS 0.0022 · absmax), which
+// raised SmolLM2's mean KLD by about 2% (0.290 against 0.284 with exact code values).
+// 4096 keeps a 32-weight block's sum below 2^24 (32 · 4096 · 127), so it converts to
+// float exactly.
+const int16_t nb_nf4_i16[16] = {-4096, -2852, -2151, -1618, -1165, -757, -373, 0,
+                                326,   659,   1008,  1384,  1805,  2304, 2961, 4096};
 
 // bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), float32.
 const float nb_dynamic_map[256] = {
@@ -239,7 +243,8 @@ static void pack_q2_group(const float *x, nb_block_q2 *y) {
 //                  candidate too, so no block has a larger weighted error than under
 //                  NB_NF4_ABSMAX.
 // Measured on SmolLM2-135M re-quantised from Q4_1 (GPL-3, 512-token windows, mean KLD vs
-// f32): absmax 0.355, search 0.290. The trial range matters most: ±5.5% (IQ4_NL's) gave
+// f32): absmax 0.347, search 0.284 (0.355 and 0.290 with the former int8-codebook
+// kernels). With the int8 kernels: the trial range matters most, ±5.5% (IQ4_NL's) gave
 // 0.308, ±12.5% 0.290, ±25% 0.314; finer trial steps, wider map windows, or trying every
 // map entry within ±15% (0.289) did not help beyond noise; unweighted errors gave 0.325,
 // x² + σ² 0.316, |x|³ 0.297.

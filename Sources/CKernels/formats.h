@@ -12,7 +12,7 @@
 #define NB_QK 32      // q8, q4 and activation block
 #define NB_QK64 64    // nf4 and q2 block
 #define NB_NF4_DQ 256 // absmax values per second-level (dynamic map) block
-#define NB_NF4_SCALE 127.0f  // int8 NF4 codebook = round(127 * value)
+#define NB_NF4_SCALE 4096.0f  // int16 NF4 codebook = round(4096 * value) (nb_nf4_i16)
 
 // ---- f16 / bf16, exact, round to nearest even ------------------------------------
 
@@ -62,8 +62,8 @@ static inline uint16_t nb_f2bf(float f) {
 
 /// bitsandbytes' NF4 code values (float32), sorted.
 extern const float nb_nf4_values[16];
-/// round(127 · value): the codebook the integer kernels multiply with.
-extern const int8_t nb_nf4_i8[16];
+/// round(4096 · value): the codebook the integer kernels multiply with.
+extern const int16_t nb_nf4_i16[16];
 /// bitsandbytes' create_dynamic_map(signed=True) (float32, sorted, 256 entries).
 extern const float nb_dynamic_map[256];
 

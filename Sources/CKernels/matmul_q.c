@@ -12,11 +12,12 @@
 //   y = acc + summ
 //
 // Weights per block: q8 w = qs, dW = d; q4 w = 0...15 with dW = d, mW = m; q2 w = 0...3
-// with its 64-group's d and m; nf4 w = round(127 · code value) (nb_nf4_i8), dW = absmax/127.
+// with its 64-group's d and m; nf4 w = round(4096 · code value) (nb_nf4_i16), dW = absmax/4096.
 // x = nb_q8a qs, dX = its d, sX = its s.
 //
 // AVX2: each (row, token) block dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (8 int32
-// partial sums; signed weights use |w| and sign(x, w), which is also right for w = -128).
+// partial sums; signed weights use |w| and sign(x, w), which is also right for w = -128);
+// nf4's int16 weights take two _mm256_madd_epi16 with the activations widened to int16.
 // Eight of them are reduced together (unpack/add, no horizontal adds) into one vector of 8
 // exact block sums, so the f32 work is one convert and one FMA per 8 (row, token) pairs.
 // Decode (one token) puts 8 rows in the 8 lanes, with the rows' scales gathered into a small
@@ -99,7 +100,7 @@ static void block_codes(const qmat *m, int64_t r, int64_t b, int *q) {
     }
     case NB_FMT_NF4: {
         const uint8_t *c = row + (size_t)(b / 2) * 32 + 16 * (b & 1);
-        for (int e = 0; e < 16; e++) { q[e] = nb_nf4_i8[c[e] & 0x0F]; q[e + 16] = nb_nf4_i8[c[e] >> 4]; }
+        for (int e = 0; e < 16; e++) { q[e] = nb_nf4_i16[c[e] & 0x0F]; q[e + 16] = nb_nf4_i16[c[e] >> 4]; }
         break;
     }
     default: break;
@@ -134,11 +135,11 @@ static void matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n
 #define NB_INLINE static inline __attribute__((always_inline))
 #define H2F_F16C(h) _cvtsh_ss(h)
 
-static inline int fmt_signed(nb_format fmt) { return fmt == NB_FMT_Q8 || fmt == NB_FMT_NF4; }
+static inline int fmt_signed(nb_format fmt) { return fmt == NB_FMT_Q8; }
 
 // The weights of 32-block b of the row at `row`, one byte per element in element order:
-// int8 for q8/nf4, 0...15 for q4, 0...3 for q2. h = b & 1, a constant in the callers'
-// 2-block loops: the half of a q2/nf4 64-block.
+// int8 for q8, 0...15 for q4, 0...3 for q2. h = b & 1, a constant in the callers'
+// 2-block loops: the half of a q2 64-block. (nf4: nf4_weights.)
 NB_AVX2 NB_INLINE __m256i codes(nb_format fmt, const uint8_t *row, int64_t b, const int h) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     const __m256i nibbles = _mm256_setr_epi64x(0, 0, 4, 4);  // low 128 bits: low nibbles; high: high nibbles
@@ -153,14 +154,38 @@ NB_AVX2 NB_INLINE __m256i codes(nb_format fmt, const uint8_t *row, int64_t b, co
         const __m256i shift = h ? _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6) : _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
         return _mm256_and_si256(_mm256_srlv_epi32(v, shift), _mm256_set1_epi8(3));
     }
-    case NB_FMT_NF4: {
-        const __m256i lut = _mm256_setr_epi8(-127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127,
-                                             -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127);
-        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)(b / 2) * 32 + 16 * h)));
-        return _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srlv_epi64(v, nibbles), low4));
-    }
     default: return _mm256_setzero_si256();
     }
+}
+
+// nf4 multiplies int16 weights (nb_nf4_i16) with the int8 activations widened to int16:
+// _mm256_madd_epi16 of two vectors of 16 each. The 32 weights of block b (half h of its
+// 64-block) are looked up as low and high bytes with one shuffle each and interleaved, so
+// *lo holds elements 0...7 | 16...23 (low | high 128 bits) and *hi 8...15 | 24...31, the
+// order in which nf4_activations widens the activation block.
+NB_AVX2 NB_INLINE void nf4_weights(const uint8_t *row, int64_t b, const int h, __m256i *lo, __m256i *hi) {
+    // Low and high bytes of nb_nf4_i16 (as int8), in both 128-bit lanes.
+    const __m256i lut_lo = _mm256_setr_epi8(0, -36, -103, -82, 115, 11, -117, 0, 70, -109, -16, 104, 13, 0, -111, 0,
+                                            0, -36, -103, -82, 115, 11, -117, 0, 70, -109, -16, 104, 13, 0, -111, 0);
+    const __m256i lut_hi = _mm256_setr_epi8(-16, -12, -9, -7, -5, -3, -2, 0, 1, 2, 3, 5, 7, 9, 11, 16,
+                                            -16, -12, -9, -7, -5, -3, -2, 0, 1, 2, 3, 5, 7, 9, 11, 16);
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)(b / 2) * 32 + 16 * h)));
+    const __m256i c = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    const __m256i l = _mm256_shuffle_epi8(lut_lo, c), u = _mm256_shuffle_epi8(lut_hi, c);
+    *lo = _mm256_unpacklo_epi8(l, u);
+    *hi = _mm256_unpackhi_epi8(l, u);
+}
+
+// An activation block as int16 in nf4_weights' order.
+NB_AVX2 NB_INLINE void nf4_activations(__m256i x, __m256i *lo, __m256i *hi) {
+    const __m256i sign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), x);
+    *lo = _mm256_unpacklo_epi8(x, sign);
+    *hi = _mm256_unpackhi_epi8(x, sign);
+}
+
+// 8 int32 partial sums of w·x for nf4 (|sum| ≤ 32 · 4096 · 127 < 2^24).
+NB_AVX2 NB_INLINE __m256i nf4_dot(__m256i wlo, __m256i whi, __m256i xlo, __m256i xhi) {
+    return _mm256_add_epi32(_mm256_madd_epi16(wlo, xlo), _mm256_madd_epi16(whi, xhi));
 }
 
 // 8 int32 partial sums of w·x (aw = |w| for signed weights, else w).
@@ -191,12 +216,20 @@ NB_AVX2 NB_INLINE void matvec8_block(nb_format fmt, const uint8_t *const *rows, 
                                      const float *dw, const float *mw, __m256 *acc, __m256 *summ) {
     const int sgn = fmt_signed(fmt);
     const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b].qs);
+    __m256i xlo, xhi;
+    if (fmt == NB_FMT_NF4) nf4_activations(xv, &xlo, &xhi);
     __m256i s4[2];  // per group of 4 rows
     for (int g = 0; g < 2; g++) {
         __m256i p[4];
         for (int i = 0; i < 4; i++) {
-            const __m256i c = codes(fmt, rows[4 * g + i], b, h);
-            p[i] = block_dot(sgn, c, sgn ? _mm256_abs_epi8(c) : c, xv);
+            if (fmt == NB_FMT_NF4) {
+                __m256i wlo, whi;
+                nf4_weights(rows[4 * g + i], b, h, &wlo, &whi);
+                p[i] = nf4_dot(wlo, whi, xlo, xhi);
+            } else {
+                const __m256i c = codes(fmt, rows[4 * g + i], b, h);
+                p[i] = block_dot(sgn, c, sgn ? _mm256_abs_epi8(c) : c, xv);
+            }
         }
         s4[g] = reduce4(p[0], p[1], p[2], p[3]);
     }
@@ -251,19 +284,35 @@ NB_DEFINE_MATVEC(matvec_nf4_avx2, NB_FMT_NF4)
 // ---- prefill: R rows × 8 tokens -----------------------------------------------------------
 
 // Lane t of every vector is token t of the tile. Per block: `ws[i]`/`ms[i]` hold row i's
-// dW/mW, `xd`/`xs` the 8 tokens' dX/sX; xt[t] is token t's activations. Each unpacked weight
-// block serves 8 tokens. Rows past R and tokens past T compute on repeats and are dropped.
+// dW/mW, `xd`/`xs` the 8 tokens' dX/sX; xt[t] is token t's activations, and for nf4 x16
+// the tile's activations already widened (nf4_activations), 2 vectors per (block, token),
+// so that each (row, token) pair costs what it costs for the int8 formats. Each unpacked
+// weight block serves 8 tokens. Rows past R and tokens past T compute on repeats and are
+// dropped.
 NB_AVX2 NB_INLINE void tile_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *const *xt,
-                                  const float *const *ws, const float *const *ms, const float *xd, const float *xs,
-                                  int64_t b, const int h, const int R, __m256 *acc, __m256 *summ) {
+                                  const __m256i *x16, const float *const *ws, const float *const *ms,
+                                  const float *xd, const float *xs, int64_t b, const int h, const int R,
+                                  __m256 *acc, __m256 *summ) {
     const int sgn = fmt_signed(fmt);
     for (int i = 0; i < R; i++) {
-        const __m256i c = codes(fmt, rows[i], b, h), a = sgn ? _mm256_abs_epi8(c) : c;
         __m256i s4[2];
-        for (int g = 0; g < 2; g++) {
-            __m256i p[4];
-            for (int t = 0; t < 4; t++) p[t] = block_dot(sgn, c, a, _mm256_loadu_si256((const __m256i *)xt[4 * g + t][b].qs));
-            s4[g] = reduce4(p[0], p[1], p[2], p[3]);
+        if (fmt == NB_FMT_NF4) {
+            __m256i wlo, whi;
+            nf4_weights(rows[i], b, h, &wlo, &whi);
+            const __m256i *xb = x16 + 16 * b;
+            for (int g = 0; g < 2; g++) {
+                __m256i p[4];
+                for (int t = 0; t < 4; t++)
+                    p[t] = nf4_dot(wlo, whi, _mm256_load_si256(xb + 2 * (4 * g + t)), _mm256_load_si256(xb + 2 * (4 * g + t) + 1));
+                s4[g] = reduce4(p[0], p[1], p[2], p[3]);
+            }
+        } else {
+            const __m256i c = codes(fmt, rows[i], b, h), a = sgn ? _mm256_abs_epi8(c) : c;
+            for (int g = 0; g < 2; g++) {
+                __m256i p[4];
+                for (int t = 0; t < 4; t++) p[t] = block_dot(sgn, c, a, _mm256_loadu_si256((const __m256i *)xt[4 * g + t][b].qs));
+                s4[g] = reduce4(p[0], p[1], p[2], p[3]);
+            }
         }
         const __m256 d8 = _mm256_mul_ps(_mm256_broadcast_ss(ws[i] + b), _mm256_load_ps(xd + 8 * b));
         acc[i] = _mm256_fmadd_ps(d8, combine4(s4[0], s4[1]), acc[i]);
@@ -271,9 +320,9 @@ NB_AVX2 NB_INLINE void tile_block(nb_format fmt, const uint8_t *const *rows, con
     }
 }
 
-NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *xt, const float *const *ws,
-                            const float *const *ms, const float *xd, const float *xs, float *y, int64_t ld_y,
-                            int64_t r, const int R, int T) {
+NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *xt, const __m256i *x16,
+                            const float *const *ws, const float *const *ms, const float *xd, const float *xs,
+                            float *y, int64_t ld_y, int64_t r, const int R, int T) {
     const uint8_t *rows[2];
     __m256 acc[2], summ[2];
     for (int i = 0; i < R; i++) {
@@ -282,10 +331,10 @@ NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *x
     }
     int64_t b = 0;
     for (; b + 2 <= m->nb; b += 2) {
-        tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, R, acc, summ);
-        tile_block(fmt, rows, xt, ws, ms, xd, xs, b + 1, 1, R, acc, summ);
+        tile_block(fmt, rows, xt, x16, ws, ms, xd, xs, b, 0, R, acc, summ);
+        tile_block(fmt, rows, xt, x16, ws, ms, xd, xs, b + 1, 1, R, acc, summ);
     }
-    if (b < m->nb) tile_block(fmt, rows, xt, ws, ms, xd, xs, b, 0, R, acc, summ);  // q8/q4: odd block count
+    if (b < m->nb) tile_block(fmt, rows, xt, x16, ws, ms, xd, xs, b, 0, R, acc, summ);  // q8/q4: odd block count
     for (int i = 0; i < R; i++) {
         float out[8];
         _mm256_storeu_ps(out, _mm256_add_ps(acc[i], summ[i]));
@@ -293,13 +342,13 @@ NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *x
     }
 }
 
-typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const float *const *, const float *const *,
-                        const float *, const float *, float *, int64_t, int64_t, int);
-#define NB_DEFINE_TILE(NAME, FMT, R)                                                                         \
-    NB_AVX2 static void NAME(const qmat *m, const nb_q8a *const *xt, const float *const *ws,                \
-                             const float *const *ms, const float *xd, const float *xs, float *y, int64_t ld_y, \
-                             int64_t r, int T) {                                                              \
-        tile(m, FMT, xt, ws, ms, xd, xs, y, ld_y, r, R, T);                                                  \
+typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const __m256i *, const float *const *,
+                        const float *const *, const float *, const float *, float *, int64_t, int64_t, int);
+#define NB_DEFINE_TILE(NAME, FMT, R)                                                                           \
+    NB_AVX2 static void NAME(const qmat *m, const nb_q8a *const *xt, const __m256i *x16, const float *const *ws, \
+                             const float *const *ms, const float *xd, const float *xs, float *y, int64_t ld_y,   \
+                             int64_t r, int T) {                                                                \
+        tile(m, FMT, xt, x16, ws, ms, xd, xs, y, ld_y, r, R, T);                                               \
     }
 NB_DEFINE_TILE(tile_q8_1, NB_FMT_Q8, 1)
 NB_DEFINE_TILE(tile_q8_2, NB_FMT_Q8, 2)
@@ -333,12 +382,17 @@ NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int
     case NB_FMT_Q2: tiles[0] = tile_q2_1; tiles[1] = tile_q2_2; break;
     default: tiles[0] = tile_nf4_1; tiles[1] = tile_nf4_2; break;
     }
-    // Scratch: per tile row, dW and mW per block; per token octet, dX and sX per block × 8.
+    // Scratch: for nf4, the token group's activations widened to int16 (per octet, block
+    // and token 2 vectors); per tile row, dW and mW per block; per token octet, dX and sX
+    // per block × 8.
     const int64_t octets = NB_TOKEN_GROUP / 8;
-    const size_t scratch_bytes = (sizeof(float) * (size_t)(nb * 2 * NB_TILE_ROWS + octets * nb * 16) + 63) & ~(size_t)31;
-    float *scratch = aligned_alloc(32, scratch_bytes);
+    const size_t x16_vectors = m->fmt == NB_FMT_NF4 ? (size_t)(octets * nb * 16) : 0;
+    const size_t scratch_bytes =
+        (32 * x16_vectors + sizeof(float) * (size_t)(nb * 2 * NB_TILE_ROWS + octets * nb * 16) + 63) & ~(size_t)31;
+    __m256i *scratch = aligned_alloc(32, scratch_bytes);
     if (!scratch) { matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
-    float *xd = scratch, *xs = xd + octets * nb * 8, *wbuf = xs + octets * nb * 8;
+    __m256i *x16 = scratch;
+    float *xd = (float *)(scratch + x16_vectors), *xs = xd + octets * nb * 8, *wbuf = xs + octets * nb * 8;
     const float *ws[NB_TILE_ROWS], *ms[NB_TILE_ROWS];
     for (int i = 0; i < NB_TILE_ROWS; i++) { ws[i] = wbuf + 2 * i * nb; ms[i] = wbuf + (2 * i + 1) * nb; }
     for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_TOKEN_GROUP) {
@@ -350,6 +404,10 @@ NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int
                 for (int64_t b = 0; b < nb; b++) {
                     xd[(o * nb + b) * 8 + t] = xq[tok * nb + b].d;
                     xs[(o * nb + b) * 8 + t] = xq[tok * nb + b].s;
+                    if (x16_vectors) {
+                        __m256i *v = x16 + ((o * nb + b) * 8 + t) * 2;
+                        nf4_activations(_mm256_loadu_si256((const __m256i *)xq[tok * nb + b].qs), v, v + 1);
+                    }
                 }
             }
         for (int64_t r = row_begin; r < row_end; r += NB_TILE_ROWS) {
@@ -367,7 +425,8 @@ NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int
                 const int T = tg - 8 * o < 8 ? (int)(tg - 8 * o) : 8;
                 const nb_q8a *xt[8];
                 for (int t = 0; t < 8; t++) xt[t] = xq + (t0 + 8 * o + (t < T ? t : T - 1)) * nb;
-                tiles[R - 1](m, xt, ws, ms, xd + o * nb * 8, xs + o * nb * 8, y + (t0 + 8 * o) * ld_y, ld_y, r, T);
+                tiles[R - 1](m, xt, x16 + (x16_vectors ? o * nb * 16 : 0), ws, ms, xd + o * nb * 8, xs + o * nb * 8,
+                             y + (t0 + 8 * o) * ld_y, ld_y, r, T);
             }
         }
     }
