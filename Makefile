@@ -16,7 +16,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps chat model gemma vocab test fixtures compare clean
+.PHONY: all build deps test-deps chat model gemma vocab test fixtures compare clean
 
 all: build
 
@@ -28,6 +28,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 deps:
 	@pkg-config --exists libedit || { $(SUDO) apt-get install -y -q libedit-dev >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q libedit-dev >/dev/null; }; }
+
+# The tests validate saved conversations against Tools/conversation.schema.json with Python.
+test-deps: deps
+	@python3 -c 'import jsonschema' 2>/dev/null || $(PIP) install -q --disable-pip-version-check 'jsonschema>=4.18,<5'
 
 model: $(MODEL)
 
@@ -67,7 +71,7 @@ chat: model build
 
 # Tests run in release mode (numeric code is far too slow in debug) in their own
 # build folder, so they never rebuild the release binary.
-test: deps model gemma vocab
+test: test-deps model gemma vocab
 	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
 

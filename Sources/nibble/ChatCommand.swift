@@ -1,93 +1,71 @@
 import ArgumentParser
+import Chat
 import Foundation
 import Inference
-import Tokenizers
 
 extension Nibble {
-    /// Until the chat REPL (templates, history, slash commands) lands, `chat` continues
-    /// each line typed as a raw completion, streaming the text.
+    /// The chat REPL (the default command): history, chat template, streamed replies,
+    /// slash commands. Script mode when stdin is not a terminal.
     struct Chat: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Talk to the model (default). For now each line is continued as a raw completion.")
+            abstract: "Talk to the model (the default command). /help inside lists the commands.")
 
         @OptionGroup var model: ModelOptions
         @OptionGroup var sampling: SamplingOptions
-        @Option(name: .customLong("max-tokens"), help: "Stop each reply after this many tokens.") var maxTokens: Int = 128
-        @Flag(name: .customLong("no-history"), help: "Do not write typed lines to the history file (also NIBBLE_NO_HISTORY=1).")
-        var noHistory = false
+        @Option(name: .customLong("max-tokens"), help: "Longest reply, in tokens.") var maxTokens: Int = 512
+        @Option(help: "Resume a saved conversation.") var load: String?
+        @Option(help: "Replay a saved conversation non-interactively (at --precision) and report which replies change.") var replay: String?
+        @Option(help: "The system prompt.") var system: String?
+        @Option(help: "A chat template: a name from Prompts/templates (chatml, llama2, llama3, gemma, mistral) or a .jinja file.") var template: String?
+        @Flag(name: .customLong("no-history"), help: "Do not read or write the history of typed lines (also NIBBLE_NO_HISTORY=1).") var noHistory = false
+
+        func validate() throws {
+            if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+            if load != nil && replay != nil { throw ValidationError("--load and --replay cannot be used together") }
+        }
 
         func run() throws {
-            let interrupt = Interrupt.shared
-            let engine = try model.loadEngine()
-            let input = makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory),
-                                      completer: slashCompletions)
-            let interactive = input is EditLineInput
-            defer { input.saveHistory() }
+            // Files first, so a typo fails before the model loads.
+            let loaded = try load.map { try Conversation.load(from: $0) }
+            let replayed = try replay.map { try Conversation.load(from: $0) }
+            var conversation = Conversation()
+            let p = sampling.parameters
+            conversation.settings.temperature = Double(p.temperature)
+            conversation.settings.topK = p.topK
+            conversation.settings.topP = Double(p.topP)
+            conversation.settings.minP = Double(p.minP)
+            conversation.settings.repeatPenalty = Double(p.repeatPenalty)
+            conversation.settings.seed = p.seed
+            conversation.settings.maxTokens = maxTokens
+            conversation.settings.context = model.context
+            if let loaded { conversation = loaded }
+            if let system { conversation.systemPrompt = system }
+
+            let settings = EngineSettings(path: try model.modelPath(), precision: model.precision, threads: model.threads,
+                                          context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes())
+            let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
+            let interactive = isatty(STDIN_FILENO) != 0
+            let repl = ChatREPL(session: session, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
+                                interactive: interactive)
+            if let warning = ModelOptions.precisionWarning(session.engine) { repl.note(warning) }
+
+            if let replayed {
+                _ = try repl.runReplay(replayed, precision: nil)
+                return
+            }
+            session.autosavePath = Self.sessionsFolder + "/" + ChatREPL.defaultFileName(conversation.created)
             if interactive {
-                Terminal.writeError("nibble: \(engine.file.string("general.name") ?? engine.file.path) at \(engine.format.rawValue); "
-                    + "type a line to continue it, Ctrl-D to quit (Ctrl-C stops a reply).\n")
+                repl.note("\(session.modelName) at \(session.engine.format.rawValue), \(session.engine.contextLength)-token context · /help for commands · Ctrl-D to quit")
             }
-            var lastLine: String?
-            var putBack: String?
-            while true {
-                let line: String
-                let initialText = putBack
-                putBack = nil
-                switch input.read(prompt: Style.prompt, initialText: initialText) {
-                case .endOfInput: return
-                case .interrupted: continue
-                case .line(let text): line = text
-                }
-                if line.allSatisfy(\.isWhitespace) { continue }
-                input.remember(line)
-                input.saveHistory()
-                let command = line.trimmingCharacters(in: .whitespaces)
-                if ["/quit", "/exit", "/bye"].contains(command) { return }
-                if command == "/undo" {  // puts the previous line back to edit
-                    putBack = lastLine
-                    continue
-                }
-                lastLine = line
-                interrupt.reset()
-                var decoder = StreamingDecoder(tokenizer: engine.tokenizer)
-                Terminal.write(line)
-                let result = try engine.generate(
-                    prompt: engine.promptTokens(line), maxTokens: maxTokens, sampling: sampling.parameters,
-                    shouldStop: { interrupt.isSet }, onToken: { Terminal.write(decoder.append($0)) })
-                Terminal.write(decoder.finish() + "\n")
-                if interactive {
-                    Terminal.writeError(String(format: "[%d tokens, %.1f tok/s, %@]\n", result.stats.generatedTokens,
-                                               result.stats.decodeTokensPerSecond, result.stopReason.rawValue))
-                }
-            }
+            if let loaded, let load { repl.say(ChatREPL.describeLoaded(loaded, path: load)) }
+            repl.run()
         }
-    }
-}
 
-/// The slash commands the REPL will have.
-let placeholderSlashCommands = [
-    "/help", "/model", "/reload", "/precision", "/system", "/prompt", "/set", "/show", "/stats", "/retry", "/undo",
-    "/clear", "/save", "/load", "/replay", "/compare", "/export", "/template", "/tokens", "/quit", "/exit", "/bye",
-]
-
-/// Tab completion for the placeholder REPL: command names, precision names after
-/// `/precision `, paths after the commands that take a file. Returns candidates for
-/// the last word of `lineBeforeCursor`.
-func slashCompletions(_ lineBeforeCursor: String) -> [String] {
-    guard lineBeforeCursor.hasPrefix("/") else { return [] }
-    guard let space = lineBeforeCursor.firstIndex(where: \.isWhitespace) else {
-        return placeholderSlashCommands.filter { $0.hasPrefix(lineBeforeCursor) }
-    }
-    let command = String(lineBeforeCursor[..<space])
-    let arguments = lineBeforeCursor[space...].drop { $0.isWhitespace }
-    guard !arguments.contains(where: \.isWhitespace) else { return [] }  // first argument only
-    let word = String(arguments)
-    switch command {
-    case "/precision":
-        return ["f32", "f16", "bf16", "q8", "q4", "nf4", "q2", "native", "auto"].filter { $0.hasPrefix(word) }
-    case "/load", "/save", "/model", "/export":
-        return EditLineInput.pathCandidates(word)
-    default:
-        return []
+        /// `${XDG_DATA_HOME:-~/.local/share}/nibble/sessions`: every chat autosaves there.
+        static var sessionsFolder: String {
+            let env = ProcessInfo.processInfo.environment
+            let data = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
+            return data + "/nibble/sessions"
+        }
     }
 }

@@ -65,11 +65,16 @@ struct ModelOptions: ParsableArguments {
 
     /// One line on stderr when the precision cannot be what the user hopes for.
     static func warnAboutPrecision(_ engine: Engine) {
+        if let warning = precisionWarning(engine) { Terminal.writeError(warning + "\n") }
+    }
+
+    static func precisionWarning(_ engine: Engine) -> String? {
         if engine.format == .q2 {
-            Terminal.writeError("note: q2 is experimental: 2-bit weights lose much of a small model's quality\n")
+            return "note: q2 is experimental: 2-bit weights lose much of a small model's quality"
         } else if engine.format > engine.nativeFormat {
-            Terminal.writeError("note: the file stores \(engine.nativeFormat.rawValue); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised\n")
+            return "note: the file stores \(engine.nativeFormat.rawValue); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised"
         }
+        return nil
     }
 }
 

@@ -15,7 +15,7 @@ import Testing
     func startChat(_ arguments: [String] = [], colour: Bool = false, state: URL? = nil) throws -> Chat {
         let model = try requireModel()
         let state = try state ?? temporaryDirectory()
-        var environment = ["XDG_STATE_HOME": state.path, "EDITRC": "/dev/null"]
+        var environment = ["XDG_STATE_HOME": state.path, "XDG_DATA_HOME": state.path, "EDITRC": "/dev/null"]
         if !colour { environment["NO_COLOR"] = "1" }
         let session = try PTYSession([nibbleBinary, "chat", "--model", model, "--threads", "1"] + arguments,
                                      environment: environment)

@@ -5,19 +5,26 @@ import Testing
 /// Script mode (stdin not a terminal) and the pieces of line input that need no
 /// terminal: joining lines into entries, the history file, prompt escapes, completion.
 @Suite struct PlainInputTests {
-    /// Piped input: a `\` continuation is one entry, /quit ends the session (the line
-    /// after it is never read), and stdout has no prompt and no escape sequences.
+    /// Piped input: a `\` continuation is one entry (one user turn, as the autosaved
+    /// conversation shows), /quit ends the session (the line after it is never read),
+    /// and the output has no prompt and no escape sequences.
     @Test func scriptModeJoinsLinesAndQuits() throws {
         let model = try requireModel()
         let state = try temporaryDirectory()
+        let data = try temporaryDirectory()
         let run = try nibble(["chat", "--model", model, "--max-tokens", "3", "--threads", "1"],
-                             input: "hello \\\nworld\n/quit\nafter\n", environment: ["XDG_STATE_HOME": state.path])
+                             input: "hello \\\nworld\n/quit\nafter\n",
+                             environment: ["XDG_STATE_HOME": state.path, "XDG_DATA_HOME": data.path])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(!run.stdout.contains(">>>") && !run.stdout.contains("... "), "\(run.stdout)")
         #expect(!run.stdout.contains("\u{1B}") && !run.stderr.contains("\u{1B}"))
-        // The placeholder chat echoes each entry before continuing it.
-        #expect(run.stdout.hasPrefix("hello \nworld"), "\(run.stdout)")
-        #expect(!run.stdout.contains("after"))
+        let sessions = data.appendingPathComponent("nibble/sessions")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: sessions.path)
+        #expect(saved.count == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: sessions.appendingPathComponent(saved[0]))) as? [String: Any]
+        let messages = json?["messages"] as? [[String: Any]] ?? []
+        #expect(messages.map { $0["role"] as? String } == ["user", "assistant"])
+        #expect(messages.first?["content"] as? String == "hello \nworld")
         // Script mode keeps no history.
         #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("nibble/history").path))
     }
@@ -64,11 +71,11 @@ import Testing
     }
 
     @Test func completions() throws {
-        #expect(slashCompletions("/prec") == ["/precision"])
-        #expect(Set(slashCompletions("/p")) == ["/precision", "/prompt"])
-        #expect(slashCompletions("/precision n") == ["nf4", "native"])
-        #expect(slashCompletions("/precision ").count == 9)
-        #expect(slashCompletions("hello") == [])
+        #expect(ChatREPL.completions("/prec") == ["/precision"])
+        #expect(Set(ChatREPL.completions("/p")) == ["/precision", "/prompt"])
+        #expect(ChatREPL.completions("/precision n") == ["nf4", "native"])
+        #expect(ChatREPL.completions("/precision ").count == 9)
+        #expect(ChatREPL.completions("hello") == [])
 
         let dir = try temporaryDirectory()
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("models"), withIntermediateDirectories: true)
@@ -78,7 +85,7 @@ import Testing
         #expect(EditLineInput.pathCandidates(base + "mo") == [base + "model.gguf", base + "models/"])
         #expect(EditLineInput.pathCandidates(base) == [base + "model.gguf", base + "models/"])
         #expect(EditLineInput.pathCandidates(base + ".h") == [base + ".hidden"])
-        #expect(slashCompletions("/load " + base + "models") == [base + "models/"])
+        #expect(ChatREPL.completions("/load " + base + "models") == [base + "models/"])
         #expect(EditLineInput.pathCandidates("~") == ["~/"])
         #expect(EditLineInput.pathCandidates("~/").allSatisfy { $0.hasPrefix("~/") })
     }

@@ -1,0 +1,492 @@
+import Chat
+import Foundation
+import Inference
+import Templates
+
+/// The chat loop: reads entries, runs slash commands, sends everything else to the model
+/// and streams the reply. Every failure of a command prints one line and the loop goes on
+/// with the model and history it had.
+final class ChatREPL {
+    let session: ChatSession
+    let input: LineInput
+    /// stdin is a terminal: prompts, colours, the edit line.
+    let interactive: Bool
+    private var textForNextPrompt: String?
+    private var done = false
+
+    init(session: ChatSession, input: LineInput, interactive: Bool) {
+        self.session = session
+        self.input = input
+        self.interactive = interactive
+    }
+
+    // MARK: - Output
+
+    /// A line of information (stdout).
+    func say(_ text: String) { Terminal.write(text + "\n") }
+    /// A line of dim detail.
+    func note(_ text: String) { Terminal.write(Style.dim(text) + "\n") }
+    /// One line saying what went wrong (stderr); the session goes on.
+    func fail(_ text: String) { Terminal.writeError(Style.red("error: ") + text + "\n") }
+
+    func run() {
+        while !done {
+            let event = input.read(prompt: Style.prompt, initialText: textForNextPrompt)
+            textForNextPrompt = nil
+            switch event {
+            case .endOfInput:
+                done = true
+            case .interrupted:
+                continue
+            case let .line(entry):
+                input.remember(entry)
+                input.saveHistory()
+                handle(entry)
+            }
+        }
+        input.saveHistory()
+    }
+
+    func handle(_ entry: String) {
+        let trimmed = entry.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { return }
+        if trimmed.hasPrefix("/") && !trimmed.hasPrefix("//") {
+            runCommand(trimmed)
+        } else {
+            // "//text" sends "/text".
+            send(trimmed.hasPrefix("//") ? String(entry.drop { $0 != "/" }.dropFirst()) : entry)
+        }
+    }
+
+    // MARK: - Turns
+
+    private func send(_ text: String) {
+        generate { try self.session.send(text, shouldStop: { Interrupt.shared.isSet }, events: self.show) }
+    }
+
+    /// Runs one generation with Ctrl-C armed, then ends the reply's line.
+    private func generate(_ body: @escaping () throws -> Message?) {
+        Interrupt.shared.reset()
+        do {
+            if let reply = try body() { finishReply(reply) }
+        } catch {
+            fail("\(error)")
+        }
+        Interrupt.shared.reset()
+    }
+
+    private func show(_ event: ChatEvent) {
+        switch event {
+        case let .text(piece):
+            guard !piece.isEmpty else { return }
+            Terminal.write(piece)
+        case let .notice(line):
+            endLine()
+            note(line)
+        }
+    }
+
+    private func endLine() {
+        if !Terminal.atLineStart { Terminal.write("\n") }
+    }
+
+    private func finishReply(_ reply: Message) {
+        endLine()
+        if reply.stats?.interrupted == true { note("[interrupted: the partial reply is kept]") }
+    }
+
+    // MARK: - Commands
+
+    struct Command {
+        enum Argument { case none, text, precision, setting, preset, path, replay, compare }
+        let names: [String]
+        let usage: String
+        let summary: String
+        let argument: Argument
+        let run: (ChatREPL, String) throws -> Void
+    }
+
+    static let commands: [Command] = [
+        Command(names: ["/help", "/?"], usage: "/help", summary: "list the commands", argument: .none) { repl, _ in repl.help() },
+        Command(names: ["/model"], usage: "/model PATH", summary: "load another model (the conversation stays)", argument: .path) { repl, arg in try repl.loadModel(arg) },
+        Command(names: ["/reload"], usage: "/reload", summary: "read the model file again", argument: .none) { repl, _ in try repl.reload() },
+        Command(names: ["/precision"], usage: "/precision [NAME]", summary: "switch precision (f32 f16 bf16 q8 q4 nf4 q2 native auto), or list them with their memory", argument: .precision) { repl, arg in try repl.precision(arg) },
+        Command(names: ["/system"], usage: "/system [TEXT|none]", summary: "show or set the system prompt", argument: .text) { repl, arg in repl.system(arg) },
+        Command(names: ["/prompt"], usage: "/prompt [NAME]", summary: "use a system-prompt preset from Prompts/, or list them", argument: .preset) { repl, arg in try repl.preset(arg) },
+        Command(names: ["/set"], usage: "/set [PARAM VALUE]", summary: "show or change a setting (temperature, top_k, top_p, min_p, repeat_penalty, seed, max_tokens, context)", argument: .setting) { repl, arg in try repl.set(arg) },
+        Command(names: ["/show"], usage: "/show", summary: "model, precision, memory, context use and settings", argument: .none) { repl, _ in repl.showState() },
+        Command(names: ["/stats"], usage: "/stats", summary: "numbers of the last reply", argument: .none) { repl, _ in repl.stats() },
+        Command(names: ["/retry"], usage: "/retry", summary: "generate the last reply again", argument: .none) { repl, _ in repl.retry() },
+        Command(names: ["/undo"], usage: "/undo", summary: "drop the last exchange and put its message back on the edit line", argument: .none) { repl, _ in repl.undo() },
+        Command(names: ["/clear"], usage: "/clear", summary: "forget the messages (the system prompt stays)", argument: .none) { repl, _ in repl.clear() },
+        Command(names: ["/save"], usage: "/save [FILE]", summary: "save the conversation as JSON", argument: .path) { repl, arg in try repl.save(arg) },
+        Command(names: ["/load"], usage: "/load FILE", summary: "load a saved conversation", argument: .path) { repl, arg in try repl.load(arg) },
+        Command(names: ["/replay"], usage: "/replay [FILE] [--precision P]", summary: "re-run each user turn (at P) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
+        Command(names: ["/compare"], usage: "/compare P1 P2 [TEXT]", summary: "answer the same message at two precisions, with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
+        Command(names: ["/export"], usage: "/export FILE.md", summary: "write a Markdown transcript", argument: .path) { repl, arg in try repl.export(arg) },
+        Command(names: ["/template"], usage: "/template [TEXT]", summary: "print the exact prompt the model would get next", argument: .text) { repl, arg in try repl.showTemplate(arg) },
+        Command(names: ["/tokens"], usage: "/tokens [TEXT]", summary: "count and list the tokens of that prompt", argument: .text) { repl, arg in try repl.showTokens(arg) },
+        Command(names: ["/quit", "/exit", "/bye"], usage: "/quit", summary: "save the history and leave; Ctrl-D does the same", argument: .none) { repl, _ in repl.done = true },
+    ]
+
+    static var commandNames: [String] { commands.flatMap(\.names) }
+
+    private func runCommand(_ line: String) {
+        let name = String(line.prefix { !$0.isWhitespace }).lowercased()
+        let argument = line.dropFirst(name.count).trimmingCharacters(in: .whitespaces)
+        guard let command = Self.commands.first(where: { $0.names.contains(name) }) else {
+            let hint = closest(to: name, in: Self.commands.map { $0.names[0] }).map { "; did you mean \($0)?" } ?? ""
+            fail("unknown command \(name)\(hint) (/help lists them)")
+            return
+        }
+        if command.argument == .none, !argument.isEmpty {
+            fail("\(command.names[0]) takes no argument (usage: \(command.usage))")
+            return
+        }
+        do {
+            try command.run(self, argument)
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    private func help() {
+        let width = Self.commands.map(\.usage.count).max() ?? 0
+        for command in Self.commands {
+            let aliases = command.names.count > 1 ? " (also \(command.names.dropFirst().joined(separator: ", ")))" : ""
+            say(command.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + command.summary + aliases)
+        }
+        say("Anything else is sent to the model. End a line with \\ to continue it; \"\"\" opens and closes a block.")
+    }
+
+    // MARK: Model and precision
+
+    private func describeModel() -> String {
+        "\(session.modelName) at \(session.engine.format.rawValue)"
+    }
+
+    private func loadModel(_ path: String) throws {
+        guard !path.isEmpty else { throw ChatError("usage: /model PATH") }
+        try session.loadModel(path: (path as NSString).expandingTildeInPath)
+        say("loaded \(describeModel()) (template: \(session.templateOrigin))")
+        if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
+    }
+
+    private func reload() throws {
+        try session.reload()
+        say("reloaded \(describeModel())")
+    }
+
+    private func precision(_ argument: String) throws {
+        let engine = session.engine
+        if argument.isEmpty {
+            say("precision: \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
+            for f in Footprint.all(file: engine.file, config: engine.config, context: engine.contextLength, memoryLimit: engine.memoryLimit) {
+                let marker = f.name == engine.format.rawValue ? "*" : " "
+                say(" \(marker) \(f.name.padding(toLength: 5, withPad: " ", startingAt: 0)) \(Self.megabytes(f.totalBytes).leftPadded(9)) total, weights \(Self.megabytes(f.weightBytes))\(f.fits ? "" : "  (does not fit)")")
+            }
+            say("switch with /precision NAME (aliases 32 16 8 4 2; native, auto)")
+            return
+        }
+        guard let precision = Precision(argument: argument) else {
+            throw ChatError("unknown precision '\(argument)' (one of: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")); aliases 32, 16, 8, 4, 2)")
+        }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let before = engine.format
+        let format = try session.setPrecision(precision)
+        let seconds = (clock.now - started).seconds
+        if format == before {
+            say("precision: already \(format.rawValue)")
+        } else {
+            say("precision: \(before.rawValue) → \(format.rawValue), weights \(Self.megabytes(session.engine.weightBytes)), \(String(format: "%.2f", seconds)) s")
+        }
+        if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
+    }
+
+    // MARK: Conversation
+
+    private func system(_ text: String) {
+        if text.isEmpty {
+            say(session.conversation.systemPrompt.map { "system prompt: \($0)" } ?? "no system prompt (set one with /system TEXT or /prompt NAME)")
+        } else if text == "none" {
+            session.conversation.systemPrompt = nil
+            say("system prompt removed")
+        } else {
+            session.conversation.systemPrompt = text
+            say("system prompt set")
+        }
+    }
+
+    private func preset(_ name: String) throws {
+        if name.isEmpty {
+            let names = PromptLibrary.presetNames()
+            say(names.isEmpty ? "no presets found (Prompts/*.md)" : "presets: " + names.joined(separator: ", "))
+            return
+        }
+        let text = try PromptLibrary.preset(name)
+        session.conversation.systemPrompt = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        say("system prompt: preset '\(name)'")
+    }
+
+    private func set(_ argument: String) throws {
+        let parts = argument.split(separator: " ", maxSplits: 1).map(String.init)
+        if parts.isEmpty {
+            for (name, value) in session.conversation.settings.described { say("\(name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(value)") }
+            return
+        }
+        guard parts.count == 2 else { throw ChatError("usage: /set PARAM VALUE (/set alone lists them)") }
+        let name = parts[0].lowercased().replacingOccurrences(of: "-", with: "_")
+        var settings = session.conversation.settings
+        try settings.set(name, to: parts[1].trimmingCharacters(in: .whitespaces))
+        if name == "context", let context = settings.context, context != session.engine.contextLength {
+            try session.setContext(context)
+        }
+        session.conversation.settings = settings
+        say("\(name) = \(settings.described.first { $0.0 == name }!.1)")
+    }
+
+    private func retry() {
+        guard session.conversation.turns.contains(where: { $0.role == .user }) else {
+            fail("nothing to retry yet")
+            return
+        }
+        generate { try self.session.retry(shouldStop: { Interrupt.shared.isSet }, events: self.show) }
+    }
+
+    private func undo() {
+        guard let text = session.undo() else {
+            fail("nothing to undo")
+            return
+        }
+        if interactive {
+            textForNextPrompt = text
+            note("removed the last exchange; its message is back on the edit line")
+        } else {
+            say("removed the last exchange")
+        }
+    }
+
+    private func clear() {
+        session.clear()
+        say("conversation cleared" + (session.conversation.systemPrompt == nil ? "" : " (the system prompt stays)"))
+    }
+
+    // MARK: Files
+
+    private func save(_ argument: String) throws {
+        let path = argument.isEmpty ? Self.defaultFileName() : (argument as NSString).expandingTildeInPath
+        try session.conversation.save(to: path)
+        say("saved \(session.conversation.messages.count) messages to \(path)")
+    }
+
+    static func defaultFileName(_ date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return "nibble-\(f.string(from: date)).json"
+    }
+
+    private func load(_ argument: String) throws {
+        guard !argument.isEmpty else { throw ChatError("usage: /load FILE") }
+        let loaded = try Conversation.load(from: (argument as NSString).expandingTildeInPath)
+        session.replaceConversation(loaded)
+        say(Self.describeLoaded(loaded, path: argument))
+    }
+
+    static func describeLoaded(_ c: Conversation, path: String) -> String {
+        let turns = c.messages.filter { $0.role == .user }.count
+        var line = "loaded \(path): \(turns) user turn\(turns == 1 ? "" : "s")"
+        if let model = c.model { line += ", recorded with \(model.name)" + (c.precision.map { " at \($0)" } ?? "") }
+        return line
+    }
+
+    private func export(_ argument: String) throws {
+        guard !argument.isEmpty else { throw ChatError("usage: /export FILE.md") }
+        let path = (argument as NSString).expandingTildeInPath
+        do {
+            try Data(session.conversation.markdown().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ChatError("\(path): cannot write (\((error as NSError).localizedDescription))")
+        }
+        say("exported the transcript to \(path)")
+    }
+
+    // MARK: Replay and compare
+
+    private func replay(_ argument: String) throws {
+        var words = argument.split(separator: " ").map(String.init)
+        var precision: Precision?
+        if let flag = words.firstIndex(where: { $0 == "--precision" || $0.hasPrefix("--precision=") }) {
+            let value: String
+            if words[flag].hasPrefix("--precision=") {
+                value = String(words[flag].dropFirst("--precision=".count))
+            } else {
+                guard words.indices.contains(flag + 1) else { throw ChatError("usage: /replay [FILE] [--precision P]") }
+                value = words[flag + 1]
+                words.remove(at: flag + 1)
+            }
+            words.remove(at: flag)
+            guard let p = Precision(argument: value) else {
+                throw ChatError("unknown precision '\(value)' (one of: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            precision = p
+        }
+        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P]") }
+        let recorded = try words.first.map { try Conversation.load(from: ($0 as NSString).expandingTildeInPath) } ?? session.conversation
+        try runReplay(recorded, precision: precision)
+    }
+
+    /// Replays `recorded`, printing each turn and a summary line; returns how many changed.
+    @discardableResult
+    func runReplay(_ recorded: Conversation, precision: Precision?) throws -> (changed: Int, total: Int) {
+        guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
+        Interrupt.shared.reset()
+        defer { Interrupt.shared.reset() }
+        let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.file, config: session.engine.config,
+                                                                 context: session.engine.contextLength, memoryLimit: session.engine.memoryLimit) }
+        let label = (target ?? session.engine.format).rawValue
+        let turns = try session.replay(recorded, precision: precision, shouldStop: { Interrupt.shared.isSet },
+            onTurnStart: { number, user, old in
+                self.endLine()
+                self.say(Style.bold("turn \(number)") + ": " + Self.oneLine(user, limit: 70))
+                if let old {
+                    self.say(Style.dim("  recorded (\(old.precision ?? "?")): ") + Self.oneLine(old.content, limit: 400))
+                }
+                Terminal.write(Style.dim("  now (\(label)):") + " ")
+            },
+            events: { event in
+                if case let .text(piece) = event { Terminal.write(piece.replacingOccurrences(of: "\n", with: " ")) } else { self.show(event) }
+            },
+            onTurn: { turn in
+                self.endLine()
+                if turn.recorded == nil {
+                    self.note("  (no recorded reply)")
+                } else if let at = turn.firstDivergence {
+                    self.say("  " + Style.red("changed") + " at token \(at)")
+                } else {
+                    self.say("  same")
+                }
+            })
+        let changed = turns.filter(\.changed).count
+        say("replay at \(label): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
+            + (precision == nil ? "" : "; back at \(session.engine.format.rawValue)"))
+        return (changed, turns.count)
+    }
+
+    private func compare(_ argument: String) throws {
+        let words = argument.split(separator: " ", maxSplits: 2).map(String.init)
+        guard words.count >= 2 else { throw ChatError("usage: /compare P1 P2 [TEXT]") }
+        var precisions: [Precision] = []
+        for word in words.prefix(2) {
+            guard let p = Precision(argument: word) else {
+                throw ChatError("unknown precision '\(word)' (one of: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            precisions.append(p)
+        }
+        Interrupt.shared.reset()
+        defer { Interrupt.shared.reset() }
+        let results = try session.compare(precisions, text: words.count > 2 ? words[2] : nil, shouldStop: { Interrupt.shared.isSet },
+            onStart: { name in
+                self.endLine()
+                self.say(Style.bold("── \(name)"))
+            },
+            events: show)
+        endLine()
+        for r in results {
+            say(String(format: "%-5@ weights %@, RSS %@, %d tokens, %.1f tok/s, first token %.2f s, %@", r.precision as NSString,
+                       Self.megabytes(r.weightBytes) as NSString, (r.residentBytes.map { Self.megabytes($0) } ?? "?") as NSString,
+                       r.stats.generatedTokens, r.stats.decodeTokensPerSecond, r.stats.ttftSeconds, r.stats.stopReason as NSString))
+        }
+        if results.count == 2 {
+            say(results[0].reply == results[1].reply ? "the replies are identical" : "the replies differ")
+        }
+    }
+
+    // MARK: Inspection
+
+    private func showTemplate(_ text: String) throws {
+        let prompt = try session.pendingPrompt(adding: text.isEmpty ? nil : text)
+        Terminal.write(prompt.text)
+        if !prompt.text.hasSuffix("\n") { Terminal.write("\n") }
+        note("(template: \(session.templateOrigin); \(prompt.tokens.count) tokens)")
+    }
+
+    private func showTokens(_ text: String) throws {
+        let prompt = try session.pendingPrompt(adding: text.isEmpty ? nil : text)
+        say("\(prompt.tokens.count) tokens of \(session.engine.contextLength)")
+        say("[" + prompt.tokens.map(String.init).joined(separator: ", ") + "]")
+    }
+
+    private func contextUse() -> String {
+        let used = session.engine.cachedTokens.count
+        let window = session.engine.contextLength
+        return "\(used) / \(window) tokens (\(Int((Double(used) / Double(window) * 100).rounded())) %)"
+    }
+
+    private func showState() {
+        let engine = session.engine
+        say("model      \(session.modelName) — \(engine.file.path)")
+        say("precision  \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
+        say("template   \(session.templateOrigin)")
+        say("context    \(contextUse())")
+        say("memory     weights \(Self.megabytes(engine.weightBytes)), KV cache \(Self.megabytes(engine.kvCacheBytes)), scratch \(Self.megabytes(engine.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
+        say("threads    \(engine.pool.threadCount)")
+        say("messages   \(session.conversation.messages.count)" + (session.conversation.systemPrompt == nil ? "" : " (with a system prompt)"))
+        say("settings   " + session.conversation.settings.described.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+        if let path = session.autosavePath { say("autosave   \(path)") }
+    }
+
+    private func stats() {
+        guard let s = session.lastStats else {
+            say("no reply yet")
+            return
+        }
+        say("prompt tokens     \(s.promptTokens)" + (session.lastPrompt.map { " (\($0.carriedTokens) carried over, \(session.engine.lastPrefill.computed) prefilled)" } ?? ""))
+        say("generated tokens  \(s.generatedTokens)")
+        say(String(format: "first token       %.3f s", s.ttftSeconds))
+        say(String(format: "prefill           %.1f tok/s", s.prefillTokensPerSecond))
+        say(String(format: "decode            %.1f tok/s", s.decodeTokensPerSecond))
+        say("stop reason       \(s.stopReason)" + (s.interrupted ? " (interrupted)" : ""))
+        say("context           \(contextUse())")
+    }
+
+    // MARK: - Helpers
+
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+
+    static func oneLine(_ text: String, limit: Int) -> String {
+        let flat = text.replacingOccurrences(of: "\n", with: " ")
+        return flat.count > limit ? String(flat.prefix(limit)) + "…" : flat
+    }
+
+    // MARK: - Completion
+
+    /// Candidates for the last word of `line` (the text before the cursor).
+    static func completions(_ line: String) -> [String] {
+        let words = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        let current = words.last ?? ""
+        guard let first = words.first, first.hasPrefix("/") else { return [] }
+        if words.count == 1 { return commandNames.filter { $0.hasPrefix(current.lowercased()) && $0 != "/?" } }
+        guard let command = commands.first(where: { $0.names.contains(first.lowercased()) }) else { return [] }
+        let precisionNames = Precision.allCases.map(\.rawValue)
+        let position = words.count - 1  // 1 = first argument
+        func matching(_ options: [String]) -> [String] { options.filter { $0.hasPrefix(current) } }
+        switch command.argument {
+        case .precision: return position == 1 ? matching(precisionNames) : []
+        case .compare: return position <= 2 ? matching(precisionNames) : []
+        case .setting: return position == 1 ? matching(ChatSettings.parameterNames) : []
+        case .preset: return position == 1 ? matching(PromptLibrary.presetNames()) : []
+        case .path: return position == 1 ? EditLineInput.pathCandidates(current) : []
+        case .replay:
+            if words[position - 1] == "--precision" { return matching(precisionNames) }
+            if current.hasPrefix("-") { return matching(["--precision"]) }
+            return EditLineInput.pathCandidates(current)
+        case .none, .text: return []
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+
+/// Scripted chat sessions through piped stdin (script mode): the issue's walk-through,
+/// bad input that must not end the session, resume and replay from the command line.
+@Suite("Chat in script mode", .serialized)
+struct ChatScriptTests {
+    /// Runs `nibble chat` in a fresh folder with history and autosave kept inside it.
+    func chat(_ lines: [String], arguments: [String] = [], in dir: URL) throws -> RunResult {
+        let model = try requireModel()
+        return try nibble(["chat", "--model", model, "--threads", "2"] + arguments, input: lines.joined(separator: "\n") + "\n",
+                          environment: ["XDG_STATE_HOME": dir.path + "/state", "XDG_DATA_HOME": dir.path + "/data", "NO_COLOR": "1"],
+                          currentDirectory: dir, timeout: 300)
+    }
+
+    /// Validates `file` against Tools/conversation.schema.json with Python's jsonschema.
+    func validate(_ file: URL) throws {
+        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Tools/conversation.schema.json").standardized
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", """
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            jsonschema.Draft202012Validator.check_schema(schema)
+            jsonschema.validate(json.load(open(sys.argv[2])), schema, cls=jsonschema.Draft202012Validator)
+            """, schema.path, file.path]
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(file.lastPathComponent) does not validate: \(message.suffix(600))")
+    }
+
+    func messages(_ file: URL) throws -> [[String: Any]] {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
+        return try #require(json?["messages"] as? [[String: Any]])
+    }
+
+    @Test func theWalkThroughOfTheIssue() throws {
+        let dir = try temporaryDirectory()
+        let result = try chat([
+            "/set temperature 0",
+            "/set max_tokens 24",
+            "What is the capital of France?",
+            "And of Germany?",
+            "/precision 8",
+            "Name a large animal.",
+            "/save first.json",
+            "/load first.json",
+            "/replay --precision 4",
+            "/export first.md",
+            "/frobnicate",
+            "/load missing.json",
+            "Thank you!",
+            "/save second.json",
+            "/quit",
+        ], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let first = dir.appendingPathComponent("first.json"), second = dir.appendingPathComponent("second.json")
+        try validate(first)
+        try validate(second)
+        let firstTurns = try messages(first)
+        #expect(firstTurns.filter { $0["role"] as? String == "user" }.count == 3)
+        let assistants = try messages(second).filter { $0["role"] as? String == "assistant" }
+        #expect(assistants.count == 4)
+        #expect(assistants.map { $0["precision"] as? String } == ["q4", "q4", "q8", "q8"])
+        #expect(try messages(second).filter { $0["role"] as? String == "user" }.map { $0["content"] as? String }
+                == ["What is the capital of France?", "And of Germany?", "Name a large animal.", "Thank you!"])
+        // The replay ran at q4 and the session went back to q8 for the fourth turn.
+        #expect(result.stdout.contains("replay at q4: "))
+        #expect(result.stdout.contains("back at q8"))
+        let markdown = try String(contentsOf: dir.appendingPathComponent("first.md"), encoding: .utf8)
+        #expect(markdown.contains("## User\n\nWhat is the capital of France?"))
+        // Each failure is one line on stderr and the session went on.
+        let errors = result.stderr.split(separator: "\n")
+        #expect(errors.contains { $0.contains("unknown command /frobnicate") })
+        #expect(errors.contains { $0.contains("missing.json: no such file") })
+        #expect(errors.count == 2, "\(result.stderr)")
+        // Script mode: no prompt, no colours.
+        #expect(!result.stdout.contains(">>> "))
+        #expect(!result.stdout.contains("\u{1b}["))
+        // Autosave kept the whole session.
+        let sessions = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/data/nibble/sessions")
+        #expect(sessions.count == 1)
+        #expect(try messages(URL(fileURLWithPath: dir.path + "/data/nibble/sessions/" + sessions[0])).count == 8)
+    }
+
+    @Test func badInputNeverEndsTheSession() throws {
+        let dir = try temporaryDirectory()
+        try Data("{\"format\": \"nibble.conversation\", \"version\": 1, \"messages\": 3}".utf8).write(to: dir.appendingPathComponent("broken.json"))
+        try Data("GGUF\u{3}\0\0\0garbage".utf8).write(to: dir.appendingPathComponent("broken.gguf"))
+        try Data("""
+            {%- for m in messages %}{% if m.content == 'boom' %}{{ raise_exception('boom is not a polite word') }}{% endif %}<|im_start|>{{ m.role }}
+            {{ m.content }}<|im_end|>
+            {% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+            {% endif %}
+            """.utf8).write(to: dir.appendingPathComponent("strict.jinja"))
+        let result = try chat([
+            "/set temperature 0", "/set max_tokens 8",
+            "Hello!",
+            "/load broken.json",
+            "/model broken.gguf",
+            "/model nowhere.gguf",
+            "/precision 3",
+            "/set temperature hot",
+            "boom",
+            "/save nested/missing/dir.json",
+            "Hello again!",
+            "/save after.json",
+        ], arguments: ["--template", dir.appendingPathComponent("strict.jinja").path], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let errors = result.stderr.split(separator: "\n").map(String.init)
+        #expect(errors.count == 7, "\(result.stderr)")
+        #expect(errors.contains { $0.contains("broken.json") })
+        #expect(errors.contains { $0.contains("broken.gguf") })
+        #expect(errors.contains { $0.contains("nowhere.gguf") })
+        #expect(errors.contains { $0.contains("unknown precision '3'") })
+        #expect(errors.contains { $0.contains("temperature must be a number") })
+        #expect(errors.contains { $0.contains("boom is not a polite word") })
+        #expect(errors.contains { $0.contains("missing") })
+        let saved = try messages(dir.appendingPathComponent("after.json"))
+        #expect(saved.map { $0["content"] as? String }.enumerated().filter { $0.offset % 2 == 0 }.map(\.element) == ["Hello!", "Hello again!"])
+    }
+
+    @Test func resumeAndReplayFromTheCommandLine() throws {
+        let dir = try temporaryDirectory()
+        _ = try chat(["/set temperature 0", "/set max_tokens 16", "Say hello.", "Count to three.", "/save c.json"], in: dir)
+        let resumed = try chat(["Now count to five.", "/save resumed.json"], arguments: ["--load", "c.json"], in: dir)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try messages(dir.appendingPathComponent("resumed.json")).count == 6)
+
+        let model = try requireModel()
+        let replay = try nibble(["chat", "--model", model, "--replay", "c.json", "--precision", "q4"],
+                                environment: ["NO_COLOR": "1", "XDG_DATA_HOME": dir.path + "/data", "XDG_STATE_HOME": dir.path + "/state"],
+                                currentDirectory: dir)
+        #expect(replay.status == 0, "\(replay.stderr)")
+        #expect(replay.stdout.contains("replay at q4: 0 of 2 replies changed"), "\(replay.stdout)")
+        let missing = try nibble(["chat", "--model", model, "--replay", "nope.json"], currentDirectory: dir)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("nope.json: no such file"))
+    }
+}
