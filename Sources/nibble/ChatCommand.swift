@@ -30,11 +30,11 @@ extension Nibble {
             let replayed = try replay.map { try Conversation.load(from: $0) }
             var conversation = Conversation()
             let p = sampling.parameters
-            conversation.settings.temperature = Double(p.temperature)
+            conversation.settings.temperature = Self.decimal(p.temperature)
             conversation.settings.topK = p.topK
-            conversation.settings.topP = Double(p.topP)
-            conversation.settings.minP = Double(p.minP)
-            conversation.settings.repeatPenalty = Double(p.repeatPenalty)
+            conversation.settings.topP = Self.decimal(p.topP)
+            conversation.settings.minP = Self.decimal(p.minP)
+            conversation.settings.repeatPenalty = Self.decimal(p.repeatPenalty)
             conversation.settings.seed = p.seed
             conversation.settings.maxTokens = maxTokens
             conversation.settings.context = model.context
@@ -60,6 +60,9 @@ extension Nibble {
             if let loaded, let load { repl.say(ChatREPL.describeLoaded(loaded, path: load)) }
             repl.run()
         }
+
+        /// The Double a Float option was typed as (0.05, not 0.05000000074505806).
+        static func decimal(_ value: Float) -> Double { Double(value.description) ?? Double(value) }
 
         /// `${XDG_DATA_HOME:-~/.local/share}/nibble/sessions`: every chat autosaves there.
         static var sessionsFolder: String {
