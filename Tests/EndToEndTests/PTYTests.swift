@@ -101,6 +101,23 @@ import Testing
         #expect(try session.waitForExit() == 0)
     }
 
+    /// /undo drops the last exchange and puts its message back on the edit line, ready to
+    /// be changed and sent again.
+    @Test func undoPutsTheMessageBackOnTheEditLine() throws {
+        let chat = try startChat(["--max-tokens", "1"])
+        let session = chat.session
+        try submit("a message to take back", in: chat)
+        try submit("/undo", in: chat)
+        try session.waitFor("the message on the edit line") { _, screen in
+            screen.cursorLine == ">>> a message to take back" && screen.column == 26
+        }
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+    }
+
     /// Ctrl-C at the prompt drops the half-typed line and shows a fresh prompt; nothing
     /// is sent to the model and the program carries on.
     @Test func ctrlCAtThePromptClearsTheLine() throws {
