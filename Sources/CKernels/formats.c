@@ -495,6 +495,10 @@ void nb_pack_nf4(const float *src, int64_t rows, int64_t k, nb_nf4_scaling scali
 
 // ---- pack / unpack ----------------------------------------------------------------------
 
+#if defined(__x86_64__)
+NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k);
+#endif
+
 void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst) {
     uint8_t *out = dst;
     switch (fmt) {
@@ -504,6 +508,12 @@ void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst
         for (int64_t i = 0; i < rows * k; i++) ((uint16_t *)dst)[i] = nb_f2bf(src[i]);
         break;
     case NB_FMT_Q8:
+#if defined(__x86_64__)
+        if (nb_use_avx2()) {
+            for (int64_t r = 0; r < rows; r++) pack_q8_row_avx2(src + r * k, (nb_block_q8 *)out + r * (k / NB_QK), k);
+            break;
+        }
+#endif
         for (int64_t r = 0; r < rows; r++) pack_q8_row(src + r * k, (nb_block_q8 *)out + r * (k / NB_QK), k);
         break;
     case NB_FMT_Q4:
@@ -658,6 +668,34 @@ NB_AVX2 static void quantize_block_avx2(const float *x, nb_q8a *y) {
     _mm256_storeu_si256((__m256i *)y->qs, i0);
     y->d = d;
     y->s = d * _mm_cvtss_f32(s4);
+}
+#endif
+
+#if defined(__x86_64__)
+// pack_q8_row with the same float operations, 32 at a time (same bytes; a live switch to
+// q8 spent a third of its time in the scalar loop's roundf calls).
+NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < k / NB_QK; b++, x += NB_QK) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float d = _mm_cvtss_f32(m4) / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[b].d = nb_f2h(d);
+        const __m256 vid = _mm256_set1_ps(id);
+        v0 = round_half_away(_mm256_mul_ps(v0, vid));
+        v1 = round_half_away(_mm256_mul_ps(v1, vid));
+        v2 = round_half_away(_mm256_mul_ps(v2, vid));
+        v3 = round_half_away(_mm256_mul_ps(v3, vid));
+        __m256i i0 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
+        __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
+        i0 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[b].qs, i0);
+    }
 }
 #endif
 

@@ -94,8 +94,10 @@ func naiveQ2GroupErrors(_ x: [Float]) -> [Double] {
         let rows = 12, k = 576
         // Row scales from 1e-6 (f16-subnormal scales) to 1e4 (near the f16 range).
         let x = gaussianMatrix(rows: rows, k: k, seed: 5) { Float(pow(10.0, Double($0) * 10 / 11 - 6)) }
-        #expect(pack(NB_FMT_Q8, x, rows: rows, k: k) == ggmlQ8_0(x))
-        #expect(pack(NB_FMT_Q4, x, rows: rows, k: k) == ggmlQ4_1(x))
+        for isa in [NB_ISA_SCALAR, nb_detected_isa()] {  // q8 packs with AVX2 where it can
+            #expect(withISA(isa) { pack(NB_FMT_Q8, x, rows: rows, k: k) } == ggmlQ8_0(x), "isa \(isa)")
+            #expect(withISA(isa) { pack(NB_FMT_Q4, x, rows: rows, k: k) } == ggmlQ4_1(x), "isa \(isa)")
+        }
     }
 
     /// Bytes from gguf-py's quantize (Tools/reference_quants.py), the numpy twin of ggml's
@@ -110,8 +112,10 @@ func naiveQ2GroupErrors(_ x: [Float]) -> [Double] {
             let rows = try #require(c["rows"] as? Int), k = try #require(c["k"] as? Int)
             let x = try base64Floats(c["input_f32"])
             #expect(x.count == rows * k)
-            #expect(pack(NB_FMT_Q8, x, rows: rows, k: k) == (try base64Bytes(c["q8_0"])), "\(name) q8_0")
-            #expect(pack(NB_FMT_Q4, x, rows: rows, k: k) == (try base64Bytes(c["q4_1"])), "\(name) q4_1")
+            for isa in [NB_ISA_SCALAR, nb_detected_isa()] {
+                #expect(withISA(isa) { pack(NB_FMT_Q8, x, rows: rows, k: k) } == (try base64Bytes(c["q8_0"])), "\(name) q8_0, isa \(isa)")
+                #expect(withISA(isa) { pack(NB_FMT_Q4, x, rows: rows, k: k) } == (try base64Bytes(c["q4_1"])), "\(name) q4_1, isa \(isa)")
+            }
             #expect(ggmlQ8_0(x) == (try base64Bytes(c["q8_0"])), "\(name): Swift transliteration of q8_0")
             #expect(ggmlQ4_1(x) == (try base64Bytes(c["q4_1"])), "\(name): Swift transliteration of q4_1")
         }
