@@ -1,4 +1,5 @@
 import CKernels
+import Synchronization
 
 /// How a weight matrix stores its values (DESIGN.md, "Precision formats"). The
 /// engine's architecture code only sees `WeightMatrix`; formats live here and in
@@ -109,7 +110,8 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Builds the matrix by asking `fill(rowRange, out)` for f32 rows (it writes
-    /// `rowRange.count × columns` floats) and packing them into `format`, in parallel.
+    /// `rowRange.count × columns` floats) and packing them into `format`, in parallel:
+    /// `fill` is called concurrently for disjoint row ranges.
     /// - Throws: `QuantizationError` when memory cannot be had or the shape does not fit
     ///   the format; whatever `fill` throws.
     public init(format: WeightFormat, rows: Int, columns: Int, name: String, pool: WorkerPool,
@@ -135,13 +137,22 @@ public final class WeightMatrix: @unchecked Sendable {
         var start = 0
         while start < rows {
             let n = min(slab, rows - start)
-            try fill(start..<(start + n), f)
             if format.rowsIndependent {
+                // Each chunk of rows is filled and packed by the thread that claims it.
                 let out = storage.pointer + start * rowBytes
+                let failure = FirstError()
                 pool.parallelChunks(n) { range in
+                    do {
+                        try fill((start + range.lowerBound)..<(start + range.upperBound), f + range.lowerBound * columns)
+                    } catch {
+                        failure.record(error)
+                        return
+                    }
                     nb_pack(format.c, f + range.lowerBound * columns, Int64(range.count), Int64(columns), out + range.lowerBound * rowBytes)
                 }
+                if let error = failure.error { throw error }
             } else {
+                try fill(start..<(start + n), f)
                 // nf4: the whole matrix at once; the packer splits its blocks over the pool.
                 nb_pack_nf4(f, Int64(rows), Int64(columns), NB_NF4_SEARCH, pool.pool, storage.pointer)
             }
@@ -197,4 +208,13 @@ public final class WeightMatrix: @unchecked Sendable {
             if let c { run(c, base: rowsA + rowsB, range.lowerBound, range.upperBound) }
         }
     }
+}
+
+/// The first error thrown by any of several concurrent tasks.
+private final class FirstError: Sendable {
+    private let first = Mutex<Error?>(nil)
+
+    func record(_ error: Error) { first.withLock { if $0 == nil { $0 = error } } }
+
+    var error: Error? { first.withLock { $0 } }
 }
