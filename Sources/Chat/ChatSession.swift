@@ -232,7 +232,9 @@ public final class ChatSession {
         let settings = settings ?? conversation.settings
         let prompt = try prompt(for: messages)
         if prompt.droppedTurns > 0 {
-            events(.notice("context: left out the oldest \(prompt.droppedTurns) exchange\(prompt.droppedTurns == 1 ? "" : "s") to fit the \(engine.contextLength)-token window (the history keeps them)"))
+            let n = prompt.droppedTurns
+            events(.notice("context: left out the oldest " + (n == 1 ? "exchange" : "\(n) exchanges")
+                + " to fit the \(engine.contextLength)-token window (the history keeps " + (n == 1 ? "it)" : "them)")))
         }
         lastPrompt = prompt
         var decoder = StreamingDecoder(tokenizer: engine.tokenizer)

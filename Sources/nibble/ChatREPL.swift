@@ -418,10 +418,19 @@ final class ChatREPL {
         say("[" + prompt.tokens.map(String.init).joined(separator: ", ") + "]")
     }
 
-    private func contextUse() -> String {
-        let used = session.engine.cachedTokens.count
+    /// Tokens in use of the window: what the KV cache holds (after a reply), or what the
+    /// conversation takes up as the next prompt (`/show`; the cache is empty after a switch).
+    private func contextUse(nextPrompt: Bool = false) -> String {
         let window = session.engine.contextLength
+        var used = session.engine.cachedTokens.count
+        var dropped = 0
+        if nextPrompt, let prompt = try? session.pendingPrompt() {
+            used = prompt.tokens.count
+            dropped = prompt.droppedTurns
+        }
         return "\(used) / \(window) tokens (\(Int((Double(used) / Double(window) * 100).rounded())) %)"
+            + (nextPrompt ? " in the next prompt" : "")
+            + (dropped == 1 ? "; the oldest exchange is left out" : dropped > 1 ? "; the \(dropped) oldest exchanges are left out" : "")
     }
 
     private func showState() {
@@ -429,7 +438,7 @@ final class ChatREPL {
         say("model      \(session.modelName) — \(engine.file.path)")
         say("precision  \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
         say("template   \(session.templateOrigin)")
-        say("context    \(contextUse())")
+        say("context    \(contextUse(nextPrompt: true))")
         say("memory     weights \(Self.megabytes(engine.weightBytes)), KV cache \(Self.megabytes(engine.kvCacheBytes)), scratch \(Self.megabytes(engine.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
         say("threads    \(engine.pool.threadCount)")
         say("messages   \(session.conversation.messages.count)" + (session.conversation.systemPrompt == nil ? "" : " (with a system prompt)"))

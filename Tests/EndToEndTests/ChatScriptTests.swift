@@ -46,6 +46,7 @@ struct ChatScriptTests {
             "And of Germany?",
             "/precision 8",
             "Name a large animal.",
+            "/show",
             "/save first.json",
             "/load first.json",
             "/replay --precision 4",
@@ -77,6 +78,10 @@ struct ChatScriptTests {
         #expect(errors.contains { $0.contains("unknown command /frobnicate") })
         #expect(errors.contains { $0.contains("missing.json: no such file") })
         #expect(errors.count == 2, "\(result.stderr)")
+        // /show gives the precision and how much of the window the conversation takes.
+        #expect(result.stdout.contains("precision  q8 (the file stores q4)"))
+        #expect(result.stdout.range(of: #"context    \d+ / \d+ tokens \(\d+ %\) in the next prompt"#, options: .regularExpression) != nil,
+                "\(result.stdout)")
         // Script mode: no prompt, no colours.
         #expect(!result.stdout.contains(">>> "))
         #expect(!result.stdout.contains("\u{1b}["))
