@@ -641,7 +641,9 @@ NB_AVX2 static inline __m256 round_half_away(__m256 v) {
     return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
 }
 
-NB_AVX2 static void quantize_block_avx2(const float *x, nb_q8a *y) {
+// One 32-block the way quantize_row_q8_0_ref does it: d = absmax/127, q = roundf(x · (1/d))
+// into `qs`; returns d, and Σq in *sum_q when asked (small integers: exact in any order).
+NB_AVX2 static inline float q8_block_avx2(const float *x, int8_t *qs, float *sum_q) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
     __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
@@ -649,53 +651,38 @@ NB_AVX2 static void quantize_block_avx2(const float *x, nb_q8a *y) {
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    const float d = amax / 127;
+    const float d = _mm_cvtss_f32(m4) / 127;
     const float id = d > 0 ? 1.0f / d : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
     v0 = round_half_away(_mm256_mul_ps(v0, vid));
     v1 = round_half_away(_mm256_mul_ps(v1, vid));
     v2 = round_half_away(_mm256_mul_ps(v2, vid));
     v3 = round_half_away(_mm256_mul_ps(v3, vid));
-    // Σq: small integers, so the float sum is exact in any order.
-    __m256 s8 = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    if (sum_q) {
+        __m256 s8 = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+        *sum_q = _mm_cvtss_f32(s4);
+    }
     __m256i i0 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
     __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
     i0 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)y->qs, i0);
-    y->d = d;
-    y->s = d * _mm_cvtss_f32(s4);
+    _mm256_storeu_si256((__m256i *)qs, i0);
+    return d;
 }
-#endif
 
-#if defined(__x86_64__)
+NB_AVX2 static void quantize_block_avx2(const float *x, nb_q8a *y) {
+    float sum_q;
+    const float d = q8_block_avx2(x, y->qs, &sum_q);
+    y->d = d;
+    y->s = d * sum_q;
+}
+
 // pack_q8_row with the same float operations, 32 at a time (same bytes; a live switch to
 // q8 spent a third of its time in the scalar loop's roundf calls).
 NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int64_t b = 0; b < k / NB_QK; b++, x += NB_QK) {
-        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float d = _mm_cvtss_f32(m4) / 127;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[b].d = nb_f2h(d);
-        const __m256 vid = _mm256_set1_ps(id);
-        v0 = round_half_away(_mm256_mul_ps(v0, vid));
-        v1 = round_half_away(_mm256_mul_ps(v1, vid));
-        v2 = round_half_away(_mm256_mul_ps(v2, vid));
-        v3 = round_half_away(_mm256_mul_ps(v3, vid));
-        __m256i i0 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
-        __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
-        i0 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)y[b].qs, i0);
-    }
+    for (int64_t b = 0; b < k / NB_QK; b++, x += NB_QK) y[b].d = nb_f2h(q8_block_avx2(x, y[b].qs, NULL));
 }
 #endif
 
