@@ -2,6 +2,7 @@
 #include "CKernels.h"
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Atomic int active = -1;
@@ -20,10 +21,44 @@ nb_isa nb_detected_isa(void) {
 #endif
 }
 
+int nb_parse_isa(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "scalar")) return NB_ISA_SCALAR;
+    if (!strcmp(name, "avx2")) return NB_ISA_AVX2;
+    if (!strcmp(name, "avx512")) return NB_ISA_AVX512;
+    if (!strcmp(name, "neon")) return NB_ISA_NEON;
+    return -1;
+}
+
+const char *nb_isa_name(nb_isa isa) {
+    switch (isa) {
+    case NB_ISA_SCALAR: return "scalar";
+    case NB_ISA_AVX2: return "avx2";
+    case NB_ISA_AVX512: return "avx512";
+    case NB_ISA_NEON: return "neon";
+    }
+    return "?";
+}
+
+/// The level NIBBLE_ISA asks for, when it names one this CPU has (else the detected one;
+/// the CLI validates the variable and says what is wrong before any kernel runs).
+static nb_isa initial_isa(void) {
+    nb_isa best = nb_detected_isa();
+    int wanted = nb_parse_isa(getenv("NIBBLE_ISA"));
+    return wanted >= 0 && nb_isa_supported((nb_isa)wanted) ? (nb_isa)wanted : best;
+}
+
+int nb_isa_supported(nb_isa isa) {
+    nb_isa best = nb_detected_isa();
+    if (isa == NB_ISA_SCALAR) return 1;
+    if (best == NB_ISA_NEON) return isa == NB_ISA_NEON;
+    return isa != NB_ISA_NEON && isa <= best;
+}
+
 nb_isa nb_active_isa(void) {
     int isa = atomic_load_explicit(&active, memory_order_relaxed);
     if (isa < 0) {
-        isa = (int)nb_detected_isa();
+        isa = (int)initial_isa();
         atomic_store(&active, isa);
     }
     return (nb_isa)isa;
@@ -31,7 +66,7 @@ nb_isa nb_active_isa(void) {
 
 nb_isa nb_force_isa(nb_isa isa) {
     nb_isa previous = nb_active_isa();
-    if (isa <= nb_detected_isa()) atomic_store(&active, (int)isa);
+    if (nb_isa_supported(isa)) atomic_store(&active, (int)isa);
     return previous;
 }
 

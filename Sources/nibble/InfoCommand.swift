@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inference
+import Quantization
 import ModelFiles
 
 extension Nibble {
@@ -25,7 +26,7 @@ extension Nibble {
                 parameters: file.tensors.reduce(0) { $0 + $1.elementCount },
                 contextLength: config.contextLength, vocabSize: config.vocabSize,
                 chatTemplate: file.string("tokenizer.chat_template") != nil,
-                tensorTypes: types, precisions: precisions)
+                tensorTypes: types, precisions: precisions, kernels: KernelLevel.active)
             if json {
                 try Terminal.writeJSON(output)
                 return
@@ -44,6 +45,7 @@ extension Nibble {
                 "vocabulary     \(config.vocabSize) tokens (\(file.string("tokenizer.ggml.model") ?? "?"), pre-tokenizer \(file.string("tokenizer.ggml.pre") ?? "default"))",
                 "chat template  \(output.chatTemplate ? "yes" : "no")",
                 "native         \(WeightPlan.nativeFormat(of: file).rawValue) (from how the file stores its linear weights)",
+                "kernels        \(KernelLevel.active) (this CPU: \(KernelLevel.supported.joined(separator: ", ")); \(KernelLevel.variable) picks a lower one)",
                 "tensors        " + types.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
                 "",
                 row(["precision", "weights", "linear", "KV/token", "total", "fits (limit \(mib(limit)))"]),
@@ -68,9 +70,11 @@ struct InfoOutput: Encodable {
     var chatTemplate: Bool
     var tensorTypes: [String: Int]
     var precisions: [Footprint]
+    /// The kernels' instruction-set level ("avx2", …).
+    var kernels: String
 
     enum CodingKeys: String, CodingKey {
         case file, fileBytes = "file_bytes", architecture, parameters, contextLength = "context_length"
-        case vocabSize = "vocab_size", chatTemplate = "chat_template", tensorTypes = "tensor_types", precisions
+        case vocabSize = "vocab_size", chatTemplate = "chat_template", tensorTypes = "tensor_types", precisions, kernels
     }
 }

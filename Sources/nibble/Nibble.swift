@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Quantization
 
 @main
 struct Nibble: ParsableCommand {
@@ -15,6 +16,10 @@ struct Nibble: ParsableCommand {
     /// stderr, the first naming the file or argument and what is wrong (DESIGN.md's CLI
     /// contract). Help and version still print in full; Ctrl-C exits with 130.
     static func main() {
+        if let problem = KernelLevel.environmentProblem(ProcessInfo.processInfo.environment) {
+            Terminal.writeError("Error: \(problem)\n")
+            Foundation.exit(1)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

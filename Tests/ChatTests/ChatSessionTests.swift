@@ -25,25 +25,30 @@ func session(precision: Precision = .q4, context: Int? = nil, memoryLimit: Int? 
 @Suite("Chat session on SmolLM2", .serialized)
 struct ChatSessionTests {
     @Test func secondTurnPrefillsOnlyWhatFollowsTheFirstReply() throws {
-        // q8: at q4 this 135M model answers with a loop of French words (its top two
-        // first tokens are 0.08 apart at f32) and stops only at max_tokens.
-        let s = try session(precision: .q8, maxTokens: 96)
+        // Whether greedy q8 stops this reply at eos or at max_tokens depends on the CPU's
+        // rounding (its top two tokens are close), so nothing below assumes either: the
+        // engine's cache after turn 1 is what the second prompt must reuse.
+        let s = try session(precision: .q8, maxTokens: 48)
         let first = try s.send("What is the capital of France?", events: { _ in })
         let firstPrompt = try #require(s.lastPrompt)
         let generated = try #require(first.stats).generatedTokens
-        #expect(first.stats?.stopReason == "eos", "\(first.content)")
         #expect(s.engine.lastPrefill.reused == 0)
+        let cached = s.engine.cachedTokens
+        // The cache holds the prompt and the generated ids that were fed back: all but the
+        // last (the stop token at eos is not among the generated ids; at max_tokens the last
+        // one was sampled but never run).
+        #expect(cached.starts(with: firstPrompt.tokens))
+        #expect(cached.count >= firstPrompt.tokens.count + generated - 1 && cached.count <= firstPrompt.tokens.count + generated)
 
         _ = try s.send("And of Italy?", events: { _ in })
         let second = try #require(s.lastPrompt)
-        // The cache held turn 1's prompt and every generated id (the stop token was never
-        // fed back); the new prompt starts with exactly those ids, carried over rather
-        // than re-tokenized, so only the tokens after them are prefilled.
+        // The new prompt starts with turn 1's prompt and generated ids, carried over rather
+        // than re-tokenized, so only the tokens after what the cache held are prefilled.
         #expect(second.carriedTokens == firstPrompt.tokens.count + generated)
-        #expect(Array(second.tokens.prefix(second.carriedTokens)) == firstPrompt.tokens + s.engine.tokenizer.encode(first.content))
-        #expect(s.engine.lastPrefill.reused == second.carriedTokens)
-        #expect(s.engine.lastPrefill.computed == second.tokens.count - second.carriedTokens)
-        #expect(s.engine.lastPrefill.computed < 20)
+        #expect(second.tokens.starts(with: cached))
+        #expect(s.engine.lastPrefill.reused == cached.count)
+        #expect(s.engine.lastPrefill.computed == second.tokens.count - cached.count)
+        #expect(second.tokens.count - second.carriedTokens < 20)
         // The tokens are what the whole rendered text tokenizes to.
         #expect(second.tokens == s.engine.tokenizer.encode(second.text, parseSpecial: true))
     }

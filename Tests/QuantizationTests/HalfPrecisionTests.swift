@@ -3,99 +3,101 @@ import Testing
 
 /// f16/bf16 conversion and attention over an f16 KV cache, on the scalar and SIMD paths.
 /// Serialized: nb_force_isa switches the whole process's dispatch.
-@Suite(.serialized) struct HalfPrecisionTests {
-    static let paths: [nb_isa] = nb_detected_isa() == NB_ISA_SCALAR ? [NB_ISA_SCALAR] : [NB_ISA_SCALAR, nb_detected_isa()]
+extension KernelPaths {
+    @Suite struct HalfPrecisionTests {
+        static let paths: [nb_isa] = allLevels
 
-    func toF32(_ h: [UInt16]) -> [Float] {
-        var out = [Float](repeating: 0, count: h.count)
-        h.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { nb_f16_to_f32(src.baseAddress, $0.baseAddress, Int64(h.count)) } }
-        return out
-    }
+        func toF32(_ h: [UInt16]) -> [Float] {
+            var out = [Float](repeating: 0, count: h.count)
+            h.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { nb_f16_to_f32(src.baseAddress, $0.baseAddress, Int64(h.count)) } }
+            return out
+        }
 
-    func toF16(_ f: [Float]) -> [UInt16] {
-        var out = [UInt16](repeating: 0, count: f.count)
-        f.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { nb_f32_to_f16(src.baseAddress, $0.baseAddress, Int64(f.count)) } }
-        return out
-    }
+        func toF16(_ f: [Float]) -> [UInt16] {
+            var out = [UInt16](repeating: 0, count: f.count)
+            f.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { nb_f32_to_f16(src.baseAddress, $0.baseAddress, Int64(f.count)) } }
+            return out
+        }
 
-    /// All 65536 halves to f32 equal Swift's Float16 → Float, and back to the same bits
-    /// (NaNs: still NaN, same sign, quiet; both paths give the same bits).
-    @Test func everyHalfPatternRoundTrips() {
-        let halves = (0...0xFFFF).map { UInt16($0) } + [0x3C00, 0x7BFF, 0x0001]  // odd length: SIMD tail
-        var perPath: [[Float]] = []
-        for isa in Self.paths {
-            withISA(isa) {
-                let floats = toF32(halves)
-                perPath.append(floats)
-                let back = toF16(floats)
-                for (i, h) in halves.enumerated() {
-                    let reference = Float(Float16(bitPattern: h))
-                    if reference.isNaN {
-                        #expect(floats[i].isNaN && floats[i].sign == reference.sign, "\(h)")
-                        #expect(back[i] & 0x7E00 == 0x7E00 && back[i] & 0x8000 == h & 0x8000, "\(h) → \(back[i])")
-                    } else {
-                        #expect(floats[i].bitPattern == reference.bitPattern, "\(h)")
-                        #expect(back[i] == h, "\(h)")
+        /// All 65536 halves to f32 equal Swift's Float16 → Float, and back to the same bits
+        /// (NaNs: still NaN, same sign, quiet; both paths give the same bits).
+        @Test func everyHalfPatternRoundTrips() {
+            let halves = (0...0xFFFF).map { UInt16($0) } + [0x3C00, 0x7BFF, 0x0001]  // odd length: SIMD tail
+            var perPath: [[Float]] = []
+            for isa in Self.paths {
+                withISA(isa) {
+                    let floats = toF32(halves)
+                    perPath.append(floats)
+                    let back = toF16(floats)
+                    for (i, h) in halves.enumerated() {
+                        let reference = Float(Float16(bitPattern: h))
+                        if reference.isNaN {
+                            #expect(floats[i].isNaN && floats[i].sign == reference.sign, "\(h)")
+                            #expect(back[i] & 0x7E00 == 0x7E00 && back[i] & 0x8000 == h & 0x8000, "\(h) → \(back[i])")
+                        } else {
+                            #expect(floats[i].bitPattern == reference.bitPattern, "\(h)")
+                            #expect(back[i] == h, "\(h)")
+                        }
                     }
                 }
             }
+            #expect(perPath.dropFirst().allSatisfy { $0.map(\.bitPattern) == perPath[0].map(\.bitPattern) })
         }
-        #expect(perPath.dropFirst().allSatisfy { $0.map(\.bitPattern) == perPath[0].map(\.bitPattern) })
-    }
 
-    /// f32 → f16 rounds to nearest even: at every midpoint between neighbouring halves, one
-    /// f32 ulp either side, overflow to infinity, subnormals, and random values.
-    @Test func floatToHalfRoundsToNearestEven() {
-        var inputs: [Float] = [0, -0, .infinity, -.infinity, 65504, 65519.996, 65520, 1e9, -1e9, 1e-8, 2.9802322e-8, 2.98e-8, 5.96e-8]
-        for h in UInt16(0)..<0x7BFF {
-            let a = Double(Float16(bitPattern: h)), b = Double(Float16(bitPattern: h + 1))
-            let mid = Float((a + b) / 2)  // exact: halves have 11 significant bits
-            inputs += [mid, mid.nextUp, mid.nextDown, -mid, -mid.nextUp]
-        }
-        var rng = TestRNG(seed: 42)
-        for _ in 0..<20000 { inputs.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x7FFF_FFFF | (rng.next() & 1 == 0 ? 0 : 0x8000_0000))) }
-        inputs = inputs.filter { !$0.isNaN }
-        var perPath: [[UInt16]] = []
-        for isa in Self.paths {
-            let out = withISA(isa) { toF16(inputs) }
-            perPath.append(out)
-            let wrong = inputs.indices.filter { out[$0] != Float16(inputs[$0]).bitPattern }
-            #expect(wrong.isEmpty, "\(wrong.prefix(5).map { (inputs[$0], out[$0]) })")
-        }
-        #expect(perPath.dropFirst().allSatisfy { $0 == perPath[0] })
-    }
-
-    /// bf16 packing rounds to nearest even (ties to even), keeps infinities and NaNs.
-    @Test func bfloat16Packing() {
-        let values: [Float] = [1, 1 + 0x1p-8, 1 + 0x1p-7 + 0x1p-8, 1 + 0x1p-8 + 0x1p-20, -3.14159, .greatestFiniteMagnitude, .infinity, -0.0, Float(bitPattern: 0x0001_16C2)]
-        let expected: [UInt16] = [0x3F80, 0x3F80, 0x3F82, 0x3F81, 0xC049, 0x7F80, 0x7F80, 0x8000, 0x0001]
-        let packed = pack(NB_FMT_BF16, values, rows: 1, k: values.count)
-        let bits = packed.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
-        #expect(bits == expected)
-        #expect(unpack(NB_FMT_BF16, pack(NB_FMT_BF16, [.nan], rows: 1, k: 1), rows: 1, k: 1)[0].isNaN)
-        let back = unpack(NB_FMT_BF16, packed, rows: 1, k: values.count)
-        #expect(back[0] == 1 && back[2] == 1 + 0x1p-6 && back[4] == -3.140625)
-    }
-
-    /// nb_attention_f16kv equals nb_attention_f32 run on the same (f16-rounded) keys and values.
-    @Test(arguments: [1, 7, 100])
-    func attentionOverHalfKV(positions: Int) {
-        let headDim = 64, stride = 80
-        var rng = TestRNG(seed: UInt64(positions))
-        let q = (0..<headDim).map { _ in rng.gaussian() }
-        let keys16 = toF16((0..<positions * stride).map { _ in rng.gaussian() * 2 })
-        let values16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
-        let keys = toF32(keys16), values = toF32(values16)
-        var reference = [Float](repeating: 0, count: headDim)
-        nb_attention_f32(q, keys, values, Int64(stride), Int64(positions), Int64(headDim), 0.125, &reference)
-        for isa in Self.paths {
-            var out = [Float](repeating: .nan, count: headDim)
-            withISA(isa) {
-                nb_attention_f16kv(q, keys16, values16, Int64(stride), Int64(positions), Int64(headDim), 0.125, &out)
+        /// f32 → f16 rounds to nearest even: at every midpoint between neighbouring halves, one
+        /// f32 ulp either side, overflow to infinity, subnormals, and random values.
+        @Test func floatToHalfRoundsToNearestEven() {
+            var inputs: [Float] = [0, -0, .infinity, -.infinity, 65504, 65519.996, 65520, 1e9, -1e9, 1e-8, 2.9802322e-8, 2.98e-8, 5.96e-8]
+            for h in UInt16(0)..<0x7BFF {
+                let a = Double(Float16(bitPattern: h)), b = Double(Float16(bitPattern: h + 1))
+                let mid = Float((a + b) / 2)  // exact: halves have 11 significant bits
+                inputs += [mid, mid.nextUp, mid.nextDown, -mid, -mid.nextUp]
             }
-            let scale = reference.map { abs($0) }.max()!
-            let worst = zip(out, reference).map { abs($0 - $1) }.max()!
-            #expect(worst <= 2e-6 * max(scale, 1), "isa \(isa.rawValue): \(worst)")
+            var rng = TestRNG(seed: 42)
+            for _ in 0..<20000 { inputs.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x7FFF_FFFF | (rng.next() & 1 == 0 ? 0 : 0x8000_0000))) }
+            inputs = inputs.filter { !$0.isNaN }
+            var perPath: [[UInt16]] = []
+            for isa in Self.paths {
+                let out = withISA(isa) { toF16(inputs) }
+                perPath.append(out)
+                let wrong = inputs.indices.filter { out[$0] != Float16(inputs[$0]).bitPattern }
+                #expect(wrong.isEmpty, "\(wrong.prefix(5).map { (inputs[$0], out[$0]) })")
+            }
+            #expect(perPath.dropFirst().allSatisfy { $0 == perPath[0] })
+        }
+
+        /// bf16 packing rounds to nearest even (ties to even), keeps infinities and NaNs.
+        @Test func bfloat16Packing() {
+            let values: [Float] = [1, 1 + 0x1p-8, 1 + 0x1p-7 + 0x1p-8, 1 + 0x1p-8 + 0x1p-20, -3.14159, .greatestFiniteMagnitude, .infinity, -0.0, Float(bitPattern: 0x0001_16C2)]
+            let expected: [UInt16] = [0x3F80, 0x3F80, 0x3F82, 0x3F81, 0xC049, 0x7F80, 0x7F80, 0x8000, 0x0001]
+            let packed = pack(NB_FMT_BF16, values, rows: 1, k: values.count)
+            let bits = packed.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
+            #expect(bits == expected)
+            #expect(unpack(NB_FMT_BF16, pack(NB_FMT_BF16, [.nan], rows: 1, k: 1), rows: 1, k: 1)[0].isNaN)
+            let back = unpack(NB_FMT_BF16, packed, rows: 1, k: values.count)
+            #expect(back[0] == 1 && back[2] == 1 + 0x1p-6 && back[4] == -3.140625)
+        }
+
+        /// nb_attention_f16kv equals nb_attention_f32 run on the same (f16-rounded) keys and values.
+        @Test(arguments: [1, 7, 100])
+        func attentionOverHalfKV(positions: Int) {
+            let headDim = 64, stride = 80
+            var rng = TestRNG(seed: UInt64(positions))
+            let q = (0..<headDim).map { _ in rng.gaussian() }
+            let keys16 = toF16((0..<positions * stride).map { _ in rng.gaussian() * 2 })
+            let values16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
+            let keys = toF32(keys16), values = toF32(values16)
+            var reference = [Float](repeating: 0, count: headDim)
+            nb_attention_f32(q, keys, values, Int64(stride), Int64(positions), Int64(headDim), 0.125, &reference)
+            for isa in Self.paths {
+                var out = [Float](repeating: .nan, count: headDim)
+                withISA(isa) {
+                    nb_attention_f16kv(q, keys16, values16, Int64(stride), Int64(positions), Int64(headDim), 0.125, &out)
+                }
+                let scale = reference.map { abs($0) }.max()!
+                let worst = zip(out, reference).map { abs($0 - $1) }.max()!
+                #expect(worst <= 2e-6 * max(scale, 1), "isa \(isa.rawValue): \(worst)")
+            }
         }
     }
 }

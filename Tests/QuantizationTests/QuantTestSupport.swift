@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Testing
 
 // Shared helpers for the weight-format tests: deterministic data, Swift wrappers of the
 // C API, and the fixture loader.
@@ -123,6 +124,12 @@ func matmul(_ fmt: nb_format, _ w: [UInt8], rows: Int, k: Int, x: [Float], xq: [
 
 let matmulSentinel: Float = -12345.5
 
+/// Every SIMD level this CPU can run (AVX2 and AVX-512 on an AVX-512 machine): kernel tests
+/// compare each with the scalar path, so no path goes untested on a machine that has it.
+let simdLevels: [nb_isa] = [NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }
+/// The scalar path and every SIMD level.
+let allLevels: [nb_isa] = [NB_ISA_SCALAR] + simdLevels
+
 /// Runs `body` with the kernels dispatched to `isa` (if the CPU has it), then restores.
 func withISA<T>(_ isa: nb_isa, _ body: () throws -> T) rethrows -> T {
     let previous = nb_force_isa(isa)
@@ -177,3 +184,9 @@ func base64Floats(_ value: Any?) throws -> [Float] {
         (0..<bytes.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
     }
 }
+
+func isaName(_ isa: nb_isa) -> String { String(cString: nb_isa_name(isa)) }
+
+/// The suites that switch the kernels' dispatch (nb_force_isa is process-wide), run one
+/// test at a time so that each compares the paths it names.
+@Suite(.serialized) enum KernelPaths {}

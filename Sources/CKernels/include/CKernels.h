@@ -20,12 +20,18 @@ typedef enum {
     NB_ISA_NEON = 3,
 } nb_isa;
 
-/// The instruction set the kernels dispatch to.
+/// The instruction set the kernels dispatch to: the detected one, or a lower one that
+/// the environment variable NIBBLE_ISA (scalar, avx2, avx512) names.
 nb_isa nb_active_isa(void);
 /// The best instruction set this CPU supports.
 nb_isa nb_detected_isa(void);
-/// Forces the dispatch to `isa` (for tests; must be supported). Returns the previous one.
+/// Whether the kernels can run at `isa` on this CPU (scalar always can).
+int nb_isa_supported(nb_isa isa);
+/// Forces the dispatch to `isa` (ignored unless supported). Returns the previous one.
 nb_isa nb_force_isa(nb_isa isa);
+/// "scalar", "avx2", "avx512", "neon"; nb_parse_isa is its inverse (-1 for other names).
+const char *nb_isa_name(nb_isa isa);
+int nb_parse_isa(const char *name);
 /// A short human-readable list of relevant CPU features, e.g. "AVX2 FMA F16C".
 const char *nb_cpu_features(void);
 

@@ -1,0 +1,32 @@
+import CKernels
+
+/// The instruction-set level the C kernels run at: the best the CPU has, or a lower one
+/// named by the environment variable `NIBBLE_ISA` (`scalar`, `avx2`, `avx512`), so every
+/// path can be run and measured on a machine that has it.
+public enum KernelLevel {
+    public static let variable = "NIBBLE_ISA"
+
+    /// The level in use ("avx2"…).
+    public static var active: String { String(cString: nb_isa_name(nb_active_isa())) }
+    /// The best level this CPU supports.
+    public static var detected: String { String(cString: nb_isa_name(nb_detected_isa())) }
+    /// The levels this CPU can run, lowest first.
+    public static var supported: [String] {
+        [NB_ISA_SCALAR, NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }
+            .map { String(cString: nb_isa_name($0)) }
+    }
+
+    /// What is wrong with `NIBBLE_ISA`, if anything: a name that is not a level, or a
+    /// level this CPU lacks (the kernels would otherwise quietly run at the detected one).
+    public static func environmentProblem(_ environment: [String: String]) -> String? {
+        guard let value = environment[variable], !value.isEmpty else { return nil }
+        let level = nb_parse_isa(value)
+        if level < 0 {
+            return "\(variable)=\(value) is not a kernel level (one of: scalar, avx2, avx512)"
+        }
+        if nb_isa_supported(nb_isa(UInt32(level))) == 0 {
+            return "\(variable)=\(value): this CPU does not have it (it has: \(supported.joined(separator: ", ")))"
+        }
+        return nil
+    }
+}

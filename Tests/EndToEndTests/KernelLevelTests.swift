@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+
+/// NIBBLE_ISA picks a lower kernel level than the CPU's best; `info` says which is in use.
+@Suite struct KernelLevelTests {
+    func levels() throws -> (active: String, all: [String]) {
+        let run = try nibble(["info", "--model", try requireModel()])
+        #expect(run.status == 0, "\(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").first { $0.hasPrefix("kernels") })
+        // "kernels        avx512 (this CPU: scalar, avx2, avx512; NIBBLE_ISA picks a lower one)"
+        let words = line.split(whereSeparator: { " (),;:".contains($0) }).map(String.init)
+        let all = words.filter { ["scalar", "avx2", "avx512", "neon"].contains($0) }
+        return (words[1], Array(all.dropFirst()))
+    }
+
+    @Test func everySupportedLevelCanBeChosen() throws {
+        let (active, all) = try levels()
+        #expect(all.first == "scalar" && all.last == active, "\(all)")
+        for level in all {
+            let run = try nibble(["info", "--model", try requireModel(), "--json"], environment: ["NIBBLE_ISA": level])
+            #expect(run.status == 0, "\(level): \(run.stderr)")
+            #expect(try jsonObject(run.stdout)["kernels"] as? String == level)
+            // The model runs at that level too.
+            let gen = try nibble(["generate", "--model", try requireModel(), "--prompt", "Hello", "--max-tokens", "3",
+                                  "--temperature", "0", "--json"], environment: ["NIBBLE_ISA": level])
+            #expect(gen.status == 0, "\(level): \(gen.stderr)")
+        }
+    }
+
+    @Test func unknownOrMissingLevelsAreRefused() throws {
+        let bad = try nibble(["info", "--model", try requireModel()], environment: ["NIBBLE_ISA": "sse9"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr == "Error: NIBBLE_ISA=sse9 is not a kernel level (one of: scalar, avx2, avx512)\n")
+        let (_, all) = try levels()
+        if let missing = ["avx2", "avx512"].first(where: { !all.contains($0) }) {
+            let run = try nibble(["info", "--model", try requireModel()], environment: ["NIBBLE_ISA": missing])
+            #expect(run.status == 1)
+            #expect(run.stderr.contains("this CPU does not have it"), "\(run.stderr)")
+        }
+    }
+}
