@@ -77,7 +77,9 @@ public final class ChatSession {
     public private(set) var lastStats: TurnStats?
     public private(set) var lastPrompt: RenderedPrompt?
     /// Where the conversation is saved after every turn (nil: not saved).
-    public var autosavePath: String?
+    public var autosave: Autosave?
+    /// The file the autosave writes (nil before the first save).
+    public var autosavePath: String? { autosave?.path }
     /// The clock templates see through `strftime_now`.
     public var now: () -> Date = Date.init
     /// Text and tokens of the last prompt plus its reply, as the KV cache holds them: the
@@ -212,19 +214,40 @@ public final class ChatSession {
         return text
     }
 
-    /// Forgets the messages (the system prompt stays) and the cached tokens (`/clear`).
-    public func clear() {
+    /// Forgets the messages (the system prompt stays) and the cached tokens (`/clear`):
+    /// a new conversation, autosaved to a new file. Returns the file that keeps the
+    /// previous turns (nil if there were none).
+    @discardableResult
+    public func clear() throws -> String? {
+        let previous = try keepPreviousTurns()
         conversation.messages = conversation.messages.first?.role == .system ? [conversation.messages[0]] : []
+        conversation.created = now()
         carried = nil
         engine.resetCache()
+        return previous
     }
 
-    /// Replaces the conversation (`/load`, `--load`); sampling settings come with it.
-    public func replaceConversation(_ loaded: Conversation) {
+    /// Replaces the conversation (`/load`, `--load`); sampling settings come with it, and
+    /// it continues in a new autosave file. Returns the file that keeps the previous
+    /// turns (nil if there were none).
+    @discardableResult
+    public func replaceConversation(_ loaded: Conversation) throws -> String? {
+        let previous = try keepPreviousTurns()
         let context = conversation.settings.context
         conversation = loaded
         conversation.settings.context = context
         carried = nil
+        return previous
+    }
+
+    /// Autosaves what the file does not hold yet and closes the file: the next save
+    /// starts a new one. Returns where the turns are.
+    private func keepPreviousTurns() throws -> String? {
+        guard let autosave else { return nil }
+        if autosave.isBehind(conversation) { try autosave.save(conversation) }
+        let path = autosave.path
+        autosave.startNewFile()
+        return path
     }
 
     private func respond(to messages: [Message], settings: ChatSettings? = nil, shouldStop: () -> Bool,
@@ -265,11 +288,9 @@ public final class ChatSession {
 
     private var autosaveFailed = false
     private func autosave(events: (ChatEvent) -> Void) {
-        guard let autosavePath else { return }
+        guard let autosave else { return }
         do {
-            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: autosavePath).deletingLastPathComponent().path,
-                                                    withIntermediateDirectories: true)
-            try conversation.save(to: autosavePath)
+            try autosave.save(conversation)
             autosaveFailed = false
         } catch {
             if !autosaveFailed { events(.notice("autosave failed: \(error)")) }

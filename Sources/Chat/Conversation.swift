@@ -49,37 +49,82 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     /// The names `/set` accepts, in the order `/set` lists them.
     public static let parameterNames = ["temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "max_tokens", "context"]
 
+    /// What each numeric setting accepts: `/set`, the command line and conversation files
+    /// use these same ranges.
+    public static let ranges: [String: ClosedRange<Double>] = [
+        "temperature": 0...100, "top_k": 0...1_000_000, "top_p": 0...1, "min_p": 0...1,
+        "repeat_penalty": 0...100, "max_tokens": 1...Double(1 << 20), "context": 16...Double(1 << 20),
+    ]
+    static let integerSettings: Set<String> = ["top_k", "max_tokens", "context"]
+
+    /// Checks one value against its range; the error says what is accepted.
+    public static func check(_ name: String, _ value: Double, shown: String? = nil) throws {
+        guard let range = ranges[name] else { return }
+        let text = shown ?? value.formatted()
+        if integerSettings.contains(name) {
+            guard value.isFinite, value.rounded() == value, range.contains(value) else {
+                throw ChatError("\(name) must be a whole number in \(Int(range.lowerBound))...\(Int(range.upperBound)), not \(text)")
+            }
+        } else {
+            guard value.isFinite, range.contains(value) else {
+                throw ChatError("\(name) must be a number in \(range.lowerBound.formatted())...\(range.upperBound.formatted()), not \(text)")
+            }
+        }
+        if name == "repeat_penalty", value == 0 { throw ChatError("repeat_penalty must be > 0 (1 = off), not \(text)") }
+    }
+
+    /// Checks every setting (a conversation file's, or the command line's).
+    public func validate() throws {
+        for (name, value) in [("temperature", temperature), ("top_k", Double(topK)), ("top_p", topP), ("min_p", minP),
+                              ("repeat_penalty", repeatPenalty), ("max_tokens", Double(maxTokens))] {
+            try Self.check(name, value)
+        }
+        if let context { try Self.check("context", Double(context)) }
+    }
+
     /// Sets one parameter from text (`/set top_k 20`); the error says what is accepted.
     public mutating func set(_ name: String, to text: String) throws {
-        func number(_ range: ClosedRange<Double>) throws -> Double {
-            guard let v = Double(text), v.isFinite, range.contains(v) else {
-                throw ChatError("\(name) must be a number in \(range.lowerBound.formatted())...\(range.upperBound.formatted()), not '\(text)'")
+        func number() throws -> Double {
+            guard let v = Double(text) else {
+                try Self.check(name, .nan, shown: "'\(text)'")
+                return .nan
             }
-            return v
-        }
-        func integer(_ range: ClosedRange<Int>) throws -> Int {
-            guard let v = Int(text), range.contains(v) else {
-                throw ChatError("\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound), not '\(text)'")
-            }
+            try Self.check(name, v, shown: "'\(text)'")
             return v
         }
         switch name {
-        case "temperature": temperature = try number(0...100)
-        case "top_k": topK = try integer(0...1_000_000)
-        case "top_p": topP = try number(0...1)
-        case "min_p": minP = try number(0...1)
-        case "repeat_penalty":
-            repeatPenalty = try number(0...100)
-            if repeatPenalty == 0 { throw ChatError("repeat_penalty must be > 0 (1 = off)") }
+        case "temperature": temperature = try number()
+        case "top_k": topK = Int(try number())
+        case "top_p": topP = try number()
+        case "min_p": minP = try number()
+        case "repeat_penalty": repeatPenalty = try number()
         case "seed":
             if ["random", "none", "off"].contains(text.lowercased()) { seed = nil; return }
             guard let v = UInt64(text) else { throw ChatError("seed must be a whole number ≥ 0 or 'random', not '\(text)'") }
             seed = v
-        case "max_tokens": maxTokens = try integer(1...1 << 20)
-        case "context": context = try integer(16...1 << 20)
+        case "max_tokens": maxTokens = Int(try number())
+        case "context": context = Int(try number())
         default:
             throw ChatError("unknown setting '\(name)'" + (closest(to: name, in: Self.parameterNames).map { ", did you mean '\($0)'?" } ?? "")
                 + " (settings: \(Self.parameterNames.joined(separator: ", ")))")
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = ChatSettings()
+        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? defaults.temperature
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK) ?? defaults.topK
+        topP = try c.decodeIfPresent(Double.self, forKey: .topP) ?? defaults.topP
+        minP = try c.decodeIfPresent(Double.self, forKey: .minP) ?? defaults.minP
+        repeatPenalty = try c.decodeIfPresent(Double.self, forKey: .repeatPenalty) ?? defaults.repeatPenalty
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? defaults.maxTokens
+        context = try c.decodeIfPresent(Int.self, forKey: .context)
+        do {
+            try validate()
+        } catch let error as ChatError {
+            throw ChatError("settings." + error.message)
         }
     }
 
@@ -199,14 +244,56 @@ extension Conversation {
         try JSONEncoder.conversation.encode(self) + Data("\n".utf8)
     }
 
-    /// Writes the file atomically: a temporary file beside it, flushed, then renamed over it.
-    public func save(to path: String) throws {
+    /// Writes the file atomically (a private temporary beside it, flushed, renamed over
+    /// it). Unless `force`, an existing file is replaced only if it is an earlier save of
+    /// this same conversation (same `created` instant).
+    public func save(to path: String, force: Bool = false) throws {
+        if !force, let problem = replacementProblem(at: path, isOurs: { Self.isSave(of: created, at: $0) }) {
+            throw ChatError(problem)
+        }
         try AtomicFile.write(encoded(), to: path)
+    }
+
+    /// Writes the Markdown transcript atomically; an existing file is replaced only if it
+    /// is an earlier transcript of this conversation, unless `force`.
+    public func export(to path: String, force: Bool = false) throws {
+        if !force, let problem = replacementProblem(at: path, isOurs: { Self.isTranscript(of: created, at: $0) }) {
+            throw ChatError(problem)
+        }
+        try AtomicFile.write(Data(markdown().utf8), to: path)
+    }
+
+    /// Why writing to `path` would destroy something else, or nil when it would not.
+    func replacementProblem(at path: String, isOurs: (String) -> Bool) -> String? {
+        guard let kind = AtomicFile.fileKind(path) else { return nil }
+        if kind == S_IFDIR { return "\(path) is a folder" }
+        if isOurs(path) { return nil }
+        return "\(path) already exists and is not an earlier save of this conversation"
+    }
+
+    /// Whether `path` holds a conversation file of the conversation created at `created`.
+    static func isSave(of created: Date, at path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        // A conversation file is JSON; anything over 256 MiB is not one of ours.
+        guard let data = try? handle.read(upToCount: 256 << 20),
+              let other = try? JSONDecoder.conversation.decode(Conversation.self, from: data) else { return false }
+        return ISO8601.string(from: other.created) == ISO8601.string(from: created)  // as the file stores it
+    }
+
+    /// The first line of every transcript: it says which conversation the file holds.
+    static func transcriptMarker(_ created: Date) -> String { "<!-- nibble.conversation created \(ISO8601.string(from: created)) -->" }
+
+    static func isTranscript(of created: Date, at path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 256) else { return false }
+        return String(decoding: head, as: UTF8.self).hasPrefix(transcriptMarker(created) + "\n")
     }
 
     /// A Markdown transcript (`/export`).
     public func markdown() -> String {
-        var out = "# Conversation"
+        var out = Self.transcriptMarker(created) + "\n# Conversation"
         if let model { out += " with \(model.name)" }
         out += "\n\n*Started \(ISO8601DateFormatter().string(from: created))"
         if let precision { out += " · \(precision)" }

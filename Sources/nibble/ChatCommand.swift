@@ -26,8 +26,8 @@ extension Nibble {
 
         func run() throws {
             // Files first, so a typo fails before the model loads.
-            let loaded = try load.map { try Conversation.load(from: $0) }
-            let replayed = try replay.map { try Conversation.load(from: $0) }
+            let loaded = try load.map { try Conversation.load(from: UserPaths.expandingTilde($0)) }
+            let replayed = try replay.map { try Conversation.load(from: UserPaths.expandingTilde($0)) }
             var conversation = Conversation()
             let p = sampling.parameters
             conversation.settings.temperature = Self.decimal(p.temperature)
@@ -53,7 +53,7 @@ extension Nibble {
                 _ = try repl.runReplay(replayed, precision: nil)
                 return
             }
-            session.autosavePath = Self.sessionsFolder + "/" + ChatREPL.defaultFileName(conversation.created)
+            session.autosave = Autosave(folder: UserPaths.sessionsFolder)
             if interactive {
                 repl.note("\(session.modelName) at \(session.engine.format.rawValue), \(session.engine.contextLength)-token context · /help for commands · Ctrl-D to quit")
             }
@@ -63,12 +63,5 @@ extension Nibble {
 
         /// The Double a Float option was typed as (0.05, not 0.05000000074505806).
         static func decimal(_ value: Float) -> Double { Double(value.description) ?? Double(value) }
-
-        /// `${XDG_DATA_HOME:-~/.local/share}/nibble/sessions`: every chat autosaves there.
-        static var sessionsFolder: String {
-            let env = ProcessInfo.processInfo.environment
-            let data = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
-            return data + "/nibble/sessions"
-        }
     }
 }

@@ -118,12 +118,12 @@ final class ChatREPL {
         Command(names: ["/stats"], usage: "/stats", summary: "numbers of the last reply", argument: .none) { repl, _ in repl.stats() },
         Command(names: ["/retry"], usage: "/retry", summary: "generate the last reply again", argument: .none) { repl, _ in repl.retry() },
         Command(names: ["/undo"], usage: "/undo", summary: "drop the last exchange and put its message back on the edit line", argument: .none) { repl, _ in repl.undo() },
-        Command(names: ["/clear"], usage: "/clear", summary: "forget the messages (the system prompt stays)", argument: .none) { repl, _ in repl.clear() },
-        Command(names: ["/save"], usage: "/save [FILE]", summary: "save the conversation as JSON", argument: .path) { repl, arg in try repl.save(arg) },
+        Command(names: ["/clear"], usage: "/clear", summary: "forget the messages (the system prompt stays)", argument: .none) { repl, _ in try repl.clear() },
+        Command(names: ["/save"], usage: "/save [FILE]", summary: "save the conversation as JSON (/save! FILE replaces a file that is not an earlier save of it)", argument: .path) { repl, arg in try repl.save(arg) },
         Command(names: ["/load"], usage: "/load FILE", summary: "load a saved conversation", argument: .path) { repl, arg in try repl.load(arg) },
         Command(names: ["/replay"], usage: "/replay [FILE] [--precision P]", summary: "re-run each user turn (at P) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
         Command(names: ["/compare"], usage: "/compare P1 P2 [TEXT]", summary: "answer the same message at two precisions, with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
-        Command(names: ["/export"], usage: "/export FILE.md", summary: "write a Markdown transcript", argument: .path) { repl, arg in try repl.export(arg) },
+        Command(names: ["/export"], usage: "/export FILE.md", summary: "write a Markdown transcript (/export! FILE.md replaces another file)", argument: .path) { repl, arg in try repl.export(arg) },
         Command(names: ["/template"], usage: "/template [TEXT]", summary: "print the exact prompt the model would get next", argument: .text) { repl, arg in try repl.showTemplate(arg) },
         Command(names: ["/tokens"], usage: "/tokens [TEXT]", summary: "count and list the tokens of that prompt", argument: .text) { repl, arg in try repl.showTokens(arg) },
         Command(names: ["/quit", "/exit", "/bye"], usage: "/quit", summary: "save the history and leave; Ctrl-D does the same", argument: .none) { repl, _ in repl.done = true },
@@ -131,9 +131,16 @@ final class ChatREPL {
 
     static var commandNames: [String] { commands.flatMap(\.names) }
 
+    /// Commands that replace files take `!` (`/save! FILE`) to replace one that is not theirs.
+    static let forceable: Set<String> = ["/save", "/export"]
+
     private func runCommand(_ line: String) {
-        let name = String(line.prefix { !$0.isWhitespace }).lowercased()
-        let argument = line.dropFirst(name.count).trimmingCharacters(in: .whitespaces)
+        var name = String(line.prefix { !$0.isWhitespace }).lowercased()
+        var argument = line.dropFirst(name.count).trimmingCharacters(in: .whitespaces)
+        if name.hasSuffix("!"), Self.forceable.contains(String(name.dropLast())) {
+            name.removeLast()
+            argument = "--force " + argument
+        }
         guard let command = Self.commands.first(where: { $0.names.contains(name) }) else {
             let hint = closest(to: name, in: Self.commands.map { $0.names[0] }).map { "; did you mean \($0)?" } ?? ""
             fail("unknown command \(name)\(hint) (/help lists them)")
@@ -167,7 +174,7 @@ final class ChatREPL {
 
     private func loadModel(_ path: String) throws {
         guard !path.isEmpty else { throw ChatError("usage: /model PATH") }
-        try session.loadModel(path: (path as NSString).expandingTildeInPath)
+        try session.loadModel(path: UserPaths.expandingTilde(path))
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
         if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
     }
@@ -267,16 +274,39 @@ final class ChatREPL {
         }
     }
 
-    private func clear() {
-        session.clear()
+    private func clear() throws {
+        let previous = try session.clear()
         say("conversation cleared" + (session.conversation.systemPrompt == nil ? "" : " (the system prompt stays)"))
+        if let previous { note("the previous turns are in \(previous)") }
     }
 
     // MARK: Files
 
+    /// `[--force] [PATH]` of `/save` and `/export`, with `~` expanded.
+    static func fileArgument(_ argument: String) -> (path: String?, force: Bool) {
+        var rest = Substring(argument)
+        var force = false
+        if rest == "--force" || rest.hasPrefix("--force ") {
+            force = true
+            rest = rest.dropFirst("--force".count).drop { $0 == " " }
+        }
+        return (rest.isEmpty ? nil : UserPaths.expandingTilde(String(rest)), force)
+    }
+
     private func save(_ argument: String) throws {
-        let path = argument.isEmpty ? Self.defaultFileName() : (argument as NSString).expandingTildeInPath
-        try session.conversation.save(to: path)
+        let (given, force) = Self.fileArgument(argument)
+        let path: String
+        if let given {
+            path = given
+        } else {
+            try UserPaths.makePrivateFolder(UserPaths.sessionsFolder)
+            path = UserPaths.sessionsFolder + "/" + Self.defaultFileName()
+        }
+        do {
+            try session.conversation.save(to: path, force: force)
+        } catch let error as ChatError where !force && error.message.hasSuffix("not an earlier save of this conversation") {
+            throw ChatError(error.message + "; /save! \(given ?? path) replaces it")
+        }
         say("saved \(session.conversation.messages.count) messages to \(path)")
     }
 
@@ -289,9 +319,10 @@ final class ChatREPL {
 
     private func load(_ argument: String) throws {
         guard !argument.isEmpty else { throw ChatError("usage: /load FILE") }
-        let loaded = try Conversation.load(from: (argument as NSString).expandingTildeInPath)
-        session.replaceConversation(loaded)
+        let loaded = try Conversation.load(from: UserPaths.expandingTilde(argument))
+        let previous = try session.replaceConversation(loaded)
         say(Self.describeLoaded(loaded, path: argument))
+        if let previous { note("the previous turns are in \(previous)") }
     }
 
     static func describeLoaded(_ c: Conversation, path: String) -> String {
@@ -302,12 +333,12 @@ final class ChatREPL {
     }
 
     private func export(_ argument: String) throws {
-        guard !argument.isEmpty else { throw ChatError("usage: /export FILE.md") }
-        let path = (argument as NSString).expandingTildeInPath
+        let (given, force) = Self.fileArgument(argument)
+        guard let path = given else { throw ChatError("usage: /export FILE.md") }
         do {
-            try Data(session.conversation.markdown().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw ChatError("\(path): cannot write (\((error as NSError).localizedDescription))")
+            try session.conversation.export(to: path, force: force)
+        } catch let error as ChatError where !force && error.message.hasSuffix("not an earlier save of this conversation") {
+            throw ChatError(error.message + "; /export! \(argument) replaces it")
         }
         say("exported the transcript to \(path)")
     }
@@ -333,7 +364,7 @@ final class ChatREPL {
             precision = p
         }
         guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P]") }
-        let recorded = try words.first.map { try Conversation.load(from: ($0 as NSString).expandingTildeInPath) } ?? session.conversation
+        let recorded = try words.first.map { try Conversation.load(from: UserPaths.expandingTilde($0)) } ?? session.conversation
         try runReplay(recorded, precision: precision)
     }
 

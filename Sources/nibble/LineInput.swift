@@ -1,3 +1,4 @@
+import Chat
 import Foundation
 
 /// What one `LineInput.read` produced.
@@ -142,8 +143,7 @@ enum LineInputHistory {
         if disabled { return nil }
         if let off = env["NIBBLE_NO_HISTORY"], !off.isEmpty, off != "0" { return nil }
         // The XDG spec: a relative path is invalid and is ignored.
-        let state = env["XDG_STATE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? (NSHomeDirectory() + "/.local/state")
-        return state + "/nibble/history"
+        return UserPaths.stateFolder + "/history"
     }
 
     static func encode(_ entry: String) -> String {
@@ -179,23 +179,13 @@ enum LineInputHistory {
     }
 
     /// Appends `entries` to what the file holds now, keeps the newest `limit`, and
-    /// replaces the file atomically (temporary file, mode 0600, rename). Creates the
-    /// parent folders (mode 0700). Failures are silent: history is a convenience.
+    /// replaces the file atomically (AtomicFile: mode 0600). Creates the parent folders
+    /// (mode 0700). Failures are silent: history is a convenience.
     static func append(_ entries: [String], to path: String) {
         var all = load(path)
         for entry in entries where all.last != entry { all.append(entry) }
         if all.count > limit { all.removeFirst(all.count - limit) }
-        let dir = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o700])
-        let text = all.map { encode($0) + "\n" }.joined()
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        let written = (try? handle.write(contentsOf: Data(text.utf8))) != nil
-        let ok = written && fchmod(fd, 0o600) == 0 && fsync(fd) == 0
-        try? handle.close()
-        if !ok || rename(temp, path) != 0 { unlink(temp) }
+        try? UserPaths.makePrivateFolder((path as NSString).deletingLastPathComponent)
+        try? AtomicFile.write(Data(all.map { encode($0) + "\n" }.joined().utf8), to: path)
     }
 }

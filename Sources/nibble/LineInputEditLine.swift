@@ -1,4 +1,5 @@
 import CEditLine
+import Chat
 import Foundation
 
 /// Line editing on a terminal with libedit's native API: emacs keys (or whatever
@@ -253,7 +254,7 @@ final class EditLineInput: LineInput {
         let folder = slash.map { String(partial[...$0]) } ?? ""
         let prefix = slash.map { String(partial[partial.index(after: $0)...]) } ?? partial
         var listed = folder.isEmpty ? "." : folder
-        if listed == "~/" || listed.hasPrefix("~/") { listed = NSHomeDirectory() + listed.dropFirst() }
+        if listed == "~/" || listed.hasPrefix("~/") { listed = UserPaths.home + listed.dropFirst() }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: listed) else { return [] }
         return names.filter { $0.hasPrefix(prefix) && (prefix.hasPrefix(".") || !$0.hasPrefix(".")) }
             .map { name in

@@ -85,10 +85,13 @@ struct ChatScriptTests {
         // Script mode: no prompt, no colours.
         #expect(!result.stdout.contains(">>> "))
         #expect(!result.stdout.contains("\u{1b}["))
-        // Autosave kept the whole session.
-        let sessions = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/data/nibble/sessions")
-        #expect(sessions.count == 1)
-        #expect(try messages(URL(fileURLWithPath: dir.path + "/data/nibble/sessions/" + sessions[0])).count == 8)
+        // Autosave kept the whole session: the loaded conversation went on in a new file,
+        // and the file before the /load kept its three exchanges.
+        let sessions = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/data/nibble/sessions").sorted()
+        #expect(sessions.count == 2, "\(sessions)")
+        let counts = try sessions.map { try messages(URL(fileURLWithPath: dir.path + "/data/nibble/sessions/" + $0)).count }
+        #expect(counts.sorted() == [6, 8])
+        #expect(result.stdout.contains("the previous turns are in \(dir.path)/data/nibble/sessions/nibble-"))
     }
 
     @Test func badInputNeverEndsTheSession() throws {
