@@ -132,25 +132,62 @@ public final class ChatSession {
     /// Renders and tokenizes `messages` for generation. When they do not fit the context
     /// window with room for a reply, the oldest exchanges (never the system prompt, never
     /// the last message) are left out of what the model sees.
+    ///
+    /// The cut is searched from the newest exchange backwards: keep 1, 2, 4, … exchanges
+    /// until a prompt no longer fits, then bisect between the last two counts. Each render
+    /// then covers at most about twice what the window holds, so the cost follows the
+    /// window, not the length of the history (a 100,000-message file costs one pass to find
+    /// the exchange boundaries). Assumes that keeping more exchanges never makes the prompt
+    /// shorter, which holds for chat templates.
     public func prompt(for messages: [Message]) throws -> RenderedPrompt {
         let window = engine.contextLength
         let reserve = min(conversation.settings.maxTokens, max(1, window / 4))
         let system = messages.first?.role == .system ? Array(messages.prefix(1)) : []
-        var turns = Array(messages.dropFirst(system.count))
-        var dropped = 0
-        while true {
-            let prompt = try render(system + turns, dropped: dropped)
-            if prompt.tokens.count + reserve <= window { return prompt }
-            // Drop the oldest exchange: a user message and the replies up to the next one.
-            guard let next = turns.dropFirst().firstIndex(where: { $0.role == .user }) else {
-                guard prompt.tokens.count < window else {
-                    throw ChatError("the message needs \(prompt.tokens.count) tokens but the context window holds \(window); shorten it or `/set context N`")
-                }
-                return prompt
-            }
-            turns.removeFirst(next)
-            dropped += 1
+        let turns = messages.dropFirst(system.count)
+        // Where each exchange starts: a user message and the replies up to the next one.
+        var starts = [turns.startIndex]
+        for i in turns.indices.dropFirst() where turns[i].role == .user { starts.append(i) }
+        let exchanges = turns.isEmpty ? 0 : starts.count
+
+        var rendered: [Int: RenderedPrompt] = [:]
+        func keeping(_ kept: Int) throws -> RenderedPrompt {
+            if let prompt = rendered[kept] { return prompt }
+            let from = kept >= exchanges ? turns.startIndex : starts[exchanges - kept]
+            let prompt = try render(system + turns[from...], dropped: exchanges - max(kept, 0))
+            rendered[kept] = prompt
+            return prompt
         }
+        func fits(_ kept: Int) throws -> Bool { try keeping(kept).tokens.count + reserve <= window }
+
+        guard exchanges > 1 else {
+            let prompt = try keeping(exchanges)
+            guard prompt.tokens.count + reserve <= window || prompt.tokens.count < window else { throw tooLong(prompt, window) }
+            return prompt
+        }
+        if try !fits(1) {
+            let prompt = try keeping(1)
+            guard prompt.tokens.count < window else { throw tooLong(prompt, window) }
+            return prompt
+        }
+        // Grow while it fits: `good` fits, `bad` does not (or is past the history).
+        var good = 1, bad = 2
+        while bad < exchanges, try fits(bad) {
+            good = bad
+            bad *= 2
+        }
+        if bad >= exchanges {
+            if try fits(exchanges) { return try keeping(exchanges) }
+            bad = exchanges
+        }
+        while bad - good > 1 {
+            let middle = (good + bad) / 2
+            if try fits(middle) { good = middle } else { bad = middle }
+        }
+        return try keeping(good)
+    }
+
+    private func tooLong(_ prompt: RenderedPrompt, _ window: Int) -> ChatError {
+        ChatError("the message needs \(prompt.tokens.count) tokens but the context window holds \(window); shorten it or `/set context N`")
     }
 
     private func render(_ messages: [Message], dropped: Int) throws -> RenderedPrompt {

@@ -150,3 +150,39 @@ struct ChatSessionTests {
         #expect(s.conversation.messages.last == reply)
     }
 }
+
+@Suite("Context window on long histories", .serialized)
+struct LongHistoryTests {
+    /// The cut keeps as many of the newest exchanges as fit (one more would not), and finding
+    /// it costs about what the window holds, not what the history holds: 100,000 messages.
+    @Test func theCutIsTheLargestThatFitsAndIsFoundQuickly() throws {
+        let s = try session(context: 512, maxTokens: 64)
+        var conversation = s.conversation
+        conversation.systemPrompt = "Be brief."
+        for i in 0..<50_000 {
+            conversation.messages.append(Message(role: .user, content: "Question number \(i)?"))
+            conversation.messages.append(Message(role: .assistant, content: "Answer \(i)."))
+        }
+        conversation.messages.append(Message(role: .user, content: "The last question?"))
+        s.conversation = conversation
+        let clock = ContinuousClock()
+        let started = clock.now
+        let prompt = try s.pendingPrompt()
+        let elapsed = (clock.now - started) / .seconds(1)
+        // A re-render after every dropped exchange took minutes here; generous for noisy CI.
+        #expect(elapsed < 20, "\(elapsed) s")
+        #expect(prompt.tokens.count + 64 <= 512)
+        #expect(prompt.text.hasPrefix("<|im_start|>system\nBe brief."))
+        #expect(prompt.text.contains("The last question?"))
+        // Kept exchanges: the last question plus `kept - 1` full exchanges before it.
+        let kept = 50_001 - prompt.droppedTurns
+        #expect(kept > 1 && prompt.text.contains("Question number \(50_001 - kept)?") && !prompt.text.contains("Question number \(50_000 - kept)?"))
+        // One exchange more would not fit.
+        var longer = Array(conversation.messages.prefix(1))
+        longer += conversation.messages.suffix(2 * kept + 1)
+        s.conversation.messages = longer
+        let check = try s.pendingPrompt()
+        #expect(check.droppedTurns == 1, "keeping \(kept + 1) exchanges fits too")
+        #expect(check.tokens == prompt.tokens)
+    }
+}
