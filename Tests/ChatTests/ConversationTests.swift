@@ -114,3 +114,28 @@ struct ConversationTests {
         #expect(closest(to: "/zzzzzz", in: ["/quit", "/help"]) == nil)
     }
 }
+
+@Suite("ISO 8601 timestamps")
+struct TimestampTests {
+    /// The hand-written reader and writer agree with ISO8601DateFormatter.
+    @Test func agreeWithTheFormatter() {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let seconds = Double(Int64.random(in: -2_000_000_000...4_000_000_000, using: &rng))
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(ISO8601.string(from: date) == f.string(from: date))
+            #expect(ISO8601.date(from: f.string(from: date)) == date)
+        }
+        #expect(ISO8601.string(from: Date(timeIntervalSince1970: 1_795_000_001.25)) == "2026-11-18T11:06:41.250Z")
+        #expect(ISO8601.date(from: "2026-11-18T11:06:41.25Z") == Date(timeIntervalSince1970: 1_795_000_001.25))
+        #expect(ISO8601.date(from: "2026-11-18T12:06:41+01:00") == Date(timeIntervalSince1970: 1_795_000_001))
+        for bad in ["2026-13-18T11:06:41Z", "2026-11-18 11:06:41Z", "2026-11-18T11:06:41", "yesterday", "2026-11-18T11:06:41.Z"] {
+            #expect(ISO8601.date(from: bad) == nil, "\(bad)")
+        }
+        let now = Date()
+        let text = ISO8601.string(from: now)
+        #expect(ISO8601.string(from: ISO8601.date(from: text)!) == text)
+    }
+}

@@ -168,4 +168,25 @@ struct ChatFileSafetyTests {
         #expect(resumed.status == 1)
         #expect(resumed.stderr.contains("max_tokens.json: settings.max_tokens must be a whole number"), "\(resumed.stderr)")
     }
+
+    /// A 100,000-message file loads and `/show` finds the context cut at once (it took
+    /// 25 s to load and did not finish `/show` before; the bound is generous for CI).
+    @Test func hugeConversationsLoadAndShowQuickly() throws {
+        let dir = try temporaryDirectory()
+        var messages = [#"{"role": "system", "content": "Be brief.", "created": "2026-11-25T16:00:00Z"}"#]
+        for i in 0..<50_000 {
+            messages.append(#"{"role": "user", "content": "Question \#(i)?", "created": "2026-11-25T16:00:00.125Z"}"#)
+            messages.append(#"{"role": "assistant", "content": "Answer \#(i).", "created": "2026-11-25T16:00:01Z"}"#)
+        }
+        let text = #"{"format": "nibble.conversation", "version": 1, "created": "2026-11-25T16:00:00Z", "messages": ["#
+            + messages.joined(separator: ",\n") + "]}"
+        try Data(text.utf8).write(to: dir.appendingPathComponent("big.json"))
+        let started = Date()
+        let run = try chat(["/load big.json", "/show"], in: dir)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("loaded big.json: 50000 user turns"))
+        #expect(run.stdout.range(of: #"the \d+ oldest exchanges are left out"#, options: .regularExpression) != nil, "\(run.stdout)")
+        #expect(elapsed < 30, "\(elapsed) s")
+    }
 }
