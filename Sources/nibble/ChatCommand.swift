@@ -58,7 +58,17 @@ extension Nibble {
                 repl.note("\(session.modelName) at \(session.engine.format.rawValue), \(session.engine.contextLength)-token context · /help for commands · Ctrl-D to quit")
             }
             if let loaded, let load { repl.say(ChatREPL.describeLoaded(loaded, path: load)) }
+            let input = repl.input
+            Interrupt.shared.watchTermination { _ in
+                // At the prompt: every turn is autosaved already; keep the typed history
+                // and give the terminal back (the exit handlers restore its mode).
+                input.saveHistory()
+                Terminal.write("\n")
+            }
+            // stdout gone (closed pipe, terminal, full disk): stop the reply, save, end.
+            Terminal.outputClosed = { status in Interrupt.shared.end(status: status) }
             repl.run()
+            if let status = Interrupt.shared.terminationStatus { throw ExitCode(status) }
         }
 
         /// The Double a Float option was typed as (0.05, not 0.05000000074505806).

@@ -31,7 +31,7 @@ final class ChatREPL {
 
     func run() {
         while !done {
-            let event = input.read(prompt: Style.prompt, initialText: textForNextPrompt)
+            guard let event = Interrupt.shared.waitingForInput({ input.read(prompt: Style.prompt, initialText: textForNextPrompt) }) else { break }
             textForNextPrompt = nil
             switch event {
             case .endOfInput:
@@ -42,6 +42,8 @@ final class ChatREPL {
                 input.remember(entry)
                 input.saveHistory()
                 handle(entry)
+                // SIGTERM/SIGHUP mid-command: what was in flight is kept and saved; end.
+                if Interrupt.shared.terminationStatus != nil { done = true }
             }
         }
         input.saveHistory()

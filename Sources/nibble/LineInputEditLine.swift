@@ -356,7 +356,8 @@ enum TerminalGuard {
         previous = .allocate(capacity: 65)
         previous!.initialize(repeating: sigaction(), count: 65)
         atexit { TerminalGuard.restoreIfEditing() }
-        for signal in [SIGTERM, SIGHUP] + fatalSignals {
+        // SIGTERM and SIGHUP go through `Interrupt` (the chat saves and exits cleanly).
+        for signal in fatalSignals {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { signal in TerminalGuard.handle(signal) }
             sigemptyset(&action.sa_mask)

@@ -108,6 +108,14 @@ final class PTYSession {
         close(master)
     }
 
+    /// The terminal's local modes now (ECHO, ICANON, ISIG…): the pty's master shares the
+    /// slave's termios.
+    func localModes() -> tcflag_t {
+        var modes = termios()
+        _ = tcgetattr(master, &modes)
+        return modes.c_lflag
+    }
+
     // MARK: Input
 
     /// Types `text` (use "\r" for Enter, as a terminal sends).

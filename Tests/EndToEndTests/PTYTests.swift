@@ -196,4 +196,45 @@ import Testing
         session.sendControl("d")
         #expect(try session.waitForExit() == 0)
     }
+
+    /// SIGTERM mid-reply (or SIGHUP: the window closed) stops the reply like Ctrl-C: the
+    /// partial reply is autosaved, marked interrupted, the terminal gets its modes back,
+    /// and the chat exits with 128 + the signal.
+    @Test(arguments: [SIGTERM, SIGHUP])
+    func terminationMidReplyKeepsThePartialReply(signal: Int32) throws {
+        let chat = try startChat(["--max-tokens", "100000", "--temperature", "0"])
+        let session = chat.session
+        session.send("Once upon a time\r")
+        try session.expect("Once upon a time\r\n")
+        let early = try session.waitFor("some streamed text") { text, _ in text.count >= 40 }
+        #expect(!early.contains(">>> "), "the reply ended before the signal: \(early)")
+        // While the reply streams, the terminal is in the mode the program started with.
+        let cooked = session.localModes()
+        #expect(cooked & tcflag_t(ICANON | ECHO) == tcflag_t(ICANON | ECHO))
+        kill(session.pid, signal)
+        #expect(try session.waitForExit(timeout: 20) == 128 + signal)
+        #expect(session.localModes() == cooked, "terminal modes not restored")
+        let folder = chat.state.appendingPathComponent("nibble/sessions")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(files.count == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent(files[0]))) as? [String: Any]
+        let messages = try #require(json?["messages"] as? [[String: Any]])
+        #expect(messages.count == 2)
+        let reply = try #require(messages.last)
+        #expect((reply["content"] as? String)?.count ?? 0 >= 20)
+        #expect((reply["stats"] as? [String: Any])?["interrupted"] as? Bool == true)
+    }
+
+    /// At the prompt the chat ends at once: the typed history is saved and the terminal
+    /// is back in the mode it had (libedit had it in its edit mode).
+    @Test func hangupAtThePromptRestoresTheTerminal() throws {
+        let chat = try startChat(["--max-tokens", "1"])
+        try submit("remember me", in: chat)
+        let cooked = tcflag_t(ICANON | ECHO)
+        #expect(chat.session.localModes() & cooked == 0, "libedit's edit mode is on at the prompt")
+        kill(chat.session.pid, SIGHUP)
+        #expect(try chat.session.waitForExit(timeout: 20) == 128 + SIGHUP)
+        #expect(chat.session.localModes() & cooked == cooked, "echo and line editing are back")
+        #expect(try historyEntries(chat) == ["remember me"])
+    }
 }
