@@ -22,12 +22,17 @@ final class ChatREPL {
 
     // MARK: - Output
 
+    // Text from files and the model (names, messages, replies, templates, errors quoting
+    // them) is shown through `Terminal.visible`: it cannot drive the terminal.
+
     /// A line of information (stdout).
-    func say(_ text: String) { Terminal.write(text + "\n") }
+    func say(_ text: String) { Terminal.write(Terminal.visible(text) + "\n") }
+    /// A line already styled by us, whose parts from outside went through `visible`.
+    func sayStyled(_ text: String) { Terminal.write(text + "\n") }
     /// A line of dim detail.
-    func note(_ text: String) { Terminal.write(Style.dim(text) + "\n") }
+    func note(_ text: String) { Terminal.write(Style.dim(Terminal.visible(text)) + "\n") }
     /// One line saying what went wrong (stderr); the session goes on.
-    func fail(_ text: String) { Terminal.writeError(Style.red("error: ") + text + "\n") }
+    func fail(_ text: String) { Terminal.writeError(Style.red("error: ") + Terminal.visible(text) + "\n") }
 
     func run() {
         while !done {
@@ -81,7 +86,7 @@ final class ChatREPL {
         switch event {
         case let .text(piece):
             guard !piece.isEmpty else { return }
-            Terminal.write(piece)
+            Terminal.write(Terminal.visible(piece))
         case let .notice(line):
             endLine()
             note(line)
@@ -382,21 +387,21 @@ final class ChatREPL {
         let turns = try session.replay(recorded, precision: precision, shouldStop: { Interrupt.shared.isSet },
             onTurnStart: { number, user, old in
                 self.endLine()
-                self.say(Style.bold("turn \(number)") + ": " + Self.oneLine(user, limit: 70))
+                self.sayStyled(Style.bold("turn \(number)") + ": " + Self.oneLine(user, limit: 70))
                 if let old {
-                    self.say(Style.dim("  recorded (\(old.precision ?? "?")): ") + Self.oneLine(old.content, limit: 400))
+                    self.sayStyled(Style.dim("  recorded (\(Terminal.visible(old.precision ?? "?"))): ") + Self.oneLine(old.content, limit: 400))
                 }
                 Terminal.write(Style.dim("  now (\(label)):") + " ")
             },
             events: { event in
-                if case let .text(piece) = event { Terminal.write(piece.replacingOccurrences(of: "\n", with: " ")) } else { self.show(event) }
+                if case let .text(piece) = event { Terminal.write(Terminal.visible(piece.replacingOccurrences(of: "\n", with: " "))) } else { self.show(event) }
             },
             onTurn: { turn in
                 self.endLine()
                 if turn.recorded == nil {
                     self.note("  (no recorded reply)")
                 } else if let at = turn.firstDivergence {
-                    self.say("  " + Style.red("changed") + " at token \(at)")
+                    self.sayStyled("  " + Style.red("changed") + " at token \(at)")
                 } else {
                     self.say("  same")
                 }
@@ -422,7 +427,7 @@ final class ChatREPL {
         let results = try session.compare(precisions, text: words.count > 2 ? words[2] : nil, shouldStop: { Interrupt.shared.isSet },
             onStart: { name in
                 self.endLine()
-                self.say(Style.bold("── \(name)"))
+                self.sayStyled(Style.bold("── \(name)"))
             },
             events: show)
         endLine()
@@ -440,7 +445,7 @@ final class ChatREPL {
 
     private func showTemplate(_ text: String) throws {
         let prompt = try session.pendingPrompt(adding: text.isEmpty ? nil : text)
-        Terminal.write(prompt.text)
+        Terminal.write(Terminal.visible(prompt.text))
         if !prompt.text.hasSuffix("\n") { Terminal.write("\n") }
         note("(template: \(session.templateOrigin); \(prompt.tokens.count) tokens)")
     }
@@ -497,9 +502,10 @@ final class ChatREPL {
 
     static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
 
+    /// `text` on one line, cut at `limit` characters, shown visibly.
     static func oneLine(_ text: String, limit: Int) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ")
-        return flat.count > limit ? String(flat.prefix(limit)) + "…" : flat
+        return Terminal.visible(flat.count > limit ? String(flat.prefix(limit)) + "…" : flat)
     }
 
     // MARK: - Completion

@@ -58,7 +58,7 @@ extension Nibble {
                 shouldStop: { interrupt.isSet },
                 onToken: { token in
                     let piece = decoder.append(token)
-                    if !json { Terminal.write(piece) }
+                    if !json { Terminal.write(Terminal.output(piece)) }
                 })
             let rest = decoder.finish()
             if json {
@@ -66,7 +66,7 @@ extension Nibble {
                                             stopReason: result.stopReason, stats: result.stats)
                 try Terminal.writeJSON(output)
             } else {
-                Terminal.write(rest + "\n")
+                Terminal.write(Terminal.output(rest) + "\n")
                 let s = result.stats
                 Terminal.writeError(String(format: "[%d prompt tokens, %d generated, %@; ttft %.2f s, prefill %.1f tok/s, decode %.1f tok/s]\n",
                                            s.promptTokens, s.generatedTokens, result.stopReason.rawValue,

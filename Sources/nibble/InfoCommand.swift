@@ -54,7 +54,7 @@ extension Nibble {
                 lines.append(row([p.name, mib(p.weightBytes), mib(p.linearWeightBytes), "\(p.kvBytesPerToken / 1024) KiB",
                                   mib(p.totalBytes), p.fits ? "yes" : "no"]))
             }
-            Terminal.write(lines.joined(separator: "\n") + "\n")
+            Terminal.write(Terminal.visible(lines.joined(separator: "\n")) + "\n")
         }
     }
 }

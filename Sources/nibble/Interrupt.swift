@@ -170,6 +170,12 @@ enum Terminal {
         return String(out)
     }
 
+    /// Text a command prints as its result (generated text, a rendered template): exact
+    /// when stdout is a pipe or a file, `visible` on a terminal.
+    static func output(_ text: String) -> String {
+        isatty(STDOUT_FILENO) != 0 ? visible(text) : text
+    }
+
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         return (v < 0x20 && v != 0x0A && v != 0x09) || (0x7F...0x9F).contains(v)

@@ -27,7 +27,7 @@ struct Nibble: ParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
-            Terminal.writeError(shortMessage(fullMessage(for: error)))
+            Terminal.writeError(Terminal.visible(shortMessage(fullMessage(for: error))))
             Foundation.exit(1)
         }
     }

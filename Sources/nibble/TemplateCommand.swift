@@ -83,7 +83,7 @@ extension Nibble {
             let context = ChatTemplate.context(messages: conversation, addGenerationPrompt: addGenerationPrompt,
                                                bosToken: bos ?? "", eosToken: eos ?? "")
             do {
-                Terminal.write(try chatTemplate.render(context: context, now: date, timeZone: zone))
+                Terminal.write(Terminal.output(try chatTemplate.render(context: context, now: date, timeZone: zone)))
             } catch let error as TemplateError {
                 throw CLIError(describe(error, in: chatTemplate.name))
             }
