@@ -16,7 +16,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab test fixtures compare clean
+.PHONY: all build deps test-deps chat model gemma vocab test fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -71,9 +71,44 @@ chat: model build
 
 # Tests run in release mode (numeric code is far too slow in debug) in their own
 # build folder, so they never rebuild the release binary.
-test: test-deps model gemma vocab
+# The libFuzzer targets run for FUZZ_SMOKE_SECONDS each first (a crash fails the run).
+test: test-deps model gemma vocab fuzz-smoke
 	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+
+# libFuzzer targets (Fuzz/): the GGUF reader with the model config and tokenizer built
+# from it, conversation files, the tokenizer, and chat templates. Built with Swift's
+# -sanitize=fuzzer,address in .build-fuzz (SwiftPM's --sanitize flags link them; the
+# -Xswiftc flag keeps both sanitizers, since swiftc honours only its last -sanitize=).
+# Each grows a corpus in .build-fuzz/corpus from the committed seeds in Fuzz/Corpus;
+# crashes are written to .build-fuzz/ and fail the target.
+FUZZERS := FuzzGGUF FuzzConversation FuzzTokenizer FuzzTemplate
+FUZZ_SMOKE_SECONDS ?= 60
+FUZZ_SECONDS ?= 1800
+FUZZ_BUILD = NIBBLE_FUZZ=1 swift build -c release --scratch-path .build-fuzz --manifest-cache none \
+	  --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -j $(JOBS)
+
+fuzz-build: model
+	@for f in $(FUZZERS); do $(FUZZ_BUILD) --product $$f 2>&1 | grep -E "error|warning: unre|Build of" || exit 1; done
+
+# One fuzzer for $(1) seconds: FuzzGGUF reads Fuzz/Corpus/gguf, and so on.
+define run_fuzzer
+	@set -e; for f in $(FUZZERS); do \
+	  c=$$(echo $$f | sed 's/^Fuzz//' | tr A-Z a-z); mkdir -p .build-fuzz/corpus/$$c; \
+	  echo "fuzz $$f for $(1) s"; \
+	  SWIFT_BACKTRACE=enable=no NIBBLE_MODEL="$(MODEL)" .build-fuzz/release/$$f -max_total_time=$(1) -timeout=20 \
+	    -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 -artifact_prefix=.build-fuzz/$$f- \
+	    .build-fuzz/corpus/$$c Fuzz/Corpus/$$c 2>&1 | grep -E "^stat::number_of_executed_units|ERROR|SUMMARY|Fatal|crash-|leak-|timeout-" \
+	    || true; \
+	  if ls .build-fuzz/$$f-* >/dev/null 2>&1; then echo "$$f found a failing input: $$(ls .build-fuzz/$$f-*)"; exit 1; fi; \
+	done
+endef
+
+fuzz-smoke: fuzz-build
+	$(call run_fuzzer,$(FUZZ_SMOKE_SECONDS))
+
+fuzz: fuzz-build
+	$(call run_fuzzer,$(FUZZ_SECONDS))
 
 # Nibble vs llama.cpp on the same GGUF files and thread count, ratios from one run
 # (builds llama.cpp from the sdist once, ~10 min on 2 cores; not part of CI).
@@ -92,6 +127,7 @@ fixtures: model gemma
 	$(VENV)/bin/python Tools/reference_tiny_llama.py
 	$(VENV)/bin/python Tools/reference_quants.py
 	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
+	python3 Tools/make_fuzz_seeds.py
 
 clean:
-	rm -rf .build .build-test
+	rm -rf .build .build-test .build-fuzz

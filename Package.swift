@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Numeric code is 10-100x slower unoptimised, so the release configuration carries
@@ -56,3 +57,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer targets (Fuzz/), only when NIBBLE_FUZZ is set: they have no `main` of their
+// own (libFuzzer's is linked in by -sanitize=fuzzer), so a plain build must not see them.
+// `make fuzz` and `make test` build them in .build-fuzz (Makefile).
+if ProcessInfo.processInfo.environment["NIBBLE_FUZZ"] != nil {
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("FuzzGGUF", ["ModelFiles", "Tokenizers", "Inference"]),
+        ("FuzzConversation", ["Chat"]),
+        ("FuzzTokenizer", ["Tokenizers", "ModelFiles"]),
+        ("FuzzTemplate", ["Templates"]),
+    ]
+    for (name, dependencies) in fuzzers {
+        package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

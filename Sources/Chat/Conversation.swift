@@ -228,6 +228,11 @@ extension Conversation {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file"
             throw ChatError("\(path): \(reason)")
         }
+        return try decode(data, path: path)
+    }
+
+    /// Parses the bytes of a conversation file; errors name `path`.
+    public static func decode(_ data: Data, path: String) throws -> Conversation {
         do {
             return try JSONDecoder.conversation.decode(Conversation.self, from: data)
         } catch let error as ChatError {
@@ -347,30 +352,36 @@ extension JSONDecoder {
 /// and read by hand (a formatter per date made a 100,000-message file take 25 s to load);
 /// other ISO 8601 forms (offsets, no `Z`) go through ISO8601DateFormatter.
 enum ISO8601 {
+    /// The instants a conversation file can hold: years 1 to 9999.
+    static let range = Date(timeIntervalSince1970: -62_135_596_800)...Date(timeIntervalSince1970: 253_402_300_799.999)
+
     static func string(from date: Date) -> String {
-        let t = date.timeIntervalSince1970
+        let t = min(max(date, range.lowerBound), range.upperBound).timeIntervalSince1970
         var seconds = Int64(t.rounded(.down))
-        // Milliseconds, truncated — after rounding to microseconds, so that a time read back
-        // from its own text (seconds + 0.123 ≈ 0.12299999) writes the same text again.
-        var millis = Int64(((t - Double(seconds)) * 1e6).rounded()) / 1000
+        // The nearest millisecond: a time read back from its own text is a few ULPs off
+        // (at year 226, 1.5e-5 s), so truncating would drift by a millisecond per save.
+        var millis = Int64(((t - Double(seconds)) * 1000).rounded())
         if millis >= 1000 { seconds += 1; millis -= 1000 }
-        let whole = t.rounded(.down) == t
+        let whole = millis == 0
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let rest = seconds - days * 86400
         let (y, m, d) = civil(fromDays: days)
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        var out = "\(y)-\(two(m))-\(two(d))T\(two(rest / 3600)):\(two(rest / 60 % 60)):\(two(rest % 60))"
+        var out = String(String(y + 10000).dropFirst()) + "-\(two(m))-\(two(d))T\(two(rest / 3600)):\(two(rest / 60 % 60)):\(two(rest % 60))"
         if !whole { out += "." + String(String(millis + 1000).dropFirst()) }
         return out + "Z"
     }
 
     static func date(from text: String) -> Date? {
-        if let date = parseUTC(text) { return date }
+        if let date = parseUTC(text) { return range.contains(date) ? date : nil }
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: text) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: text)
+        var date = f.date(from: text)
+        if date == nil {
+            f.formatOptions = [.withInternetDateTime]
+            date = f.date(from: text)
+        }
+        return date.flatMap { range.contains($0) ? $0 : nil }
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.fff…]Z`, nil for anything else.
