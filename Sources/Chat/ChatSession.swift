@@ -89,7 +89,7 @@ public final class ChatSession {
 
     public init(settings: EngineSettings, templateOverride: String? = nil, conversation: Conversation = Conversation()) throws {
         let engine = try settings.makeEngine()
-        (template, templateOrigin) = try Self.template(for: engine, override: templateOverride)
+        (template, templateOrigin, templateWarning) = try Self.template(for: engine, override: templateOverride)
         self.engine = engine
         self.engineSettings = settings
         self.templateOverride = templateOverride
@@ -104,15 +104,31 @@ public final class ChatSession {
         engine.file.string("general.name") ?? URL(fileURLWithPath: engine.file.path).deletingPathExtension().lastPathComponent
     }
 
+    /// Why the model's own template is not used (it does not parse, or fails on a plain
+    /// conversation: a template is code inside the model file); nil when it is.
+    public private(set) var templateWarning: String?
+
     /// The template to use: `--template`, else the model's own, else a fallback chosen by
-    /// the control tokens the vocabulary has.
-    static func template(for engine: Engine, override: String?) throws -> (ChatTemplate, String) {
-        if let override { return (try PromptLibrary.template(override), override) }
+    /// the control tokens the vocabulary has. A model template that fails to parse or to
+    /// render a one-message conversation (within the interpreter's limits) is replaced by
+    /// the fallback, with a warning.
+    static func template(for engine: Engine, override: String?) throws -> (ChatTemplate, String, warning: String?) {
+        if let override { return (try PromptLibrary.template(override), override, nil) }
+        var warning: String?
         if let source = engine.file.string("tokenizer.chat_template") {
-            return (try ChatTemplate(source: source, name: URL(fileURLWithPath: engine.file.path).lastPathComponent + ": tokenizer.chat_template"), "model")
+            let name = URL(fileURLWithPath: engine.file.path).lastPathComponent + ": tokenizer.chat_template"
+            do {
+                let template = try ChatTemplate(source: source, name: name)
+                let builder = PromptBuilder(template: template, tokenizer: engine.tokenizer, now: Date.init)
+                _ = try builder.render([Message(role: .user, content: "Hello!")], addGenerationPrompt: true)
+                return (template, "model", nil)
+            } catch let error as TemplateError {
+                warning = "the model's chat template failed (\(error)); using a fallback"
+            }
         }
         let name = fallbackTemplateName(engine.tokenizer)
-        return (try PromptLibrary.template(name), "\(name) (fallback: the model has none)")
+        let why = warning == nil ? "the model has none" : "the model's failed"
+        return (try PromptLibrary.template(name), "\(name) (fallback: \(why))", warning)
     }
 
     static func fallbackTemplateName(_ tokenizer: Tokenizer) -> String {
@@ -366,10 +382,11 @@ public final class ChatSession {
     private func replaceEngine(_ settings: EngineSettings) throws {
         // The old engine is dropped only after the new one and its template are ready.
         let newEngine = try settings.makeEngine()
-        let (newTemplate, origin) = try Self.template(for: newEngine, override: templateOverride)
+        let (newTemplate, origin, warning) = try Self.template(for: newEngine, override: templateOverride)
         engine = newEngine
         template = newTemplate
         templateOrigin = origin
+        templateWarning = warning
         engineSettings = settings
         carried = nil
     }

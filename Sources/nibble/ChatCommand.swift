@@ -48,6 +48,7 @@ extension Nibble {
             let repl = ChatREPL(session: session, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
                                 interactive: interactive)
             if let warning = ModelOptions.precisionWarning(session.engine) { repl.note(warning) }
+            if let warning = session.templateWarning { repl.fail(warning) }
 
             if let replayed {
                 _ = try repl.runReplay(replayed, precision: nil)

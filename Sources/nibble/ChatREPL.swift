@@ -183,6 +183,7 @@ final class ChatREPL {
         guard !path.isEmpty else { throw ChatError("usage: /model PATH") }
         try session.loadModel(path: UserPaths.expandingTilde(path))
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
+        if let warning = session.templateWarning { fail(warning) }
         if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
     }
 
