@@ -355,10 +355,11 @@ enum PyError: Error {
     case undefined(String?)    // UndefinedError; nil: the interpreter names the operand
     case runtime(String)       // TemplateRuntimeError
     case raised(String)        // raise_exception(message)
+    case limit(String)         // a TemplateLimits limit (not a Python exception)
 
     var message: String? {
         switch self {
-        case .type(let m), .value(let m), .zeroDivision(let m), .overflow(let m), .security(let m), .runtime(let m), .raised(let m): return m
+        case .type(let m), .value(let m), .zeroDivision(let m), .overflow(let m), .security(let m), .runtime(let m), .raised(let m), .limit(let m): return m
         case .undefined(let m): return m
         }
     }

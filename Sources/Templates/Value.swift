@@ -77,6 +77,9 @@ public final class PyIterable: @unchecked Sendable {
     /// `len()`, for the kinds that have one.
     var count: Int? { isReusable ? items.count : nil }
 
+    /// How many items it holds (consumed or not), for the limits.
+    var size: Int { items.count }
+
     /// The items a new `iter()` yields now (consuming a single-use iterator).
     func consume() -> [Value] {
         if isReusable { return items }
