@@ -99,6 +99,17 @@ enum Limit {
         try repeated(fillBytes, width - n, plus: text.utf8.count)
     }
 
+    /// `separator.join(parts)`, refused before joining past `maxStringBytes`.
+    static func joined(_ parts: [String], separator: String) throws -> String {
+        var total = separator.utf8.count * max(0, parts.count - 1)
+        for part in parts {
+            total += part.utf8.count
+            if total > TemplateLimits.current.maxStringBytes { throw stringTooLong(total) }
+        }
+        try string(total)
+        return parts.joined(separator: separator)
+    }
+
     /// A list, tuple or dict of `count` items may be made.
     static func items(_ count: Int) throws {
         if count > TemplateLimits.current.maxItems { throw tooManyItems(count) }

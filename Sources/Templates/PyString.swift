@@ -262,9 +262,14 @@ enum PyString {
     }
 
     /// `str.replace(old, new, count=-1)`.
-    static func replace(_ s: String, _ old: String, _ new: String, _ count: Int = -1) -> String {
+    /// Refused before replacing when the result would pass the string limit.
+    static func replace(_ s: String, _ old: String, _ new: String, _ count: Int = -1) throws -> String {
         let a = scalars(s), p = scalars(old), q = scalars(new)
         var remaining = count < 0 ? Int.max : count
+        if q.count > p.count {
+            let matches = min(remaining, p.isEmpty ? a.count + 1 : PyString.count(s, old))
+            try Limit.repeated(new.utf8.count, matches, plus: s.utf8.count)
+        }
         var out: Scalars = []
         if p.isEmpty {
             for c in a {
@@ -335,7 +340,12 @@ enum PyString {
         if step > 0 {
             let lo = clamp(start, 0, lower: 0, upper: n), hi = clamp(stop, n, lower: 0, upper: n)
             var i = lo
-            while i < hi { out.append(a[i]); i += step }
+            while i < hi {
+                out.append(a[i])
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         } else {
             let lo = clamp(start, n - 1, lower: -1, upper: n - 1), hi = clamp(stop, -1, lower: -1, upper: n - 1)
             var i = lo

@@ -101,11 +101,14 @@ enum Globals {
             default: throw PyError.type("range expected at most 3 arguments, got \(ints.count)")
             }
             guard step != 0 else { throw PyError.value("range() arg 3 must not be zero") }
-            let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-            if count > maxRange {
+            // Checked: `stop - start` alone may not fit in 64 bits (then it is too big anyway).
+            let (span, spanOverflow) = step > 0 ? stop.subtractingReportingOverflow(start) : start.subtractingReportingOverflow(stop)
+            let stride = step.magnitude
+            let count = spanOverflow ? UInt.max : span <= 0 ? 0 : (UInt(span) - 1) / stride + 1
+            if count > UInt(maxRange) {
                 throw PyError.overflow("Range too big. The sandbox blocks ranges larger than MAX_RANGE (\(maxRange)).")
             }
-            return .iterable(PyIterable(.range(start, stop, step), (0..<count).map { .int(start + $0 * step) }))
+            return .iterable(PyIterable(.range(start, stop, step), (0..<Int(count)).map { .int(start + $0 * step) }))
         })
         globals["dict"] = .function(Function(name: "dict") { arguments, _ in
             var object = Object()
