@@ -68,14 +68,14 @@ public struct TemplateLimits: Sendable, Equatable {
 enum Limit {
     static func stringTooLong(_ bytes: Int?) -> PyError {
         let max = TemplateLimits.current.maxStringBytes
-        if let bytes { return .limit("the string would be \(bytes) bytes long, over the limit of \(max) bytes") }
-        return .limit("the string would be longer than the limit of \(max) bytes")
+        if let bytes { return .limit("the string would be \(bytes) bytes long, over the limit of \(max) bytes (TemplateLimits.maxStringBytes)") }
+        return .limit("the string would be longer than the limit of \(max) bytes (TemplateLimits.maxStringBytes)")
     }
 
     static func tooManyItems(_ count: Int?) -> PyError {
         let max = TemplateLimits.current.maxItems
-        if let count { return .limit("the sequence would have \(count) items, over the limit of \(max)") }
-        return .limit("the sequence would have more items than the limit of \(max)")
+        if let count { return .limit("the sequence would have \(count) items, over the limit of \(max) (TemplateLimits.maxItems)") }
+        return .limit("the sequence would have more items than the limit of \(max) (TemplateLimits.maxItems)")
     }
 
     /// A string of `bytes` UTF-8 bytes may be made.

@@ -506,15 +506,13 @@ struct Parser {
     }
 
     private mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
-        try enter()
-        defer { leave() }
         var node: Expr
-        if current.isOp("-") {
-            let location = advance().location
-            node = try make(.negate(try parseUnary(withFilter: false)), location)
-        } else if current.isOp("+") {
-            let location = advance().location
-            node = try make(.plus(try parseUnary(withFilter: false)), location)
+        if current.isOp("-") || current.isOp("+") {
+            let t = advance()
+            try enter()
+            defer { leave() }
+            let operand = try parseUnary(withFilter: false)
+            node = try make(t.text == "-" ? .negate(operand) : .plus(operand), t.location)
         } else {
             node = try parsePrimary()
         }
