@@ -79,7 +79,7 @@ enum Filters {
                 if case .none = p[1] {} else { current += Array(repeating: p[1], count: count - current.count) }
                 batches.append(.array(current))
             }
-            return generator("do_batch", batches)
+            return try interpreter.checkedNesting(generator("do_batch", batches))
         case "capitalize":
             _ = try bind([])
             return .string(PyString.capitalize(value.pythonString))
@@ -104,6 +104,7 @@ enum Filters {
             default: throw PyError.runtime("You can only sort by either \"key\" or \"value\"")
             }
             let pairs = o.pairs.map { Value.tuple([$0.key, $0.value]) }
+            _ = try interpreter.checkedNesting(.array(pairs))
             return .array(try sorted(pairs, reverse: p[2].isTruthy) { pair in
                 guard case .tuple(let kv) = pair else { return pair }
                 return p[0].isTruthy ? kv[byValue ? 1 : 0] : ignoreCase(kv[byValue ? 1 : 0])
@@ -177,7 +178,7 @@ enum Filters {
             _ = try bind([])
             switch value {
             case .undefined: return generator("do_items", [])
-            case .object(let o): return generator("do_items", o.pairs.map { .tuple([$0.key, $0.value]) })
+            case .object(let o): return try interpreter.checkedNesting(generator("do_items", o.pairs.map { .tuple([$0.key, $0.value]) }))
             default: throw PyError.type("Can only get item pairs from a mapping.")
             }
         case "join":
@@ -303,7 +304,7 @@ enum Filters {
                 if case .none = p[1] {} else if k >= withExtra { part.append(p[1]) }
                 result.append(.array(part))
             }
-            return generator("do_slice", result)
+            return try interpreter.checkedNesting(generator("do_slice", result))
         case "sort":
             let p = try bind([("reverse", .bool(false)), ("case_sensitive", .bool(false)), ("attribute", Value.none)])
             let get = attributeGetter(p[2])

@@ -76,6 +76,9 @@ final class Interpreter {
         defer {
             for scope in macroScopes { scope.variables = [:] }
             macroScopes = []
+            // One at a time, so that a chain of namespaces is not freed recursively.
+            for namespace in namespaces { namespace.attributes = Object() }
+            namespaces = []
         }
         _ = try execute(body, root)
         return output
@@ -207,6 +210,55 @@ final class Interpreter {
 
     /// The lowest stack address a new depth record was reached at (for measurements).
     private(set) var lowestStackAddress = UInt.max
+
+    // MARK: Nesting of values
+
+    /// The namespaces this render made: kept until the render ends, then emptied one by
+    /// one. A namespace is the only value a template can change after making it, so
+    /// namespaces may form chains (`{% set leaf.next = n %}`) or cycles of any length;
+    /// held here, none is freed while another refers to it, and freeing never recurses.
+    private var namespaces: [Namespace] = []
+
+    func adopt(_ namespace: Namespace) -> Namespace {
+        namespaces.append(namespace)
+        return namespace
+    }
+
+    /// `value`, refused if it nests containers deeper than `maxValueDepth` (freeing,
+    /// comparing or printing a value recurses once per level). Lists, tuples, dicts and
+    /// iterables are immutable, so their depth is checked where one is made around
+    /// others; namespaces count as leaves (see `namespaces`); functions are looked through
+    /// to the values they hold. The walk counts 1 step per 16 containers it visits.
+    func checkedNesting(_ value: Value) throws -> Value {
+        var visits = 0
+        defer { steps &+= visits >> 4 }
+        _ = try nestingDepth(value, 1, &visits)
+        return value
+    }
+
+    private func nestingDepth(_ value: Value, _ level: Int, _ visits: inout Int) throws -> Int {
+        if level > limits.maxValueDepth {
+            throw PyError.limit("values nested deeper than \(limits.maxValueDepth) (TemplateLimits.maxValueDepth)")
+        }
+        func deepest(_ items: [Value]) throws -> Int {
+            var d = 0
+            for item in items {
+                switch item {
+                case .array, .tuple, .object, .iterable, .function: d = Swift.max(d, try nestingDepth(item, level + 1, &visits))
+                default: break
+                }
+            }
+            return d + 1
+        }
+        visits += 1
+        switch value {
+        case .array(let a), .tuple(let a): return try deepest(a)
+        case .object(let o): return try deepest(o.values)
+        case .iterable(let it): return try deepest(it.allItems)
+        case .function(let f): return try f.captured.map { try deepest($0()) } ?? 1
+        default: return 0
+        }
+    }
 
     /// Appends to the output, within `maxOutputBytes`.
     private func emit(_ text: String, _ location: SourceLocation) throws {
@@ -413,7 +465,7 @@ final class Interpreter {
             }
         }
         if macro.usesKwargs {
-            scope.variables["kwargs"] = .object(keywords)
+            scope.variables["kwargs"] = try checkedNesting(.object(keywords))
         } else if let first = keywords.keys.first {
             if keywords["caller"] != nil {
                 throw PyError.type("macro '\(macro.name)' was invoked with two values for the special caller argument. This is most likely a bug.")
@@ -421,7 +473,7 @@ final class Interpreter {
             throw PyError.type("macro '\(macro.name)' takes no keyword argument \(first.pythonRepr)")
         }
         if macro.usesVarargs {
-            scope.variables["varargs"] = .tuple(Array(arguments.positional.dropFirst(parameters.count)))
+            scope.variables["varargs"] = try checkedNesting(.tuple(Array(arguments.positional.dropFirst(parameters.count))))
         } else if arguments.positional.count > parameters.count {
             throw PyError.type("macro '\(macro.name)' takes not more than \(parameters.count) argument(s)")
         }
@@ -509,9 +561,9 @@ final class Interpreter {
     private func evaluateDisplay(_ expr: Expr, _ scope: Scope) throws -> Value {
         switch expr.kind {
         case .list(let items):
-            return try made(.array(try items.map { try evaluate($0, scope) }), expr.location)
+            return try made(try checkedNesting(.array(try items.map { try evaluate($0, scope) })), expr.location)
         case .tuple(let items):
-            return try made(.tuple(try items.map { try evaluate($0, scope) }), expr.location)
+            return try made(try checkedNesting(.tuple(try items.map { try evaluate($0, scope) })), expr.location)
         case .dict(let pairs):
             var object = Object()
             for (k, v) in pairs {
@@ -519,7 +571,7 @@ final class Interpreter {
                 guard Object.isHashable(key) else { throw PyError.type("unhashable type: '\(key.pythonTypeName)'") }
                 object[key] = try evaluate(v, scope)
             }
-            return try made(.object(object), expr.location)
+            return try made(try checkedNesting(.object(object)), expr.location)
         default:
             preconditionFailure("not a display")
         }
@@ -731,7 +783,7 @@ private final class LoopState {
             guard !arguments.positional.isEmpty else { throw PyError.type("no items for cycling given") }
             return arguments.positional[shared.index % arguments.positional.count]
         })
-        let changed = Value.function(Function(name: "changed") { arguments, _ in
+        let changed = Value.function(Function(name: "changed", captured: { shared.lastChanged ?? [] }) { arguments, _ in
             let values = arguments.positional
             if let last = shared.lastChanged, last == values { return .bool(false) }
             shared.lastChanged = values
@@ -759,6 +811,7 @@ private final class LoopState {
                 }
             },
             repr: { "<LoopContext \(shared.index + 1)/\(n)>" },
+            captured: { items + (shared.lastChanged ?? []) },
             call: { _, _ in throw PyError.type("The loop must have the 'recursive' marker to be called recursively.") }))
     }
 }

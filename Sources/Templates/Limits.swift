@@ -35,6 +35,10 @@ public struct TemplateLimits: Sendable, Equatable {
     /// macro calls (each level is one recursion of the interpreter on the stack).
     public var maxRenderDepth = 1000
 
+    /// How deeply lists, tuples and dicts may contain one another (freeing, comparing and
+    /// printing a value recurse once per level). JSON context values nest at most 512.
+    public var maxValueDepth = 1000
+
     /// The longest string any operation may make, in UTF-8 bytes (16 MiB).
     public var maxStringBytes = 16 << 20
 

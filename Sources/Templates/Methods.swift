@@ -28,7 +28,7 @@ enum Methods {
 
     /// The method as a value (`x = s.strip` then `x()`).
     static func bound(_ object: Value, _ name: String) -> Value {
-        .function(Function(name: name) { arguments, interpreter in
+        .function(Function(name: name, captured: { [object] }) { arguments, interpreter in
             try call(object, name, arguments, interpreter) ?? .undefined
         })
     }
@@ -65,7 +65,9 @@ enum Methods {
             case "get":
                 let p = try Signature.bind(arguments, [("key", nil), ("default", Value.none)], name: "get")
                 return o[p[0]] ?? p[1]
-            case "items": _ = try Signature.bind(arguments, [], name: "items"); return .iterable(PyIterable(.dictItems, o.pairs.map { .tuple([$0.key, $0.value]) }))
+            case "items":
+                _ = try Signature.bind(arguments, [], name: "items")
+                return try interpreter.checkedNesting(.iterable(PyIterable(.dictItems, o.pairs.map { .tuple([$0.key, $0.value]) })))
             case "keys": _ = try Signature.bind(arguments, [], name: "keys"); return .iterable(PyIterable(.dictKeys, o.keys))
             case "values": _ = try Signature.bind(arguments, [], name: "values"); return .iterable(PyIterable(.dictValues, o.values))
             default: return .object(o)

@@ -110,7 +110,7 @@ enum Globals {
             }
             return .iterable(PyIterable(.range(start, stop, step), (0..<Int(count)).map { .int(start + $0 * step) }))
         })
-        globals["dict"] = .function(Function(name: "dict") { arguments, _ in
+        globals["dict"] = .function(Function(name: "dict") { arguments, interpreter in
             var object = Object()
             if let first = arguments.positional.first {
                 guard arguments.positional.count == 1 else { throw PyError.type("dict expected at most 1 argument, got \(arguments.positional.count)") }
@@ -126,9 +126,9 @@ enum Globals {
                 }
             }
             for (key, value) in arguments.keywords { object[key] = value }
-            return .object(object)
+            return try interpreter.checkedNesting(.object(object))
         })
-        globals["namespace"] = .function(Function(name: "namespace") { arguments, _ in
+        globals["namespace"] = .function(Function(name: "namespace") { arguments, interpreter in
             var attributes = Object()
             if let first = arguments.positional.first {
                 guard case .object(let o) = first else { throw PyError.type("namespace() argument must be a mapping") }
@@ -138,7 +138,7 @@ enum Globals {
             if let bad = attributes.keys.first(where: { $0.stringValue?.hasPrefix("_") ?? false }) {
                 throw PyError.security("Chat templates cannot store underscore-prefixed attributes on a namespace, but got \(bad.pythonRepr). Please rename the attribute.")
             }
-            return .namespace(Namespace(attributes))
+            return .namespace(interpreter.adopt(Namespace(attributes)))
         })
         globals["raise_exception"] = .function(Function(name: "raise_exception") { arguments, _ in
             let message = try Signature.bind(arguments, [("message", nil)], name: "raise_exception")[0]

@@ -80,6 +80,9 @@ public final class PyIterable: @unchecked Sendable {
     /// How many items it holds (consumed or not), for the limits.
     var size: Int { items.count }
 
+    /// Every item, consumed or not (for the nesting limit).
+    var allItems: [Value] { items }
+
     /// The items a new `iter()` yields now (consuming a single-use iterator).
     func consume() -> [Value] {
         if isReusable { return items }
@@ -231,14 +234,18 @@ public final class Function: @unchecked Sendable {
     /// Python type name and repr, for callable objects.
     let typeName: String?
     let repr: (() -> String)?
+    /// The values it holds on to (a bound method's object, the items of `loop`): the
+    /// nesting limit looks through a function into them.
+    let captured: (() -> [Value])?
 
     init(name: String, isMacro: Bool = false, typeName: String? = nil, attributes: ((String) -> Value?)? = nil,
-         repr: (() -> String)? = nil, call: @escaping (Arguments, Interpreter) throws -> Value) {
+         repr: (() -> String)? = nil, captured: (() -> [Value])? = nil, call: @escaping (Arguments, Interpreter) throws -> Value) {
         self.name = name
         self.isMacro = isMacro
         self.typeName = typeName
         self.attributes = attributes
         self.repr = repr
+        self.captured = captured
         self.call = call
     }
 }

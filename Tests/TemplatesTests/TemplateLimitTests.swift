@@ -462,3 +462,58 @@ final class StopFlag: @unchecked Sendable {
         #expect(worst.nesting * 3 < limits.maxNesting)
     }
 }
+
+// MARK: - Nesting of values
+
+@Suite struct ValueNestingTests {
+    private let valueMessage = "values nested deeper than 1000 (TemplateLimits.maxValueDepth)"
+
+    /// Each grows a value one level per iteration; freeing or comparing one 200,000 deep
+    /// crashed the process.
+    @Test(arguments: [
+        "{% set ns = namespace(x=[]) %}{% for i in range(3000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}",
+        "{% set ns = namespace(x=[]) %}{% for i in range(3000) %}{% set ns.x = (ns.x,) %}{% endfor %}",
+        "{% set ns = namespace(x={}) %}{% for i in range(3000) %}{% set ns.x = {'a': ns.x} %}{% endfor %}",
+        "{% set ns = namespace(x={}) %}{% for i in range(3000) %}{% set ns.x = dict(a=ns.x) %}{% endfor %}",
+        "{% set ns = namespace(x=[1]) %}{% for i in range(3000) %}{% set ns.x = ns.x | batch(1) | list %}{% endfor %}",
+        "{% set ns = namespace(x=[]) %}{% for i in range(3000) %}{% set ns.x = ns.x | slice(1) | list %}{% endfor %}",
+        "{% set ns = namespace(x={}) %}{% for i in range(3000) %}{% set ns.x = {'a': 1, 'b': ns.x}.items() | list %}{% endfor %}",
+        "{% set ns = namespace(x={}) %}{% for i in range(3000) %}{% set ns.x = {'a': ns.x} | dictsort %}{% endfor %}",
+        // through a bound method, `loop`, `loop.changed` and `varargs`
+        "{% set ns = namespace(f=none) %}{% for i in range(3000) %}{% set ns.f = {'p': ns.f}.get %}{% endfor %}",
+        "{% set ns = namespace(l=none) %}{% for i in range(3000) %}{% for x in [ns.l] %}{% set ns.l = loop %}{% endfor %}{% endfor %}",
+        "{% set ns = namespace(c=none) %}{% for i in range(3000) %}{% for x in [1] %}{% if loop.changed(ns.c) %}{% endif %}{% set ns.c = loop.changed %}{% endfor %}{% endfor %}{{ [ns.c] }}",
+        "{% set ns = namespace(v=none) %}{% macro f() %}{% set ns.v = varargs %}{% endmacro %}{% for i in range(3000) %}{{ f(ns.v) }}{% endfor %}",
+    ])
+    func deepValuesAreRefused(_ source: String) {
+        guard let error = failure(source) else {
+            Issue.record("rendered")
+            return
+        }
+        #expect(error.kind == .limit)
+        #expect(error.message == valueMessage)
+    }
+
+    /// Namespaces can change after they are made, so they may chain without bound: the
+    /// render keeps them and frees them one by one.
+    @Test func longChainsOfNamespacesAreFreedSafely() throws {
+        let chain = "{% set root = namespace(next=none) %}{% set st = namespace(leaf=root) %}"
+            + "{% for j in range(2) %}{% for i in range(100000) %}{% set leaf = st.leaf %}{% set n = namespace(next=none) %}"
+            + "{% set leaf.next = n %}{% set st.leaf = n %}{% endfor %}{% endfor %}"
+        // Dropped in the middle of the render, printed (depth-capped), and at the end.
+        #expect(try render(chain + "{% set root.next = none %}done") == "done")
+        let printed = try render(chain + "{{ root }}")
+        #expect(printed.hasPrefix("<Namespace {'next': <Namespace {'next': "))
+        #expect(printed.contains("..."))
+        #expect(try render("{% set ns = namespace(n=none) %}{% for i in range(100000) %}{% set ns.n = namespace(p=ns.n) %}{% endfor %}ok") == "ok")
+    }
+
+    @Test func nestingUpToTheLimitWorks() throws {
+        var limits = TemplateLimits()
+        limits.maxValueDepth = 10
+        let source = "{% set ns = namespace(x=1) %}{% for i in range(N) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}"
+        #expect(try render(source.replacingOccurrences(of: "N", with: "10"), limits: limits) == "[[[[[[[[[[1]]]]]]]]]]")
+        expectFailure(source.replacingOccurrences(of: "N", with: "11"), .limit,
+                      "values nested deeper than 10 (TemplateLimits.maxValueDepth)", limits: limits)
+    }
+}
