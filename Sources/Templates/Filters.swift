@@ -262,7 +262,7 @@ enum Filters {
             case .object(let o): return .iterable(PyIterable(.listReverse, o.keys.reversed()))
             case .iterable(let it): return .iterable(PyIterable(.listReverse, it.reversedItems() ?? it.consume().reversed()))
             default:
-                do { return .array(try Access.iterate(value).reversed()) } catch { throw PyError.runtime("argument must be iterable") }
+                do { return .array(try Access.iterate(value).reversed()) } catch PyError.type { throw PyError.runtime("argument must be iterable") }
             }
         case "round":
             let p = try bind([("precision", .int(0)), ("method", .string("common"))])

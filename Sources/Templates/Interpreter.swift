@@ -395,7 +395,10 @@ final class Interpreter {
             scope.variables[name] = value
         case .tuple(let targets):
             let items: [Value]
-            do { items = try iterate(value) } catch let e as PyError { throw error(e.message ?? "cannot unpack", location) }
+            do { items = try iterate(value) } catch let e as PyError {
+                if case .limit(let message) = e { throw error(message, location, kind: .limit) }
+                throw error(e.message ?? "cannot unpack", location)
+            }
             if items.count < targets.count {
                 throw error("not enough values to unpack (expected \(targets.count), got \(items.count))", location)
             }
