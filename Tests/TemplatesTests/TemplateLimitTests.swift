@@ -416,6 +416,30 @@ final class StopFlag: @unchecked Sendable {
     }
 }
 
+// MARK: - Work the step count cannot see
+
+@Suite struct LinearSearchTests {
+    /// A naive search of a 4 MB needle in an 8 MB text compares ~10^13 characters.
+    @Test func longNeedlesAreSearchedInLinearTime() throws {
+        let start = Date()
+        let source = "{% set t = 'a' * 8000000 %}{% set n = 'a' * 4000000 ~ 'b' %}"
+            + "{{ t.find(n) }} {{ t.rfind(n) }} {{ n in t }} {{ t.count(n) }} {{ t.split(n) | length }} {{ t.rsplit(n, 1) | length }} {{ (t | replace(n, 'x')) | length }}"
+        #expect(try render(source) == "-1 -1 False 0 1 1 8000000")
+        #expect(Date().timeIntervalSince(start) < 60)
+    }
+
+    @Test func searchesFindWhatPythonFinds() throws {
+        #expect(try render("{{ 'aaaa'.count('aa') }} {{ 'aaa'.replace('aa', 'b') }} {{ 'aaaa'.rsplit('aa', 1) }} {{ 'abcabc'.rfind('abc') }}")
+                == "2 ba ['aa', ''] 3")
+        #expect(try render("{{ 'ababab'.split('aba') }} {{ 'ababab'.rsplit('aba', 1) }} {{ 'ababab'.find('bab') }} {{ 'ababab'.rfind('bab') }}")
+                == "['', 'bab'] ['ab', 'b'] 1 3")
+        #expect(try render("{{ 'aabaabaaab'.find('aaab') }} {{ 'abcab'.rfind('ab', 0, 4) }} {{ 'abc'.find('', 2) }} {{ 'abc'.rfind('') }}")
+                == "6 0 2 3")
+        #expect(try render("{{ 'a,b,,c'.split(',', 2) }} {{ 'a,b,,c'.rsplit(',', 2) }} {{ 'xyxyx'.replace('xyx', '-', 1) }} {{ 'héllo wörld'.find('wö') }}")
+                == "['a', 'b', ',c'] ['a,b', '', 'c'] -yx 6")
+    }
+}
+
 // MARK: - Real templates against the limits
 
 @Suite struct RealTemplateBudgetTests {
