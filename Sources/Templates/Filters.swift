@@ -363,12 +363,14 @@ enum Filters {
         case "unique":
             let p = try bind([("case_sensitive", .bool(false)), ("attribute", Value.none)])
             let get = attributeGetter(p[1])
-            var seen: [Value] = []
+            // jinja2 keeps the keys in a set: linear time, and unhashable keys fail.
+            var seen = Object()
             var result: [Value] = []
             for item in try Access.iterate(value) {
                 let key = p[0].isTruthy ? try get(item) : ignoreCase(try get(item))
-                if !seen.contains(key) {
-                    seen.append(key)
+                guard Object.isHashable(key) else { throw PyError.type("unhashable type: '\(key.pythonTypeName)'") }
+                if seen[key] == nil {
+                    seen[key] = .bool(true)
                     result.append(item)
                 }
             }

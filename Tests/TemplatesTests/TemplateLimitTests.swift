@@ -428,6 +428,15 @@ final class StopFlag: @unchecked Sendable {
         #expect(Date().timeIntervalSince(start) < 60)
     }
 
+    /// jinja2 keeps the keys in a set; a list scan made this quadratic.
+    @Test func uniqueIsLinear() throws {
+        let start = Date()
+        #expect(try render("{{ range(100000) | list | unique | list | length }} {{ ((range(50000) | list) * 2) | unique | list | length }}") == "100000 50000")
+        #expect(Date().timeIntervalSince(start) < 60)
+        #expect(try render("{{ [1, 1.0, true, 'a', 'A', 2] | unique | list }}") == "[1, 'a', 2]")
+        expectFailure("{{ [[1], [1]] | unique | list }}", .runtime, "unhashable type: 'list'")
+    }
+
     @Test func searchesFindWhatPythonFinds() throws {
         #expect(try render("{{ 'aaaa'.count('aa') }} {{ 'aaa'.replace('aa', 'b') }} {{ 'aaaa'.rsplit('aa', 1) }} {{ 'abcabc'.rfind('abc') }}")
                 == "2 ba ['aa', ''] 3")
