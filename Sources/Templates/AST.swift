@@ -46,12 +46,59 @@ final class Expr: @unchecked Sendable {
         case conditional(test: Expr, then: Expr, otherwise: Expr?)
     }
 
+    /// The case of `kind` without its payload: what the interpreter dispatches on (a
+    /// switch over `kind` itself copies the payloads, which costs stack in debug builds).
+    enum Tag: UInt8 {
+        case simple, display, item, slice, call, filter, test, unary, binary, compare, concat
+    }
+
     let kind: Kind
+    let tag: Tag
     let location: SourceLocation
+    /// 1 for a leaf, else 1 + the deepest operand: how deep evaluating it recurses (and
+    /// freeing it, and every walk over it). The parser bounds it by `maxNesting`.
+    let depth: Int
 
     init(_ kind: Kind, _ location: SourceLocation) {
         self.kind = kind
         self.location = location
+        self.depth = 1 + Expr.deepest(kind)
+        switch kind {
+        case .literal, .name, .attribute, .not, .and, .or, .conditional: tag = .simple
+        case .list, .tuple, .dict: tag = .display
+        case .item: tag = .item
+        case .slice: tag = .slice
+        case .call: tag = .call
+        case .filter: tag = .filter
+        case .test: tag = .test
+        case .negate, .plus: tag = .unary
+        case .binary: tag = .binary
+        case .compare: tag = .compare
+        case .concat: tag = .concat
+        }
+    }
+
+    private static func deepest(_ kind: Kind) -> Int {
+        func d(_ e: Expr?) -> Int { e?.depth ?? 0 }
+        func d(_ items: [Expr]) -> Int { items.reduce(0) { max($0, $1.depth) } }
+        func d(_ args: CallSyntax) -> Int {
+            max(d(args.positional), args.keywords.reduce(0) { max($0, $1.1.depth) }, d(args.star), d(args.starStar))
+        }
+        switch kind {
+        case .literal, .name: return 0
+        case .list(let items), .tuple(let items), .concat(let items): return d(items)
+        case .dict(let pairs): return pairs.reduce(0) { max($0, $1.0.depth, $1.1.depth) }
+        case .attribute(let o, _): return o.depth
+        case .item(let o, let k): return max(o.depth, k.depth)
+        case .slice(let a, let b, let c): return max(d(a), d(b), d(c))
+        case .call(let callee, let args): return max(callee.depth, d(args))
+        case .filter(let o, _, let args): return max(d(o), d(args))
+        case .test(let o, _, let args): return max(o.depth, d(args))
+        case .negate(let o), .plus(let o), .not(let o): return o.depth
+        case .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): return max(a.depth, b.depth)
+        case .compare(let first, let ops): return ops.reduce(first.depth) { max($0, $1.1.depth) }
+        case .conditional(let t, let a, let b): return max(t.depth, a.depth, d(b))
+        }
     }
 }
 

@@ -54,7 +54,7 @@ enum Filters {
         case "abs":
             _ = try bind([])
             switch value {
-            case .int(let i): return .int(abs(i))
+            case .int(let i): return .int(i < 0 ? try i.checkedNegated() : i)
             case .double(let d): return .double(abs(d))
             case .bool(let b): return .int(b ? 1 : 0)
             default: throw PyError.type("bad operand type for abs(): '\(value.pythonTypeName)'")
@@ -69,6 +69,7 @@ enum Filters {
         case "batch":
             let p = try bind([("linecount", nil), ("fill_with", Value.none)])
             guard let count = p[0].integer, count > 0 else { throw PyError.value("batch size must be a positive integer") }
+            if case .none = p[1] {} else { try Limit.items(count) }  // the last batch is filled up to `count`
             var batches: [Value] = [], current: [Value] = []
             for item in try Access.iterate(value) {
                 if current.count == count { batches.append(.array(current)); current = [] }
@@ -78,13 +79,15 @@ enum Filters {
                 if case .none = p[1] {} else { current += Array(repeating: p[1], count: count - current.count) }
                 batches.append(.array(current))
             }
-            return generator("do_batch", batches)
+            return try interpreter.checkedNesting(generator("do_batch", batches))
         case "capitalize":
             _ = try bind([])
             return .string(PyString.capitalize(value.pythonString))
         case "center":
             let p = try bind([("width", .int(80))])
-            return .string(PyString.center(value.pythonString, p[0].integer ?? 80))
+            let text = value.pythonString, width = p[0].integer ?? 80
+            try Limit.padded(text, toWidth: width)
+            return .string(PyString.center(text, width))
         case "count", "length":
             _ = try bind([])
             return .int(try Access.length(value))
@@ -101,6 +104,7 @@ enum Filters {
             default: throw PyError.runtime("You can only sort by either \"key\" or \"value\"")
             }
             let pairs = o.pairs.map { Value.tuple([$0.key, $0.value]) }
+            _ = try interpreter.checkedNesting(.array(pairs))
             return .array(try sorted(pairs, reverse: p[2].isTruthy) { pair in
                 guard case .tuple(let kv) = pair else { return pair }
                 return p[0].isTruthy ? kv[byValue ? 1 : 0] : ignoreCase(kv[byValue ? 1 : 0])
@@ -127,12 +131,17 @@ enum Filters {
         case "int":
             let p = try bind([("default", .int(0)), ("base", .int(10))])
             if value.isUndefined { throw PyError.undefined(nil) }
-            if case .string(let s) = value, let i = parseInt(s, base: p[1].integer ?? 10) { return .int(i) }
+            let base = p[1].integer ?? 10
+            if case .string(let s) = value {
+                guard base == 0 || (2...36).contains(base) else { throw PyError.value("int() base must be >= 2 and <= 36, or 0") }
+                if let i = try parseInt(s, base: base) { return .int(i) }
+            }
             if case .string = value {} else if let i = value.integer { return .int(i) }
             if let d = toFloat(value) {
-                guard d.isFinite else { throw PyError.overflow("cannot convert float infinity to integer") }
-                guard let i = Int(exactly: d.rounded(.towardZero)) else { throw PyError.overflow("integer overflow") }
-                return .int(i)
+                // jinja2 returns the default for NaN (int() raises ValueError); too large a
+                // float would be a Python big int.
+                if d.isNaN { return p[0] }
+                return .int(try Int.checked(d))
             }
             return p[0]
         case "format":
@@ -149,8 +158,11 @@ enum Filters {
                 if case .array = value { throw PyError.runtime("'list' object has no attribute 'splitlines'") }
                 throw PyError.type("unsupported operand type(s) for +=: '\(value.pythonTypeName)' and 'str'")
             }
+            if p[0].stringValue == nil { try Limit.string(p[0].integer ?? 4) }
             let indention = p[0].stringValue ?? String(repeating: " ", count: max(0, p[0].integer ?? 4))
             let lines = PyString.splitlines(value.pythonString + "\n")
+            // Every line may get the indention, the first too.
+            try Limit.repeated(indention.utf8.count, lines.count + 1, plus: value.pythonString.utf8.count + lines.count)
             var result: String
             if p[2].isTruthy {
                 result = lines.joined(separator: "\n" + indention)
@@ -166,14 +178,14 @@ enum Filters {
             _ = try bind([])
             switch value {
             case .undefined: return generator("do_items", [])
-            case .object(let o): return generator("do_items", o.pairs.map { .tuple([$0.key, $0.value]) })
+            case .object(let o): return try interpreter.checkedNesting(generator("do_items", o.pairs.map { .tuple([$0.key, $0.value]) }))
             default: throw PyError.type("Can only get item pairs from a mapping.")
             }
         case "join":
             let p = try bind([("d", .string("")), ("attribute", Value.none)])
             var items = try Access.iterate(value)
             if case .none = p[1] {} else { items = try items.map { try attributeGetter(p[1])($0) } }
-            return .string(items.map(\.pythonString).joined(separator: p[0].pythonString))
+            return .string(try Limit.joined(items.map(\.pythonString), separator: p[0].pythonString))
         case "list":
             _ = try bind([])
             return .array(try Access.iterate(value))
@@ -240,7 +252,7 @@ enum Filters {
             })
         case "replace":
             let p = try bind([("old", nil), ("new", nil), ("count", Value.none)])
-            return .string(PyString.replace(value.pythonString, p[0].pythonString, p[1].pythonString, p[2].integer ?? -1))
+            return .string(try PyString.replace(value.pythonString, p[0].pythonString, p[1].pythonString, p[2].integer ?? -1))
         case "reverse":
             _ = try bind([])
             switch value {
@@ -250,7 +262,7 @@ enum Filters {
             case .object(let o): return .iterable(PyIterable(.listReverse, o.keys.reversed()))
             case .iterable(let it): return .iterable(PyIterable(.listReverse, it.reversedItems() ?? it.consume().reversed()))
             default:
-                do { return .array(try Access.iterate(value).reversed()) } catch { throw PyError.runtime("argument must be iterable") }
+                do { return .array(try Access.iterate(value).reversed()) } catch PyError.type { throw PyError.runtime("argument must be iterable") }
             }
         case "round":
             let p = try bind([("precision", .int(0)), ("method", .string("common"))])
@@ -262,8 +274,9 @@ enum Filters {
                 switch value {
                 case .int(let i):
                     if precision >= 0 { return .int(i) }
+                    if precision < -19 { return .int(0) }  // 10**19 is beyond any Int
                     let m = pow(10, Double(-precision))
-                    return .int(Int(Operators.roundHalfEven(Double(i) / m) * m))
+                    return .int(try Int.checked(Operators.roundHalfEven(Double(i) / m) * m))
                 case .bool(let b): return .int(b ? 1 : 0)
                 case .double(let d): return .double(roundDecimal(d, precision))
                 default: throw PyError.type("type \(value.pythonTypeName) doesn't define __round__ method")
@@ -278,6 +291,7 @@ enum Filters {
         case "slice":
             let p = try bind([("slices", nil), ("fill_with", Value.none)])
             guard let slices = p[0].integer, slices > 0 else { throw PyError.value("slices must be a positive integer") }
+            try Limit.items(slices)
             let seq = try Access.iterate(value)
             let perSlice = seq.count / slices, withExtra = seq.count % slices
             var offset = 0
@@ -290,7 +304,7 @@ enum Filters {
                 if case .none = p[1] {} else if k >= withExtra { part.append(p[1]) }
                 result.append(.array(part))
             }
-            return generator("do_slice", result)
+            return try interpreter.checkedNesting(generator("do_slice", result))
         case "sort":
             let p = try bind([("reverse", .bool(false)), ("case_sensitive", .bool(false)), ("attribute", Value.none)])
             let get = attributeGetter(p[2])
@@ -312,6 +326,7 @@ enum Filters {
             case .string(let s), .markup(let s): indent = s
             default:
                 guard let n = p[1].integer else { throw PyError.type("indent must be an int or a string") }
+                try Limit.string(n)
                 indent = String(repeating: " ", count: max(0, n))
             }
             var separators: (String, String)?
@@ -332,7 +347,7 @@ enum Filters {
             // jinja2 measures the value itself: only a str (or a short list) gets through.
             guard value.stringValue != nil else {
                 let count = try Access.length(value)
-                if count <= (p[0].integer ?? 255) + (p[3].integer ?? 5) { return value }
+                if count <= (p[0].integer ?? 255).addingReportingOverflow(p[3].integer ?? 5).partialValue { return value }
                 throw PyError.runtime("'\(value.pythonTypeName)' object has no attribute 'rsplit'")
             }
             let s = PyString.scalars(value.pythonString)
@@ -340,19 +355,22 @@ enum Filters {
             let end = p[2].pythonString
             let leeway = p[3].integer ?? 5
             guard length >= PyString.length(end) else { throw PyError.runtime("expected length >= \(PyString.length(end)), got \(length)") }
-            if s.count <= length + leeway { return .string(PyString.string(s)) }
+            let (limit, overflow) = length.addingReportingOverflow(leeway)
+            if overflow ? leeway > 0 : s.count <= limit { return .string(PyString.string(s)) }
             let head = PyString.string(s.prefix(length - PyString.length(end)))
             if p[1].isTruthy { return .string(head + end) }
             return .string((try PyString.rsplit(head, " ", 1)).first! + end)
         case "unique":
             let p = try bind([("case_sensitive", .bool(false)), ("attribute", Value.none)])
             let get = attributeGetter(p[1])
-            var seen: [Value] = []
+            // jinja2 keeps the keys in a set: linear time, and unhashable keys fail.
+            var seen = Object()
             var result: [Value] = []
             for item in try Access.iterate(value) {
                 let key = p[0].isTruthy ? try get(item) : ignoreCase(try get(item))
-                if !seen.contains(key) {
-                    seen.append(key)
+                guard Object.isHashable(key) else { throw PyError.type("unhashable type: '\(key.pythonTypeName)'") }
+                if seen[key] == nil {
+                    seen[key] = .bool(true)
                     result.append(item)
                 }
             }
@@ -444,7 +462,7 @@ enum Filters {
     }
 
     /// Python's `int(s, base)`: whitespace around, sign, underscores between digits.
-    static func parseInt(_ s: String, base: Int) -> Int? {
+    static func parseInt(_ s: String, base: Int) throws -> Int? {
         var t = PyString.strip(s, nil)
         var negative = false
         if let f = t.first, f == "+" || f == "-" { negative = f == "-"; t.removeFirst() }
@@ -456,9 +474,21 @@ enum Filters {
             radix = r
         }
         if radix == 0 { radix = 10 }
-        guard !t.isEmpty, !t.hasPrefix("_"), !t.hasSuffix("_"), !t.contains("__") else { return nil }
-        guard let v = Int(t.replacingOccurrences(of: "_", with: ""), radix: radix) else { return nil }
-        return negative ? -v : v
+        guard !t.isEmpty, !t.hasPrefix("_"), !t.hasSuffix("_"), !t.contains("__"), !t.hasPrefix("+"), !t.hasPrefix("-") else { return nil }
+        let digits = t.replacingOccurrences(of: "_", with: "")
+        guard let magnitude = UInt64(digits, radix: radix) else {
+            // All digits but too many: Python would make a big int.
+            if digits.allSatisfy({ Int(String($0), radix: radix) != nil }) {
+                throw PyError.overflow(Limit.integerTooLarge)
+            }
+            return nil
+        }
+        if negative {
+            guard magnitude <= UInt64(Int.max) + 1 else { throw PyError.overflow(Limit.integerTooLarge) }
+            return magnitude == UInt64(Int.max) + 1 ? Int.min : -Int(magnitude)
+        }
+        guard magnitude <= UInt64(Int.max) else { throw PyError.overflow(Limit.integerTooLarge) }
+        return Int(magnitude)
     }
 
     /// Python's `float(value)` (nil for a TypeError or ValueError).
@@ -485,6 +515,7 @@ enum Filters {
         if n >= 0 {
             return Double(String(format: "%.\(min(n, 330))f", x)) ?? x
         }
+        if n < -330 { return x * 0 }  // Python: 0.0 with the sign of x
         let m = pow(10, Double(-n))
         return Operators.roundHalfEven(x / m) * m
     }

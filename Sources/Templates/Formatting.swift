@@ -44,15 +44,29 @@ enum Formatting {
             }
             var flags = ""
             while i < f.count, "-+ #0".unicodeScalars.contains(f[i]) { flags.unicodeScalars.append(f[i]); i += 1 }
+            // Saturating: a width or precision past any string limit stays past it.
+            func digits(_ start: Int?, _ what: String) throws -> Int? {
+                var n = start
+                while i < f.count, ("0"..."9").contains(f[i]) {
+                    n = Swift.min((n ?? 0) * 10 + Int(f[i].value - 48), Int.max / 100)
+                    i += 1
+                }
+                return n
+            }
             var width: Int?
             if i < f.count, f[i] == "*" { width = try take().integer; i += 1 }
-            while i < f.count, ("0"..."9").contains(f[i]) { width = (width ?? 0) * 10 + Int(f[i].value - 48); i += 1 }
+            width = try digits(width, "width")
+            if let w = width, w < 0 {  // `*` with a negative width: left-aligned
+                flags += "-"
+                width = w == Int.min ? Int.max : -w
+            }
             var precision: Int?
             if i < f.count, f[i] == "." {
                 i += 1
                 precision = 0
                 if i < f.count, f[i] == "*" { precision = try take().integer; i += 1 }
-                while i < f.count, ("0"..."9").contains(f[i]) { precision = precision! * 10 + Int(f[i].value - 48); i += 1 }
+                precision = try digits(precision, "precision")
+                if let p = precision, p < 0 { precision = nil }
             }
             guard i < f.count else { throw PyError.value("incomplete format") }
             let type = f[i]
@@ -69,20 +83,26 @@ enum Formatting {
             switch type {
             case "s":
                 let s = text(v.pythonString, v)
-                out += pad(spec.precision.map { String(PyString.string(PyString.scalars(s).prefix($0))) } ?? s, spec, defaultAlign: ">")
-            case "r", "a": out += pad(text(v.pythonRepr, v), spec, defaultAlign: ">")
+                out += try pad(spec.precision.map { String(PyString.string(PyString.scalars(s).prefix($0))) } ?? s, spec, defaultAlign: ">")
+            case "r", "a": out += try pad(text(v.pythonRepr, v), spec, defaultAlign: ">")
             case "d", "i", "u":
                 guard let n = v.number else { throw PyError.type("%\(type) format: a real number is required, not \(v.pythonTypeName)") }
                 spec.type = "d"
-                out += try formatNumber(.int(v.integer ?? Int(n.rounded(.towardZero))), spec)
+                out += try formatNumber(.int(try v.integer ?? Int.checked(n)), spec)
             default:
                 guard "eEfFgGxXoc".unicodeScalars.contains(type) else {
                     throw PyError.value("unsupported format character '\(type)' (0x\(String(type.value, radix: 16)))")
                 }
                 spec.type = Character(type)
                 if type == "c" {
-                    if let n = v.integer, let s = Unicode.Scalar(n) { out += pad(String(s), spec, defaultAlign: ">") }
-                    else { out += pad(v.pythonString, spec, defaultAlign: ">") }
+                    if let n = v.integer {
+                        guard let c = UInt32(exactly: n).flatMap(Unicode.Scalar.init) else {
+                            throw PyError.overflow("%c arg not in range(0x110000)")
+                        }
+                        out += try pad(String(c), spec, defaultAlign: ">")
+                    } else {
+                        out += try pad(v.pythonString, spec, defaultAlign: ">")
+                    }
                     continue
                 }
                 if spec.precision == nil && "eEfFgG".unicodeScalars.contains(type) { spec.precision = 6 }
@@ -136,9 +156,10 @@ enum Formatting {
         return spec
     }
 
-    static func pad(_ s: String, _ spec: FormatSpec, defaultAlign: Character) -> String {
+    static func pad(_ s: String, _ spec: FormatSpec, defaultAlign: Character) throws -> String {
         let n = PyString.length(s)
         guard let width = spec.width, width > n else { return s }
+        try Limit.padded(s, toWidth: width, fillBytes: String(spec.fill).utf8.count)
         let fill = String(spec.fill), margin = width - n
         switch spec.align ?? defaultAlign {
         case "<": return s + String(repeating: fill, count: margin)
@@ -154,7 +175,7 @@ enum Formatting {
         case .string(let s):
             if let t = spec.type, t != "s" { throw PyError.value("Unknown format code '\(t)' for object of type 'str'") }
             let text = spec.precision.map { PyString.string(PyString.scalars(s).prefix($0)) } ?? s
-            return pad(text, spec, defaultAlign: "<")
+            return try pad(text, spec, defaultAlign: "<")
         case .int, .double, .bool:
             if case .bool = value, spec.type == nil, spec.width == nil { return value.pythonString }
             return try formatNumber(value, spec)
@@ -176,12 +197,18 @@ enum Formatting {
             case "X": body = String(magnitude, radix: 16).uppercased(); if spec.alternate { body = "0X" + body }
             case "o": body = String(magnitude, radix: 8); if spec.alternate { body = "0o" + body }
             case "b": body = String(magnitude, radix: 2); if spec.alternate { body = "0b" + body }
-            case "c": return String(Unicode.Scalar(UInt32(magnitude)).map(Character.init) ?? " ")
+            case "c":
+                guard let c = UInt32(exactly: magnitude).flatMap(Unicode.Scalar.init) else {
+                    throw PyError.overflow("%c arg not in range(0x110000)")
+                }
+                return String(c)
             default: body = group(String(magnitude), spec.grouping)
             }
         } else {
             guard let d = value.number else { throw PyError.type("a real number is required") }
             if spec.type == "d" { throw PyError.value("Unknown format code 'd' for object of type 'float'") }
+            // The digits a precision asks for are made before any padding.
+            if let precision = spec.precision { try Limit.string(precision.addingReportingOverflow(400).partialValue) }
             negative = d < 0 || (d == 0 && d.sign == .minus)
             let m = abs(d)
             let type = spec.type ?? (spec.precision == nil ? "r" : "g")
@@ -214,9 +241,10 @@ enum Formatting {
             spec.align = "="
         }
         if spec.align == "=", let width = spec.width, width > sign.count + body.count {
+            try Limit.padded(sign + body, toWidth: width, fillBytes: String(spec.fill).utf8.count)
             return sign + String(repeating: String(spec.fill), count: width - sign.count - body.count) + body
         }
-        return pad(sign + body, spec, defaultAlign: ">")
+        return try pad(sign + body, spec, defaultAlign: ">")
     }
 
     private static func group(_ digits: String, _ separator: Character?) -> String {
@@ -232,7 +260,9 @@ enum Formatting {
     /// `template.format(*args, **kwargs)` with `{}`, `{0}`, `{name}`, `{x.attr}`, `{x[0]}`,
     /// `!r`/`!s` and format specs.
     /// With `escaping` (`Markup.format`), each field not itself Markup is HTML-escaped.
-    static func strFormat(_ template: String, _ arguments: Arguments, escaping: Bool = false) throws -> String {
+    static func strFormat(_ template: String, _ arguments: Arguments, escaping: Bool = false, recursion: Int = 2) throws -> String {
+        // CPython allows a replacement field inside a format spec, but no deeper.
+        guard recursion >= 0 else { throw PyError.value("Max string recursion exceeded") }
         let t = Array(template.unicodeScalars)
         var out = String.UnicodeScalarView()
         var i = 0, auto = 0
@@ -291,7 +321,7 @@ enum Formatting {
                     rest = rest[rest.index(after: close)...]
                 }
             }
-            if spec.contains("{") { spec = try strFormat(spec, arguments) }
+            if spec.contains("{") { spec = try strFormat(spec, arguments, recursion: recursion - 1) }
             switch conversion {
             case "r", "a": value = .string(value.pythonRepr)
             case "s": value = .string(value.pythonString)

@@ -213,11 +213,14 @@ struct JSONWriter {
 
     func dumps(_ value: Value) throws -> String {
         var out = ""
-        try write(value, level: 0, into: &out)
+        try write(value, level: 0, into: &out, limit: TemplateLimits.current.maxStringBytes)
         return out
     }
 
-    private func write(_ value: Value, level: Int, into out: inout String) throws {
+    private func write(_ value: Value, level: Int, into out: inout String, limit: Int) throws {
+        if out.utf8.count > limit { throw Limit.stringTooLong(nil) }
+        let maxDepth = TemplateLimits.current.maxRenderDepth
+        if level > maxDepth { throw PyError.limit("values nested deeper than \(maxDepth) (TemplateLimits.maxRenderDepth)") }
         switch value {
         case .none: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -228,24 +231,24 @@ struct JSONWriter {
         case .array(let items), .tuple(let items):
             if items.isEmpty { out += "[]"; return }
             out += "["
-            let (open, separator, close) = layout(level)
+            let (open, separator, close) = try layout(level)
             out += open
             for (k, item) in items.enumerated() {
                 if k > 0 { out += separator }
-                try write(item, level: level + 1, into: &out)
+                try write(item, level: level + 1, into: &out, limit: limit)
             }
             out += close + "]"
         case .object(let object):
             if object.isEmpty { out += "{}"; return }
             out += "{"
-            let (open, separator, close) = layout(level)
+            let (open, separator, close) = try layout(level)
             out += open
             var pairs = object.pairs
             if sortKeys { try pairs.sort { try Operators.less($0.key, $1.key) } }
             for (k, pair) in pairs.enumerated() {
                 if k > 0 { out += separator }
                 out += quote(try keyString(pair.key)) + keySeparator
-                try write(pair.value, level: level + 1, into: &out)
+                try write(pair.value, level: level + 1, into: &out, limit: limit)
             }
             out += close + "}"
         case .undefined, .namespace, .function, .iterable:
@@ -275,8 +278,9 @@ struct JSONWriter {
         }
     }
 
-    private func layout(_ level: Int) -> (String, String, String) {
+    private func layout(_ level: Int) throws -> (String, String, String) {
         guard let indent else { return ("", itemSeparator, "") }
+        try Limit.repeated(indent.utf8.count, level + 1)
         let inner = "\n" + String(repeating: indent, count: level + 1)
         let outer = "\n" + String(repeating: indent, count: level)
         return (inner, itemSeparator + inner, outer)

@@ -28,7 +28,7 @@ enum Methods {
 
     /// The method as a value (`x = s.strip` then `x()`).
     static func bound(_ object: Value, _ name: String) -> Value {
-        .function(Function(name: name) { arguments, interpreter in
+        .function(Function(name: name, captured: { [object] }) { arguments, interpreter in
             try call(object, name, arguments, interpreter) ?? .undefined
         })
     }
@@ -65,7 +65,9 @@ enum Methods {
             case "get":
                 let p = try Signature.bind(arguments, [("key", nil), ("default", Value.none)], name: "get")
                 return o[p[0]] ?? p[1]
-            case "items": _ = try Signature.bind(arguments, [], name: "items"); return .iterable(PyIterable(.dictItems, o.pairs.map { .tuple([$0.key, $0.value]) }))
+            case "items":
+                _ = try Signature.bind(arguments, [], name: "items")
+                return try interpreter.checkedNesting(.iterable(PyIterable(.dictItems, o.pairs.map { .tuple([$0.key, $0.value]) })))
             case "keys": _ = try Signature.bind(arguments, [], name: "keys"); return .iterable(PyIterable(.dictKeys, o.keys))
             case "values": _ = try Signature.bind(arguments, [], name: "values"); return .iterable(PyIterable(.dictValues, o.values))
             default: return .object(o)
@@ -112,7 +114,7 @@ enum Methods {
                 guard let t = v.stringValue else { throw PyError.type("expected str instance, \(v.pythonTypeName) found") }
                 return v.isMarkup ? t : Filters.htmlEscape(t)
             }
-            return .markup(parts.joined(separator: s))
+            return .markup(try Limit.joined(parts, separator: s))
         case "format":
             return .markup(try Formatting.strFormat(s, arguments, escaping: true))
         default:
@@ -178,7 +180,7 @@ enum Methods {
             }.joined())
         case "replace":
             let p = try Signature.bind(arguments, [("old", nil), ("new", nil), ("count", .int(-1))], name: name)
-            return .string(PyString.replace(s, try requireString(p[0], "replace() argument 1"),
+            return .string(try PyString.replace(s, try requireString(p[0], "replace() argument 1"),
                                             try requireString(p[1], "replace() argument 2"), try integer(p[2], "count")))
         case "format":
             return .string(try Formatting.strFormat(s, arguments))
@@ -200,7 +202,7 @@ enum Methods {
                 }
                 return t
             }
-            return .string(parts.joined(separator: s))
+            return .string(try Limit.joined(parts, separator: s))
         case "isdigit", "isdecimal", "isnumeric":
             return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy {
                 name == "isnumeric" ? $0.properties.numericType != nil : $0.properties.numericType == .decimal || (name == "isdigit" && $0.properties.numericType == .digit)
@@ -218,6 +220,7 @@ enum Methods {
             let width = try integer(p[0], "width")
             let n = PyString.length(s)
             guard width > n else { return .string(s) }
+            try Limit.padded(s, toWidth: width)
             let zeros = String(repeating: "0", count: width - n)
             if let first = s.first, first == "+" || first == "-" { return .string(String(first) + zeros + s.dropFirst()) }
             return .string(zeros + s)
@@ -229,6 +232,7 @@ enum Methods {
                 throw PyError.type("The fill character must be exactly one character long")
             }
             let n = PyString.length(s)
+            try Limit.padded(s, toWidth: width, fillBytes: String(fill).utf8.count)
             if name == "center" { return .string(PyString.center(s, width, fill)) }
             let padding = String(repeating: String(fill), count: max(0, width - n))
             return .string(name == "ljust" ? s + padding : padding + s)

@@ -70,7 +70,9 @@ enum Access {
     static func iterate(_ value: Value) throws -> [Value] {
         switch value.asPlain {
         case .array(let a), .tuple(let a): return a
-        case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
+        case .string(let s):
+            if s.utf8.count > TemplateLimits.current.maxItems { try Limit.items(s.unicodeScalars.count) }
+            return s.unicodeScalars.map { .string(String($0)) }
         case .object(let o): return o.keys
         case .iterable(let i): return i.consume()
         case .undefined: return []
@@ -130,21 +132,27 @@ enum Operators {
         switch op {
         case .add:
             switch (a, b) {
-            case (.string(let x), .string(let y)): return .string(x + y)
-            case (.array(let x), .array(let y)): return .array(x + y)
-            case (.tuple(let x), .tuple(let y)): return .tuple(x + y)
+            case (.string(let x), .string(let y)):
+                try Limit.string(x.utf8.count + y.utf8.count)
+                return .string(x + y)
+            case (.array(let x), .array(let y)):
+                try Limit.items(x.count + y.count)
+                return .array(x + y)
+            case (.tuple(let x), .tuple(let y)):
+                try Limit.items(x.count + y.count)
+                return .tuple(x + y)
             case (.tuple, _): throw PyError.type("can only concatenate tuple (not \"\(b.pythonTypeName)\") to tuple")
             case (.string, _): throw PyError.type("can only concatenate str (not \"\(b.pythonTypeName)\") to str")
             case (.array, _): throw PyError.type("can only concatenate list (not \"\(b.pythonTypeName)\") to list")
             default: return try arithmetic(op, a, b)
             }
         case .mul:
-            if case .string(let s) = a, let n = b.integer { return .string(String(repeating: s, count: max(0, n))) }
-            if case .string(let s) = b, let n = a.integer { return .string(String(repeating: s, count: max(0, n))) }
-            if case .array(let x) = a, let n = b.integer { return .array(repeated(x, n)) }
-            if case .array(let x) = b, let n = a.integer { return .array(repeated(x, n)) }
-            if case .tuple(let x) = a, let n = b.integer { return .tuple(repeated(x, n)) }
-            if case .tuple(let x) = b, let n = a.integer { return .tuple(repeated(x, n)) }
+            if case .string(let s) = a, let n = b.integer { return .string(try repeated(s, n)) }
+            if case .string(let s) = b, let n = a.integer { return .string(try repeated(s, n)) }
+            if case .array(let x) = a, let n = b.integer { return .array(try repeated(x, n)) }
+            if case .array(let x) = b, let n = a.integer { return .array(try repeated(x, n)) }
+            if case .tuple(let x) = a, let n = b.integer { return .tuple(try repeated(x, n)) }
+            if case .tuple(let x) = b, let n = a.integer { return .tuple(try repeated(x, n)) }
             for (sequence, other) in [(a, b), (b, a)] where sequence.sequenceItems != nil || sequence.stringValue != nil {
                 if other.sequenceItems != nil || other.stringValue != nil || other.isNumber {
                     throw PyError.type("can't multiply sequence by non-int of type '\(other.pythonTypeName)'")
@@ -165,10 +173,12 @@ enum Operators {
         switch op {
         case .add:
             guard let x = a.stringValue, let y = b.stringValue else { throw typeError("+", a, b) }
-            return a.isMarkup ? .markup(x + escaped(b)) : .markup(escaped(a) + y)
+            let (left, right) = a.isMarkup ? (x, escaped(b)) : (escaped(a), y)
+            try Limit.string(left.utf8.count + right.utf8.count)
+            return .markup(left + right)
         case .mul:
-            if case .markup(let s) = a, let n = b.integer { return .markup(String(repeating: s, count: max(0, n))) }
-            if case .markup(let s) = b, let n = a.integer { return .markup(String(repeating: s, count: max(0, n))) }
+            if case .markup(let s) = a, let n = b.integer { return .markup(try repeated(s, n)) }
+            if case .markup(let s) = b, let n = a.integer { return .markup(try repeated(s, n)) }
             return nil
         case .mod:
             if case .markup(let format) = a { return .markup(try Formatting.percent(format, b, escaping: true)) }
@@ -178,44 +188,45 @@ enum Operators {
         }
     }
 
-    private static func repeated(_ a: [Value], _ n: Int) -> [Value] {
-        guard n > 0 else { return [] }
+    /// `list * n`, refused before allocating past `maxItems`.
+    private static func repeated(_ a: [Value], _ n: Int) throws -> [Value] {
+        guard n > 0, !a.isEmpty else { return [] }
+        try Limit.repeatedItems(a.count, n)
         return Array([[Value]](repeating: a, count: n).joined())
+    }
+
+    /// `str * n`, refused before allocating past `maxStringBytes`.
+    private static func repeated(_ s: String, _ n: Int) throws -> String {
+        guard n > 0, !s.isEmpty else { return "" }
+        try Limit.repeated(s.utf8.count, n)
+        return String(repeating: s, count: n)
     }
 
     private static func arithmetic(_ op: Expr.BinaryOp, _ a: Value, _ b: Value) throws -> Value {
         if let x = a.integer, let y = b.integer {
             switch op {
             case .add, .sub, .mul:
-                let (r, overflow) = op == .add ? x.addingReportingOverflow(y) : op == .sub ? x.subtractingReportingOverflow(y) : x.multipliedReportingOverflow(by: y)
-                if overflow { throw PyError.overflow("integer overflow") }
-                return .int(r)
+                return .int(op == .add ? try x.checkedAdding(y) : op == .sub ? try x.checkedSubtracting(y) : try x.checkedMultiplied(by: y))
             case .div:
                 guard y != 0 else { throw PyError.zeroDivision("division by zero") }
                 return .double(Double(x) / Double(y))
             case .floorDiv:
                 guard y != 0 else { throw PyError.zeroDivision("integer division or modulo by zero") }
+                if y == -1 { return .int(try x.checkedNegated()) }  // Int.min / -1 overflows
                 let q = x / y
                 return .int((x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q)
             case .mod:
                 guard y != 0 else { throw PyError.zeroDivision("integer modulo by zero") }
+                if y == -1 { return .int(0) }  // Int.min % -1 traps in Swift
                 let r = x % y
                 return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r)
             case .pow:
                 if y < 0 { return .double(pow(Double(x), Double(y))) }
                 var result = 1, base = x, e = y
                 while e > 0 {
-                    if e & 1 == 1 {
-                        let (r, o) = result.multipliedReportingOverflow(by: base)
-                        if o { throw PyError.overflow("integer overflow") }
-                        result = r
-                    }
+                    if e & 1 == 1 { result = try result.checkedMultiplied(by: base) }
                     e >>= 1
-                    if e > 0 {
-                        let (b2, o) = base.multipliedReportingOverflow(by: base)
-                        if o { throw PyError.overflow("integer overflow") }
-                        base = b2
-                    }
+                    if e > 0 { base = try base.checkedMultiplied(by: base) }
                 }
                 return .int(result)
             }

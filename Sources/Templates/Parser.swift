@@ -17,10 +17,14 @@ struct Parser {
     private var loopDepth = 0
     private var tagStack: [String] = []
     private var endTokenStack: [[String]] = []
+    /// `TemplateLimits.maxNesting`, and how deep the parser has recursed.
+    private let maxNesting: Int
+    private var nesting = 0
 
-    init(tokens: [Token], templateName: String) {
+    init(tokens: [Token], templateName: String, maxNesting: Int = TemplateLimits.default.maxNesting) {
         self.tokens = tokens
         self.templateName = templateName
+        self.maxNesting = maxNesting
     }
 
     mutating func parseTemplate() throws -> [Stmt] {
@@ -49,6 +53,46 @@ struct Parser {
     private func error(_ message: String, _ location: SourceLocation? = nil) -> TemplateError {
         let loc = location ?? current.location
         return TemplateError(message: message, line: loc.line, column: loc.column, kind: .syntax, templateName: templateName)
+    }
+
+    // MARK: Nesting limit
+
+    private func nestingError(_ location: SourceLocation) -> TemplateError {
+        TemplateError(message: "blocks and expressions nested deeper than \(maxNesting) (TemplateLimits.maxNesting)",
+                      line: location.line, column: location.column, kind: .limit, templateName: templateName)
+    }
+
+    /// One level deeper into a recursion of the parser; `leave()` on the way out.
+    private mutating func enter() throws {
+        nesting += 1
+        if nesting > maxNesting { throw nestingError(current.location) }
+        var marker = 0
+        let here = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+        if here < stackFloor {
+            throw TemplateError(message: "the template nests too deeply for the stack of this thread", line: current.location.line,
+                                column: current.location.column, kind: .limit, templateName: templateName)
+        }
+        if nesting > deepest {
+            deepest = nesting
+            lowestStackAddress = here
+        }
+    }
+
+    /// The parser stops 96 KiB before the end of the stack, whatever its frames cost.
+    private let stackFloor = StackBounds.floor(reserving: 96 << 10)
+
+    /// The deepest nesting reached, and the stack address there (for measurements).
+    private(set) var deepest = 0
+    private(set) var lowestStackAddress = UInt.max
+
+    private mutating func leave() { nesting -= 1 }
+
+    /// A syntax tree node, refused when it makes an expression deeper than the limit
+    /// (chains such as `a.b.c…`, `x|f|f…` or `1+1+…` grow the tree without recursing here).
+    private func make(_ kind: Expr.Kind, _ location: SourceLocation) throws -> Expr {
+        let e = Expr(kind, location)
+        if e.depth > maxNesting { throw nestingError(location) }
+        return e
     }
 
     private func describe(_ t: Token) -> String {
@@ -150,6 +194,8 @@ struct Parser {
     private mutating func parseStatement() throws -> [Stmt] {
         let t = current
         guard t.kind == .name else { throw error("tag name expected") }
+        try enter()
+        defer { leave() }
         tagStack.append(t.text)
         defer { tagStack.removeLast() }
         switch t.text {
@@ -346,6 +392,8 @@ struct Parser {
         }
         if t.isOp("(") {
             advance()
+            try enter()
+            defer { leave() }
             let target = try parseAssignTarget(withNamespace: withNamespace)
             try expectOp(")")
             return target
@@ -357,7 +405,9 @@ struct Parser {
     // MARK: Expressions
 
     private mutating func parseExpression(withCondexpr: Bool = true) throws -> Expr {
-        withCondexpr ? try parseCondexpr() : try parseOr()
+        try enter()
+        defer { leave() }
+        return withCondexpr ? try parseCondexpr() : try parseOr()
     }
 
     private mutating func parseCondexpr() throws -> Expr {
@@ -366,8 +416,8 @@ struct Parser {
         while current.isName("if") {
             let location = advance().location
             let test = try parseOr()
-            let otherwise = skipName("else") ? try parseCondexpr() : nil
-            expr = Expr(.conditional(test: test, then: expr, otherwise: otherwise), location)
+            let otherwise = skipName("else") ? try parseExpression() : nil
+            expr = try make(.conditional(test: test, then: expr, otherwise: otherwise), location)
             for k in mark..<filterUses.count { filterUses[k].soft = true }
         }
         return expr
@@ -377,7 +427,7 @@ struct Parser {
         var left = try parseAnd()
         while current.isName("or") {
             let location = advance().location
-            left = Expr(.or(left, try parseAnd()), location)
+            left = try make(.or(left, try parseAnd()), location)
         }
         return left
     }
@@ -386,7 +436,7 @@ struct Parser {
         var left = try parseNot()
         while current.isName("and") {
             let location = advance().location
-            left = Expr(.and(left, try parseNot()), location)
+            left = try make(.and(left, try parseNot()), location)
         }
         return left
     }
@@ -394,7 +444,9 @@ struct Parser {
     private mutating func parseNot() throws -> Expr {
         if current.isName("not") {
             let location = advance().location
-            return Expr(.not(try parseNot()), location)
+            try enter()
+            defer { leave() }
+            return try make(.not(try parseNot()), location)
         }
         return try parseCompare()
     }
@@ -416,14 +468,14 @@ struct Parser {
                 break
             }
         }
-        return ops.isEmpty ? expr : Expr(.compare(expr, ops), location)
+        return ops.isEmpty ? expr : try make(.compare(expr, ops), location)
     }
 
     private mutating func parseMath1() throws -> Expr {
         var left = try parseConcat()
         while current.isOp("+") || current.isOp("-") {
             let t = advance()
-            left = Expr(.binary(t.text == "+" ? .add : .sub, left, try parseConcat()), t.location)
+            left = try make(.binary(t.text == "+" ? .add : .sub, left, try parseConcat()), t.location)
         }
         return left
     }
@@ -432,14 +484,14 @@ struct Parser {
         let location = current.location
         var args = [try parseMath2()]
         while skipOp("~") { args.append(try parseMath2()) }
-        return args.count == 1 ? args[0] : Expr(.concat(args), location)
+        return args.count == 1 ? args[0] : try make(.concat(args), location)
     }
 
     private mutating func parseMath2() throws -> Expr {
         var left = try parsePow()
         while current.kind == .op, let op = Expr.BinaryOp(rawValue: current.text), [.mul, .div, .floorDiv, .mod].contains(op) {
             let location = advance().location
-            left = Expr(.binary(op, left, try parsePow()), location)
+            left = try make(.binary(op, left, try parsePow()), location)
         }
         return left
     }
@@ -448,19 +500,19 @@ struct Parser {
         var left = try parseUnary()
         while current.isOp("**") {
             let location = advance().location
-            left = Expr(.binary(.pow, left, try parseUnary()), location)
+            left = try make(.binary(.pow, left, try parseUnary()), location)
         }
         return left
     }
 
     private mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
         var node: Expr
-        if current.isOp("-") {
-            let location = advance().location
-            node = Expr(.negate(try parseUnary(withFilter: false)), location)
-        } else if current.isOp("+") {
-            let location = advance().location
-            node = Expr(.plus(try parseUnary(withFilter: false)), location)
+        if current.isOp("-") || current.isOp("+") {
+            let t = advance()
+            try enter()
+            defer { leave() }
+            let operand = try parseUnary(withFilter: false)
+            node = try make(t.text == "-" ? .negate(operand) : .plus(operand), t.location)
         } else {
             node = try parsePrimary()
         }
@@ -475,22 +527,22 @@ struct Parser {
         case .name:
             advance()
             switch t.text {
-            case "true", "True": return Expr(.literal(.bool(true)), t.location)
-            case "false", "False": return Expr(.literal(.bool(false)), t.location)
-            case "none", "None": return Expr(.literal(.none), t.location)
-            default: return Expr(.name(t.text), t.location)
+            case "true", "True": return try make(.literal(.bool(true)), t.location)
+            case "false", "False": return try make(.literal(.bool(false)), t.location)
+            case "none", "None": return try make(.literal(.none), t.location)
+            default: return try make(.name(t.text), t.location)
             }
         case .string:
             var text = t.text
             advance()
             while current.kind == .string { text += advance().text }
-            return Expr(.literal(.string(text)), t.location)
+            return try make(.literal(.string(text)), t.location)
         case .integer:
             advance()
-            return Expr(.literal(.int(t.int)), t.location)
+            return try make(.literal(.int(t.int)), t.location)
         case .float:
             advance()
-            return Expr(.literal(.double(t.double)), t.location)
+            return try make(.literal(.double(t.double)), t.location)
         case .op where t.text == "(":
             advance()
             let e = try parseTuple(explicitParentheses: true)
@@ -505,7 +557,7 @@ struct Parser {
                 items.append(try parseExpression())
             }
             try expectOp("]")
-            return Expr(.list(items), t.location)
+            return try make(.list(items), t.location)
         case .op where t.text == "{":
             advance()
             var items: [(Expr, Expr)] = []
@@ -517,7 +569,7 @@ struct Parser {
                 items.append((key, try parseExpression()))
             }
             try expectOp("}")
-            return Expr(.dict(items), t.location)
+            return try make(.dict(items), t.location)
         default:
             throw unexpected(t)
         }
@@ -541,7 +593,7 @@ struct Parser {
                 throw error("Expected an expression, got '\(describe(current))'")
             }
         }
-        return Expr(.tuple(args), location)
+        return try make(.tuple(args), location)
     }
 
     private mutating func parsePostfix(_ start: Expr) throws -> Expr {
@@ -576,9 +628,9 @@ struct Parser {
         let t = advance()
         if t.text == "." {
             let attr = advance()
-            if attr.kind == .name { return Expr(.attribute(node, attr.text), t.location) }
+            if attr.kind == .name { return try make(.attribute(node, attr.text), t.location) }
             guard attr.kind == .integer else { throw error("expected name or number", attr.location) }
-            return Expr(.item(node, Expr(.literal(.int(attr.int)), attr.location)), t.location)
+            return try make(.item(node, try make(.literal(.int(attr.int)), attr.location)), t.location)
         }
         var args: [Expr] = []
         while !current.isOp("]") {
@@ -586,8 +638,8 @@ struct Parser {
             args.append(try parseSubscribed())
         }
         try expectOp("]")
-        let key = args.count == 1 ? args[0] : Expr(.tuple(args), t.location)
-        return Expr(.item(node, key), t.location)
+        let key = args.count == 1 ? args[0] : try make(.tuple(args), t.location)
+        return try make(.item(node, key), t.location)
     }
 
     private mutating func parseSubscribed() throws -> Expr {
@@ -615,7 +667,7 @@ struct Parser {
         } else {
             parts.append(nil)
         }
-        return Expr(.slice(parts[0], parts[1], parts[2]), location)
+        return try make(.slice(parts[0], parts[1], parts[2]), location)
     }
 
     private mutating func parseCallArgs() throws -> CallSyntax {
@@ -656,7 +708,7 @@ struct Parser {
 
     private mutating func parseCall(_ node: Expr) throws -> Expr {
         let location = current.location
-        return Expr(.call(node, try parseCallArgs()), location)
+        return try make(.call(node, try parseCallArgs()), location)
     }
 
     private mutating func dottedName() throws -> (String, SourceLocation) {
@@ -677,7 +729,7 @@ struct Parser {
             let (name, location) = try dottedName()
             let args = current.isOp("(") ? try parseCallArgs() : CallSyntax()
             filterUses.append((name, true, location, soft))
-            node = Expr(.filter(node, name, args), location)
+            node = try make(.filter(node, name, args), location)
             inline = false
         }
         return node
@@ -696,7 +748,7 @@ struct Parser {
             args.positional = [try parsePostfix(try parsePrimary())]
         }
         filterUses.append((name, false, nameLocation, soft))
-        let test = Expr(.test(node, name, args), location)
-        return negated ? Expr(.not(test), location) : test
+        let test = try make(.test(node, name, args), location)
+        return negated ? try make(.not(test), location) : test
     }
 }

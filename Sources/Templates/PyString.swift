@@ -143,16 +143,14 @@ enum PyString {
         }
         let p = scalars(sep)
         guard !p.isEmpty else { throw PyError.value("empty separator") }
-        var start = 0, i = 0
-        while i + p.count <= a.count && remaining > 0 {
-            if matches(a, p, at: i) {
-                result.append(string(a[start..<i]))
-                i += p.count
-                start = i
-                remaining -= 1
-            } else {
-                i += 1
-            }
+        let search = Search(p)
+        var start = 0
+        while remaining > 0 {
+            let i = search.first(in: a, from: start, to: a.count)
+            if i < 0 { break }
+            result.append(string(a[start..<i]))
+            start = i + p.count
+            remaining -= 1
         }
         result.append(string(a[start...]))
         return result
@@ -183,16 +181,14 @@ enum PyString {
         }
         let p = scalars(sep)
         guard !p.isEmpty else { throw PyError.value("empty separator") }
-        var end = a.count, i = a.count - p.count
-        while i >= 0 && remaining > 0 {
-            if matches(a, p, at: i) {
-                result.append(string(a[(i + p.count)..<end]))
-                end = i
-                i -= p.count
-                remaining -= 1
-            } else {
-                i -= 1
-            }
+        let search = Search(p)
+        var end = a.count
+        while remaining > 0 {
+            let i = search.last(in: a, from: 0, to: end)
+            if i < 0 { break }
+            result.append(string(a[(i + p.count)..<end]))
+            end = i
+            remaining -= 1
         }
         result.append(string(a[..<end]))
         return result.reversed()
@@ -228,23 +224,67 @@ enum PyString {
     static func find(_ a: Scalars, _ p: Scalars, from: Int = 0, to: Int? = nil) -> Int {
         let end = to ?? a.count
         guard p.count <= end - from else { return -1 }
-        var i = from
-        while i + p.count <= end {
-            if matches(a, p, at: i) { return i }
-            i += 1
-        }
-        return -1
+        if p.isEmpty { return from }
+        return Search(p).first(in: a, from: from, to: end)
     }
 
     static func rfind(_ a: Scalars, _ p: Scalars, from: Int = 0, to: Int? = nil) -> Int {
         let end = to ?? a.count
         guard p.count <= end - from else { return -1 }
-        var i = end - p.count
-        while i >= from {
-            if matches(a, p, at: i) { return i }
-            i -= 1
+        if p.isEmpty { return end }
+        return Search(p).last(in: a, from: from, to: end)
+    }
+
+    /// Substring search in linear time (Knuth–Morris–Pratt): a naive search of a long
+    /// needle in a long text takes their product, hours for a hostile template.
+    struct Search {
+        let pattern: Scalars, reversed: Scalars
+        /// `next[j]`: the longest proper prefix of `pattern[...j]` that is also its suffix.
+        let next: [Int], reversedNext: [Int]
+
+        /// `pattern` must not be empty.
+        init(_ pattern: Scalars) {
+            self.pattern = pattern
+            reversed = Array(pattern.reversed())
+            next = Search.table(pattern)
+            reversedNext = Search.table(reversed)
         }
-        return -1
+
+        private static func table(_ p: Scalars) -> [Int] {
+            var next = [Int](repeating: 0, count: p.count)
+            var k = 0
+            for j in 1..<max(1, p.count) {
+                while k > 0 && p[j] != p[k] { k = next[k - 1] }
+                if p[j] == p[k] { k += 1 }
+                next[j] = k
+            }
+            return next
+        }
+
+        /// The first occurrence lying wholly in `a[from..<to]`, or -1.
+        func first(in a: Scalars, from: Int, to end: Int) -> Int {
+            var k = 0, i = max(0, from)
+            while i < end {
+                while k > 0 && a[i] != pattern[k] { k = next[k - 1] }
+                if a[i] == pattern[k] { k += 1 }
+                if k == pattern.count { return i - k + 1 }
+                i += 1
+            }
+            return -1
+        }
+
+        /// The last occurrence lying wholly in `a[from..<to]`, or -1 (the reversed
+        /// pattern searched from the end).
+        func last(in a: Scalars, from: Int, to end: Int) -> Int {
+            var k = 0, i = min(end, a.count) - 1
+            while i >= max(0, from) {
+                while k > 0 && a[i] != reversed[k] { k = reversedNext[k - 1] }
+                if a[i] == reversed[k] { k += 1 }
+                if k == reversed.count { return i }
+                i -= 1
+            }
+            return -1
+        }
     }
 
     static func contains(_ s: String, _ needle: String) -> Bool {
@@ -254,17 +294,25 @@ enum PyString {
     static func count(_ s: String, _ needle: String) -> Int {
         let a = scalars(s), p = scalars(needle)
         if p.isEmpty { return a.count + 1 }
+        let search = Search(p)
         var n = 0, i = 0
-        while i + p.count <= a.count {
-            if matches(a, p, at: i) { n += 1; i += p.count } else { i += 1 }
+        while true {
+            let j = search.first(in: a, from: i, to: a.count)
+            if j < 0 { return n }
+            n += 1
+            i = j + p.count
         }
-        return n
     }
 
     /// `str.replace(old, new, count=-1)`.
-    static func replace(_ s: String, _ old: String, _ new: String, _ count: Int = -1) -> String {
+    /// Refused before replacing when the result would pass the string limit.
+    static func replace(_ s: String, _ old: String, _ new: String, _ count: Int = -1) throws -> String {
         let a = scalars(s), p = scalars(old), q = scalars(new)
         var remaining = count < 0 ? Int.max : count
+        if q.count > p.count {
+            let matches = min(remaining, p.isEmpty ? a.count + 1 : PyString.count(s, old))
+            try Limit.repeated(new.utf8.count, matches, plus: s.utf8.count)
+        }
         var out: Scalars = []
         if p.isEmpty {
             for c in a {
@@ -274,17 +322,17 @@ enum PyString {
             if remaining > 0 { out += q }
             return string(out)
         }
+        let search = Search(p)
         var i = 0
-        while i < a.count {
-            if remaining > 0 && matches(a, p, at: i) {
-                out += q
-                i += p.count
-                remaining -= 1
-            } else {
-                out.append(a[i])
-                i += 1
-            }
+        while remaining > 0 {
+            let j = search.first(in: a, from: i, to: a.count)
+            if j < 0 { break }
+            out += a[i..<j]
+            out += q
+            i = j + p.count
+            remaining -= 1
         }
+        out += a[i...]
         return string(out)
     }
 
@@ -335,7 +383,12 @@ enum PyString {
         if step > 0 {
             let lo = clamp(start, 0, lower: 0, upper: n), hi = clamp(stop, n, lower: 0, upper: n)
             var i = lo
-            while i < hi { out.append(a[i]); i += step }
+            while i < hi {
+                out.append(a[i])
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
+            }
         } else {
             let lo = clamp(start, n - 1, lower: -1, upper: n - 1), hi = clamp(stop, -1, lower: -1, upper: n - 1)
             var i = lo
@@ -355,10 +408,11 @@ enum PyError: Error {
     case undefined(String?)    // UndefinedError; nil: the interpreter names the operand
     case runtime(String)       // TemplateRuntimeError
     case raised(String)        // raise_exception(message)
+    case limit(String)         // a TemplateLimits limit (not a Python exception)
 
     var message: String? {
         switch self {
-        case .type(let m), .value(let m), .zeroDivision(let m), .overflow(let m), .security(let m), .runtime(let m), .raised(let m): return m
+        case .type(let m), .value(let m), .zeroDivision(let m), .overflow(let m), .security(let m), .runtime(let m), .raised(let m), .limit(let m): return m
         case .undefined(let m): return m
         }
     }

@@ -11,6 +11,11 @@ public struct TemplateError: Error, CustomStringConvertible, Equatable {
         case runtime
         /// The template called `raise_exception(message)`.
         case raised
+        /// The template went past one of its `TemplateLimits` (nesting, calls, steps,
+        /// string, list or output size); the message names the limit.
+        case limit
+        /// The render's `shouldStop` asked it to stop.
+        case cancelled
     }
 
     /// The message alone, as jinja2 gives it (`str(exception)`).

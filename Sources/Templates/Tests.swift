@@ -101,13 +101,16 @@ enum Globals {
             default: throw PyError.type("range expected at most 3 arguments, got \(ints.count)")
             }
             guard step != 0 else { throw PyError.value("range() arg 3 must not be zero") }
-            let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-            if count > maxRange {
+            // Checked: `stop - start` alone may not fit in 64 bits (then it is too big anyway).
+            let (span, spanOverflow) = step > 0 ? stop.subtractingReportingOverflow(start) : start.subtractingReportingOverflow(stop)
+            let stride = step.magnitude
+            let count = spanOverflow ? UInt.max : span <= 0 ? 0 : (UInt(span) - 1) / stride + 1
+            if count > UInt(maxRange) {
                 throw PyError.overflow("Range too big. The sandbox blocks ranges larger than MAX_RANGE (\(maxRange)).")
             }
-            return .iterable(PyIterable(.range(start, stop, step), (0..<count).map { .int(start + $0 * step) }))
+            return .iterable(PyIterable(.range(start, stop, step), (0..<Int(count)).map { .int(start + $0 * step) }))
         })
-        globals["dict"] = .function(Function(name: "dict") { arguments, _ in
+        globals["dict"] = .function(Function(name: "dict") { arguments, interpreter in
             var object = Object()
             if let first = arguments.positional.first {
                 guard arguments.positional.count == 1 else { throw PyError.type("dict expected at most 1 argument, got \(arguments.positional.count)") }
@@ -123,9 +126,9 @@ enum Globals {
                 }
             }
             for (key, value) in arguments.keywords { object[key] = value }
-            return .object(object)
+            return try interpreter.checkedNesting(.object(object))
         })
-        globals["namespace"] = .function(Function(name: "namespace") { arguments, _ in
+        globals["namespace"] = .function(Function(name: "namespace") { arguments, interpreter in
             var attributes = Object()
             if let first = arguments.positional.first {
                 guard case .object(let o) = first else { throw PyError.type("namespace() argument must be a mapping") }
@@ -135,7 +138,7 @@ enum Globals {
             if let bad = attributes.keys.first(where: { $0.stringValue?.hasPrefix("_") ?? false }) {
                 throw PyError.security("Chat templates cannot store underscore-prefixed attributes on a namespace, but got \(bad.pythonRepr). Please rename the attribute.")
             }
-            return .namespace(Namespace(attributes))
+            return .namespace(interpreter.adopt(Namespace(attributes)))
         })
         globals["raise_exception"] = .function(Function(name: "raise_exception") { arguments, _ in
             let message = try Signature.bind(arguments, [("message", nil)], name: "raise_exception")[0]

@@ -77,6 +77,12 @@ public final class PyIterable: @unchecked Sendable {
     /// `len()`, for the kinds that have one.
     var count: Int? { isReusable ? items.count : nil }
 
+    /// How many items it holds (consumed or not), for the limits.
+    var size: Int { items.count }
+
+    /// Every item, consumed or not (for the nesting limit).
+    var allItems: [Value] { items }
+
     /// The items a new `iter()` yields now (consuming a single-use iterator).
     func consume() -> [Value] {
         if isReusable { return items }
@@ -113,7 +119,7 @@ public final class PyIterable: @unchecked Sendable {
         case .listReverse: return "<list_reverseiterator object>"
         case .range(let start, let stop, let step): return step == 1 ? "range(\(start), \(stop))" : "range(\(start), \(stop), \(step))"
         case .dictKeys, .dictValues, .dictItems:
-            return "\(typeName)([" + items.map(\.pythonRepr).joined(separator: ", ") + "])"
+            return "\(typeName)(" + Value.array(items).pythonRepr + ")"
         }
     }
 }
@@ -228,14 +234,18 @@ public final class Function: @unchecked Sendable {
     /// Python type name and repr, for callable objects.
     let typeName: String?
     let repr: (() -> String)?
+    /// The values it holds on to (a bound method's object, the items of `loop`): the
+    /// nesting limit looks through a function into them.
+    let captured: (() -> [Value])?
 
     init(name: String, isMacro: Bool = false, typeName: String? = nil, attributes: ((String) -> Value?)? = nil,
-         repr: (() -> String)? = nil, call: @escaping (Arguments, Interpreter) throws -> Value) {
+         repr: (() -> String)? = nil, captured: (() -> [Value])? = nil, call: @escaping (Arguments, Interpreter) throws -> Value) {
         self.name = name
         self.isMacro = isMacro
         self.typeName = typeName
         self.attributes = attributes
         self.repr = repr
+        self.captured = captured
         self.call = call
     }
 }
@@ -345,22 +355,63 @@ extension Value {
     }
 
     /// `repr(value)`: how values print inside lists and dicts.
+    ///
+    /// Bounded: it stops once past `TemplateLimits.maxStringBytes` (the interpreter then
+    /// refuses the too long string), prints a namespace that contains itself as Python
+    /// does (`<Namespace {'self': <Namespace {...}>}>`), and prints `...` for values
+    /// nested deeper than `maxRenderDepth`.
     var pythonRepr: String {
+        var out = ""
+        var active: [ObjectIdentifier] = []
+        let limits = TemplateLimits.current
+        appendRepr(into: &out, budget: limits.maxStringBytes, depth: limits.maxRenderDepth, active: &active)
+        return out
+    }
+
+    private func appendRepr(into out: inout String, budget: Int, depth: Int, active: inout [ObjectIdentifier]) {
+        if out.utf8.count > budget { return }
+        guard depth > 0 else { out += "..."; return }
+        func items(_ a: [Value], _ open: String, _ close: String) {
+            out += open
+            for (k, item) in a.enumerated() {
+                if k > 0 { out += ", " }
+                item.appendRepr(into: &out, budget: budget, depth: depth - 1, active: &active)
+                if out.utf8.count > budget { return }
+            }
+            out += close
+        }
+        func dict(_ o: Object) {
+            out += "{"
+            for (k, pair) in o.pairs.enumerated() {
+                if k > 0 { out += ", " }
+                pair.key.appendRepr(into: &out, budget: budget, depth: depth - 1, active: &active)
+                out += ": "
+                pair.value.appendRepr(into: &out, budget: budget, depth: depth - 1, active: &active)
+                if out.utf8.count > budget { return }
+            }
+            out += "}"
+        }
         switch self {
-        case .undefined: return "Undefined"
-        case .none: return "None"
-        case .bool(let b): return b ? "True" : "False"
-        case .int(let i): return String(i)
-        case .double(let d): return PyString.floatRepr(d)
-        case .string(let s): return PyString.repr(s)
-        case .markup(let s): return "Markup(" + PyString.repr(s) + ")"
-        case .array(let a): return "[" + a.map(\.pythonRepr).joined(separator: ", ") + "]"
-        case .tuple(let a): return "(" + a.map(\.pythonRepr).joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
-        case .object(let o):
-            return "{" + o.pairs.map { $0.key.pythonRepr + ": " + $0.value.pythonRepr }.joined(separator: ", ") + "}"
-        case .namespace(let n): return "<Namespace " + Value.object(n.attributes).pythonRepr + ">"
-        case .function(let f): return f.repr?() ?? (f.isMacro ? "<Macro '\(f.name)'>" : "<built-in function \(f.name)>")
-        case .iterable(let i): return i.repr
+        case .undefined: out += "Undefined"
+        case .none: out += "None"
+        case .bool(let b): out += b ? "True" : "False"
+        case .int(let i): out += String(i)
+        case .double(let d): out += PyString.floatRepr(d)
+        case .string(let s): out += PyString.repr(s)
+        case .markup(let s): out += "Markup(" + PyString.repr(s) + ")"
+        case .array(let a): items(a, "[", "]")
+        case .tuple(let a): items(a, "(", a.count == 1 ? ",)" : ")")
+        case .object(let o): dict(o)
+        case .namespace(let n):
+            let id = ObjectIdentifier(n)
+            if active.contains(id) { out += "<Namespace {...}>"; return }
+            active.append(id)
+            out += "<Namespace "
+            dict(n.attributes)
+            out += ">"
+            active.removeLast()
+        case .function(let f): out += f.repr?() ?? (f.isMacro ? "<Macro '\(f.name)'>" : "<built-in function \(f.name)>")
+        case .iterable(let i): out += i.repr
         }
     }
 }
