@@ -141,7 +141,10 @@ public final class ChatSession {
         return "chatml"
     }
 
-    var builder: PromptBuilder { PromptBuilder(template: template, tokenizer: engine.tokenizer, now: now) }
+    /// Asked while a template renders, so that Ctrl-C stops a runaway one.
+    public var renderShouldStop: (@Sendable () -> Bool)?
+
+    var builder: PromptBuilder { PromptBuilder(template: template, tokenizer: engine.tokenizer, now: now, shouldStop: renderShouldStop) }
 
     // MARK: - Prompts
 

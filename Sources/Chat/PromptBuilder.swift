@@ -22,13 +22,16 @@ struct PromptBuilder {
     let template: ChatTemplate
     let tokenizer: Tokenizer
     let now: () -> Date
+    /// Asked while the template renders (Ctrl-C): a runaway template can be stopped.
+    var shouldStop: (@Sendable () -> Bool)? = nil
 
     var bosText: String { tokenizer.bosTokenID.map { tokenizer.tokenText($0) } ?? "" }
     var eosText: String { tokenizer.eosTokenID.map { tokenizer.tokenText($0) } ?? "" }
 
     func render(_ messages: [Message], addGenerationPrompt: Bool) throws -> String {
         try template.render(messages: messages.map { (role: $0.role.rawValue, content: $0.content) },
-                            addGenerationPrompt: addGenerationPrompt, bosToken: bosText, eosToken: eosText, now: now())
+                            addGenerationPrompt: addGenerationPrompt, bosToken: bosText, eosToken: eosText, now: now(),
+                            shouldStop: shouldStop)
     }
 
     /// The rendered text cut into markup (parsed for control tokens) and message text (not).

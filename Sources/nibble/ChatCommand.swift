@@ -44,6 +44,7 @@ extension Nibble {
             let settings = EngineSettings(path: try model.modelPath(), precision: model.precision, threads: model.threads,
                                           context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes())
             let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
+            session.renderShouldStop = { Interrupt.shared.isSet }
             let interactive = isatty(STDIN_FILENO) != 0
             let repl = ChatREPL(session: session, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
                                 interactive: interactive)
