@@ -18,7 +18,7 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
     public var description: String {
         switch self {
         case let .unsupportedArchitecture(path, arch):
-            "\(path): architecture '\(arch.printable())' is not supported (supported: \(Engine.architectures.keys.sorted().joined(separator: ", ")))"
+            "\(path): architecture '\(arch.printable())' is not supported (supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"
         case let .cannotLoad(path, reason):
             "\(path): \(reason)"
         case let .nonFiniteLogits(path, tokens):
@@ -67,6 +67,8 @@ public struct GenerationResult: Sendable {
 public final class Engine: @unchecked Sendable {
     /// `general.architecture` → model type. "mistral"-style GGUFs say "llama".
     static let architectures: [String: Void] = ["llama": ()]
+    /// The `general.architecture` values Nibble runs, sorted.
+    public static var supportedArchitectures: [String] { architectures.keys.sorted() }
 
     public let file: GGUFFile
     public let config: ModelConfig
@@ -95,7 +97,11 @@ public final class Engine: @unchecked Sendable {
     public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
         let file = try GGUFFile(path: path)
         self.file = file
-        let config = try ModelConfig(gguf: file)  // refuses architectures not in `architectures`
+        // Before any `<arch>.` key is read, so the architecture is what the error names.
+        if let arch = file.architecture, Engine.architectures[arch] == nil {
+            throw EngineError.unsupportedArchitecture(path: path, architecture: arch)
+        }
+        let config = try ModelConfig(gguf: file)
         self.config = config
         tokenizer = try Tokenizer(gguf: file)
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20))

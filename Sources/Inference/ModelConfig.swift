@@ -28,19 +28,21 @@ public struct ModelConfig: Sendable, Equatable {
     public var kvDim: Int { kvHeadCount * headDim }
 
     /// Reads the config of architecture `general.architecture`.
-    /// - Throws: `ModelFileError` naming the missing or invalid key.
+    /// - Throws: `ModelFileError` naming the missing or invalid key;
+    ///   `EngineError.unsupportedArchitecture` when a key is missing and Nibble does not
+    ///   run that architecture anyway.
     public init(gguf: GGUFFile) throws {
         guard let arch = gguf.architecture else {
             throw ModelFileError.missingKey(path: gguf.path, key: "general.architecture")
         }
-        // Before any `<arch>.` key: an unsupported architecture would otherwise be
-        // reported as a missing `<arch>.block_count`.
-        guard Engine.architectures[arch] != nil else {
-            throw EngineError.unsupportedArchitecture(path: gguf.path, architecture: arch)
-        }
         architecture = arch
+        // A file of an architecture Nibble cannot run is still described (`info`) when
+        // its keys are there; when one is missing, the architecture is what to report,
+        // not a missing `qwen2.block_count`. (`Engine` refuses it before reading this.)
+        let supported = Engine.architectures[arch] != nil
         func required(_ key: String) throws -> Int {
             guard let v = gguf.int("\(arch).\(key)") else {
+                if !supported { throw EngineError.unsupportedArchitecture(path: gguf.path, architecture: arch) }
                 throw ModelFileError.missingKey(path: gguf.path, key: "\(arch).\(key)")
             }
             guard v > 0, v < 1 << 31 else {
@@ -73,10 +75,13 @@ public struct ModelConfig: Sendable, Equatable {
         try check(ropeDimensionCount > 0 && ropeDimensionCount <= headDim && ropeDimensionCount % 2 == 0,
                   "rope.dimension_count", "is \(ropeDimensionCount) for head dimension \(headDim)")
         try check(vocabSize > 0, "vocab_size", "is missing and there is no token list")
-        try checkTensorTable(gguf)
+        if supported { try checkTensorTable(gguf) }
     }
 
-    /// What the tensor table must agree with: as many blocks as `block_count` says (a
+    /// Whether `Engine` runs this architecture.
+    public var isSupported: Bool { Engine.architectures[architecture] != nil }
+
+    /// What the tensor table of a supported architecture must agree with: as many blocks as `block_count` says (a
     /// surplus would be ignored silently; a shortfall is a missing tensor when the
     /// weights load), and one embedding row per token of the vocabulary (ids without a
     /// token would vanish from the text; tokens without a row cannot be run).
