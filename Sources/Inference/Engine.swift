@@ -4,16 +4,25 @@ import ModelFiles
 import Quantization
 import Tokenizers
 
-public enum EngineError: Error, CustomStringConvertible {
+public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatable {
     case unsupportedArchitecture(path: String, architecture: String)
     case promptTooLong(tokens: Int, context: Int)
     case emptyPrompt
     case invalidToken(Int, vocabulary: Int)
+    /// The weights could not be built (out of memory, a shape a format cannot hold);
+    /// `reason` is the `QuantizationError`'s text.
+    case cannotLoad(path: String, reason: String)
+    /// The forward pass gave NaN or ±Inf logits after `tokens` tokens of the sequence.
+    case nonFiniteLogits(path: String, tokens: Int)
 
     public var description: String {
         switch self {
         case let .unsupportedArchitecture(path, arch):
-            "\(path): architecture '\(arch)' is not supported (supported: \(Engine.architectures.keys.sorted().joined(separator: ", ")))"
+            "\(path): architecture '\(arch.printable())' is not supported (supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"
+        case let .cannotLoad(path, reason):
+            "\(path): \(reason)"
+        case let .nonFiniteLogits(path, tokens):
+            "\(path): the model produced non-finite logits (NaN or Inf) after \(tokens) tokens; the weights probably contain NaN or Inf"
         case let .promptTooLong(tokens, context):
             "the prompt has \(tokens) tokens but the context holds \(context); use --context to enlarge it"
         case let .invalidToken(id, vocabulary):
@@ -22,6 +31,8 @@ public enum EngineError: Error, CustomStringConvertible {
             "the prompt is empty and the model adds no BOS token: give some text"
         }
     }
+
+    public var errorDescription: String? { description }
 }
 
 /// Why generation ended.
@@ -56,6 +67,8 @@ public struct GenerationResult: Sendable {
 public final class Engine: @unchecked Sendable {
     /// `general.architecture` → model type. "mistral"-style GGUFs say "llama".
     static let architectures: [String: Void] = ["llama": ()]
+    /// The `general.architecture` values Nibble runs, sorted.
+    public static var supportedArchitectures: [String] { architectures.keys.sorted() }
 
     public let file: GGUFFile
     public let config: ModelConfig
@@ -84,20 +97,25 @@ public final class Engine: @unchecked Sendable {
     public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
         let file = try GGUFFile(path: path)
         self.file = file
-        let config = try ModelConfig(gguf: file)
-        guard Engine.architectures[config.architecture] != nil else {
-            throw EngineError.unsupportedArchitecture(path: path, architecture: config.architecture)
+        // Before any `<arch>.` key is read, so the architecture is what the error names.
+        if let arch = file.architecture, Engine.architectures[arch] == nil {
+            throw EngineError.unsupportedArchitecture(path: path, architecture: arch)
         }
+        let config = try ModelConfig(gguf: file)
         self.config = config
         tokenizer = try Tokenizer(gguf: file)
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
-        pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.pool = pool
         let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
         let plan = WeightPlan(linear: format)
-        model = try LlamaModel(gguf: file, config: config, plan: plan, pool: pool)
-        cache = try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement)
-        state = try ForwardState(config: config, maxBatch: Engine.prefillChunk)
+        let context = contextLength
+        (model, cache, state) = try Engine.namingFile(path) {
+            (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool),
+             try KVCache(layerCount: config.layerCount, capacity: context, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement),
+             try ForwardState(config: config, maxBatch: Engine.prefillChunk))
+        }
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
     }
 
@@ -106,18 +124,33 @@ public final class Engine: @unchecked Sendable {
     /// The format the file stores its linear weights in (what `native` means).
     public var nativeFormat: WeightFormat { WeightPlan.nativeFormat(of: file) }
 
+    /// Turns allocation and packing failures (`QuantizationError`, which knows only the
+    /// tensor) into errors that name the model file.
+    static func namingFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as QuantizationError {
+            throw EngineError.cannotLoad(path: path, reason: error.description)
+        }
+    }
+
     /// Re-quantises the weights from the mapped file to `precision` and swaps them in.
-    /// On any failure (does not fit, out of memory) the old weights stay and the engine
-    /// keeps working. The KV cache is refilled on the next prefill.
+    /// On any failure (does not fit, out of memory, the file changed on disk since it
+    /// was mapped) the old weights stay and the engine keeps working. The KV cache is
+    /// refilled on the next prefill.
     /// - Returns: the format now in use.
     @discardableResult
     public func setPrecision(_ precision: Precision) throws -> WeightFormat {
         let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: memoryLimit)
         guard format != model.plan.linear else { return format }
+        // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.
+        try file.file.verifyUnchanged()
         let plan = WeightPlan(linear: format)
-        let newModel = try LlamaModel(gguf: file, config: config, plan: plan, pool: pool)
-        let newCache = plan.kvBytesPerElement == cache.elementBytes ? cache
-            : try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement)
+        let (newModel, newCache) = try Engine.namingFile(file.path) {
+            (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool),
+             plan.kvBytesPerElement == cache.elementBytes ? cache
+                : try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement))
+        }
         model = newModel
         cache = newCache
         cachedTokens.removeAll()
@@ -163,6 +196,7 @@ public final class Engine: @unchecked Sendable {
         try checkEvaluable(tokens)
         cachedTokens.removeAll()
         _ = prefill(tokens[...], start: 0, shouldStop: { false })
+        try checkFinite(rows: 1, tokensBefore: tokens.count)
         return Array(UnsafeBufferPointer(start: state.logits, count: config.vocabSize))
     }
 
@@ -186,6 +220,7 @@ public final class Engine: @unchecked Sendable {
                               logitsFrom: wanted ? firstWanted : nil)
             }
             if wanted {
+                try checkFinite(rows: n - firstWanted, tokensBefore: start + firstWanted + 1)
                 out.withUnsafeMutableBufferPointer { o in
                     (o.baseAddress! + (start + firstWanted - from) * vocab).update(from: state.logits, count: (n - firstWanted) * vocab)
                 }
@@ -194,6 +229,38 @@ public final class Engine: @unchecked Sendable {
             start += n
         }
         return out
+    }
+
+    /// Throws `nonFiniteLogits` when one of the first `rows` rows of `state.logits`
+    /// holds a NaN or an infinity (weights with NaN/Inf make every logit NaN, which
+    /// greedy sampling would read as token 0, often EOS: an empty reply). The cached
+    /// tokens are forgotten, since their keys and values are suspect too.
+    /// - Parameter tokensBefore: how many tokens of the sequence precede row 0's logits.
+    private func checkFinite(rows: Int, tokensBefore: Int) throws {
+        let vocab = config.vocabSize
+        for row in 0..<rows where !Engine.allFinite(state.logits + row * vocab, count: vocab) {
+            cachedTokens.removeAll()
+            throw EngineError.nonFiniteLogits(path: file.path, tokens: tokensBefore + row)
+        }
+    }
+
+    /// Whether no value is NaN or ±Inf, in one vectorised pass: x − x is 0 for every
+    /// finite x and NaN otherwise, and a NaN survives the sum.
+    static func allFinite(_ values: UnsafePointer<Float>, count: Int) -> Bool {
+        var acc = SIMD16<Float>()
+        var i = 0
+        let raw = UnsafeRawPointer(values)
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            acc += v - v
+            i += 16
+        }
+        var tail: Float = 0
+        while i < count {
+            tail += values[i] - values[i]
+            i += 1
+        }
+        return acc.sum() + tail == 0
     }
 
     private func checkEvaluable(_ tokens: [Int]) throws {
@@ -238,6 +305,7 @@ public final class Engine: @unchecked Sendable {
         var decodeStart = prefillEnd
         var decodeSteps = 0
         while generated.count < maxTokens {
+            try checkFinite(rows: 1, tokensBefore: cachedTokens.count)
             let logits = UnsafeMutableBufferPointer(start: state.logits, count: config.vocabSize)
             let token = sampler.sample(logits)
             if generated.isEmpty {

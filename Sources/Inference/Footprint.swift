@@ -67,7 +67,7 @@ public struct Footprint: Sendable, Codable, Equatable {
         switch precision {
         case .auto:
             guard let best = WeightFormat.allCases.first(where: { $0 <= native && footprint($0).fits }) else {
-                throw PrecisionError.doesNotFit(precision: "auto", needed: footprint(.q2).totalBytes, limit: memoryLimit, fitting: fitting)
+                throw PrecisionError.doesNotFit(path: file.path, precision: "auto", needed: footprint(.q2).totalBytes, limit: memoryLimit, fitting: fitting)
             }
             return best
         case .native: format = native
@@ -75,23 +75,26 @@ public struct Footprint: Sendable, Codable, Equatable {
         }
         let needed = footprint(format).totalBytes
         guard needed <= memoryLimit else {
-            throw PrecisionError.doesNotFit(precision: precision == .native ? "native (\(format.rawValue))" : format.rawValue,
+            throw PrecisionError.doesNotFit(path: file.path, precision: precision == .native ? "native (\(format.rawValue))" : format.rawValue,
                                             needed: needed, limit: memoryLimit, fitting: fitting)
         }
         return format
     }
 }
 
-public enum PrecisionError: Error, CustomStringConvertible {
-    case doesNotFit(precision: String, needed: Int, limit: Int, fitting: [WeightFormat])
+public enum PrecisionError: Error, CustomStringConvertible, LocalizedError {
+    /// The model at `path` needs `needed` bytes at `precision`, more than `limit`.
+    case doesNotFit(path: String, precision: String, needed: Int, limit: Int, fitting: [WeightFormat])
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {
-        case let .doesNotFit(precision, needed, limit, fitting):
+        case let .doesNotFit(path, precision, needed, limit, fitting):
             let mib = { (b: Int) in "\(b / (1 << 20)) MiB" }
             let options = fitting.isEmpty ? "no precision fits; raise --memory-limit or lower --context"
                 : "use --precision auto, or one that fits: \(fitting.map(\.rawValue).joined(separator: ", "))"
-            return "precision \(precision) needs \(mib(needed)) but the memory limit is \(mib(limit))\n\(options)"
+            return "\(path): precision \(precision) needs \(mib(needed)) but the memory limit is \(mib(limit))\n\(options)"
         }
     }
 }

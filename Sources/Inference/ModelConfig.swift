@@ -28,14 +28,21 @@ public struct ModelConfig: Sendable, Equatable {
     public var kvDim: Int { kvHeadCount * headDim }
 
     /// Reads the config of architecture `general.architecture`.
-    /// - Throws: `ModelFileError` naming the missing or invalid key.
+    /// - Throws: `ModelFileError` naming the missing or invalid key;
+    ///   `EngineError.unsupportedArchitecture` when a key is missing and Nibble does not
+    ///   run that architecture anyway.
     public init(gguf: GGUFFile) throws {
         guard let arch = gguf.architecture else {
             throw ModelFileError.missingKey(path: gguf.path, key: "general.architecture")
         }
         architecture = arch
+        // A file of an architecture Nibble cannot run is still described (`info`) when
+        // its keys are there; when one is missing, the architecture is what to report,
+        // not a missing `qwen2.block_count`. (`Engine` refuses it before reading this.)
+        let supported = Engine.architectures[arch] != nil
         func required(_ key: String) throws -> Int {
             guard let v = gguf.int("\(arch).\(key)") else {
+                if !supported { throw EngineError.unsupportedArchitecture(path: gguf.path, architecture: arch) }
                 throw ModelFileError.missingKey(path: gguf.path, key: "\(arch).\(key)")
             }
             guard v > 0, v < 1 << 31 else {
@@ -68,5 +75,38 @@ public struct ModelConfig: Sendable, Equatable {
         try check(ropeDimensionCount > 0 && ropeDimensionCount <= headDim && ropeDimensionCount % 2 == 0,
                   "rope.dimension_count", "is \(ropeDimensionCount) for head dimension \(headDim)")
         try check(vocabSize > 0, "vocab_size", "is missing and there is no token list")
+        if supported { try checkTensorTable(gguf) }
+    }
+
+    /// Whether `Engine` runs this architecture.
+    public var isSupported: Bool { Engine.architectures[architecture] != nil }
+
+    /// What the tensor table of a supported architecture must agree with: as many blocks as `block_count` says (a
+    /// surplus would be ignored silently; a shortfall is a missing tensor when the
+    /// weights load), and one embedding row per token of the vocabulary (ids without a
+    /// token would vanish from the text; tokens without a row cannot be run).
+    private func checkTensorTable(_ gguf: GGUFFile) throws {
+        var highestBlock = -1
+        var highestName = ""
+        for t in gguf.tensors where t.name.hasPrefix("blk.") {
+            let digits = t.name.dropFirst(4).prefix { $0.isASCII && $0.isNumber }
+            if let n = Int(digits), n > highestBlock { highestBlock = n; highestName = t.name }
+        }
+        if highestBlock >= layerCount {
+            throw ModelFileError.invalidValue(path: gguf.path, key: "\(architecture).block_count",
+                reason: "is \(layerCount) but the tensor table has blocks up to blk.\(highestBlock) ('\(highestName.printable())'), \(highestBlock + 1) blocks")
+        }
+        if let embedding = gguf.tensor(named: "token_embd.weight"), embedding.shape.count >= 2,
+           let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count {
+            let rows = embedding.shape[1]
+            if tokens < rows {
+                throw ModelFileError.invalidValue(path: gguf.path, key: "tokenizer.ggml.tokens",
+                    reason: "has \(tokens) tokens but 'token_embd.weight' has \(rows) rows: the ids from \(tokens) on would have no text")
+            }
+            if tokens > rows {
+                throw ModelFileError.invalidValue(path: gguf.path, key: "tokenizer.ggml.tokens",
+                    reason: "has \(tokens) tokens but 'token_embd.weight' has only \(rows) rows: the ids from \(rows) on cannot be run")
+            }
+        }
     }
 }

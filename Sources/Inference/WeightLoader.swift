@@ -13,7 +13,13 @@ struct WeightLoader {
 
     private func tensor(_ name: String, shape: [Int]) throws -> GGUFTensorInfo {
         guard let t = gguf.tensor(named: name) else {
-            throw ModelFileError.invalidValue(path: gguf.path, key: name, reason: "tensor is missing")
+            // A block's tensor missing usually means `block_count` claims more blocks
+            // than the file has: say so.
+            var context: String?
+            if name.hasPrefix("blk."), let arch = gguf.architecture, let blocks = gguf.int("\(arch).block_count") {
+                context = "\(arch).block_count says \(blocks) blocks"
+            }
+            throw ModelFileError.missingTensor(path: gguf.path, name: name, context: context)
         }
         // Trailing dimensions of 1 are equivalent ([576] == [576, 1]).
         func trimmed(_ s: [Int]) -> [Int] { var s = s; while s.count > 1, s.last == 1 { s.removeLast() }; return s }

@@ -79,7 +79,7 @@ public final class GGUFFile: @unchecked Sendable {
             let type = try reader.readValueType()
             let value = try reader.readValue(type, depth: 0)
             guard metadata.updateValue(value, forKey: key) == nil else {
-                throw ModelFileError.corrupt(path: path, offset: keyOffset, reason: "duplicate metadata key '\(key)'")
+                throw ModelFileError.corrupt(path: path, offset: keyOffset, reason: "duplicate metadata key '\(key.printable())'")
             }
             keys.append(key)
         }
@@ -88,10 +88,7 @@ public final class GGUFFile: @unchecked Sendable {
 
         var alignment = 32
         if let value = metadata["general.alignment"] {
-            guard let a = value.intValue, a > 0, a & (a - 1) == 0, a <= 1 << 20 else {
-                throw ModelFileError.invalidValue(path: path, key: "general.alignment", reason: "must be a power of two, got \(value)")
-            }
-            alignment = a
+            alignment = try Self.alignment(value, path: path)
         }
         self.alignment = alignment
 
@@ -101,11 +98,11 @@ public final class GGUFFile: @unchecked Sendable {
         var index: [String: Int] = [:]
         for i in 0..<Int(tensorCount) {
             let entryOffset = reader.offset
-            let name = try reader.readString()
+            let name = try reader.readString(maxLength: Self.maximumTensorNameLength, what: "tensor name")
             let dimsOffset = reader.offset
             let nDims = try reader.read(UInt32.self)
             guard (1...4).contains(nDims) else {  // GGML_MAX_DIMS
-                throw ModelFileError.corrupt(path: path, offset: dimsOffset, reason: "tensor '\(name)' has \(nDims) dimensions (1 to 4 allowed)")
+                throw ModelFileError.corrupt(path: path, offset: dimsOffset, reason: "tensor '\(name.printable())' has \(nDims) dimensions (1 to 4 allowed)")
             }
             var shape: [Int] = []
             var elements = 1
@@ -113,11 +110,11 @@ public final class GGUFFile: @unchecked Sendable {
                 let dimOffset = reader.offset
                 let dim = try reader.read(UInt64.self)
                 guard dim > 0, dim < 1 << 40 else {
-                    throw ModelFileError.corrupt(path: path, offset: dimOffset, reason: "tensor '\(name)' has dimension \(dim)")
+                    throw ModelFileError.corrupt(path: path, offset: dimOffset, reason: "tensor '\(name.printable())' has dimension \(dim)")
                 }
                 let (product, overflow) = elements.multipliedReportingOverflow(by: Int(dim))
                 guard !overflow, product < 1 << 48 else {
-                    throw ModelFileError.corrupt(path: path, offset: dimOffset, reason: "tensor '\(name)' has an absurd element count")
+                    throw ModelFileError.corrupt(path: path, offset: dimOffset, reason: "tensor '\(name.printable())' has an absurd element count")
                 }
                 elements = product
                 shape.append(Int(dim))
@@ -125,14 +122,14 @@ public final class GGUFFile: @unchecked Sendable {
             let typeOffset = reader.offset
             let rawType = try reader.read(UInt32.self)
             guard let type = GGMLType(rawValue: rawType) else {
-                throw ModelFileError.corrupt(path: path, offset: typeOffset, reason: "tensor '\(name)' has unknown ggml type \(rawType)")
+                throw ModelFileError.corrupt(path: path, offset: typeOffset, reason: "tensor '\(name.printable())' has unknown ggml type \(rawType)")
             }
             guard shape[0] % type.blockSize == 0 else {
-                throw ModelFileError.corrupt(path: path, offset: dimsOffset, reason: "tensor '\(name)' row of \(shape[0]) is not a multiple of the \(type.name) block size \(type.blockSize)")
+                throw ModelFileError.corrupt(path: path, offset: dimsOffset, reason: "tensor '\(name.printable())' row of \(shape[0]) is not a multiple of the \(type.name) block size \(type.blockSize)")
             }
             let relativeOffset = try reader.read(UInt64.self)
             guard index.updateValue(i, forKey: name) == nil else {
-                throw ModelFileError.corrupt(path: path, offset: entryOffset, reason: "duplicate tensor name '\(name)'")
+                throw ModelFileError.corrupt(path: path, offset: entryOffset, reason: "duplicate tensor name '\(name.printable())'")
             }
             pending.append(Pending(name: name, type: type, shape: shape, relativeOffset: relativeOffset, entryOffset: entryOffset))
         }
@@ -145,16 +142,39 @@ public final class GGUFFile: @unchecked Sendable {
         tensors.reserveCapacity(pending.count)
         for p in pending {
             guard p.relativeOffset % UInt64(alignment) == 0 else {
-                throw ModelFileError.corrupt(path: path, offset: p.entryOffset, reason: "tensor '\(p.name)' data offset \(p.relativeOffset) is not aligned to \(alignment)")
+                throw ModelFileError.corrupt(path: path, offset: p.entryOffset, reason: "tensor '\(p.name.printable())' data offset \(p.relativeOffset) is not aligned to \(alignment)")
             }
             let bytes = p.type.byteCount(elements: p.shape.reduce(1, *))!  // row divisibility checked above
             guard p.relativeOffset <= UInt64(fileSize), dataOffset + Int(p.relativeOffset) + bytes <= fileSize else {
                 throw ModelFileError.corrupt(path: path, offset: p.entryOffset,
-                    reason: "tensor '\(p.name)' (\(bytes) bytes at \(dataOffset + Int(min(p.relativeOffset, UInt64(Int.max / 2))))) runs past the end of the file (\(fileSize) bytes); the file is truncated")
+                    reason: "tensor '\(p.name.printable())' (\(bytes) bytes at \(dataOffset + Int(min(p.relativeOffset, UInt64(Int.max / 2))))) runs past the end of the file (\(fileSize) bytes); the file is truncated")
             }
             tensors.append(GGUFTensorInfo(name: p.name, type: p.type, shape: p.shape, offset: dataOffset + Int(p.relativeOffset), byteCount: bytes))
         }
         self.tensors = tensors
+    }
+
+    /// Longest tensor name GGML accepts (`GGML_MAX_NAME` − 1; llama.cpp refuses longer).
+    public static let maximumTensorNameLength = 63
+    /// Largest `general.alignment` accepted: 1 GiB (GGUF's default is 32 bytes; a
+    /// larger alignment would only pad the file with up to that many zero bytes).
+    public static let maximumAlignment = 1 << 30
+
+    /// Checks `general.alignment`: a positive power of two, at most `maximumAlignment`.
+    static func alignment(_ value: GGUFValue, path: String) throws -> Int {
+        func invalid(_ reason: String) -> ModelFileError {
+            .invalidValue(path: path, key: "general.alignment", reason: reason)
+        }
+        guard let a = value.intValue else {
+            if case let .uint64(big) = value { throw invalid("is \(big) bytes, more than the 1 GiB Nibble accepts") }
+            throw invalid("must be an integer, got \(value)")
+        }
+        guard a > 0 else { throw invalid("is \(a); it must be a positive power of two") }
+        guard a & (a - 1) == 0 else { throw invalid("is \(a), which is not a power of two") }
+        guard a <= maximumAlignment else {
+            throw invalid("is \(a) bytes, more than the 1 GiB Nibble accepts")
+        }
+        return a
     }
 
     // MARK: - Tensors
@@ -236,11 +256,16 @@ struct ByteReader {
         return value
     }
 
-    mutating func readString() throws -> String {
+    /// Reads a u64 length and that many bytes as UTF-8; `maxLength` bounds names that
+    /// have a limit, so a corrupt length fails here instead of swallowing the header.
+    mutating func readString(maxLength: Int? = nil, what: String = "string") throws -> String {
         let lengthOffset = offset
         let length = try read(UInt64.self)
+        if let maxLength, length > UInt64(maxLength) {
+            throw ModelFileError.corrupt(path: path, offset: lengthOffset, reason: "\(what) of \(length) bytes is longer than the \(maxLength) allowed")
+        }
         guard length <= UInt64(remaining) else {
-            throw ModelFileError.corrupt(path: path, offset: lengthOffset, reason: "string of \(length) bytes runs past the end of the file")
+            throw ModelFileError.corrupt(path: path, offset: lengthOffset, reason: "\(what) of \(length) bytes runs past the end of the file")
         }
         let n = Int(length)
         let string = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]), as: UTF8.self)

@@ -94,12 +94,13 @@ extension GGUFValue: CustomStringConvertible {
     /// A short rendering for `nibble info`: long arrays are summarised.
     public var description: String {
         switch self {
-        case let .string(s): return s.count > 60 ? "\"\(s.prefix(57))...\"" : "\"\(s)\""
+        case let .string(s): return "\"\(s.printable())\""
         case let .array(type, items):
             return items.count > 8 ? "[\(items.count) × \(type)]" : "[" + items.map(\.description).joined(separator: ", ") + "]"
         case let .bool(v): return "\(v)"
         case let .float32(v): return "\(v)"
         case let .float64(v): return "\(v)"
+        case let .uint64(v): return "\(v)"
         default: return intValue.map { "\($0)" } ?? "?"
         }
     }

@@ -1,6 +1,10 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+import Darwin
+private let systemWrite = Darwin.write
 #endif
 
 /// Builds a GGUF file (v2 or v3): metadata in insertion order, tensors aligned to
@@ -103,30 +107,67 @@ public struct GGUFWriter {
 
     /// Writes the file atomically: a temporary file in the same folder, fsync, rename.
     /// On failure nothing is left behind and an existing file at `path` is untouched.
+    /// - Throws: `ModelFileError.cannotWrite` naming `path` and the system's reason,
+    ///   e.g. "x.gguf: cannot write (no such file or directory)".
     public func write(to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
-        do {
-            guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-                throw ModelFileError.cannotOpen(path: temporary.path, reason: "cannot create the file")
+            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
+        func failure(_ code: Int32) -> ModelFileError { .cannotWrite(path: path, reason: ModelFileError.systemReason(code)) }
+        try Self.checkWritable(path)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure(errno) }
+        var done = false
+        defer {
+            if !done {
+                close(fd)
+                unlink(temporary)
             }
-            // Streamed: the header, then each tensor's bytes and padding.
-            let handle = try FileHandle(forWritingTo: temporary)
-            try handle.write(contentsOf: header())
-            for t in tensors {
-                try handle.write(contentsOf: t.data)
-                let padding = (alignment - t.data.count % alignment) % alignment
-                if padding > 0 { try handle.write(contentsOf: [UInt8](repeating: 0, count: padding)) }
+        }
+        func put(_ bytes: UnsafeRawBufferPointer) throws {
+            var offset = 0
+            while offset < bytes.count {
+                let n = systemWrite(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw failure(errno)
+                }
+                offset += n
             }
-            try handle.synchronize()
-            try handle.close()
-            guard rename(temporary.path, path) == 0 else {
-                throw ModelFileError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw ModelFileError.cannotOpen(path: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+        // Streamed: the header, then each tensor's bytes and padding.
+        try header().withUnsafeBytes(put)
+        let zeros = [UInt8](repeating: 0, count: alignment)
+        for t in tensors {
+            try t.data.withUnsafeBytes(put)
+            let padding = (alignment - t.data.count % alignment) % alignment
+            if padding > 0 { try zeros.withUnsafeBytes { try put(UnsafeRawBufferPointer(rebasing: $0[..<padding])) } }
+        }
+        guard fsync(fd) == 0 else { throw failure(errno) }
+        done = true
+        guard close(fd) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw failure(code)
+        }
+        guard rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw failure(code)
+        }
+    }
+
+    /// Fails early, before any work, when `path` cannot be written: its folder is
+    /// missing or not writable, or `path` is a folder.
+    /// - Throws: `ModelFileError.cannotWrite` with the system's reason.
+    public static func checkWritable(_ path: String) throws {
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+            throw ModelFileError.cannotWrite(path: path, reason: ModelFileError.systemReason(EISDIR))
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard access(folder, W_OK | X_OK) == 0 else {
+            throw ModelFileError.cannotWrite(path: path, reason: ModelFileError.systemReason(errno))
         }
     }
 }

@@ -59,7 +59,13 @@ extension Nibble {
                 if !json { Terminal.writeError("\(format.rawValue): done\n") }
             }
             let report = BenchReport(machine: Engine.machineDescription, threads: engine.pool.threadCount, results: results)
-            if let svg { try BenchCharts.svg(report).write(toFile: svg, atomically: true, encoding: .utf8) }
+            if let svg {
+                do {
+                    try BenchCharts.svg(report).write(toFile: svg, atomically: true, encoding: .utf8)
+                } catch let error as CocoaError {
+                    throw CLIError("\(svg): cannot write" + (Nibble.systemReason(of: error).map { " (\($0))" } ?? ""))
+                }
+            }
             if json {
                 try Terminal.writeJSON(report)
             } else {

@@ -13,7 +13,7 @@ extension Nibble {
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read the file") }
+            let data = try readUserFile(file)
             let text = String(decoding: data, as: UTF8.self)
             let interrupt = Interrupt.shared
             let context = max(model.context ?? ctx, ctx)
@@ -23,9 +23,15 @@ extension Nibble {
             let reference = target.format == .f32 ? nil
                 : try Engine(path: path, precision: .f32, threads: model.threads, context: context, memoryLimit: limit)
             let interactive = isatty(STDERR_FILENO) != 0
-            let result = try Evaluation.run(target: target, reference: reference, text: text, context: ctx,
+            let result: EvaluationResult
+            do {
+                result = try Evaluation.run(target: target, reference: reference, text: text, context: ctx,
                                             progress: { done, total in if interactive { Terminal.writeError("\r[window \(done + 1)/\(total)]") } },
                                             shouldStop: { interrupt.isSet })
+            } catch let error as EvaluationError {
+                if case .textTooShort = error { throw CLIError("\(file): \(error) (--ctx)") }  // name the file
+                throw error
+            }
             if interactive { Terminal.writeError("\r\u{1B}[K") }
             if interrupt.isSet { throw ExitCode(130) }
             if json {

@@ -38,7 +38,8 @@ extension Nibble {
             var lines = [
                 "file           \(path) (\(mib(file.fileBytes)))",
                 "name           \(file.string("general.name") ?? "-")",
-                "architecture   \(config.architecture), \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)",
+                "architecture   \(config.architecture.printable()), \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)"
+                    + (config.isSupported ? "" : " (Nibble cannot run it yet; supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"),
                 "attention      \(config.headCount) query / \(config.kvHeadCount) KV heads × \(config.headDim), RoPE θ \(config.ropeFreqBase)",
                 "parameters     \(String(format: "%.1f M", Double(output.parameters) / 1e6))",
                 "context        \(config.contextLength) tokens (trained); footprint below at \(context)",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Inference
+import ModelFiles
 
 // `Precision.init?(argument:)` (names and aliases) is the conformance's initialiser.
 extension Precision: ExpressibleByArgument {
@@ -87,4 +88,21 @@ struct CLIError: Error, CustomStringConvertible {
         self.hint = hint
     }
     var description: String { hint.map { "\(message)\n\($0)" } ?? message }
+}
+
+/// The contents of a text file the user named (`--file`), or an error naming it and
+/// saying why it cannot be read. FIFOs are fine (`--file <(…)`), folders are not.
+func readUserFile(_ path: String) throws -> Data {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw CLIError("\(path): cannot read (\(ModelFileError.systemReason(errno)))") }
+    if info.st_mode & S_IFMT == S_IFDIR { throw CLIError("\(path): cannot read (\(ModelFileError.systemReason(EISDIR)))") }
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw CLIError("\(path): cannot read (\(ModelFileError.systemReason(access(path, R_OK) == 0 ? EIO : errno)))")
+    }
+    defer { try? handle.close() }
+    do {
+        return try handle.readToEnd() ?? Data()
+    } catch {
+        throw CLIError("\(path): cannot read (\(ModelFileError.systemReason(EIO)))")
+    }
 }

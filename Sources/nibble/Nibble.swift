@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelFiles
 import Quantization
 
 @main
@@ -27,10 +28,41 @@ struct Nibble: ParsableCommand {
             Foundation.exit(code.rawValue)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
-            Terminal.writeError(Terminal.visible(shortMessage(fullMessage(for: error))))
+            Terminal.writeError(Terminal.visible(shortMessage(message(for: error))))
             Foundation.exit(1)
         }
     }
+
+    /// The text for an error: Nibble's own errors say what they are; Foundation's
+    /// (whose descriptions carry type names, domains and codes) become sentences.
+    static func message(for error: Error) -> String {
+        switch error {
+        case let error as CocoaError:
+            let path = error.filePath ?? error.url?.path ?? "a file"
+            return "\(path): \((512..<1024).contains(error.code.rawValue) ? "cannot write" : "cannot read")" + (systemReason(of: error).map { " (\($0))" } ?? "")
+        case let error as POSIXError:
+            return ModelFileError.systemReason(error.code.rawValue)
+        case is EncodingError:
+            return "cannot write the JSON output: a value is not a number JSON can hold (NaN or infinity)"
+        case is DecodingError:
+            return "cannot read the JSON input: it is not what was expected"
+        default:
+            return fullMessage(for: error)
+        }
+    }
+
+    /// The system's reason inside a Foundation file error ("no such file or directory").
+    static func systemReason(of error: CocoaError) -> String? {
+        if let posix = error.underlying as? POSIXError { return ModelFileError.systemReason(posix.code.rawValue) }
+        if let underlying = error.underlying as NSError?, underlying.domain == NSPOSIXErrorDomain {
+            return ModelFileError.systemReason(Int32(underlying.code))
+        }
+        return nil
+    }
+
+    /// The longest line an error may print; longer ones (a hostile file's text that
+    /// slipped through) are cut.
+    static let maximumLineLength = 400
 
     /// "Error: …" plus up to two lines of hint; a list of allowed values is folded into
     /// the first line.
@@ -45,6 +77,7 @@ struct Nibble: ParsableCommand {
             lines[0] = lines[0].replacingOccurrences(of: " Please provide one of the following:", with: "") + " (one of: " + choices.joined(separator: ", ") + ")"
         }
         if let first = lines.first, !first.hasPrefix("Error:") { lines[0] = "Error: " + first }
-        return lines.prefix(3).joined(separator: "\n") + "\n"
+        // No control characters reach the terminal, and no line floods it.
+        return lines.prefix(3).map { $0.printable(limit: maximumLineLength) }.joined(separator: "\n") + "\n"
     }
 }

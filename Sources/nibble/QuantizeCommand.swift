@@ -14,6 +14,7 @@ extension Nibble {
 
         func run() throws {
             let path = try model.modelPath()
+            try GGUFWriter.checkWritable(output)  // before minutes of work, not after
             let file = try GGUFFile(path: path)
             let config = try ModelConfig(gguf: file)
             let format = try Footprint.resolve(model.precision, file: file, config: config, context: 1, memoryLimit: .max)
@@ -48,7 +49,12 @@ extension Nibble {
                     continue
                 }
                 let target = plan.format(ofTensor: t.name)
-                let matrix = try plan.matrix(file: file, tensor: t, pool: pool)
+                let matrix: WeightMatrix
+                do {
+                    matrix = try plan.matrix(file: file, tensor: t, pool: pool)
+                } catch let error as QuantizationError {
+                    throw CLIError("\(path): \(error)")  // out of memory: name the model too
+                }
                 writer.add(tensor: .init(name: t.name, type: try ggml(target), shape: t.shape, data: Array(matrix.packedBytes)))
             }
             try writer.write(to: output)

@@ -21,9 +21,7 @@ extension Nibble {
         func run() throws {
             let input: String
             if let file {
-                guard let data = FileManager.default.contents(atPath: file) else {
-                    throw CLIError("\(file): cannot read the file")
-                }
+                let data = try readUserFile(file)
                 input = String(decoding: data, as: UTF8.self)
             } else {
                 input = text!

@@ -93,7 +93,7 @@ func sampleFile(version: UInt32 = 3, alignment: Int = 32) -> GGUFWriter {
         let empty = try temporaryFile("empty.gguf", [])
         #expect(throws: ModelFileError.cannotOpen(path: empty, reason: "file is empty")) { try GGUFFile(path: empty) }
         let dir = FileManager.default.temporaryDirectory.path
-        #expect(throws: ModelFileError.cannotOpen(path: dir, reason: "not a regular file")) { try GGUFFile(path: dir) }
+        #expect(throws: ModelFileError.cannotOpen(path: dir, reason: "not a regular file (a directory)")) { try GGUFFile(path: dir) }
     }
 
     @Test func badMagicAndVersion() throws {
