@@ -20,7 +20,11 @@ extension Nibble {
         @Flag(name: .customLong("no-history"), help: "Do not read or write the history of typed lines (also NIBBLE_NO_HISTORY=1).") var noHistory = false
 
         func validate() throws {
-            if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+            do {
+                try ChatSettings.check("max_tokens", Double(maxTokens))
+            } catch let error as ChatError {
+                throw ValidationError("--" + error.message.replacingOccurrences(of: "_", with: "-"))
+            }
             if load != nil && replay != nil { throw ValidationError("--load and --replay cannot be used together") }
         }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Chat
 import Foundation
 import Inference
 import Tokenizers
@@ -12,12 +13,16 @@ struct SamplingOptions: ParsableArguments {
     @Option(name: .customLong("repeat-penalty"), help: "Penalty for recently seen tokens (1 = off).") var repeatPenalty: Float = 1.0
     @Option(help: "Random seed for reproducible sampling.") var seed: UInt64?
 
+    /// The ranges `/set` and conversation files use (`ChatSettings.check`).
     func validate() throws {
-        if temperature < 0 { throw ValidationError("--temperature must be >= 0") }
-        if topK < 0 { throw ValidationError("--top-k must be >= 0") }
-        if !(0...1).contains(topP) { throw ValidationError("--top-p must be between 0 and 1") }
-        if !(0...1).contains(minP) { throw ValidationError("--min-p must be between 0 and 1") }
-        if repeatPenalty <= 0 { throw ValidationError("--repeat-penalty must be > 0") }
+        for (name, value) in [("temperature", Double(temperature)), ("top_k", Double(topK)), ("top_p", Double(topP)),
+                              ("min_p", Double(minP)), ("repeat_penalty", Double(repeatPenalty))] {
+            do {
+                try ChatSettings.check(name, value, shown: Float(value).description)
+            } catch let error as ChatError {
+                throw ValidationError("--" + error.message.replacingOccurrences(of: "_", with: "-"))
+            }
+        }
     }
 
     var parameters: SamplingParameters {

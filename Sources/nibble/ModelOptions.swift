@@ -1,4 +1,5 @@
 import ArgumentParser
+import Chat
 import Foundation
 import Inference
 import ModelFiles
@@ -36,14 +37,19 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         _ = try memoryLimitBytes()
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, !(1...Self.maxThreads).contains(threads) {
+            throw ValidationError("--threads must be in 1...\(Self.maxThreads) (4 × the \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        }
         if let context, context < 1 { throw ValidationError("--context must be at least 1") }
     }
+
+    /// More threads than this only add contention (and a thread each to start).
+    static var maxThreads: Int { 4 * max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Where `make model` installs the default model.
     static var defaultModelPath: String {
         let env = ProcessInfo.processInfo.environment
-        let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+        let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (UserPaths.home + "/.cache")
         return cache + "/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf"
     }
 

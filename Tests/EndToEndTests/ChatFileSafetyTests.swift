@@ -135,6 +135,24 @@ struct ChatFileSafetyTests {
         let autosaves = try FileManager.default.contentsOfDirectory(atPath: home.path + "/.local/share/nibble/sessions")
         #expect(autosaves.count == 1)
         #expect(try mode(home.path + "/.local/share/nibble") == 0o700)
+        // The default model is looked for where `make model` puts it: under $HOME.
+        env.removeValue(forKey: "XDG_CACHE_HOME")
+        let noModel = try nibble(["info"], environment: env.merging(["XDG_CACHE_HOME": ""]) { $1 })
+        #expect(noModel.status == 1)
+        #expect(noModel.stderr.contains("not installed at \(home.path)/.cache/nibble/models/"), "\(noModel.stderr)")
+    }
+
+    /// The command line takes the same ranges as /set and conversation files.
+    @Test func commandLineRangesMatchSet() throws {
+        let model = try requireModel()
+        for (arguments, message) in [(["--top-p", "7"], "--top-p must be a number in 0...1, not 7.0"),
+                                     (["--repeat-penalty", "0"], "--repeat-penalty must be > 0 (1 = off), not 0.0"),
+                                     (["--max-tokens", "0"], "--max-tokens must be a whole number in 1...1048576, not 0"),
+                                     (["--threads", "100000"], "--threads must be in 1...")] {
+            let run = try nibble(["chat", "--model", model] + arguments, input: "")
+            #expect(run.status == 1, "\(arguments)")
+            #expect(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
     }
 
     /// Settings in a conversation file get the same ranges as /set, with one line naming
