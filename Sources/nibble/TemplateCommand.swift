@@ -58,7 +58,7 @@ extension Nibble {
             if model != nil || chatTemplate == nil {
                 let path = try modelPath()
                 let file: GGUFFile
-                do { file = try GGUFFile(path: path) } catch { throw CLIError("\(path): \(error)") }
+                file = try GGUFFile(path: path)  // its errors name the file
                 if chatTemplate == nil {
                     guard let source = file.string("tokenizer.chat_template") else {
                         throw CLIError("\(path): the model has no tokenizer.chat_template",
