@@ -237,10 +237,14 @@ public final class ChatSession {
 
     /// Sends a user message and streams the reply; the reply (partial if interrupted) is
     /// appended to the conversation and returned.
+    /// A reply stopped before its first token is not kept, nor is its message (the
+    /// caller puts the text back on the edit line): the returned reply is empty and
+    /// interrupted, and the conversation is as it was.
     @discardableResult
     public func send(_ text: String, shouldStop: () -> Bool = { false }, events: (ChatEvent) -> Void) throws -> Message {
         let user = Message(role: .user, content: text, created: now())
         let reply = try respond(to: conversation.messages + [user], shouldStop: shouldStop, events: events)
+        if reply.isEmptyInterruption { return reply }
         conversation.messages.append(user)
         conversation.messages.append(reply)
         recordModel()
@@ -255,6 +259,7 @@ public final class ChatSession {
         while messages.last?.role == .assistant { messages.removeLast() }
         guard messages.last?.role == .user else { return nil }
         let reply = try respond(to: messages, shouldStop: shouldStop, events: events)
+        if reply.isEmptyInterruption { return reply }
         conversation.messages = messages + [reply]
         recordModel()
         autosave(events: events)

@@ -27,6 +27,11 @@ public struct Message: Codable, Equatable, Sendable {
     }
 }
 
+extension Message {
+    /// A reply stopped (Ctrl-C) before its first token: nothing worth keeping.
+    public var isEmptyInterruption: Bool { stats?.interrupted == true && stats?.generatedTokens == 0 && content.isEmpty }
+}
+
 /// The `stats` object of an assistant turn.
 public struct TurnStats: Codable, Equatable, Sendable {
     public var promptTokens: Int

@@ -44,6 +44,9 @@ final class ChatREPL {
             case .interrupted:
                 continue
             case let .line(entry):
+                // Ctrl-C counts from here: one pressed right after Enter stops what the
+                // entry starts (a Ctrl-C before, at the prompt, was a key, not a signal).
+                Interrupt.shared.reset()
                 input.remember(entry)
                 input.saveHistory()
                 handle(entry)
@@ -68,12 +71,16 @@ final class ChatREPL {
     // MARK: - Turns
 
     private func send(_ text: String) {
-        generate { try self.session.send(text, shouldStop: { Interrupt.shared.isSet }, events: self.show) }
+        generate {
+            let reply = try self.session.send(text, shouldStop: { Interrupt.shared.isSet }, events: self.show)
+            if reply.isEmptyInterruption, self.interactive { self.textForNextPrompt = text }
+            return reply
+        }
     }
 
-    /// Runs one generation with Ctrl-C armed, then ends the reply's line.
+    /// Runs one generation (Ctrl-C is armed from the moment the entry was read), then
+    /// ends the reply's line.
     private func generate(_ body: @escaping () throws -> Message?) {
-        Interrupt.shared.reset()
         do {
             if let reply = try body() { finishReply(reply) }
         } catch {
@@ -99,7 +106,12 @@ final class ChatREPL {
 
     private func finishReply(_ reply: Message) {
         endLine()
-        if reply.stats?.interrupted == true { note("[interrupted: the partial reply is kept]") }
+        if reply.isEmptyInterruption {
+            note(interactive ? "[stopped before the reply began: the message is back on the edit line]"
+                             : "[stopped before the reply began: nothing was kept]")
+        } else if reply.stats?.interrupted == true {
+            note("[interrupted: the partial reply is kept]")
+        }
     }
 
     // MARK: - Commands
@@ -380,7 +392,6 @@ final class ChatREPL {
     @discardableResult
     func runReplay(_ recorded: Conversation, precision: Precision?) throws -> (changed: Int, total: Int) {
         guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
-        Interrupt.shared.reset()
         defer { Interrupt.shared.reset() }
         let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.file, config: session.engine.config,
                                                                  context: session.engine.contextLength, memoryLimit: session.engine.memoryLimit) }
@@ -423,7 +434,6 @@ final class ChatREPL {
             }
             precisions.append(p)
         }
-        Interrupt.shared.reset()
         defer { Interrupt.shared.reset() }
         let results = try session.compare(precisions, text: words.count > 2 ? words[2] : nil, shouldStop: { Interrupt.shared.isSet },
             onStart: { name in
@@ -490,11 +500,14 @@ final class ChatREPL {
             say("no reply yet")
             return
         }
-        say("prompt tokens     \(s.promptTokens)" + (session.lastPrompt.map { " (\($0.carriedTokens) carried over, \(session.engine.lastPrefill.computed) prefilled)" } ?? ""))
+        let prefill = session.engine.lastPrefill
+        /// A figure that was not measured (nothing generated, nothing computed) shows "–".
+        func figure(_ value: Double, _ format: String, exists: Bool) -> String { exists ? String(format: format, value) : "–" }
+        say("prompt tokens     \(s.promptTokens) (\(prefill.reused) reused from the cache, \(prefill.computed) computed)")
         say("generated tokens  \(s.generatedTokens)")
-        say(String(format: "first token       %.3f s", s.ttftSeconds))
-        say(String(format: "prefill           %.1f tok/s", s.prefillTokensPerSecond))
-        say(String(format: "decode            %.1f tok/s", s.decodeTokensPerSecond))
+        say("first token       " + figure(s.ttftSeconds, "%.3f s", exists: s.generatedTokens > 0))
+        say("prefill           " + figure(s.prefillTokensPerSecond, "%.1f tok/s", exists: prefill.computed > 0 && s.prefillTokensPerSecond > 0))
+        say("decode            " + figure(s.decodeTokensPerSecond, "%.1f tok/s", exists: s.generatedTokens > 1))
         say("stop reason       \(s.stopReason)" + (s.interrupted ? " (interrupted)" : ""))
         say("context           \(contextUse())")
     }

@@ -237,4 +237,29 @@ import Testing
         #expect(chat.session.localModes() & cooked == cooked, "echo and line editing are back")
         #expect(try historyEntries(chat) == ["remember me"])
     }
+
+    /// Ctrl-C while the prompt is still being read (before the first token) keeps no empty
+    /// turn: the message goes back to the edit line, and /stats shows "–" for what was
+    /// not measured.
+    @Test func ctrlCBeforeTheFirstTokenPutsTheMessageBack() throws {
+        let chat = try startChat(["--max-tokens", "8", "--temperature", "0"])
+        let session = chat.session
+        // Long enough that prefill takes seconds on one thread.
+        let message = "Summarise: " + String(repeating: "the quick brown fox jumps over the lazy dog ", count: 250)
+        session.send(message + "\r")
+        try session.expect("\r\n", timeout: 30)
+        session.sendControl("c")
+        try session.expect("[stopped before the reply began: the message is back on the edit line]", timeout: 30)
+        try session.expect(">>> ", timeout: 10)
+        // The edit line holds the message again (libedit shows the end of a long line).
+        try session.expect("jumps over the lazy dog", timeout: 10)
+        session.sendControl("u")  // clear the edit line
+        session.send("/stats\r")
+        // The stopped attempt's figures that do not exist show "–", not 0.000 s / 0.0 tok/s.
+        try session.expect("first token       –\r\nprefill           –\r\ndecode            –", timeout: 10)
+        session.send("/quit\r")
+        #expect(try session.waitForExit() == 0)
+        let folder = chat.state.appendingPathComponent("nibble/sessions")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.isEmpty ?? true, "nothing was autosaved")
+    }
 }
