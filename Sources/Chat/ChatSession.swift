@@ -97,12 +97,9 @@ public final class ChatSession {
         if conversation.settings.context == nil { self.conversation.settings.context = settings.context }
     }
 
-    /// The model's name (`general.name`, else the file name).
-    public var modelName: String { Self.modelName(of: engine) }
-
-    static func modelName(of engine: Engine) -> String {
-        engine.file.string("general.name") ?? URL(fileURLWithPath: engine.file.path).deletingPathExtension().lastPathComponent
-    }
+    /// The model's name as people know it (`ModelName`: the file name without its
+    /// quantization suffix); `general.name` is shown beside it by `/show`.
+    public var modelName: String { ModelName.display(forPath: engine.file.path) }
 
     /// Why the model's own template is not used (it does not parse, or fails on a plain
     /// conversation: a template is code inside the model file); nil when it is.

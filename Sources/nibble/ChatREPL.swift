@@ -485,6 +485,7 @@ final class ChatREPL {
     private func showState() {
         let engine = session.engine
         say("model      \(session.modelName) — \(engine.file.path)")
+        if let name = engine.file.string("general.name") { say("           general.name: \(name)") }
         say("precision  \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
         say("template   \(session.templateOrigin)")
         say("context    \(contextUse(nextPrompt: true))")

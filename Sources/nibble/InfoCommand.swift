@@ -37,7 +37,7 @@ extension Nibble {
             }
             var lines = [
                 "file           \(path) (\(mib(file.fileBytes)))",
-                "name           \(file.string("general.name") ?? "-")",
+                "name           \(ModelName.display(forPath: path))" + (file.string("general.name").map { " (general.name: \($0))" } ?? ""),
                 "architecture   \(config.architecture.printable()), \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)"
                     + (config.isSupported ? "" : " (Nibble cannot run it yet; supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"),
                 "attention      \(config.headCount) query / \(config.kvHeadCount) KV heads × \(config.headDim), RoPE θ \(config.ropeFreqBase)",

@@ -46,6 +46,9 @@ struct ChatFileSafetyTests {
         #expect(try mode(dir.path + "/data/nibble/sessions") == 0o700)
         for file in files { #expect(try mode(file.path) == 0o600, "\(file.lastPathComponent)") }
         #expect(try mode(dir.path + "/a.json") == 0o600)
+        // The model is named as people know it, not by its general.name.
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("a.json"))) as? [String: Any]
+        #expect((saved?["model"] as? [String: Any])?["name"] as? String == "SmolLM2-135M-Instruct")
     }
 
     @Test func loadAndClearContinueInNewFilesAndSayWhereThePreviousTurnsAre() throws {

@@ -32,7 +32,7 @@ import Testing
         noRawControls(run.stderr, "stderr")
         #expect(run.stdout.contains("recorded with Recorded" + Self.shown))  // /load
         #expect(run.stdout.contains("system prompt: Be^[[31m red"))          // /system
-        #expect(run.stdout.contains("model      Evil" + Self.shown))          // /show
+        #expect(run.stdout.contains("general.name: Evil" + Self.shown))      // /show
         #expect(run.stdout.contains("Hi^[[2J"))                               // /template, /replay
         #expect(run.stderr.contains("^[[2Jnope.json: no such file"))          // an error quoting input
     }
