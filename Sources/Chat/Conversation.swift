@@ -1,5 +1,6 @@
 import Foundation
 import Inference
+import ModelFiles
 
 /// Sampling and length settings of a conversation (the file's `settings` object).
 public struct ChatSettings: Codable, Equatable, Sendable {
@@ -7,7 +8,8 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     public var topK: Int = 40
     public var topP: Double = 0.95
     public var minP: Double = 0.05
-    public var repeatPenalty: Double = 1.0
+    /// 1.1 over the last 64 tokens, as Ollama: small models loop without it.
+    public var repeatPenalty: Double = 1.1
     /// nil: a new random seed for every reply.
     public var seed: UInt64?
     /// Longest reply, in tokens.
@@ -16,6 +18,24 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     public var context: Int?
 
     public init() {}
+
+    /// Nibble's defaults with the model's own generation settings where the file has
+    /// them (`general.sampling.*`, which llama.cpp's converter writes from the model's
+    /// generation_config.json). Values out of range are ignored.
+    public init(modelDefaultsFrom file: GGUFFile) {
+        func take(_ key: String, _ name: String, _ apply: (inout ChatSettings, Double) -> Void) {
+            // Stored as f32: keep the decimal it was written as (0.3, not 0.30000001192…).
+            guard let stored = file.float("general.sampling." + key) else { return }
+            let value = Double(Float(stored).description) ?? stored
+            guard (try? Self.check(name, value)) != nil else { return }
+            apply(&self, value)
+        }
+        take("temp", "temperature") { $0.temperature = $1 }
+        take("top_k", "top_k") { $0.topK = Int($1) }
+        take("top_p", "top_p") { $0.topP = $1 }
+        take("min_p", "min_p") { $0.minP = $1 }
+        take("penalty_repeat", "repeat_penalty") { $0.repeatPenalty = $1 }
+    }
 
     public var sampling: SamplingParameters {
         var p = SamplingParameters()

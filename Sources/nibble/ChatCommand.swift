@@ -32,22 +32,19 @@ extension Nibble {
             // Files first, so a typo fails before the model loads.
             let loaded = try load.map { try Conversation.load(from: UserPaths.expandingTilde($0)) }
             let replayed = try replay.map { try Conversation.load(from: UserPaths.expandingTilde($0)) }
-            var conversation = Conversation()
-            let p = sampling.parameters
-            conversation.settings.temperature = Self.decimal(p.temperature)
-            conversation.settings.topK = p.topK
-            conversation.settings.topP = Self.decimal(p.topP)
-            conversation.settings.minP = Self.decimal(p.minP)
-            conversation.settings.repeatPenalty = Self.decimal(p.repeatPenalty)
-            conversation.settings.seed = p.seed
-            conversation.settings.maxTokens = maxTokens
-            conversation.settings.context = model.context
-            if let loaded { conversation = loaded }
+            var conversation = loaded ?? Conversation()
             if let system { conversation.systemPrompt = system }
 
             let settings = EngineSettings(path: try model.modelPath(), precision: model.precision, threads: model.threads,
                                           context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes())
             let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
+            if loaded == nil {
+                // Nibble's defaults, then the model's own generation settings, then the flags.
+                var chatSettings = ChatSettings(modelDefaultsFrom: session.engine.file)
+                chatSettings.maxTokens = maxTokens
+                chatSettings.context = model.context
+                session.conversation.settings = sampling.applied(to: chatSettings)
+            }
             session.renderShouldStop = { Interrupt.shared.isSet }
             let interactive = isatty(STDIN_FILENO) != 0
             let repl = ChatREPL(session: session, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
@@ -76,8 +73,5 @@ extension Nibble {
             repl.run()
             if let status = Interrupt.shared.terminationStatus { throw ExitCode(status) }
         }
-
-        /// The Double a Float option was typed as (0.05, not 0.05000000074505806).
-        static func decimal(_ value: Float) -> Double { Double(value.description) ?? Double(value) }
     }
 }

@@ -111,6 +111,8 @@ final class ChatREPL {
                              : "[stopped before the reply began: nothing was kept]")
         } else if reply.stats?.interrupted == true {
             note("[interrupted: the partial reply is kept]")
+        } else if reply.stats?.stopReason == "length" {
+            note("[stopped at \(reply.stats?.generatedTokens ?? 0) tokens: /set max_tokens N allows longer replies]")
         }
     }
 

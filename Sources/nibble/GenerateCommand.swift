@@ -4,19 +4,22 @@ import Foundation
 import Inference
 import Tokenizers
 
-/// Flags that shape sampling, shared by `generate` and (later) `chat`.
+/// Flags that shape sampling, shared by `generate` and `chat`. Each is optional, so
+/// that `chat` can tell a flag given from its own defaults (`ChatSettings`, the model's).
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).") var topK: Int = 40
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1 = off).") var topP: Float = 0.95
-    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability (0 = off).") var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Penalty for recently seen tokens (1 = off).") var repeatPenalty: Float = 1.0
+    @Option(help: "Sampling temperature; 0 = greedy (default 0.8).") var temperature: Float?
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off; default 40).") var topK: Int?
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1 = off; default 0.95).") var topP: Float?
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability (0 = off; default 0.05).") var minP: Float?
+    @Option(name: .customLong("repeat-penalty"), help: "Penalty for the last 64 tokens (1 = off; default: generate 1, chat 1.1).") var repeatPenalty: Float?
     @Option(help: "Random seed for reproducible sampling.") var seed: UInt64?
 
     /// The ranges `/set` and conversation files use (`ChatSettings.check`).
     func validate() throws {
-        for (name, value) in [("temperature", Double(temperature)), ("top_k", Double(topK)), ("top_p", Double(topP)),
-                              ("min_p", Double(minP)), ("repeat_penalty", Double(repeatPenalty))] {
+        let given: [(String, Double?)] = [("temperature", temperature.map(Double.init)), ("top_k", topK.map(Double.init)),
+                                          ("top_p", topP.map(Double.init)), ("min_p", minP.map(Double.init)),
+                                          ("repeat_penalty", repeatPenalty.map(Double.init))]
+        for case let (name, value?) in given {
             do {
                 try ChatSettings.check(name, value, shown: Float(value).description)
             } catch let error as ChatError {
@@ -25,16 +28,32 @@ struct SamplingOptions: ParsableArguments {
         }
     }
 
+    /// The flags over llama.cpp's defaults (`generate`: a raw completion, as llama.cpp's).
     var parameters: SamplingParameters {
         var p = SamplingParameters()
-        p.temperature = temperature
-        p.topK = topK
-        p.topP = topP
-        p.minP = minP
-        p.repeatPenalty = repeatPenalty
+        if let temperature { p.temperature = temperature }
+        if let topK { p.topK = topK }
+        if let topP { p.topP = topP }
+        if let minP { p.minP = minP }
+        if let repeatPenalty { p.repeatPenalty = repeatPenalty }
         p.seed = seed
         return p
     }
+
+    /// The flags given, over `settings` (chat).
+    func applied(to settings: ChatSettings) -> ChatSettings {
+        var s = settings
+        if let temperature { s.temperature = decimal(temperature) }
+        if let topK { s.topK = topK }
+        if let topP { s.topP = decimal(topP) }
+        if let minP { s.minP = decimal(minP) }
+        if let repeatPenalty { s.repeatPenalty = decimal(repeatPenalty) }
+        if let seed { s.seed = seed }
+        return s
+    }
+
+    /// The Double a Float option was typed as (0.05, not 0.05000000074505806).
+    private func decimal(_ value: Float) -> Double { Double(value.description) ?? Double(value) }
 }
 
 extension Nibble {

@@ -210,4 +210,22 @@ struct ChatFileSafetyTests {
         #expect(run.stdout.range(of: #"the \d+ oldest exchanges are left out"#, options: .regularExpression) != nil, "\(run.stdout)")
         #expect(elapsed < 30, "\(elapsed) s")
     }
+
+    /// Defaults that serve small models: repeat_penalty 1.1, the model's own generation
+    /// settings where the file has them, flags over both; a reply cut by max_tokens says so.
+    @Test func defaultsComeFromTheModelAndTheFlags() throws {
+        let dir = try temporaryDirectory()
+        let plain = try chat(["/set"], arguments: [], in: dir)
+        #expect(plain.stdout.contains("repeat_penalty  1.1"), "\(plain.stdout)")
+        let model = try modelCopy("tuned.gguf", in: dir, changing: [
+            "general.sampling.temp": .float32(0.3), "general.sampling.top_k": .int32(20), "general.sampling.penalty_repeat": .float32(1.2)])
+        let tuned = try nibble(["chat", "--model", model.path, "--top-k", "7"], input: "/set\n",
+                               environment: ["XDG_DATA_HOME": dir.path + "/data", "NO_COLOR": "1"], currentDirectory: dir)
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        #expect(tuned.stdout.contains("temperature     0.3"), "\(tuned.stdout)")
+        #expect(tuned.stdout.contains("top_k           7"), "the flag wins: \(tuned.stdout)")
+        #expect(tuned.stdout.contains("repeat_penalty  1.2"), "\(tuned.stdout)")
+        let cut = try chat(["Tell me a long story."], in: dir)  // --max-tokens 4
+        #expect(cut.stdout.contains("[stopped at 4 tokens: /set max_tokens N allows longer replies]"), "\(cut.stdout)")
+    }
 }
