@@ -320,7 +320,7 @@ extension Conversation {
     public func markdown() -> String {
         var out = Self.transcriptMarker(created) + "\n# Conversation"
         if let model { out += " with \(model.name)" }
-        out += "\n\n*Started \(ISO8601DateFormatter().string(from: created))"
+        out += "\n\n*Started \(ISO8601.string(from: Date(timeIntervalSince1970: created.timeIntervalSince1970.rounded(.down))))"
         if let precision { out += " · \(precision)" }
         out += "*\n"
         for message in messages {
@@ -368,14 +368,14 @@ extension JSONDecoder {
     }
 }
 
-/// ISO 8601 UTC timestamps, with milliseconds when they are not whole seconds. Written
-/// and read by hand (a formatter per date made a 100,000-message file take 25 s to load);
-/// other ISO 8601 forms (offsets, no `Z`) go through ISO8601DateFormatter.
-enum ISO8601 {
+/// ISO 8601 timestamps: written in UTC with milliseconds when they are not whole
+/// seconds, read with `Z` or an offset. By hand: a formatter per date made a
+/// 100,000-message file take 25 s to load, and ICU's parser crashed on malformed input.
+public enum ISO8601 {
     /// The instants a conversation file can hold: years 1 to 9999.
     static let range = Date(timeIntervalSince1970: -62_135_596_800)...Date(timeIntervalSince1970: 253_402_300_799.999)
 
-    static func string(from date: Date) -> String {
+    public static func string(from date: Date) -> String {
         let t = min(max(date, range.lowerBound), range.upperBound).timeIntervalSince1970
         var seconds = Int64(t.rounded(.down))
         // The nearest millisecond: a time read back from its own text is a few ULPs off
@@ -392,22 +392,17 @@ enum ISO8601 {
         return out + "Z"
     }
 
-    static func date(from text: String) -> Date? {
-        if let date = parseUTC(text) { return range.contains(date) ? date : nil }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        var date = f.date(from: text)
-        if date == nil {
-            f.formatOptions = [.withInternetDateTime]
-            date = f.date(from: text)
-        }
-        return date.flatMap { range.contains($0) ? $0 : nil }
+    /// `YYYY-MM-DDTHH:MM:SS[.fff…]` then `Z` or `±HH:MM`; nil for anything else, and for
+    /// instants outside years 1–9999. (Not ISO8601DateFormatter: ICU's parser crashed
+    /// with SIGFPE on a malformed timestamp that fuzzing found.)
+    public static func date(from text: String) -> Date? {
+        guard let date = parse(text), range.contains(date) else { return nil }
+        return date
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS[.fff…]Z`, nil for anything else.
-    static func parseUTC(_ text: String) -> Date? {
+    static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
-        guard b.count >= 20, b.last == UInt8(ascii: "Z") else { return nil }
+        guard b.count >= 20, b.count <= 40 else { return nil }
         func number(_ range: Range<Int>) -> Int64? {
             var v: Int64 = 0
             for i in range {
@@ -421,14 +416,25 @@ enum ISO8601 {
               let y = number(0..<4), let m = number(5..<7), let d = number(8..<10),
               let hh = number(11..<13), let mm = number(14..<16), let ss = number(17..<19),
               (1...12).contains(m), (1...31).contains(d), hh < 24, mm < 60, ss < 61 else { return nil }
+        var i = 19
         var fraction = 0.0
-        if b.count > 20 {
-            guard b[19] == UInt8(ascii: "."), b.count > 21, b.count <= 30, let f = number(20..<(b.count - 1)) else { return nil }
-            fraction = Double(f) / pow(10, Double(b.count - 21))
-        } else if b[19] != UInt8(ascii: "Z") {
+        if b[i] == UInt8(ascii: ".") {
+            let start = i + 1
+            i = start
+            while i < b.count, b[i] >= 48, b[i] <= 57 { i += 1 }
+            guard i > start, i - start <= 9, let f = number(start..<i) else { return nil }
+            fraction = Double(f) / pow(10, Double(i - start))
+        }
+        var offset: Int64 = 0
+        if i == b.count - 1, b[i] == UInt8(ascii: "Z") {
+            offset = 0
+        } else if i == b.count - 6, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-"), b[i + 3] == UInt8(ascii: ":"),
+                  let oh = number((i + 1)..<(i + 3)), let om = number((i + 4)..<(i + 6)), oh < 24, om < 60 {
+            offset = (oh * 3600 + om * 60) * (b[i] == UInt8(ascii: "-") ? -1 : 1)
+        } else {
             return nil
         }
-        let seconds = days(fromCivil: y, m, d) * 86400 + hh * 3600 + mm * 60 + ss
+        let seconds = days(fromCivil: y, m, d) * 86400 + hh * 3600 + mm * 60 + ss - offset
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 

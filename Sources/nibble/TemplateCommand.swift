@@ -1,4 +1,5 @@
 import ArgumentParser
+import Chat
 import Foundation
 import ModelFiles
 import Templates
@@ -135,15 +136,11 @@ extension Nibble {
             return (Date(), .current)
         }
 
+        /// An ISO 8601 time (`2026-11-25T16:00:00Z`, `…+01:00`, fractions) or a date alone
+        /// (midnight UTC), read by Chat's parser (ICU's crashed on malformed input).
         static func parseDate(_ text: String) -> (Date, TimeZone)? {
-            let formatter = ISO8601DateFormatter()
-            for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds],
-                                                          [.withFullDate]] {
-                formatter.formatOptions = options
-                formatter.timeZone = TimeZone(identifier: "UTC")
-                guard let date = formatter.date(from: text) else { continue }
-                return (date, zone(of: text))
-            }
+            if let date = ISO8601.date(from: text) { return (date, zone(of: text)) }
+            if text.utf8.count == 10, let date = ISO8601.date(from: text + "T00:00:00Z") { return (date, zone(of: "Z")) }
             return nil
         }
 

@@ -131,6 +131,9 @@ struct TimestampTests {
         #expect(ISO8601.string(from: Date(timeIntervalSince1970: 1_795_000_001.25)) == "2026-11-18T11:06:41.250Z")
         #expect(ISO8601.date(from: "2026-11-18T11:06:41.25Z") == Date(timeIntervalSince1970: 1_795_000_001.25))
         #expect(ISO8601.date(from: "2026-11-18T12:06:41+01:00") == Date(timeIntervalSince1970: 1_795_000_001))
+        #expect(ISO8601.date(from: "2026-11-18T10:36:41.5-00:30") == Date(timeIntervalSince1970: 1_795_000_001.5))
+        // Found by fuzzing: ICU's parser (ISO8601DateFormatter) died with SIGFPE on this.
+        #expect(ISO8601.date(from: "2026-11-25T16:-0:00.22222222222222222222222222222222222222222125Z1-25T16:00: 1Z") == nil)
         for bad in ["0000-01-01T00:00:00Z", "-026-11-25T16:00:00.125Z", "2026-13-18T11:06:41Z", "2026-11-18 11:06:41Z", "2026-11-18T11:06:41", "yesterday", "2026-11-18T11:06:41.Z"] {
             #expect(ISO8601.date(from: bad) == nil, "\(bad)")
         }
