@@ -2,6 +2,7 @@ import Chat
 import Foundation
 import Inference
 import Templates
+import Tokenizers
 
 /// The chat loop: reads entries, runs slash commands, sends everything else to the model
 /// and streams the reply. Every failure of a command prints one line and the loop goes on
@@ -41,6 +42,7 @@ final class ChatREPL {
             switch event {
             case .endOfInput:
                 done = true
+                if interactive, let path = session.autosavePath { note("the conversation is saved in \(path)") }
             case .interrupted:
                 continue
             case let .line(entry):
@@ -129,7 +131,7 @@ final class ChatREPL {
 
     static let commands: [Command] = [
         Command(names: ["/help", "/?"], usage: "/help", summary: "list the commands", argument: .none) { repl, _ in repl.help() },
-        Command(names: ["/model"], usage: "/model PATH", summary: "load another model (the conversation stays)", argument: .path) { repl, arg in try repl.loadModel(arg) },
+        Command(names: ["/model"], usage: "/model [PATH]", summary: "load another model (the conversation stays); alone: the model in use", argument: .path) { repl, arg in try repl.loadModel(arg) },
         Command(names: ["/reload"], usage: "/reload", summary: "read the model file again", argument: .none) { repl, _ in try repl.reload() },
         Command(names: ["/precision"], usage: "/precision [NAME]", summary: "switch precision (f32 f16 bf16 q8 q4 nf4 q2 native auto), or list them with their memory", argument: .precision) { repl, arg in try repl.precision(arg) },
         Command(names: ["/system"], usage: "/system [TEXT|none]", summary: "show or set the system prompt", argument: .text) { repl, arg in repl.system(arg) },
@@ -144,9 +146,9 @@ final class ChatREPL {
         Command(names: ["/load"], usage: "/load FILE", summary: "load a saved conversation", argument: .path) { repl, arg in try repl.load(arg) },
         Command(names: ["/replay"], usage: "/replay [FILE] [--precision P]", summary: "re-run each user turn (at P) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
         Command(names: ["/compare"], usage: "/compare P1 P2 [TEXT]", summary: "answer the same message at two precisions, with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
-        Command(names: ["/export"], usage: "/export FILE.md", summary: "write a Markdown transcript (/export! FILE.md replaces another file)", argument: .path) { repl, arg in try repl.export(arg) },
+        Command(names: ["/export"], usage: "/export [FILE.md]", summary: "write a Markdown transcript (default: in the sessions folder; /export! FILE.md replaces another file)", argument: .path) { repl, arg in try repl.export(arg) },
         Command(names: ["/template"], usage: "/template [TEXT]", summary: "print the exact prompt the model would get next", argument: .text) { repl, arg in try repl.showTemplate(arg) },
-        Command(names: ["/tokens"], usage: "/tokens [TEXT]", summary: "count and list the tokens of that prompt", argument: .text) { repl, arg in try repl.showTokens(arg) },
+        Command(names: ["/tokens"], usage: "/tokens [TEXT]", summary: "TEXT's tokens as id 'piece'; alone: how many tokens the next prompt takes", argument: .text) { repl, arg in try repl.showTokens(arg) },
         Command(names: ["/quit", "/exit", "/bye"], usage: "/quit", summary: "save the history and leave; Ctrl-D does the same", argument: .none) { repl, _ in repl.done = true },
     ]
 
@@ -194,7 +196,10 @@ final class ChatREPL {
     }
 
     private func loadModel(_ path: String) throws {
-        guard !path.isEmpty else { throw ChatError("usage: /model PATH") }
+        guard !path.isEmpty else {
+            say("model: \(describeModel()) — \(session.engine.file.path) (/model PATH loads another)")
+            return
+        }
         try session.loadModel(path: UserPaths.expandingTilde(path))
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
         if let warning = session.templateWarning { fail(warning) }
@@ -250,7 +255,13 @@ final class ChatREPL {
     private func preset(_ name: String) throws {
         if name.isEmpty {
             let names = PromptLibrary.presetNames()
-            say(names.isEmpty ? "no presets found (Prompts/*.md)" : "presets: " + names.joined(separator: ", "))
+            if names.isEmpty { say("no presets found (Prompts/*.md)") }
+            let width = names.map(\.count).max() ?? 0
+            for name in names {
+                let first = (try? PromptLibrary.preset(name))?.split(separator: "\n").first.map(String.init) ?? ""
+                say("  " + name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + Self.oneLine(first, limit: 70))
+            }
+            if !names.isEmpty { say("use one with /prompt NAME") }
             return
         }
         let text = try PromptLibrary.preset(name)
@@ -356,11 +367,17 @@ final class ChatREPL {
 
     private func export(_ argument: String) throws {
         let (given, force) = Self.fileArgument(argument)
-        guard let path = given else { throw ChatError("usage: /export FILE.md") }
+        let path: String
+        if let given {
+            path = given
+        } else {
+            try UserPaths.makePrivateFolder(UserPaths.sessionsFolder)
+            path = UserPaths.sessionsFolder + "/" + Self.defaultFileName().replacingOccurrences(of: ".json", with: ".md")
+        }
         do {
             try session.conversation.export(to: path, force: force)
         } catch let error as ChatError where !force && error.message.hasSuffix("not an earlier save of this conversation") {
-            throw ChatError(error.message + "; /export! \(argument) replaces it")
+            throw ChatError(error.message + "; /export! \(given ?? path) replaces it")
         }
         say("exported the transcript to \(path)")
     }
@@ -450,7 +467,13 @@ final class ChatREPL {
                        r.stats.generatedTokens, r.stats.decodeTokensPerSecond, r.stats.ttftSeconds, r.stats.stopReason as NSString))
         }
         if results.count == 2 {
-            say(results[0].reply == results[1].reply ? "the replies are identical" : "the replies differ")
+            if results[0].reply == results[1].reply {
+                say("the replies are identical")
+            } else {
+                let tokenizer = session.engine.tokenizer
+                let (a, b) = (tokenizer.encode(results[0].reply), tokenizer.encode(results[1].reply))
+                say("the replies differ from token \(zip(a, b).prefix { $0 == $1 }.count) on")
+            }
         }
     }
 
@@ -464,9 +487,19 @@ final class ChatREPL {
     }
 
     private func showTokens(_ text: String) throws {
-        let prompt = try session.pendingPrompt(adding: text.isEmpty ? nil : text)
-        say("\(prompt.tokens.count) tokens of \(session.engine.contextLength)")
-        say("[" + prompt.tokens.map(String.init).joined(separator: ", ") + "]")
+        guard !text.isEmpty else {
+            let prompt = try session.pendingPrompt()
+            say("the next prompt takes \(prompt.tokens.count) of \(session.engine.contextLength) tokens (/template shows it; /tokens TEXT lists TEXT's tokens)")
+            return
+        }
+        let tokenizer = session.engine.tokenizer
+        let ids = tokenizer.encode(text)
+        say("\(ids.count) token\(ids.count == 1 ? "" : "s"): " + Self.pieces(ids, tokenizer))
+    }
+
+    /// `id 'piece'` for each token (the piece's bytes as text, control characters shown).
+    static func pieces(_ ids: [Int], _ tokenizer: Tokenizer) -> String {
+        ids.map { "\($0) '\(Terminal.visible(String(decoding: tokenizer.tokenBytes($0), as: UTF8.self)))'" }.joined(separator: " ")
     }
 
     /// Tokens in use of the window: what the KV cache holds (after a reply), or what the
@@ -517,7 +550,8 @@ final class ChatREPL {
 
     // MARK: - Helpers
 
-    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+    /// One unit everywhere, as `info` and `bench`: MiB.
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 
     /// `text` on one line, cut at `limit` characters, shown visibly.
     static func oneLine(_ text: String, limit: Int) -> String {

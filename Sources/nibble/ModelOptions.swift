@@ -11,7 +11,7 @@ extension Precision: ExpressibleByArgument {
 
 /// Flags shared by every sub-command that loads a model (DESIGN.md, "CLI and file contract").
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
+    @Option(name: [.customShort("m"), .long], help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
     var model: String?
 
     @Option(help: "Weight precision: f32, f16, bf16, q8, q4, nf4, q2 (aliases 32, 16, 8, 4, 2), native or auto.")

@@ -13,6 +13,7 @@ extension Nibble {
         @Option(help: "Read the text from this file.") var file: String?
         @Flag(help: "Recognise special-token text such as <|im_start|> as the special token.") var special = false
         @Flag(help: "Add the BOS token if the vocabulary has one.") var bos = false
+        @Flag(help: "Print each token as id 'piece', one line, instead of the JSON array.") var pieces = false
 
         func validate() throws {
             if (text == nil) == (file == nil) { throw ValidationError("give exactly one of --text or --file") }
@@ -29,7 +30,11 @@ extension Nibble {
             let gguf = try GGUFFile(path: model.modelPath())
             let tokenizer = try Tokenizer(gguf: gguf)
             let ids = tokenizer.encode(input, parseSpecial: special, addBOS: bos)
-            Terminal.write("[" + ids.map(String.init).joined(separator: ", ") + "]\n")
+            if pieces {
+                Terminal.write(ChatREPL.pieces(ids, tokenizer) + "\n")
+            } else {
+                Terminal.write("[" + ids.map(String.init).joined(separator: ", ") + "]\n")
+            }
         }
     }
 }
