@@ -71,10 +71,16 @@ final class EditLineInput: LineInput {
         nb_el_addfn(editLine, "nibble-prefill", "Insert the text to edit", { el, _ in
             EditLineInput.from(el)?.prefillKey() ?? UInt8(CC_ERROR)
         })
+        nb_el_addfn(editLine, "nibble-paste", "Insert pasted text as one entry", { el, _ in
+            EditLineInput.from(el)?.pasteKey() ?? UInt8(CC_ERROR)
+        })
         nb_el_bind(editLine, "^C", "nibble-interrupt")
         nb_el_bind(editLine, "^I", "nibble-complete")
         nb_el_bind(editLine, "^Z", "nibble-suspend")
         nb_el_bind(editLine, "^X^P", "nibble-prefill")
+        // Bracketed paste (turned on around each read): the terminal wraps pasted text in
+        // ESC[200~ … ESC[201~, so a pasted block is one entry, newlines and all.
+        nb_el_bind(editLine, "\\e[200~", "nibble-paste")
         nb_el_bind(editLine, "^R", "em-inc-search-prev")
 
         if let historyFile {
@@ -102,6 +108,7 @@ final class EditLineInput: LineInput {
     func read(prompt: String, initialText: String?) -> InputEvent {
         if output == stdout && !Terminal.atLineStart { Terminal.write("\n") }
         var assembler = EntryAssembler()
+        pasted = false
         prefill = initialText.flatMap { $0.isEmpty ? nil : $0 }
         while true {
             setPrompt(assembler.isContinuing ? Style.continuationPrompt : prompt)
@@ -110,8 +117,10 @@ final class EditLineInput: LineInput {
             lastCompletion = nil
             var count: Int32 = 0
             let cooked = TerminalGuard.beginEditing()
+            if output == stdout { writeRaw(Self.bracketedPasteOn) }
             let line = el_gets(editLine, &count)
             let readError = errno
+            if output == stdout { writeRaw(Self.bracketedPasteOff) }
             TerminalGuard.endEditing(restoring: cooked)
             prefill = nil
             if interruptRequested {
@@ -132,6 +141,11 @@ final class EditLineInput: LineInput {
             Terminal.noteLineStart()
             var text = String(cString: line)
             if text.hasSuffix("\n") { text.removeLast() }
+            if pasted {
+                // A pasted block is one entry: its newlines come back, `\` and `"""` are text.
+                pasted = false
+                return .line(text.replacingOccurrences(of: Self.newlineMark, with: "\n"))
+            }
             if let entry = assembler.feed(text) { return .line(entry) }
         }
     }
@@ -160,6 +174,37 @@ final class EditLineInput: LineInput {
         el_insertstr(editLine, "^C")
         el_push(editLine, "\n")  // ed-newline: moves below the line and ends el_gets
         return UInt8(CC_REFRESH)
+    }
+
+    static let bracketedPasteOn = "\u{1B}[?2004h", bracketedPasteOff = "\u{1B}[?2004l"
+    /// Stands for a pasted newline on the edit line (which is one line).
+    static let newlineMark = "⏎"
+    /// The line being edited holds pasted text.
+    private var pasted = false
+
+    /// ESC[200~ arrived: reads up to ESC[201~ and inserts it, newlines shown as ⏎.
+    private func pasteKey() -> UInt8 {
+        let end = Array("\u{1B}[201~".unicodeScalars)
+        var scalars: [Unicode.Scalar] = []
+        var c: wchar_t = 0
+        while el_wgetc(editLine, &c) == 1 {
+            scalars.append(Unicode.Scalar(UInt32(bitPattern: c)) ?? "\u{FFFD}")
+            if scalars.count >= end.count, Array(scalars.suffix(end.count)) == end {
+                scalars.removeLast(end.count)
+                break
+            }
+        }
+        var text = String(String.UnicodeScalarView(scalars))
+            .replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        while text.hasSuffix("\n") { text.removeLast() }
+        if text.contains("\n") { pasted = true }
+        el_insertstr(editLine, text.replacingOccurrences(of: "\n", with: Self.newlineMark))
+        return UInt8(CC_REFRESH)
+    }
+
+    private func writeRaw(_ text: String) {
+        fputs(text, output)
+        fflush(output)
     }
 
     private func prefillKey() -> UInt8 {

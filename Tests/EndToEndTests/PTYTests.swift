@@ -262,4 +262,25 @@ import Testing
         let folder = chat.state.appendingPathComponent("nibble/sessions")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.isEmpty ?? true, "nothing was autosaved")
     }
+
+    /// A bracketed paste (ESC[200~ … ESC[201~, what terminals send when bracketed paste
+    /// is on) is one entry with its newlines, shown as ⏎ on the edit line until Enter.
+    @Test func aPasteIsOneEntry() throws {
+        let chat = try startChat(["--max-tokens", "2", "--temperature", "0"])
+        let session = chat.session
+        #expect(session.output.contains("\u{1B}[?2004h"), "bracketed paste is turned on at the prompt")
+        let pasted = "Fix this code:\ndef add(a, b):\n    return a - b"
+        session.send("\u{1B}[200~" + pasted.replacingOccurrences(of: "\n", with: "\r") + "\u{1B}[201~")
+        try session.expect("Fix this code:⏎def add(a, b):⏎    return a - b")
+        session.send("\r")
+        try session.expect(">>> ", timeout: 30)
+        session.send("/quit\r")
+        #expect(try session.waitForExit() == 0)
+        let folder = chat.state.appendingPathComponent("nibble/sessions")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent(try #require(files.first)))) as? [String: Any]
+        let messages = try #require(json?["messages"] as? [[String: Any]])
+        #expect(messages.count == 2, "one entry, one reply: \(messages)")
+        #expect(messages.first?["content"] as? String == pasted)
+    }
 }
