@@ -48,6 +48,9 @@ public struct ReplayTurn: Sendable {
     /// Token index of the first difference between the recorded and the new reply; nil when equal.
     public var firstDivergence: Int?
     public var stats: TurnStats
+    /// The recorded reply was sampled without a recorded seed: a difference may be
+    /// sampling alone, not the precision.
+    public var unseeded: Bool
     public var changed: Bool { firstDivergence != nil }
 }
 
@@ -310,7 +313,10 @@ public final class ChatSession {
 
     private func respond(to messages: [Message], settings: ChatSettings? = nil, shouldStop: () -> Bool,
                          events: (ChatEvent) -> Void) throws -> Message {
-        let settings = settings ?? conversation.settings
+        var settings = settings ?? conversation.settings
+        // A sampled reply draws its seed here, so the message can record it.
+        let sampled = settings.temperature > 0
+        if sampled, settings.seed == nil { settings.seed = UInt64.random(in: 0...UInt64(UInt32.max)) }
         let prompt = try prompt(for: messages)
         if prompt.droppedTurns > 0 {
             let n = prompt.droppedTurns
@@ -336,7 +342,8 @@ public final class ChatSession {
                               decodeTokensPerSecond: result.stats.decodeTokensPerSecond, stopReason: result.stopReason.rawValue,
                               interrupted: result.stopReason == .cancelled)
         lastStats = stats
-        return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.format.rawValue, stats: stats)
+        return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.format.rawValue, stats: stats,
+                       seed: sampled ? settings.seed : nil)
     }
 
     private func recordModel() {
@@ -410,7 +417,7 @@ public final class ChatSession {
     /// Re-runs each user turn of `recorded` with the recorded history before it, at
     /// `precision` if given (then switches back), and reports each new reply beside the
     /// recorded one. The session's own conversation is not changed.
-    public func replay(_ recorded: Conversation, precision: Precision? = nil, shouldStop: () -> Bool = { false },
+    public func replay(_ recorded: Conversation, precision: Precision? = nil, greedy: Bool = false, shouldStop: () -> Bool = { false },
                        onTurnStart: (_ number: Int, _ user: String, _ recorded: Message?) -> Void = { _, _, _ in }, events: (ChatEvent) -> Void,
                        onTurn: (ReplayTurn) -> Void) throws -> [ReplayTurn] {
         let saved = carried
@@ -423,7 +430,13 @@ public final class ChatSession {
                 number += 1
                 let next = recorded.messages.indices.contains(i + 1) && recorded.messages[i + 1].role == .assistant ? recorded.messages[i + 1] : nil
                 onTurnStart(number, message.content, next)
-                let reply = try respond(to: Array(recorded.messages[...i]), settings: recorded.settings, shouldStop: shouldStop, events: events)
+                // The reply's recorded settings and seed (greedy when asked): the same
+                // tokens come back at the same precision.
+                var settings = recorded.settings
+                if greedy { settings.temperature = 0 }
+                let unseeded = !greedy && settings.temperature > 0 && next?.seed == nil && settings.seed == nil
+                if !greedy, let seed = next?.seed { settings.seed = seed }
+                let reply = try respond(to: Array(recorded.messages[...i]), settings: settings, shouldStop: shouldStop, events: events)
                 let newIDs = engine.tokenizer.encode(reply.content)
                 let oldIDs = next.map { engine.tokenizer.encode($0.content) }
                 var divergence: Int?
@@ -434,7 +447,7 @@ public final class ChatSession {
                     divergence = 0
                 }
                 let turn = ReplayTurn(number: number, user: message.content, recorded: next?.content, recordedPrecision: next?.precision,
-                                      reply: reply.content, firstDivergence: divergence, stats: reply.stats!)
+                                      reply: reply.content, firstDivergence: divergence, stats: reply.stats!, unseeded: unseeded)
                 turns.append(turn)
                 onTurn(turn)
                 if reply.stats?.interrupted == true { break }

@@ -16,14 +16,19 @@ public struct Message: Codable, Equatable, Sendable {
     public var precision: String?
     /// Assistant turns: counts and timings of the generation.
     public var stats: TurnStats?
+    /// Assistant turns that were sampled (temperature > 0): the seed they used, so a
+    /// replay can draw the same tokens.
+    public var seed: UInt64?
 
-    public init(role: Role, content: String, created: Date = Date(), model: String? = nil, precision: String? = nil, stats: TurnStats? = nil) {
+    public init(role: Role, content: String, created: Date = Date(), model: String? = nil, precision: String? = nil,
+                stats: TurnStats? = nil, seed: UInt64? = nil) {
         self.role = role
         self.content = content
         self.created = created
         self.model = model
         self.precision = precision
         self.stats = stats
+        self.seed = seed
     }
 }
 

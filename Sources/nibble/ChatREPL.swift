@@ -144,7 +144,7 @@ final class ChatREPL {
         Command(names: ["/clear"], usage: "/clear", summary: "forget the messages (the system prompt stays)", argument: .none) { repl, _ in try repl.clear() },
         Command(names: ["/save"], usage: "/save [FILE]", summary: "save the conversation as JSON (/save! FILE replaces a file that is not an earlier save of it)", argument: .path) { repl, arg in try repl.save(arg) },
         Command(names: ["/load"], usage: "/load FILE", summary: "load a saved conversation", argument: .path) { repl, arg in try repl.load(arg) },
-        Command(names: ["/replay"], usage: "/replay [FILE] [--precision P]", summary: "re-run each user turn (at P) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
+        Command(names: ["/replay"], usage: "/replay [FILE] [--precision P] [--greedy]", summary: "re-run each user turn (at P, with its recorded seed, or greedily) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
         Command(names: ["/compare"], usage: "/compare P1 P2 [TEXT]", summary: "answer the same message at two precisions, with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
         Command(names: ["/export"], usage: "/export [FILE.md]", summary: "write a Markdown transcript (default: in the sessions folder; /export! FILE.md replaces another file)", argument: .path) { repl, arg in try repl.export(arg) },
         Command(names: ["/template"], usage: "/template [TEXT]", summary: "print the exact prompt the model would get next", argument: .text) { repl, arg in try repl.showTemplate(arg) },
@@ -387,6 +387,8 @@ final class ChatREPL {
     private func replay(_ argument: String) throws {
         var words = argument.split(separator: " ").map(String.init)
         var precision: Precision?
+        let greedy = words.contains("--greedy")
+        words.removeAll { $0 == "--greedy" }
         if let flag = words.firstIndex(where: { $0 == "--precision" || $0.hasPrefix("--precision=") }) {
             let value: String
             if words[flag].hasPrefix("--precision=") {
@@ -402,20 +404,20 @@ final class ChatREPL {
             }
             precision = p
         }
-        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P]") }
+        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P] [--greedy]") }
         let recorded = try words.first.map { try Conversation.load(from: UserPaths.expandingTilde($0)) } ?? session.conversation
-        try runReplay(recorded, precision: precision)
+        try runReplay(recorded, precision: precision, greedy: greedy)
     }
 
     /// Replays `recorded`, printing each turn and a summary line; returns how many changed.
     @discardableResult
-    func runReplay(_ recorded: Conversation, precision: Precision?) throws -> (changed: Int, total: Int) {
+    func runReplay(_ recorded: Conversation, precision: Precision?, greedy: Bool = false) throws -> (changed: Int, total: Int) {
         guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
         defer { Interrupt.shared.reset() }
         let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.file, config: session.engine.config,
                                                                  context: session.engine.contextLength, memoryLimit: session.engine.memoryLimit) }
         let label = (target ?? session.engine.format).rawValue
-        let turns = try session.replay(recorded, precision: precision, shouldStop: { Interrupt.shared.isSet },
+        let turns = try session.replay(recorded, precision: precision, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
             onTurnStart: { number, user, old in
                 self.endLine()
                 self.sayStyled(Style.bold("turn \(number)") + ": " + Self.oneLine(user, limit: 70))
@@ -438,8 +440,12 @@ final class ChatREPL {
                 }
             })
         let changed = turns.filter(\.changed).count
-        say("replay at \(label): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
+        say("replay at \(label)\(greedy ? ", greedy" : ""): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
             + (precision == nil ? "" : "; back at \(session.engine.format.rawValue)"))
+        let unseeded = turns.filter { $0.changed && $0.unseeded }.count
+        if unseeded > 0 {
+            note("\(unseeded) of the changed replies were sampled without a recorded seed: their differences may be sampling alone (/replay --greedy compares greedy replies)")
+        }
         return (changed, turns.count)
     }
 
@@ -579,7 +585,7 @@ final class ChatREPL {
         case .path: return position == 1 ? EditLineInput.pathCandidates(current) : []
         case .replay:
             if words[position - 1] == "--precision" { return matching(precisionNames) }
-            if current.hasPrefix("-") { return matching(["--precision"]) }
+            if current.hasPrefix("-") { return matching(["--precision", "--greedy"]) }
             return EditLineInput.pathCandidates(current)
         case .none, .text: return []
         }

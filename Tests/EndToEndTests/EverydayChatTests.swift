@@ -29,4 +29,33 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout == "19556 'Hello' 905 ' world'\n")
     }
+
+    /// A sampled reply records its seed, so replaying at the same precision reproduces
+    /// it; a file without seeds says its differences may be sampling alone; --greedy.
+    @Test func replaysAreHonest() throws {
+        let dir = try temporaryDirectory()
+        let model = try requireModel()
+        let env = ["XDG_DATA_HOME": dir.path + "/data", "XDG_STATE_HOME": dir.path + "/state", "NO_COLOR": "1"]
+        let run = try nibble(["chat", "-m", model, "--temperature", "0.8", "--max-tokens", "12"],
+                             input: "Write a line about the sea.\nAnd one about the sky.\n/save s.json\n/replay\n",
+                             environment: env, currentDirectory: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("replay at q4: 0 of 2 replies changed"), "\(run.stdout)")
+        // The file records each reply's seed (and validates: see ChatScriptTests).
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("s.json"))) as? [String: Any]
+        let messages = try #require(json?["messages"] as? [[String: Any]])
+        #expect(messages.filter { $0["role"] as? String == "assistant" }.allSatisfy { $0["seed"] is Int })
+        #expect(messages.filter { $0["role"] as? String == "user" }.allSatisfy { $0["seed"] == nil })
+
+        // The same file without its seeds: the replay cannot draw the same tokens.
+        var unseeded = json!
+        unseeded["messages"] = messages.map { m in var m = m; m.removeValue(forKey: "seed"); return m }
+        try JSONSerialization.data(withJSONObject: unseeded).write(to: dir.appendingPathComponent("u.json"))
+        let replay = try nibble(["chat", "-m", model], input: "/replay u.json\n/replay u.json --greedy\n", environment: env, currentDirectory: dir)
+        #expect(replay.status == 0, "\(replay.stderr)")
+        if replay.stdout.range(of: #"replay at q4: [12] of 2 replies changed"#, options: .regularExpression) != nil {
+            #expect(replay.stdout.contains("were sampled without a recorded seed: their differences may be sampling alone"), "\(replay.stdout)")
+        }
+        #expect(replay.stdout.contains("replay at q4, greedy: "), "\(replay.stdout)")
+    }
 }
