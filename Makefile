@@ -66,7 +66,9 @@ $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf:
 	  rm -rf "$(LLAMACPP_SRC)"; mv "$$tmp/llama_cpp_python-$(LLAMACPP_VERSION)" "$(LLAMACPP_SRC)"
 	@echo "vocab: $(VOCAB_DIR)"
 
-chat: model build
+chat: model
+	@test -x .build/release/nibble || echo "building nibble (the first build takes about 3 minutes on 2 cores)..."
+	@$(MAKE) --no-print-directory build
 	.build/release/nibble --model "$(MODEL)"
 
 # Tests run in release mode (numeric code is far too slow in debug) in their own

@@ -384,7 +384,8 @@ public final class ChatSession {
     public func reload() throws { try replaceEngine(engineSettings) }
 
     /// Rebuilds the engine with another context window (`/set context N`).
-    public func setContext(_ context: Int) throws {
+    /// nil: the model's default window.
+    public func setContext(_ context: Int?) throws {
         var settings = engineSettings
         settings.context = context
         try replaceEngine(settings)

@@ -123,7 +123,9 @@ public struct ChatSettings: Codable, Equatable, Sendable {
             guard let v = UInt64(text) else { throw ChatError("seed must be a whole number ≥ 0 or 'random', not '\(text)'") }
             seed = v
         case "max_tokens": maxTokens = Int(try number())
-        case "context": context = Int(try number())
+        case "context":
+            if ["default", "model", "none"].contains(text.lowercased()) { context = nil; return }
+            context = Int(try number())
         default:
             throw ChatError("unknown setting '\(name)'" + (closest(to: name, in: Self.parameterNames).map { ", did you mean '\($0)'?" } ?? "")
                 + " (settings: \(Self.parameterNames.joined(separator: ", ")))")

@@ -133,7 +133,7 @@ final class ChatREPL {
         Command(names: ["/help", "/?"], usage: "/help", summary: "list the commands", argument: .none) { repl, _ in repl.help() },
         Command(names: ["/model"], usage: "/model [PATH]", summary: "load another model (the conversation stays); alone: the model in use", argument: .path) { repl, arg in try repl.loadModel(arg) },
         Command(names: ["/reload"], usage: "/reload", summary: "read the model file again", argument: .none) { repl, _ in try repl.reload() },
-        Command(names: ["/precision"], usage: "/precision [NAME]", summary: "switch precision (f32 f16 bf16 q8 q4 nf4 q2 native auto), or list them with their memory", argument: .precision) { repl, arg in try repl.precision(arg) },
+        Command(names: ["/precision"], usage: "/precision [NAME]", summary: "switch precision (f32 f16 bf16 q8 q4 nf4 q2 native auto; 32 16 8 4 2, where 16 = bf16), or list them with their memory", argument: .precision) { repl, arg in try repl.precision(arg) },
         Command(names: ["/system"], usage: "/system [TEXT|none]", summary: "show or set the system prompt", argument: .text) { repl, arg in repl.system(arg) },
         Command(names: ["/prompt"], usage: "/prompt [NAME]", summary: "use a system-prompt preset from Prompts/, or list them", argument: .preset) { repl, arg in try repl.preset(arg) },
         Command(names: ["/set"], usage: "/set [PARAM VALUE]", summary: "show or change a setting (temperature, top_k, top_p, min_p, repeat_penalty, seed, max_tokens, context)", argument: .setting) { repl, arg in try repl.set(arg) },
@@ -279,11 +279,15 @@ final class ChatREPL {
         let name = parts[0].lowercased().replacingOccurrences(of: "-", with: "_")
         var settings = session.conversation.settings
         try settings.set(name, to: parts[1].trimmingCharacters(in: .whitespaces))
-        if name == "context", let context = settings.context, context != session.engine.contextLength {
-            try session.setContext(context)
+        if name == "context", settings.context != session.engineSettings.context {
+            try session.setContext(settings.context)
         }
         session.conversation.settings = settings
-        say("\(name) = \(settings.described.first { $0.0 == name }!.1)")
+        say("\(name) = \(settings.described.first { $0.0 == name }!.1)"
+            + (name == "context" ? " (\(session.engine.contextLength) tokens)" : ""))
+        if name == "context", let context = settings.context, context > session.engine.config.contextLength {
+            note("the model was trained on \(session.engine.config.contextLength) tokens: beyond that its replies may degrade")
+        }
     }
 
     private func retry() {

@@ -14,6 +14,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
     var model: String?
 
+    @Argument(help: "The model file, as with --model (`nibble model.gguf` opens the chat on it).")
+    var modelArgument: String?
+
     @Option(help: "Weight precision: f32, f16, bf16, q8, q4, nf4, q2 (aliases 32, 16, 8, 4, 2), native or auto.")
     var precision: Precision = .native
 
@@ -36,6 +39,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func validate() throws {
+        if model != nil, modelArgument != nil { throw ValidationError("give the model once: as --model or as the first argument") }
         _ = try memoryLimitBytes()
         if let threads, !(1...Self.maxThreads).contains(threads) {
             throw ValidationError("--threads must be in 1...\(Self.maxThreads) (4 × the \(ProcessInfo.processInfo.activeProcessorCount) cores)")
@@ -55,7 +59,7 @@ struct ModelOptions: ParsableArguments {
 
     /// The model to load: `--model`, else the default one if it is installed.
     func modelPath() throws -> String {
-        if let model { return model }
+        if let model = model ?? modelArgument { return UserPaths.expandingTilde(model) }
         let path = Self.defaultModelPath
         guard FileManager.default.fileExists(atPath: path) else {
             throw CLIError("no --model given and the default model is not installed at \(path)",

@@ -110,10 +110,15 @@ extension Nibble {
             guard let data = FileManager.default.contents(atPath: messages) else {
                 throw CLIError("\(messages): cannot read the messages file")
             }
-            let value: Value
+            var value: Value
             do { value = try Value(json: data) } catch { throw CLIError("\(messages): invalid JSON: \(error)") }
+            // A Nibble conversation file: its messages, as the chat sends them.
+            if case .object(let object) = value, case .string(Conversation.formatName)? = object["format"] {
+                let conversation = try Conversation.decode(data, path: messages)
+                value = .array(conversation.messages.map { .object(["role": .string($0.role.rawValue), "content": .string($0.content)]) })
+            }
             guard case .array(let items) = value else {
-                throw CLIError("\(messages): expected a JSON array of {\"role\", \"content\"} objects")
+                throw CLIError("\(messages): expected a JSON array of {\"role\", \"content\"} objects, or a Nibble conversation file")
             }
             for (index, item) in items.enumerated() {
                 guard case .object(let object) = item, case .string = object["role"] ?? .none else {

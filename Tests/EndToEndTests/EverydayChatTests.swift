@@ -58,4 +58,21 @@ import Testing
         }
         #expect(replay.stdout.contains("replay at q4, greedy: "), "\(replay.stdout)")
     }
+
+    /// `nibble MODEL` opens the chat on it; `/set context default` and a context past the
+    /// trained length; `template --messages` takes a conversation file.
+    @Test func modelArgumentContextAndTemplateFiles() throws {
+        let dir = try temporaryDirectory()
+        let model = try requireModel()
+        let env = ["XDG_DATA_HOME": dir.path + "/data", "XDG_STATE_HOME": dir.path + "/state", "NO_COLOR": "1"]
+        let run = try nibble([model, "--max-tokens", "2"], input: "/set context 512\n/set context 9000\n/set context default\nHi\n/save c.json\n",
+                             environment: env, currentDirectory: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("context = 512 (512 tokens)"), "\(run.stdout)")
+        #expect(run.stdout.contains("the model was trained on 8192 tokens"), "\(run.stdout)")
+        #expect(run.stdout.contains("context = model default (4096 tokens)"), "\(run.stdout)")
+        let rendered = try nibble(["template", "--template", "chatml", "--messages", dir.appendingPathComponent("c.json").path])
+        #expect(rendered.status == 0, "\(rendered.stderr)")
+        #expect(rendered.stdout.hasPrefix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "\(rendered.stdout)")
+    }
 }
