@@ -331,27 +331,37 @@ final class ChatREPL {
     }
 
     private func save(_ argument: String) throws {
+        let path = try writeFile(argument, command: "/save", defaultExtension: "json") { path, force in
+            try self.session.conversation.save(to: path, force: force)
+        }
+        say("saved \(session.conversation.messages.count) messages to \(path)")
+    }
+
+    /// `/save` and `/export`: `[--force] [PATH]` (default: a new name in the sessions
+    /// folder); a refusal to replace another file says how to force it. Returns the path.
+    private func writeFile(_ argument: String, command: String, defaultExtension: String,
+                           _ write: (String, Bool) throws -> Void) throws -> String {
         let (given, force) = Self.fileArgument(argument)
         let path: String
         if let given {
             path = given
         } else {
             try UserPaths.makePrivateFolder(UserPaths.sessionsFolder)
-            path = UserPaths.sessionsFolder + "/" + Self.defaultFileName()
+            path = UserPaths.sessionsFolder + "/" + Self.defaultFileName(extension: defaultExtension)
         }
         do {
-            try session.conversation.save(to: path, force: force)
+            try write(path, force)
         } catch let error as ChatError where !force && error.message.hasSuffix("not an earlier save of this conversation") {
-            throw ChatError(error.message + "; /save! \(given ?? path) replaces it")
+            throw ChatError(error.message + "; \(command)! \(given ?? path) replaces it")
         }
-        say("saved \(session.conversation.messages.count) messages to \(path)")
+        return path
     }
 
-    static func defaultFileName(_ date: Date = Date()) -> String {
+    static func defaultFileName(_ date: Date = Date(), extension ext: String = "json") -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.dateFormat = "yyyyMMdd-HHmmss"
-        return "nibble-\(f.string(from: date)).json"
+        return "nibble-\(f.string(from: date)).\(ext)"
     }
 
     private func load(_ argument: String) throws {
@@ -370,18 +380,8 @@ final class ChatREPL {
     }
 
     private func export(_ argument: String) throws {
-        let (given, force) = Self.fileArgument(argument)
-        let path: String
-        if let given {
-            path = given
-        } else {
-            try UserPaths.makePrivateFolder(UserPaths.sessionsFolder)
-            path = UserPaths.sessionsFolder + "/" + Self.defaultFileName().replacingOccurrences(of: ".json", with: ".md")
-        }
-        do {
-            try session.conversation.export(to: path, force: force)
-        } catch let error as ChatError where !force && error.message.hasSuffix("not an earlier save of this conversation") {
-            throw ChatError(error.message + "; /export! \(given ?? path) replaces it")
+        let path = try writeFile(argument, command: "/export", defaultExtension: "md") { path, force in
+            try self.session.conversation.export(to: path, force: force)
         }
         say("exported the transcript to \(path)")
     }
