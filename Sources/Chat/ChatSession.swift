@@ -34,6 +34,9 @@ public enum ChatEvent {
     case text(String)
     /// One line the user should see (a turn dropped to fit the context, …).
     case notice(String)
+    /// Work that may take a while before the first text ("re-reading 566 tokens of
+    /// history at q8"); the next `.text` ends it.
+    case progress(String)
 }
 
 /// One re-run user turn of `/replay`.
@@ -311,6 +314,9 @@ public final class ChatSession {
         return path
     }
 
+    /// Prompts longer than this (to compute) announce themselves (`.progress`).
+    public static let progressPrefillTokens = 128
+
     private func respond(to messages: [Message], settings: ChatSettings? = nil, shouldStop: () -> Bool,
                          events: (ChatEvent) -> Void) throws -> Message {
         var settings = settings ?? conversation.settings
@@ -324,6 +330,14 @@ public final class ChatSession {
                 + " to fit the \(engine.contextLength)-token window (the history keeps " + (n == 1 ? "it)" : "them)")))
         }
         lastPrompt = prompt
+        // What the cache does not hold is prefilled before the first token: after a switch,
+        // a /load or a new context, that is the whole history.
+        let cached = engine.cachedTokens
+        let reused = zip(cached, prompt.tokens).prefix { $0 == $1 }.count
+        let toCompute = prompt.tokens.count - reused
+        if toCompute >= Self.progressPrefillTokens {
+            events(.progress("reading \(toCompute) tokens of " + (reused == 0 && messages.count > 1 ? "history" : "prompt") + " at \(engine.format.rawValue)"))
+        }
         var decoder = StreamingDecoder(tokenizer: engine.tokenizer)
         var reply = ""
         let room = engine.contextLength - prompt.tokens.count

@@ -14,6 +14,8 @@ final class ChatREPL {
     let interactive: Bool
     private var textForNextPrompt: String?
     private var done = false
+    /// "reading 566 tokens of history at q8 …", "packing weights for nf4 …" (stderr).
+    let progress = ProgressLine()
 
     init(session: ChatSession, input: LineInput, interactive: Bool) {
         self.session = session
@@ -84,8 +86,11 @@ final class ChatREPL {
     /// ends the reply's line.
     private func generate(_ body: @escaping () throws -> Message?) {
         do {
-            if let reply = try body() { finishReply(reply) }
+            let reply = try body()
+            progress.end()
+            if let reply { finishReply(reply) }
         } catch {
+            progress.end()
             fail("\(error)")
         }
         Interrupt.shared.reset()
@@ -94,11 +99,15 @@ final class ChatREPL {
     private func show(_ event: ChatEvent) {
         switch event {
         case let .text(piece):
+            progress.end()
             guard !piece.isEmpty else { return }
             Terminal.write(Terminal.visible(piece))
         case let .notice(line):
+            progress.end()
             endLine()
             note(line)
+        case let .progress(text):
+            progress.start(text)
         }
     }
 
@@ -200,14 +209,14 @@ final class ChatREPL {
             say("model: \(describeModel()) — \(session.engine.file.path) (/model PATH loads another)")
             return
         }
-        try session.loadModel(path: UserPaths.expandingTilde(path))
+        try progress.run("loading \(path)") { try session.loadModel(path: UserPaths.expandingTilde(path)) }
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
         if let warning = session.templateWarning { fail(warning) }
         if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
     }
 
     private func reload() throws {
-        try session.reload()
+        try progress.run("reading the model again") { try session.reload() }
         say("reloaded \(describeModel())")
     }
 
@@ -228,7 +237,7 @@ final class ChatREPL {
         let clock = ContinuousClock()
         let started = clock.now
         let before = engine.format
-        let format = try session.setPrecision(precision)
+        let format = try progress.run("packing weights for \(precision.rawValue)") { try session.setPrecision(precision) }
         let seconds = (clock.now - started).seconds
         if format == before {
             say("precision: already \(format.rawValue)")
@@ -431,7 +440,12 @@ final class ChatREPL {
                 Terminal.write(Style.dim("  now (\(label)):") + " ")
             },
             events: { event in
-                if case let .text(piece) = event { Terminal.write(Terminal.visible(piece.replacingOccurrences(of: "\n", with: " "))) } else { self.show(event) }
+                if case let .text(piece) = event {
+                    self.progress.end()
+                    Terminal.write(Terminal.visible(piece.replacingOccurrences(of: "\n", with: " ")))
+                } else {
+                    self.show(event)
+                }
             },
             onTurn: { turn in
                 self.endLine()

@@ -283,4 +283,21 @@ import Testing
         #expect(messages.count == 2, "one entry, one reply: \(messages)")
         #expect(messages.first?["content"] as? String == pasted)
     }
+
+    /// Waits over ~0.3 s show one line on stderr (a terminal), erased when the work ends:
+    /// an nf4 switch packs for seconds, and the next reply re-reads the whole history.
+    @Test func longWaitsShowAProgressLine() throws {
+        let chat = try startChat(["--max-tokens", "2", "--temperature", "0"])
+        let session = chat.session
+        try submit("Hello there, how are you today? " + String(repeating: "Tell me more. ", count: 40), in: chat)
+        session.send("/precision nf4\r")
+        try session.expect("packing weights for nf4 …", timeout: 30)
+        try session.expect("precision: q4 → nf4", timeout: 60)
+        try session.expect(">>> ", timeout: 30)
+        session.send("And now?\r")
+        try session.expect(regex: try Regex(#"reading \d+ tokens of history at nf4 …"#), timeout: 30)
+        try session.expect(">>> ", timeout: 60)
+        session.send("/quit\r")
+        #expect(try session.waitForExit() == 0)
+    }
 }
