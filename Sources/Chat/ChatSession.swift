@@ -381,8 +381,8 @@ public final class ChatSession {
 
     /// Switches the precision; on failure the previous weights stay and keep serving.
     @discardableResult
-    public func setPrecision(_ precision: Precision) throws -> WeightFormat {
-        let format = try engine.setPrecision(precision)
+    public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
+        let format = try engine.setPrecision(precision, shouldStop: shouldStop)
         engineSettings.precision = precision
         return format
     }

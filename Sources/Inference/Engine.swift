@@ -14,6 +14,8 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
     case cannotLoad(path: String, reason: String)
     /// The forward pass gave NaN or ±Inf logits after `tokens` tokens of the sequence.
     case nonFiniteLogits(path: String, tokens: Int)
+    /// A precision switch was stopped (Ctrl-C); the previous weights are still in use.
+    case cancelled
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
             "\(path): architecture '\(arch.printable())' is not supported (supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"
         case let .cannotLoad(path, reason):
             "\(path): \(reason)"
+        case .cancelled:
+            "stopped"
         case let .nonFiniteLogits(path, tokens):
             "\(path): the model produced non-finite logits (NaN or Inf) after \(tokens) tokens; the weights probably contain NaN or Inf"
         case let .promptTooLong(tokens, context):
@@ -137,17 +141,18 @@ public final class Engine: @unchecked Sendable {
     /// Re-quantises the weights from the mapped file to `precision` and swaps them in.
     /// On any failure (does not fit, out of memory, the file changed on disk since it
     /// was mapped) the old weights stay and the engine keeps working. The KV cache is
-    /// refilled on the next prefill.
+    /// refilled on the next prefill. `shouldStop` is asked before each matrix: stopping
+    /// (`EngineError.cancelled`, Ctrl-C) leaves everything as it was too.
     /// - Returns: the format now in use.
     @discardableResult
-    public func setPrecision(_ precision: Precision) throws -> WeightFormat {
+    public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
         let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: memoryLimit)
         guard format != model.plan.linear else { return format }
         // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.
         try file.file.verifyUnchanged()
         let plan = WeightPlan(linear: format)
         let (newModel, newCache) = try Engine.namingFile(file.path) {
-            (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool),
+            (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool, shouldStop: shouldStop),
              plan.kvBytesPerElement == cache.elementBytes ? cache
                 : try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement))
         }

@@ -8,6 +8,8 @@ struct WeightLoader {
     let gguf: GGUFFile
     let plan: WeightPlan
     let pool: WorkerPool
+    /// Asked before each matrix: true stops the load with `EngineError.cancelled`.
+    var shouldStop: () -> Bool = { false }
 
     func has(_ name: String) -> Bool { gguf.tensor(named: name) != nil }
 
@@ -34,6 +36,7 @@ struct WeightLoader {
 
     /// A `rows × columns` matrix (GGUF shape `[columns, rows]`) in the plan's format.
     func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        if shouldStop() { throw EngineError.cancelled }
         let t = try tensor(name, shape: [columns, rows])
         return try Self.matrix(file: gguf, tensor: t, format: plan.format(ofTensor: name), pool: pool)
     }

@@ -1,6 +1,7 @@
 import Chat
 import Foundation
 import Inference
+import Quantization
 import Templates
 import Tokenizers
 
@@ -237,7 +238,14 @@ final class ChatREPL {
         let clock = ContinuousClock()
         let started = clock.now
         let before = engine.format
-        let format = try progress.run("packing weights for \(precision.rawValue)") { try session.setPrecision(precision) }
+        let format: WeightFormat
+        do {
+            format = try progress.run("packing weights for \(precision.rawValue)") {
+                try session.setPrecision(precision, shouldStop: { Interrupt.shared.isSet })
+            }
+        } catch EngineError.cancelled {
+            throw ChatError("precision switch stopped: still at \(before.rawValue)")
+        }
         let seconds = (clock.now - started).seconds
         if format == before {
             say("precision: already \(format.rawValue)")

@@ -300,4 +300,19 @@ import Testing
         session.send("/quit\r")
         #expect(try session.waitForExit() == 0)
     }
+
+    /// Ctrl-C during a switch stops it; the previous precision stays and keeps serving.
+    @Test func ctrlCStopsAPrecisionSwitch() throws {
+        let chat = try startChat(["--max-tokens", "2", "--temperature", "0"])
+        let session = chat.session
+        session.send("/precision nf4\r")
+        try session.expect("packing weights for nf4 …", timeout: 30)
+        session.sendControl("c")
+        try session.expect("precision switch stopped: still at q4", timeout: 30)
+        try session.expect(">>> ", timeout: 10)
+        session.send("/show\r")
+        try session.expect("precision  q4", timeout: 10)
+        session.send("/quit\r")
+        #expect(try session.waitForExit() == 0)
+    }
 }

@@ -56,10 +56,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// Weights in the formats of `plan`.
     public let plan: WeightPlan
 
-    public init(gguf: GGUFFile, config: ModelConfig, plan: WeightPlan, pool: WorkerPool) throws {
+    public init(gguf: GGUFFile, config: ModelConfig, plan: WeightPlan, pool: WorkerPool, shouldStop: @escaping () -> Bool = { false }) throws {
         self.config = config
         self.plan = plan
-        let loader = WeightLoader(gguf: gguf, plan: plan, pool: pool)
+        let loader = WeightLoader(gguf: gguf, plan: plan, pool: pool, shouldStop: shouldStop)
         let c = config
         tokenEmbedding = try loader.matrix("token_embd.weight", rows: c.vocabSize, columns: c.embeddingLength)
         layers = try (0..<c.layerCount).map { try LlamaLayer(loader, $0, c) }
