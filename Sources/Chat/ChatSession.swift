@@ -228,6 +228,22 @@ public final class ChatSession {
         return RenderedPrompt(text: text, tokens: builder.tokens(segments, fullText: text), droppedTurns: dropped, carriedTokens: 0)
     }
 
+    /// The system prompt the template adds when the conversation has none (SmolLM2's
+    /// "You are a helpful AI assistant named SmolLM…"), found by rendering a message with
+    /// and without a system prompt: nil when the template adds none.
+    public func templateDefaultSystemPrompt() -> String? {
+        let system = "\u{F8F2}", user = "\u{F8F3}"
+        let builder = self.builder
+        guard let plain = try? builder.render([Message(role: .user, content: user)], addGenerationPrompt: false),
+              let withSystem = try? builder.render([Message(role: .system, content: system), Message(role: .user, content: user)],
+                                                   addGenerationPrompt: false),
+              let mark = withSystem.range(of: system) else { return nil }
+        let prefix = withSystem[..<mark.lowerBound], suffix = withSystem[mark.upperBound...]
+        guard plain.count > prefix.count + suffix.count, plain.hasPrefix(prefix), plain.hasSuffix(suffix) else { return nil }
+        let text = String(plain.dropFirst(prefix.count).dropLast(suffix.count))
+        return text.isEmpty ? nil : text
+    }
+
     /// The prompt the next message would be sent with (`/template`, `/tokens`): the
     /// history and, if given, a user message.
     public func pendingPrompt(adding text: String? = nil) throws -> RenderedPrompt {

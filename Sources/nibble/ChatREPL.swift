@@ -259,7 +259,14 @@ final class ChatREPL {
 
     private func system(_ text: String) {
         if text.isEmpty {
-            say(session.conversation.systemPrompt.map { "system prompt: \($0)" } ?? "no system prompt (set one with /system TEXT or /prompt NAME)")
+            if let prompt = session.conversation.systemPrompt {
+                say("system prompt: \(prompt)")
+            } else if let builtIn = session.templateDefaultSystemPrompt() {
+                say("no system prompt of yours; the model's template adds its own: \(builtIn)")
+                note("/system TEXT replaces it for this conversation")
+            } else {
+                say("no system prompt (set one with /system TEXT or /prompt NAME)")
+            }
         } else if text == "none" {
             session.conversation.systemPrompt = nil
             say("system prompt removed")

@@ -53,6 +53,15 @@ struct ChatSessionTests {
         #expect(second.tokens == s.engine.tokenizer.encode(second.text, parseSpecial: true))
     }
 
+    /// SmolLM2's template adds a system prompt of its own when the conversation has none.
+    @Test func theTemplatesDefaultSystemPromptIsFound() throws {
+        let s = try session()
+        let builtIn = try #require(s.templateDefaultSystemPrompt())
+        #expect(builtIn.hasPrefix("You are a helpful AI assistant named SmolLM"), "\(builtIn)")
+        let rendered = try s.pendingPrompt(adding: "Hi").text
+        #expect(rendered.contains(builtIn))
+    }
+
     @Test func typedControlTokensStayText() throws {
         let s = try session()
         let tokenizer = s.engine.tokenizer
