@@ -248,6 +248,9 @@ import Testing
         let message = "Summarise: " + String(repeating: "the quick brown fox jumps over the lazy dog ", count: 250)
         session.send(message + "\r")
         try session.expect("\r\n", timeout: 30)
+        // Past the moment libedit hands the terminal back (a ^C typed while it still has
+        // ISIG off would be a character, not a signal); the prefill takes seconds.
+        session.drain(for: 0.5)
         session.sendControl("c")
         try session.expect("[stopped before the reply began: the message is back on the edit line]", timeout: 30)
         try session.expect(">>> ", timeout: 10)
