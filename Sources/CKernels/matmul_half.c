@@ -161,8 +161,8 @@ void nb_matmul_half(nb_format fmt, const uint16_t *w, int64_t k, const float *x,
         for (int64_t t = 0; t < n_tokens; t++) y[t * ld_y + r] = dot_half_scalar(bf, w + r * k, x + t * k, k);
 }
 
-void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t n,
-                        int64_t head_dim, float scale, float *out) {
+void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
+                        int64_t first, int64_t n, int64_t head_dim, float scale, float *out) {
     float (*dot)(const float *, const uint16_t *, int64_t) = 0;
     void (*axpy)(float, const uint16_t *, float *, int64_t) = axpy_f16_scalar;
 #if defined(__x86_64__)
@@ -171,11 +171,11 @@ void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *va
     // Online softmax, as nb_attention_f32.
     float m = -INFINITY, l = 0;
     for (int64_t d = 0; d < head_dim; d++) out[d] = 0;
-    for (int64_t j = 0; j < n; j++) {
-        const uint16_t *key = keys + j * stride;
+    for (int64_t j = 0, slot = first; j < n; j++, slot = slot + 1 == capacity ? 0 : slot + 1) {
+        const uint16_t *key = keys + slot * stride;
         float s = (dot ? dot(q, key, head_dim) : dot_half_scalar(0, key, q, head_dim)) * scale;
         float w = nb_online_softmax_step(s, &m, &l, out, head_dim);
-        axpy(w, values + j * stride, out, head_dim);
+        axpy(w, values + slot * stride, out, head_dim);
     }
     float inv = 1.0f / l;
     for (int64_t d = 0; d < head_dim; d++) out[d] *= inv;

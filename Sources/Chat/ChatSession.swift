@@ -105,7 +105,7 @@ public final class ChatSession {
 
     /// The model's name as people know it (`ModelName`: the file name without its
     /// quantization suffix); `general.name` is shown beside it by `/show`.
-    public var modelName: String { ModelName.display(forPath: engine.file.path) }
+    public var modelName: String { engine.info.displayName }
 
     /// Why the model's own template is not used (it does not parse, or fails on a plain
     /// conversation: a template is code inside the model file); nil when it is.
@@ -118,8 +118,8 @@ public final class ChatSession {
     static func template(for engine: Engine, override: String?) throws -> (ChatTemplate, String, warning: String?) {
         if let override { return (try PromptLibrary.template(override), override, nil) }
         var warning: String?
-        if let source = engine.file.string("tokenizer.chat_template") {
-            let name = URL(fileURLWithPath: engine.file.path).lastPathComponent + ": tokenizer.chat_template"
+        if let source = engine.info.chatTemplate {
+            let name = URL(fileURLWithPath: engine.info.path).lastPathComponent + ": tokenizer.chat_template"
             do {
                 let template = try ChatTemplate(source: source, name: name)
                 let builder = PromptBuilder(template: template, tokenizer: engine.tokenizer, now: Date.init)
@@ -377,7 +377,7 @@ public final class ChatSession {
     }
 
     private func recordModel() {
-        conversation.model = Conversation.ModelReference(path: engine.file.path, name: modelName)
+        conversation.model = Conversation.ModelReference(path: engine.info.path, name: modelName)
         conversation.precision = engine.format.rawValue
     }
 

@@ -22,10 +22,10 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     /// Nibble's defaults with the model's own generation settings where the file has
     /// them (`general.sampling.*`, which llama.cpp's converter writes from the model's
     /// generation_config.json). Values out of range are ignored.
-    public init(modelDefaultsFrom file: GGUFFile) {
+    public init(modelDefaultsFrom model: ModelInfo) {
         func take(_ key: String, _ name: String, _ apply: (inout ChatSettings, Double) -> Void) {
             // Stored as f32: keep the decimal it was written as (0.3, not 0.30000001192…).
-            guard let stored = file.float("general.sampling." + key) else { return }
+            guard let stored = model.samplingDefaults[key] else { return }
             let value = Double(Float(stored).description) ?? stored
             guard (try? Self.check(name, value)) != nil else { return }
             apply(&self, value)

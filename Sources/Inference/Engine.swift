@@ -20,7 +20,7 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
     public var description: String {
         switch self {
         case let .unsupportedArchitecture(path, arch):
-            "\(path): architecture '\(arch.printable())' is not supported (supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"
+            "\(path): architecture '\(arch.printable())' is not supported (supported: \(ModelRegistry.supportedArchitectures.joined(separator: ", ")))"
         case let .cannotLoad(path, reason):
             "\(path): \(reason)"
         case .cancelled:
@@ -69,19 +69,24 @@ public struct GenerationResult: Sendable {
 /// Loads a model and runs it: prefill, decode, sampling. One engine serves one
 /// conversation at a time; it is not safe to call from several threads at once.
 public final class Engine: @unchecked Sendable {
-    /// `general.architecture` → model type. "mistral"-style GGUFs say "llama".
-    static let architectures: [String: Void] = ["llama": ()]
-    /// The `general.architecture` values Nibble runs, sorted.
-    public static var supportedArchitectures: [String] { architectures.keys.sorted() }
+    /// The `general.architecture` values Nibble runs, sorted (`ModelRegistry`).
+    public static var supportedArchitectures: [String] { ModelRegistry.supportedArchitectures }
 
-    public let file: GGUFFile
+    /// Where the weights come from (a mapped GGUF file).
+    public let source: any ModelSource
+    /// Names, template, trained context and recommended sampling of the model.
+    public let info: ModelInfo
     public let config: ModelConfig
     public let tokenizer: Tokenizer
     public let contextLength: Int
     /// Bytes the engine may use (`--memory-limit`); precisions are checked against it.
     public let memoryLimit: Int
     public let pool: WorkerPool
-    private(set) var model: LlamaModel
+    private(set) var model: any DecoderModel
+    /// The plan the loaded weights follow.
+    private(set) var plan: WeightPlan
+    /// Bytes of the loaded weights.
+    public private(set) var weightBytes: Int
     private(set) var cache: KVCache
     let state: ForwardState
     /// Tokens whose keys and values are in the cache, position by position; a new
@@ -100,13 +105,14 @@ public final class Engine: @unchecked Sendable {
     ///   - memoryLimit: nil = MemAvailable or the cgroup limit, less 10 %.
     public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
         let file = try GGUFFile(path: path)
-        self.file = file
+        source = file
         // Before any `<arch>.` key is read, so the architecture is what the error names.
-        if let arch = file.architecture, Engine.architectures[arch] == nil {
+        if let arch = file.architecture, ModelRegistry.family(of: arch) == nil {
             throw EngineError.unsupportedArchitecture(path: path, architecture: arch)
         }
         let config = try ModelConfig(gguf: file)
         self.config = config
+        info = ModelInfo(source: file, config: config)
         tokenizer = try Tokenizer(gguf: file)
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
@@ -114,19 +120,40 @@ public final class Engine: @unchecked Sendable {
         self.pool = pool
         let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
         let plan = WeightPlan(linear: format)
+        self.plan = plan
+        let family = ModelRegistry.family(of: config.architecture)!
         let context = contextLength
-        (model, cache, state) = try Engine.namingFile(path) {
-            (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool),
-             try KVCache(layerCount: config.layerCount, capacity: context, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement),
-             try ForwardState(config: config, maxBatch: Engine.prefillChunk))
+        (model, weightBytes, cache, state) = try Engine.namingFile(path) {
+            let (model, bytes) = try Engine.load(family, source: file, config: config, plan: plan, pool: pool)
+            return (model, bytes,
+                    try Engine.makeCache(config: config, context: context, elementBytes: plan.kvBytesPerElement),
+                    try ForwardState(sizes: family.scratchSizes(config), maxBatch: Engine.prefillChunk))
         }
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
     }
 
+    /// Loads a family's weights; returns the model and the bytes its weights take.
+    static func load(_ family: any DecoderModel.Type, source: any ModelSource, config: ModelConfig, plan: WeightPlan, pool: WorkerPool,
+                     shouldStop: @escaping () -> Bool = { false }) throws -> (any DecoderModel, Int) {
+        let loader = WeightLoader(gguf: source, plan: plan, pool: pool, shouldStop: shouldStop)
+        let model = try family.init(loader: loader, config: config)
+        return (model, loader.loadedBytes)
+    }
+
+    /// A KV cache for `context` positions: every layer's capacity as the config says
+    /// (sliding-window layers hold their window and one prefill chunk).
+    static func makeCache(config: ModelConfig, context: Int, elementBytes: Int) throws -> KVCache {
+        try KVCache(capacities: kvCapacities(config: config, context: context), kvDim: config.kvDim, elementBytes: elementBytes)
+    }
+
+    static func kvCapacities(config: ModelConfig, context: Int) -> [Int] {
+        (0..<config.layerCount).map { config.kvCapacity(layer: $0, context: context, batch: prefillChunk) }
+    }
+
     /// The format the linear layers run at now.
-    public var format: WeightFormat { model.plan.linear }
+    public var format: WeightFormat { plan.linear }
     /// The format the file stores its linear weights in (what `native` means).
-    public var nativeFormat: WeightFormat { WeightPlan.nativeFormat(of: file) }
+    public var nativeFormat: WeightFormat { WeightPlan.nativeFormat(of: source) }
 
     /// Turns allocation and packing failures (`QuantizationError`, which knows only the
     /// tensor) into errors that name the model file.
@@ -146,27 +173,32 @@ public final class Engine: @unchecked Sendable {
     /// - Returns: the format now in use.
     @discardableResult
     public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
-        let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: memoryLimit)
-        guard format != model.plan.linear else { return format }
+        let format = try Footprint.resolve(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit)
+        guard format != plan.linear else { return format }
         // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.
-        try file.file.verifyUnchanged()
+        try source.verifyUnchanged()
         let plan = WeightPlan(linear: format)
-        let (newModel, newCache) = try Engine.namingFile(file.path) {
-            (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool, shouldStop: shouldStop),
-             plan.kvBytesPerElement == cache.elementBytes ? cache
-                : try KVCache(layerCount: config.layerCount, capacity: contextLength, kvDim: config.kvDim, elementBytes: plan.kvBytesPerElement))
+        let family = ModelRegistry.family(of: config.architecture)!
+        let (newModel, newBytes, newCache) = try Engine.namingFile(source.path) {
+            let (model, bytes) = try Engine.load(family, source: source, config: config, plan: plan, pool: pool, shouldStop: shouldStop)
+            return (model, bytes,
+                    plan.kvBytesPerElement == cache.elementBytes ? cache
+                        : try Engine.makeCache(config: config, context: contextLength, elementBytes: plan.kvBytesPerElement))
         }
         model = newModel
+        weightBytes = newBytes
+        self.plan = plan
         cache = newCache
         cachedTokens.removeAll()
         return format
     }
 
+    /// Each layer's sliding window (nil for full attention).
+    private var slidingWindows: [Int?] { (0..<config.layerCount).map { config.isSliding($0) ? config.slidingWindow : nil } }
+
     /// Forgets the cached tokens: the next prompt is prefilled from position 0.
     public func resetCache() { cachedTokens.removeAll() }
 
-    /// Bytes of the loaded weights.
-    public var weightBytes: Int { model.weightBytes }
     public var kvCacheBytes: Int { cache.byteCount }
     public var scratchBytes: Int { state.byteCount }
 
@@ -187,7 +219,7 @@ public final class Engine: @unchecked Sendable {
             let n = min(Engine.prefillChunk, tokens.endIndex - index)
             for i in 0..<n { tokenBuffer[i] = Int32(tokens[index + i]) }
             tokenBuffer.withUnsafeBufferPointer { ids in
-                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool)
+                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool, logitsFrom: nil)
             }
             cachedTokens.append(contentsOf: tokens[index..<(index + n)])
             position += n
@@ -245,7 +277,7 @@ public final class Engine: @unchecked Sendable {
         let vocab = config.vocabSize
         for row in 0..<rows where !Engine.allFinite(state.logits + row * vocab, count: vocab) {
             cachedTokens.removeAll()
-            throw EngineError.nonFiniteLogits(path: file.path, tokens: tokensBefore + row)
+            throw EngineError.nonFiniteLogits(path: source.path, tokens: tokensBefore + row)
         }
     }
 
@@ -294,6 +326,9 @@ public final class Engine: @unchecked Sendable {
         // logits are fresh.
         var reuse = 0
         while reuse < min(cachedTokens.count, prompt.count - 1), cachedTokens[reuse] == prompt[reuse] { reuse += 1 }
+        // A sliding-window layer's ring may have overwritten keys the kept prefix's end
+        // still needs (when the prompt diverges far before the cache's end).
+        if !cache.canKeep(reuse, of: cachedTokens.count, windows: slidingWindows) { reuse = 0 }
         cachedTokens.removeLast(cachedTokens.count - reuse)
         lastPrefill = (reuse, prompt.count - reuse)
 
@@ -326,7 +361,8 @@ public final class Engine: @unchecked Sendable {
             if shouldStop() { stopReason = .cancelled; break }
             tokenBuffer[0] = Int32(token)
             tokenBuffer.withUnsafeBufferPointer { ids in
-                model.forward(tokens: ids.baseAddress!, count: 1, start: cachedTokens.count, cache: cache, state: state, pool: pool)
+                model.forward(tokens: ids.baseAddress!, count: 1, start: cachedTokens.count, cache: cache, state: state, pool: pool,
+                              logitsFrom: nil)
             }
             cachedTokens.append(token)
             decodeSteps += 1

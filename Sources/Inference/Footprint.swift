@@ -10,14 +10,17 @@ public struct Footprint: Sendable, Codable, Equatable {
     public var weightBytes: Int
     /// Only the transformer blocks' linear (matrix) weights.
     public var linearWeightBytes: Int
+    /// KV cache bytes per token of context on the full-attention layers.
     public var kvBytesPerToken: Int
+    /// The whole KV cache at the context length (sliding-window layers hold only their window).
+    public var kvBytes: Int
     /// weights + KV cache at the context length + activation scratch.
     public var totalBytes: Int
     public var fits: Bool
 
     enum CodingKeys: String, CodingKey {
         case name, weightBytes = "weight_bytes", linearWeightBytes = "linear_weight_bytes"
-        case kvBytesPerToken = "kv_bytes_per_token", totalBytes = "total_bytes", fits
+        case kvBytesPerToken = "kv_bytes_per_token", kvBytes = "kv_bytes", totalBytes = "total_bytes", fits
     }
 
     /// Whether a tensor is one of the blocks' linear layers (quantised at low precision).
@@ -25,14 +28,14 @@ public struct Footprint: Sendable, Codable, Equatable {
         t.name.hasPrefix("blk.") && t.name.hasSuffix(".weight") && t.shape.count >= 2 && t.shape[1] > 1
     }
 
-    /// Activation buffers of `ForwardState` plus the quantised-activation scratch.
+    /// Activation buffers of `ForwardState` plus the quantised-activation scratch, as
+    /// the model's family sizes them.
     static func scratchBytes(config c: ModelConfig, batch: Int) -> Int {
-        let floats = 2 * c.embeddingLength + 2 * c.qDim + 2 * c.kvDim + 2 * c.feedForwardLength + c.vocabSize
-        let widest = max(c.embeddingLength, c.qDim, c.feedForwardLength)
-        return batch * (4 * floats + 40 * (widest / 32))
+        let sizes = ModelRegistry.family(of: c.architecture)?.scratchSizes(c) ?? ScratchSizes(c)
+        return sizes.byteCount(batch: batch)
     }
 
-    public static func estimate(file: GGUFFile, config: ModelConfig, plan: WeightPlan, context: Int, memoryLimit: Int) -> Footprint {
+    public static func estimate(file: any ModelSource, config: ModelConfig, plan: WeightPlan, context: Int, memoryLimit: Int) -> Footprint {
         var weights = 0, linear = 0
         for t in file.tensors {
             let isMatrix = t.shape.count >= 2 && t.shape[1] > 1
@@ -43,21 +46,24 @@ public struct Footprint: Sendable, Codable, Equatable {
             weights += bytes
             if isLinear(t) { linear += bytes }
         }
+        // Per token of a full-attention layer; sliding-window layers hold only their window.
         let kvPerToken = config.layerCount * 2 * config.kvDim * plan.kvBytesPerElement
-        let total = weights + kvPerToken * context + scratchBytes(config: config, batch: Engine.prefillChunk)
+        let kvBytes = KVCache.byteCount(capacities: Engine.kvCapacities(config: config, context: context), kvDim: config.kvDim,
+                                        elementBytes: plan.kvBytesPerElement)
+        let total = weights + kvBytes + scratchBytes(config: config, batch: Engine.prefillChunk)
         return Footprint(name: plan.linear.rawValue, weightBytes: weights, linearWeightBytes: linear,
-                         kvBytesPerToken: kvPerToken, totalBytes: total, fits: total <= memoryLimit)
+                         kvBytesPerToken: kvPerToken, kvBytes: kvBytes, totalBytes: total, fits: total <= memoryLimit)
     }
 
     /// The footprint of every concrete precision.
-    public static func all(file: GGUFFile, config: ModelConfig, context: Int, memoryLimit: Int) -> [Footprint] {
+    public static func all(file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) -> [Footprint] {
         WeightFormat.allCases.map { estimate(file: file, config: config, plan: WeightPlan(linear: $0), context: context, memoryLimit: memoryLimit) }
     }
 
     /// Turns a requested precision into a format: `native` from the file, `auto` the
     /// highest that fits and is not above the source's own.
     /// - Throws: `PrecisionError.doesNotFit` naming `auto` and the precisions that fit.
-    public static func resolve(_ precision: Precision, file: GGUFFile, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightFormat {
+    public static func resolve(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightFormat {
         let native = WeightPlan.nativeFormat(of: file)
         func footprint(_ f: WeightFormat) -> Footprint {
             estimate(file: file, config: config, plan: WeightPlan(linear: f), context: context, memoryLimit: memoryLimit)

@@ -72,7 +72,7 @@ public struct WeightPlan: Sendable, Equatable {
     /// The precision nearest to how the file stores its linear weights: F32 → f32,
     /// F16 → f16, BF16 → bf16, Q8_0 → q8, Q4_0/Q4_1 → q4; Q5_x and K-quants → q8
     /// until they run as they are.
-    public static func nativeFormat(of file: GGUFFile) -> WeightFormat {
+    public static func nativeFormat(of file: any ModelSource) -> WeightFormat {
         var counts: [GGMLType: Int] = [:]
         for t in file.tensors where Footprint.isLinear(t) { counts[t.type, default: 0] += t.elementCount }
         guard let dominant = counts.max(by: { $0.value < $1.value })?.key else { return .f32 }
@@ -82,7 +82,7 @@ public struct WeightPlan: Sendable, Equatable {
 
 extension WeightPlan {
     /// Loads one 2-D tensor of `file` as this plan stores it (for `nibble quantize`).
-    public func matrix(file: GGUFFile, tensor: GGUFTensorInfo, pool: WorkerPool) throws -> WeightMatrix {
+    public func matrix(file: any ModelSource, tensor: GGUFTensorInfo, pool: WorkerPool) throws -> WeightMatrix {
         try WeightLoader.matrix(file: file, tensor: tensor, format: format(ofTensor: tensor.name), pool: pool)
     }
 }

@@ -1,15 +1,26 @@
 import ModelFiles
 import Quantization
 
-/// Turns GGUF tensors into engine weights following a `WeightPlan`, checking every
-/// shape against the config so that a mismatched file fails with the tensor's name
-/// instead of reading out of bounds.
-struct WeightLoader {
-    let gguf: GGUFFile
+/// Turns a model source's tensors into engine weights following a `WeightPlan`,
+/// checking every shape against the config so that a mismatched file fails with the
+/// tensor's name instead of reading out of bounds. It counts the bytes it hands out,
+/// which is what the model's weights take.
+public final class WeightLoader {
+    let gguf: any ModelSource
     let plan: WeightPlan
     let pool: WorkerPool
     /// Asked before each matrix: true stops the load with `EngineError.cancelled`.
-    var shouldStop: () -> Bool = { false }
+    let shouldStop: () -> Bool
+    /// Bytes of the matrices and vectors loaded so far (a matrix loaded twice, e.g. a
+    /// tied embedding, is counted once because it is loaded once).
+    private(set) var loadedBytes = 0
+
+    init(gguf: any ModelSource, plan: WeightPlan, pool: WorkerPool, shouldStop: @escaping () -> Bool = { false }) {
+        self.gguf = gguf
+        self.plan = plan
+        self.pool = pool
+        self.shouldStop = shouldStop
+    }
 
     func has(_ name: String) -> Bool { gguf.tensor(named: name) != nil }
 
@@ -36,17 +47,35 @@ struct WeightLoader {
 
     /// A `rows × columns` matrix (GGUF shape `[columns, rows]`) in the plan's format.
     func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        try matrix(name, rows: 0..<rows, of: rows, columns: columns)
+    }
+
+    /// Rows `part` of a `rows × columns` matrix: one of the matrices a fused tensor
+    /// holds one after the other (Phi-3's Q, K and V in `attn_qkv`, its gate and up in
+    /// `ffn_up`).
+    func matrix(_ name: String, rows part: Range<Int>, of rows: Int, columns: Int) throws -> WeightMatrix {
         if shouldStop() { throw EngineError.cancelled }
+        precondition(part.lowerBound >= 0 && part.upperBound <= rows && !part.isEmpty)
         let t = try tensor(name, shape: [columns, rows])
-        return try Self.matrix(file: gguf, tensor: t, format: plan.format(ofTensor: name), pool: pool)
+        let m = try Self.matrix(file: gguf, tensor: t, rows: part, format: plan.format(ofTensor: name), pool: pool)
+        loadedBytes += m.byteCount
+        return m
     }
 
     /// A 2-D tensor in `format`: its blocks copied when the file already has that
     /// layout (Q8_0 → q8, Q4_1 → q4, F16 → f16, BF16 → bf16), Q4_0 converted exactly to
     /// q4, anything else dequantised to f32 and packed.
-    static func matrix(file: GGUFFile, tensor t: GGUFTensorInfo, format: WeightFormat, pool: WorkerPool) throws -> WeightMatrix {
-        let rows = t.elementCount / t.shape[0], columns = t.shape[0]
-        let data = file.data(of: t)
+    static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, format: WeightFormat, pool: WorkerPool) throws -> WeightMatrix {
+        try matrix(file: file, tensor: t, rows: 0..<(t.elementCount / t.shape[0]), format: format, pool: pool)
+    }
+
+    /// Rows `part` of a 2-D tensor in `format` (rows of every file type are whole blocks).
+    static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, rows part: Range<Int>, format: WeightFormat,
+                       pool: WorkerPool) throws -> WeightMatrix {
+        let columns = t.shape[0], rows = part.count
+        let all = file.data(of: t)
+        let fileRowBytes = t.type.byteCount(elements: columns)!
+        let data = UnsafeRawBufferPointer(rebasing: all[(part.lowerBound * fileRowBytes)..<(part.upperBound * fileRowBytes)])
         if format != .f32, WeightPlan.exactFormat(of: t.type) == format {
             if t.type == .q4_0 {
                 let converted = q4_1(fromQ4_0: data)
@@ -63,7 +92,14 @@ struct WeightLoader {
 
     /// A vector kept in f32 at every precision (norm weights, biases).
     func vector(_ name: String, count: Int) throws -> [Float] {
-        try gguf.dequantize(tensor(name, shape: [count]))
+        let v = try gguf.dequantize(tensor(name, shape: [count]))
+        loadedBytes += 4 * v.count
+        return v
+    }
+
+    /// The vector when the file has it (optional biases), else nil.
+    func optionalVector(_ name: String, count: Int) throws -> [Float]? {
+        has(name) ? try vector(name, count: count) : nil
     }
 
     /// Q4_0 blocks {d, qs[16]} (value d·(q − 8)) as Q4_1 blocks {d, m = −8·d, qs[16]}

@@ -105,18 +105,3 @@ extension GGMLType {
 public func halfToFloat(_ bits: UInt16) -> Float {
     Float(Float16(bitPattern: bits))
 }
-
-extension GGUFFile {
-    /// The whole tensor as f32.
-    /// - Throws: `ModelFileError.invalidValue` when its type has no dequantiser yet.
-    public func dequantize(_ tensor: GGUFTensorInfo) throws -> [Float] {
-        guard tensor.type.canDequantize else {
-            throw ModelFileError.invalidValue(path: path, key: tensor.name, reason: "has ggml type \(tensor.type.name), which Nibble cannot read yet")
-        }
-        let data = data(of: tensor)
-        return [Float](unsafeUninitializedCapacity: tensor.elementCount) { buffer, count in
-            tensor.type.dequantize(data.baseAddress!, count: tensor.elementCount, into: buffer.baseAddress!)
-            count = tensor.elementCount
-        }
-    }
-}

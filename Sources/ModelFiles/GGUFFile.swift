@@ -188,46 +188,11 @@ public final class GGUFFile: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: file.bytes[tensor.offset..<(tensor.offset + tensor.byteCount)])
     }
 
-    // MARK: - Typed metadata access
-
-    public func string(_ key: String) -> String? { metadata[key]?.stringValue }
-    public func int(_ key: String) -> Int? { metadata[key]?.intValue }
-    public func float(_ key: String) -> Double? { metadata[key]?.doubleValue }
-    public func bool(_ key: String) -> Bool? { metadata[key]?.boolValue }
-    public func stringArray(_ key: String) -> [String]? {
-        guard let items = metadata[key]?.arrayValue else { return nil }
-        var out: [String] = []
-        out.reserveCapacity(items.count)
-        for item in items {
-            guard let s = item.stringValue else { return nil }
-            out.append(s)
-        }
-        return out
-    }
-    public func intArray(_ key: String) -> [Int]? {
-        guard let items = metadata[key]?.arrayValue else { return nil }
-        var out: [Int] = []
-        out.reserveCapacity(items.count)
-        for item in items {
-            guard let v = item.intValue else { return nil }
-            out.append(v)
-        }
-        return out
-    }
-    public func floatArray(_ key: String) -> [Float]? {
-        guard let items = metadata[key]?.arrayValue else { return nil }
-        var out: [Float] = []
-        out.reserveCapacity(items.count)
-        for item in items {
-            guard let v = item.doubleValue else { return nil }
-            out.append(Float(v))
-        }
-        return out
-    }
-
-    /// `general.architecture`, the key prefix of the model's hyper-parameters.
-    public var architecture: String? { string("general.architecture") }
+    /// Checks that the mapped file was not truncated or rewritten since it was mapped.
+    public func verifyUnchanged() throws { try file.verifyUnchanged() }
 }
+
+extension GGUFFile: ModelSource {}
 
 // MARK: - Byte reader
 

@@ -40,7 +40,7 @@ extension Nibble {
             let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
             if loaded == nil {
                 // Nibble's defaults, then the model's own generation settings, then the flags.
-                var chatSettings = ChatSettings(modelDefaultsFrom: session.engine.file)
+                var chatSettings = ChatSettings(modelDefaultsFrom: session.engine.info)
                 chatSettings.maxTokens = maxTokens
                 chatSettings.context = model.context
                 session.conversation.settings = sampling.applied(to: chatSettings)

@@ -207,7 +207,7 @@ final class ChatREPL {
 
     private func loadModel(_ path: String) throws {
         guard !path.isEmpty else {
-            say("model: \(describeModel()) — \(session.engine.file.path) (/model PATH loads another)")
+            say("model: \(describeModel()) — \(session.engine.info.path) (/model PATH loads another)")
             return
         }
         try progress.run("loading \(path)") { try session.loadModel(path: UserPaths.expandingTilde(path)) }
@@ -225,7 +225,7 @@ final class ChatREPL {
         let engine = session.engine
         if argument.isEmpty {
             say("precision: \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
-            for f in Footprint.all(file: engine.file, config: engine.config, context: engine.contextLength, memoryLimit: engine.memoryLimit) {
+            for f in Footprint.all(file: engine.source, config: engine.config, context: engine.contextLength, memoryLimit: engine.memoryLimit) {
                 let marker = f.name == engine.format.rawValue ? "*" : " "
                 say(" \(marker) \(f.name.padding(toLength: 5, withPad: " ", startingAt: 0)) \(Self.megabytes(f.totalBytes).leftPadded(9)) total, weights \(Self.megabytes(f.weightBytes))\(f.fits ? "" : "  (does not fit)")")
             }
@@ -442,7 +442,7 @@ final class ChatREPL {
     func runReplay(_ recorded: Conversation, precision: Precision?, greedy: Bool = false) throws -> (changed: Int, total: Int) {
         guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
         defer { Interrupt.shared.reset() }
-        let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.file, config: session.engine.config,
+        let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.source, config: session.engine.config,
                                                                  context: session.engine.contextLength, memoryLimit: session.engine.memoryLimit) }
         let label = (target ?? session.engine.format).rawValue
         let turns = try session.replay(recorded, precision: precision, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
@@ -558,8 +558,8 @@ final class ChatREPL {
 
     private func showState() {
         let engine = session.engine
-        say("model      \(session.modelName) — \(engine.file.path)")
-        if let name = engine.file.string("general.name") { say("           general.name: \(name)") }
+        say("model      \(session.modelName) — \(engine.info.path)")
+        if let name = engine.info.generalName { say("           general.name: \(name)") }
         say("precision  \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
         say("template   \(session.templateOrigin)")
         say("context    \(contextUse(nextPrompt: true))")

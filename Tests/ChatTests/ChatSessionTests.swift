@@ -110,7 +110,7 @@ struct ChatSessionTests {
         let corrupt = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).gguf").path
         try Data("GGUF this is not a model".utf8).write(to: URL(fileURLWithPath: corrupt))
         #expect(throws: (any Error).self) { try s.loadModel(path: corrupt) }
-        #expect(s.engine.file.path == modelPath)
+        #expect(s.engine.info.path == modelPath)
         #expect(s.conversation == before)
         // Still usable.
         let reply = try s.send("Hello again!", events: { _ in })

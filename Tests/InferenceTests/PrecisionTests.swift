@@ -69,7 +69,7 @@ let gemmaPath: String = {
     /// q4 copies the file's Q4_1 blocks and q8 the Q8_0 embedding byte for byte.
     @Test func footprintIsExactAndBlocksAreCopied() throws {
         let engine = try Engine(path: modelPath, precision: .q4, threads: 2, context: 256)
-        let file = engine.file
+        let file = engine.source
         for format in WeightFormat.allCases {
             try engine.setPrecision(Precision(format))
             #expect(engine.format == format)
@@ -77,11 +77,12 @@ let gemmaPath: String = {
             #expect(engine.weightBytes == estimate.weightBytes, "\(format)")
             #expect(engine.kvCacheBytes == 30 * 2 * 192 * 256 * (format == .f32 ? 4 : 2))
             if format == .q4 {
-                let q = engine.model.layers[7].wq
+                let llama = try #require(engine.model as? LlamaModel)
+                let q = llama.layers[7].wq
                 let source = file.data(of: try #require(file.tensor(named: "blk.7.attn_q.weight")))
                 #expect(q.format == .q4 && q.packedBytes.elementsEqual(source))
                 let embedding = file.data(of: try #require(file.tensor(named: "token_embd.weight")))
-                #expect(engine.model.tokenEmbedding.format == .q8 && engine.model.tokenEmbedding.packedBytes.elementsEqual(embedding))
+                #expect(llama.tokenEmbedding.format == .q8 && llama.tokenEmbedding.packedBytes.elementsEqual(embedding))
             }
         }
     }

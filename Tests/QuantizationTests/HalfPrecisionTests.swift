@@ -88,15 +88,45 @@ extension KernelPaths {
             let values16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
             let keys = toF32(keys16), values = toF32(values16)
             var reference = [Float](repeating: 0, count: headDim)
-            nb_attention_f32(q, keys, values, Int64(stride), Int64(positions), Int64(headDim), 0.125, &reference)
+            let n = Int64(positions)
+            nb_attention_f32(q, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference)
             for isa in Self.paths {
                 var out = [Float](repeating: .nan, count: headDim)
                 withISA(isa) {
-                    nb_attention_f16kv(q, keys16, values16, Int64(stride), Int64(positions), Int64(headDim), 0.125, &out)
+                    nb_attention_f16kv(q, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out)
                 }
                 let scale = reference.map { abs($0) }.max()!
                 let worst = zip(out, reference).map { abs($0 - $1) }.max()!
                 #expect(worst <= 2e-6 * max(scale, 1), "isa \(isa.rawValue): \(worst)")
+            }
+        }
+
+        /// A ring (a sliding-window layer's cache) read from slot `first` on, wrapping at
+        /// its capacity, gives what the same keys and values laid out in order give,
+        /// bit for bit, in f32 and f16.
+        @Test(arguments: [(7, 3, 7), (9, 5, 6), (100, 99, 100), (5, 0, 3)])
+        func attentionOverRing(capacity: Int, first: Int, count: Int) {
+            let headDim = 32
+            var rng = TestRNG(seed: UInt64(capacity * 100 + first))
+            let q = (0..<headDim).map { _ in rng.gaussian() }
+            let keys = toF32(toF16((0..<capacity * headDim).map { _ in rng.gaussian() * 2 }))
+            let values = toF32(toF16((0..<capacity * headDim).map { _ in rng.gaussian() }))
+            // The same positions in order: slot (first + j) % capacity becomes row j.
+            let order = (0..<count).map { (first + $0) % capacity }
+            let keysInOrder = order.flatMap { keys[($0 * headDim)..<(($0 + 1) * headDim)] }
+            let valuesInOrder = order.flatMap { values[($0 * headDim)..<(($0 + 1) * headDim)] }
+            let h = Int64(headDim), c = Int64(count)
+            var expected = [Float](repeating: 0, count: headDim), ring = expected
+            nb_attention_f32(q, keysInOrder, valuesInOrder, h, c, 0, c, h, 0.25, &expected)
+            nb_attention_f32(q, keys, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring)
+            #expect(ring == expected)
+            for isa in Self.paths {
+                var inOrder16 = [Float](repeating: 0, count: headDim), ring16 = inOrder16
+                withISA(isa) {
+                    nb_attention_f16kv(q, toF16(keysInOrder), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16)
+                    nb_attention_f16kv(q, toF16(keys), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16)
+                }
+                #expect(ring16 == inOrder16, "isa \(isa.rawValue)")
             }
         }
     }

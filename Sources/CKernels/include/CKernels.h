@@ -64,10 +64,12 @@ float nb_dot_f32(const float *a, const float *b, int64_t n);
 /// y += a * x over n floats.
 void nb_axpy_f32(float a, const float *x, float *y, int64_t n);
 
-/// Causal attention of one query head over `n` cached positions:
-/// out = softmax(scale · q·K) · V, where key j is at keys + j*stride (likewise values).
-void nb_attention_f32(const float *q, const float *keys, const float *values, int64_t stride, int64_t n,
-                      int64_t head_dim, float scale, float *out);
+/// Attention of one query head over `n` cached positions held in a ring of `capacity`
+/// slots: out = softmax(scale · q·K) · V, where the j-th key (j < n) is in slot
+/// (first + j) mod capacity, at keys + slot*stride (likewise values). A cache that is not
+/// a ring passes capacity = n, first = 0. Requires n ≤ capacity, n ≥ 1.
+void nb_attention_f32(const float *q, const float *keys, const float *values, int64_t stride, int64_t capacity,
+                      int64_t first, int64_t n, int64_t head_dim, float scale, float *out);
 
 // ---- Weight formats ---------------------------------------------------------------
 //
@@ -159,8 +161,8 @@ void nb_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 
 /// Causal attention of one query head over n cached positions whose keys and values are
 /// f16; same contract as nb_attention_f32.
-void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t n,
-                        int64_t head_dim, float scale, float *out);
+void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
+                        int64_t first, int64_t n, int64_t head_dim, float scale, float *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,219 @@
+// The operations every family is built from: norms, rotary embeddings, activations,
+// biases, attention over the KV cache and logit soft-capping. Each is written once
+// here, in f32, following transformers' definitions (the reference the tests hold the
+// families to); the families only choose and order them.
+
+import CKernels
+import Foundation
+import Quantization
+
+enum Layers {
+    // MARK: Norms
+
+    /// RMSNorm (transformers' LlamaRMSNorm): out = weight · x / √(mean(x²) + ε), over
+    /// `rows` rows of `width` values each. `width` is the model width for a layer norm,
+    /// the head size for Qwen 3's and Gemma 3's per-head Q/K norms. `x` and `out` may
+    /// be the same buffer.
+    static func rmsNorm(_ x: UnsafePointer<Float>, weight: [Float], width: Int, rows: Int, epsilon: Float,
+                        into out: UnsafeMutablePointer<Float>) {
+        precondition(weight.count == width)
+        weight.withUnsafeBufferPointer { w in
+            for r in 0..<rows {
+                let xr = x + r * width, or = out + r * width
+                let meanSquare = nb_dot_f32(xr, xr, Int64(width)) / Float(width)
+                let inv = 1 / (meanSquare + epsilon).squareRoot()
+                for i in 0..<width { or[i] = w[i] * (xr[i] * inv) }
+            }
+        }
+    }
+
+    /// LayerNorm with bias (GPT-2): out = (x − mean) / √(var + ε) · weight + bias, the
+    /// variance biased (divided by `width`), as torch.nn.LayerNorm.
+    static func layerNorm(_ x: UnsafePointer<Float>, weight: [Float], bias: [Float], width: Int, rows: Int, epsilon: Float,
+                          into out: UnsafeMutablePointer<Float>) {
+        precondition(weight.count == width && bias.count == width)
+        weight.withUnsafeBufferPointer { w in
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows {
+                    let xr = x + r * width, or = out + r * width
+                    var sum: Float = 0
+                    for i in 0..<width { sum += xr[i] }
+                    let mean = sum / Float(width)
+                    var squares: Float = 0
+                    for i in 0..<width {
+                        let d = xr[i] - mean
+                        squares += d * d
+                    }
+                    let inv = 1 / (squares / Float(width) + epsilon).squareRoot()
+                    for i in 0..<width { or[i] = (xr[i] - mean) * inv * w[i] + b[i] }
+                }
+            }
+        }
+    }
+
+    // MARK: Element-wise
+
+    /// x += a over `count` values (the residual connection).
+    static func add(_ a: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] += a[i] }
+    }
+
+    /// Adds `bias` to each of `rows` rows of `y` (row stride `bias.count`).
+    static func addBias(_ bias: [Float], to y: UnsafeMutablePointer<Float>, rows: Int) {
+        bias.withUnsafeBufferPointer { b in
+            for r in 0..<rows {
+                let yr = y + r * b.count
+                for i in 0..<b.count { yr[i] += b[i] }
+            }
+        }
+    }
+
+    /// x *= s over `count` values.
+    static func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count: Int) {
+        for i in 0..<count { x[i] *= s }
+    }
+
+    /// The MLP's activation.
+    enum Activation {
+        /// silu(g) = g / (1 + e^−g) (Llama, Qwen, Phi-3, Mistral).
+        case silu
+        /// gelu with the tanh approximation (Gemma's gelu_pytorch_tanh, GPT-2's gelu_new).
+        case geluTanh
+
+        @inline(__always)
+        func callAsFunction(_ g: Float) -> Float {
+            switch self {
+            case .silu:
+                return g / (1 + expf(-g))
+            case .geluTanh:
+                // 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))
+                let inner: Float = 0.7978845608028654 * (g + 0.044715 * g * g * g)
+                return 0.5 * g * (1 + tanhf(inner))
+            }
+        }
+    }
+
+    /// gate ← act(gate) · up (the gated MLPs).
+    static func gated(_ act: Activation, _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { gate[i] = act(gate[i]) * up[i] }
+    }
+
+    /// x ← act(x) (GPT-2's ungated MLP).
+    static func activate(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] = act(x[i]) }
+    }
+
+    /// logits ← cap · tanh(logits / cap) (Gemma 2/3's final soft-capping).
+    static func softcap(_ x: UnsafeMutablePointer<Float>, cap: Float, count: Int) {
+        for i in 0..<count { x[i] = cap * tanhf(x[i] / cap) }
+    }
+
+    // MARK: Attention
+
+    /// Stores the batch's keys and values of layer `l` and runs every query head of
+    /// every token over the positions it may see: all earlier ones, or on a sliding
+    /// layer the last `window` (the query's own included).
+    static func attention(layer l: Int, config c: ModelConfig, count: Int, start: Int, cache: KVCache, state s: ForwardState,
+                          pool: WorkerPool, scale: Float) {
+        cache.store(layer: l, position: start, count: count, keys: s.k, values: s.v)
+        let group = c.headCount / c.kvHeadCount, hd = c.headDim, qDim = c.qDim, heads = c.headCount
+        let window = c.isSliding(l) ? c.slidingWindow : nil
+        pool.parallelFor(count * heads) { task in
+            let t = task / heads, h = task % heads
+            let last = start + t
+            let first = window.map { max(0, last - $0 + 1) } ?? 0
+            cache.attend(layer: l, kvHead: h / group, headDim: hd, first: first, last: last,
+                         q: s.q + t * qDim + h * hd, scale: scale, out: s.attention + t * qDim + h * hd)
+        }
+    }
+}
+
+/// Rotary position embedding (RoPE) with a cos/sin table per position, computed once
+/// per batch and applied to the queries and keys of every layer that shares it.
+final class RotaryEmbedding {
+    /// Which dimensions rotate together.
+    enum Layout {
+        /// (x[2i], x[2i+1]): llama.cpp's normal mode, for Llama-family GGUFs whose Q/K
+        /// rows the converter permuted (transformers' rotate_half on the original rows).
+        case adjacentPairs
+        /// (x[i], x[i + d/2]): GPT-NeoX mode, transformers' rotate_half as it is (Qwen,
+        /// Gemma, Phi-3).
+        case halves
+    }
+
+    let layout: Layout
+    /// Rotated dimensions per head (the first `dimensions` of each head).
+    let dimensions: Int
+    /// θ_i per rotated pair, scaling already applied.
+    let inverseFrequencies: [Float]
+    /// Positions are divided by this (linear scaling).
+    let linearScale: Float
+    /// cos and sin are multiplied by this (LongRoPE's attention factor).
+    let attentionFactor: Float
+    /// `[token][pair]` cos then sin, for the current batch.
+    private var table: [Float]
+    private var tableStart = -1, tableCount = 0
+
+    /// θ_i = 1 / (base^(2i/d) · factor_i), computed in f32 as transformers computes
+    /// inv_freq (`1 / base ** (arange(0, d, 2) / d)`); `factors` are llama.cpp's
+    /// per-pair divisors (`rope_freqs`, LongRoPE's short or long factors).
+    init(layout: Layout, dimensions: Int, base: Float, factors: [Float]? = nil, linearScale: Float = 1,
+         attentionFactor: Float = 1, maxBatch: Int) {
+        self.layout = layout
+        self.dimensions = dimensions
+        let pairs = dimensions / 2
+        var inverse = (0..<pairs).map { i in 1 / powf(base, Float(2 * i) / Float(dimensions)) }
+        if let factors {
+            precondition(factors.count == pairs)
+            for i in 0..<pairs { inverse[i] /= factors[i] }
+        }
+        inverseFrequencies = inverse
+        self.linearScale = linearScale
+        self.attentionFactor = attentionFactor
+        table = [Float](repeating: 0, count: maxBatch * dimensions)
+    }
+
+    /// Fills the table for positions `start..<start+count` (once per batch).
+    func prepare(start: Int, count: Int) {
+        if start == tableStart && count == tableCount { return }
+        let pairs = dimensions / 2
+        precondition(count * dimensions <= table.count)
+        table.withUnsafeMutableBufferPointer { t in
+            for token in 0..<count {
+                let p = Float(start + token) / linearScale
+                let row = t.baseAddress! + token * dimensions
+                for i in 0..<pairs {
+                    let angle = p * inverseFrequencies[i]
+                    row[i] = cosf(angle) * attentionFactor
+                    row[pairs + i] = sinf(angle) * attentionFactor
+                }
+            }
+        }
+        tableStart = start
+        tableCount = count
+    }
+
+    /// Rotates `heads` heads of `headDim` values for each of `count` tokens (token t's
+    /// heads start at v + t·stride) by the positions `prepare` was given.
+    func apply(_ v: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, stride: Int, count: Int) {
+        precondition(count == tableCount)
+        let pairs = dimensions / 2
+        table.withUnsafeBufferPointer { t in
+            for token in 0..<count {
+                let cosines = t.baseAddress! + token * dimensions, sines = cosines + pairs
+                for h in 0..<heads {
+                    let head = v + token * stride + h * headDim
+                    for i in 0..<pairs {
+                        let (a, b) = layout == .adjacentPairs ? (2 * i, 2 * i + 1) : (i, i + pairs)
+                        let x0 = head[a], x1 = head[b]
+                        head[a] = x0 * cosines[i] - x1 * sines[i]
+                        head[b] = x0 * sines[i] + x1 * cosines[i]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets the table (a new model or cache); the next `prepare` recomputes it.
+    func invalidate() { tableStart = -1 }
+}
