@@ -120,13 +120,14 @@ compare: model vocab build
 # Regenerates the committed reference fixtures with the Python references (transformers,
 # tokenizers, gguf) in a virtual environment; not needed for `make test`.
 VENV := .venv-tools
-fixtures: model gemma
+fixtures: model gemma vocab
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tools/requirements.txt
 	$(VENV)/bin/python Tools/reference_dequant.py
 	$(VENV)/bin/python Tools/reference_tokenize.py
 	$(VENV)/bin/python Tools/reference_generate.py
 	$(VENV)/bin/python Tools/reference_tiny_llama.py
+	$(VENV)/bin/python Tools/reference_families.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 	$(VENV)/bin/python Tools/reference_quants.py
 	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
 	python3 Tools/make_fuzz_seeds.py

@@ -1,7 +1,7 @@
 """Shared helpers for the fixture generators in this folder.
 
 Not a script: imported by ``reference_generate.py``, ``reference_tokenize.py``,
-``reference_dequant.py`` and ``reference_tiny_llama.py``.  It knows
+``reference_dequant.py``, ``reference_tiny_llama.py`` and ``reference_families.py``.  It knows
 
 * where the repository root is (this file lives in ``<root>/Tools``),
 * where the models are (``$NIBBLE_MODEL`` or the ``make model`` location;
