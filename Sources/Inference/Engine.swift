@@ -114,17 +114,17 @@ public final class Engine: @unchecked Sendable {
         self.config = config
         info = ModelInfo(source: file, config: config)
         tokenizer = try Tokenizer(gguf: file)
-        contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20))
+        let family = ModelRegistry.family(of: config.architecture)!
+        contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20, family.maximumContext(config) ?? .max))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.pool = pool
         let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
         let plan = WeightPlan(linear: format)
         self.plan = plan
-        let family = ModelRegistry.family(of: config.architecture)!
         let context = contextLength
         (model, weightBytes, cache, state) = try Engine.namingFile(path) {
-            let (model, bytes) = try Engine.load(family, source: file, config: config, plan: plan, pool: pool)
+            let (model, bytes) = try Engine.load(family, source: file, config: config, plan: plan, pool: pool, context: context)
             return (model, bytes,
                     try Engine.makeCache(config: config, context: context, elementBytes: plan.kvBytesPerElement),
                     try ForwardState(sizes: family.scratchSizes(config), maxBatch: Engine.prefillChunk))
@@ -134,8 +134,8 @@ public final class Engine: @unchecked Sendable {
 
     /// Loads a family's weights; returns the model and the bytes its weights take.
     static func load(_ family: any DecoderModel.Type, source: any ModelSource, config: ModelConfig, plan: WeightPlan, pool: WorkerPool,
-                     shouldStop: @escaping () -> Bool = { false }) throws -> (any DecoderModel, Int) {
-        let loader = WeightLoader(gguf: source, plan: plan, pool: pool, shouldStop: shouldStop)
+                     context: Int, shouldStop: @escaping () -> Bool = { false }) throws -> (any DecoderModel, Int) {
+        let loader = WeightLoader(gguf: source, plan: plan, pool: pool, contextLength: context, shouldStop: shouldStop)
         let model = try family.init(loader: loader, config: config)
         return (model, loader.loadedBytes)
     }
@@ -180,7 +180,8 @@ public final class Engine: @unchecked Sendable {
         let plan = WeightPlan(linear: format)
         let family = ModelRegistry.family(of: config.architecture)!
         let (newModel, newBytes, newCache) = try Engine.namingFile(source.path) {
-            let (model, bytes) = try Engine.load(family, source: source, config: config, plan: plan, pool: pool, shouldStop: shouldStop)
+            let (model, bytes) = try Engine.load(family, source: source, config: config, plan: plan, pool: pool, context: contextLength,
+                                              shouldStop: shouldStop)
             return (model, bytes,
                     plan.kvBytesPerElement == cache.elementBytes ? cache
                         : try Engine.makeCache(config: config, context: contextLength, elementBytes: plan.kvBytesPerElement))

@@ -38,7 +38,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 public struct WeightPlan: Sendable, Equatable {
     /// The format of the transformer blocks' linear layers.
     public let linear: WeightFormat
-    /// The token embedding and output head: q8 or better when the linear layers go to
+    /// The token (and GPT-2's position) embedding and output head: q8 or better when the linear layers go to
     /// 4 bits or below (as llama.cpp's mixes and bitsandbytes' skipped lm_head do).
     public let embedding: WeightFormat
     /// The KV cache: f32 at f32, f16 at every other precision.
@@ -53,7 +53,7 @@ public struct WeightPlan: Sendable, Equatable {
     }
 
     public func format(ofTensor name: String) -> WeightFormat {
-        name == "token_embd.weight" || name == "output.weight" ? embedding : linear
+        name == "token_embd.weight" || name == "output.weight" || name == "position_embd.weight" ? embedding : linear
     }
 
     /// The format whose layout a ggml type already has, so its blocks are copied

@@ -11,12 +11,15 @@ public final class WeightLoader {
     let pool: WorkerPool
     /// Asked before each matrix: true stops the load with `EngineError.cancelled`.
     let shouldStop: () -> Bool
+    /// The context the engine runs with (LongRoPE picks its factors by it, as llama.cpp does).
+    let contextLength: Int
     /// Bytes of the matrices and vectors loaded so far (a matrix loaded twice, e.g. a
     /// tied embedding, is counted once because it is loaded once).
     private(set) var loadedBytes = 0
 
-    init(gguf: any ModelSource, plan: WeightPlan, pool: WorkerPool, shouldStop: @escaping () -> Bool = { false }) {
+    init(gguf: any ModelSource, plan: WeightPlan, pool: WorkerPool, contextLength: Int, shouldStop: @escaping () -> Bool = { false }) {
         self.gguf = gguf
+        self.contextLength = contextLength
         self.plan = plan
         self.pool = pool
         self.shouldStop = shouldStop

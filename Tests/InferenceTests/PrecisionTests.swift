@@ -78,11 +78,11 @@ let gemmaPath: String = {
             #expect(engine.kvCacheBytes == 30 * 2 * 192 * 256 * (format == .f32 ? 4 : 2))
             if format == .q4 {
                 let llama = try #require(engine.model as? LlamaModel)
-                let q = llama.layers[7].wq
+                let q = llama.layers[7].attention.q
                 let source = file.data(of: try #require(file.tensor(named: "blk.7.attn_q.weight")))
                 #expect(q.format == .q4 && q.packedBytes.elementsEqual(source))
                 let embedding = file.data(of: try #require(file.tensor(named: "token_embd.weight")))
-                #expect(llama.tokenEmbedding.format == .q8 && llama.tokenEmbedding.packedBytes.elementsEqual(embedding))
+                #expect(llama.weights.embedding.format == .q8 && llama.weights.embedding.packedBytes.elementsEqual(embedding))
             }
         }
     }

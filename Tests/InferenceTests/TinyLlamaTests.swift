@@ -53,7 +53,7 @@ extension Double { var float: Float { Float(self) } }
         for threads in [1, 2] {
             let engine = try Engine(path: path, precision: .f32, threads: threads, context: 128)
             let llama = try #require(engine.model as? LlamaModel)
-            #expect(llama.output !== llama.tokenEmbedding, "the head is untied")
+            #expect(llama.weights.head !== llama.weights.embedding, "the head is untied")
             let tokens = try #require(reference["tokens"] as? [Int])
             let base64 = try #require(reference["logits_f32_le_base64"] as? String)
             let expected = try #require(Data(base64Encoded: base64)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

@@ -24,6 +24,9 @@ public protocol DecoderModel: AnyObject, Sendable {
     /// Widths of the activation buffers `forward` uses (default: `ScratchSizes(config)`).
     static func scratchSizes(_ config: ModelConfig) -> ScratchSizes
 
+    /// The longest context the family can run (GPT-2: its learned positions); nil = any.
+    static func maximumContext(_ config: ModelConfig) -> Int?
+
     var config: ModelConfig { get }
 
     /// Runs `count` tokens at positions `start..<start+count` (their keys and values go
@@ -39,6 +42,7 @@ public protocol DecoderModel: AnyObject, Sendable {
 extension DecoderModel {
     public static func configure(_ config: inout ModelConfig, source: any ModelSource) throws {}
     public static func scratchSizes(_ config: ModelConfig) -> ScratchSizes { ScratchSizes(config) }
+    public static func maximumContext(_ config: ModelConfig) -> Int? { nil }
 }
 
 /// `general.architecture` → the family that runs it.
@@ -46,6 +50,11 @@ public enum ModelRegistry {
     static let families: [String: any DecoderModel.Type] = [
         // Llama 1/2/3, SmolLM, TinyLlama, and Mistral, whose GGUFs say "llama".
         "llama": LlamaModel.self,
+        "qwen2": Qwen2Model.self,
+        "qwen3": Qwen3Model.self,
+        "gemma3": Gemma3Model.self,
+        "phi3": Phi3Model.self,
+        "gpt2": GPT2Model.self,
     ]
 
     /// The family that runs `architecture`, or nil.

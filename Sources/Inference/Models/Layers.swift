@@ -217,3 +217,130 @@ final class RotaryEmbedding {
     /// Forgets the table (a new model or cache); the next `prepare` recomputes it.
     func invalidate() { tableStart = -1 }
 }
+
+// MARK: - Weight groups shared by the families
+
+/// The Q, K and V projections of one layer, read as llama.cpp's `create_tensor_qkv`
+/// reads them: one fused `attn_qkv` (rows Q, then K, then V: Phi-3, GPT-2) or separate
+/// `attn_q`/`attn_k`/`attn_v`, each with an optional bias (Qwen 2, GPT-2).
+struct QKVProjection {
+    let q, k, v: WeightMatrix
+    let qBias, kBias, vBias: [Float]?
+
+    init(_ l: WeightLoader, layer i: Int, config c: ModelConfig) throws {
+        let p = "blk.\(i).", dim = c.embeddingLength, qDim = c.qDim, kvDim = c.kvDim
+        if l.has(p + "attn_qkv.weight") {
+            let rows = qDim + 2 * kvDim, name = p + "attn_qkv.weight"
+            q = try l.matrix(name, rows: 0..<qDim, of: rows, columns: dim)
+            k = try l.matrix(name, rows: qDim..<(qDim + kvDim), of: rows, columns: dim)
+            v = try l.matrix(name, rows: (qDim + kvDim)..<rows, of: rows, columns: dim)
+            if let b = try l.optionalVector(p + "attn_qkv.bias", count: rows) {
+                (qBias, kBias, vBias) = (Array(b[0..<qDim]), Array(b[qDim..<(qDim + kvDim)]), Array(b[(qDim + kvDim)...]))
+                return
+            }
+        } else {
+            q = try l.matrix(p + "attn_q.weight", rows: qDim, columns: dim)
+            k = try l.matrix(p + "attn_k.weight", rows: kvDim, columns: dim)
+            v = try l.matrix(p + "attn_v.weight", rows: kvDim, columns: dim)
+        }
+        qBias = try l.optionalVector(p + "attn_q.bias", count: qDim)
+        kBias = try l.optionalVector(p + "attn_k.bias", count: kvDim)
+        vBias = try l.optionalVector(p + "attn_v.bias", count: kvDim)
+    }
+
+    /// state.q, .k, .v ← the projections of `x` (`count` tokens), biases added.
+    func project(_ x: UnsafePointer<Float>, count: Int, state s: ForwardState, pool: WorkerPool) {
+        WeightMatrix.multiply((q, s.q), (k, s.k), (v, s.v), x: x, batch: count, pool: pool, scratch: s.quantized)
+        if let qBias { Layers.addBias(qBias, to: s.q, rows: count) }
+        if let kBias { Layers.addBias(kBias, to: s.k, rows: count) }
+        if let vBias { Layers.addBias(vBias, to: s.v, rows: count) }
+    }
+}
+
+/// A layer's output projection with its optional bias.
+struct OutputProjection {
+    let weight: WeightMatrix
+    let bias: [Float]?
+
+    init(_ l: WeightLoader, _ name: String, rows: Int, columns: Int) throws {
+        weight = try l.matrix(name + ".weight", rows: rows, columns: columns)
+        bias = try l.optionalVector(name + ".bias", count: rows)
+    }
+
+    /// y ← W·x (+ bias) for `count` tokens.
+    func callAsFunction(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, state s: ForwardState,
+                        pool: WorkerPool) {
+        weight.multiply(x, batch: count, into: y, pool: pool, scratch: s.quantized)
+        if let bias { Layers.addBias(bias, to: y, rows: count) }
+    }
+}
+
+/// The MLP of one layer: gated (down(act(gate·x) ⊙ up·x): Llama, Qwen, Gemma, and
+/// Phi-3 whose `ffn_up` holds gate then up, fused) or plain (down(act(up·x + b)) + b:
+/// GPT-2).
+struct FeedForward {
+    let gate: WeightMatrix?
+    let up: OutputProjection
+    let down: OutputProjection
+    let activation: Layers.Activation
+
+    init(_ l: WeightLoader, layer i: Int, config c: ModelConfig, activation: Layers.Activation, gated: Bool) throws {
+        let p = "blk.\(i).", dim = c.embeddingLength, ffn = c.feedForwardLength
+        self.activation = activation
+        if gated && !l.has(p + "ffn_gate.weight") {
+            // Fused: rows 0..<ffn are the gate, ffn..<2·ffn the up projection (ggml_swiglu's halves).
+            gate = try l.matrix(p + "ffn_up.weight", rows: 0..<ffn, of: 2 * ffn, columns: dim)
+            up = OutputProjection(weight: try l.matrix(p + "ffn_up.weight", rows: ffn..<(2 * ffn), of: 2 * ffn, columns: dim), bias: nil)
+        } else {
+            gate = gated ? try l.matrix(p + "ffn_gate.weight", rows: ffn, columns: dim) : nil
+            up = try OutputProjection(l, p + "ffn_up", rows: ffn, columns: dim)
+        }
+        down = try OutputProjection(l, p + "ffn_down", rows: dim, columns: ffn)
+    }
+
+    /// out ← MLP(x) for `count` tokens (x and out may be the same buffer).
+    func callAsFunction(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>, state s: ForwardState,
+                        pool: WorkerPool) {
+        let n = count * up.weight.rows
+        if let gate {
+            WeightMatrix.multiply((gate, s.hidden), (up.weight, s.hidden2), nil, x: x, batch: count, pool: pool, scratch: s.quantized)
+            Layers.gated(activation, s.hidden, s.hidden2, count: n)
+        } else {
+            up(x, count: count, into: s.hidden, state: s, pool: pool)
+            Layers.activate(activation, s.hidden, count: n)
+        }
+        down(s.hidden, count: count, into: out, state: s, pool: pool)
+    }
+}
+
+extension OutputProjection {
+    init(weight: WeightMatrix, bias: [Float]?) {
+        self.weight = weight
+        self.bias = bias
+    }
+}
+
+/// The token embedding and the output head, which is the embedding itself when the file
+/// has no `output.weight` (tied).
+struct EmbeddingAndHead {
+    let embedding: WeightMatrix   // (vocab, dim)
+    let head: WeightMatrix        // (vocab, dim)
+    let headBias: [Float]?
+
+    init(_ l: WeightLoader, config c: ModelConfig) throws {
+        embedding = try l.matrix("token_embd.weight", rows: c.vocabSize, columns: c.embeddingLength)
+        head = l.has("output.weight") ? try l.matrix("output.weight", rows: c.vocabSize, columns: c.embeddingLength) : embedding
+        headBias = try l.optionalVector("output.bias", count: c.vocabSize)
+    }
+
+    /// Writes the embeddings of `count` tokens into x (row stride `columns`).
+    func embed(_ tokens: UnsafePointer<Int32>, count: Int, into x: UnsafeMutablePointer<Float>) {
+        for t in 0..<count { embedding.row(Int(tokens[t]), into: x + t * embedding.columns) }
+    }
+
+    /// logits ← head · x (+ bias) for `count` tokens.
+    func logits(_ x: UnsafePointer<Float>, count: Int, state s: ForwardState, pool: WorkerPool) {
+        head.multiply(x, batch: count, into: s.logits, pool: pool, scratch: s.quantized)
+        if let headBias { Layers.addBias(headBias, to: s.logits, rows: count) }
+    }
+}

@@ -1,103 +1,100 @@
-// Llama-family decoder (Llama 2/3, SmolLM, Mistral-style GGUFs with architecture "llama").
-// Port of transformers' modeling_llama.py
-// (https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py)
-// laid out like karpathy/llama2.c's run.c: weights, run state, one forward function.
+// Llama family (architecture "llama"): Llama 1/2/3/3.1/3.2, SmolLM, TinyLlama, and
+// Mistral, whose GGUFs say "llama" too (with `llama.attention.sliding_window` when the
+// file sets one). Port of transformers' modeling_llama.py, read as llama.cpp's
+// models/llama.cpp reads the GGUF.
 //
 // GGUF stores Q and K rows permuted so that RoPE rotates adjacent pairs (x[2i], x[2i+1])
 // (llama.cpp's convert_hf_to_gguf.py `permute`); rotating adjacent pairs here is
-// therefore exactly HF's rotate_half on the original weights.
+// therefore exactly HF's rotate_half on the original weights. Llama 3.1's rope scaling
+// is the per-pair divisor tensor `rope_freqs.weight`.
 
-import CKernels
-import Foundation
 import ModelFiles
 import Quantization
 
-// ----------------------------------------------------------------------------
-// Weights
-
-/// One transformer block. Shapes are (rows × columns) = (out features × in features).
 final class LlamaLayer {
-    let attentionNorm: [Float]      // (dim)
-    let wq: WeightMatrix            // (heads × headDim, dim)
-    let wk: WeightMatrix            // (kvHeads × headDim, dim)
-    let wv: WeightMatrix            // (kvHeads × headDim, dim)
-    let wo: WeightMatrix            // (dim, heads × headDim)
-    let ffnNorm: [Float]            // (dim)
-    let gate: WeightMatrix          // (ffn, dim)
-    let up: WeightMatrix            // (ffn, dim)
-    let down: WeightMatrix          // (dim, ffn)
+    let attentionNorm: [Float]
+    let attention: QKVProjection
+    /// Per-head RMSNorm weights of Q and K (Qwen 3), applied before RoPE.
+    let queryNorm, keyNorm: [Float]?
+    let output: OutputProjection
+    let ffnNorm: [Float]
+    let mlp: FeedForward
 
-    init(_ l: WeightLoader, _ i: Int, _ c: ModelConfig) throws {
+    init(_ l: WeightLoader, _ i: Int, _ c: ModelConfig, queryKeyNorms: Bool) throws {
         let p = "blk.\(i)."
         attentionNorm = try l.vector(p + "attn_norm.weight", count: c.embeddingLength)
-        wq = try l.matrix(p + "attn_q.weight", rows: c.qDim, columns: c.embeddingLength)
-        wk = try l.matrix(p + "attn_k.weight", rows: c.kvDim, columns: c.embeddingLength)
-        wv = try l.matrix(p + "attn_v.weight", rows: c.kvDim, columns: c.embeddingLength)
-        wo = try l.matrix(p + "attn_output.weight", rows: c.embeddingLength, columns: c.qDim)
+        attention = try QKVProjection(l, layer: i, config: c)
+        queryNorm = queryKeyNorms ? try l.vector(p + "attn_q_norm.weight", count: c.headDim) : nil
+        keyNorm = queryKeyNorms ? try l.vector(p + "attn_k_norm.weight", count: c.headDim) : nil
+        output = try OutputProjection(l, p + "attn_output", rows: c.embeddingLength, columns: c.qDim)
         ffnNorm = try l.vector(p + "ffn_norm.weight", count: c.embeddingLength)
-        gate = try l.matrix(p + "ffn_gate.weight", rows: c.feedForwardLength, columns: c.embeddingLength)
-        up = try l.matrix(p + "ffn_up.weight", rows: c.feedForwardLength, columns: c.embeddingLength)
-        down = try l.matrix(p + "ffn_down.weight", rows: c.embeddingLength, columns: c.feedForwardLength)
+        mlp = try FeedForward(l, layer: i, config: c, activation: .silu, gated: true)
     }
-
 }
 
-/// All weights of a Llama model in the plan's formats.
-public final class LlamaModel: DecoderModel, @unchecked Sendable {
+/// The pre-norm decoder of Llama and of the families that differ from it only in their
+/// rotary embedding or Q/K norms (Qwen 2/3, Phi-3 subclass it and override the class
+/// properties below).
+public class LlamaModel: DecoderModel, @unchecked Sendable {
     public let config: ModelConfig
-    let tokenEmbedding: WeightMatrix  // (vocab, dim)
+    let weights: EmbeddingAndHead
     let layers: [LlamaLayer]
-    let outputNorm: [Float]           // (dim)
-    let output: WeightMatrix          // (vocab, dim); the embedding itself when tied
+    let outputNorm: [Float]
     let rope: RotaryEmbedding
 
-    public init(loader: WeightLoader, config c: ModelConfig) throws {
-        config = c
-        tokenEmbedding = try loader.matrix("token_embd.weight", rows: c.vocabSize, columns: c.embeddingLength)
-        layers = try (0..<c.layerCount).map { try LlamaLayer(loader, $0, c) }
-        outputNorm = try loader.vector("output_norm.weight", count: c.embeddingLength)
-        output = loader.has("output.weight")
-            ? try loader.matrix("output.weight", rows: c.vocabSize, columns: c.embeddingLength)
-            : tokenEmbedding
-        // Llama 3.1-style scaling is stored by llama.cpp as per-pair divisors.
-        let factors = try loader.optionalVector("rope_freqs.weight", count: c.ropeDimensionCount / 2)
-        rope = RotaryEmbedding(layout: .adjacentPairs, dimensions: c.ropeDimensionCount, base: c.ropeFreqBase, factors: factors,
+    /// Overridable by the subclasses (a protocol's default would be dispatched statically).
+    public class func configure(_ config: inout ModelConfig, source: any ModelSource) throws {}
+    public class func scratchSizes(_ config: ModelConfig) -> ScratchSizes { ScratchSizes(config) }
+    public class func maximumContext(_ config: ModelConfig) -> Int? { nil }
+
+    /// Whether each layer has per-head RMSNorms of Q and K (`attn_q_norm`, `attn_k_norm`).
+    class var queryKeyNorms: Bool { false }
+
+    /// The rotary embedding: adjacent pairs (the converter permuted Q/K), divided by
+    /// `rope_freqs` when the file has it (Llama 3.1 scaling).
+    class func rotaryEmbedding(_ l: WeightLoader, config c: ModelConfig) throws -> RotaryEmbedding {
+        let factors = try l.optionalVector("rope_freqs.weight", count: c.ropeDimensionCount / 2)
+        return RotaryEmbedding(layout: .adjacentPairs, dimensions: c.ropeDimensionCount, base: c.ropeFreqBase, factors: factors,
                                linearScale: c.ropeLinearScale, maxBatch: Engine.prefillChunk)
     }
 
-    // ------------------------------------------------------------------------
-    // Forward pass
+    public required init(loader l: WeightLoader, config c: ModelConfig) throws {
+        config = c
+        weights = try EmbeddingAndHead(l, config: c)
+        let norms = Self.queryKeyNorms
+        layers = try (0..<c.layerCount).map { try LlamaLayer(l, $0, c, queryKeyNorms: norms) }
+        outputNorm = try l.vector("output_norm.weight", count: c.embeddingLength)
+        rope = try Self.rotaryEmbedding(l, config: c)
+    }
 
     public func forward(tokens: UnsafePointer<Int32>, count: Int, start: Int, cache: KVCache,
                         state s: ForwardState, pool: WorkerPool, logitsFrom: Int?) {
-        let c = config
-        let dim = c.embeddingLength, kvDim = c.kvDim, qDim = c.qDim
-        precondition(count >= 1 && count <= s.maxBatch)
-
-        for t in 0..<count { tokenEmbedding.row(Int(tokens[t]), into: s.x + t * dim) }
+        let c = config, dim = c.embeddingLength, eps = c.rmsNormEpsilon
+        weights.embed(tokens, count: count, into: s.x)
         rope.prepare(start: start, count: count)
         let scale = 1 / Float(c.headDim).squareRoot()
 
         for (l, layer) in layers.enumerated() {
-            // Attention: xb = rmsnorm(x); q, k, v = W·xb; rope; cache; attend; x += Wo·att.
-            Layers.rmsNorm(s.x, weight: layer.attentionNorm, width: dim, rows: count, epsilon: c.rmsNormEpsilon, into: s.xb)
-            WeightMatrix.multiply((layer.wq, s.q), (layer.wk, s.k), (layer.wv, s.v), x: s.xb, batch: count, pool: pool, scratch: s.quantized)
-            rope.apply(s.q, heads: c.headCount, headDim: c.headDim, stride: qDim, count: count)
-            rope.apply(s.k, heads: c.kvHeadCount, headDim: c.headDim, stride: kvDim, count: count)
+            // x += Wo · attention(rope(W_qkv · rmsnorm(x)))
+            Layers.rmsNorm(s.x, weight: layer.attentionNorm, width: dim, rows: count, epsilon: eps, into: s.xb)
+            layer.attention.project(s.xb, count: count, state: s, pool: pool)
+            if let qn = layer.queryNorm, let kn = layer.keyNorm {
+                Layers.rmsNorm(s.q, weight: qn, width: c.headDim, rows: count * c.headCount, epsilon: eps, into: s.q)
+                Layers.rmsNorm(s.k, weight: kn, width: c.headDim, rows: count * c.kvHeadCount, epsilon: eps, into: s.k)
+            }
+            rope.apply(s.q, heads: c.headCount, headDim: c.headDim, stride: c.qDim, count: count)
+            rope.apply(s.k, heads: c.kvHeadCount, headDim: c.headDim, stride: c.kvDim, count: count)
             Layers.attention(layer: l, config: c, count: count, start: start, cache: cache, state: s, pool: pool, scale: scale)
-            layer.wo.multiply(s.attention, batch: count, into: s.xb, pool: pool, scratch: s.quantized)
+            layer.output(s.attention, count: count, into: s.xb, state: s, pool: pool)
             Layers.add(s.xb, into: s.x, count: count * dim)
-
-            // MLP: x += down(silu(gate(xb)) * up(xb)), xb = rmsnorm(x).
-            Layers.rmsNorm(s.x, weight: layer.ffnNorm, width: dim, rows: count, epsilon: c.rmsNormEpsilon, into: s.xb)
-            WeightMatrix.multiply((layer.gate, s.hidden), (layer.up, s.hidden2), nil, x: s.xb, batch: count, pool: pool, scratch: s.quantized)
-            Layers.gated(.silu, s.hidden, s.hidden2, count: count * c.feedForwardLength)
-            layer.down.multiply(s.hidden, batch: count, into: s.xb, pool: pool, scratch: s.quantized)
+            // x += down(silu(gate · rmsnorm(x)) ⊙ up · rmsnorm(x))
+            Layers.rmsNorm(s.x, weight: layer.ffnNorm, width: dim, rows: count, epsilon: eps, into: s.xb)
+            layer.mlp(s.xb, count: count, into: s.xb, state: s, pool: pool)
             Layers.add(s.xb, into: s.x, count: count * dim)
         }
 
         let first = min(logitsFrom ?? (count - 1), count - 1)
-        Layers.rmsNorm(s.x + first * dim, weight: outputNorm, width: dim, rows: count - first, epsilon: c.rmsNormEpsilon, into: s.xb)
-        output.multiply(s.xb, batch: count - first, into: s.logits, pool: pool, scratch: s.quantized)
+        Layers.rmsNorm(s.x + first * dim, weight: outputNorm, width: dim, rows: count - first, epsilon: eps, into: s.xb)
+        weights.logits(s.xb, count: count - first, state: s, pool: pool)
     }
 }

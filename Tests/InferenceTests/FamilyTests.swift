@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import ModelFiles
+@testable import Inference
+
+/// The tiny random models of Tools/reference_families.py, one per family, built with
+/// transformers and converted by llama.cpp's own convert_hf_to_gguf.py: loaded from
+/// their GGUF, every position's f32 logits are within 1e-4 of transformers' and the 16
+/// greedy tokens are transformers'. Each exercises what its family adds: GQA, Q/K/V
+/// biases, per-head Q/K norms, Gemma's scaled embeddings, post-norms, local/global RoPE
+/// bases, a sliding window shorter than the sequence and soft-capped logits, Phi-3's
+/// fused QKV and gate/up with LongRoPE factors, GPT-2's learned positions, LayerNorms
+/// and biases.
+@Suite struct FamilyReferenceTests {
+    static let families = ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3", "gpt2"]
+
+    static func folder(_ family: String) throws -> URL {
+        try #require(Bundle.module.url(forResource: "Resources/tiny-models/\(family)", withExtension: nil))
+    }
+
+    static func reference(_ family: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: try folder(family).appendingPathComponent("reference.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    static func floats(_ base64: Any?) throws -> [Float] {
+        let text = try #require(base64 as? String)
+        let data = try #require(Data(base64Encoded: text))
+        return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    /// The family's GGUF; for Mistral, whose window only config.json records (the
+    /// converter drops it), a copy with `llama.attention.sliding_window` set as a file
+    /// that records it would.
+    static func gguf(_ family: String) throws -> String {
+        let path = try folder(family).appendingPathComponent("\(family).gguf").path
+        guard family == "mistral" else { return path }
+        let window = try #require((try reference(family)["engine"] as? [String: Any])?["sliding_window"] as? Int)
+        return try rewrite(path, as: "mistral-window.gguf") { metadata, _ in
+            metadata.append((key: "llama.attention.sliding_window", value: .uint32(UInt32(window))))
+        }
+    }
+
+    @Test(arguments: families)
+    func logitsAndGreedyTokensMatchTransformers(family: String) throws {
+        let reference = try Self.reference(family)
+        let tokens = try #require(reference["tokens"] as? [Int])
+        let expected = try Self.floats(reference["logits_f32_le_base64"])
+        let path = try Self.gguf(family)
+        for threads in [1, 2] {
+            let engine = try Engine(path: path, precision: .f32, threads: threads, context: 128)
+            #expect(engine.config.architecture == reference["gguf_arch"] as? String)
+            let logits = try engine.logitsAtEveryPosition(for: tokens)
+            try #require(logits.count == expected.count)
+            let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-4, "\(family): max |Δlogit| = \(worst) with \(threads) threads")
+
+            var greedy = SamplingParameters()
+            greedy.temperature = 0
+            let result = try engine.generate(prompt: tokens, maxTokens: 16, sampling: greedy, ignoreEndOfGeneration: true) { _ in }
+            #expect(result.tokens == reference["greedy_ids"] as? [Int], "\(family)")
+        }
+    }
+
+    /// What the files themselves say is what the engine does: Mistral's converted GGUF
+    /// has no window, so it runs full attention, as llama.cpp does (the fixture's
+    /// full-attention argmaxes); and the sliding window changes the logits from
+    /// position `window` on, not before.
+    @Test func mistralWithoutTheWindowKeyRunsFullAttention() throws {
+        let reference = try Self.reference("mistral")
+        let tokens = try #require(reference["tokens"] as? [Int])
+        let checks = try #require(reference["checks"] as? [String: Any])
+        let window = try #require((reference["engine"] as? [String: Any])?["sliding_window"] as? Int)
+        let path = try Self.folder("mistral").appendingPathComponent("mistral.gguf").path
+        let full = try Engine(path: path, precision: .f32, threads: 2, context: 128)
+        #expect(full.config.slidingWindow == nil)
+        let vocab = full.config.vocabSize
+        let fullLogits = try full.logitsAtEveryPosition(for: tokens)
+        let argmax = (0..<tokens.count).map { p in (0..<vocab).max { fullLogits[p * vocab + $0] < fullLogits[p * vocab + $1] }! }
+        #expect(argmax == checks["no_window_argmax"] as? [Int])
+        let sliding = try Engine(path: try Self.gguf("mistral"), precision: .f32, threads: 2, context: 128)
+        #expect(sliding.config.slidingWindow == window && sliding.config.slidingLayers.allSatisfy { $0 })
+        let slidingLogits = try sliding.logitsAtEveryPosition(for: tokens)
+        #expect(slidingLogits[..<(window * vocab)] == fullLogits[..<(window * vocab)])
+        #expect(slidingLogits[(window * vocab)...] != fullLogits[(window * vocab)...])
+    }
+
+    /// A sliding layer keeps only its window plus one prefill chunk, as a ring. Past the
+    /// ring's end (positions wrap), decoding token by token, prefilling in chunks, and
+    /// going back to an earlier prefix give what a cache holding every position gives;
+    /// a prefix whose keys the ring has overwritten is read again from the start.
+    @Test func slidingWindowRingMatchesAFullCache() throws {
+        let engine = try Engine(path: try Self.gguf("gemma3"), precision: .f32, threads: 2, context: 128)
+        let c = engine.config, vocab = c.vocabSize
+        let window = try #require(c.slidingWindow)
+        #expect(c.slidingLayers == [true, false])
+        let ring = window + Engine.prefillChunk - 1
+        #expect(engine.cache.capacities == [ring, 128])
+        var rng = SystemRandomNumberGenerator()
+        let tokens = (0..<120).map { _ in Int.random(in: 3..<vocab, using: &rng) }
+
+        /// Logits of every position of `sequence` with a cache that never wraps.
+        func unwrapped(_ sequence: [Int]) throws -> [Float] {
+            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, elementBytes: 4)
+            var out: [Float] = []
+            var start = 0
+            while start < sequence.count {
+                let n = min(Engine.prefillChunk, sequence.count - start)
+                let ids = sequence[start..<(start + n)].map { Int32($0) }
+                ids.withUnsafeBufferPointer {
+                    engine.model.forward(tokens: $0.baseAddress!, count: n, start: start, cache: cache, state: engine.state,
+                                         pool: engine.pool, logitsFrom: 0)
+                }
+                out += UnsafeBufferPointer(start: engine.state.logits, count: n * vocab)
+                start += n
+            }
+            return out
+        }
+        func close(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Bool {
+            a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 }
+        }
+        let reference = try unwrapped(tokens)
+
+        // One long prefill (chunks of 64: the ring wraps in the second).
+        let chunked = try engine.logitsAtEveryPosition(for: tokens)
+        #expect(close(chunked[...], reference[...]))
+
+        // Token by token: each prompt extends the cached one by one token.
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        engine.resetCache()
+        for n in 1...tokens.count {
+            _ = try engine.generate(prompt: Array(tokens[..<n]), maxTokens: 1, sampling: greedy) { _ in }
+            #expect(engine.lastPrefill.computed == 1)
+            let last = UnsafeBufferPointer(start: engine.state.logits, count: vocab)
+            #expect(close(Array(last)[...], reference[((n - 1) * vocab)..<(n * vocab)]), "position \(n - 1)")
+        }
+
+        // Back to a prefix whose window is still in the ring: only the new tokens run.
+        let edited = Array(tokens[..<100]) + [5, 6, 7]
+        _ = try engine.generate(prompt: edited, maxTokens: 1, sampling: greedy) { _ in }
+        #expect(engine.lastPrefill == (100, 3))
+        let last = Array(UnsafeBufferPointer(start: engine.state.logits, count: vocab))
+        #expect(close(last[...], try unwrapped(edited).suffix(vocab)))
+
+        // Back to a prefix whose window the ring has overwritten: read again from 0.
+        let early = Array(tokens[..<30]) + [5, 6, 7]
+        _ = try engine.generate(prompt: early, maxTokens: 1, sampling: greedy) { _ in }
+        #expect(engine.lastPrefill == (0, early.count))
+        let again = Array(UnsafeBufferPointer(start: engine.state.logits, count: vocab))
+        #expect(close(again[...], try unwrapped(early).suffix(vocab)))
+    }
+}
