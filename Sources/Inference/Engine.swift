@@ -179,20 +179,34 @@ public final class Engine: @unchecked Sendable {
         try source.verifyUnchanged()
         let plan = WeightPlan(linear: format)
         let family = ModelRegistry.family(of: config.architecture)!
+        // The cache of the precision being left is kept (while small) so that switching
+        // back — `/compare`, or trying a precision and returning — reuses its history
+        // instead of reading it again; one kept for the new precision is taken back.
+        let kept = previous
         let (newModel, newBytes, newCache) = try Engine.namingFile(source.path) {
             let (model, bytes) = try Engine.load(family, source: source, config: config, plan: plan, pool: pool, context: contextLength,
                                               shouldStop: shouldStop)
-            return (model, bytes,
-                    plan.kvBytesPerElement == cache.elementBytes ? cache
-                        : try Engine.makeCache(config: config, context: contextLength, elementBytes: plan.kvBytesPerElement))
+            let cache: KVCache = if let kept, kept.cache.elementBytes == plan.kvBytesPerElement { kept.cache }
+                else { try Engine.makeCache(config: config, context: contextLength, elementBytes: plan.kvBytesPerElement) }
+            return (model, bytes, cache)
         }
+        let leaving = (format: self.plan.linear, cache: cache, tokens: cachedTokens)
         model = newModel
         weightBytes = newBytes
         self.plan = plan
         cache = newCache
-        cachedTokens.removeAll()
+        cachedTokens = kept?.format == format ? kept!.tokens : []
+        let bytesPerToken = KVCache.byteCount(capacities: [Int](repeating: 1, count: config.layerCount), kvDim: config.kvDim,
+                                              elementBytes: leaving.cache.elementBytes)
+        previous = leaving.tokens.count * bytesPerToken <= Engine.keptCacheLimit ? leaving : nil
         return format
     }
+
+    /// The KV cache, cached tokens and format of the precision used before the current
+    /// one (see `setPrecision`).
+    private var previous: (format: WeightFormat, cache: KVCache, tokens: [Int])?
+    /// The largest history (in KV bytes) kept for switching back.
+    static let keptCacheLimit = 256 << 20
 
     /// Each layer's sliding window (nil for full attention).
     private var slidingWindows: [Int?] { (0..<config.layerCount).map { config.isSliding($0) ? config.slidingWindow : nil } }

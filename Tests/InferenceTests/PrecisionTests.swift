@@ -87,6 +87,31 @@ let gemmaPath: String = {
         }
     }
 
+    /// Switching back to the precision used just before reuses its KV cache: the history
+    /// is not read again (what `/compare` and a trial switch do), and the reply is the
+    /// one that precision gave. Its f32 cache survives a switch to a precision with f16
+    /// keys and values too.
+    @Test func switchingBackReusesThePreviousCache() throws {
+        let engine = try Engine(path: modelPath, precision: .q4, threads: 2, context: 256)
+        let prompt = engine.promptTokens("The capital of France is a city that")
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        for (there, back) in [(Precision.q8, Precision.q4), (.f32, .q8), (.q4, .f32)] {
+            try engine.setPrecision(back)
+            let first = try engine.generate(prompt: prompt, maxTokens: 4, sampling: greedy) { _ in }
+            let cached = engine.cachedTokens
+            try engine.setPrecision(there)
+            #expect(engine.cachedTokens.isEmpty)
+            _ = try engine.generate(prompt: prompt, maxTokens: 4, sampling: greedy) { _ in }
+            #expect(engine.lastPrefill.reused == 0)
+            try engine.setPrecision(back)
+            #expect(engine.cachedTokens == cached, "\(there) → \(back)")
+            let again = try engine.generate(prompt: prompt, maxTokens: 4, sampling: greedy) { _ in }
+            #expect(engine.lastPrefill == (prompt.count - 1, 1), "\(there) → \(back)")
+            #expect(again.tokens == first.tokens, "\(there) → \(back)")
+        }
+    }
+
     /// A switch that cannot be done leaves the old weights working.
     @Test func failedSwitchKeepsTheOldWeights() throws {
         let file = try GGUFFile(path: modelPath)
