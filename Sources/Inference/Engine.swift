@@ -112,8 +112,7 @@ public final class Engine: @unchecked Sendable {
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.pool = pool
-        let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
-        let plan = WeightPlan(linear: format)
+        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
         let context = contextLength
         (model, cache, state) = try Engine.namingFile(path) {
             (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool),
@@ -146,11 +145,11 @@ public final class Engine: @unchecked Sendable {
     /// - Returns: the format now in use.
     @discardableResult
     public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
-        let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: memoryLimit)
-        guard format != model.plan.linear else { return format }
+        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: memoryLimit)
+        let format = plan.linear
+        guard plan != model.plan else { return format }
         // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.
         try file.file.verifyUnchanged()
-        let plan = WeightPlan(linear: format)
         let (newModel, newCache) = try Engine.namingFile(file.path) {
             (try LlamaModel(gguf: file, config: config, plan: plan, pool: pool, shouldStop: shouldStop),
              plan.kvBytesPerElement == cache.elementBytes ? cache
