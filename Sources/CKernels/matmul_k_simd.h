@@ -49,19 +49,28 @@ NB_T NB_INLINE void k4_scales(const uint8_t *packed, kblock *kb) {
     for (int v = 0; v < 8; v++) kb->sc[v] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * v + 1) << 8) | (2 * v))));
 }
 
-NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb) {
+// Decoders: with direct == 0 they store the codes in kb->q (prefill: reused for 8 tokens);
+// with direct == 1 and an activation block x they multiply each code vector as it is made, into *acc
+// (decode: nothing to reuse, and fewer live registers).
+#define K_EMIT(v, qv)                                                                                        \
+    do {                                                                                                     \
+        if (direct) *acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), kb->sc[v]); \
+        else kb->q[v] = (qv);                                                                                \
+    } while (0)
+
+NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
     k4_scales(b->scales, kb);
     for (int c = 0; c < 4; c++) {
         const __m256i bits = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        kb->q[2 * c] = _mm256_and_si256(bits, m4);
-        kb->q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        K_EMIT(2 * c, _mm256_and_si256(bits, m4));
+        K_EMIT(2 * c + 1, _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
     }
     kb->d = _cvtsh_ss(b->d);
     kb->dmin = _cvtsh_ss(b->dmin);
 }
 
-NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb) {
+NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     k4_scales(b->scales, kb);
     const __m256i hbits = _mm256_loadu_si256((const __m256i *)b->qh);
@@ -69,27 +78,15 @@ NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb) {
         const __m256i bits = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
         const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4);
         const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4);
-        kb->q[2 * c] = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-        kb->q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
+        K_EMIT(2 * c, _mm256_or_si256(_mm256_and_si256(bits, m4), h0));
+        K_EMIT(2 * c + 1, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1));
     }
     kb->d = _cvtsh_ss(b->d);
     kb->dmin = _cvtsh_ss(b->dmin);
 }
 
-NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb) {
+NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
-    for (int j = 0; j < 2; j++) {
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j));
-        const __m256i b2 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j + 32));
-        const __m256i bh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * j));
-        kb->q[4 * j + 0] = _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
-        kb->q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(b2, m15),
-                                           _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2));
-        kb->q[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15),
-                                           _mm256_and_si256(bh, _mm256_set1_epi8(48)));
-        kb->q[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
-                                           _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2));
-    }
     // Vector v holds sub-blocks 2v (low 128 bits of the int16 pairs) and 2v + 1 (high).
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
     for (int v = 0; v < 8; v++) {
@@ -97,27 +94,43 @@ NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb) {
         kb->sc[v] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
     }
     kb->sc16 = _mm256_cvtepi8_epi16(sc8);
+    for (int j = 0; j < 2; j++) {
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j));
+        const __m256i b2 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j + 32));
+        const __m256i bh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * j));
+        K_EMIT(4 * j + 0, _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4)));
+        K_EMIT(4 * j + 1, _mm256_or_si256(_mm256_and_si256(b2, m15),
+                                          _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2)));
+        K_EMIT(4 * j + 2, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15),
+                                          _mm256_and_si256(bh, _mm256_set1_epi8(48))));
+        K_EMIT(4 * j + 3, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
+                                          _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2)));
+    }
     kb->d = _cvtsh_ss(b->d);
     kb->dmin = 0;
+    kb->mins = _mm_setzero_si128();
 }
 
-NB_T NB_INLINE void decode_k(nb_format fmt, const uint8_t *blk, kblock *kb) {
+NB_T NB_INLINE void decode_k(nb_format fmt, const uint8_t *blk, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
     switch (fmt) {
-    case NB_FMT_Q4_K: decode_q4_K((const nb_block_q4_K *)blk, kb); break;
-    case NB_FMT_Q5_K: decode_q5_K((const nb_block_q5_K *)blk, kb); break;
-    default: decode_q6_K((const nb_block_q6_K *)blk, kb); break;
+    case NB_FMT_Q4_K: decode_q4_K((const nb_block_q4_K *)blk, kb, direct, x, acc); break;
+    case NB_FMT_Q5_K: decode_q5_K((const nb_block_q5_K *)blk, kb, direct, x, acc); break;
+    default: decode_q6_K((const nb_block_q6_K *)blk, kb, direct, x, acc); break;
     }
+}
+
+// The −32 of q6_K's codes: Σ_s sc_s · 32 · bsum_s, subtracted from the block's sums.
+NB_T NB_INLINE __m256i q6_offset(nb_format fmt, __m256i acc, const kblock *kb, const nb_q8k *x) {
+    if (fmt != NB_FMT_Q6_K) return acc;
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
+    return _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(bsums, kb->sc16), 5));
 }
 
 // 8 int32 partial sums of one block against one activation block (isum of matmul_k.c).
 NB_T NB_INLINE __m256i kblock_dot(nb_format fmt, const kblock *kb, const nb_q8k *x) {
     __m256i acc = _mm256_setzero_si256();
     for (int v = 0; v < 8; v++) acc = kdot(acc, kb->q[v], _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v)), kb->sc[v]);
-    if (fmt == NB_FMT_Q6_K) {
-        const __m256i bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
-        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(bsums, kb->sc16), 5));
-    }
-    return acc;
+    return q6_offset(fmt, acc, kb, x);
 }
 
 // The pairwise bsums (Σ of each 32 activations) as 8 int16: the mins' partners.
@@ -143,8 +156,9 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
         float dw[8], dm[8];
         for (int i = 0; i < 8; i++) {
             kblock kb;
-            decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb);
-            s[i] = kblock_dot(fmt, &kb, x + b);
+            __m256i acc_i = _mm256_setzero_si256();
+            decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb, 1, x + b, &acc_i);
+            s[i] = q6_offset(fmt, acc_i, &kb, x + b);
             mins[i] = kb.mins;
             dw[i] = kb.d;
             dm[i] = kb.dmin;
@@ -175,7 +189,7 @@ NB_T NB_INLINE void ktile(nb_format fmt, const uint8_t *row, size_t block_bytes,
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         kblock kb;
-        decode_k(fmt, row + (size_t)b * block_bytes, &kb);
+        decode_k(fmt, row + (size_t)b * block_bytes, &kb, 0, NULL, NULL);
         __m256i s[8];
         for (int t = 0; t < 8; t++) s[t] = kblock_dot(fmt, &kb, xt[t] + b);
         const __m256 dx = _mm256_load_ps(xd + 8 * b);
