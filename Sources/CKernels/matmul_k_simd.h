@@ -32,9 +32,10 @@ NB_T NB_INLINE __m256i kdot(__m256i acc, __m256i q, __m256i x, __m256i sc16) {
 #endif
 }
 
-// The 6-bit scales and mins of a q4_K/q5_K block: scales of sub-blocks 0...7 broadcast
-// one per vector, mins as 8 int16.
-NB_T NB_INLINE void k4_scales(const uint8_t *packed, kblock *kb) {
+// The 6-bit scales and mins of a q4_K/q5_K block: returns the 8 scales as int16 in both
+// 128-bit halves (K4_SC picks sub-block v's for every lane); mins as 8 int16 in kb.
+#define K4_SC(scales, v) _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * (v) + 1) << 8) | (2 * (v)))))
+NB_T NB_INLINE __m256i k4_scales(const uint8_t *packed, kblock *kb) {
     const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
     uint32_t utmp[4];
     memcpy(utmp, packed, 12);
@@ -45,26 +46,29 @@ NB_T NB_INLINE void k4_scales(const uint8_t *packed, kblock *kb) {
     utmp[0] &= kmask1;
     const __m256i ms = _mm256_cvtepu8_epi16(_mm_set_epi32((int)utmp[3], (int)utmp[2], (int)utmp[1], (int)utmp[0]));
     kb->mins = _mm256_extracti128_si256(ms, 1);
-    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
-    for (int v = 0; v < 8; v++) kb->sc[v] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * v + 1) << 8) | (2 * v))));
+    return _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
 }
 
 // Decoders: with direct == 0 they store the codes in kb->q (prefill: reused for 8 tokens);
 // with direct == 1 and an activation block x they multiply each code vector as it is made, into *acc
 // (decode: nothing to reuse, and fewer live registers).
-#define K_EMIT(v, qv)                                                                                        \
+#define K_EMIT(v, qv, scv)                                                                                 \
     do {                                                                                                     \
-        if (direct) *acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), kb->sc[v]); \
-        else kb->q[v] = (qv);                                                                                \
+        if (direct) {                                                                                        \
+            *acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), (scv));       \
+        } else {                                                                                             \
+            kb->q[v] = (qv);                                                                                 \
+            kb->sc[v] = (scv);                                                                               \
+        }                                                                                                    \
     } while (0)
 
 NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    k4_scales(b->scales, kb);
+    const __m256i scales = k4_scales(b->scales, kb);
     for (int c = 0; c < 4; c++) {
         const __m256i bits = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        K_EMIT(2 * c, _mm256_and_si256(bits, m4));
-        K_EMIT(2 * c + 1, _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+        K_EMIT(2 * c, _mm256_and_si256(bits, m4), K4_SC(scales, 2 * c));
+        K_EMIT(2 * c + 1, _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), K4_SC(scales, 2 * c + 1));
     }
     kb->d = _cvtsh_ss(b->d);
     kb->dmin = _cvtsh_ss(b->dmin);
@@ -72,14 +76,14 @@ NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int di
 
 NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
-    k4_scales(b->scales, kb);
+    const __m256i scales = k4_scales(b->scales, kb);
     const __m256i hbits = _mm256_loadu_si256((const __m256i *)b->qh);
     for (int c = 0; c < 4; c++) {
         const __m256i bits = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
         const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4);
         const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4);
-        K_EMIT(2 * c, _mm256_or_si256(_mm256_and_si256(bits, m4), h0));
-        K_EMIT(2 * c + 1, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1));
+        K_EMIT(2 * c, _mm256_or_si256(_mm256_and_si256(bits, m4), h0), K4_SC(scales, 2 * c));
+        K_EMIT(2 * c + 1, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1), K4_SC(scales, 2 * c + 1));
     }
     kb->d = _cvtsh_ss(b->d);
     kb->dmin = _cvtsh_ss(b->dmin);
@@ -89,23 +93,21 @@ NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const int di
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
     // Vector v holds sub-blocks 2v (low 128 bits of the int16 pairs) and 2v + 1 (high).
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
-    for (int v = 0; v < 8; v++) {
-        const __m128i pick = _mm_set_epi64x(0x0101010101010101LL * (2 * v + 1), 0x0101010101010101LL * (2 * v));
-        kb->sc[v] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-    }
+#define Q6_SC(v) _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_set_epi64x(0x0101010101010101LL * (2 * (v) + 1), 0x0101010101010101LL * (2 * (v)))))
     kb->sc16 = _mm256_cvtepi8_epi16(sc8);
     for (int j = 0; j < 2; j++) {
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j));
         const __m256i b2 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j + 32));
         const __m256i bh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * j));
-        K_EMIT(4 * j + 0, _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4)));
+        K_EMIT(4 * j + 0, _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4)), Q6_SC(4 * j + 0));
         K_EMIT(4 * j + 1, _mm256_or_si256(_mm256_and_si256(b2, m15),
-                                          _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2)));
+                                          _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2)), Q6_SC(4 * j + 1));
         K_EMIT(4 * j + 2, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15),
-                                          _mm256_and_si256(bh, _mm256_set1_epi8(48))));
+                                          _mm256_and_si256(bh, _mm256_set1_epi8(48))), Q6_SC(4 * j + 2));
         K_EMIT(4 * j + 3, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
-                                          _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2)));
+                                          _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2)), Q6_SC(4 * j + 3));
     }
+#undef Q6_SC
     kb->d = _cvtsh_ss(b->d);
     kb->dmin = 0;
     kb->mins = _mm_setzero_si128();

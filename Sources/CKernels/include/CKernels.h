@@ -1,8 +1,8 @@
 // Hot numeric kernels for Nibble, with runtime CPU dispatch.
 //
 // Every kernel has a portable scalar version; SIMD versions (x86-64 AVX2+FMA, AVX-512 with
-// VNNI for the integer kernels) are chosen once at start-up from what the CPU reports. Tests compare each SIMD path
-// against the scalar one through nb_force_isa().
+// VNNI for the integer kernels) are chosen once at start-up from what the CPU reports.
+// Tests compare each SIMD path against the scalar one through nb_force_isa().
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
