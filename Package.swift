@@ -27,8 +27,8 @@ let package = Package(
     targets: [
         // SIMD kernels per weight format with runtime CPU dispatch and a scalar fallback.
         .target(name: "CKernels", cSettings: fastC),
-        // GGUF reader (mmap'd, bounds-checked) and ggml type dequantisation.
-        .target(name: "ModelFiles", swiftSettings: fastSwift),
+        // GGUF reader (mmap'd, bounds-checked) and ggml type dequantisation (CKernels' dequantisers).
+        .target(name: "ModelFiles", dependencies: ["CKernels"], swiftSettings: fastSwift),
         // Weight formats, matrices over them, and the worker pool.
         .target(name: "Quantization", dependencies: ["CKernels"], swiftSettings: fastSwift),
         // Byte-level BPE and SentencePiece tokenizers built from GGUF metadata.
@@ -47,7 +47,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSwift),
 
-        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles"], resources: [.copy("Resources")]),
+        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization"], resources: [.copy("Resources")]),

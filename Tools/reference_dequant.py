@@ -8,14 +8,12 @@ Produces
   dequantized to float32, and a few exact sample values;
 * ``Tests/ModelFilesTests/Resources/synthetic-dequant.json`` -- small
   synthetic tensors (random raw block bytes, fixed seed) for each of the ggml
-  types F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, with their raw bytes
-  and complete dequantized values;
+  types F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K,
+  Q6_K, IQ4_NL, IQ4_XS, with their raw bytes and complete dequantized values
+  (256 elements, or 4 blocks of 256 for the super-block types);
 * ``Tests/ModelFilesTests/Resources/gemma3-dequant.json`` -- the same as the
   first file for the Gemma 3 270M model (``make gemma``), whose tensors are
-  F32, Q5_0, Q8_0, Q4_K and Q6_K.  Only tensors of a type Nibble dequantizes
-  (the synthetic list above) get ``count``/``raw_sha256``/``sha256``/
-  ``samples``; the others (Q4_K, Q6_K) are listed with just name, type and
-  shape, to check tensor discovery.
+  F32, Q5_0, Q8_0, Q4_K and Q6_K; every tensor has values.
 
 Why: Nibble reads GGUF files and dequantizes blocks with its own code.  The
 ``gguf`` package (maintained in the llama.cpp repository) is the reference
@@ -23,7 +21,7 @@ reader/dequantizer; the real-model fixture checks tensor discovery, offsets,
 shapes and dequantization of the types the model uses (F32, Q4_1, Q8_0), the
 synthetic fixture checks every supported block layout bit for bit, including
 types the model does not use, without needing any model file, and the Gemma
-fixture checks real Q5_0 tensors and a file that mixes in k-quant types.
+fixture checks real Q5_0, Q4_K and Q6_K tensors.
 
 Conventions (both files):
 
@@ -39,6 +37,9 @@ Conventions (both files):
 * Arithmetic is gguf's numpy arithmetic, all float32, not fused:
   Q4_0 ``d * (q - 8)``; Q4_1 ``(d * q) + m``; Q5_0 ``d * (q - 16)``;
   Q5_1 ``(d * q) + m``; Q8_0 ``q * d``; d and m are f16 converted to f32.
+  K-quants: ``(d * sc) * q - (dmin * m)`` (Q2_K, Q4_K, Q5_K), ``(d * (sc - 32)) * q``
+  (Q3_K), ``(d * sc) * (q - 32)`` (Q6_K); IQ4_NL ``d * kvalue``, IQ4_XS
+  ``(d * (ls - 32)) * kvalue``: each product and difference rounded to float32.
   (``d*q + m`` rounds twice; an FMA gives a different last bit in rare cases.)
 
 Block layouts (ggml structs, little-endian, 32 elements per block):
@@ -47,6 +48,12 @@ block_q5_0 = f16 d, u8 qh[4], u8 qs[16]; block_q5_1 = f16 d, f16 m, u8 qh[4],
 u8 qs[16]; block_q8_0 = f16 d, i8 qs[32].  For the 4/5-bit types element j
 (< 16) is the low nibble of qs[j] and element j + 16 the high nibble; for the
 5-bit types bit j of the little-endian u32 qh is bit 4 of element j.
+Super-blocks of 256 (ggml-common.h): block_q2_K = u8 scales[16], u8 qs[64],
+f16 d, f16 dmin; block_q3_K = u8 hmask[32], u8 qs[64], u8 scales[12], f16 d;
+block_q4_K = f16 d, f16 dmin, u8 scales[12], u8 qs[128]; block_q5_K = f16 d,
+f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]; block_q6_K = u8 ql[128],
+u8 qh[64], i8 scales[16], f16 d; block_iq4_xs = f16 d, u16 scales_h,
+u8 scales_l[4], u8 qs[128].  block_iq4_nl (32) = f16 d, u8 qs[16].
 
 Usage:  .venv-tools/bin/python Tools/reference_dequant.py
         [--model-out PATH] [--synthetic-out PATH] [--gemma-out PATH]
@@ -65,9 +72,18 @@ import numpy as np
 from gguf import GGMLQuantizationType as T
 
 SYNTHETIC_SEED = 20240611
-SYNTHETIC_TYPES = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1]
-SYNTHETIC_ELEMENTS = 256  # 8 blocks of 32 for the block types
-# The types Nibble's engine dequantizes; a model fixture gives values only for these.
+# New types go at the end: the generator is shared, so the earlier entries keep their bytes.
+SYNTHETIC_TYPES = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1,
+                   T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL, T.IQ4_XS]
+SYNTHETIC_ELEMENTS = 256  # 8 blocks of 32 for the 32-element block types
+
+
+def synthetic_elements(qtype: T) -> int:
+    """256 elements, or 4 super-blocks for the 256-element types."""
+    return max(SYNTHETIC_ELEMENTS, 4 * gguf.GGML_QUANT_SIZES[qtype][0])
+
+
+# The types Nibble's engine dequantizes; a model fixture must hold only these.
 DEQUANT_TYPES = frozenset(SYNTHETIC_TYPES)
 
 
@@ -105,12 +121,7 @@ def model_fixture(path) -> dict:
         qtype = T(t.tensor_type)
         shape = [int(x) for x in t.shape]  # gguf reader: ne0 first already
         n = int(np.prod(shape))
-        if qtype not in DEQUANT_TYPES:
-            # A type the engine does not dequantize (k-quants): listed only.
-            assert n == int(t.n_elements), t.name
-            counts[qtype.name] += 1
-            tensors.append({"name": t.name, "type": qtype.name, "shape": shape})
-            continue
+        assert qtype in DEQUANT_TYPES, f"{t.name}: {qtype.name} is not a type the engine dequantizes"
         raw = np.asarray(t.data)
         values = dequantize(raw, qtype)
         assert values.size == n == int(t.n_elements), (t.name, values.size, n)
@@ -139,10 +150,6 @@ def model_fixture(path) -> dict:
         "raw_sha256: of the tensor's raw (quantized) bytes as stored in the file",
         "samples: [flat index, exact float32 value]",
     ]
-    skipped = sorted({t["type"] for t in tensors if "sha256" not in t})
-    if skipped:
-        notes.append("types " + ", ".join(skipped) + " are not dequantized by the engine: "
-                     "such tensors have only name, type and shape (no count, raw_sha256, sha256, samples)")
     return {
         "model": path.name,
         "sha256": _common.sha256_file(path),
@@ -178,7 +185,7 @@ def random_float_bits(rng: np.random.Generator, bits: int, exp_mask: int, n: int
 
 
 def synthetic_raw(rng: np.random.Generator, qtype: T) -> np.ndarray:
-    n = SYNTHETIC_ELEMENTS
+    n = synthetic_elements(qtype)
     if qtype == T.F32:
         bits = random_float_bits(rng, 32, 0x7F800000, n)
         # fixed specials: +0, -0, 1, -2, smallest subnormal, largest finite
@@ -209,11 +216,129 @@ def synthetic_raw(rng: np.random.Generator, qtype: T) -> np.ndarray:
     elif qtype == T.Q5_1:
         parts = [d, random_f16_scales(rng, nb), rng.integers(0, 256, (nb, 4), dtype=np.uint8),
                  rng.integers(0, 256, (nb, 16), dtype=np.uint8)]
+    elif qtype == T.Q2_K:  # scales[16], qs[64], d, dmin
+        parts = [u8(rng, nb, 16), u8(rng, nb, 64), d, random_f16_scales(rng, nb)]
+    elif qtype == T.Q3_K:  # hmask[32], qs[64], scales[12], d
+        parts = [u8(rng, nb, 32), u8(rng, nb, 64), u8(rng, nb, 12), d]
+    elif qtype == T.Q4_K:  # d, dmin, scales[12], qs[128]
+        parts = [d, random_f16_scales(rng, nb), u8(rng, nb, 12), u8(rng, nb, 128)]
+    elif qtype == T.Q5_K:  # d, dmin, scales[12], qh[32], qs[128]
+        parts = [d, random_f16_scales(rng, nb), u8(rng, nb, 12), u8(rng, nb, 32), u8(rng, nb, 128)]
+    elif qtype == T.Q6_K:  # ql[128], qh[64], scales[16] (int8), d
+        parts = [u8(rng, nb, 128), u8(rng, nb, 64), u8(rng, nb, 16), d]
+    elif qtype == T.IQ4_NL:  # d, qs[16]
+        parts = [d, u8(rng, nb, 16)]
+    elif qtype == T.IQ4_XS:  # d, scales_h (u16), scales_l[4], qs[128]
+        parts = [d, u8(rng, nb, 2), u8(rng, nb, 4), u8(rng, nb, 128)]
     else:
         raise ValueError(qtype)
     raw = np.concatenate(parts, axis=1)
     assert raw.shape == (nb, type_size), (qtype.name, raw.shape)
     return raw.reshape(-1)
+
+
+def u8(rng: np.random.Generator, nb: int, n: int) -> np.ndarray:
+    """Uniform random bytes, nb rows of n."""
+    return rng.integers(0, 256, (nb, n), dtype=np.uint8)
+
+
+KVALUES_IQ4NL = (-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113)
+
+
+def scale_min_k4(j: int, q: bytes) -> tuple[int, int]:
+    """ggml's get_scale_min_k4: 6-bit scale and min of sub-block j of a Q4_K/Q5_K block."""
+    if j < 4:
+        return q[j] & 63, q[j + 4] & 63
+    return (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)
+
+
+def scalar_dequant_k(b: bytes, qtype: T) -> np.ndarray:
+    """ggml's dequantize_row_* for the super-block types, element by element in float32."""
+    f = np.float32
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    out = np.zeros(len(b) // type_size * block_size, np.float32)
+
+    def h(o: int) -> np.float32:
+        return f(np.frombuffer(b[o:o + 2], "<f2")[0])
+
+    for blk in range(len(b) // type_size):
+        o = blk * type_size
+        y = out[blk * block_size:(blk + 1) * block_size]
+        if qtype == T.IQ4_NL:
+            d = h(o)
+            for j in range(16):
+                y[j] = d * f(KVALUES_IQ4NL[b[o + 2 + j] & 0xF])
+                y[j + 16] = d * f(KVALUES_IQ4NL[b[o + 2 + j] >> 4])
+        elif qtype == T.IQ4_XS:
+            d = h(o)
+            scales_h = int.from_bytes(b[o + 2:o + 4], "little")
+            for ib in range(8):
+                ls = ((b[o + 4 + ib // 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4)
+                dl = d * f(ls - 32)
+                qs = b[o + 8 + 16 * ib:o + 24 + 16 * ib]
+                for j in range(16):
+                    y[32 * ib + j] = dl * f(KVALUES_IQ4NL[qs[j] & 0xF])
+                    y[32 * ib + j + 16] = dl * f(KVALUES_IQ4NL[qs[j] >> 4])
+        elif qtype == T.Q2_K:
+            scales, qs, d, dmin = b[o:o + 16], b[o + 16:o + 80], h(o + 80), h(o + 82)
+            i, is_ = 0, 0
+            for n in range(2):
+                q = qs[32 * n:32 * n + 32]
+                for shift in (0, 2, 4, 6):
+                    for half in range(2):
+                        sc = scales[is_]
+                        is_ += 1
+                        dl, ml = d * f(sc & 0xF), dmin * f(sc >> 4)
+                        for l in range(16):
+                            y[i] = dl * f((q[l + 16 * half] >> shift) & 3) - ml
+                            i += 1
+        elif qtype == T.Q3_K:
+            hm, qs, sc_raw, d = b[o:o + 32], b[o + 32:o + 96], b[o + 96:o + 108], h(o + 108)
+            scales = []
+            for j in range(16):  # 4 low bits from bytes 0..7, 2 high bits from bytes 8..11
+                lo = (sc_raw[j % 8] >> (4 * (j // 8))) & 0xF
+                hi = (sc_raw[8 + j % 4] >> (2 * (j // 4))) & 3
+                scales.append((lo | (hi << 4)) - 32)
+            i, is_, m = 0, 0, 1
+            for n in range(2):
+                q = qs[32 * n:32 * n + 32]
+                for shift in (0, 2, 4, 6):
+                    for half in range(2):
+                        dl = d * f(scales[is_])
+                        is_ += 1
+                        for l in range(16):
+                            e = l + 16 * half
+                            y[i] = dl * f(((q[e] >> shift) & 3) - (0 if hm[e] & m else 4))
+                            i += 1
+                    m <<= 1
+        elif qtype in (T.Q4_K, T.Q5_K):
+            d, dmin, scales = h(o), h(o + 2), b[o + 4:o + 16]
+            qh = b[o + 16:o + 48] if qtype == T.Q5_K else None
+            qs = b[o + 48:o + 176] if qtype == T.Q5_K else b[o + 16:o + 144]
+            for c in range(4):
+                for half in range(2):
+                    sc, mn = scale_min_k4(2 * c + half, scales)
+                    d1, m1 = d * f(sc), dmin * f(mn)
+                    for l in range(32):
+                        q = (qs[32 * c + l] >> (4 * half)) & 0xF
+                        if qh is not None and qh[l] & (1 << (2 * c + half)):
+                            q += 16
+                        y[64 * c + 32 * half + l] = d1 * f(q) - m1
+        elif qtype == T.Q6_K:
+            ql, qh, d = b[o:o + 128], b[o + 128:o + 192], h(o + 208)
+            sc = np.frombuffer(b[o + 192:o + 208], np.int8)
+            for n in range(2):
+                for l in range(32):
+                    is_ = 8 * n + l // 16
+                    qv = ((ql[64 * n + l] & 0xF) | (((qh[32 * n + l] >> 0) & 3) << 4),
+                          (ql[64 * n + l + 32] & 0xF) | (((qh[32 * n + l] >> 2) & 3) << 4),
+                          (ql[64 * n + l] >> 4) | (((qh[32 * n + l] >> 4) & 3) << 4),
+                          (ql[64 * n + l + 32] >> 4) | (((qh[32 * n + l] >> 6) & 3) << 4))
+                    for part in range(4):
+                        y[128 * n + 32 * part + l] = d * f(sc[is_ + 2 * part]) * f(qv[part] - 32)
+        else:
+            raise ValueError(qtype)
+    return out
 
 
 def scalar_dequant(raw: np.ndarray, qtype: T) -> np.ndarray:
@@ -230,6 +355,8 @@ def scalar_dequant(raw: np.ndarray, qtype: T) -> np.ndarray:
     def h(o: int) -> np.float32:  # f16 field at byte offset o
         return np.float32(np.frombuffer(b[o:o + 2], "<f2")[0])
 
+    if qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL, T.IQ4_XS):
+        return scalar_dequant_k(b, qtype)
     block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
     out = np.zeros(len(b) // type_size * block_size, np.float32)
     for blk in range(len(b) // type_size):
@@ -271,17 +398,17 @@ def synthetic_fixture() -> dict:
     for qtype in SYNTHETIC_TYPES:
         raw = synthetic_raw(rng, qtype)
         values = dequantize(raw, qtype)
-        assert values.size == SYNTHETIC_ELEMENTS and np.all(np.isfinite(values)), qtype.name
+        assert values.size == synthetic_elements(qtype) and np.all(np.isfinite(values)), qtype.name
         check = scalar_dequant(raw, qtype)
         assert check.view(np.uint32).tolist() == values.view(np.uint32).tolist(), qtype.name
         block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
-        assert raw.size == SYNTHETIC_ELEMENTS // block_size * type_size
+        assert raw.size == synthetic_elements(qtype) // block_size * type_size
         entries.append({
             "type": qtype.name,
             "ggml_type": int(qtype),
             "block_size": block_size,
             "type_size": type_size,
-            "count": SYNTHETIC_ELEMENTS,
+            "count": synthetic_elements(qtype),
             "bytes_base64": base64.b64encode(raw.tobytes()).decode("ascii"),
             "sha256": _common.sha256_bytes(le_f32_bytes(values)),
             "values": [f32(v) for v in values],

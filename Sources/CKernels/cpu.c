@@ -94,3 +94,27 @@ const char *nb_cpu_features(void) {
     if (!buffer[0]) strcpy(buffer, "scalar");
     return buffer;
 }
+
+/// Whether the CPU has AVX-512 VNNI (the AVX-512 kernels' dot products).
+static int has_vnni(void) {
+#if defined(__x86_64__)
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
+        atomic_store(&cached, v);
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
+int nb_kernel_level(void) {
+    switch (nb_active_isa()) {
+    case NB_ISA_AVX512: return has_vnni() ? 2 : 1;
+    case NB_ISA_AVX2: return 1;
+    default: return 0;
+    }
+}

@@ -99,22 +99,26 @@ const float nb_dynamic_map[256] = {
 
 // ---- sizes ----------------------------------------------------------------------------
 
+const nb_format_info *nb_format_get(nb_format fmt) {
+    return (unsigned)fmt < NB_FMT_COUNT ? &nb_formats[fmt].info : NULL;
+}
+
+int nb_format_of_ggml(uint32_t ggml_type) {
+    for (int f = 0; f < NB_FMT_COUNT; f++)
+        if (nb_formats[f].info.ggml_type == (int32_t)ggml_type) return f;
+    return -1;
+}
+
 size_t nb_format_bytes(nb_format fmt, int64_t rows, int64_t k) {
-    if (rows < 0 || k <= 0) return 0;
-    switch (fmt) {
-    case NB_FMT_F32: return (size_t)(rows * k) * 4;
-    case NB_FMT_F16:
-    case NB_FMT_BF16: return (size_t)(rows * k) * 2;
-    case NB_FMT_Q8: return k % NB_QK ? 0 : (size_t)(rows * (k / NB_QK)) * sizeof(nb_block_q8);
-    case NB_FMT_Q4: return k % NB_QK ? 0 : (size_t)(rows * (k / NB_QK)) * sizeof(nb_block_q4);
-    case NB_FMT_Q2: return k % NB_QK64 ? 0 : (size_t)(rows * (k / NB_QK64)) * sizeof(nb_block_q2);
-    case NB_FMT_NF4: return k % NB_QK64 ? 0 : nb_nf4_layout_of(rows, k).total;
-    }
-    return 0;
+    const nb_format_info *info = nb_format_get(fmt);
+    if (!info || rows < 0 || k <= 0 || k % info->block) return 0;
+    if (fmt == NB_FMT_NF4) return nb_nf4_layout_of(rows, k).total;
+    return (size_t)(rows * (k / info->block)) * (size_t)info->block_bytes;
 }
 
 int nb_format_wants_q8a(nb_format fmt) {
-    return fmt == NB_FMT_Q8 || fmt == NB_FMT_Q4 || fmt == NB_FMT_NF4 || fmt == NB_FMT_Q2;
+    const nb_format_info *info = nb_format_get(fmt);
+    return info && info->activation != NB_ACT_F32;
 }
 
 // ---- q8 / q4: GGML's reference quantisers -----------------------------------------------
@@ -499,70 +503,83 @@ void nb_pack_nf4(const float *src, int64_t rows, int64_t k, nb_nf4_scaling scali
 NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k);
 #endif
 
-void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst) {
-    uint8_t *out = dst;
-    switch (fmt) {
-    case NB_FMT_F32: memcpy(dst, src, (size_t)(rows * k) * 4); break;
-    case NB_FMT_F16: nb_f32_to_f16(src, dst, rows * k); break;
-    case NB_FMT_BF16:
-        for (int64_t i = 0; i < rows * k; i++) ((uint16_t *)dst)[i] = nb_f2bf(src[i]);
-        break;
-    case NB_FMT_Q8:
+static void pack_f32(const float *src, int64_t rows, int64_t k, void *dst) { memcpy(dst, src, (size_t)(rows * k) * 4); }
+static void pack_f16(const float *src, int64_t rows, int64_t k, void *dst) { nb_f32_to_f16(src, dst, rows * k); }
+static void pack_bf16(const float *src, int64_t rows, int64_t k, void *dst) {
+    for (int64_t i = 0; i < rows * k; i++) ((uint16_t *)dst)[i] = nb_f2bf(src[i]);
+}
+static void pack_q8(const float *src, int64_t rows, int64_t k, void *dst) {
 #if defined(__x86_64__)
-        if (nb_use_avx2()) {
-            for (int64_t r = 0; r < rows; r++) pack_q8_row_avx2(src + r * k, (nb_block_q8 *)out + r * (k / NB_QK), k);
-            break;
-        }
+    if (nb_use_avx2()) {
+        for (int64_t r = 0; r < rows; r++) pack_q8_row_avx2(src + r * k, (nb_block_q8 *)dst + r * (k / NB_QK), k);
+        return;
+    }
 #endif
-        for (int64_t r = 0; r < rows; r++) pack_q8_row(src + r * k, (nb_block_q8 *)out + r * (k / NB_QK), k);
-        break;
-    case NB_FMT_Q4:
-        for (int64_t r = 0; r < rows; r++) pack_q4_row(src + r * k, (nb_block_q4 *)out + r * (k / NB_QK), k);
-        break;
-    case NB_FMT_Q2:
-        for (int64_t g = 0; g < rows * (k / NB_QK64); g++) pack_q2_group(src + g * NB_QK64, (nb_block_q2 *)out + g);
-        break;
-    case NB_FMT_NF4: nb_pack_nf4(src, rows, k, NB_NF4_SEARCH, NULL, out); break;
+    for (int64_t r = 0; r < rows; r++) pack_q8_row(src + r * k, (nb_block_q8 *)dst + r * (k / NB_QK), k);
+}
+static void pack_q4(const float *src, int64_t rows, int64_t k, void *dst) {
+    for (int64_t r = 0; r < rows; r++) pack_q4_row(src + r * k, (nb_block_q4 *)dst + r * (k / NB_QK), k);
+}
+static void pack_q2(const float *src, int64_t rows, int64_t k, void *dst) {
+    for (int64_t g = 0; g < rows * (k / NB_QK64); g++) pack_q2_group(src + g * NB_QK64, (nb_block_q2 *)dst + g);
+}
+static void pack_nf4(const float *src, int64_t rows, int64_t k, void *dst) { nb_pack_nf4(src, rows, k, NB_NF4_SEARCH, NULL, dst); }
+
+static void unpack_f32(const void *w, float *out, int64_t n) { memcpy(out, w, (size_t)n * 4); }
+static void unpack_f16(const void *w, float *out, int64_t n) { nb_f16_to_f32(w, out, n); }
+static void unpack_bf16(const void *w, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = nb_bf2f(((const uint16_t *)w)[i]);
+}
+static void unpack_q2(const void *w, float *out, int64_t n) {
+    const nb_block_q2 *blk = w;
+    for (int64_t g = 0; g < n; g++) {
+        const float d = nb_h2f(blk[g].d), m = nb_h2f(blk[g].m);
+        for (int s = 0; s < 4; s++)
+            for (int j = 0; j < 16; j++) out[g * NB_QK64 + 16 * s + j] = ((blk[g].qs[j] >> (2 * s)) & 3) * d + m;
     }
 }
 
+// GGML type numbers (ggml.h, enum ggml_type).
+enum {
+    GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7, GGML_Q8_0 = 8,
+    GGML_Q2_K = 10, GGML_Q3_K = 11, GGML_Q4_K = 12, GGML_Q5_K = 13, GGML_Q6_K = 14, GGML_IQ4_NL = 20,
+    GGML_IQ4_XS = 23, GGML_BF16 = 30,
+};
+
+#define KERNELS(NAME) {nb_mm_##NAME##_scalar, nb_mm_##NAME##_avx2, nb_mm_##NAME##_avx512}
+#define BPW(block, bytes) ((double)(bytes) * 8 / (block))
+
+// The format table. Columns of info: name, block, block bytes, bits per weight, GGML
+// type, activation kind, packable, rows independent.
+const nb_format_row nb_formats[NB_FMT_COUNT] = {
+    [NB_FMT_F32] = {{"f32", 1, 4, 32, GGML_F32, NB_ACT_F32, 1, 1}, pack_f32, unpack_f32, {nb_mm_f32}},
+    [NB_FMT_F16] = {{"f16", 1, 2, 16, GGML_F16, NB_ACT_F32, 1, 1}, pack_f16, unpack_f16, {nb_mm_f16}},
+    [NB_FMT_BF16] = {{"bf16", 1, 2, 16, GGML_BF16, NB_ACT_F32, 1, 1}, pack_bf16, unpack_bf16, {nb_mm_bf16}},
+    [NB_FMT_Q8] = {{"q8", 32, 34, BPW(32, 34), GGML_Q8_0, NB_ACT_Q8A, 1, 1}, pack_q8, nb_dequant_q8_0, KERNELS(q8)},
+    [NB_FMT_Q4] = {{"q4", 32, 20, BPW(32, 20), GGML_Q4_1, NB_ACT_Q8A, 1, 1}, pack_q4, nb_dequant_q4_1, KERNELS(q4)},
+    // 4 bits + one absmax code per 64 + one f32 scale per 256 blocks (4096 × 4096: + offset)
+    [NB_FMT_NF4] = {{"nf4", 64, 32, 4 + 8.0 / 64 + 32.0 / (64 * 256) + 32.0 / (4096.0 * 4096), -1, NB_ACT_Q8A, 1, 0},
+                    pack_nf4, NULL, KERNELS(nf4)},
+    [NB_FMT_Q2] = {{"q2", 64, 20, BPW(64, 20), -1, NB_ACT_Q8A, 1, 1}, pack_q2, unpack_q2, KERNELS(q2)},
+    [NB_FMT_Q4_0] = {{"q4_0", 32, 18, BPW(32, 18), GGML_Q4_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q4_0, KERNELS(q4_0)},
+    [NB_FMT_Q5_0] = {{"q5_0", 32, 22, BPW(32, 22), GGML_Q5_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_0, KERNELS(q5_0)},
+    [NB_FMT_Q5_1] = {{"q5_1", 32, 24, BPW(32, 24), GGML_Q5_1, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_1, KERNELS(q5_1)},
+    [NB_FMT_Q4_K] = {{"q4_K", 256, 144, BPW(256, 144), GGML_Q4_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q4_K, KERNELS(q4_K)},
+    [NB_FMT_Q5_K] = {{"q5_K", 256, 176, BPW(256, 176), GGML_Q5_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q5_K, KERNELS(q5_K)},
+    [NB_FMT_Q6_K] = {{"q6_K", 256, 210, BPW(256, 210), GGML_Q6_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q6_K, KERNELS(q6_K)},
+};
+
+void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst) {
+    const nb_format_info *info = nb_format_get(fmt);
+    if (!info || !nb_formats[fmt].pack || nb_format_bytes(fmt, rows, k) == 0) return;
+    nb_formats[fmt].pack(src, rows, k, dst);
+}
+
 void nb_unpack_row(nb_format fmt, const void *w, int64_t rows, int64_t k, int64_t row, float *out) {
-    const uint8_t *base = w;
-    switch (fmt) {
-    case NB_FMT_F32: memcpy(out, (const float *)w + row * k, (size_t)k * 4); break;
-    case NB_FMT_F16: nb_f16_to_f32((const uint16_t *)w + row * k, out, k); break;
-    case NB_FMT_BF16:
-        for (int64_t i = 0; i < k; i++) out[i] = nb_bf2f(((const uint16_t *)w)[row * k + i]);
-        break;
-    case NB_FMT_Q8: {
-        const nb_block_q8 *blk = (const nb_block_q8 *)w + row * (k / NB_QK);
-        for (int64_t b = 0; b < k / NB_QK; b++) {
-            const float d = nb_h2f(blk[b].d);
-            for (int j = 0; j < NB_QK; j++) out[b * NB_QK + j] = blk[b].qs[j] * d;
-        }
-        break;
-    }
-    case NB_FMT_Q4: {
-        const nb_block_q4 *blk = (const nb_block_q4 *)w + row * (k / NB_QK);
-        for (int64_t b = 0; b < k / NB_QK; b++) {
-            const float d = nb_h2f(blk[b].d), m = nb_h2f(blk[b].m);
-            for (int j = 0; j < NB_QK / 2; j++) {
-                out[b * NB_QK + j] = (blk[b].qs[j] & 0x0F) * d + m;
-                out[b * NB_QK + j + 16] = (blk[b].qs[j] >> 4) * d + m;
-            }
-        }
-        break;
-    }
-    case NB_FMT_Q2: {
-        const nb_block_q2 *blk = (const nb_block_q2 *)w + row * (k / NB_QK64);
-        for (int64_t g = 0; g < k / NB_QK64; g++) {
-            const float d = nb_h2f(blk[g].d), m = nb_h2f(blk[g].m);
-            for (int s = 0; s < 4; s++)
-                for (int j = 0; j < 16; j++) out[g * NB_QK64 + 16 * s + j] = ((blk[g].qs[j] >> (2 * s)) & 3) * d + m;
-        }
-        break;
-    }
-    case NB_FMT_NF4: {
+    const nb_format_info *info = nb_format_get(fmt);
+    if (!info || nb_format_bytes(fmt, rows, k) == 0) return;
+    if (fmt == NB_FMT_NF4) {
+        const uint8_t *base = w;
         nb_nf4_layout l = nb_nf4_layout_of(rows, k);
         for (int64_t g = 0; g < k / NB_QK64; g++) {
             const int64_t b = row * (k / NB_QK64) + g;
@@ -575,9 +592,65 @@ void nb_unpack_row(nb_format fmt, const void *w, int64_t rows, int64_t k, int64_
                 out[g * NB_QK64 + j + 48] = nb_nf4_values[c[16 + j] >> 4] * a;
             }
         }
-        break;
+        return;
     }
+    const int64_t per_row = k / info->block;
+    nb_formats[fmt].unpack((const uint8_t *)w + (size_t)(row * per_row) * (size_t)info->block_bytes, out, per_row);
+}
+
+// ---- GGML tensors -----------------------------------------------------------------------
+
+// Types that no format keeps, dequantised only: type, block, bytes, dequantiser.
+static const struct { uint32_t type; int32_t block, bytes; nb_unpack_fn unpack; } ggml_only[] = {
+    {GGML_Q2_K, 256, 84, nb_dequant_q2_K},
+    {GGML_Q3_K, 256, 110, nb_dequant_q3_K},
+    {GGML_IQ4_NL, 32, 18, nb_dequant_iq4_nl},
+    {GGML_IQ4_XS, 256, 136, nb_dequant_iq4_xs},
+};
+
+/// Block geometry and dequantiser of a GGML type: from its format's row, or ggml_only.
+static int ggml_reader(uint32_t type, int32_t *block, int32_t *bytes, nb_unpack_fn *unpack) {
+    const int f = nb_format_of_ggml(type);
+    if (f >= 0) {
+        *block = nb_formats[f].info.block;
+        *bytes = nb_formats[f].info.block_bytes;
+        *unpack = nb_formats[f].unpack;
+        return 1;
     }
+    for (size_t i = 0; i < sizeof ggml_only / sizeof ggml_only[0]; i++)
+        if (ggml_only[i].type == type) {
+            *block = ggml_only[i].block;
+            *bytes = ggml_only[i].bytes;
+            *unpack = ggml_only[i].unpack;
+            return 1;
+        }
+    return 0;
+}
+
+int nb_ggml_can_dequantize(uint32_t ggml_type) {
+    int32_t block, bytes;
+    nb_unpack_fn unpack;
+    return ggml_reader(ggml_type, &block, &bytes, &unpack);
+}
+
+int32_t nb_ggml_block_size(uint32_t ggml_type) {
+    int32_t block = 0, bytes = 0;
+    nb_unpack_fn unpack;
+    return ggml_reader(ggml_type, &block, &bytes, &unpack) ? block : 0;
+}
+
+int32_t nb_ggml_block_bytes(uint32_t ggml_type) {
+    int32_t block = 0, bytes = 0;
+    nb_unpack_fn unpack;
+    return ggml_reader(ggml_type, &block, &bytes, &unpack) ? bytes : 0;
+}
+
+int nb_ggml_dequantize(uint32_t ggml_type, const void *src, int64_t n, float *out) {
+    int32_t block, bytes;
+    nb_unpack_fn unpack;
+    if (!ggml_reader(ggml_type, &block, &bytes, &unpack) || n < 0 || n % block) return 0;
+    unpack(src, out, n / block);
+    return 1;
 }
 
 // ---- f16 conversion -----------------------------------------------------------------------
@@ -641,23 +714,30 @@ NB_AVX2 static inline __m256 round_half_away(__m256 v) {
     return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
 }
 
-// One 32-block the way quantize_row_q8_0_ref does it: d = absmax/127, q = roundf(x · (1/d))
-// into `qs`; returns d, and Σq in *sum_q when asked (small integers: exact in any order).
-NB_AVX2 static inline float q8_block_avx2(const float *x, int8_t *qs, float *sum_q) {
+// max |x| over n (a multiple of 32) floats.
+NB_AVX2 static inline float absmax_avx2(const float *x, int64_t n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                             _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m256 m = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 32) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8), v2 = _mm256_loadu_ps(x + i + 16),
+               v3 = _mm256_loadu_ps(x + i + 24);
+        m = _mm256_max_ps(m, _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                           _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3))));
+    }
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float d = _mm_cvtss_f32(m4) / 127;
-    const float id = d > 0 ? 1.0f / d : 0.0f;
+    return _mm_cvtss_f32(m4);
+}
+
+// q = roundf(x · id) for 32 values into `qs`; returns Σq when asked (small integers:
+// exact in any order).
+NB_AVX2 static inline void q8_scaled_avx2(const float *x, float id, int8_t *qs, float *sum_q) {
     const __m256 vid = _mm256_set1_ps(id);
-    v0 = round_half_away(_mm256_mul_ps(v0, vid));
-    v1 = round_half_away(_mm256_mul_ps(v1, vid));
-    v2 = round_half_away(_mm256_mul_ps(v2, vid));
-    v3 = round_half_away(_mm256_mul_ps(v3, vid));
+    __m256 v0 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x), vid));
+    __m256 v1 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid));
+    __m256 v2 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid));
+    __m256 v3 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid));
     if (sum_q) {
         __m256 s8 = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
         __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
@@ -669,7 +749,22 @@ NB_AVX2 static inline float q8_block_avx2(const float *x, int8_t *qs, float *sum
     __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
     i0 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)qs, i0);
+}
+
+// One 32-block the way quantize_row_q8_0_ref does it: d = absmax/127, q = roundf(x · (1/d))
+// into `qs`; returns d, and Σq in *sum_q when asked.
+NB_AVX2 static inline float q8_block_avx2(const float *x, int8_t *qs, float *sum_q) {
+    const float d = absmax_avx2(x, NB_QK) / 127;
+    q8_scaled_avx2(x, d > 0 ? 1.0f / d : 0.0f, qs, sum_q);
     return d;
+}
+
+// quantize_q8k_scalar with the same float operations.
+NB_AVX2 static void quantize_q8k_avx2(const float *x, nb_q8k *y) {
+    const float d = absmax_avx2(x, NB_QKK) / 127;
+    const float id = d > 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < NB_QKK; j += 32) q8_scaled_avx2(x + j, id, y->qs + j, NULL);
+    y->d = d;
 }
 
 NB_AVX2 static void quantize_block_avx2(const float *x, nb_q8a *y) {
@@ -685,6 +780,49 @@ NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k) 
     for (int64_t b = 0; b < k / NB_QK; b++, x += NB_QK) y[b].d = nb_f2h(q8_block_avx2(x, y[b].qs, NULL));
 }
 #endif
+
+// One 256-block: d = absmax/127, q = roundf(x · (1/d)) (GGML's quantize_row_q8_K_ref uses
+// −127/max and rounds half to even; this keeps nb_q8a's rounding).
+static void quantize_q8k_scalar(const float *x, nb_q8k *y) {
+    float amax = 0;
+    for (int j = 0; j < NB_QKK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+    const float d = amax / 127;
+    const float id = d > 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < NB_QKK; j++) y->qs[j] = (int8_t)roundf(x[j] * id);
+    y->d = d;
+}
+
+static void q8k_bsums(nb_q8k *y) {
+    for (int g = 0; g < 16; g++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++) sum += y->qs[16 * g + j];
+        y->bsums[g] = (int16_t)sum;
+    }
+}
+
+size_t nb_activation_bytes(nb_activation kind, int64_t n_tokens, int64_t k) {
+    if (n_tokens < 0 || k <= 0) return 0;
+    switch (kind) {
+    case NB_ACT_Q8A: return k % NB_QK ? 0 : (size_t)(n_tokens * (k / NB_QK)) * sizeof(nb_q8a);
+    case NB_ACT_Q8K: return k % NB_QKK ? 0 : (size_t)(n_tokens * (k / NB_QKK)) * sizeof(nb_q8k);
+    default: return 0;
+    }
+}
+
+void nb_quantize_for(nb_activation kind, const float *x, int64_t n_tokens, int64_t k, void *out) {
+    if (nb_activation_bytes(kind, n_tokens, k) == 0) return;
+    if (kind == NB_ACT_Q8A) { nb_quantize_activations(x, n_tokens, k, out); return; }
+    const int64_t nb = k / NB_QKK;
+    nb_q8k *y = out;
+    for (int64_t i = 0; i < n_tokens * nb; i++) {
+#if defined(__x86_64__)
+        if (nb_use_avx2()) quantize_q8k_avx2(x + i * NB_QKK, y + i);
+        else
+#endif
+            quantize_q8k_scalar(x + i * NB_QKK, y + i);
+        q8k_bsums(y + i);
+    }
+}
 
 void nb_quantize_activations(const float *x, int64_t n_tokens, int64_t k, nb_q8a *out) {
     const int64_t nb = k / NB_QK;

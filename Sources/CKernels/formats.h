@@ -9,7 +9,8 @@
 // fmaf()/_mm256_fmadd_ps one. The scalar and SIMD kernels rely on this to agree bit for bit.
 #pragma STDC FP_CONTRACT OFF
 
-#define NB_QK 32      // q8, q4 and activation block
+#define NB_QK 32      // q8, q4, q4_0, q5_0, q5_1 and activation block
+#define NB_QKK 256    // K-quant super-block and nb_q8k
 #define NB_QK64 64    // nf4 and q2 block
 #define NB_NF4_DQ 256 // absmax values per second-level (dynamic map) block
 #define NB_NF4_SCALE 4096.0f  // int16 NF4 codebook = round(4096 * value) (nb_nf4_i16)
@@ -103,8 +104,8 @@ static inline float nb_nf4_absmax(const uint8_t *base, const nb_nf4_layout *l, i
 
 // ---- dispatch ----------------------------------------------------------------------
 
-/// Whether to take the AVX2 + FMA + F16C paths (AVX-512 machines take them too: the
-/// formats have no AVX-512 kernels yet).
+/// Whether to take the AVX2 + FMA + F16C paths (AVX-512 machines take them too where a
+/// kernel has no AVX-512 version).
 static inline int nb_use_avx2(void) {
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
@@ -113,6 +114,78 @@ static inline int nb_use_avx2(void) {
     return 0;
 #endif
 }
+
+/// The table's kernel slot for the active level: 0 scalar, 1 AVX2, 2 AVX-512 (taken only
+/// with VNNI, which those kernels use).
+int nb_kernel_level(void);
+
+// ---- the format table -----------------------------------------------------------------
+
+/// A kernel: nb_matmul's contract for one format (xq holds the format's activation kind).
+typedef void (*nb_matmul_fn)(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,
+                             int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end);
+/// n_blocks whole blocks to f32.
+typedef void (*nb_unpack_fn)(const void *blocks, float *out, int64_t n_blocks);
+
+typedef struct {
+    nb_format_info info;
+    /// f32 rows → blocks (nb_pack's contract); NULL: not packable.
+    void (*pack)(const float *src, int64_t rows, int64_t k, void *dst);
+    /// Blocks → f32; NULL for nf4, whose scales live in side arrays (nb_unpack_row).
+    nb_unpack_fn unpack;
+    /// [0] scalar, [1] AVX2, [2] AVX-512 + VNNI; NULL: the level below. f32/f16/bf16 have
+    /// one entry that dispatches itself (their SIMD paths agree with scalar to rounding).
+    nb_matmul_fn matmul[3];
+} nb_format_row;
+
+extern const nb_format_row nb_formats[NB_FMT_COUNT];
+
+// Block dequantisers (dequant.c), GGML's dequantize_row_* bit for bit.
+void nb_dequant_q8_0(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q4_0(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q4_1(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q5_0(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q5_1(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q2_K(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q3_K(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q4_K(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q5_K(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_q6_K(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_iq4_nl(const void *blocks, float *out, int64_t n_blocks);
+void nb_dequant_iq4_xs(const void *blocks, float *out, int64_t n_blocks);
+
+/// GGML's get_scale_min_k4: the 6-bit scale and min of sub-block j (< 8) of a q4_K/q5_K block.
+static inline void nb_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+    }
+}
+
+// Kernels (matmul_q.c, matmul_k.c, simd_avx2.c, simd_avx512.c, matmul_half.c, f32.c).
+#define NB_DECLARE_KERNELS(NAME)                                                                         \
+    void nb_mm_##NAME##_scalar(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, \
+                               int64_t, int64_t, int64_t);                                               \
+    void nb_mm_##NAME##_avx2(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t,   \
+                             int64_t, int64_t, int64_t);                                                 \
+    void nb_mm_##NAME##_avx512(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, \
+                               int64_t, int64_t, int64_t);
+NB_DECLARE_KERNELS(q8)
+NB_DECLARE_KERNELS(q4)
+NB_DECLARE_KERNELS(nf4)
+NB_DECLARE_KERNELS(q2)
+NB_DECLARE_KERNELS(q4_0)
+NB_DECLARE_KERNELS(q5_0)
+NB_DECLARE_KERNELS(q5_1)
+NB_DECLARE_KERNELS(q4_K)
+NB_DECLARE_KERNELS(q5_K)
+NB_DECLARE_KERNELS(q6_K)
+void nb_mm_f32(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, int64_t, int64_t, int64_t);
+void nb_mm_f16(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, int64_t, int64_t, int64_t);
+void nb_mm_bf16(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, int64_t, int64_t, int64_t);
 
 // ---- kernels shared between files --------------------------------------------------
 

@@ -1,5 +1,5 @@
-// Matrix products on block-quantised weights (q8, q4, nf4, q2) with int8 activations,
-// and the nb_matmul entry point for every format.
+// Matrix products on 32-element-block weights (q8, q4, nf4, q2, q4_0, q5_0, q5_1) with
+// int8 activations (nb_q8a), and the nb_matmul entry point for every format.
 //
 // Each 32-weight block gives an exact integer dot product with its activation block;
 // the f32 part has one fixed order, so the scalar and AVX2 kernels agree bit for bit:
@@ -8,12 +8,17 @@
 //   for each 32-block b in order:
 //       isum = Σ_{e<32} w_e · x_e                          (exact int32, |isum| < 2^24)
 //       acc  = fma(dW_b · dX_b, (float)isum, acc)           (dW_b · dX_b rounded first)
-//       summ = fma(mW_b, sX_b, summ)                        (q4, q2: the min term)
+//       summ = fma(mW_b, sX_b, summ)                        (q4, q2, q5_1: the min term)
 //   y = acc + summ
 //
 // Weights per block: q8 w = qs, dW = d; q4 w = 0...15 with dW = d, mW = m; q2 w = 0...3
-// with its 64-group's d and m; nf4 w = round(4096 · code value) (nb_nf4_i16), dW = absmax/4096.
+// with its 64-group's d and m; nf4 w = round(4096 · code value) (nb_nf4_i16), dW = absmax/4096;
+// q4_0 w = q − 8, q5_0 w = q − 16 (signed, dW = d); q5_1 w = q (0...31), dW = d, mW = m.
 // x = nb_q8a qs, dX = its d, sX = its s.
+//
+// The SIMD code is one template (matmul_q_simd.h) compiled twice: for AVX2 (simd_avx2.c) and
+// for AVX-512 with VNNI (simd_avx512.c), where each block dot is one _mm256_dpbusd_epi32
+// (the same exact int32 sums, so the same floats).
 //
 // AVX2: each (row, token) block dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (8 int32
 // partial sums; signed weights use |w| and sign(x, w), which is also right for w = -128);
@@ -25,58 +30,8 @@
 // unpacked weight block serves 8 tokens, over groups of 64 tokens whose activations stay in
 // L2. (Keeping an 8-lane float accumulator per row-token pair instead, as GGML's tinyBLAS
 // does, needs a convert and an FMA per pair and measured ~25% slower on this Zen 3.)
-#include "formats.h"
+#include "matmul_q.h"
 #include <math.h>
-#include <stdlib.h>
-
-// ---- the matrix ----------------------------------------------------------------------------
-
-typedef struct {
-    nb_format fmt;
-    const uint8_t *w;
-    int64_t k, nb;      // row length, 32-blocks per row
-    size_t row_bytes;   // bytes of codes per row (nf4: k/2)
-    nb_nf4_layout l;    // nf4
-    float nf4_offset;
-} qmat;
-
-static qmat qmat_of(nb_format fmt, const void *w, int64_t rows, int64_t k) {
-    qmat m = {fmt, w, k, k / NB_QK, nb_format_bytes(fmt, 1, k), {0}, 0};
-    if (fmt == NB_FMT_NF4) {
-        m.l = nb_nf4_layout_of(rows, k);
-        m.row_bytes = (size_t)k / 2;
-        memcpy(&m.nf4_offset, m.w + m.l.offset, 4);
-    }
-    return m;
-}
-
-static inline int fmt_has_min(nb_format fmt) { return fmt == NB_FMT_Q4 || fmt == NB_FMT_Q2; }
-
-static inline const uint8_t *row_of(const qmat *m, int64_t r) { return m->w + (size_t)r * m->row_bytes; }
-
-// dW of nf4 64-block g of row r.
-static inline float nf4_dw(const qmat *m, int64_t r, int64_t g) {
-    const uint64_t b = (uint64_t)(r * (m->k / NB_QK64) + g);
-    float scale;
-    memcpy(&scale, m->w + m->l.scales + 4 * (size_t)(b / NB_NF4_DQ), 4);
-    const float a = nb_dynamic_map[m->w[m->l.qabsmax + (size_t)b]] * scale;
-    return (a + m->nf4_offset) * (1.0f / NB_NF4_SCALE);
-}
-
-// dW and mW of 32-block b of row r of a `fmt` matrix (`h2f` converts the f16 scales).
-#define NB_BLOCK_PARAMS(m, fmt, r, b, D_, M_, h2f)                                   \
-    do {                                                                       \
-        const uint8_t *row_ = row_of(m, r);                                    \
-        switch (fmt) {                                                         \
-        case NB_FMT_Q8: D_ = h2f(((const nb_block_q8 *)row_)[b].d); M_ = 0; break; \
-        case NB_FMT_Q4: D_ = h2f(((const nb_block_q4 *)row_)[b].d);             \
-                        M_ = h2f(((const nb_block_q4 *)row_)[b].m); break;     \
-        case NB_FMT_Q2: D_ = h2f(((const nb_block_q2 *)row_)[(b) / 2].d);       \
-                        M_ = h2f(((const nb_block_q2 *)row_)[(b) / 2].m); break; \
-        case NB_FMT_NF4: D_ = nf4_dw(m, r, (b) / 2); M_ = 0; break;             \
-        default: D_ = 0; M_ = 0; break;                                         \
-        }                                                                      \
-    } while (0)
 
 // ---- scalar reference ------------------------------------------------------------------------
 
@@ -103,11 +58,28 @@ static void block_codes(const qmat *m, int64_t r, int64_t b, int *q) {
         for (int e = 0; e < 16; e++) { q[e] = nb_nf4_i16[c[e] & 0x0F]; q[e + 16] = nb_nf4_i16[c[e] >> 4]; }
         break;
     }
+    case NB_FMT_Q4_0: {
+        const uint8_t *qs = ((const nb_block_q4_0 *)row)[b].qs;
+        for (int e = 0; e < 16; e++) { q[e] = (qs[e] & 0x0F) - 8; q[e + 16] = (qs[e] >> 4) - 8; }
+        break;
+    }
+    case NB_FMT_Q5_0:
+    case NB_FMT_Q5_1: {
+        const int q5_0 = m->fmt == NB_FMT_Q5_0;
+        const uint8_t *qs = q5_0 ? ((const nb_block_q5_0 *)row)[b].qs : ((const nb_block_q5_1 *)row)[b].qs;
+        uint32_t qh;
+        memcpy(&qh, q5_0 ? ((const nb_block_q5_0 *)row)[b].qh : ((const nb_block_q5_1 *)row)[b].qh, 4);
+        for (int e = 0; e < 16; e++) {
+            q[e] = ((qs[e] & 0x0F) | ((qh >> e) & 1) << 4) - 16 * q5_0;
+            q[e + 16] = ((qs[e] >> 4) | ((qh >> (e + 16)) & 1) << 4) - 16 * q5_0;
+        }
+        break;
+    }
     default: break;
     }
 }
 
-static void matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
+void nb_matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                             int64_t row_begin, int64_t row_end) {
     const int has_min = fmt_has_min(m->fmt);
     for (int64_t r = row_begin; r < row_end; r++) {
@@ -128,342 +100,78 @@ static void matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n
     }
 }
 
-// ---- AVX2 ---------------------------------------------------------------------------------
+
+// ---- the table's entries ------------------------------------------------------------------------
+
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define NB_INLINE static inline __attribute__((always_inline))
-#define H2F_F16C(h) _cvtsh_ss(h)
-
-static inline int fmt_signed(nb_format fmt) { return fmt == NB_FMT_Q8; }
-
-// The weights of 32-block b of the row at `row`, one byte per element in element order:
-// int8 for q8, 0...15 for q4, 0...3 for q2. h = b & 1, a constant in the callers'
-// 2-block loops: the half of a q2 64-block. (nf4: nf4_weights.)
-NB_AVX2 NB_INLINE __m256i codes(nb_format fmt, const uint8_t *row, int64_t b, const int h) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const __m256i nibbles = _mm256_setr_epi64x(0, 0, 4, 4);  // low 128 bits: low nibbles; high: high nibbles
-    switch (fmt) {
-    case NB_FMT_Q8: return _mm256_loadu_si256((const __m256i *)((const nb_block_q8 *)row)[b].qs);
-    case NB_FMT_Q4: {
-        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)((const nb_block_q4 *)row)[b].qs));
-        return _mm256_and_si256(_mm256_srlv_epi64(v, nibbles), low4);
+#define NB_Q32_SIMD(NAME, FMT)                                                                                  \
+    void nb_mm_##NAME##_avx2(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,     \
+                             int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                           \
+        (void)x;                                                                                                \
+        const qmat m = qmat_of(FMT, w, rows, k);                                                                \
+        nb_matmul_q_avx2(&m, xq, y, n_tokens, ld_y, r0, r1);                                                    \
+    }                                                                                                           \
+    void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \
+                               int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                         \
+        (void)x;                                                                                                \
+        const qmat m = qmat_of(FMT, w, rows, k);                                                                \
+        nb_matmul_q_avx512(&m, xq, y, n_tokens, ld_y, r0, r1);                                                  \
     }
-    case NB_FMT_Q2: {
-        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)((const nb_block_q2 *)row)[b / 2].qs));
-        const __m256i shift = h ? _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6) : _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
-        return _mm256_and_si256(_mm256_srlv_epi32(v, shift), _mm256_set1_epi8(3));
+#else
+#define NB_Q32_SIMD(NAME, FMT)                                                                                  \
+    void nb_mm_##NAME##_avx2(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,     \
+                             int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                           \
+        nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
+    }                                                                                                           \
+    void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \
+                               int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                         \
+        nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
     }
-    default: return _mm256_setzero_si256();
-    }
-}
-
-// nf4 multiplies int16 weights (nb_nf4_i16) with the int8 activations widened to int16:
-// _mm256_madd_epi16 of two vectors of 16 each. The 32 weights of block b (half h of its
-// 64-block) are looked up as low and high bytes with one shuffle each and interleaved, so
-// *lo holds elements 0...7 | 16...23 (low | high 128 bits) and *hi 8...15 | 24...31, the
-// order in which nf4_activations widens the activation block.
-NB_AVX2 NB_INLINE void nf4_weights(const uint8_t *row, int64_t b, const int h, __m256i *lo, __m256i *hi) {
-    // Low and high bytes of nb_nf4_i16 (as int8), in both 128-bit lanes.
-    const __m256i lut_lo = _mm256_setr_epi8(0, -36, -103, -82, 115, 11, -117, 0, 70, -109, -16, 104, 13, 0, -111, 0,
-                                            0, -36, -103, -82, 115, 11, -117, 0, 70, -109, -16, 104, 13, 0, -111, 0);
-    const __m256i lut_hi = _mm256_setr_epi8(-16, -12, -9, -7, -5, -3, -2, 0, 1, 2, 3, 5, 7, 9, 11, 16,
-                                            -16, -12, -9, -7, -5, -3, -2, 0, 1, 2, 3, 5, 7, 9, 11, 16);
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + (size_t)(b / 2) * 32 + 16 * h)));
-    const __m256i c = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
-    const __m256i l = _mm256_shuffle_epi8(lut_lo, c), u = _mm256_shuffle_epi8(lut_hi, c);
-    *lo = _mm256_unpacklo_epi8(l, u);
-    *hi = _mm256_unpackhi_epi8(l, u);
-}
-
-// An activation block as int16 in nf4_weights' order.
-NB_AVX2 NB_INLINE void nf4_activations(__m256i x, __m256i *lo, __m256i *hi) {
-    const __m256i sign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), x);
-    *lo = _mm256_unpacklo_epi8(x, sign);
-    *hi = _mm256_unpackhi_epi8(x, sign);
-}
-
-// 8 int32 partial sums of w·x for nf4 (|sum| ≤ 32 · 4096 · 127 < 2^24).
-NB_AVX2 NB_INLINE __m256i nf4_dot(__m256i wlo, __m256i whi, __m256i xlo, __m256i xhi) {
-    return _mm256_add_epi32(_mm256_madd_epi16(wlo, xlo), _mm256_madd_epi16(whi, xhi));
-}
-
-// 8 int32 partial sums of w·x (aw = |w| for signed weights, else w).
-NB_AVX2 NB_INLINE __m256i block_dot(int is_signed, __m256i w, __m256i aw, __m256i x) {
-    __m256i p = is_signed ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)) : _mm256_maddubs_epi16(w, x);
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-// Lane i < 4: Σ lanes 0..3 of v_i; lane 4+i: Σ lanes 4..7 of v_i.
-NB_AVX2 NB_INLINE __m256i reduce4(__m256i a, __m256i b, __m256i c, __m256i d) {
-    __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-    __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
-}
-
-// From reduce4 of v0..v3 (lo) and of v4..v7 (hi): lane i = Σ of all lanes of v_i, as floats (exact).
-NB_AVX2 NB_INLINE __m256 combine4(__m256i lo, __m256i hi) {
-    return _mm256_cvtepi32_ps(
-        _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31)));
-}
-
-// ---- decode: 8 rows × 1 token --------------------------------------------------------------
-
-#define NB_CHUNK 64  // blocks whose row scales are gathered at once (even)
-
-// Block b (h = b & 1) of 8 rows: acc += dW·dX · Σw·x, summ += mW·sX, lane i = rows[i].
-NB_AVX2 NB_INLINE void matvec8_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *x, int64_t b, const int h,
-                                     const float *dw, const float *mw, __m256 *acc, __m256 *summ) {
-    const int sgn = fmt_signed(fmt);
-    const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b].qs);
-    __m256i xlo, xhi;
-    if (fmt == NB_FMT_NF4) nf4_activations(xv, &xlo, &xhi);
-    __m256i s4[2];  // per group of 4 rows
-    for (int g = 0; g < 2; g++) {
-        __m256i p[4];
-        for (int i = 0; i < 4; i++) {
-            if (fmt == NB_FMT_NF4) {
-                __m256i wlo, whi;
-                nf4_weights(rows[4 * g + i], b, h, &wlo, &whi);
-                p[i] = nf4_dot(wlo, whi, xlo, xhi);
-            } else {
-                const __m256i c = codes(fmt, rows[4 * g + i], b, h);
-                p[i] = block_dot(sgn, c, sgn ? _mm256_abs_epi8(c) : c, xv);
-            }
-        }
-        s4[g] = reduce4(p[0], p[1], p[2], p[3]);
-    }
-    *acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_load_ps(dw), _mm256_set1_ps(x[b].d)), combine4(s4[0], s4[1]), *acc);
-    if (fmt_has_min(fmt)) *summ = _mm256_fmadd_ps(_mm256_load_ps(mw), _mm256_set1_ps(x[b].s), *summ);
-}
-
-// Rows r...r+7 (rows past r_end repeat the last row; their results are dropped). Lane i of
-// every vector is row r+i.
-NB_AVX2 NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float *y, int64_t r, int64_t r_end) {
-    const uint8_t *rows[8];
-    int64_t ri[8];
-    for (int i = 0; i < 8; i++) {
-        ri[i] = r + i < r_end ? r + i : r_end - 1;
-        rows[i] = row_of(m, ri[i]);
-    }
-    // The next 8 rows follow these in memory: ask for them now, so their lines arrive
-    // while these are computed (single-thread decode +8 % at q8, +15 % at q4 over the
-    // hardware prefetcher alone; see BENCHMARKS.md).
-    if (r + 8 < r_end) {
-        const uint8_t *next = row_of(m, r + 8), *stop = row_of(m, r + 16 < r_end ? r + 16 : r_end);
-        for (const uint8_t *p = next; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    }
-    float dw[NB_CHUNK][8] __attribute__((aligned(32))), mw[NB_CHUNK][8] __attribute__((aligned(32)));
-    __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
-    for (int64_t b0 = 0; b0 < m->nb; b0 += NB_CHUNK) {
-        const int64_t n = m->nb - b0 < NB_CHUNK ? m->nb - b0 : NB_CHUNK;
-        const int per64 = fmt == NB_FMT_Q2 || fmt == NB_FMT_NF4;  // one scale per 64: n is even
-        for (int64_t j = 0; j < n; j += 1 + per64)
-            for (int i = 0; i < 8; i++) {
-                float d, mn;
-                NB_BLOCK_PARAMS(m, fmt, ri[i], b0 + j, d, mn, H2F_F16C);
-                dw[j][i] = d;
-                mw[j][i] = mn;
-                if (per64) { dw[j + 1][i] = d; mw[j + 1][i] = mn; }
-            }
-        int64_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-            matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);
-            matvec8_block(fmt, rows, x, b0 + j + 1, 1, dw[j + 1], mw[j + 1], &acc, &summ);
-        }
-        if (j < n) matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);  // q8/q4: odd block count
-    }
-    float out[8];
-    _mm256_storeu_ps(out, _mm256_add_ps(acc, summ));
-    for (int i = 0; i < 8 && r + i < r_end; i++) y[r + i] = out[i];
-}
-
-#define NB_DEFINE_MATVEC(NAME, FMT)                                                                       \
-    NB_AVX2 __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *x, float *y, int64_t r0, \
-                                                       int64_t r1) {                                       \
-        for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r1);                                  \
-    }
-NB_DEFINE_MATVEC(matvec_q8_avx2, NB_FMT_Q8)
-NB_DEFINE_MATVEC(matvec_q4_avx2, NB_FMT_Q4)
-NB_DEFINE_MATVEC(matvec_q2_avx2, NB_FMT_Q2)
-NB_DEFINE_MATVEC(matvec_nf4_avx2, NB_FMT_NF4)
-
-// ---- prefill: R rows × 8 tokens -----------------------------------------------------------
-
-// Lane t of every vector is token t of the tile. Per block: `ws[i]`/`ms[i]` hold row i's
-// dW/mW, `xd`/`xs` the 8 tokens' dX/sX; xt[t] is token t's activations, and for nf4 x16
-// the tile's activations already widened (nf4_activations), 2 vectors per (block, token),
-// so that each (row, token) pair costs what it costs for the int8 formats. Each unpacked
-// weight block serves 8 tokens. Rows past R and tokens past T compute on repeats and are
-// dropped.
-NB_AVX2 NB_INLINE void tile_block(nb_format fmt, const uint8_t *const *rows, const nb_q8a *const *xt,
-                                  const __m256i *x16, const float *const *ws, const float *const *ms,
-                                  const float *xd, const float *xs, int64_t b, const int h, const int R,
-                                  __m256 *acc, __m256 *summ) {
-    const int sgn = fmt_signed(fmt);
-    for (int i = 0; i < R; i++) {
-        __m256i s4[2];
-        if (fmt == NB_FMT_NF4) {
-            __m256i wlo, whi;
-            nf4_weights(rows[i], b, h, &wlo, &whi);
-            const __m256i *xb = x16 + 16 * b;
-            for (int g = 0; g < 2; g++) {
-                __m256i p[4];
-                for (int t = 0; t < 4; t++)
-                    p[t] = nf4_dot(wlo, whi, _mm256_load_si256(xb + 2 * (4 * g + t)), _mm256_load_si256(xb + 2 * (4 * g + t) + 1));
-                s4[g] = reduce4(p[0], p[1], p[2], p[3]);
-            }
-        } else {
-            const __m256i c = codes(fmt, rows[i], b, h), a = sgn ? _mm256_abs_epi8(c) : c;
-            for (int g = 0; g < 2; g++) {
-                __m256i p[4];
-                for (int t = 0; t < 4; t++) p[t] = block_dot(sgn, c, a, _mm256_loadu_si256((const __m256i *)xt[4 * g + t][b].qs));
-                s4[g] = reduce4(p[0], p[1], p[2], p[3]);
-            }
-        }
-        const __m256 d8 = _mm256_mul_ps(_mm256_broadcast_ss(ws[i] + b), _mm256_load_ps(xd + 8 * b));
-        acc[i] = _mm256_fmadd_ps(d8, combine4(s4[0], s4[1]), acc[i]);
-        if (fmt_has_min(fmt)) summ[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ms[i] + b), _mm256_load_ps(xs + 8 * b), summ[i]);
-    }
-}
-
-NB_AVX2 NB_INLINE void tile(const qmat *m, nb_format fmt, const nb_q8a *const *xt, const __m256i *x16,
-                            const float *const *ws, const float *const *ms, const float *xd, const float *xs,
-                            float *y, int64_t ld_y, int64_t r, const int R, int T) {
-    const uint8_t *rows[2];
-    __m256 acc[2], summ[2];
-    for (int i = 0; i < R; i++) {
-        rows[i] = row_of(m, r + i);
-        acc[i] = summ[i] = _mm256_setzero_ps();
-    }
-    int64_t b = 0;
-    for (; b + 2 <= m->nb; b += 2) {
-        tile_block(fmt, rows, xt, x16, ws, ms, xd, xs, b, 0, R, acc, summ);
-        tile_block(fmt, rows, xt, x16, ws, ms, xd, xs, b + 1, 1, R, acc, summ);
-    }
-    if (b < m->nb) tile_block(fmt, rows, xt, x16, ws, ms, xd, xs, b, 0, R, acc, summ);  // q8/q4: odd block count
-    for (int i = 0; i < R; i++) {
-        float out[8];
-        _mm256_storeu_ps(out, _mm256_add_ps(acc[i], summ[i]));
-        for (int t = 0; t < T; t++) y[t * ld_y + r + i] = out[t];
-    }
-}
-
-typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const __m256i *, const float *const *,
-                        const float *const *, const float *, const float *, float *, int64_t, int64_t, int);
-#define NB_DEFINE_TILE(NAME, FMT, R)                                                                           \
-    NB_AVX2 static void NAME(const qmat *m, const nb_q8a *const *xt, const __m256i *x16, const float *const *ws, \
-                             const float *const *ms, const float *xd, const float *xs, float *y, int64_t ld_y,   \
-                             int64_t r, int T) {                                                                \
-        tile(m, FMT, xt, x16, ws, ms, xd, xs, y, ld_y, r, R, T);                                               \
-    }
-NB_DEFINE_TILE(tile_q8_1, NB_FMT_Q8, 1)
-NB_DEFINE_TILE(tile_q8_2, NB_FMT_Q8, 2)
-NB_DEFINE_TILE(tile_q4_1, NB_FMT_Q4, 1)
-NB_DEFINE_TILE(tile_q4_2, NB_FMT_Q4, 2)
-NB_DEFINE_TILE(tile_q2_1, NB_FMT_Q2, 1)
-NB_DEFINE_TILE(tile_q2_2, NB_FMT_Q2, 2)
-NB_DEFINE_TILE(tile_nf4_1, NB_FMT_NF4, 1)
-NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
-
-#define NB_TOKEN_GROUP 64  // tokens whose activations stay in L2 while the rows run over them
-#define NB_TILE_ROWS 2
-
-NB_AVX2 static void matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
-                                  int64_t row_begin, int64_t row_end) {
-    const int64_t nb = m->nb;
-    if (n_tokens == 1) {
-        switch (m->fmt) {
-        case NB_FMT_Q8: matvec_q8_avx2(m, xq, y, row_begin, row_end); break;
-        case NB_FMT_Q4: matvec_q4_avx2(m, xq, y, row_begin, row_end); break;
-        case NB_FMT_Q2: matvec_q2_avx2(m, xq, y, row_begin, row_end); break;
-        case NB_FMT_NF4: matvec_nf4_avx2(m, xq, y, row_begin, row_end); break;
-        default: break;
-        }
-        return;
-    }
-    tile_fn tiles[2];
-    switch (m->fmt) {
-    case NB_FMT_Q8: tiles[0] = tile_q8_1; tiles[1] = tile_q8_2; break;
-    case NB_FMT_Q4: tiles[0] = tile_q4_1; tiles[1] = tile_q4_2; break;
-    case NB_FMT_Q2: tiles[0] = tile_q2_1; tiles[1] = tile_q2_2; break;
-    default: tiles[0] = tile_nf4_1; tiles[1] = tile_nf4_2; break;
-    }
-    // Scratch: for nf4, the token group's activations widened to int16 (per octet, block
-    // and token 2 vectors); per tile row, dW and mW per block; per token octet, dX and sX
-    // per block × 8.
-    const int64_t octets = NB_TOKEN_GROUP / 8;
-    const size_t x16_vectors = m->fmt == NB_FMT_NF4 ? (size_t)(octets * nb * 16) : 0;
-    const size_t scratch_bytes =
-        (32 * x16_vectors + sizeof(float) * (size_t)(nb * 2 * NB_TILE_ROWS + octets * nb * 16) + 63) & ~(size_t)31;
-    __m256i *scratch = aligned_alloc(32, scratch_bytes);
-    if (!scratch) { matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
-    __m256i *x16 = scratch;
-    float *xd = (float *)(scratch + x16_vectors), *xs = xd + octets * nb * 8, *wbuf = xs + octets * nb * 8;
-    const float *ws[NB_TILE_ROWS], *ms[NB_TILE_ROWS];
-    for (int i = 0; i < NB_TILE_ROWS; i++) { ws[i] = wbuf + 2 * i * nb; ms[i] = wbuf + (2 * i + 1) * nb; }
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_TOKEN_GROUP) {
-        const int64_t tg = n_tokens - t0 < NB_TOKEN_GROUP ? n_tokens - t0 : NB_TOKEN_GROUP;
-        const int64_t no = (tg + 7) / 8;
-        for (int64_t o = 0; o < no; o++)
-            for (int t = 0; t < 8; t++) {
-                const int64_t tok = t0 + (8 * o + t < tg ? 8 * o + t : tg - 1);
-                for (int64_t b = 0; b < nb; b++) {
-                    xd[(o * nb + b) * 8 + t] = xq[tok * nb + b].d;
-                    xs[(o * nb + b) * 8 + t] = xq[tok * nb + b].s;
-                    if (x16_vectors) {
-                        __m256i *v = x16 + ((o * nb + b) * 8 + t) * 2;
-                        nf4_activations(_mm256_loadu_si256((const __m256i *)xq[tok * nb + b].qs), v, v + 1);
-                    }
-                }
-            }
-        for (int64_t r = row_begin; r < row_end; r += NB_TILE_ROWS) {
-            const int R = r + NB_TILE_ROWS <= row_end ? NB_TILE_ROWS : (int)(row_end - r);
-            const int per64 = m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4;  // one scale per 64: nb is even
-            for (int i = 0; i < R; i++)
-                for (int64_t b = 0; b < nb; b += 1 + per64) {
-                    float d, mn;
-                    NB_BLOCK_PARAMS(m, m->fmt, r + i, b, d, mn, H2F_F16C);
-                    ((float *)ws[i])[b] = d;
-                    ((float *)ms[i])[b] = mn;
-                    if (per64) { ((float *)ws[i])[b + 1] = d; ((float *)ms[i])[b + 1] = mn; }
-                }
-            for (int64_t o = 0; o < no; o++) {
-                const int T = tg - 8 * o < 8 ? (int)(tg - 8 * o) : 8;
-                const nb_q8a *xt[8];
-                for (int t = 0; t < 8; t++) xt[t] = xq + (t0 + 8 * o + (t < T ? t : T - 1)) * nb;
-                tiles[R - 1](m, xt, x16 + (x16_vectors ? o * nb * 16 : 0), ws, ms, xd + o * nb * 8, xs + o * nb * 8,
-                             y + (t0 + 8 * o) * ld_y, ld_y, r, T);
-            }
-        }
-    }
-    free(scratch);
-}
 #endif
+
+#define NB_Q32_ENTRIES(NAME, FMT)                                                                               \
+    void nb_mm_##NAME##_scalar(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \
+                               int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                         \
+        (void)x;                                                                                                \
+        const qmat m = qmat_of(FMT, w, rows, k);                                                                \
+        nb_matmul_q_scalar(&m, xq, y, n_tokens, ld_y, r0, r1);                                                  \
+    }                                                                                                           \
+    NB_Q32_SIMD(NAME, FMT)
+
+NB_Q32_ENTRIES(q8, NB_FMT_Q8)
+NB_Q32_ENTRIES(q4, NB_FMT_Q4)
+NB_Q32_ENTRIES(nf4, NB_FMT_NF4)
+NB_Q32_ENTRIES(q2, NB_FMT_Q2)
+NB_Q32_ENTRIES(q4_0, NB_FMT_Q4_0)
+NB_Q32_ENTRIES(q5_0, NB_FMT_Q5_0)
+NB_Q32_ENTRIES(q5_1, NB_FMT_Q5_1)
+
+void nb_mm_f32(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y, int64_t n_tokens,
+               int64_t ld_y, int64_t r0, int64_t r1) {
+    (void)rows; (void)xq;
+    if (n_tokens == 1) nb_matvec_f32(w, x, y, k, r0, r1);
+    else nb_matmul_f32(w, x, y, k, n_tokens, ld_y, r0, r1);
+}
+
+void nb_mm_f16(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y, int64_t n_tokens,
+               int64_t ld_y, int64_t r0, int64_t r1) {
+    (void)rows; (void)xq;
+    nb_matmul_half(NB_FMT_F16, w, k, x, y, n_tokens, ld_y, r0, r1);
+}
+
+void nb_mm_bf16(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y, int64_t n_tokens,
+                int64_t ld_y, int64_t r0, int64_t r1) {
+    (void)rows; (void)xq;
+    nb_matmul_half(NB_FMT_BF16, w, k, x, y, n_tokens, ld_y, r0, r1);
+}
 
 // ---- entry point ------------------------------------------------------------------------------
 
-void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const nb_q8a *xq,
+void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const void *xq,
                float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
-    if (n_tokens <= 0 || row_begin >= row_end) return;
-    switch (fmt) {
-    case NB_FMT_F32:
-        if (n_tokens == 1) nb_matvec_f32(w, x, y, k, row_begin, row_end);
-        else nb_matmul_f32(w, x, y, k, n_tokens, ld_y, row_begin, row_end);
-        return;
-    case NB_FMT_F16:
-    case NB_FMT_BF16: nb_matmul_half(fmt, w, k, x, y, n_tokens, ld_y, row_begin, row_end); return;
-    case NB_FMT_Q8:
-    case NB_FMT_Q4:
-    case NB_FMT_NF4:
-    case NB_FMT_Q2: {
-        if (nb_format_bytes(fmt, 1, k) == 0) return;
-        qmat m = qmat_of(fmt, w, rows, k);
-#if defined(__x86_64__)
-        if (nb_use_avx2()) { matmul_q_avx2(&m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
-#endif
-        matmul_q_scalar(&m, xq, y, n_tokens, ld_y, row_begin, row_end);
-        return;
-    }
-    }
+    if (n_tokens <= 0 || row_begin >= row_end || nb_format_bytes(fmt, 1, k) == 0) return;
+    const nb_format_row *row = &nb_formats[fmt];
+    int level = nb_kernel_level();
+    while (level > 0 && !row->matmul[level]) level--;
+    row->matmul[level](w, rows, k, x, xq, y, n_tokens, ld_y, row_begin, row_end);
 }

@@ -119,8 +119,7 @@ public final class Engine: @unchecked Sendable {
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.pool = pool
-        let format = try Footprint.resolve(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
-        let plan = WeightPlan(linear: format)
+        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
         self.plan = plan
         let context = contextLength
         (model, weightBytes, cache, state) = try Engine.namingFile(path) {
@@ -173,11 +172,11 @@ public final class Engine: @unchecked Sendable {
     /// - Returns: the format now in use.
     @discardableResult
     public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
-        let format = try Footprint.resolve(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit)
-        guard format != plan.linear else { return format }
+        let plan = try Footprint.plan(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit)
+        let format = plan.linear
+        guard plan != self.plan else { return format }
         // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.
         try source.verifyUnchanged()
-        let plan = WeightPlan(linear: format)
         let family = ModelRegistry.family(of: config.architecture)!
         // The cache of the precision being left is kept (while small) so that switching
         // back — `/compare`, or trying a precision and returning — reuses its history
@@ -190,12 +189,12 @@ public final class Engine: @unchecked Sendable {
                 else { try Engine.makeCache(config: config, context: contextLength, elementBytes: plan.kvBytesPerElement) }
             return (model, bytes, cache)
         }
-        let leaving = (format: self.plan.linear, cache: cache, tokens: cachedTokens)
+        let leaving = (plan: self.plan, cache: cache, tokens: cachedTokens)
         model = newModel
         weightBytes = newBytes
         self.plan = plan
         cache = newCache
-        cachedTokens = kept?.format == format ? kept!.tokens : []
+        cachedTokens = kept?.plan == plan ? kept!.tokens : []
         let bytesPerToken = KVCache.byteCount(capacities: [Int](repeating: 1, count: config.layerCount), kvDim: config.kvDim,
                                               elementBytes: leaving.cache.elementBytes)
         previous = leaving.tokens.count * bytesPerToken <= Engine.keptCacheLimit ? leaving : nil
@@ -204,7 +203,7 @@ public final class Engine: @unchecked Sendable {
 
     /// The KV cache, cached tokens and format of the precision used before the current
     /// one (see `setPrecision`).
-    private var previous: (format: WeightFormat, cache: KVCache, tokens: [Int])?
+    private var previous: (plan: WeightPlan, cache: KVCache, tokens: [Int])?
     /// The largest history (in KV bytes) kept for switching back.
     static let keptCacheLimit = 256 << 20
 

@@ -24,8 +24,10 @@ public struct Footprint: Sendable, Codable, Equatable {
     }
 
     /// Whether a tensor is one of the blocks' linear layers (quantised at low precision).
-    public static func isLinear(_ t: GGUFTensorInfo) -> Bool {
-        t.name.hasPrefix("blk.") && t.name.hasSuffix(".weight") && t.shape.count >= 2 && t.shape[1] > 1
+    public static func isLinear(_ t: GGUFTensorInfo) -> Bool { isLinear(name: t.name, shape: t.shape) }
+
+    public static func isLinear(name: String, shape: [Int]) -> Bool {
+        name.hasPrefix("blk.") && name.hasSuffix(".weight") && shape.count >= 2 && shape[1] > 1
     }
 
     /// Activation buffers of `ForwardState` plus the quantised-activation scratch, as
@@ -51,40 +53,50 @@ public struct Footprint: Sendable, Codable, Equatable {
         let kvBytes = KVCache.byteCount(capacities: Engine.kvCapacities(config: config, context: context), kvDim: config.kvDim,
                                         elementBytes: plan.kvBytesPerElement)
         let total = weights + kvBytes + scratchBytes(config: config, batch: Engine.prefillChunk)
-        return Footprint(name: plan.linear.rawValue, weightBytes: weights, linearWeightBytes: linear,
+        return Footprint(name: plan.name, weightBytes: weights, linearWeightBytes: linear,
                          kvBytesPerToken: kvPerToken, kvBytes: kvBytes, totalBytes: total, fits: total <= memoryLimit)
     }
 
     /// The footprint of every concrete precision.
     public static func all(file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) -> [Footprint] {
-        WeightFormat.allCases.map { estimate(file: file, config: config, plan: WeightPlan(linear: $0), context: context, memoryLimit: memoryLimit) }
+        WeightFormat.selectable.map { estimate(file: file, config: config, plan: WeightPlan(linear: $0), context: context, memoryLimit: memoryLimit) }
     }
 
-    /// Turns a requested precision into a format: `native` from the file, `auto` the
-    /// highest that fits and is not above the source's own.
+    /// Turns a requested precision into a plan: `native` from the file (each matrix in its
+    /// own format where one keeps its blocks, `WeightPlan.native`), `auto` the native plan
+    /// when it fits, else the highest concrete precision that fits and is not above the
+    /// source's own.
     /// - Throws: `PrecisionError.doesNotFit` naming `auto` and the precisions that fit.
-    public static func resolve(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightFormat {
-        let native = WeightPlan.nativeFormat(of: file)
-        func footprint(_ f: WeightFormat) -> Footprint {
-            estimate(file: file, config: config, plan: WeightPlan(linear: f), context: context, memoryLimit: memoryLimit)
+    public static func plan(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightPlan {
+        let native = WeightPlan.native(file)
+        func footprint(_ plan: WeightPlan) -> Footprint {
+            estimate(file: file, config: config, plan: plan, context: context, memoryLimit: memoryLimit)
         }
-        let fitting = WeightFormat.allCases.filter { footprint($0).fits }
-        let format: WeightFormat
+        let fitting = WeightFormat.selectable.filter { footprint(WeightPlan(linear: $0)).fits }
+        let plan: WeightPlan
         switch precision {
         case .auto:
-            guard let best = WeightFormat.allCases.first(where: { $0 <= native && footprint($0).fits }) else {
-                throw PrecisionError.doesNotFit(path: file.path, precision: "auto", needed: footprint(.q2).totalBytes, limit: memoryLimit, fitting: fitting)
+            if footprint(native).fits { return native }
+            guard let best = WeightFormat.selectable.first(where: { $0 <= native.linear && footprint(WeightPlan(linear: $0)).fits }) else {
+                throw PrecisionError.doesNotFit(path: file.path, precision: "auto", needed: footprint(WeightPlan(linear: .q2)).totalBytes,
+                                                limit: memoryLimit, fitting: fitting)
             }
-            return best
-        case .native: format = native
-        default: format = precision.format!
+            return WeightPlan(linear: best)
+        case .native: plan = native
+        default: plan = WeightPlan(linear: precision.format!)
         }
-        let needed = footprint(format).totalBytes
+        let needed = footprint(plan).totalBytes
         guard needed <= memoryLimit else {
-            throw PrecisionError.doesNotFit(path: file.path, precision: precision == .native ? "native (\(format.rawValue))" : format.rawValue,
+            throw PrecisionError.doesNotFit(path: file.path, precision: precision == .native ? "native (\(plan.linear.rawValue))" : plan.linear.rawValue,
                                             needed: needed, limit: memoryLimit, fitting: fitting)
         }
-        return format
+        return plan
+    }
+
+    /// The format `plan(...)` runs the linear layers at (for a native plan, the one that
+    /// holds most of their weights).
+    public static func resolve(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightFormat {
+        try plan(precision, file: file, config: config, context: context, memoryLimit: memoryLimit).linear
     }
 }
 

@@ -35,14 +35,31 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 
 /// Which format each tensor of a model takes at one precision, and whether its bytes
 /// can be copied from the file as they are.
+///
+/// Two kinds of plan:
+/// - `WeightPlan(linear:)`, the concrete precisions: every linear layer in one packable
+///   format, re-quantised from the dequantised values unless the file's blocks already
+///   are that format (Q8_0 → q8, Q4_1 → q4, F16 → f16; Q4_0 → q4 converted exactly).
+/// - `WeightPlan.native(_:)`, the `native` precision: each matrix keeps its own GGML
+///   blocks where a format does (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+///   Q6_K), so the weights take the file's bytes; the types that have no format (Q2_K,
+///   Q3_K, IQ4_NL, IQ4_XS) are dequantised and packed as q8. A file whose matrices all map
+///   to what one concrete precision would give is that precision's plan.
 public struct WeightPlan: Sendable, Equatable {
-    /// The format of the transformer blocks' linear layers.
+    /// The format of the transformer blocks' linear layers; for a native plan, the one
+    /// that holds most of their weights (what `Engine.format` reports).
     public let linear: WeightFormat
     /// The token (and GPT-2's position) embedding and output head: q8 or better when the linear layers go to
     /// 4 bits or below (as llama.cpp's mixes and bitsandbytes' skipped lm_head do).
     public let embedding: WeightFormat
+    /// A native plan's format for every matrix tensor, by name; empty for the others.
+    public let tensorFormats: [String: WeightFormat]
     /// The KV cache: f32 at f32, f16 at every other precision.
     public var kvBytesPerElement: Int { linear == .f32 ? 4 : 2 }
+    /// Whether each tensor keeps its own format (`native` on a file of mixed types).
+    public var isNative: Bool { !tensorFormats.isEmpty }
+    /// "native" for a native plan, else the linear format's name.
+    public var name: String { isNative ? "native" : linear.rawValue }
 
     public init(linear: WeightFormat) {
         self.linear = linear
@@ -50,34 +67,55 @@ public struct WeightPlan: Sendable, Equatable {
         case .q4, .nf4, .q2: embedding = .q8
         default: embedding = linear
         }
+        tensorFormats = [:]
+    }
+
+    private init(linear: WeightFormat, embedding: WeightFormat, tensorFormats: [String: WeightFormat]) {
+        self.linear = linear
+        self.embedding = embedding
+        self.tensorFormats = tensorFormats
     }
 
     public func format(ofTensor name: String) -> WeightFormat {
-        name == "token_embd.weight" || name == "output.weight" || name == "position_embd.weight" ? embedding : linear
+        if let format = tensorFormats[name] { return format }
+        return name == "token_embd.weight" || name == "output.weight" || name == "position_embd.weight" ? embedding : linear
     }
 
-    /// The format whose layout a ggml type already has, so its blocks are copied
-    /// (Q8_0 → q8, Q4_1 → q4) or converted exactly (Q4_0 → q4 with m = −8·d).
+    /// The format that keeps a GGML type's blocks byte for byte (Q4_K → q4_K...), if any.
+    public static func nativeFormat(of type: GGMLType) -> WeightFormat? { WeightFormat(ggmlTypeNumber: type.rawValue) }
+
+    /// The concrete precision whose layout a ggml type already has, so its blocks are
+    /// copied (Q8_0 → q8, Q4_1 → q4) or converted exactly (Q4_0 → q4 with m = −8·d).
     public static func exactFormat(of type: GGMLType) -> WeightFormat? {
-        switch type {
-        case .f32: .f32
-        case .f16: .f16
-        case .bf16: .bf16
-        case .q8_0: .q8
-        case .q4_0, .q4_1: .q4
-        default: nil
-        }
+        if type == .q4_0 { return .q4 }
+        return nativeFormat(of: type).flatMap { $0.isPackable ? $0 : nil }
     }
 
-    /// The precision nearest to how the file stores its linear weights: F32 → f32,
-    /// F16 → f16, BF16 → bf16, Q8_0 → q8, Q4_0/Q4_1 → q4; Q5_x and K-quants → q8
-    /// until they run as they are.
-    public static func nativeFormat(of file: any ModelSource) -> WeightFormat {
-        var counts: [GGMLType: Int] = [:]
-        for t in file.tensors where Footprint.isLinear(t) { counts[t.type, default: 0] += t.elementCount }
-        guard let dominant = counts.max(by: { $0.value < $1.value })?.key else { return .f32 }
-        return exactFormat(of: dominant) ?? .q8
+    /// The `native` plan of a model's tensors (name, type, GGUF shape).
+    public static func native(tensors: [(name: String, type: GGMLType, shape: [Int])]) -> WeightPlan {
+        var formats: [String: WeightFormat] = [:]
+        var counts: [WeightFormat: Int] = [:]
+        for t in tensors where t.shape.count >= 2 && t.shape[1] > 1 {
+            let format = nativeFormat(of: t.type) ?? .q8
+            formats[t.name] = format
+            if Footprint.isLinear(name: t.name, shape: t.shape) { counts[format, default: 0] += t.shape.reduce(1, *) }
+        }
+        // Most weights; ties go to the more precise format.
+        let linear = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }?.key ?? .f32
+        let uniform = WeightPlan(linear: linear)
+        if linear.isPackable && formats.allSatisfy({ uniform.format(ofTensor: $0.key) == $0.value }) { return uniform }
+        let embedding = formats["token_embd.weight"] ?? uniform.embedding
+        return WeightPlan(linear: linear, embedding: embedding, tensorFormats: formats)
     }
+
+    /// The `native` plan of `file`.
+    public static func native(_ file: any ModelSource) -> WeightPlan {
+        native(tensors: file.tensors.map { ($0.name, $0.type, $0.shape) })
+    }
+
+    /// The format that holds most of the file's linear weights as they are (Q4_1 → q4,
+    /// Q5_0 → q5_0, Q4_K → q4_K...; types without a format → q8).
+    public static func nativeFormat(of file: any ModelSource) -> WeightFormat { native(file).linear }
 }
 
 extension WeightPlan {

@@ -66,8 +66,9 @@ public final class WeightLoader {
     }
 
     /// A 2-D tensor in `format`: its blocks copied when the file already has that
-    /// layout (Q8_0 → q8, Q4_1 → q4, F16 → f16, BF16 → bf16), Q4_0 converted exactly to
-    /// q4, anything else dequantised to f32 and packed.
+    /// layout (Q8_0 → q8, Q4_1 → q4, F16 → f16, BF16 → bf16, and at `native` Q4_K → q4_K
+    /// etc.: `Self.keepsBlocks`), Q4_0 converted exactly to q4, anything else dequantised
+    /// to f32 and packed.
     static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, format: WeightFormat, pool: WorkerPool) throws -> WeightMatrix {
         try matrix(file: file, tensor: t, rows: 0..<(t.elementCount / t.shape[0]), format: format, pool: pool)
     }
@@ -79,13 +80,13 @@ public final class WeightLoader {
         let all = file.data(of: t)
         let fileRowBytes = t.type.byteCount(elements: columns)!
         let data = UnsafeRawBufferPointer(rebasing: all[(part.lowerBound * fileRowBytes)..<(part.upperBound * fileRowBytes)])
-        if format != .f32, WeightPlan.exactFormat(of: t.type) == format {
-            if t.type == .q4_0 {
-                let converted = q4_1(fromQ4_0: data)
-                defer { converted.deallocate() }
-                return try WeightMatrix(format: .q4, rows: rows, columns: columns, name: t.name, packed: UnsafeRawBufferPointer(converted))
-            }
+        if format != .f32, keepsBlocks(t.type, format) {
             return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, packed: data)
+        }
+        if format == .q4, t.type == .q4_0 {
+            let converted = q4_1(fromQ4_0: data)
+            defer { converted.deallocate() }
+            return try WeightMatrix(format: .q4, rows: rows, columns: columns, name: t.name, packed: UnsafeRawBufferPointer(converted))
         }
         let rowBytes = t.type.byteCount(elements: columns)!
         return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, pool: pool) { range, out in
@@ -104,6 +105,10 @@ public final class WeightLoader {
     func optionalVector(_ name: String, count: Int) throws -> [Float]? {
         has(name) ? try vector(name, count: count) : nil
     }
+
+    /// Whether a tensor of GGML type `type` is stored in `format` as the file has it: the
+    /// format's blocks are that type's (the format table's GGML column).
+    static func keepsBlocks(_ type: GGMLType, _ format: WeightFormat) -> Bool { format.ggmlTypeNumber == type.rawValue }
 
     /// Q4_0 blocks {d, qs[16]} (value d·(q − 8)) as Q4_1 blocks {d, m = −8·d, qs[16]}
     /// (value d·q + m): the same numbers, since multiplying an f16 by 8 is exact.

@@ -3,7 +3,14 @@ import Synchronization
 
 /// How a weight matrix stores its values (DESIGN.md, "Precision formats"). The
 /// engine's architecture code only sees `WeightMatrix`; formats live here and in
-/// CKernels.
+/// CKernels, whose format table (`nb_formats` in formats.c) describes each one: block
+/// geometry, bits per weight, the GGML type it keeps, the activations it multiplies with,
+/// packing and kernels. The cases mirror the C enum `nb_format` in order (a test checks
+/// every name and number); the raw value is the table's name.
+///
+/// Adding a format: its block struct and enum value in CKernels.h, one row in
+/// `nb_formats` with its kernels, a case here at the same position, and its place in
+/// `precisionOrder`.
 public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
     /// 32-bit IEEE floats, the reference that must match transformers.
     case f32
@@ -18,69 +25,128 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
     case nf4
     /// Groups of 64 2-bit codes with f16 scale and min.
     case q2
+    // GGML's own blocks, kept as the file stores them at the `native` precision (no
+    // packer: they are never produced from f32, so they are not precisions by themselves).
+    /// GGML Q4_0: 32 × 4 bits, f16 scale, value d·(q − 8).
+    case q4_0
+    /// GGML Q5_0: 32 × 5 bits, f16 scale, value d·(q − 16).
+    case q5_0
+    /// GGML Q5_1: 32 × 5 bits, f16 scale and min.
+    case q5_1
+    /// GGML Q4_K: 256 × 4 bits in 8 sub-blocks with 6-bit scales and mins.
+    case q4_K
+    /// GGML Q5_K: Q4_K with a fifth bit.
+    case q5_K
+    /// GGML Q6_K: 256 × 6 bits in 16 sub-blocks with int8 scales.
+    case q6_K
 
-    var c: nb_format {
-        switch self {
-        case .f32: NB_FMT_F32
-        case .f16: NB_FMT_F16
-        case .bf16: NB_FMT_BF16
-        case .q8: NB_FMT_Q8
-        case .q4: NB_FMT_Q4
-        case .nf4: NB_FMT_NF4
-        case .q2: NB_FMT_Q2
-        }
-    }
+    var c: nb_format { nb_format(rawValue: UInt32(WeightFormat.allCases.firstIndex(of: self)!)) }
 
-    /// Rank from most to least precise, for "never above the source's own".
-    var rank: Int { WeightFormat.allCases.firstIndex(of: self)! }
+    /// The C table's row.
+    var info: nb_format_info { nb_format_get(c)!.pointee }
+
+    /// From most to least precise, for "never above the source's own". The K-quants rank
+    /// above the plain formats of their size (llama.cpp's perplexity tables).
+    public static let precisionOrder: [WeightFormat] = [.f32, .f16, .bf16, .q8, .q6_K, .q5_K, .q5_1, .q5_0, .q4_K, .q4, .q4_0, .nf4, .q2]
+    var rank: Int { WeightFormat.precisionOrder.firstIndex(of: self)! }
     public static func < (a: WeightFormat, b: WeightFormat) -> Bool { a.rank > b.rank }
+
+    /// The formats that can be made from f32 values: the concrete precisions.
+    public static let selectable: [WeightFormat] = allCases.filter(\.isPackable)
+
+    /// Whether `nb_pack` produces it from f32 (every format but GGML's native blocks).
+    public var isPackable: Bool { info.packable != 0 }
+
+    /// Elements per block.
+    public var blockSize: Int { Int(info.block) }
+
+    /// The GGML type number (ggml.h's `ggml_type`) whose blocks are this format's bytes.
+    public var ggmlTypeNumber: UInt32? { info.ggml_type >= 0 ? UInt32(info.ggml_type) : nil }
+
+    /// The format that keeps GGML type `number`'s blocks unchanged.
+    public init?(ggmlTypeNumber number: UInt32) {
+        let f = nb_format_of_ggml(number)
+        guard f >= 0 else { return nil }
+        self = WeightFormat.allCases[Int(f)]
+    }
 
     /// Bytes taken by a `rows × columns` matrix, side arrays included.
     public func byteCount(rows: Int, columns: Int) -> Int {
         Int(nb_format_bytes(c, Int64(rows), Int64(columns)))
     }
 
-    /// Storage bits per weight for a typical matrix.
-    public var bitsPerWeight: Double { Double(byteCount(rows: 4096, columns: 4096) * 8) / (4096 * 4096) }
+    /// Storage bits per weight for a typical matrix (4096 × 4096).
+    public var bitsPerWeight: Double { info.bits_per_weight }
+
+    /// What the kernels multiply with.
+    var activation: nb_activation { info.activation }
 
     /// Whether activations are quantised to int8 blocks before the product.
-    public var quantizesActivations: Bool { nb_format_wants_q8a(c) != 0 }
+    public var quantizesActivations: Bool { activation != NB_ACT_F32 }
 
     /// Whether rows are packed independently (every format but nf4, whose absmax
     /// statistics are double-quantised across the whole matrix).
-    var rowsIndependent: Bool { self != .nf4 }
+    var rowsIndependent: Bool { info.rows_independent != 0 }
 }
 
 public enum QuantizationError: Error, CustomStringConvertible {
     case outOfMemory(bytes: Int, what: String)
     case unsupportedShape(what: String, columns: Int, format: WeightFormat)
+    /// `format` keeps a file's blocks; it cannot be made from f32 values.
+    case notPackable(what: String, format: WeightFormat)
 
     public var description: String {
         switch self {
         case let .outOfMemory(bytes, what): "cannot allocate \(bytes / (1 << 20)) MiB for \(what)"
         case let .unsupportedShape(what, columns, format):
-            "\(what): rows of \(columns) weights cannot be stored as \(format.rawValue) (q8 and q4 need a multiple of 32, nf4 and q2 of 64)"
+            "\(what): rows of \(columns) weights cannot be stored as \(format.rawValue) (it needs a multiple of \(format.blockSize))"
+        case let .notPackable(what, format):
+            "\(what): \(format.rawValue) keeps GGML blocks as a file stores them and cannot be made from other values"
         }
     }
 }
 
-/// Scratch for one product: the activations quantised to int8 blocks.
+/// Scratch for one product: the activations quantised for each activation kind (int8
+/// blocks of 32, nb_q8a, and of 256, nb_q8k), one region per kind, so a fused product over
+/// matrices of different formats quantises once per kind.
 public final class ActivationScratch: @unchecked Sendable {
-    let blocks: UnsafeMutablePointer<nb_q8a>
-    let capacity: Int
+    private let q8a: UnsafeMutableRawPointer
+    private let q8k: UnsafeMutableRawPointer
+    private let q8aBytes: Int, q8kBytes: Int
     private let buffer: AlignedBuffer
+
+    /// Bytes of scratch for `tokens × columns` activations (columns rounded up to whole blocks).
+    public static func byteCount(tokens: Int, columns: Int) -> Int {
+        regions(tokens: tokens, columns: columns).q8a + regions(tokens: tokens, columns: columns).q8k
+    }
+
+    private static func regions(tokens: Int, columns: Int) -> (q8a: Int, q8k: Int) {
+        let a = nb_activation_bytes(NB_ACT_Q8A, Int64(tokens), Int64((columns + 31) / 32 * 32))
+        let k = nb_activation_bytes(NB_ACT_Q8K, Int64(tokens), Int64((columns + 255) / 256 * 256))
+        return ((a + 63) / 64 * 64, (k + 63) / 64 * 64)
+    }
 
     /// Room for `tokens × columns` activations.
     public init(tokens: Int, columns: Int) throws {
-        capacity = tokens * ((columns + 31) / 32)
-        guard let buffer = AlignedBuffer(byteCount: capacity * MemoryLayout<nb_q8a>.stride) else {
-            throw QuantizationError.outOfMemory(bytes: capacity * MemoryLayout<nb_q8a>.stride, what: "activation scratch")
+        (q8aBytes, q8kBytes) = ActivationScratch.regions(tokens: tokens, columns: columns)
+        guard let buffer = AlignedBuffer(byteCount: q8aBytes + q8kBytes) else {
+            throw QuantizationError.outOfMemory(bytes: q8aBytes + q8kBytes, what: "activation scratch")
         }
         self.buffer = buffer
-        blocks = buffer.typed(nb_q8a.self)
+        q8a = buffer.pointer
+        q8k = buffer.pointer + q8aBytes
     }
 
     public var byteCount: Int { buffer.byteCount }
+
+    /// `x` (tokens × columns) quantised for `kind` into its region.
+    func quantize(_ kind: nb_activation, _ x: UnsafePointer<Float>, tokens: Int, columns: Int) -> UnsafeRawPointer {
+        let region = kind == NB_ACT_Q8K ? q8k : q8a
+        precondition(nb_activation_bytes(kind, Int64(tokens), Int64(columns)) <= (kind == NB_ACT_Q8K ? q8kBytes : q8aBytes),
+                     "activation scratch too small")
+        nb_quantize_for(kind, x, Int64(tokens), Int64(columns), region)
+        return UnsafeRawPointer(region)
+    }
 }
 
 /// A `rows × columns` matrix (rows = output features; each row is one contiguous run of
@@ -97,7 +163,8 @@ public final class WeightMatrix: @unchecked Sendable {
     /// The packed bytes (to compare with a file's blocks, or write them out).
     public var packedBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage.pointer, count: storage.byteCount) }
 
-    /// Copies bytes that are already in `format`'s layout (a Q8_0 tensor as q8, Q4_1 as q4).
+    /// Copies bytes that are already in `format`'s layout (a Q8_0 tensor as q8, Q4_1 as q4,
+    /// Q4_K as q4_K...).
     public init(format: WeightFormat, rows: Int, columns: Int, name: String, packed: UnsafeRawBufferPointer) throws {
         self.format = format
         self.rows = rows
@@ -120,6 +187,7 @@ public final class WeightMatrix: @unchecked Sendable {
         self.rows = rows
         self.columns = columns
         let bytes = format.byteCount(rows: rows, columns: columns)
+        if !format.isPackable { throw QuantizationError.notPackable(what: name, format: format) }
         if bytes == 0 { throw QuantizationError.unsupportedShape(what: name, columns: columns, format: format) }
         guard let storage = AlignedBuffer(byteCount: bytes) else { throw QuantizationError.outOfMemory(bytes: bytes, what: name) }
         self.storage = storage
@@ -176,30 +244,32 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Up to three products with the same input (Q, K, V; gate, up) in one dispatch to
-    /// the pool: the activations are quantised once and the rows of all the matrices are
-    /// split across the threads together, which saves a pool round trip per matrix in
-    /// the decode loop. The matrices must share `columns` and `format`.
+    /// the pool: the activations are quantised once per activation kind the matrices'
+    /// formats need (a Q4_K_M file mixes Q4_K, Q6_K and Q5_0 matrices in one layer), and the
+    /// rows of all the matrices are split across the threads together, which saves a pool
+    /// round trip per matrix in the decode loop. The matrices must share `columns`.
     public static func multiply(_ a: (WeightMatrix, UnsafeMutablePointer<Float>),
                                 _ b: (WeightMatrix, UnsafeMutablePointer<Float>)?,
                                 _ c: (WeightMatrix, UnsafeMutablePointer<Float>)?,
                                 x: UnsafePointer<Float>, batch: Int, pool: WorkerPool, scratch: ActivationScratch) {
         let first = a.0
-        precondition((b.map { $0.0.columns == first.columns && $0.0.format == first.format } ?? true)
-                     && (c.map { $0.0.columns == first.columns && $0.0.format == first.format } ?? true),
-                     "fused products need one shape and format")
-        var xq: UnsafePointer<nb_q8a>? = nil
-        if first.format.quantizesActivations {
-            precondition(batch * first.columns / 32 <= scratch.capacity)
-            nb_quantize_activations(x, Int64(batch), Int64(first.columns), scratch.blocks)
-            xq = UnsafePointer(scratch.blocks)
+        precondition((b.map { $0.0.columns == first.columns } ?? true) && (c.map { $0.0.columns == first.columns } ?? true),
+                     "fused products need one shape")
+        // Each activation kind in use, quantised once.
+        func uses(_ kind: nb_activation) -> Bool {
+            a.0.format.activation == kind || b?.0.format.activation == kind || c?.0.format.activation == kind
         }
+        let q8a = uses(NB_ACT_Q8A) ? scratch.quantize(NB_ACT_Q8A, x, tokens: batch, columns: first.columns) : nil
+        let q8k = uses(NB_ACT_Q8K) ? scratch.quantize(NB_ACT_Q8K, x, tokens: batch, columns: first.columns) : nil
         let rowsA = first.rows, rowsB = b?.0.rows ?? 0, rowsC = c?.0.rows ?? 0
-        let k = Int64(first.columns), n = Int64(batch), fmt = first.format.c
+        let k = Int64(first.columns), n = Int64(batch)
         // Runs rows [lo, hi) of the concatenation that fall in one matrix starting at `base`.
         func run(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int, _ lo: Int, _ hi: Int) {
             let begin = max(lo, base) - base, end = min(hi, base + m.0.rows) - base
             guard begin < end else { return }
-            nb_matmul(fmt, UnsafeRawPointer(m.0.storage.pointer), Int64(m.0.rows), k, x, xq, m.1, n, Int64(m.0.rows),
+            let kind = m.0.format.activation
+            let xq = kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil
+            nb_matmul(m.0.format.c, UnsafeRawPointer(m.0.storage.pointer), Int64(m.0.rows), k, x, xq, m.1, n, Int64(m.0.rows),
                       Int64(begin), Int64(end))
         }
         pool.parallelChunks(rowsA + rowsB + rowsC, granularity: 16) { range in

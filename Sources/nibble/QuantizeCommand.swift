@@ -17,8 +17,8 @@ extension Nibble {
             try GGUFWriter.checkWritable(output)  // before minutes of work, not after
             let file = try GGUFFile(path: path)
             let config = try ModelConfig(gguf: file)
-            let format = try Footprint.resolve(model.precision, file: file, config: config, context: 1, memoryLimit: .max)
-            let plan = WeightPlan(linear: format)
+            let plan = try Footprint.plan(model.precision, file: file, config: config, context: 1, memoryLimit: .max)
+            let format = plan.linear
             // GGML type and llama.cpp's general.file_type (LLAMA_FTYPE_*) per format.
             func ggml(_ f: WeightFormat) throws -> GGMLType {
                 switch f {
@@ -28,6 +28,7 @@ extension Nibble {
                 case .q8: return .q8_0
                 case .q4: return .q4_1
                 case .nf4, .q2: throw CLIError("precision \(f.rawValue) has no GGML type; quantize writes f32, f16, bf16, q8 or q4")
+                case .q4_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return GGMLType(rawValue: f.ggmlTypeNumber!)!  // native: the file's blocks
                 }
             }
             let fileType: [WeightFormat: UInt32] = [.f32: 0, .f16: 1, .q4: 3, .q8: 7, .bf16: 32]

@@ -20,9 +20,13 @@ let gemmaPath: String = {
 
     @Test func nativeFollowsTheFile() throws {
         #expect(WeightPlan.nativeFormat(of: try GGUFFile(path: modelPath)) == .q4)       // Q4_1 linear weights
-        #expect(WeightPlan.nativeFormat(of: try GGUFFile(path: gemmaPath)) == .q8)       // Q5_0 / K-quants → q8
+        #expect(WeightPlan.nativeFormat(of: try GGUFFile(path: gemmaPath)) == .q5_0)     // most of its linear weights are Q5_0
         #expect(WeightPlan.exactFormat(of: .q4_0) == .q4 && WeightPlan.exactFormat(of: .q8_0) == .q8)
-        #expect(WeightPlan.exactFormat(of: .q5_0) == nil)
+        #expect(WeightPlan.exactFormat(of: .q5_0) == nil && WeightPlan.exactFormat(of: .q4_K) == nil)
+        #expect(WeightPlan.nativeFormat(of: .q4_K) == .q4_K && WeightPlan.nativeFormat(of: .q4_0) == .q4_0
+                && WeightPlan.nativeFormat(of: .q3_K) == nil)
+        // SmolLM2 (Q4_1 linear, Q8_0 embedding) at native is exactly the q4 plan.
+        #expect(WeightPlan.native(try GGUFFile(path: modelPath)) == WeightPlan(linear: .q4))
         #expect(WeightPlan(linear: .q4).embedding == .q8 && WeightPlan(linear: .nf4).embedding == .q8)
         #expect(WeightPlan(linear: .bf16).embedding == .bf16 && WeightPlan(linear: .f32).kvBytesPerElement == 4)
         #expect(WeightPlan(linear: .q8).kvBytesPerElement == 2)
@@ -40,6 +44,37 @@ let gemmaPath: String = {
             #expect(ratio <= bounds[f.name]!, "\(f.name): \(ratio)")
         }
         #expect(all.map(\.name) == ["f32", "f16", "bf16", "q8", "q4", "nf4", "q2"])
+    }
+
+    /// Gemma 3 270M Q4_K_M mixes Q5_0, Q4_K, Q6_K and Q8_0 matrices: at native each keeps
+    /// its own blocks, byte for byte, so the weights take the file's bytes (norms in f32).
+    @Test func nativeKeepsEveryTensorsBlocks() throws {
+        let file = try GGUFFile(path: gemmaPath)
+        let plan = WeightPlan.native(file)
+        #expect(plan.isNative && plan.name == "native" && plan.linear == .q5_0 && plan.embedding == .q8)
+        let pool = WorkerPool(threads: 2)
+        var kinds = Set<WeightFormat>(), fileBytes = 0
+        for t in file.tensors {
+            let isMatrix = t.shape.count >= 2 && t.shape[1] > 1
+            fileBytes += isMatrix ? file.data(of: t).count : 4 * t.elementCount
+            guard isMatrix else { continue }
+            let format = plan.format(ofTensor: t.name)
+            #expect(format.ggmlTypeNumber == t.type.rawValue, "\(t.name): \(t.type.name) as \(format)")
+            kinds.insert(format)
+            if t.name.hasPrefix("blk.0.") || t.name.hasPrefix("blk.5.") {  // a few layers: the loaded bytes are the file's
+                let m = try WeightLoader.matrix(file: file, tensor: t, format: format, pool: pool)
+                #expect(m.format == format && m.packedBytes.elementsEqual(file.data(of: t)), "\(t.name)")
+            }
+        }
+        #expect(kinds == [.q5_0, .q4_K, .q6_K, .q8])
+        let config = try ModelConfig(gguf: file)
+        let footprint = Footprint.estimate(file: file, config: config, plan: plan, context: 256, memoryLimit: .max)
+        #expect(footprint.weightBytes == fileBytes && footprint.name == "native")
+        #expect(try Footprint.plan(.native, file: file, config: config, context: 256, memoryLimit: .max) == plan)
+        #expect(try Footprint.plan(.auto, file: file, config: config, context: 256, memoryLimit: .max) == plan)
+        #expect(try Footprint.resolve(.native, file: file, config: config, context: 256, memoryLimit: .max) == .q5_0)
+        // Below native, auto takes the best concrete precision that is not above the file's.
+        #expect(try Footprint.plan(.auto, file: file, config: config, context: 256, memoryLimit: footprint.totalBytes - 1) == WeightPlan(linear: .q4))
     }
 
     @Test func autoAndNativeAgainstTheMemoryLimit() throws {
@@ -70,7 +105,7 @@ let gemmaPath: String = {
     @Test func footprintIsExactAndBlocksAreCopied() throws {
         let engine = try Engine(path: modelPath, precision: .q4, threads: 2, context: 256)
         let file = engine.source
-        for format in WeightFormat.allCases {
+        for format in WeightFormat.selectable {
             try engine.setPrecision(Precision(format))
             #expect(engine.format == format)
             let estimate = Footprint.estimate(file: file, config: engine.config, plan: WeightPlan(linear: format), context: 256, memoryLimit: .max)

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import ModelFiles
@@ -15,7 +16,8 @@ func modelPath(_ variable: String, _ file: String) -> String {
 }
 
 /// Dequantisation must equal gguf-py's `gguf.quants.dequantize` bit for bit
-/// (fixtures from Tools/reference_dequant.py).
+/// (fixtures from Tools/reference_dequant.py): every type the engine reads, on synthetic
+/// blocks, and every tensor of both model files (no tensor is skipped).
 @Suite struct DequantizeTests {
     @Test func syntheticBlocksOfEveryType() throws {
         let fixture = try resource("synthetic-dequant.json")
@@ -37,7 +39,9 @@ func modelPath(_ variable: String, _ file: String) -> String {
             #expect(values.map(Float.init) == out, "\(type.name)")
             covered.insert(type)
         }
-        #expect(covered == [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1])
+        #expect(covered == [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_NL, .iq4_XS])
+        #expect(GGMLType.allCases.filter(\.canDequantize).sorted { $0.rawValue < $1.rawValue } == covered.sorted { $0.rawValue < $1.rawValue },
+                "every type the engine reads has fixture blocks")
     }
 
     @Test(arguments: [("smollm2-dequant.json", "NIBBLE_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -54,13 +58,22 @@ func modelPath(_ variable: String, _ file: String) -> String {
             let tensor = try #require(gguf.tensor(named: name))
             #expect(tensor.type.name == reference["type"] as? String)
             #expect(tensor.shape == reference["shape"] as? [Int])
-            guard tensor.type.canDequantize else { continue }
+            #expect(tensor.type.canDequantize, "\(name): \(tensor.type.name)")
             let values = try gguf.dequantize(tensor)
             #expect(values.withUnsafeBytes { SHA256.hex($0) } == reference["sha256"] as? String, "\(name)")
             for sample in try #require(reference["samples"] as? [[Double]]) {
                 #expect(values[Int(sample[0])] == Float(sample[1]), "\(name)[\(Int(sample[0]))]")
             }
         }
+    }
+
+    /// The C dequantisers' block geometry is ggml's (GGMLType's traits).
+    @Test func blockGeometryMatchesGGML() {
+        for type in GGMLType.allCases where type.canDequantize {
+            #expect(Int(nb_ggml_block_size(type.rawValue)) == type.blockSize && Int(nb_ggml_block_bytes(type.rawValue)) == type.blockBytes,
+                    "\(type.name)")
+        }
+        #expect(nb_ggml_dequantize(GGMLType.q8_K.rawValue, nil, 0, nil) == 0)  // no dequantiser: nothing written
     }
 
     @Test func sha256KnownAnswers() {

@@ -41,20 +41,14 @@ func syntheticData(count: Int, offset: Float) -> [Float] {
     (0..<count).map { 0.1 + 2 * Foundation.cos(Float($0) + offset) }
 }
 
+/// The formats nb_pack makes from f32 (the concrete precisions).
 let allFormats: [nb_format] = [NB_FMT_F32, NB_FMT_F16, NB_FMT_BF16, NB_FMT_Q8, NB_FMT_Q4, NB_FMT_NF4, NB_FMT_Q2]
 let quantizedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_NF4, NB_FMT_Q2]
+/// The formats that keep GGML's blocks (no packer; tests fill them with random blocks).
+let nativeFormats: [nb_format] = [NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1, NB_FMT_Q4_K, NB_FMT_Q5_K, NB_FMT_Q6_K]
 
 func formatName(_ fmt: nb_format) -> String {
-    switch fmt {
-    case NB_FMT_F32: "f32"
-    case NB_FMT_F16: "f16"
-    case NB_FMT_BF16: "bf16"
-    case NB_FMT_Q8: "q8"
-    case NB_FMT_Q4: "q4"
-    case NB_FMT_NF4: "nf4"
-    case NB_FMT_Q2: "q2"
-    default: "format \(fmt.rawValue)"
-    }
+    nb_format_get(fmt).map { String(cString: $0.pointee.name) } ?? "format \(fmt.rawValue)"
 }
 
 func pack(_ fmt: nb_format, _ w: [Float], rows: Int, k: Int) -> [UInt8] {

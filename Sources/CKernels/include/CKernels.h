@@ -1,8 +1,8 @@
 // Hot numeric kernels for Nibble, with runtime CPU dispatch.
 //
-// Every kernel has a portable scalar version; SIMD versions (x86-64 AVX2+FMA, AVX-512F)
-// are chosen once at start-up from what the CPU reports. Tests compare each SIMD path
-// against the scalar one through nb_force_isa().
+// Every kernel has a portable scalar version; SIMD versions (x86-64 AVX2+FMA, AVX-512 with
+// VNNI for the integer kernels) are chosen once at start-up from what the CPU reports.
+// Tests compare each SIMD path against the scalar one through nb_force_isa().
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -73,19 +73,33 @@ void nb_attention_f32(const float *q, const float *keys, const float *values, in
 
 // ---- Weight formats ---------------------------------------------------------------
 //
-// Matrices are row-major rows × k (k = input features). Quantised formats store each row
-// as a run of blocks, so row r starts at r * nb_format_bytes(fmt, 1, k) — except nf4,
-// whose side arrays (absmax, their scales, one offset) follow all the rows' codes.
+// Matrices are row-major rows × k (k = input features). Every format but nf4 stores each
+// row as a run of blocks, so row r starts at r * nb_format_bytes(fmt, 1, k); nf4's side
+// arrays (absmax, their scales, one offset) follow all the rows' codes.
 //
-//   f16 / bf16  plain halves / bfloat16s                                   16   bits/weight
-//   q8          nb_block_q8 per 32 (GGML block_q8_0, byte for byte)          8.5
-//   q4          nb_block_q4 per 32 (GGML block_q4_1, byte for byte)          5.0
-//   nf4         64 NF4 codes (32 bytes) per block, absmax double-quantised  ≈4.13
-//               (layout: nb_nf4_layout in formats.h)
-//   q2          nb_block_q2 per 64                                           2.5
+// The formats are data: one row per format in a table (formats.c, nb_formats) with its
+// name, block geometry, bits per weight, the GGML type whose blocks it keeps byte for
+// byte, the activation kind it multiplies with, and its pack/unpack functions and
+// kernels (scalar, AVX2, AVX-512). nb_format_get() reads the descriptive part. Adding a
+// format is one enum value, its block struct below, one table row and its kernels.
 //
-// Shapes: q8/q4 need k % 32 == 0, nf4/q2 need k % 64 == 0 (nb_format_bytes returns 0
-// for a shape the format cannot hold).
+//   name  block  bytes  bits   GGML type  activations  packable
+//   f32       1      4  32     F32        f32          yes
+//   f16       1      2  16     F16        f32          yes
+//   bf16      1      2  16     BF16       f32          yes
+//   q8       32     34   8.5   Q8_0       q8a          yes
+//   q4       32     20   5.0   Q4_1       q8a          yes
+//   nf4      64     32  ≈4.13  -          q8a          yes   (side arrays: nb_nf4_layout)
+//   q2       64     20   2.5   -          q8a          yes
+//   q4_0     32     18   4.5   Q4_0       q8a          no    (native: the file's blocks)
+//   q5_0     32     22   5.5   Q5_0       q8a          no
+//   q5_1     32     24   6.0   Q5_1       q8a          no
+//   q4_K    256    144   4.5   Q4_K       q8K          no
+//   q5_K    256    176   5.5   Q5_K       q8K          no
+//   q6_K    256    210   6.5625 Q6_K     q8K          no
+//
+// nb_format_bytes returns 0 for a shape the format cannot hold (k not a multiple of the
+// block size).
 
 typedef enum {
     NB_FMT_F32 = 0,
@@ -95,7 +109,40 @@ typedef enum {
     NB_FMT_Q4 = 4,
     NB_FMT_NF4 = 5,
     NB_FMT_Q2 = 6,
+    NB_FMT_Q4_0 = 7,
+    NB_FMT_Q5_0 = 8,
+    NB_FMT_Q5_1 = 9,
+    NB_FMT_Q4_K = 10,
+    NB_FMT_Q5_K = 11,
+    NB_FMT_Q6_K = 12,
+    NB_FMT_COUNT = 13,
 } nb_format;
+
+/// What a format's kernels multiply with: the f32 activations, or the activations
+/// quantised to 32-element int8 blocks (nb_q8a) or to 256-element blocks with per-16
+/// sums (nb_q8k, GGML's block_q8_K).
+typedef enum {
+    NB_ACT_F32 = 0,
+    NB_ACT_Q8A = 1,
+    NB_ACT_Q8K = 2,
+} nb_activation;
+
+/// The descriptive part of a format's table row.
+typedef struct {
+    const char *name;          // "q4_K"
+    int32_t block;             // elements per block
+    int32_t block_bytes;       // bytes per block (nf4: its codes; the side arrays come on top)
+    double bits_per_weight;    // storage per weight of a 4096 × 4096 matrix, side arrays included
+    int32_t ggml_type;         // the GGML type whose blocks are these bytes, or -1
+    nb_activation activation;  // what nb_matmul's xq must hold
+    int32_t packable;          // nb_pack can produce it from f32
+    int32_t rows_independent;  // rows pack and unpack independently (all but nf4)
+} nb_format_info;
+
+/// The table row of `fmt`, or NULL for a value that is not a format.
+const nb_format_info *nb_format_get(nb_format fmt);
+/// The format that keeps GGML type `ggml_type`'s blocks unchanged, or -1.
+int nb_format_of_ggml(uint32_t ggml_type);
 
 /// 32 int8 with an f16 scale: value = d * qs[j]. Identical to GGML's block_q8_0.
 typedef struct { uint16_t d; int8_t qs[32]; } nb_block_q8;
@@ -106,22 +153,65 @@ typedef struct { uint16_t d; uint16_t m; uint8_t qs[16]; } nb_block_q4;
 /// j + 16·s (j < 16, s < 4) is bits 2s...2s+1 of qs[j].
 typedef struct { uint16_t d; uint16_t m; uint8_t qs[16]; } nb_block_q2;
 
+// GGML's blocks (ggml-common.h), byte for byte. f16 fields are IEEE half bits.
+/// block_q4_0: value = d * (q - 8), q as in nb_block_q4.
+typedef struct { uint16_t d; uint8_t qs[16]; } nb_block_q4_0;
+/// block_q5_0: value = d * (q - 16); q's low 4 bits as in nb_block_q4, bit 4 of
+/// element j is bit j of qh (little-endian u32).
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } nb_block_q5_0;
+/// block_q5_1: value = d * q + m, q as in nb_block_q5_0.
+typedef struct { uint16_t d; uint16_t m; uint8_t qh[4]; uint8_t qs[16]; } nb_block_q5_1;
+/// block_q4_K: 8 sub-blocks of 32 with 6-bit scales sc and mins mn packed in `scales`
+/// (GGML's get_scale_min_k4); value = (d·sc) · q − (dmin·mn). Element 64c + l (l < 32)
+/// is the low nibble of qs[32c + l], element 64c + 32 + l its high nibble.
+typedef struct { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[128]; } nb_block_q4_K;
+/// block_q5_K: nb_block_q4_K with a fifth bit: bit 2c of qh[l] for element 64c + l,
+/// bit 2c + 1 for element 64c + 32 + l.
+typedef struct { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } nb_block_q5_K;
+/// block_q6_K: 16 sub-blocks of 16 with int8 scales; value = (d·scales[e/16]) · (q − 32),
+/// q = 4 bits from ql and 2 from qh (GGML's dequantize_row_q6_K).
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } nb_block_q6_K;
+/// block_q2_K, block_q3_K, block_iq4_nl, block_iq4_xs: dequantised only (nb_ggml_dequantize).
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d; uint16_t dmin; } nb_block_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } nb_block_q3_K;
+typedef struct { uint16_t d; uint8_t qs[16]; } nb_block_iq4_nl;
+typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } nb_block_iq4_xs;
+
 /// Activation block: 32 int8 with an f32 scale d (x ≈ d * qs) and s = d * sum(qs).
 typedef struct { float d; float s; int8_t qs[32]; } nb_q8a;
+/// Activation block for the K-quants (GGML's block_q8_K): 256 int8 with an f32 scale d
+/// (x ≈ d * qs) and the sums of each 16 qs.
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } nb_q8k;
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(nb_block_q8) == 34, "nb_block_q8 must match block_q8_0");
 _Static_assert(sizeof(nb_block_q4) == 20, "nb_block_q4 must match block_q4_1");
 _Static_assert(sizeof(nb_block_q2) == 20, "nb_block_q2 is 20 bytes per 64 weights");
+_Static_assert(sizeof(nb_block_q4_0) == 18, "nb_block_q4_0 must match block_q4_0");
+_Static_assert(sizeof(nb_block_q5_0) == 22, "nb_block_q5_0 must match block_q5_0");
+_Static_assert(sizeof(nb_block_q5_1) == 24, "nb_block_q5_1 must match block_q5_1");
+_Static_assert(sizeof(nb_block_q4_K) == 144, "nb_block_q4_K must match block_q4_K");
+_Static_assert(sizeof(nb_block_q5_K) == 176, "nb_block_q5_K must match block_q5_K");
+_Static_assert(sizeof(nb_block_q6_K) == 210, "nb_block_q6_K must match block_q6_K");
+_Static_assert(sizeof(nb_block_q2_K) == 84, "nb_block_q2_K must match block_q2_K");
+_Static_assert(sizeof(nb_block_q3_K) == 110, "nb_block_q3_K must match block_q3_K");
+_Static_assert(sizeof(nb_block_iq4_nl) == 18, "nb_block_iq4_nl must match block_iq4_nl");
+_Static_assert(sizeof(nb_block_iq4_xs) == 136, "nb_block_iq4_xs must match block_iq4_xs");
 _Static_assert(sizeof(nb_q8a) == 40, "nb_q8a is 40 bytes");
+_Static_assert(sizeof(nb_q8k) == 292, "nb_q8k must match block_q8_K");
+_Static_assert(__builtin_offsetof(nb_block_q6_K, d) == 208 && __builtin_offsetof(nb_block_q5_K, qs) == 48 &&
+               __builtin_offsetof(nb_block_q3_K, d) == 108 && __builtin_offsetof(nb_block_q2_K, d) == 80 &&
+               __builtin_offsetof(nb_q8k, bsums) == 260, "GGML field offsets");
 #endif
 
 /// Bytes a rows × k matrix takes in `fmt` (all side arrays included, for nf4 too);
 /// 0 if k does not suit the format.
 size_t nb_format_bytes(nb_format fmt, int64_t rows, int64_t k);
-/// Whether activations must be quantised (nb_quantize_activations) before nb_matmul.
+/// Whether activations must be quantised before nb_matmul (the format's activation is
+/// not NB_ACT_F32).
 int nb_format_wants_q8a(nb_format fmt);
-/// Packs a whole f32 matrix (rows × k, row-major) into `dst` (nb_format_bytes bytes).
+/// Packs a whole f32 matrix (rows × k, row-major) into `dst` (nb_format_bytes bytes);
+/// formats that are not packable (the native GGML formats) are left untouched.
 /// q8 equals GGML's quantize_row_q8_0_ref and q4 quantize_row_q4_1_ref byte for byte;
 /// nf4 stores what bitsandbytes' quantize_4bit(blocksize=64, compress_statistics=True)
 /// stores, with searched scales (nb_pack_nf4);
@@ -142,18 +232,42 @@ typedef enum {
 /// nf4 packing (nb_pack(NB_FMT_NF4, ...) is NB_NF4_SEARCH without a pool); the per-block
 /// work runs on `pool` when it is not NULL, with the same bytes for any thread count.
 void nb_pack_nf4(const float *src, int64_t rows, int64_t k, nb_nf4_scaling scaling, nb_pool *pool, void *dst);
-/// Dequantises row `row` to f32 (k values): embedding lookup and tests.
+/// Dequantises row `row` to f32 (k values): embedding lookup and tests. For the formats
+/// that keep GGML blocks the values equal GGML's dequantize_row_* bit for bit.
 void nb_unpack_row(nb_format fmt, const void *w, int64_t rows, int64_t k, int64_t row, float *out);
-/// x: n_tokens × k f32 → n_tokens × (k/32) nb_q8a (d = absmax/127, q = round(x/d)
-/// half away from zero, as GGML's quantize_row_q8_1 but with f32 d and s).
+
+/// Bytes of quantised activations for n_tokens × k in `kind` (0 for NB_ACT_F32, or a k
+/// that is not a whole number of its blocks).
+size_t nb_activation_bytes(nb_activation kind, int64_t n_tokens, int64_t k);
+/// Quantises x (n_tokens × k f32) into `kind`'s blocks, token after token:
+///   NB_ACT_Q8A  nb_q8a per 32: d = absmax/127, q = round(x/d) half away from zero (as
+///               GGML's quantize_row_q8_1 but with f32 d and s = d·Σq);
+///   NB_ACT_Q8K  nb_q8k per 256: the same rounding with one d per 256, bsums = Σ of each 16 q.
+/// The bytes are the same on every CPU path.
+void nb_quantize_for(nb_activation kind, const float *x, int64_t n_tokens, int64_t k, void *out);
+/// nb_quantize_for(NB_ACT_Q8A, ...).
 void nb_quantize_activations(const float *x, int64_t n_tokens, int64_t k, nb_q8a *out);
 /// Y[t, r] = dot(W[r, :], X[t, :]) for t < n_tokens, r in [row_begin, row_end); Y has
 /// leading dimension ld_y. `x` is the f32 activations (used by f32/f16/bf16), `xq` the
-/// quantised ones (used by q8/q4/nf4/q2; may be NULL otherwise). Safe to call
-/// concurrently for disjoint row ranges. For the quantised formats the SIMD result
-/// equals the scalar one bit for bit. A k that does not suit the format writes nothing.
-void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const nb_q8a *xq,
+/// activations quantised for the format's activation kind (nb_quantize_for; may be NULL
+/// for NB_ACT_F32). Safe to call concurrently for disjoint row ranges. For the quantised
+/// formats the SIMD result equals the scalar one bit for bit. A k that does not suit the
+/// format writes nothing.
+void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const void *xq,
                float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end);
+
+// ---- GGML tensors -------------------------------------------------------------------
+
+/// Whether nb_ggml_dequantize reads GGML type `ggml_type` (numbered as ggml.h's ggml_type).
+int nb_ggml_can_dequantize(uint32_t ggml_type);
+/// Elements and bytes per block of a type nb_ggml_dequantize reads (0 otherwise).
+int32_t nb_ggml_block_size(uint32_t ggml_type);
+int32_t nb_ggml_block_bytes(uint32_t ggml_type);
+/// n elements (a whole number of blocks) of GGML type `ggml_type` at `src` to f32, bit for
+/// bit as GGML's dequantize_row_* (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
+/// Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS). Returns 0 (writing nothing) for another type
+/// or an n that is not whole blocks, else 1.
+int nb_ggml_dequantize(uint32_t ggml_type, const void *src, int64_t n, float *out);
 
 /// f16 conversions (F16C when available, exact scalar otherwise; round to nearest even).
 void nb_f32_to_f16(const float *src, uint16_t *dst, int64_t n);

@@ -90,7 +90,7 @@ public struct ScratchSizes: Sendable, Equatable {
     /// Bytes of `ForwardState` for `batch` tokens.
     func byteCount(batch: Int) -> Int {
         let floats = 2 * embedding + 2 * query + 2 * keyValue + 2 * feedForward + vocabulary
-        return batch * (4 * floats + 40 * ((widestInput + 31) / 32))
+        return batch * 4 * floats + ActivationScratch.byteCount(tokens: batch, columns: widestInput)
     }
 }
 

@@ -1,0 +1,15 @@
+// The AVX-512 instances of the SIMD kernel templates: the same code as simd_avx2.c with
+// VNNI dot products (_mm256_dpbusd_epi32, _mm256_dpwssd_epi32) on 256-bit vectors, which
+// give the same exact integer sums, so the same floats. nb_kernel_level() takes these only
+// on CPUs with AVX-512 VNNI.
+#include "matmul_q.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdlib.h>
+#define NB_T NB_AVX512VNNI
+#define NB_VNNI 1
+#define NB_QENTRY nb_matmul_q_avx512
+#define NB_KENTRY(NAME) nb_mm_##NAME##_avx512
+#include "matmul_q_simd.h"
+#include "matmul_k_simd.h"
+#endif
