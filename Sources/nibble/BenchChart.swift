@@ -184,7 +184,7 @@ enum BenchCharts {
         var panels = [
             Panel(id: "prefill", title: "Prefill (\(r.promptTokens)-token prompt)", unit: "tokens per second", rows: speedRows(\.prefill, "prefill")),
             Panel(id: "decode", title: "Decode (\(r.genTokens) tokens)", unit: "tokens per second", rows: speedRows(\.decode, "decode")),
-            Panel(id: "memory", title: "Memory", unit: "MiB", rows: r.results.map { x in
+            Panel(id: "memory", title: "Memory allocated", unit: "MiB", rows: r.results.map { x in
                 Row(precision: x.precision,
                     segments: zip([x.weightBytes, x.kvBytes, x.scratchBytes], memoryColours).map { (mib($0), $1) },
                     label: String(format: "%.0f", mib(x.totalBytes)),
@@ -247,7 +247,7 @@ enum BenchCharts {
         }
 
         let quality = panels.count > 3
-        let title = "\(r.model): speed, memory" + (quality ? " and quality" : "") + " by precision"
+        let title = "\(r.model): " + (quality ? "speed, memory and quality" : "speed and memory") + " by precision"
         let subtitle = "\(displayDate(r.date)) · \(r.cpu) · \(r.threads) thread\(r.threads == 1 ? "" : "s") · prompt \(r.promptTokens) tokens, \(r.genTokens) generated"
         var detail = r.repeats > 1 ? "Median of \(r.repeats) runs, error bars min–max" : "One run per precision"
         detail += "; each run loads one precision in a fresh process. Kernels \(r.kernels)."

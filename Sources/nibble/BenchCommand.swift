@@ -174,7 +174,9 @@ extension Nibble {
 enum BenchRunner {
     static func run(path: String, format: WeightFormat, threads: Int?, context: Int, promptTokens: Int, genTokens: Int) throws -> BenchSample {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        // This very binary, even if the file was replaced since it started.
+        let exe = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : Bundle.main.executablePath ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = ["bench-run", "--model", path, "--precision", format.rawValue, "--context", String(context),
                              "--prompt-tokens", String(promptTokens), "--gen-tokens", String(genTokens)]
             + (threads.map { ["--threads", String($0)] } ?? [])
