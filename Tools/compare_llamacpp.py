@@ -22,7 +22,7 @@ What it does, in order:
 4. Quality (not with ``--quick``): ``llama-perplexity`` on the GPL-3 text with
    ``-c 512``: once on F32 to save the reference logits
    (``--kl-divergence-base``), then ``--kl-divergence`` for Q8_0 and Q4_1; and
-   ``nibble eval --model <model> --precision f32|q8|q4 --ctx 512``.  Both score
+   ``nibble eval --model <model> --precision f32|q8|q4 --context 512``.  Both score
    the second half of each 512-token window; both references are the model
    dequantised to f32 (llama.cpp reads it from the F32 file Nibble wrote).
 5. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
@@ -203,7 +203,7 @@ def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: i
 def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int) -> dict:
     prefill, decode = [], []
     for i in range(reps):
-        proc = run([NIBBLE, "bench", "--model", model, "--precisions", precision, "--prompt-tokens", p,
+        proc = run([NIBBLE, "bench", "--model", model, "--precision", precision, "--prompt-tokens", p,
                     "--gen-tokens", n, "--threads", threads, "--json"],
                    f"nibble bench {precision} ({i + 1}/{reps})", record=i == 0)
         try:
@@ -255,7 +255,7 @@ def llama_kld(bindir: Path, model: Path, base: Path, threads: int, tag: str) -> 
 
 
 def nibble_eval(model: Path, precision: str, threads: int) -> dict:
-    proc = run([NIBBLE, "eval", "--model", model, "--precision", precision, "--file", GPL3, "--ctx", EVAL_CTX,
+    proc = run([NIBBLE, "eval", "--model", model, "--precision", precision, "--file", GPL3, "--context", EVAL_CTX,
                 "--threads", threads, "--json"], f"nibble eval {precision}")
     try:
         r = json.loads(proc.stdout)

@@ -1,64 +1,119 @@
 import ArgumentParser
 import Foundation
 import Inference
+import ModelFiles
 import Quantization
 
 extension Nibble {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure memory, quantisation time, prefill and decode speed at several precisions in one run.")
+            abstract: "Measure speed, memory and (with --quality) quality at several precisions.",
+            discussion: """
+                Each run loads the model at one precision in a fresh process (this binary's hidden \
+                `bench-run`), so its memory is that precision's alone: weights, KV cache and scratch \
+                as allocated, and the process's peak RSS (which also counts the pages of the mapped \
+                model file). Runs go round the precisions --repeats times; the table, the JSON and \
+                the chart give the median and the min–max of the runs. Prefill is --prompt-tokens \
+                of fixed English text from an empty cache, after one warm-up pass; decode is the \
+                --gen-tokens after it (greedy, past end-of-text).
 
-        @OptionGroup var model: ModelOptions
-        @Option(help: "Comma-separated precisions to measure.") var precisions = "f32,bf16,q8,q4,nf4,q2"
+                --quality FILE scores the first --quality-tokens tokens of a text at each precision \
+                as `nibble eval` does (windows of min(512, N) tokens, the second half of each \
+                scored; KL divergence against f32 and perplexity).
+                """)
+
+        @OptionGroup var model: ModelFileOption
+        @Option(help: "Precisions to measure, comma-separated (f32, f16, bf16, q8, q4, nf4, q2; aliases 32, 16, 8, 4, 2).")
+        var precision = Self.defaultPrecisions
+        /// The old name of `--precision` here.
+        @Option(name: .customLong("precisions"), help: .hidden) var precisions: String?
+        @OptionGroup var threads: ThreadsOption
+        @Option(help: "KV cache length in tokens for the memory figures (default: min(model context, 4096)).") var context: Int?
         @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.") var promptTokens = 128
-        @Option(name: .customLong("gen-tokens"), help: "Tokens generated for the decode measurement.") var genTokens = 64
-        @Option(help: "Also write the charts as one self-contained SVG file.") var svg: String?
+        @Option(name: .customLong("gen-tokens"), help: "Tokens generated for the decode measurement (the first comes from the prefill).") var genTokens = 64
+        @Option(help: "Runs per precision; medians and min–max are reported.") var repeats = 1
+        @Option(help: "A text file to score at each precision (KL divergence from f32, perplexity).") var quality: String?
+        @Option(name: .customLong("quality-tokens"), help: "How much of the --quality text to use, in tokens.") var qualityTokens = 1536
+        @Option(help: "Also write the chart as one self-contained SVG file.") var svg: String?
         @Flag(help: "Print one JSON object.") var json = false
 
-        func validate() throws {
-            for name in precisions.split(separator: ",") where Precision(argument: String(name))?.format == nil {
-                throw ValidationError("--precisions: '\(name)' is not a concrete precision (f32, f16, bf16, q8, q4, nf4, q2)")
+        static let defaultPrecisions = "f32,bf16,q8,q4,nf4,q2"
+
+        var precisionList: String { precisions ?? precision }
+
+        func formats() throws -> [WeightFormat] {
+            try precisionList.split(separator: ",", omittingEmptySubsequences: false).map { name in
+                let name = name.trimmingCharacters(in: .whitespaces)
+                guard let format = Precision(argument: name)?.format else {
+                    throw ValidationError("--precision: '\(name)' is not a concrete precision (f32, f16, bf16, q8, q4, nf4, q2)")
+                }
+                return format
             }
-            if promptTokens < 1 || genTokens < 1 { throw ValidationError("--prompt-tokens and --gen-tokens must be at least 1") }
+        }
+
+        func validate() throws {
+            if precisions != nil, precision != Self.defaultPrecisions { throw ValidationError("give the precisions once, as --precision") }
+            let formats = try formats()
+            if Set(formats).count != formats.count { throw ValidationError("--precision: each precision once") }
+            if promptTokens < 1 { throw ValidationError("--prompt-tokens must be at least 1") }
+            if genTokens < 2 { throw ValidationError("--gen-tokens must be at least 2 (the first token comes from the prefill)") }
+            if let context, context < promptTokens + genTokens {
+                throw ValidationError("--context must be at least --prompt-tokens + --gen-tokens (\(promptTokens + genTokens))")
+            }
+            if !(1...100).contains(repeats) { throw ValidationError("--repeats must be in 1...100") }
+            if qualityTokens < 16 { throw ValidationError("--quality-tokens must be at least 16") }
         }
 
         func run() throws {
-            let formats = precisions.split(separator: ",").map { Precision(argument: String($0))!.format! }
+            let formats = try formats()
+            let path = try model.modelPath()
             let interrupt = Interrupt.shared
-            let context = max(model.context ?? 0, promptTokens + genTokens + 60)
-            let engine = try Engine(path: model.modelPath(), precision: Precision(formats[0]), threads: model.threads,
-                                    context: context, memoryLimit: model.memoryLimitBytes())
-            // A fixed English text, repeated to the prompt length.
-            let sentence = engine.tokenizer.encode("The history of computing is a story of people who wanted machines to do their arithmetic for them. ")
-            let prompt = Array((0..<promptTokens).map { sentence[$0 % sentence.count] })
-            let story = engine.promptTokens("Once upon a time")
-            var greedy = SamplingParameters()
-            greedy.temperature = 0
-            var results: [BenchResult] = []
-            for format in formats {
-                if interrupt.isSet { throw ExitCode(130) }
-                let clock = ContinuousClock()
-                let started = clock.now
-                try engine.setPrecision(Precision(format))
-                let quantizeSeconds = (clock.now - started).seconds
-                // Prefill: the whole prompt from an empty cache; decode: the generated tokens after it.
-                engine.resetCache()
-                let run = try engine.generate(prompt: prompt, maxTokens: genTokens, sampling: greedy, ignoreEndOfGeneration: true,
-                                              shouldStop: { interrupt.isSet }) { _ in }
-                engine.resetCache()
-                let storyStart = clock.now
-                var firstTokenSeconds = 0.0
-                _ = try engine.generate(prompt: story, maxTokens: 50, sampling: greedy, ignoreEndOfGeneration: true, shouldStop: { interrupt.isSet }) { _ in
-                    if firstTokenSeconds == 0 { firstTokenSeconds = (clock.now - storyStart).seconds }
+            let started = Date()
+            // The file is read here first: a bad model or text fails before any run.
+            let file = try GGUFFile(path: path)
+            let config = try ModelConfig(gguf: file)
+            let context = self.context ?? max(min(config.contextLength, 4096), promptTokens + genTokens)
+            let qualityText = try quality.map { String(decoding: try readUserFile($0), as: UTF8.self) }
+
+            var samples: [WeightFormat: [BenchSample]] = [:]
+            for round in 0..<repeats {
+                for format in formats {
+                    if interrupt.isSet { throw ExitCode(130) }
+                    let sample = try BenchRunner.run(path: path, format: format, threads: threads.threads, context: context,
+                                                     promptTokens: promptTokens, genTokens: genTokens)
+                    samples[format, default: []].append(sample)
+                    if !json {
+                        Terminal.writeError(String(format: "%@ run %d/%d: load %.2f s, prefill %.1f tok/s, decode %.1f tok/s, peak RSS %.0f MiB\n",
+                                                   format.rawValue, round + 1, repeats, sample.loadSeconds, sample.prefillTokensPerSecond,
+                                                   sample.decodeTokensPerSecond, BenchCharts.mib(sample.peakRSSBytes)))
+                    }
                 }
-                let fifty = (clock.now - storyStart).seconds
-                results.append(BenchResult(precision: format.rawValue, weightBytes: engine.weightBytes,
-                                           rssBytes: MemoryLimit.residentBytes() ?? 0, quantizeSeconds: quantizeSeconds,
-                                           prefillTokensPerSecond: run.stats.prefillTokensPerSecond,
-                                           decodeTokensPerSecond: run.stats.decodeTokensPerSecond, secondsFor50Tokens: fifty))
-                if !json { Terminal.writeError("\(format.rawValue): done\n") }
             }
-            let report = BenchReport(machine: Engine.machineDescription, threads: engine.pool.threadCount, results: results)
+
+            var qualities: [WeightFormat: EvaluationResult] = [:]
+            var window: Int?
+            if let quality, let qualityText {
+                let w = min(Eval.defaultWindow, qualityTokens)
+                window = w
+                let interactive = isatty(STDERR_FILENO) != 0 && !json
+                let results = try QualityRun.evaluate(
+                    path: path, precisions: formats.map { Precision($0) }, text: qualityText, file: quality, window: w,
+                    threads: threads.threads, memoryLimit: MemoryLimit.detect(), maxTokens: qualityTokens,
+                    progress: { index, done, total in
+                        if interactive { Terminal.writeError("\r\u{1B}[K[quality \(formats[index].rawValue): window \(done + 1)/\(total)]") }
+                    })
+                if interactive { Terminal.writeError("\r\u{1B}[K") }
+                for (format, result) in zip(formats, results) { qualities[format] = result }
+            }
+
+            let first = samples[formats[0]]![0]
+            let report = BenchReport(
+                model: ModelName.display(forPath: path), modelFile: path, date: BenchReport.timestamp(started),
+                cpu: BenchReport.cpuName, machine: Engine.machineDescription, kernels: KernelLevel.active,
+                threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, context: context, repeats: repeats,
+                qualityFile: quality, qualityWindow: window, qualityTokens: quality == nil ? nil : qualityTokens,
+                command: BenchReport.commandLine(),
+                results: formats.map { BenchResult(samples: samples[$0]!, quality: qualities[$0]) })
             if let svg {
                 do {
                     try BenchCharts.svg(report).write(toFile: svg, atomically: true, encoding: .utf8)
@@ -73,84 +128,227 @@ extension Nibble {
             }
         }
     }
+
+    /// One precision, measured in this process: what `bench` runs for each precision and
+    /// repeat (`/proc/self/exe bench-run …`), so that nothing another precision allocated
+    /// is counted. Prints one JSON object (`BenchSample`).
+    struct BenchRun: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-run", abstract: "Measure one precision in this process (used by bench; prints JSON).", shouldDisplay: false)
+
+        @Option var model: String
+        @Option var precision: Precision
+        @Option var threads: Int?
+        @Option var context: Int
+        @Option(name: .customLong("prompt-tokens")) var promptTokens: Int
+        @Option(name: .customLong("gen-tokens")) var genTokens: Int
+
+        func run() throws {
+            let interrupt = Interrupt.shared
+            let clock = ContinuousClock()
+            let started = clock.now
+            let engine = try Engine(path: model, precision: precision, threads: threads, context: context)
+            let loadSeconds = (clock.now - started).seconds
+            // A fixed English text, repeated to the prompt length.
+            let sentence = engine.tokenizer.encode("The history of computing is a story of people who wanted machines to do their arithmetic for them. ")
+            let prompt = (0..<promptTokens).map { sentence[$0 % sentence.count] }
+            var greedy = SamplingParameters()
+            greedy.temperature = 0
+            // Warm-up: the first pass touches the KV cache and scratch pages.
+            _ = try engine.generate(prompt: prompt, maxTokens: 2, sampling: greedy, ignoreEndOfGeneration: true,
+                                    shouldStop: { interrupt.isSet }) { _ in }
+            engine.resetCache()
+            let run = try engine.generate(prompt: prompt, maxTokens: genTokens, sampling: greedy, ignoreEndOfGeneration: true,
+                                          shouldStop: { interrupt.isSet }) { _ in }
+            if interrupt.isSet { throw ExitCode(130) }
+            try Terminal.writeJSON(BenchSample(
+                precision: engine.format.rawValue, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
+                kvBytes: engine.kvCacheBytes, scratchBytes: engine.scratchBytes, peakRSSBytes: BenchRunner.peakResidentBytes() ?? 0,
+                loadSeconds: loadSeconds, prefillTokensPerSecond: run.stats.prefillTokensPerSecond,
+                decodeTokensPerSecond: run.stats.decodeTokensPerSecond))
+        }
+    }
 }
 
+/// Runs `bench-run` in a child process of this same binary.
+enum BenchRunner {
+    static func run(path: String, format: WeightFormat, threads: Int?, context: Int, promptTokens: Int, genTokens: Int) throws -> BenchSample {
+        let process = Process()
+        // This very binary, even if the file was replaced since it started.
+        let exe = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : Bundle.main.executablePath ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = ["bench-run", "--model", path, "--precision", format.rawValue, "--context", String(context),
+                             "--prompt-tokens", String(promptTokens), "--gen-tokens", String(genTokens)]
+            + (threads.map { ["--threads", String($0)] } ?? [])
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        // Ctrl-C reaches the child too (the terminal signals the whole process group).
+        if Interrupt.shared.isSet || (process.terminationReason == .exit && process.terminationStatus == 130) { throw ExitCode(130) }
+        let errText = String(decoding: errData, as: UTF8.self)
+        guard process.terminationReason == .exit, process.terminationStatus == 0,
+              let sample = try? JSONDecoder().decode(BenchSample.self, from: outData) else {
+            // The child's own error (already short, "Error: …"), or how it ended.
+            let reason = errText.split(separator: "\n").first.map { String($0).replacingOccurrences(of: "Error: ", with: "") }
+                ?? (process.terminationReason == .uncaughtSignal ? "killed by signal \(process.terminationStatus)" : "exit status \(process.terminationStatus)")
+            throw CLIError("the \(format.rawValue) run failed: \(reason)")
+        }
+        return sample
+    }
+
+    /// VmHWM: the most this process ever had resident.
+    static func peakResidentBytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kb * 1024
+    }
+}
+
+/// What one `bench-run` measured.
+struct BenchSample: Codable {
+    var precision: String
+    var threads: Int
+    var weightBytes: Int
+    var kvBytes: Int
+    var scratchBytes: Int
+    var peakRSSBytes: Int
+    var loadSeconds: Double
+    var prefillTokensPerSecond: Double
+    var decodeTokensPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case precision, threads, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
+        case peakRSSBytes = "peak_rss_bytes", loadSeconds = "load_s"
+        case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
+    }
+}
+
+/// The median of several runs and their range.
+struct Spread: Codable {
+    var median: Double
+    var min: Double
+    var max: Double
+    var runs: [Double]
+
+    init(_ runs: [Double]) {
+        let sorted = runs.sorted()
+        let n = sorted.count
+        median = n == 0 ? 0 : n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        min = sorted.first ?? 0
+        max = sorted.last ?? 0
+        self.runs = runs
+    }
+}
+
+/// One precision's results: medians at the top level (as before `--repeats`), the runs
+/// and their spread beside them.
 struct BenchResult: Codable {
     var precision: String
     var weightBytes: Int
+    var kvBytes: Int
+    var scratchBytes: Int
+    /// Median peak RSS of the runs.
     var rssBytes: Int
-    var quantizeSeconds: Double
+    var loadSeconds: Double
     var prefillTokensPerSecond: Double
     var decodeTokensPerSecond: Double
-    var secondsFor50Tokens: Double
+    var prefill: Spread
+    var decode: Spread
+    var load: Spread
+    var rss: Spread
+    var quality: EvaluationResult?
+
+    var totalBytes: Int { weightBytes + kvBytes + scratchBytes }
+
+    init(samples: [BenchSample], quality: EvaluationResult?) {
+        let s = samples[0]
+        precision = s.precision
+        weightBytes = s.weightBytes
+        kvBytes = s.kvBytes
+        scratchBytes = s.scratchBytes
+        prefill = Spread(samples.map(\.prefillTokensPerSecond))
+        decode = Spread(samples.map(\.decodeTokensPerSecond))
+        load = Spread(samples.map(\.loadSeconds))
+        rss = Spread(samples.map { Double($0.peakRSSBytes) })
+        rssBytes = Int(rss.median)
+        loadSeconds = load.median
+        prefillTokensPerSecond = prefill.median
+        decodeTokensPerSecond = decode.median
+        self.quality = quality
+    }
 
     enum CodingKeys: String, CodingKey {
-        case precision, weightBytes = "weight_bytes", rssBytes = "rss_bytes", quantizeSeconds = "quantize_s"
-        case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s", secondsFor50Tokens = "seconds_50_tokens"
+        case precision, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes", rssBytes = "rss_bytes"
+        case loadSeconds = "load_s", prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
+        case prefill, decode, load, rss, quality
     }
 }
 
 struct BenchReport: Codable {
+    /// The model's display name (`ModelName`).
+    var model: String
+    var modelFile: String
+    /// When the bench started, ISO 8601 UTC.
+    var date: String
+    /// The CPU's model name.
+    var cpu: String
     var machine: String
+    var kernels: String
     var threads: Int
+    var promptTokens: Int
+    var genTokens: Int
+    /// The KV cache length the memory figures are for.
+    var context: Int
+    var repeats: Int
+    var qualityFile: String?
+    var qualityWindow: Int?
+    var qualityTokens: Int?
+    /// The command line that made the report.
+    var command: String
     var results: [BenchResult]
-}
 
-/// The table, a terminal bar chart, and the SVG version of the seed's two pictures.
-enum BenchCharts {
-    static func mib(_ b: Int) -> Double { Double(b) / 1_048_576 }
-
-    static func table(_ r: BenchReport) -> String {
-        var out = "\(r.machine), \(r.threads) threads\n\n"
-        out += "precision  weights MiB  RSS MiB  quantize s  prefill tok/s  decode tok/s  50 tokens s\n"
-        for x in r.results {
-            out += String(format: "%@%11.1f%9.1f%12.2f%15.1f%14.1f%13.2f\n", x.precision.padding(toLength: 9, withPad: " ", startingAt: 0),
-                          mib(x.weightBytes), mib(x.rssBytes), x.quantizeSeconds, x.prefillTokensPerSecond, x.decodeTokensPerSecond, x.secondsFor50Tokens)
-        }
-        let maxBytes = r.results.map(\.weightBytes).max() ?? 1, maxSpeed = r.results.map(\.decodeTokensPerSecond).max() ?? 1
-        out += "\nmemory (weights)                            decode speed\n"
-        for x in r.results {
-            let m = Int((Double(x.weightBytes) / Double(maxBytes) * 30).rounded())
-            let s = Int((x.decodeTokensPerSecond / max(maxSpeed, 1e-9) * 30).rounded())
-            out += x.precision.padding(toLength: 6, withPad: " ", startingAt: 0) + String(repeating: "█", count: max(m, 1)).padding(toLength: 32, withPad: " ", startingAt: 0)
-                + "      " + String(repeating: "█", count: max(s, 1)) + String(format: " %.1f tok/s\n", x.decodeTokensPerSecond)
-        }
-        return out
+    enum CodingKeys: String, CodingKey {
+        case model, modelFile = "model_file", date, cpu, machine, kernels, threads, promptTokens = "prompt_tokens"
+        case genTokens = "gen_tokens", context, repeats, qualityFile = "quality_file", qualityWindow = "quality_window"
+        case qualityTokens = "quality_tokens", command, results
     }
 
-    /// Bars of weight memory per precision, and a line of seconds per generated token.
-    static func svg(_ r: BenchReport) -> String {
-        let w = 860.0, h = 360.0, pad = 50.0, panel = (w - 3 * pad) / 2
-        let n = Double(max(r.results.count, 1))
-        let maxMiB = r.results.map { mib($0.weightBytes) }.max() ?? 1
-        let secondsPerToken = r.results.map { 1 / max($0.decodeTokensPerSecond, 1e-9) }
-        let maxSec = secondsPerToken.max() ?? 1
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(pad)\" y=\"24\" font-size=\"14\">Weight memory per precision (MiB)</text>\n"
-        s += "<text x=\"\(2 * pad + panel)\" y=\"24\" font-size=\"14\">Seconds per generated token</text>\n"
-        let base = h - pad
-        for (i, x) in r.results.enumerated() {
-            let bw = panel / n * 0.7
-            let bx = pad + panel / n * Double(i) + panel / n * 0.15
-            let bh = mib(x.weightBytes) / maxMiB * (h - 2 * pad - 20)
-            s += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7bd0\"/>\n", bx, base - bh, bw, bh)
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", bx + bw / 2, base + 16, x.precision)
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", bx + bw / 2, base - bh - 4, mib(x.weightBytes))
+    static func timestamp(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+        return formatter.string(from: date)
+    }
+
+    /// /proc/cpuinfo's model name ("AMD EPYC 9B14"), else the architecture.
+    static var cpuName: String {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        for key in ["model name", "Model", "Hardware"] {
+            if let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix(key) && $0.dropFirst(key.count).trimmingCharacters(in: .whitespaces).hasPrefix(":") }),
+               let value = line.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces), !value.isEmpty {
+                return value
+            }
         }
-        var points: [String] = []
-        for (i, sec) in secondsPerToken.enumerated() {
-            let px = 2 * pad + panel + panel / n * (Double(i) + 0.5)
-            let py = base - sec / maxSec * (h - 2 * pad - 20)
-            points.append(String(format: "%.1f,%.1f", px, py))
-            s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#d0614a\"/>\n", px, py)
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%@</text>\n", px, base + 16, r.results[i].precision)
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.3f</text>\n", px, py - 8, sec)
-        }
-        s += "<polyline fill=\"none\" stroke=\"#d0614a\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
-        s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", pad, base, pad + panel, base)
-        s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>\n", 2 * pad + panel, base, 2 * pad + 2 * panel, base)
-        s += "<text x=\"\(pad)\" y=\"\(Int(h) - 8)\" fill=\"#555\">\(r.machine.replacingOccurrences(of: "&", with: "&amp;")), \(r.threads) threads</text>\n"
-        return s + "</svg>\n"
+        var name = utsname()
+        uname(&name)
+        return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// `nibble` and the arguments, quoted for a POSIX shell where needed.
+    static func commandLine() -> String {
+        (["nibble"] + CommandLine.arguments.dropFirst()).map { arg in
+            arg.allSatisfy({ $0.isLetter || $0.isNumber || "-_./,=:+@%".contains($0) }) && !arg.isEmpty
+                ? arg : "'" + arg.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
     }
 }

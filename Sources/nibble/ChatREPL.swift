@@ -14,6 +14,8 @@ final class ChatREPL {
     /// stdin is a terminal: prompts, colours, the edit line.
     let interactive: Bool
     private var textForNextPrompt: String?
+    /// Ctrl-Cs in a row at an empty prompt (the second hints at how to leave).
+    private var emptyInterrupts = 0
     private var done = false
     /// "reading 566 tokens of history at q8 …", "packing weights for nf4 …" (stderr).
     let progress = ProgressLine()
@@ -42,11 +44,14 @@ final class ChatREPL {
         while !done {
             guard let event = Interrupt.shared.waitingForInput({ input.read(prompt: Style.prompt, initialText: textForNextPrompt) }) else { break }
             textForNextPrompt = nil
+            if case .interrupted(emptyLine: true) = event { emptyInterrupts += 1 } else { emptyInterrupts = 0 }
             switch event {
             case .endOfInput:
                 done = true
                 if interactive, let path = session.autosavePath { note("the conversation is saved in \(path)") }
             case .interrupted:
+                // Ctrl-C at an empty prompt does nothing; someone pressing it again wants out.
+                if emptyInterrupts >= 2 { note("(press Ctrl-D or type /quit to leave)") }
                 continue
             case let .line(entry):
                 // Ctrl-C counts from here: one pressed right after Enter stops what the

@@ -7,33 +7,36 @@ extension Nibble {
         static let configuration = CommandConfiguration(
             abstract: "Perplexity of a text and divergence from f32 (mean/p99 KL divergence, top-1 agreement), as llama-perplexity scores it.")
 
-        @OptionGroup var model: ModelOptions
+        @OptionGroup var model: ModelFileOption
+        @OptionGroup var precision: PrecisionOption
+        @OptionGroup var threads: ThreadsOption
+        @OptionGroup var memoryLimit: MemoryLimitOption
         @Option(help: "The text to score.") var file: String
-        @Option(help: "Window length in tokens; the second half of each window is scored.") var ctx: Int = 512
+        @Option(help: "Window length in tokens; the second half of each window is scored (default: 512).") var context: Int?
+        /// The old name of `--context` (Tools and notes from before 0.2 use it).
+        @Option(name: .customLong("ctx"), help: .hidden) var ctx: Int?
         @Flag(help: "Print one JSON object.") var json = false
+
+        /// llama-perplexity's default window.
+        static let defaultWindow = 512
+
+        var window: Int { context ?? ctx ?? Self.defaultWindow }
+
+        func validate() throws {
+            if context != nil, ctx != nil { throw ValidationError("give the window once, as --context") }
+            if window < 8 { throw ValidationError("--context must be at least 8") }
+        }
 
         func run() throws {
             let data = try readUserFile(file)
             let text = String(decoding: data, as: UTF8.self)
-            let interrupt = Interrupt.shared
-            let context = max(model.context ?? ctx, ctx)
-            let limit = try model.memoryLimitBytes()
-            let path = try model.modelPath()
-            let target = try Engine(path: path, precision: model.precision, threads: model.threads, context: context, memoryLimit: limit)
-            let reference = target.format == .f32 ? nil
-                : try Engine(path: path, precision: .f32, threads: model.threads, context: context, memoryLimit: limit)
             let interactive = isatty(STDERR_FILENO) != 0
-            let result: EvaluationResult
-            do {
-                result = try Evaluation.run(target: target, reference: reference, text: text, context: ctx,
-                                            progress: { done, total in if interactive { Terminal.writeError("\r[window \(done + 1)/\(total)]") } },
-                                            shouldStop: { interrupt.isSet })
-            } catch let error as EvaluationError {
-                if case .textTooShort = error { throw CLIError("\(file): \(error) (--ctx)") }  // name the file
-                throw error
-            }
-            if interactive { Terminal.writeError("\r\u{1B}[K") }
-            if interrupt.isSet { throw ExitCode(130) }
+            defer { if interactive { Terminal.writeError("\r\u{1B}[K") } }
+            let result = try QualityRun.evaluate(path: model.modelPath(), precisions: [precision.precision], text: text, file: file,
+                                                 window: window, threads: threads.threads, memoryLimit: memoryLimit.bytes(),
+                                                 progress: { _, done, total in
+                                                     if interactive { Terminal.writeError("\r[window \(done + 1)/\(total)]") }
+                                                 })[0]
             if json {
                 try Terminal.writeJSON(result)
             } else {
@@ -41,5 +44,53 @@ extension Nibble {
                                       result.precision, result.tokens, result.perplexity, result.kldMean, result.kldP99, 100 * result.top1Agreement))
             }
         }
+    }
+}
+
+/// How `eval` (and `bench --quality`) score a text: windows of `window` tokens, the
+/// second half of each scored (`Evaluation`, as llama-perplexity), each precision
+/// against one f32 engine of the same model. One target engine is loaded at a time
+/// beside the reference, so memory stays at f32 + one precision.
+enum QualityRun {
+    /// - Parameters:
+    ///   - file: the text's name, for errors.
+    ///   - maxTokens: score only whole windows within the text's first `maxTokens` tokens.
+    ///   - progress: (precision index, window, windows).
+    /// Throws `ExitCode(130)` when Ctrl-C stopped it.
+    static func evaluate(path: String, precisions: [Precision], text: String, file: String, window: Int,
+                         threads: Int?, memoryLimit: Int, maxTokens: Int? = nil,
+                         progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> [EvaluationResult] {
+        let interrupt = Interrupt.shared
+        var reference: Engine?
+        var text = text
+        var results: [EvaluationResult] = []
+        for (index, precision) in precisions.enumerated() {
+            if interrupt.isSet { throw ExitCode(130) }
+            let target = try Engine(path: path, precision: precision, threads: threads, context: window, memoryLimit: memoryLimit)
+            if index == 0, let maxTokens { text = prefix(of: text, windows: maxTokens / window, window: window, tokenizer: target) }
+            if target.format != .f32, reference == nil {
+                reference = try Engine(path: path, precision: .f32, threads: threads, context: window, memoryLimit: memoryLimit)
+            }
+            do {
+                results.append(try Evaluation.run(target: target, reference: target.format == .f32 ? nil : reference, text: text, context: window,
+                                                  progress: { progress(index, $0, $1) }, shouldStop: { interrupt.isSet }))
+            } catch let error as EvaluationError {
+                switch error {
+                case .textTooShort: throw CLIError("\(file): \(error) (--context)")  // name the file
+                case let .badContext(_, engineContext): throw CLIError("--context \(window) must be between 8 and the context length \(engineContext)")
+                }
+            }
+            if interrupt.isSet { throw ExitCode(130) }
+        }
+        return results
+    }
+
+    /// The start of `text` that holds `windows` whole windows and a little more (so that
+    /// re-tokenizing at the cut still gives as many), or all of it.
+    static func prefix(of text: String, windows: Int, window: Int, tokenizer engine: Engine) -> String {
+        let tokens = engine.tokenizer.encode(text)
+        let keep = max(1, windows) * window + window / 2
+        guard tokens.count > keep else { return text }
+        return engine.tokenizer.decode(Array(tokens[..<keep]))
     }
 }

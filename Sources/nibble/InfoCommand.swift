@@ -9,15 +9,21 @@ extension Nibble {
         static let configuration = CommandConfiguration(
             abstract: "Describe a model file and its memory footprint at every precision, without loading it.")
 
-        @OptionGroup var model: ModelOptions
+        @OptionGroup var model: ModelFileOption
+        @Option(help: "Context length in tokens for the footprint (default: min(model context, 4096)).") var context: Int?
+        @OptionGroup var memoryLimit: MemoryLimitOption
         @Flag(help: "Print one JSON object.") var json = false
+
+        func validate() throws {
+            if let context, context < 1 { throw ValidationError("--context must be at least 1") }
+        }
 
         func run() throws {
             let path = try model.modelPath()
             let file = try GGUFFile(path: path)
             let config = try ModelConfig(gguf: file)
-            let context = model.context ?? min(config.contextLength, 4096)
-            let limit = try model.memoryLimitBytes()
+            let context = self.context ?? min(config.contextLength, 4096)
+            let limit = try memoryLimit.bytes()
             var types: [String: Int] = [:]
             for t in file.tensors { types[t.type.name, default: 0] += 1 }
             let precisions = Footprint.all(file: file, config: config, context: context, memoryLimit: limit)

@@ -6,8 +6,9 @@ enum InputEvent: Equatable {
     /// One complete entry (possibly empty). Entries typed over several lines (`\` at the
     /// end of a line, or a `"""` block) are joined with "\n", without the markers.
     case line(String)
-    /// Ctrl-C at the prompt: the entry being typed was dropped.
-    case interrupted
+    /// Ctrl-C at the prompt: the entry being typed was dropped. `emptyLine`: there was
+    /// nothing to drop (the REPL then hints at how to leave, on the second in a row).
+    case interrupted(emptyLine: Bool)
     /// Ctrl-D on an empty line, or the end of standard input.
     case endOfInput
 }

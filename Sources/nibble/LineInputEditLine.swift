@@ -27,6 +27,8 @@ final class EditLineInput: LineInput {
     /// Text for `nibble-prefill` to insert once the line is ready.
     private var prefill: String?
     private var interruptRequested = false
+    /// The ^C came with nothing typed (no text on the line, no entry open).
+    private var interruptedEmptyLine = false
     /// The line and cursor after the last Tab, to tell a second Tab (list) from a first.
     private var lastCompletion: (line: String, cursor: Int)?
     private var lastEntry: String?
@@ -125,12 +127,12 @@ final class EditLineInput: LineInput {
             prefill = nil
             if interruptRequested {
                 Terminal.noteLineStart()
-                return .interrupted
+                return .interrupted(emptyLine: interruptedEmptyLine && !assembler.isContinuing)
             }
             guard let line, count > 0 else {
                 if count < 0 && readError == EINTR {
                     writeOutput("\n")
-                    return .interrupted
+                    return .interrupted(emptyLine: false)
                 }
                 // Ctrl-D on an empty line (or the terminal went away): the cursor is
                 // still after the prompt.
@@ -168,6 +170,7 @@ final class EditLineInput: LineInput {
     /// ^C: the line ends with "^C" shown after it; `read` returns `.interrupted`.
     private func interruptKey() -> UInt8 {
         interruptRequested = true
+        interruptedEmptyLine = el_wline(editLine).map { $0.pointee.lastchar == $0.pointee.buffer } ?? false
         if let info = el_wline(editLine)?.pointee {
             el_cursor(editLine, Int32(info.lastchar - info.cursor))
         }

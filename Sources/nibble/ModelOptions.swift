@@ -9,28 +9,67 @@ extension Precision: ExpressibleByArgument {
     public static var allValueStrings: [String] { Precision.allCases.map(\.rawValue) }
 }
 
-/// Flags shared by every sub-command that loads a model (DESIGN.md, "CLI and file contract").
-struct ModelOptions: ParsableArguments {
+/// The model file: `--model` (`-m`) or the first argument. Every sub-command that reads
+/// a model takes it; the other model flags are separate groups, so that each
+/// sub-command's `--help` lists only the options it reads.
+struct ModelFileOption: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
     var model: String?
 
     @Argument(help: "The model file, as with --model (`nibble model.gguf` opens the chat on it).")
     var modelArgument: String?
 
+    func validate() throws {
+        if model != nil, modelArgument != nil { throw ValidationError("give the model once: as --model or as the first argument") }
+    }
+
+    /// The model to load: `--model`, else the default one if it is installed.
+    func modelPath() throws -> String {
+        if let model = model ?? modelArgument { return UserPaths.expandingTilde(model) }
+        let path = ModelOptions.defaultModelPath
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError("no --model given and the default model is not installed at \(path)",
+                           hint: "run `make model` in the Nibble folder, or pass --model FILE.gguf")
+        }
+        return path
+    }
+}
+
+/// `--precision`: one precision, or `native`/`auto`.
+struct PrecisionOption: ParsableArguments {
     @Option(help: "Weight precision: f32, f16, bf16, q8, q4, nf4, q2 (aliases 32, 16, 8, 4, 2), native or auto.")
     var precision: Precision = .native
+}
 
+/// `--threads`.
+struct ThreadsOption: ParsableArguments {
     @Option(help: "Threads for the matrix kernels (default: the number of cores).")
     var threads: Int?
 
+    func validate() throws {
+        if let threads, !(1...ModelOptions.maxThreads).contains(threads) {
+            throw ValidationError("--threads must be in 1...\(ModelOptions.maxThreads) (4 × the \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        }
+    }
+}
+
+/// `--context`: positions the KV cache holds.
+struct ContextOption: ParsableArguments {
     @Option(help: "Context length in tokens (default: min(model context, 4096)).")
     var context: Int?
 
+    func validate() throws {
+        if let context, context < 1 { throw ValidationError("--context must be at least 1") }
+    }
+}
+
+/// `--memory-limit`.
+struct MemoryLimitOption: ParsableArguments {
     @Option(name: .customLong("memory-limit"), help: "Memory Nibble may use, e.g. 512M or 2G (default: available memory less 10 %).")
     var memoryLimit: String?
 
     /// `--memory-limit` in bytes, or the detected limit.
-    func memoryLimitBytes() throws -> Int {
+    func bytes() throws -> Int {
         guard let memoryLimit else { return MemoryLimit.detect() }
         guard let bytes = MemoryLimit.parse(memoryLimit) else {
             throw ValidationError("--memory-limit: '\(memoryLimit)' is not a size like 512M or 2G")
@@ -38,14 +77,23 @@ struct ModelOptions: ParsableArguments {
         return bytes
     }
 
-    func validate() throws {
-        if model != nil, modelArgument != nil { throw ValidationError("give the model once: as --model or as the first argument") }
-        _ = try memoryLimitBytes()
-        if let threads, !(1...Self.maxThreads).contains(threads) {
-            throw ValidationError("--threads must be in 1...\(Self.maxThreads) (4 × the \(ProcessInfo.processInfo.activeProcessorCount) cores)")
-        }
-        if let context, context < 1 { throw ValidationError("--context must be at least 1") }
-    }
+    func validate() throws { _ = try bytes() }
+}
+
+/// Every model flag: for the sub-commands that load a model and run it as the user
+/// says (`chat`, `generate`).
+struct ModelOptions: ParsableArguments {
+    @OptionGroup var file: ModelFileOption
+    @OptionGroup var precisionOption: PrecisionOption
+    @OptionGroup var threadsOption: ThreadsOption
+    @OptionGroup var contextOption: ContextOption
+    @OptionGroup var memoryLimitOption: MemoryLimitOption
+
+    var precision: Precision { precisionOption.precision }
+    var threads: Int? { threadsOption.threads }
+    var context: Int? { contextOption.context }
+    func memoryLimitBytes() throws -> Int { try memoryLimitOption.bytes() }
+    func modelPath() throws -> String { try file.modelPath() }
 
     /// More threads than this only add contention (and a thread each to start).
     static var maxThreads: Int { 4 * max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -55,17 +103,6 @@ struct ModelOptions: ParsableArguments {
         let env = ProcessInfo.processInfo.environment
         let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (UserPaths.home + "/.cache")
         return cache + "/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    }
-
-    /// The model to load: `--model`, else the default one if it is installed.
-    func modelPath() throws -> String {
-        if let model = model ?? modelArgument { return UserPaths.expandingTilde(model) }
-        let path = Self.defaultModelPath
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError("no --model given and the default model is not installed at \(path)",
-                           hint: "run `make model` in the Nibble folder, or pass --model FILE.gguf")
-        }
-        return path
     }
 
     func loadEngine() throws -> Engine {

@@ -9,7 +9,7 @@ struct Nibble: ParsableCommand {
         commandName: "nibble",
         abstract: "Chat with local language models on the CPU, at the precision you choose.",
         version: "0.1.0",
-        subcommands: [Chat.self, Generate.self, Tokenize.self, Template.self, Info.self, Eval.self, Bench.self, Quantize.self],
+        subcommands: [Chat.self, Generate.self, Tokenize.self, Template.self, Info.self, Eval.self, Bench.self, BenchRun.self, Quantize.self],
         defaultSubcommand: Chat.self
     )
 

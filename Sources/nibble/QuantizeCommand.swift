@@ -9,7 +9,9 @@ extension Nibble {
         static let configuration = CommandConfiguration(
             abstract: "Write the model as a GGUF at f32, f16, bf16, q8 or q4 (GGML F32/F16/BF16/Q8_0/Q4_1), loadable by llama.cpp.")
 
-        @OptionGroup var model: ModelOptions
+        @OptionGroup var model: ModelFileOption
+        @OptionGroup var precision: PrecisionOption
+        @OptionGroup var threads: ThreadsOption
         @Option(help: "The GGUF file to write.") var output: String
 
         func run() throws {
@@ -17,7 +19,7 @@ extension Nibble {
             try GGUFWriter.checkWritable(output)  // before minutes of work, not after
             let file = try GGUFFile(path: path)
             let config = try ModelConfig(gguf: file)
-            let plan = try Footprint.plan(model.precision, file: file, config: config, context: 1, memoryLimit: .max)
+            let plan = try Footprint.plan(precision.precision, file: file, config: config, context: 1, memoryLimit: .max)
             let format = plan.linear
             // GGML type and llama.cpp's general.file_type (LLAMA_FTYPE_*) per format.
             func ggml(_ f: WeightFormat) throws -> GGMLType {
@@ -38,7 +40,7 @@ extension Nibble {
                 writer.add(key, value)
             }
             if file.metadata["general.file_type"] == nil { writer.add("general.file_type", .uint32(fileType[format] ?? 0)) }
-            let pool = WorkerPool(threads: model.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let pool = WorkerPool(threads: threads.threads ?? ProcessInfo.processInfo.activeProcessorCount)
             for t in file.tensors {
                 guard t.type.canDequantize else {
                     throw CLIError("\(path): tensor '\(t.name)' has ggml type \(t.type.name), which Nibble cannot read yet")

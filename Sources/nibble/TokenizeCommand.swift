@@ -8,7 +8,7 @@ extension Nibble {
         static let configuration = CommandConfiguration(
             abstract: "Print the token ids of a text as a JSON array (works on vocab-only GGUFs).")
 
-        @OptionGroup var model: ModelOptions
+        @OptionGroup var model: ModelFileOption
         @Option(help: "The text to tokenize.") var text: String?
         @Option(help: "Read the text from this file.") var file: String?
         @Flag(help: "Recognise special-token text such as <|im_start|> as the special token.") var special = false

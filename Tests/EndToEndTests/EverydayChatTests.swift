@@ -75,4 +75,37 @@ import Testing
         #expect(rendered.status == 0, "\(rendered.stderr)")
         #expect(rendered.stdout.hasPrefix("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "\(rendered.stdout)")
     }
+
+    /// Each sub-command's help lists the options it reads and none it would ignore; an
+    /// option it does not take is an error that names it.
+    @Test func helpListsOnlyTheOptionsACommandReads() throws {
+        let reads: [String: Set<String>] = [
+            "info": ["--model", "--context", "--memory-limit", "--json"],
+            "tokenize": ["--model", "--text", "--file", "--special", "--bos", "--pieces"],
+            "bench": ["--model", "--precision", "--threads", "--context", "--prompt-tokens", "--gen-tokens", "--repeats",
+                      "--quality", "--quality-tokens", "--svg", "--json"],
+            "eval": ["--model", "--precision", "--threads", "--memory-limit", "--file", "--context", "--json"],
+            "quantize": ["--model", "--precision", "--threads", "--output"],
+            "generate": ["--model", "--precision", "--threads", "--context", "--memory-limit", "--prompt", "--max-tokens"],
+        ]
+        let ignores: [String: Set<String>] = [
+            "info": ["--precision", "--threads"],
+            "tokenize": ["--precision", "--threads", "--context", "--memory-limit"],
+            "bench": ["--precisions", "--memory-limit"],
+            "eval": ["--ctx"],
+            "quantize": ["--context", "--memory-limit"],
+        ]
+        for (command, options) in reads {
+            let help = try nibble([command, "--help"])
+            #expect(help.status == 0)
+            let listed = Set(help.stdout.matches(of: try Regex("--[a-z][a-z-]*")).map { String(help.stdout[$0.range]) })
+            #expect(options.isSubset(of: listed), "\(command) --help lacks \(options.subtracting(listed).sorted())")
+            let wrong = listed.intersection(ignores[command] ?? [])
+            #expect(wrong.isEmpty, "\(command) --help lists \(wrong.sorted()), which it does not read")
+        }
+        let refused = try nibble(["tokenize", "--threads", "2", "--text", "hi"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.hasPrefix("Error: Unknown option '--threads'"), "\(refused.stderr)")
+        #expect(refused.stderr.split(separator: "\n").count <= 3)
+    }
 }

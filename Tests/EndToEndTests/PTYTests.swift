@@ -135,6 +135,44 @@ import Testing
         #expect(try historyEntries(chat) == ["after"])
     }
 
+    /// Waits until libedit has the terminal in its edit mode (ISIG off). It prints the
+    /// prompt first, so a ^C sent at once to an empty prompt could still be a signal.
+    func waitForEditMode(_ session: PTYSession) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while session.localModes() & tcflag_t(ISIG) != 0 {
+            guard Date() < deadline else { throw PTYError(description: "the prompt never turned ISIG off") }
+            usleep(5_000)
+        }
+    }
+
+    /// Ctrl-C at an empty prompt only shows a fresh prompt; a second one in a row says
+    /// how to leave. Ctrl-C that drops typed text does not count.
+    @Test func secondCtrlCAtAnEmptyPromptHintsAtCtrlD() throws {
+        let session = try startChat(["--max-tokens", "1"]).session
+        try waitForEditMode(session)
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        #expect(!(try session.expect(">>> ")).contains("Ctrl-D"))
+        try waitForEditMode(session)
+        session.sendControl("c")
+        // On the line after "^C" (bracketed paste is turned off in between).
+        try session.expect(regex: try Regex(#"\^C\r\n(\x1B\[\?2004l)?\(press Ctrl-D or type /quit to leave\)\r\n"#))
+        try session.expect(">>> ")
+        session.send("typed")
+        try session.expect("typed")
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        try waitForEditMode(session)
+        session.sendControl("c")
+        try session.expect("^C\r\n")
+        try session.expect(">>> ")
+        #expect(!session.output.hasSuffix("leave)\r\n\u{1B}[?2004h>>> "), "the count starts again after a dropped line")
+        try waitForEditMode(session)
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+    }
+
     /// Ctrl-D exits 0; the history file is private (0600, folder 0700), has the entries,
     /// and not the one typed with a leading space.
     @Test func ctrlDExitsAndHistoryIsPrivate() throws {
