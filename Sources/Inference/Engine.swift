@@ -84,7 +84,7 @@ public final class Engine: @unchecked Sendable {
     public let pool: WorkerPool
     private(set) var model: any DecoderModel
     /// The plan the loaded weights follow.
-    private(set) var plan: WeightPlan
+    public private(set) var plan: WeightPlan
     /// Bytes of the loaded weights.
     public private(set) var weightBytes: Int
     private(set) var cache: KVCache

@@ -17,10 +17,33 @@ public struct Footprint: Sendable, Codable, Equatable {
     /// weights + KV cache at the context length + activation scratch.
     public var totalBytes: Int
     public var fits: Bool
+    /// How this precision stands to the way the file stores its weights (set by `all`).
+    public var versusFile: VersusFile?
+
+    /// What running a model at some precision does to the weights its file stores.
+    public enum VersusFile: String, Sendable, Codable {
+        /// The file's own blocks, as they are (`native`, or the concrete precision whose
+        /// plan is the native one: q4 for a Q4_1 file).
+        case fileOwn = "file_own"
+        /// At least as many bits per linear weight as the file: no information is lost,
+        /// none can be gained (the file was quantised already).
+        case noGain = "no_gain"
+        /// Fewer bits per linear weight than the file: re-quantising loses information.
+        case losesInformation = "loses_information"
+
+        public var phrase: String {
+            switch self {
+            case .fileOwn: "the file's own"
+            case .noGain: "no gain over the file"
+            case .losesInformation: "loses information"
+            }
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, weightBytes = "weight_bytes", linearWeightBytes = "linear_weight_bytes"
         case kvBytesPerToken = "kv_bytes_per_token", kvBytes = "kv_bytes", totalBytes = "total_bytes", fits
+        case versusFile = "versus_file"
     }
 
     /// Whether a tensor is one of the blocks' linear layers (quantised at low precision).
@@ -57,9 +80,22 @@ public struct Footprint: Sendable, Codable, Equatable {
                          kvBytesPerToken: kvPerToken, kvBytes: kvBytes, totalBytes: total, fits: total <= memoryLimit)
     }
 
-    /// The footprint of every concrete precision.
+    /// The footprint of `native` when it is not one of the concrete precisions (a file of
+    /// mixed types), then of every concrete precision, each with how it stands to the
+    /// file's own weights: the file's own, no gain (as many bits per linear weight or
+    /// more), or a loss (fewer).
     public static func all(file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) -> [Footprint] {
-        WeightFormat.selectable.map { estimate(file: file, config: config, plan: WeightPlan(linear: $0), context: context, memoryLimit: memoryLimit) }
+        let native = WeightPlan.native(file)
+        let nativeFootprint = estimate(file: file, config: config, plan: native, context: context, memoryLimit: memoryLimit)
+        var out: [Footprint] = []
+        let plans = (native.isNative ? [native] : []) + WeightFormat.selectable.map { WeightPlan(linear: $0) }
+        for plan in plans {
+            var f = estimate(file: file, config: config, plan: plan, context: context, memoryLimit: memoryLimit)
+            f.versusFile = plan == native ? .fileOwn
+                : f.linearWeightBytes >= nativeFootprint.linearWeightBytes ? .noGain : .losesInformation
+            out.append(f)
+        }
+        return out
     }
 
     /// Turns a requested precision into a plan: `native` from the file (each matrix in its

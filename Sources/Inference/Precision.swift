@@ -108,6 +108,14 @@ public struct WeightPlan: Sendable, Equatable {
         return WeightPlan(linear: linear, embedding: embedding, tensorFormats: formats)
     }
 
+    /// "q4" for a concrete plan; for a native one, the format of most linear weights and
+    /// the others it mixes in ("q5_0 with q4_K, q6_K, q8_0").
+    public var summary: String {
+        guard isNative else { return linear.rawValue }
+        let others = Set(tensorFormats.values).subtracting([linear]).map(\.rawValue).sorted()
+        return others.isEmpty ? linear.rawValue : "\(linear.rawValue) with \(others.joined(separator: ", "))"
+    }
+
     /// The `native` plan of `file`.
     public static func native(_ file: any ModelSource) -> WeightPlan {
         native(tensors: file.tensors.map { ($0.name, $0.type, $0.shape) })

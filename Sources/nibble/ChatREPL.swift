@@ -229,10 +229,11 @@ final class ChatREPL {
     private func precision(_ argument: String) throws {
         let engine = session.engine
         if argument.isEmpty {
-            say("precision: \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
+            say("precision: \(engine.plan.name) (the file stores \(WeightPlan.native(engine.source).summary))")
             for f in Footprint.all(file: engine.source, config: engine.config, context: engine.contextLength, memoryLimit: engine.memoryLimit) {
-                let marker = f.name == engine.format.rawValue ? "*" : " "
-                say(" \(marker) \(f.name.padding(toLength: 5, withPad: " ", startingAt: 0)) \(Self.megabytes(f.totalBytes).leftPadded(9)) total, weights \(Self.megabytes(f.weightBytes))\(f.fits ? "" : "  (does not fit)")")
+                let marker = f.name == engine.plan.name ? "*" : " "
+                let versus = f.versusFile.map { ", \($0.phrase)" } ?? ""
+                say(" \(marker) \(f.name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(Self.megabytes(f.totalBytes).leftPadded(9)) total, weights \(Self.megabytes(f.weightBytes))\(versus)\(f.fits ? "" : "  (does not fit)")")
             }
             say("switch with /precision NAME (aliases 32 16 8 4 2; native, auto)")
             return
@@ -565,7 +566,7 @@ final class ChatREPL {
         let engine = session.engine
         say("model      \(session.modelName) — \(engine.info.path)")
         if let name = engine.info.generalName { say("           general.name: \(name)") }
-        say("precision  \(engine.format.rawValue) (the file stores \(engine.nativeFormat.rawValue))")
+        say("precision  \(engine.plan.name) (the file stores \(WeightPlan.native(engine.source).summary))")
         say("template   \(session.templateOrigin)")
         say("context    \(contextUse(nextPrompt: true))")
         say("memory     weights \(Self.megabytes(engine.weightBytes)), KV cache \(Self.megabytes(engine.kvCacheBytes)), scratch \(Self.megabytes(engine.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")

@@ -39,7 +39,7 @@ extension Nibble {
             }
             func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
             func row(_ cells: [String]) -> String {
-                zip(cells, [11, 13, 12, 11, 13, 0]).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }.joined()
+                zip(cells, [11, 13, 12, 12, 13, 6, 0]).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }.joined()
             }
             var lines = [
                 "file           \(path) (\(mib(file.fileBytes)))",
@@ -51,15 +51,15 @@ extension Nibble {
                 "context        \(config.contextLength) tokens (trained); footprint below at \(context)",
                 "vocabulary     \(config.vocabSize) tokens (\(file.string("tokenizer.ggml.model") ?? "?"), pre-tokenizer \(file.string("tokenizer.ggml.pre") ?? "default"))",
                 "chat template  \(output.chatTemplate ? "yes" : "no")",
-                "native         \(WeightPlan.nativeFormat(of: file).rawValue) (from how the file stores its linear weights)",
+                "native         \(WeightPlan.native(file).summary) (how the file stores its linear weights)",
                 "kernels        \(KernelLevel.active) (this CPU: \(KernelLevel.supported.joined(separator: ", ")); \(KernelLevel.variable) picks a lower one)",
                 "tensors        " + types.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
                 "",
-                row(["precision", "weights", "linear", "KV/token", "total", "fits (limit \(mib(limit)))"]),
+                row(["precision", "weights", "linear", "KV cache", "total", "fits", "against the file (limit \(mib(limit)))"]),
             ]
             for p in precisions {
-                lines.append(row([p.name, mib(p.weightBytes), mib(p.linearWeightBytes), "\(p.kvBytesPerToken / 1024) KiB",
-                                  mib(p.totalBytes), p.fits ? "yes" : "no"]))
+                lines.append(row([p.name, mib(p.weightBytes), mib(p.linearWeightBytes), mib(p.kvBytes),
+                                  mib(p.totalBytes), p.fits ? "yes" : "no", p.versusFile?.phrase ?? ""]))
             }
             Terminal.write(Terminal.visible(lines.joined(separator: "\n")) + "\n")
         }

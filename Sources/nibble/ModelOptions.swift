@@ -120,7 +120,7 @@ struct ModelOptions: ParsableArguments {
         if engine.format == .q2 {
             return "note: q2 is experimental: 2-bit weights lose much of a small model's quality"
         } else if engine.format > engine.nativeFormat {
-            return "note: the file stores \(engine.nativeFormat.rawValue); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised"
+            return "note: the file stores \(WeightPlan.native(engine.source).summary); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised"
         }
         return nil
     }

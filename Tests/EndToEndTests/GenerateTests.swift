@@ -14,6 +14,21 @@ func jsonObject(_ text: String) throws -> [String: Any] {
 }
 
 @Suite(.serialized) struct GenerateTests {
+    /// Gemma 3 270M Q4_K_M (`make gemma`): greedy at f32 gives transformers' 32 tokens for
+    /// the same file (Tools/reference_families.py → gemma3-270m-greedy.json).
+    @Test func gemmaGreedyMatchesTransformers() throws {
+        let model = try requireModel()
+        let gemma = ProcessInfo.processInfo.environment["NIBBLE_GEMMA"]
+            ?? URL(fileURLWithPath: model).deletingLastPathComponent().appendingPathComponent("gemma-3-270m-q4_k_m.gguf").path
+        let reference = try fixture("InferenceTests", "gemma3-270m-greedy.json")
+        let run = try nibble(["generate", "--model", gemma, "--precision", "f32", "--temperature", "0", "--max-tokens", "32",
+                              "--prompt", try #require(reference["prompt"] as? String), "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let output = try jsonObject(run.stdout)
+        #expect(output["tokens"] as? [Int] == reference["greedy_ids"] as? [Int])
+        #expect(output["text"] as? String == reference["greedy_text"] as? String)
+    }
+
     /// Greedy decoding at f32 must produce exactly transformers' tokens
     /// (Tools/reference_generate.py → smollm2-greedy.json).
     @Test func greedyMatchesTransformers() throws {

@@ -151,3 +151,42 @@ import ModelFiles
         #expect(close(again[...], try unwrapped(early).suffix(vocab)))
     }
 }
+
+/// Gemma 3 270M (base) Q4_K_M, the file `make gemma` fetches, against transformers
+/// loading the same file dequantised to f32 (Tools/reference_families.py).
+@Suite struct Gemma3RealModelTests {
+    static func reference() throws -> [String: Any] { try resource("gemma3-270m-greedy.json") }
+
+    /// The tokens of "The capital of France is" (with BOS), the last position's logits
+    /// and the 32 greedy tokens at f32 are transformers'.
+    @Test func f32MatchesTransformers() throws {
+        let reference = try Self.reference()
+        let engine = try Engine(path: gemmaPath, precision: .f32, threads: 2, context: 256)
+        let prompt = engine.promptTokens(try #require(reference["prompt"] as? String))
+        #expect(prompt == reference["prompt_ids"] as? [Int])
+        let logits = try engine.logits(for: prompt)
+        let top = try #require(reference["last_prompt_logits_top50"] as? [[Double]])
+        for pair in top {
+            let id = Int(pair[0]), value = Float(pair[1])
+            #expect(abs(logits[id] - value) < 2e-3 * max(1, abs(value)), "token \(id): \(logits[id]) vs \(value)")
+        }
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        let result = try engine.generate(prompt: prompt, maxTokens: 32, sampling: greedy) { _ in }
+        #expect(result.tokens == reference["greedy_ids"] as? [Int])
+    }
+
+    /// At native every matrix runs on the file's own blocks; the first greedy tokens
+    /// agree with f32 until a step where f32's top two are close.
+    @Test func nativeRunsTheFilesBlocks() throws {
+        let reference = try Self.reference()
+        let engine = try Engine(path: gemmaPath, precision: .native, threads: 2, context: 256)
+        #expect(engine.plan.isNative && engine.plan.summary == "q5_0 with q4_K, q6_K, q8")
+        let prompt = try #require(reference["prompt_ids"] as? [Int])
+        let expected = try #require(reference["greedy_ids"] as? [Int])
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        let result = try engine.generate(prompt: prompt, maxTokens: 8, sampling: greedy) { _ in }
+        #expect(Array(result.tokens.prefix(3)) == Array(expected.prefix(3)))
+    }
+}

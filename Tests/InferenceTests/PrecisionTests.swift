@@ -44,6 +44,17 @@ let gemmaPath: String = {
             #expect(ratio <= bounds[f.name]!, "\(f.name): \(ratio)")
         }
         #expect(all.map(\.name) == ["f32", "f16", "bf16", "q8", "q4", "nf4", "q2"])
+        // A Q4_1 file: q4 is its own blocks, the wider ones gain nothing, the narrower lose.
+        #expect(all.map { $0.versusFile?.rawValue ?? "" }
+                == ["no_gain", "no_gain", "no_gain", "no_gain", "file_own", "loses_information", "loses_information"])
+        // Gemma 3 270M Q4_K_M: native (its mixed blocks) first, then q8 and above gain
+        // nothing, q4 and below lose.
+        let gemma = try GGUFFile(path: gemmaPath)
+        let mixed = Footprint.all(file: gemma, config: try ModelConfig(gguf: gemma), context: 4096, memoryLimit: .max)
+        #expect(mixed.map(\.name) == ["native", "f32", "f16", "bf16", "q8", "q4", "nf4", "q2"])
+        #expect(mixed.map { $0.versusFile?.rawValue ?? "" }
+                == ["file_own", "no_gain", "no_gain", "no_gain", "no_gain", "loses_information", "loses_information", "loses_information"])
+        #expect(WeightPlan.native(gemma).summary == "q5_0 with q4_K, q6_K, q8")
     }
 
     /// Gemma 3 270M Q4_K_M mixes Q5_0, Q4_K, Q6_K and Q8_0 matrices: at native each keeps
