@@ -41,13 +41,14 @@ extension Nibble {
 
         var precisionList: String { precisions ?? precision }
 
-        func formats() throws -> [WeightFormat] {
+        /// The precisions to measure: concrete ones, or `native` (the file's own blocks).
+        func formats() throws -> [Precision] {
             try precisionList.split(separator: ",", omittingEmptySubsequences: false).map { name in
                 let name = name.trimmingCharacters(in: .whitespaces)
-                guard let format = Precision(argument: name)?.format else {
-                    throw ValidationError("--precision: '\(name)' is not a concrete precision (f32, f16, bf16, q8, q4, nf4, q2)")
+                guard let precision = Precision(argument: name), precision != .auto else {
+                    throw ValidationError("--precision: '\(name)' is not one of native, f32, f16, bf16, q8, q4, nf4, q2")
                 }
-                return format
+                return precision
             }
         }
 
@@ -75,11 +76,11 @@ extension Nibble {
             let context = self.context ?? max(min(config.contextLength, 4096), promptTokens + genTokens)
             let qualityText = try quality.map { String(decoding: try readUserFile($0), as: UTF8.self) }
 
-            var samples: [WeightFormat: [BenchSample]] = [:]
+            var samples: [Precision: [BenchSample]] = [:]
             for round in 0..<repeats {
                 for format in formats {
                     if interrupt.isSet { throw ExitCode(130) }
-                    let sample = try BenchRunner.run(path: path, format: format, threads: threads.threads, context: context,
+                    let sample = try BenchRunner.run(path: path, precision: format, threads: threads.threads, context: context,
                                                      promptTokens: promptTokens, genTokens: genTokens)
                     samples[format, default: []].append(sample)
                     if !json {
@@ -90,14 +91,14 @@ extension Nibble {
                 }
             }
 
-            var qualities: [WeightFormat: EvaluationResult] = [:]
+            var qualities: [Precision: EvaluationResult] = [:]
             var window: Int?
             if let quality, let qualityText {
                 let w = min(Eval.defaultWindow, qualityTokens)
                 window = w
                 let interactive = isatty(STDERR_FILENO) != 0 && !json
                 let results = try QualityRun.evaluate(
-                    path: path, precisions: formats.map { Precision($0) }, text: qualityText, file: quality, window: w,
+                    path: path, precisions: formats, text: qualityText, file: quality, window: w,
                     threads: threads.threads, memoryLimit: MemoryLimit.detect(), maxTokens: qualityTokens,
                     progress: { index, done, total in
                         if interactive { Terminal.writeError("\r\u{1B}[K[quality \(formats[index].rawValue): window \(done + 1)/\(total)]") }
@@ -162,7 +163,7 @@ extension Nibble {
                                           shouldStop: { interrupt.isSet }) { _ in }
             if interrupt.isSet { throw ExitCode(130) }
             try Terminal.writeJSON(BenchSample(
-                precision: engine.format.rawValue, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
+                precision: engine.plan.name, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
                 kvBytes: engine.kvCacheBytes, scratchBytes: engine.scratchBytes, peakRSSBytes: BenchRunner.peakResidentBytes() ?? 0,
                 loadSeconds: loadSeconds, prefillTokensPerSecond: run.stats.prefillTokensPerSecond,
                 decodeTokensPerSecond: run.stats.decodeTokensPerSecond))
@@ -172,12 +173,12 @@ extension Nibble {
 
 /// Runs `bench-run` in a child process of this same binary.
 enum BenchRunner {
-    static func run(path: String, format: WeightFormat, threads: Int?, context: Int, promptTokens: Int, genTokens: Int) throws -> BenchSample {
+    static func run(path: String, precision: Precision, threads: Int?, context: Int, promptTokens: Int, genTokens: Int) throws -> BenchSample {
         let process = Process()
         // This very binary, even if the file was replaced since it started.
         let exe = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : Bundle.main.executablePath ?? CommandLine.arguments[0]
         process.executableURL = URL(fileURLWithPath: exe)
-        process.arguments = ["bench-run", "--model", path, "--precision", format.rawValue, "--context", String(context),
+        process.arguments = ["bench-run", "--model", path, "--precision", precision.rawValue, "--context", String(context),
                              "--prompt-tokens", String(promptTokens), "--gen-tokens", String(genTokens)]
             + (threads.map { ["--threads", String($0)] } ?? [])
         let out = Pipe(), err = Pipe()
@@ -199,7 +200,7 @@ enum BenchRunner {
             // The child's own error (already short, "Error: …"), or how it ended.
             let reason = errText.split(separator: "\n").first.map { String($0).replacingOccurrences(of: "Error: ", with: "") }
                 ?? (process.terminationReason == .uncaughtSignal ? "killed by signal \(process.terminationStatus)" : "exit status \(process.terminationStatus)")
-            throw CLIError("the \(format.rawValue) run failed: \(reason)")
+            throw CLIError("the \(precision.rawValue) run failed: \(reason)")
         }
         return sample
     }
