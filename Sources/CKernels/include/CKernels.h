@@ -59,6 +59,18 @@ void nb_matvec_f32(const float *w, const float *x, float *y, int64_t k, int64_t 
 void nb_matmul_f32(const float *w, const float *x, float *y, int64_t k, int64_t n_tokens, int64_t ld_y,
                    int64_t row_begin, int64_t row_end);
 
+/// The MLP activations (activations.c).
+typedef enum {
+    /// silu(g) = g / (1 + e^-g)
+    NB_MLP_SILU = 0,
+    /// gelu with the tanh approximation: 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))
+    NB_MLP_GELU_TANH = 1,
+} nb_mlp_activation;
+
+/// gate[i] = act(gate[i]) · up[i] (up NULL: act(gate[i])) over n floats. One polynomial
+/// exponential (~1 ulp); every ISA level gives the scalar result bit for bit.
+void nb_activation_gate(nb_mlp_activation act, float *gate, const float *up, int64_t n);
+
 /// dot(a, b) over n floats.
 float nb_dot_f32(const float *a, const float *b, int64_t n);
 /// y += a * x over n floats.

@@ -80,27 +80,17 @@ enum Layers {
         /// gelu with the tanh approximation (Gemma's gelu_pytorch_tanh, GPT-2's gelu_new).
         case geluTanh
 
-        @inline(__always)
-        func callAsFunction(_ g: Float) -> Float {
-            switch self {
-            case .silu:
-                return g / (1 + expf(-g))
-            case .geluTanh:
-                // 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))
-                let inner: Float = 0.7978845608028654 * (g + 0.044715 * g * g * g)
-                return 0.5 * g * (1 + tanhf(inner))
-            }
-        }
+        var c: nb_mlp_activation { self == .silu ? NB_MLP_SILU : NB_MLP_GELU_TANH }
     }
 
-    /// gate ← act(gate) · up (the gated MLPs).
+    /// gate ← act(gate) · up (the gated MLPs), in C (`nb_activation_gate`).
     static func gated(_ act: Activation, _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { gate[i] = act(gate[i]) * up[i] }
+        nb_activation_gate(act.c, gate, up, Int64(count))
     }
 
     /// x ← act(x) (GPT-2's ungated MLP).
     static func activate(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = act(x[i]) }
+        nb_activation_gate(act.c, x, nil, Int64(count))
     }
 
     /// logits ← cap · tanh(logits / cap) (Gemma 2/3's final soft-capping).
