@@ -114,6 +114,9 @@ public final class Engine: @unchecked Sendable {
         self.config = config
         info = ModelInfo(source: file, config: config)
         tokenizer = try Tokenizer(gguf: file)
+        // The config and the tokenizer hold what they need of the header.
+        file.discardMetadata(["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"])
+        file.releasePages(of: file.headerBytes)
         let family = ModelRegistry.family(of: config.architecture)!
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20, family.maximumContext(config) ?? .max))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()

@@ -62,6 +62,7 @@ public final class WeightLoader {
         let t = try tensor(name, shape: [columns, rows])
         let m = try Self.matrix(file: gguf, tensor: t, rows: part, format: plan.format(ofTensor: name), pool: pool)
         loadedBytes += m.byteCount
+        gguf.releasePages(of: Self.rows(part, of: t, in: gguf))
         return m
     }
 
@@ -77,11 +78,9 @@ public final class WeightLoader {
     static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, rows part: Range<Int>, format: WeightFormat,
                        pool: WorkerPool) throws -> WeightMatrix {
         let columns = t.shape[0], rows = part.count
-        let all = file.data(of: t)
-        let fileRowBytes = t.type.byteCount(elements: columns)!
-        let data = UnsafeRawBufferPointer(rebasing: all[(part.lowerBound * fileRowBytes)..<(part.upperBound * fileRowBytes)])
+        let data = Self.rows(part, of: t, in: file)
         if format != .f32, keepsBlocks(t.type, format) {
-            return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, packed: data)
+            return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, packed: data) { file.releasePages(of: $0) }
         }
         if format == .q4, t.type == .q4_0 {
             let converted = q4_1(fromQ4_0: data)
@@ -94,9 +93,17 @@ public final class WeightLoader {
         }
     }
 
+    /// The file bytes of rows `part` of a 2-D tensor.
+    static func rows(_ part: Range<Int>, of t: GGUFTensorInfo, in file: any ModelSource) -> UnsafeRawBufferPointer {
+        let rowBytes = t.type.byteCount(elements: t.shape[0])!
+        return UnsafeRawBufferPointer(rebasing: file.data(of: t)[(part.lowerBound * rowBytes)..<(part.upperBound * rowBytes)])
+    }
+
     /// A vector kept in f32 at every precision (norm weights, biases).
     func vector(_ name: String, count: Int) throws -> [Float] {
-        let v = try gguf.dequantize(tensor(name, shape: [count]))
+        let t = try tensor(name, shape: [count])
+        defer { gguf.releasePages(of: gguf.data(of: t)) }
+        let v = try gguf.dequantize(t)
         loadedBytes += 4 * v.count
         return v
     }

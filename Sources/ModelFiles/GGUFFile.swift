@@ -30,8 +30,8 @@ public final class GGUFFile: @unchecked Sendable {
     public let path: String
     public let version: UInt32
     /// Metadata in the order the file stores it.
-    public let metadataKeys: [String]
-    public let metadata: [String: GGUFValue]
+    public private(set) var metadataKeys: [String]
+    public private(set) var metadata: [String: GGUFValue]
     public let tensors: [GGUFTensorInfo]
     public let alignment: Int
     /// Offset of the first tensor byte (after the aligned header).
@@ -190,6 +190,23 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// Checks that the mapped file was not truncated or rewritten since it was mapped.
     public func verifyUnchanged() throws { try file.verifyUnchanged() }
+
+    public func releasePages(of bytes: UnsafeRawBufferPointer) {
+        guard let start = bytes.baseAddress, let base = file.bytes.baseAddress else { return }
+        let offset = start - base
+        file.releasePages(offset..<(offset + bytes.count))
+    }
+
+    /// Forgets the values of `keys` (the engine drops the vocabulary arrays once its
+    /// tokenizer has built its own tables: for a 262,144-token vocabulary they are tens of
+    /// MiB). Call before the file is shared between threads.
+    public func discardMetadata(_ keys: Set<String>) {
+        metadataKeys.removeAll { keys.contains($0) }
+        for key in keys { metadata[key] = nil }
+    }
+
+    /// The header: metadata and tensor table (what the tokenizer and config read).
+    public var headerBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: file.bytes[0..<min(dataOffset, file.bytes.count)]) }
 }
 
 extension GGUFFile: ModelSource {}

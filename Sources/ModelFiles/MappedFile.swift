@@ -93,6 +93,19 @@ public final class MappedFile: @unchecked Sendable {
     /// was truncated (reading the mapping could fault) or rewritten in place (the
     /// bytes would mix two versions). Call it before re-reading tensors from the
     /// mapping. A file replaced by rename passes: the mapping still holds the old one.
+    /// Drops the pages of `range` (byte offsets in the file) from this process's memory:
+    /// they stay in the page cache and come back on the next access. The weights are
+    /// copied out of the mapping, so after a tensor is loaded its file pages would only
+    /// count a second time in the resident set.
+    public func releasePages(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // Only whole pages inside the range: a page shared with a neighbour stays.
+        let start = (max(range.lowerBound, 0) + page - 1) / page * page
+        let end = min(range.upperBound, bytes.count) / page * page
+        guard start < end, let base = bytes.baseAddress else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
     public func verifyUnchanged() throws {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else {

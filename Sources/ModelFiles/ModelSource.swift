@@ -21,9 +21,14 @@ public protocol ModelSource: AnyObject, Sendable {
     /// Throws when the bytes behind the source changed since it was opened (re-reading
     /// a truncated mapping would be a SIGBUS; a rewritten one would mix versions).
     func verifyUnchanged() throws
+    /// Lets the memory behind `bytes` (a tensor's, or the header's, once copied or
+    /// parsed) go: mapped file pages are dropped from the resident set. Optional.
+    func releasePages(of bytes: UnsafeRawBufferPointer)
 }
 
 extension ModelSource {
+    public func releasePages(of bytes: UnsafeRawBufferPointer) {}
+
     public func string(_ key: String) -> String? { metadata[key]?.stringValue }
     public func int(_ key: String) -> Int? { metadata[key]?.intValue }
     public func float(_ key: String) -> Double? { metadata[key]?.doubleValue }

@@ -165,14 +165,24 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Copies bytes that are already in `format`'s layout (a Q8_0 tensor as q8, Q4_1 as q4,
     /// Q4_K as q4_K...).
-    public init(format: WeightFormat, rows: Int, columns: Int, name: String, packed: UnsafeRawBufferPointer) throws {
+    /// - Parameter copied: called after each slab of up to 8 MiB with the part of
+    ///   `packed` just copied, so a caller copying out of a mapped file can let those
+    ///   pages go at once (the copy and the file never both hold a large tensor).
+    public init(format: WeightFormat, rows: Int, columns: Int, name: String, packed: UnsafeRawBufferPointer,
+                copied: (UnsafeRawBufferPointer) -> Void = { _ in }) throws {
         self.format = format
         self.rows = rows
         self.columns = columns
         let bytes = format.byteCount(rows: rows, columns: columns)
         precondition(packed.count == bytes, "\(name): \(packed.count) bytes given, \(bytes) expected")
         guard let storage = AlignedBuffer(byteCount: bytes) else { throw QuantizationError.outOfMemory(bytes: bytes, what: name) }
-        storage.pointer.copyMemory(from: packed.baseAddress!, byteCount: bytes)
+        var done = 0
+        while done < bytes {
+            let n = min(8 << 20, bytes - done)
+            (storage.pointer + done).copyMemory(from: packed.baseAddress! + done, byteCount: n)
+            copied(UnsafeRawBufferPointer(rebasing: packed[done..<(done + n)]))
+            done += n
+        }
         self.storage = storage
     }
 

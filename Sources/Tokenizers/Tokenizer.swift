@@ -60,7 +60,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// Per-token attributes after llama.cpp's adjustments (end markers become control, etc.).
     public let attributes: [TokenAttributes]
 
-    private let texts: [[UInt8]]
+    /// Tokens in the vocabulary (their texts are only needed while the tables are built).
+    private let vocabularyCount: Int
     private let storedTexts: [String]
     private let table: ByteStringTable
     private let pieces: [UInt8]
@@ -70,7 +71,7 @@ public final class Tokenizer: @unchecked Sendable {
     private let spm: SentencePiece?
 
     /// Number of tokens in the vocabulary (ids are `0..<vocabularySize`).
-    public var vocabularySize: Int { texts.count }
+    public var vocabularySize: Int { vocabularyCount }
 
     /// Builds the tokenizer of a GGUF model (or vocabulary-only) file.
     /// - Throws: `TokenizerError` naming the file and the key at fault.
@@ -134,7 +135,7 @@ public final class Tokenizer: @unchecked Sendable {
             texts.append(bytes)
             table.set(bytes, Int32(i)) // a repeated text maps to its last id, as `token_to_id[word] = i`
         }
-        self.texts = texts
+        vocabularyCount = n
         self.table = table
 
         var scores = [Float](repeating: 0, count: n)
@@ -462,14 +463,14 @@ public final class Tokenizer: @unchecked Sendable {
     /// tokens unless `renderSpecial`, the text of user-defined tokens, the decoded bytes of
     /// ordinary and byte tokens. Empty for ids outside the vocabulary.
     public func tokenBytes(_ id: Int, renderSpecial: Bool = false) -> [UInt8] {
-        guard id >= 0 && id < texts.count else { return [] }
+        guard id >= 0 && id < vocabularyCount else { return [] }
         if !renderSpecial && !attributes[id].isDisjoint(with: [.unknown, .control]) { return [] }
         return Array(pieces[Int(pieceOffsets[id])..<Int(pieceOffsets[id + 1])])
     }
 
     /// Appends the bytes of `id` (see `tokenBytes`) to `out`, without allocating.
     func appendBytes(of id: Int, renderSpecial: Bool, to out: inout [UInt8]) {
-        guard id >= 0 && id < texts.count else { return }
+        guard id >= 0 && id < vocabularyCount else { return }
         if !renderSpecial && !attributes[id].isDisjoint(with: [.unknown, .control]) { return }
         out.append(contentsOf: pieces[Int(pieceOffsets[id])..<Int(pieceOffsets[id + 1])])
     }

@@ -31,6 +31,26 @@ func jsonObject(_ text: String) throws -> [String: Any] {
 
     /// Greedy decoding at f32 must produce exactly transformers' tokens
     /// (Tools/reference_generate.py → smollm2-greedy.json).
+    /// At native a Q4_K_M file's weights take its tensor bytes, and the whole process
+    /// little more: the file's pages are let go as each tensor is copied, the vocabulary
+    /// arrays once the tokenizer has its tables (peak 305 MiB for 235 MiB of weights and a
+    /// 20 MiB KV cache, of which ~24 MiB are the program's own code pages; llama.cpp's
+    /// llama-bench peaks at 316 MiB on the same file).
+    @Test func gemmaNativeMemoryIsTheFilesBytes() throws {
+        let model = try requireModel()
+        let gemma = ProcessInfo.processInfo.environment["NIBBLE_GEMMA"]
+            ?? URL(fileURLWithPath: model).deletingLastPathComponent().appendingPathComponent("gemma-3-270m-q4_k_m.gguf").path
+        let run = try nibble(["bench-run", "--model", gemma, "--precision", "native", "--context", "1024",
+                              "--prompt-tokens", "32", "--gen-tokens", "4", "--threads", "2"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let sample = try jsonObject(run.stdout)
+        let weights = try #require(sample["weight_bytes"] as? Int), kv = try #require(sample["kv_bytes"] as? Int)
+        let peak = try #require(sample["peak_rss_bytes"] as? Int)
+        // 235.2 MiB of tensors + 109 norm vectors in f32 (the footprint test checks the exact bytes).
+        #expect(weights < 236 << 20 && weights > 234 << 20, "\(weights)")
+        #expect(peak <= weights + kv + (64 << 20), "peak RSS \(peak >> 20) MiB for \(weights >> 20) MiB of weights and \(kv >> 20) MiB of KV cache")
+    }
+
     @Test func greedyMatchesTransformers() throws {
         let model = try requireModel()
         let reference = try fixture("InferenceTests", "smollm2-greedy.json")
