@@ -114,8 +114,10 @@ fuzz: fuzz-build
 
 # Nibble vs llama.cpp on the same GGUF files and thread count, ratios from one run
 # (builds llama.cpp from the sdist once, ~10 min on 2 cores; not part of CI).
-compare: model vocab build
-	python3 Tools/compare_llamacpp.py $(COMPARE_FLAGS)
+# Both models: SmolLM2 Q4_1 (F32, Q8_0, Q4_1 rows) and Gemma 3 270M Q4_K_M (F32 and native).
+compare: model gemma vocab build
+	python3 Tools/compare_llamacpp.py --model "$(MODEL)" $(COMPARE_FLAGS)
+	python3 Tools/compare_llamacpp.py --model "$(GEMMA)" $(COMPARE_FLAGS)
 
 # Regenerates the committed reference fixtures with the Python references (transformers,
 # tokenizers, gguf) in a virtual environment; not needed for `make test`.

@@ -401,14 +401,18 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=usable_cpus(), help="threads for both engines (default: nproc)")
     ap.add_argument("--quick", action="store_true", help="-p 32 -n 16 -r 1 and no perplexity: a fast check")
     ap.add_argument("--markdown", action="store_true", help="print the report as Markdown for BENCHMARKS.md")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="the GGUF to compare (default: $NIBBLE_MODEL or SmolLM2 Q4_1). A Q4_1 file gets F32, Q8_0 and "
+                         "Q4_1 rows; any other file (e.g. Q4_K_M) an F32 row and its own row, which Nibble runs at "
+                         "`native` (each tensor on its own blocks)")
     args = ap.parse_args()
     if args.threads < 1:
         ap.error("--threads must be at least 1")
     args.p, args.n, args.r = (32, 16, 1) if args.quick else (128, 64, 3)
 
-    model = Path(os.environ.get("NIBBLE_MODEL") or DEFAULT_MODEL).expanduser()
+    model = (args.model or Path(os.environ.get("NIBBLE_MODEL") or DEFAULT_MODEL)).expanduser()
     if not model.is_file():
-        raise StepError(f"model not found: {model} (run `make model`, or set NIBBLE_MODEL)")
+        raise StepError(f"model not found: {model} (run `make model`, or set NIBBLE_MODEL, or give --model)")
     if not NIBBLE.is_file():
         raise StepError(f"{NIBBLE} is missing: build it with `swift build -c release` (or `make build`)")
     if not args.quick and not GPL3.is_file():
@@ -425,11 +429,17 @@ def main() -> int:
 
     bindir = ensure_llamacpp()
     f32 = ensure_variant(model, "f32", "nibble-F32")
-    q8 = ensure_variant(model, "q8", "nibble-Q8_0")
-    q4 = model if "q4_1" in model.name.lower() else ensure_variant(model, "q4", "nibble-Q4_1")
-    rows = [{"label": "F32", "precision": "f32", "file": f32},
-            {"label": "Q8_0", "precision": "q8", "file": q8},
-            {"label": "Q4_1", "precision": "q4", "file": q4}]
+    rows = [{"label": "F32", "precision": "f32", "file": f32}]
+    suffix = QUANT_SUFFIX.search(model.name[:-5] if model.name.endswith(".gguf") else model.name)
+    if suffix and suffix.group(1).upper() not in ("Q4_1", "F32", "Q8_0"):
+        # A file of mixed types (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 tensors): both engines run
+        # it as it is; Nibble at `native`, each matrix on its own blocks.
+        rows.append({"label": suffix.group(1).upper(), "precision": "native", "file": model})
+    else:
+        q8 = ensure_variant(model, "q8", "nibble-Q8_0")
+        q4 = model if "q4_1" in model.name.lower() else ensure_variant(model, "q4", "nibble-Q4_1")
+        rows += [{"label": "Q8_0", "precision": "q8", "file": q8},
+                 {"label": "Q4_1", "precision": "q4", "file": q4}]
 
     log(f"speed: pp{args.p} / tg{args.n}, {args.r} run(s), {args.threads} threads")
     for r in rows:
