@@ -20,6 +20,9 @@ public enum ModelFileError: Error, CustomStringConvertible, LocalizedError, Equa
     case changedOnDisk(path: String, detail: String)
     /// A file could not be written; `reason` is the system's, e.g. "no such file or directory".
     case cannotWrite(path: String, reason: String)
+    /// A file that is not GGUF (safetensors, config.json, tokenizer.json) is malformed:
+    /// `reason` is one sentence naming the field or tensor.
+    case malformed(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -32,6 +35,7 @@ public enum ModelFileError: Error, CustomStringConvertible, LocalizedError, Equa
         case let .changedOnDisk(path, detail):
             "\(path): the file changed on disk since it was loaded (\(detail)); /reload or /model to read it again"
         case let .cannotWrite(path, reason): "\(path): cannot write (\(reason))"
+        case let .malformed(path, reason): "\(path): \(reason)"
         }
     }
 
