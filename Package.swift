@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization"], resources: [.copy("Resources")]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers"], resources: [.copy("Resources")]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates"], resources: [.copy("Resources")]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles"]),

@@ -104,7 +104,7 @@ public final class Engine: @unchecked Sendable {
     ///   - context: positions the KV cache holds; nil = min(model context, 4096).
     ///   - memoryLimit: nil = MemAvailable or the cgroup limit, less 10 %.
     public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
-        let file = try GGUFFile(path: path)
+        let file = try ModelSources.open(path)
         source = file
         // Before any `<arch>.` key is read, so the architecture is what the error names.
         if let arch = file.architecture, ModelRegistry.family(of: arch) == nil {
@@ -113,10 +113,10 @@ public final class Engine: @unchecked Sendable {
         let config = try ModelConfig(gguf: file)
         self.config = config
         info = ModelInfo(source: file, config: config)
-        tokenizer = try Tokenizer(gguf: file)
+        tokenizer = try Tokenizer(metadata: file.metadata, source: file.path)
         // The config and the tokenizer hold what they need of the header.
         file.discardMetadata(["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"])
-        file.releasePages(of: file.headerBytes)
+        if let gguf = file as? GGUFFile { gguf.releasePages(of: gguf.headerBytes) }
         let family = ModelRegistry.family(of: config.architecture)!
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20, family.maximumContext(config) ?? .max))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()

@@ -24,10 +24,14 @@ public protocol ModelSource: AnyObject, Sendable {
     /// Lets the memory behind `bytes` (a tensor's, or the header's, once copied or
     /// parsed) go: mapped file pages are dropped from the resident set. Optional.
     func releasePages(of bytes: UnsafeRawBufferPointer)
+    /// Forgets the values of `keys` (the engine drops the vocabulary arrays once its
+    /// tokenizer has its own tables). Call before the source is shared between threads. Optional.
+    func discardMetadata(_ keys: Set<String>)
 }
 
 extension ModelSource {
     public func releasePages(of bytes: UnsafeRawBufferPointer) {}
+    public func discardMetadata(_ keys: Set<String>) {}
 
     public func string(_ key: String) -> String? { metadata[key]?.stringValue }
     public func int(_ key: String) -> Int? { metadata[key]?.intValue }

@@ -20,7 +20,10 @@ extension Nibble {
 
         func run() throws {
             let path = try model.modelPath()
-            let file = try GGUFFile(path: path)
+            let file = try ModelSources.open(path)
+            // The bytes on disk: the GGUF file, or a folder's safetensors.
+            let fileBytes = (file as? GGUFFile)?.fileBytes
+                ?? (file as? HuggingFaceFolder)?.weights.files.reduce(0) { $0 + $1.file.bytes.count } ?? 0
             let config = try ModelConfig(gguf: file)
             let context = self.context ?? min(config.contextLength, 4096)
             let limit = try memoryLimit.bytes()
@@ -28,7 +31,7 @@ extension Nibble {
             for t in file.tensors { types[t.type.name, default: 0] += 1 }
             let precisions = Footprint.all(file: file, config: config, context: context, memoryLimit: limit)
             let output = InfoOutput(
-                file: path, fileBytes: file.fileBytes, architecture: config.architecture,
+                file: path, fileBytes: fileBytes, architecture: config.architecture,
                 parameters: file.tensors.reduce(0) { $0 + $1.elementCount },
                 contextLength: config.contextLength, vocabSize: config.vocabSize,
                 chatTemplate: file.string("tokenizer.chat_template") != nil,
@@ -42,7 +45,7 @@ extension Nibble {
                 zip(cells, [11, 13, 12, 12, 13, 6, 0]).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }.joined()
             }
             var lines = [
-                "file           \(path) (\(mib(file.fileBytes)))",
+                "file           \(path) (\(mib(fileBytes))" + (file is HuggingFaceFolder ? ", Hugging Face folder)" : ")"),
                 "name           \(ModelName.display(forPath: path))" + (file.string("general.name").map { " (general.name: \($0))" } ?? ""),
                 "architecture   \(config.architecture.printable()), \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)"
                     + (config.isSupported ? "" : " (Nibble cannot run it yet; supported: \(Engine.supportedArchitectures.joined(separator: ", ")))"),
