@@ -46,7 +46,7 @@ public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
         self.path = path
         let configPath = folder + "/config.json"
         guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw ModelFileError.cannotOpen(path: configPath, reason: "missing or unreadable (a model folder needs config.json)")
+            throw ModelFileError.cannotOpen(path: path, reason: "a folder without config.json, so not a Hugging Face model folder (a model is a GGUF file or such a folder)")
         }
         let config = try HFConfig.decode(configData, path: configPath)
         let plan = try HFModelPlan(config: config, path: configPath)

@@ -71,7 +71,7 @@ extension Nibble {
             let interrupt = Interrupt.shared
             let started = Date()
             // The file is read here first: a bad model or text fails before any run.
-            let file = try GGUFFile(path: path)
+            let file = try ModelSources.open(path)
             let config = try ModelConfig(gguf: file)
             let context = self.context ?? max(min(config.contextLength, 4096), promptTokens + genTokens)
             let qualityText = try quality.map { String(decoding: try readUserFile($0), as: UTF8.self) }

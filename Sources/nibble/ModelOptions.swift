@@ -13,7 +13,7 @@ extension Precision: ExpressibleByArgument {
 /// a model takes it; the other model flags are separate groups, so that each
 /// sub-command's `--help` lists only the options it reads.
 struct ModelFileOption: ParsableArguments {
-    @Option(name: [.customShort("m"), .long], help: "A GGUF model file (default: the installed SmolLM2-135M-Instruct).")
+    @Option(name: [.customShort("m"), .long], help: "A GGUF model file or a Hugging Face model folder (default: the installed SmolLM2-135M-Instruct).")
     var model: String?
 
     @Argument(help: "The model file, as with --model (`nibble model.gguf` opens the chat on it).")

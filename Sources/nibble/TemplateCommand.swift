@@ -58,8 +58,7 @@ extension Nibble {
             // The model: for its template (no --template) and its special tokens.
             if model != nil || chatTemplate == nil {
                 let path = try modelPath()
-                let file: GGUFFile
-                file = try GGUFFile(path: path)  // its errors name the file
+                let file = try ModelSources.open(path)  // its errors name the file
                 if chatTemplate == nil {
                     guard let source = file.string("tokenizer.chat_template") else {
                         throw CLIError("\(path): the model has no tokenizer.chat_template",

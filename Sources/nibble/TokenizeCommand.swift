@@ -27,8 +27,8 @@ extension Nibble {
             } else {
                 input = text!
             }
-            let gguf = try GGUFFile(path: model.modelPath())
-            let tokenizer = try Tokenizer(gguf: gguf)
+            let source = try ModelSources.open(model.modelPath())
+            let tokenizer = try Tokenizer(metadata: source.metadata, source: source.path)
             let ids = tokenizer.encode(input, parseSpecial: special, addBOS: bos)
             if pieces {
                 Terminal.write(ChatREPL.pieces(ids, tokenizer) + "\n")

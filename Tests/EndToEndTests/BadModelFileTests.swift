@@ -55,7 +55,8 @@ import Testing
             #expect(run.status == 1)
         }
         let dir = try temporaryDirectory().path
-        #expect(try nibble(["info", "--model", dir]).stderr == "Error: \(dir): not a regular file (a directory)\n")
+        #expect(try nibble(["info", "--model", dir]).stderr
+                == "Error: \(dir): a folder without config.json, so not a Hugging Face model folder (a model is a GGUF file or such a folder)\n")
     }
 
     // MARK: - 11: inconsistent files

@@ -67,3 +67,27 @@ import Testing
         }
     }
 }
+
+/// A Hugging Face folder is a model like a GGUF file: `info`, `tokenize` and
+/// `generate` take it, and say what it is.
+@Suite struct HuggingFaceFolderCLITests {
+    static func fixture(_ family: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("InferenceTests/Resources/tiny-models/\(family)").path
+    }
+
+    @Test func infoTokenizeAndGenerateTakeAFolder() throws {
+        let folder = Self.fixture("qwen2")
+        let info = try nibble(["info", "--model", folder, "--json"])
+        #expect(info.status == 0, "\(info.stderr)")
+        let object = try jsonObject(info.stdout)
+        #expect(object["architecture"] as? String == "qwen2")
+        #expect(object["vocab_size"] as? Int == 320)
+        #expect(object["tensor_types"] as? [String: Int] == ["F32": 26])
+        let fromFolder = try nibble(["tokenize", "--model", folder, "--text", "Hello world, 42"])
+        let fromGGUF = try nibble(["tokenize", "--model", folder + "/qwen2.gguf", "--text", "Hello world, 42"])
+        #expect(fromFolder.status == 0 && fromFolder.stdout == fromGGUF.stdout, "\(fromFolder.stderr)")
+        let run = try nibble(["generate", "--model", Self.fixture("gpt2"), "--prompt", "the", "--max-tokens", "4", "--precision", "f32"])
+        #expect(run.status == 0, "\(run.stderr)")
+    }
+}
