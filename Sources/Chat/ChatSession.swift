@@ -352,7 +352,7 @@ public final class ChatSession {
         let reused = zip(cached, prompt.tokens).prefix { $0 == $1 }.count
         let toCompute = prompt.tokens.count - reused
         if toCompute >= Self.progressPrefillTokens {
-            events(.progress("reading \(toCompute) tokens of " + (reused == 0 && messages.count > 1 ? "history" : "prompt") + " at \(engine.format.rawValue)"))
+            events(.progress("reading \(toCompute) tokens of " + (reused == 0 && messages.count > 1 ? "history" : "prompt") + " at \(engine.plan.name)"))
         }
         var decoder = StreamingDecoder(tokenizer: engine.tokenizer)
         var reply = ""
@@ -372,13 +372,13 @@ public final class ChatSession {
                               decodeTokensPerSecond: result.stats.decodeTokensPerSecond, stopReason: result.stopReason.rawValue,
                               interrupted: result.stopReason == .cancelled)
         lastStats = stats
-        return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.format.rawValue, stats: stats,
+        return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.plan.name, stats: stats,
                        seed: sampled ? settings.seed : nil)
     }
 
     private func recordModel() {
         conversation.model = Conversation.ModelReference(path: engine.info.path, name: modelName)
-        conversation.precision = engine.format.rawValue
+        conversation.precision = engine.plan.name
     }
 
     private var autosaveFailed = false
@@ -509,9 +509,9 @@ public final class ChatSession {
         for precision in precisions {
             if shouldStop() { break }
             try engine.setPrecision(precision)
-            onStart(engine.format.rawValue)
+            onStart(engine.plan.name)
             let reply = try respond(to: messages, settings: settings, shouldStop: shouldStop, events: events)
-            results.append(ComparedReply(precision: engine.format.rawValue, reply: reply.content, stats: reply.stats!,
+            results.append(ComparedReply(precision: engine.plan.name, reply: reply.content, stats: reply.stats!,
                                          weightBytes: engine.weightBytes, residentBytes: MemoryLimit.residentBytes()))
         }
         return results

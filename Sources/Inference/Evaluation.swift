@@ -80,7 +80,7 @@ public enum Evaluation {
             let sorted = klds[e].sorted()
             let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
             let n = Double(max(scored, 1))
-            return EvaluationResult(precision: targets[e].format.rawValue, tokens: scored, perplexity: exp(nll[e] / n),
+            return EvaluationResult(precision: targets[e].plan.name, tokens: scored, perplexity: exp(nll[e] / n),
                                     kldMean: sorted.reduce(0, +) / n, kldP99: p99, top1Agreement: Double(agree[e]) / n)
         }
     }

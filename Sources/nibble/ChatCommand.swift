@@ -58,7 +58,7 @@ extension Nibble {
             }
             session.autosave = Autosave(folder: UserPaths.sessionsFolder)
             if interactive {
-                repl.note("\(session.modelName) at \(session.engine.format.rawValue), \(session.engine.contextLength)-token context · /help for commands · Ctrl-D to quit")
+                repl.note("\(session.modelName) at \(session.engine.plan.name), \(session.engine.contextLength)-token context · /help for commands · Ctrl-D to quit")
             }
             if let loaded, let load { repl.say(ChatREPL.describeLoaded(loaded, path: load)) }
             let input = repl.input

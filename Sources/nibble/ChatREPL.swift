@@ -207,7 +207,7 @@ final class ChatREPL {
     // MARK: Model and precision
 
     private func describeModel() -> String {
-        "\(session.modelName) at \(session.engine.format.rawValue)"
+        "\(session.modelName) at \(session.engine.plan.name)"
     }
 
     private func loadModel(_ path: String) throws {
@@ -243,20 +243,20 @@ final class ChatREPL {
         }
         let clock = ContinuousClock()
         let started = clock.now
-        let before = engine.format
-        let format: WeightFormat
+        let before = engine.plan
         do {
-            format = try progress.run("packing weights for \(precision.rawValue)") {
+            _ = try progress.run("packing weights for \(precision.rawValue)") {
                 try session.setPrecision(precision, shouldStop: { Interrupt.shared.isSet })
             }
         } catch EngineError.cancelled {
-            throw ChatError("precision switch stopped: still at \(before.rawValue)")
+            throw ChatError("precision switch stopped: still at \(before.name)")
         }
         let seconds = (clock.now - started).seconds
-        if format == before {
-            say("precision: already \(format.rawValue)")
+        let after = session.engine.plan
+        if after == before {
+            say("precision: already \(after.name)")
         } else {
-            say("precision: \(before.rawValue) → \(format.rawValue), weights \(Self.megabytes(session.engine.weightBytes)), \(String(format: "%.2f", seconds)) s")
+            say("precision: \(before.name) → \(after.name), weights \(Self.megabytes(session.engine.weightBytes)), \(String(format: "%.2f", seconds)) s")
         }
         if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
     }
@@ -480,7 +480,7 @@ final class ChatREPL {
             })
         let changed = turns.filter(\.changed).count
         say("replay at \(label)\(greedy ? ", greedy" : ""): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
-            + (precision == nil ? "" : "; back at \(session.engine.format.rawValue)"))
+            + (precision == nil ? "" : "; back at \(session.engine.plan.name)"))
         let unseeded = turns.filter { $0.changed && $0.unseeded }.count
         if unseeded > 0 {
             note("\(unseeded) of the changed replies were sampled without a recorded seed: their differences may be sampling alone (/replay --greedy compares greedy replies)")
