@@ -26,10 +26,11 @@
 // Eight of them are reduced together (unpack/add, no horizontal adds) into one vector of 8
 // exact block sums, so the f32 work is one convert and one FMA per 8 (row, token) pairs.
 // Decode (one token) puts 8 rows in the 8 lanes, with the rows' scales gathered into a small
-// table per 64 blocks; prefill puts 8 tokens in the lanes and runs 2 rows at a time, so each
-// unpacked weight block serves 8 tokens, over groups of 64 tokens whose activations stay in
-// L2. (Keeping an 8-lane float accumulator per row-token pair instead, as GGML's tinyBLAS
-// does, needs a convert and an FMA per pair and measured ~25% slower on this Zen 3.)
+// table per 64 blocks. Prefill puts rows in the lanes too (8 on AVX2, 16 in a zmm on AVX-512),
+// with each row's weights transposed once per block so that a lane's multiply-adds sum its
+// own row's block: no horizontal reduction, one convert and FMA per 8 or 16 (row, token)
+// pairs (matmul_q_simd.h, "prefill: rows in lanes"). nf4 prefill puts 8 tokens in the lanes
+// and runs 2 rows at a time.
 #include "matmul_q.h"
 #include <math.h>
 
