@@ -130,6 +130,42 @@ NB_T NB_INLINE __m128i q8k_sums32(const nb_q8k *x) {
     return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
 }
 
+#if NB_VNNI
+// q6_K decode with VNNI: per code vector one _mm256_dpbusd_epi32 (8 int32 sums of 4, each
+// |·| ≤ 4 · 63 · 127 < 2^15), two vectors packed to int16 (exact) and multiplied by their
+// sub-blocks' scales with one _mm256_dpwssd_epi32; then the −32 · Σ sc · bsum term. Half the
+// instructions of the maddubs/madd route per block. Returns 8 int32 partial sums of isum.
+NB_T NB_INLINE __m256i q6k_dot_vnni(const nb_block_q6_K *b, const nb_q8k *x) {
+    const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    __m256i acc = _mm256_setzero_si256();
+    for (int j = 0; j < 2; j++) {
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j));
+        const __m256i b2 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j + 32));
+        const __m256i bh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * j));
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(b2, m15), _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), _mm256_and_si256(bh, _mm256_set1_epi8(48)));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
+                               _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2));
+        for (int u = 0; u < 2; u++) {  // vectors v = 4j + 2u, v + 1: sub-blocks 2v, 2v + 1, 2v + 2, 2v + 3
+            const int v = 4 * j + 2 * u, s0 = 2 * v;
+            const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[2 * u],
+                                                   _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v)));
+            const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[2 * u + 1],
+                                                   _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v + 32)));
+            // int16 lanes: [p0 0..3 (sub s0), p1 0..3 (s0 + 2) | p0 4..7 (s0 + 1), p1 4..7 (s0 + 3)]
+            const __m256i idx = _mm256_setr_epi16(s0, s0, s0, s0, s0 + 2, s0 + 2, s0 + 2, s0 + 2,
+                                                  s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
+            acc = _mm256_dpwssd_epi32(acc, _mm256_packs_epi32(p0, p1), _mm256_permutexvar_epi16(idx, sc16));
+        }
+    }
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
+    return _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(bsums, sc16), 5));
+}
+#endif
+
 // ---- decode: 8 rows × 1 token -----------------------------------------------------------------
 
 NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, size_t block_bytes, int64_t nb,
@@ -147,6 +183,16 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
         __m128i mins[8];
         float dw[8], dm[8];
         for (int i = 0; i < 8; i++) {
+#if NB_VNNI
+            if (fmt == NB_FMT_Q6_K) {
+                const nb_block_q6_K *q6 = (const nb_block_q6_K *)(rows[i] + (size_t)b * block_bytes);
+                s[i] = q6k_dot_vnni(q6, x + b);
+                mins[i] = _mm_setzero_si128();
+                dw[i] = _cvtsh_ss(q6->d);
+                dm[i] = 0;
+                continue;
+            }
+#endif
             kblock kb;
             __m256i acc_i = _mm256_setzero_si256();
             decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb, 1, x + b, &acc_i);
@@ -335,7 +381,7 @@ NB_T NB_INLINE pvi pv_dpwssd(pvi acc, pvi a, int32_t b) {
 /// of 32-sums (q4_K, q5_K).
 NB_T NB_INLINE void kprefill_tile(nb_format fmt, const uint8_t *w, size_t row_bytes, size_t block_bytes, int64_t nb,
                                   const nb_q8k *xq, const int32_t *s32, float *y, int64_t ld_y, int64_t r0, int R,
-                                  int64_t t0, int T) {
+                                  int64_t t0, int T, const uint8_t *next, size_t next_bytes) {
     const int has_min = fmt != NB_FMT_Q6_K;
     float acc[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
     float accm[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
@@ -350,6 +396,7 @@ NB_T NB_INLINE void kprefill_tile(nb_format fmt, const uint8_t *w, size_t row_by
     kparams p;
     for (int64_t b = 0; b < nb; b++) {
         const size_t bo = (size_t)b * block_bytes;
+        prefetch_part(next, next_bytes, b, nb);
         kparams_of(fmt, rows[0] + bo, offs, &p);
         const nb_q8k *xb = xq + t0 * nb + b;
         // isum starts at q6_K's −32 · Σ sc · bsum, else 0
@@ -414,7 +461,10 @@ NB_T NB_INLINE void kprefill(nb_format fmt, const void *w, int64_t k, const nb_q
         const int R = r1 - r < PR ? (int)(r1 - r) : PR;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
-            kprefill_tile(fmt, w, row_bytes, block_bytes, nb, xq, s32, y, ld_y, r, R, t0, T);
+            const int64_t rn = t0 + T < n_tokens ? r : r + PR;
+            const int64_t nr = r1 - rn < PR ? r1 - rn : PR;
+            kprefill_tile(fmt, w, row_bytes, block_bytes, nb, xq, s32, y, ld_y, r, R, t0, T,
+                          nr > 0 ? (const uint8_t *)w + (size_t)rn * row_bytes : NULL, nr > 0 ? (size_t)nr * row_bytes : 0);
         }
     }
     free(s32);

@@ -343,6 +343,15 @@ NB_T NB_INLINE int32_t q8a_isum(const nb_q8a *x) {
     return (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
 }
 
+/// Part b of nb of the bytes [p, p + bytes): the next tile's rows, fetched while this tile
+/// runs over its tokens (each tile's rows are one contiguous span, read once per token group).
+NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, int64_t b, int64_t nb) {
+    if (!p) return;
+    const size_t part = (bytes / (size_t)nb + 64) & ~(size_t)63;
+    const size_t lo = part * (size_t)b, hi = lo + part < bytes ? lo + part : bytes;
+    for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+}
+
 NB_T NB_INLINE int32_t load_i32(const void *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -493,7 +502,8 @@ NB_T NB_INLINE pvi pdot8(nb_format fmt, pvi s, const pvi *v, const pvi *a, const
 /// Rows r0...r0+R-1 (R ≤ PR) against tokens t0...t0+T-1 (T ≤ NB_PR_TOKENS). corr: per
 /// token and block −uoff·Σx (when uoff ≠ 0).
 NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq, const int32_t *corr, float *y,
-                                 int64_t ld_y, int64_t r0, int R, int64_t t0, int T) {
+                                 int64_t ld_y, int64_t r0, int R, int64_t t0, int T, const uint8_t *next,
+                                 size_t next_bytes) {
     const int64_t nb = m->nb;
     const int off = uoff(fmt), has_min = fmt_has_min(fmt);
     float acc[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
@@ -507,6 +517,7 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
     const uint8_t *base = rows[0];
     const pvi offs = prow_offsets(m->row_bytes, R);
     for (int64_t b = 0; b < nb; b++) {
+        prefetch_part(next, next_bytes, b, nb);
         __m256i c[PR];
         for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
         pvi v[8], a[8];
@@ -545,7 +556,11 @@ NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq,
         const int R = row_end - r < PR ? (int)(row_end - r) : PR;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
-            prefill_tile(m, fmt, xq, corr, y, ld_y, r, R, t0, T);
+            // the rows of the next tile, or of this one again for the next token group
+            const int64_t rn = t0 + T < n_tokens ? r : r + PR;
+            const int64_t nr = row_end - rn < PR ? row_end - rn : PR;
+            prefill_tile(m, fmt, xq, corr, y, ld_y, r, R, t0, T, nr > 0 ? row_of(m, rn) : NULL,
+                         nr > 0 ? (size_t)nr * m->row_bytes : 0);
         }
     }
     free(corr);
