@@ -394,9 +394,10 @@ NB_T NB_INLINE void kprefill_tile(nb_format fmt, const uint8_t *w, size_t row_by
     for (int i = 0; i < PR; i++) rows[i] = w + (size_t)(r0 + (i < R ? i : R - 1)) * row_bytes;
     const pvi offs = prow_offsets(row_bytes, R);
     kparams p;
+    const size_t part = prefetch_size(next_bytes, nb);
     for (int64_t b = 0; b < nb; b++) {
         const size_t bo = (size_t)b * block_bytes;
-        prefetch_part(next, next_bytes, b, nb);
+        prefetch_part(next, next_bytes, part, b);
         kparams_of(fmt, rows[0] + bo, offs, &p);
         const nb_q8k *xb = xq + t0 * nb + b;
         // isum starts at q6_K's −32 · Σ sc · bsum, else 0
@@ -461,7 +462,8 @@ NB_T NB_INLINE void kprefill(nb_format fmt, const void *w, int64_t k, const nb_q
         const int R = r1 - r < PR ? (int)(r1 - r) : PR;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
-            const int64_t rn = t0 + T < n_tokens ? r : r + PR;
+            // few tokens leave little time per tile: fetch further ahead
+            const int64_t rn = t0 + T < n_tokens ? r : r + PR * (T <= 4 ? NB_PREFETCH_TILES : 1);
             const int64_t nr = r1 - rn < PR ? r1 - rn : PR;
             kprefill_tile(fmt, w, row_bytes, block_bytes, nb, xq, s32, y, ld_y, r, R, t0, T,
                           nr > 0 ? (const uint8_t *)w + (size_t)rn * row_bytes : NULL, nr > 0 ? (size_t)nr * row_bytes : 0);

@@ -288,6 +288,7 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 #define PR 8
 #endif
 #define NB_PR_TOKENS 64  // tokens whose accumulators (2 × 4 KB on AVX-512) stay in L1
+#define NB_PREFETCH_TILES 4  // how many tiles ahead decode (≤ 4 tokens) prefetches rows
 
 /// What makes a format's integer weights unsigned for the multiply: u = w + uoff.
 NB_T NB_INLINE int uoff(nb_format fmt) {
@@ -345,11 +346,18 @@ NB_T NB_INLINE int32_t q8a_isum(const nb_q8a *x) {
 
 /// Part b of nb of the bytes [p, p + bytes): the next tile's rows, fetched while this tile
 /// runs over its tokens (each tile's rows are one contiguous span, read once per token group).
-NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, int64_t b, int64_t nb) {
+/// part: prefetch_size(bytes, nb).
+NB_T NB_INLINE size_t prefetch_size(size_t bytes, int64_t nb) { return (bytes / (size_t)nb + 64) & ~(size_t)63; }
+NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, size_t part, int64_t b) {
     if (!p) return;
-    const size_t part = (bytes / (size_t)nb + 64) & ~(size_t)63;
     const size_t lo = part * (size_t)b, hi = lo + part < bytes ? lo + part : bytes;
-    for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+    for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T1);
+}
+
+NB_T NB_INLINE long long load_i64(const void *p) {
+    long long v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
 NB_T NB_INLINE int32_t load_i32(const void *p) {
@@ -499,6 +507,81 @@ NB_T NB_INLINE pvi pdot8(nb_format fmt, pvi s, const pvi *v, const pvi *a, const
 #endif
 }
 
+#if NB_VNNI
+/// Whether a format's tile is decoded straight from the blocks' 16 code bytes (q4_0, q5_0, q4,
+/// q5_1 on AVX-512), with its lanes in the order pi_lane: lane 4L + k is row 4k + L.
+NB_T NB_INLINE int nib_tile(nb_format fmt) {
+    return fmt == NB_FMT_Q4_0 || fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q4 || fmt == NB_FMT_Q5_1;
+}
+NB_T NB_INLINE size_t nib_block_bytes(nb_format fmt) {
+    return fmt == NB_FMT_Q4_0 ? sizeof(nb_block_q4_0) : fmt == NB_FMT_Q5_0 ? sizeof(nb_block_q5_0)
+         : fmt == NB_FMT_Q4 ? sizeof(nb_block_q4) : sizeof(nb_block_q5_1);
+}
+NB_T NB_INLINE __m512i pi_lanes(void) { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+NB_T NB_INLINE __m512i prow_offsets_pi(size_t row_bytes, int R) {
+    const __m512i row = _mm512_min_epi32(pi_lanes(), _mm512_set1_epi32(R - 1));
+    return _mm512_mullo_epi32(row, _mm512_set1_epi32((int32_t)row_bytes));
+}
+/// The first 8 bytes at offset o of the 16 rows, lane l from row pi(l) (pi_lane order) or
+/// row l, as 16 dwords: *lo their bytes 0...3, *hi bytes 4...7 (plain loads: a gather costs
+/// more on Zen 4).
+NB_T NB_INLINE void head16(const uint8_t *const *rows, size_t o, const int pi, __m512i *lo, __m512i *hi) {
+#define NB_Q64(i) load_i64(rows[i] + o)
+    // qword l of a: row p(l); of c: row p(8 + l)
+    const __m512i a = pi ? _mm512_set_epi64(NB_Q64(13), NB_Q64(9), NB_Q64(5), NB_Q64(1), NB_Q64(12), NB_Q64(8), NB_Q64(4), NB_Q64(0))
+                         : _mm512_set_epi64(NB_Q64(7), NB_Q64(6), NB_Q64(5), NB_Q64(4), NB_Q64(3), NB_Q64(2), NB_Q64(1), NB_Q64(0));
+    const __m512i c = pi ? _mm512_set_epi64(NB_Q64(15), NB_Q64(11), NB_Q64(7), NB_Q64(3), NB_Q64(14), NB_Q64(10), NB_Q64(6), NB_Q64(2))
+                         : _mm512_set_epi64(NB_Q64(15), NB_Q64(14), NB_Q64(13), NB_Q64(12), NB_Q64(11), NB_Q64(10), NB_Q64(9), NB_Q64(8));
+#undef NB_Q64
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    *lo = _mm512_permutex2var_epi32(a, even, c);
+    if (hi) *hi = _mm512_permutex2var_epi32(_mm512_srli_epi64(a, 32), even, _mm512_srli_epi64(c, 32));
+}
+
+/// 16 rows' block b of a nib_tile format, unsigned, in pi_lane order: the rows' 16 qs bytes
+/// are put 4 rows to a zmm (one per 128-bit lane) and transposed as dwords (8 unpacks, where
+/// 16 decoded rows take 32 shuffles), then split into nibbles; q5_0/q5_1's fifth bits come
+/// from h (the rows' qh), 4 bits at a time expanded to bytes by a 16-entry table (vpermd).
+NB_T NB_INLINE void decode16_nib(nb_format fmt, const uint8_t *const *rows, int64_t b, __m512i h, __m512i *v) {
+    size_t bs, qs, qh = 0;
+    switch (fmt) {
+    case NB_FMT_Q4_0: bs = sizeof(nb_block_q4_0); qs = offsetof(nb_block_q4_0, qs); break;
+    case NB_FMT_Q5_0: bs = sizeof(nb_block_q5_0); qs = offsetof(nb_block_q5_0, qs); qh = offsetof(nb_block_q5_0, qh); break;
+    case NB_FMT_Q4: bs = sizeof(nb_block_q4); qs = offsetof(nb_block_q4, qs); break;
+    default: bs = sizeof(nb_block_q5_1); qs = offsetof(nb_block_q5_1, qs); qh = offsetof(nb_block_q5_1, qh); break;
+    }
+    const size_t o = (size_t)b * bs + qs;
+    __m512i z[4];  // z[g], 128-bit lane L: row 4g + L
+    for (int g = 0; g < 4; g++) {
+#define NB_ROWQS(L) _mm_loadu_si128((const __m128i *)(rows[4 * g + (L)] + o))
+        z[g] = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(NB_ROWQS(0)), NB_ROWQS(1), 1),
+                                                     NB_ROWQS(2), 2), NB_ROWQS(3), 3);
+#undef NB_ROWQS
+    }
+    // 128-bit lane L of t*: rows L, 4 + L (t0, t1) and 8 + L, 12 + L (t2, t3)
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    __m512i g[4];  // g[j], lane 4L + k: bytes 4j...4j+3 of row 4k + L's qs
+    g[0] = _mm512_unpacklo_epi64(t0, t2);
+    g[1] = _mm512_unpackhi_epi64(t0, t2);
+    g[2] = _mm512_unpacklo_epi64(t1, t3);
+    g[3] = _mm512_unpackhi_epi64(t1, t3);
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm512_and_si512(g[j], low4);                            // elements 4j...4j+3
+        v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(g[j], 4), low4);  // elements 16 + 4j...
+    }
+    if (qh) {
+        // entry n: byte m = 0x10 where bit m of n is set
+        const __m512i lut = _mm512_setr_epi32(0x00000000, 0x00000010, 0x00001000, 0x00001010, 0x00100000, 0x00100010,
+                                              0x00101000, 0x00101010, 0x10000000, 0x10000010, 0x10001000, 0x10001010,
+                                              0x10100000, 0x10100010, 0x10101000, 0x10101010);
+        for (int j = 0; j < 8; j++)  // vpermd reads the low 4 bits of each index: bits 4j...4j+3
+            v[j] = _mm512_or_si512(v[j], _mm512_permutexvar_epi32(j ? _mm512_srli_epi32(h, 4 * j) : h, lut));
+    }
+}
+#endif
+
 /// Rows r0...r0+R-1 (R ≤ PR) against tokens t0...t0+T-1 (T ≤ NB_PR_TOKENS). corr: per
 /// token and block −uoff·Σx (when uoff ≠ 0).
 NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq, const int32_t *corr, float *y,
@@ -515,19 +598,46 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
     const uint8_t *rows[PR];
     for (int i = 0; i < PR; i++) rows[i] = row_of(m, r0 + (i < R ? i : R - 1));
     const uint8_t *base = rows[0];
+#if NB_VNNI
+    const int pi = nib_tile(fmt);
+    const pvi offs = pi ? prow_offsets_pi(m->row_bytes, R) : prow_offsets(m->row_bytes, R);
+#else
     const pvi offs = prow_offsets(m->row_bytes, R);
+#endif
+    const size_t part = prefetch_size(next_bytes, nb);
     for (int64_t b = 0; b < nb; b++) {
-        prefetch_part(next, next_bytes, b, nb);
-        __m256i c[PR];
-        for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
+        prefetch_part(next, next_bytes, part, b);
         pvi v[8], a[8];
-        transpose_rows(c, v);
+        pvf dw, mw = PV_ZEROF();
+#if NB_VNNI
+        if (pi) {
+            // d (and m), qh: q4_0 [d], q4 [d m], q5_0 [d qh], q5_1 [d m qh]
+            __m512i lo, hi, h;
+            head16(rows, (size_t)b * nib_block_bytes(fmt), 1, &lo, &hi);
+            if (fmt == NB_FMT_Q5_0) h = _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_slli_epi32(hi, 16));
+            else h = hi;
+            decode16_nib(fmt, rows, b, h, v);
+            dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo));
+            if (has_min) mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(lo, 16)));
+        } else
+#endif
+        {
+            __m256i c[PR];
+            for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
+            transpose_rows(c, v);
+#if NB_VNNI
+            if (fmt == NB_FMT_Q8) {  // d: the first 2 bytes of a block
+                __m512i lo;
+                head16(rows, scale_offset(fmt, b), 0, &lo, NULL);
+                dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo));
+            } else
+#endif
+                pscales(base + scale_offset(fmt, b), offs, &dw, &mw, has_min);
+        }
 #if !NB_VNNI
         if (fmt == NB_FMT_Q8)
             for (int j = 0; j < 8; j++) a[j] = _mm256_abs_epi8(v[j]);
 #endif
-        pvf dw, mw = PV_ZEROF();
-        pscales(base + scale_offset(fmt, b), offs, &dw, &mw, has_min);
         const nb_q8a *x = xq + t0 * nb + b;
         const int32_t *cb = corr + t0 * nb + b;
         for (int t = 0; t < T; t++, x += nb, cb += nb) {
@@ -539,6 +649,9 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
     for (int t = 0; t < T; t++) {
         pvf out = PV_LOADF(acc + t * PR);
         if (has_min) out = PV_ADDF(out, PV_LOADF(summ + t * PR));
+#if NB_VNNI
+        if (pi) out = _mm512_permutexvar_ps(pi_lanes(), out);  // pi_lane is its own inverse
+#endif
         PV_STORE_ROWS(y + (t0 + t) * ld_y + r0, out, R);
     }
 }
@@ -546,9 +659,9 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
 NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                                  int64_t row_begin, int64_t row_end) {
     const int64_t nb = m->nb;
-    int32_t *corr = NULL;
+    int32_t *corr = NULL, small[256];
     if (uoff(fmt)) {
-        corr = malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
+        corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
         if (!corr) { nb_matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
         for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
     }
@@ -557,13 +670,14 @@ NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq,
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
             // the rows of the next tile, or of this one again for the next token group
-            const int64_t rn = t0 + T < n_tokens ? r : r + PR;
+            // few tokens leave little time per tile: fetch further ahead
+            const int64_t rn = t0 + T < n_tokens ? r : r + PR * (T <= 4 ? NB_PREFETCH_TILES : 1);
             const int64_t nr = row_end - rn < PR ? row_end - rn : PR;
             prefill_tile(m, fmt, xq, corr, y, ld_y, r, R, t0, T, nr > 0 ? row_of(m, rn) : NULL,
                          nr > 0 ? (size_t)nr * m->row_bytes : 0);
         }
     }
-    free(corr);
+    if (corr != small) free(corr);
 }
 
 #define NB_DEFINE_PREFILL(NAME, FMT)                                                                             \
@@ -584,7 +698,10 @@ NB_DEFINE_PREFILL(prefill_q5_1_simd, NB_FMT_Q5_1)
 NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                                   int64_t row_begin, int64_t row_end) {
     const int64_t nb = m->nb;
-    if (n_tokens == 1) {
+    // Decode: 8 rows in the lanes with a reduction (matvec8) on AVX2, and for q2 and nf4; rows
+    // in the lanes (as prefill) on AVX-512, where it takes fewer instructions per block and
+    // streams the rows from memory faster (prefetching tiles ahead).
+    if (n_tokens == 1 && (!NB_VNNI || m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4)) {
         switch (m->fmt) {
         case NB_FMT_Q8: matvec_q8_simd(m, xq, y, row_begin, row_end); break;
         case NB_FMT_Q4: matvec_q4_simd(m, xq, y, row_begin, row_end); break;
