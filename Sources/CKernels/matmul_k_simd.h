@@ -172,13 +172,16 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
                              const nb_q8k *x, float *y, int64_t r, int64_t r_end) {
     const uint8_t *rows[8];
     for (int i = 0; i < 8; i++) rows[i] = w + (size_t)(r + i < r_end ? r + i : r_end - 1) * row_bytes;
-    if (r + 8 < r_end) {
-        const uint8_t *next = w + (size_t)(r + 8) * row_bytes, *stop = w + (size_t)(r + 16 < r_end ? r + 16 : r_end) * row_bytes;
-        for (const uint8_t *p = next; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    }
+    // The rows NB_PREFETCH_TILES groups ahead, a part per block: a burst of prefetches at the
+    // start of each group filled the miss buffers and stalled, and 8 interleaved rows alone
+    // stream poorly (640 × 2048 q6_K from memory: 15 → 5 ms, ggml's row-at-a-time vec_dot 5 ms).
+    const int64_t rn = r + 8 * NB_PREFETCH_TILES, nr = r_end - rn < 8 ? r_end - rn : 8;
+    const uint8_t *next = nr > 0 ? w + (size_t)rn * row_bytes : NULL;
+    const size_t next_bytes = nr > 0 ? (size_t)nr * row_bytes : 0, part = prefetch_size(next_bytes, nb);
     const int has_min = fmt != NB_FMT_Q6_K;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        prefetch_part(next, next_bytes, part, b);
         __m256i s[8];
         __m128i mins[8];
         float dw[8], dm[8];
@@ -350,12 +353,9 @@ NB_T NB_INLINE void kparams_of(nb_format fmt, const uint8_t *blk0, pvi offs, kpa
 NB_T NB_INLINE pvi kdot_scaled(nb_format fmt, pvi s, const pvi *v, const int8_t *x, const int n, pvi sc) {
 #if NB_VNNI
     (void)fmt;
-    pvi p0 = PV_ZEROI(), p1 = PV_ZEROI();
-    for (int j = 0; j < n; j += 2) {
-        p0 = _mm512_dpbusd_epi32(p0, v[j], _mm512_set1_epi32(load_i32(x + 4 * j)));
-        p1 = _mm512_dpbusd_epi32(p1, v[j + 1], _mm512_set1_epi32(load_i32(x + 4 * j + 4)));
-    }
-    return _mm512_add_epi32(s, _mm512_mullo_epi32(_mm512_add_epi32(p0, p1), sc));
+    pvi p = PV_ZEROI();
+    for (int j = 0; j < n; j++) p = _mm512_dpbusd_epi32(p, v[j], _mm512_set1_epi32(load_i32(x + 4 * j)));
+    return _mm512_add_epi32(s, _mm512_mullo_epi32(p, sc));
 #else
     // int16 pair sums ≤ 2·umax·127 per vector: 8 of them for q4_K (umax 15), 4 for q5_K, 2 for q6_K
     const int G = fmt == NB_FMT_Q4_K ? 8 : fmt == NB_FMT_Q5_K ? 4 : 2;

@@ -111,6 +111,18 @@ NB_T NB_INLINE __m256 combine4(__m256i lo, __m256i hi) {
         _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31)));
 }
 
+#define NB_PREFETCH_TILES 4  // how many row groups ahead decode (≤ 4 tokens) prefetches
+
+/// Part b (of nb) of the bytes [p, p + bytes): rows of a later tile or group of rows (one
+/// contiguous span), fetched into L2 a part per block while this one computes; `part` is
+/// prefetch_size(bytes, nb). p = NULL: nothing.
+NB_T NB_INLINE size_t prefetch_size(size_t bytes, int64_t nb) { return (bytes / (size_t)nb + 64) & ~(size_t)63; }
+NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, size_t part, int64_t b) {
+    if (!p) return;
+    const size_t lo = part * (size_t)b, hi = lo + part < bytes ? lo + part : bytes;
+    for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T1);
+}
+
 // ---- decode: 8 rows × 1 token --------------------------------------------------------------
 
 #define NB_CHUNK 64  // blocks whose row scales are gathered at once (even)
@@ -150,13 +162,11 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
         ri[i] = r + i < r_end ? r + i : r_end - 1;
         rows[i] = row_of(m, ri[i]);
     }
-    // The next 8 rows follow these in memory: ask for them now, so their lines arrive
-    // while these are computed (single-thread decode +8 % at q8, +15 % at q4 over the
-    // hardware prefetcher alone; see BENCHMARKS.md).
-    if (r + 8 < r_end) {
-        const uint8_t *next = row_of(m, r + 8), *stop = row_of(m, r + 16 < r_end ? r + 16 : r_end);
-        for (const uint8_t *p = next; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    }
+    // The rows NB_PREFETCH_TILES groups ahead, a part per block (as the prefill tiles do): a
+    // burst of prefetches at the start of each group filled the miss buffers and stalled.
+    const int64_t rn = r + 8 * NB_PREFETCH_TILES, nr = r_end - rn < 8 ? r_end - rn : 8;
+    const uint8_t *next = nr > 0 ? row_of(m, rn) : NULL;
+    const size_t next_bytes = nr > 0 ? (size_t)nr * m->row_bytes : 0, part = prefetch_size(next_bytes, m->nb);
     float dw[NB_CHUNK][8] __attribute__((aligned(32))), mw[NB_CHUNK][8] __attribute__((aligned(32)));
     __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < m->nb; b0 += NB_CHUNK) {
@@ -172,10 +182,15 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
             }
         int64_t j = 0;
         for (; j + 2 <= n; j += 2) {
+            prefetch_part(next, next_bytes, part, b0 + j);
+            prefetch_part(next, next_bytes, part, b0 + j + 1);
             matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);
             matvec8_block(fmt, rows, x, b0 + j + 1, 1, dw[j + 1], mw[j + 1], &acc, &summ);
         }
-        if (j < n) matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);  // q8/q4: odd block count
+        if (j < n) {  // q8/q4: odd block count
+            prefetch_part(next, next_bytes, part, b0 + j);
+            matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);
+        }
     }
     float out[8];
     _mm256_storeu_ps(out, _mm256_add_ps(acc, summ));
@@ -288,7 +303,6 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 #define PR 8
 #endif
 #define NB_PR_TOKENS 64  // tokens whose accumulators (2 × 4 KB on AVX-512) stay in L1
-#define NB_PREFETCH_TILES 4  // how many tiles ahead decode (≤ 4 tokens) prefetches rows
 
 /// What makes a format's integer weights unsigned for the multiply: u = w + uoff.
 NB_T NB_INLINE int uoff(nb_format fmt) {
@@ -342,16 +356,6 @@ NB_T NB_INLINE int32_t q8a_isum(const nb_q8a *x) {
     const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 × Σ(x + 128) of 8
     const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     return (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
-}
-
-/// Part b of nb of the bytes [p, p + bytes): the next tile's rows, fetched while this tile
-/// runs over its tokens (each tile's rows are one contiguous span, read once per token group).
-/// part: prefetch_size(bytes, nb).
-NB_T NB_INLINE size_t prefetch_size(size_t bytes, int64_t nb) { return (bytes / (size_t)nb + 64) & ~(size_t)63; }
-NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, size_t part, int64_t b) {
-    if (!p) return;
-    const size_t lo = part * (size_t)b, hi = lo + part < bytes ? lo + part : bytes;
-    for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T1);
 }
 
 NB_T NB_INLINE long long load_i64(const void *p) {
