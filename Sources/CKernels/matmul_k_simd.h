@@ -1,8 +1,8 @@
 // SIMD kernels of the K-quants (q4_K, q5_K, q6_K) against nb_q8k activations, as a
-// template: the including file defines NB_T (target attribute), NB_VNNI (1: fuse the
-// scale multiply-add into _mm256_dpwssd_epi32) and NB_KENTRY(NAME) (the entry points'
-// names), and includes <immintrin.h> and matmul_q.h first. The arithmetic is
-// matmul_k.c's: exact int32 block sums, then one f32 order.
+// template: the including file defines NB_T (target attribute), NB_VNNI (1: AVX-512 VNNI's
+// dot products, 16-row prefill tiles) and NB_KENTRY(NAME) (the entry points' names), and
+// includes <immintrin.h>, matmul_q.h and matmul_q_simd.h first (whose rows-in-lanes helpers
+// it uses). The arithmetic is matmul_k.c's: exact int32 block sums, then one f32 order.
 //
 // Decode: a block is decoded into 8 vectors of 32 unsigned codes (vector v = elements
 // 32v...32v+31) and 8 vectors of int16 sub-block scales; each (row, block) is then 8 ×
@@ -10,8 +10,10 @@
 // scales → int32), as GGML's ggml_vec_dot_q4_K_q8_K (ggml-cpu/arch/x86/quants.c, MIT), from
 // which the scale unpacking (utmp) and the bit shuffles are taken. Eight rows' block sums
 // are reduced together (reduce4/combine4 of matmul_q_simd.h) so the f32 work is one convert
-// and one FMA (two with mins) per 8 rows. Prefill puts rows in the lanes ("prefill: rows in
-// lanes" below). Ranges: codes ≤ 63 and |x| ≤ 127 keep the int16 pairs below 2^15.
+// and one FMA (two with mins) per 8 rows; the rows 4 groups ahead are prefetched a part per
+// block. With VNNI, q6_K takes one dpbusd per code vector instead (q6k_dot_vnni). Prefill
+// puts rows in the lanes ("prefill: rows in lanes" below). Ranges: codes ≤ 63 and
+// |x| ≤ 127 keep the int16 pairs below 2^15.
 
 typedef struct {
     __m256i q[8];    // codes

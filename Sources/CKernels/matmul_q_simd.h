@@ -282,20 +282,28 @@ typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const __m256i *, co
 NB_DEFINE_TILE(tile_nf4_1, NB_FMT_NF4, 1)
 NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 
-// ---- prefill: rows in lanes ---------------------------------------------------------------
+// ---- prefill (and AVX-512 decode): rows in lanes -----------------------------------------
 //
-// Every format but nf4. A tile is PR rows (8 in a ymm on AVX2, 16 in a zmm on AVX-512): lane i
-// of every vector is row r0 + i. Per 32-block the PR rows' codes are decoded once, as
-// unsigned bytes u = w + off (off: q8 128 with VNNI, q4_0 8, q5_0 16, else 0), and transposed
-// so that vector j holds each row's elements 4j...4j+3 in its lane; then for every token of
-// the group 8 multiply-adds (_mm512_dpbusd_epi32 with the token's 4 bytes broadcast; AVX2:
-// _mm256_maddubs_epi16 + _mm256_madd_epi16) give each lane its row's exact block sum
-// Σu·x, and − off·Σx (per token and block, made once per call) makes it Σw·x. No horizontal
-// reduction is left: the f32 work is one convert, one multiply (dW·dX) and one FMA per
-// PR (row, token) pairs, into an accumulator tile of the group's tokens that stays in L1.
-// The arithmetic is matmul_q.c's, in its order, so the floats equal the scalar path's.
-// (The layout is that of GGML's repacked q4_0_8x8 kernels, ggml-cpu/repack.cpp, MIT, made
-// per call instead of at load: every weight block is decoded once per 64 tokens.)
+// Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2, 16 in a
+// zmm on AVX-512): lane i of every vector is one row. Per 32-block the PR rows' codes are
+// decoded once, as unsigned bytes u = w + off (off: q8 128 with VNNI, q4_0 8, q5_0 16, else 0),
+// and transposed so that vector j holds each row's elements 4j...4j+3 in its lane; then for
+// every token of the group 8 multiply-adds (_mm512_dpbusd_epi32 with the token's 4 bytes
+// broadcast from memory; AVX2: _mm256_maddubs_epi16 + _mm256_madd_epi16) give each lane its
+// row's exact block sum Σu·x, and − off·Σx (per token and block, made once per call) makes it
+// Σw·x. No horizontal reduction is left: the f32 work is one convert, one multiply (dW·dX)
+// and one FMA per PR (row, token) pairs, into an accumulator tile of the group's tokens that
+// stays in L1. The arithmetic is matmul_q.c's, in its order, so the floats equal the scalar
+// path's. GGML's repacked kernels (ggml-cpu/repack.cpp, MIT) interleave 8 rows' blocks
+// likewise, 8 bytes at a time, once at load; here the interleave is made per call (each
+// weight block is decoded once per 64 tokens) and the weights keep the file's layout.
+//
+// On AVX-512 q4_0, q5_0, q4 and q5_1 tiles are decoded straight from the rows' 16 code bytes
+// (decode16_nib, lanes in pi order) and the scales come from plain loads; with that, one token
+// costs fewer instructions per block than decode's 8-row reduction (matvec8), so AVX-512
+// decode takes this path too. Each tile prefetches the rows of a later tile (the next one
+// when it runs over many tokens, NB_PREFETCH_TILES ahead at ≤ 4 tokens) into L2, a part per
+// block, so that rows stream from memory while the tile computes.
 
 #if NB_VNNI
 #define PR 16
