@@ -171,13 +171,14 @@ NB_T NB_INLINE __m256i q6k_dot_vnni(const nb_block_q6_K *b, const nb_q8k *x) {
 // ---- decode: 8 rows × 1 token -----------------------------------------------------------------
 
 NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, size_t block_bytes, int64_t nb,
-                             const nb_q8k *x, float *y, int64_t r, int64_t r_end) {
+                             const nb_q8k *x, float *y, int64_t r, int64_t r_begin, int64_t r_end) {
     const uint8_t *rows[8];
     for (int i = 0; i < 8; i++) rows[i] = w + (size_t)(r + i < r_end ? r + i : r_end - 1) * row_bytes;
     // The rows NB_PREFETCH_TILES groups ahead, a part per block: a burst of prefetches at the
     // start of each group filled the miss buffers and stalled, and 8 interleaved rows alone
     // stream poorly (640 × 2048 q6_K from memory: 15 → 5 ms, ggml's row-at-a-time vec_dot 5 ms).
-    const int64_t rn = r + 8 * NB_PREFETCH_TILES, nr = r_end - rn < 8 ? r_end - rn : 8;
+    int64_t rn, nr;
+    prefetch_rows(r, r_begin, r_end, 8, NB_PREFETCH_TILES, &rn, &nr);
     const uint8_t *next = nr > 0 ? w + (size_t)rn * row_bytes : NULL;
     const size_t next_bytes = nr > 0 ? (size_t)nr * row_bytes : 0, part = prefetch_size(next_bytes, nb);
     const int has_min = fmt != NB_FMT_Q6_K;
@@ -465,8 +466,8 @@ NB_T NB_INLINE void kprefill(nb_format fmt, const void *w, int64_t k, const nb_q
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
             // few tokens leave little time per tile: fetch further ahead
-            const int64_t rn = t0 + T < n_tokens ? r : r + PR * (T <= 4 ? NB_PREFETCH_TILES : 1);
-            const int64_t nr = r1 - rn < PR ? r1 - rn : PR;
+            int64_t rn = r, nr = R;
+            if (t0 + T >= n_tokens) prefetch_rows(r, r0, r1, PR, T <= 4 ? NB_PREFETCH_TILES : 1, &rn, &nr);
             kprefill_tile(fmt, w, row_bytes, block_bytes, nb, xq, s32, y, ld_y, r, R, t0, T,
                           nr > 0 ? (const uint8_t *)w + (size_t)rn * row_bytes : NULL, nr > 0 ? (size_t)nr * row_bytes : 0);
         }
@@ -489,7 +490,7 @@ NB_T NB_INLINE void matmul_k_simd(nb_format fmt, const void *w, int64_t k, const
     const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = block_bytes * (size_t)nb;
     const uint8_t *base = w;
     if (n_tokens == 1) {
-        for (int64_t r = r0; r < r1; r += 8) kmatvec8(fmt, base, row_bytes, block_bytes, nb, xq, y, r, r1);
+        for (int64_t r = r0; r < r1; r += 8) kmatvec8(fmt, base, row_bytes, block_bytes, nb, xq, y, r, r0, r1);
         return;
     }
     switch (fmt) {

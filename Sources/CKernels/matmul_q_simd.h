@@ -123,6 +123,15 @@ NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, size_t part, i
     for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T1);
 }
 
+/// Rows [*lo, *lo + *n) that the tile of `tile` rows at r (of a call over rows r_begin...
+/// r_end - 1) prefetches: the tile `ahead` tiles later; the first tile of a call the `ahead`
+/// tiles after it (nothing fetched them yet).
+NB_T NB_INLINE void prefetch_rows(int64_t r, int64_t r_begin, int64_t r_end, int tile, int ahead, int64_t *lo, int64_t *n) {
+    *lo = r == r_begin ? r + tile : r + (int64_t)tile * ahead;
+    const int64_t hi = r + (int64_t)tile * (ahead + 1) < r_end ? r + (int64_t)tile * (ahead + 1) : r_end;
+    *n = hi - *lo;
+}
+
 // ---- decode: 8 rows × 1 token --------------------------------------------------------------
 
 #define NB_CHUNK 64  // blocks whose row scales are gathered at once (even)
@@ -155,7 +164,8 @@ NB_T NB_INLINE void matvec8_block(nb_format fmt, const uint8_t *const *rows, con
 
 // Rows r...r+7 (rows past r_end repeat the last row; their results are dropped). Lane i of
 // every vector is row r+i.
-NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float *y, int64_t r, int64_t r_end) {
+NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float *y, int64_t r, int64_t r_begin,
+                            int64_t r_end) {
     const uint8_t *rows[8];
     int64_t ri[8];
     for (int i = 0; i < 8; i++) {
@@ -164,7 +174,8 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
     }
     // The rows NB_PREFETCH_TILES groups ahead, a part per block (as the prefill tiles do): a
     // burst of prefetches at the start of each group filled the miss buffers and stalled.
-    const int64_t rn = r + 8 * NB_PREFETCH_TILES, nr = r_end - rn < 8 ? r_end - rn : 8;
+    int64_t rn, nr;
+    prefetch_rows(r, r_begin, r_end, 8, NB_PREFETCH_TILES, &rn, &nr);
     const uint8_t *next = nr > 0 ? row_of(m, rn) : NULL;
     const size_t next_bytes = nr > 0 ? (size_t)nr * m->row_bytes : 0, part = prefetch_size(next_bytes, m->nb);
     float dw[NB_CHUNK][8] __attribute__((aligned(32))), mw[NB_CHUNK][8] __attribute__((aligned(32)));
@@ -200,7 +211,7 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
 #define NB_DEFINE_MATVEC(NAME, FMT)                                                                       \
     NB_T __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *x, float *y, int64_t r0, \
                                                        int64_t r1) {                                       \
-        for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r1);                                  \
+        for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r0, r1);                                  \
     }
 NB_DEFINE_MATVEC(matvec_q8_simd, NB_FMT_Q8)
 NB_DEFINE_MATVEC(matvec_q4_simd, NB_FMT_Q4)
@@ -682,9 +693,10 @@ NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq,
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
             // the rows of the next tile, or of this one again for the next token group
-            // few tokens leave little time per tile: fetch further ahead
-            const int64_t rn = t0 + T < n_tokens ? r : r + PR * (T <= 4 ? NB_PREFETCH_TILES : 1);
-            const int64_t nr = row_end - rn < PR ? row_end - rn : PR;
+            // this tile's rows again for the next token group, else later tiles' (few tokens
+            // leave little time per tile: further ahead)
+            int64_t rn = r, nr = R;
+            if (t0 + T >= n_tokens) prefetch_rows(r, row_begin, row_end, PR, T <= 4 ? NB_PREFETCH_TILES : 1, &rn, &nr);
             prefill_tile(m, fmt, xq, corr, y, ld_y, r, R, t0, T, nr > 0 ? row_of(m, rn) : NULL,
                          nr > 0 ? (size_t)nr * m->row_bytes : 0);
         }
