@@ -16,8 +16,6 @@
 // |x| ≤ 127 keep the int16 pairs below 2^15.
 
 typedef struct {
-    __m256i q[8];    // codes
-    __m256i sc[8];   // int16 scale of each code's sub-block
     __m128i mins;    // q4_K/q5_K: the 8 sub-block mins as int16
     __m256i sc16;    // q6_K: the 16 scales as int16 (for the −32 · bsums term)
     float d, dmin;
@@ -48,20 +46,11 @@ NB_T NB_INLINE __m256i k4_scales(const uint8_t *packed, kblock *kb) {
     return _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
 }
 
-// Decoders: with direct == 0 they store the codes in kb->q (prefill: reused for 8 tokens);
-// with direct == 1 and an activation block x they multiply each code vector as it is made, into *acc
-// (decode: nothing to reuse, and fewer live registers).
-#define K_EMIT(v, qv, scv)                                                                                 \
-    do {                                                                                                     \
-        if (direct) {                                                                                        \
-            *acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), (scv));       \
-        } else {                                                                                             \
-            kb->q[v] = (qv);                                                                                 \
-            kb->sc[v] = (scv);                                                                               \
-        }                                                                                                    \
-    } while (0)
+// Decoders (decode): each code vector is multiplied with its activations as it is made,
+// into *acc; kb gets the block's d, dmin, mins (and q6_K's scales).
+#define K_EMIT(v, qv, scv) (*acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), (scv)))
 
-NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
     const __m256i scales = k4_scales(b->scales, kb);
     for (int c = 0; c < 4; c++) {
@@ -73,7 +62,7 @@ NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int di
     kb->dmin = _cvtsh_ss(b->dmin);
 }
 
-NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     const __m256i scales = k4_scales(b->scales, kb);
     const __m256i hbits = _mm256_loadu_si256((const __m256i *)b->qh);
@@ -88,7 +77,7 @@ NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const int di
     kb->dmin = _cvtsh_ss(b->dmin);
 }
 
-NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const nb_q8k *x, __m256i *acc) {
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
     // Vector v holds sub-blocks 2v (low 128 bits of the int16 pairs) and 2v + 1 (high).
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
@@ -112,11 +101,11 @@ NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const int di
     kb->mins = _mm_setzero_si128();
 }
 
-NB_T NB_INLINE void decode_k(nb_format fmt, const uint8_t *blk, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_k(nb_format fmt, const uint8_t *blk, kblock *kb, const nb_q8k *x, __m256i *acc) {
     switch (fmt) {
-    case NB_FMT_Q4_K: decode_q4_K((const nb_block_q4_K *)blk, kb, direct, x, acc); break;
-    case NB_FMT_Q5_K: decode_q5_K((const nb_block_q5_K *)blk, kb, direct, x, acc); break;
-    default: decode_q6_K((const nb_block_q6_K *)blk, kb, direct, x, acc); break;
+    case NB_FMT_Q4_K: decode_q4_K((const nb_block_q4_K *)blk, kb, x, acc); break;
+    case NB_FMT_Q5_K: decode_q5_K((const nb_block_q5_K *)blk, kb, x, acc); break;
+    default: decode_q6_K((const nb_block_q6_K *)blk, kb, x, acc); break;
     }
 }
 
@@ -201,7 +190,7 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
 #endif
             kblock kb;
             __m256i acc_i = _mm256_setzero_si256();
-            decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb, 1, x + b, &acc_i);
+            decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb, x + b, &acc_i);
             s[i] = q6_offset(fmt, acc_i, &kb, x + b);
             mins[i] = kb.mins;
             dw[i] = kb.d;
