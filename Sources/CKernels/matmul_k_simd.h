@@ -1,24 +1,21 @@
 // SIMD kernels of the K-quants (q4_K, q5_K, q6_K) against nb_q8k activations, as a
-// template: the including file defines NB_T (target attribute), NB_VNNI (1: fuse the
-// scale multiply-add into _mm256_dpwssd_epi32) and NB_KENTRY(NAME) (the entry points'
-// names), and includes <immintrin.h> and matmul_q.h first. The arithmetic is
-// matmul_k.c's: exact int32 block sums, then one f32 order.
+// template: the including file defines NB_T (target attribute), NB_VNNI (1: AVX-512 VNNI's
+// dot products, 16-row prefill tiles) and NB_KENTRY(NAME) (the entry points' names), and
+// includes <immintrin.h>, matmul_q.h and matmul_q_simd.h first (whose rows-in-lanes helpers
+// it uses). The arithmetic is matmul_k.c's: exact int32 block sums, then one f32 order.
 //
-// A block is decoded into 8 vectors of 32 unsigned codes (vector v = elements 32v...32v+31)
-// and 8 vectors of int16 sub-block scales; each (block, token) is then 8 ×
+// Decode: a block is decoded into 8 vectors of 32 unsigned codes (vector v = elements
+// 32v...32v+31) and 8 vectors of int16 sub-block scales; each (row, block) is then 8 ×
 // (_mm256_maddubs_epi16 codes · activations → int16 pairs, _mm256_madd_epi16 with the
 // scales → int32), as GGML's ggml_vec_dot_q4_K_q8_K (ggml-cpu/arch/x86/quants.c, MIT), from
-// which the scale unpacking (utmp) and the bit shuffles are taken. Eight (row, token)
-// block sums are reduced together (reduce4/combine4 of matmul_q_simd.h) so the f32 work
-// is one convert and one FMA (two with mins) per 8 pairs. Decode puts 8 rows in the
-// lanes; prefill 8 tokens, so each decoded block serves 8 tokens.
-// Ranges: codes ≤ 63 and |x| ≤ 127 keep the int16 pairs below 2^15 (no saturation).
-
-#define NB_K_TOKEN_GROUP 64  // tokens whose activations stay in L2 while the rows run over them
+// which the scale unpacking (utmp) and the bit shuffles are taken. Eight rows' block sums
+// are reduced together (reduce4/combine4 of matmul_q_simd.h) so the f32 work is one convert
+// and one FMA (two with mins) per 8 rows; the rows 4 groups ahead are prefetched a part per
+// block. With VNNI, q6_K takes one dpbusd per code vector instead (q6k_dot_vnni). Prefill
+// puts rows in the lanes ("prefill: rows in lanes" below). Ranges: codes ≤ 63 and
+// |x| ≤ 127 keep the int16 pairs below 2^15.
 
 typedef struct {
-    __m256i q[8];    // codes
-    __m256i sc[8];   // int16 scale of each code's sub-block
     __m128i mins;    // q4_K/q5_K: the 8 sub-block mins as int16
     __m256i sc16;    // q6_K: the 16 scales as int16 (for the −32 · bsums term)
     float d, dmin;
@@ -49,20 +46,11 @@ NB_T NB_INLINE __m256i k4_scales(const uint8_t *packed, kblock *kb) {
     return _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
 }
 
-// Decoders: with direct == 0 they store the codes in kb->q (prefill: reused for 8 tokens);
-// with direct == 1 and an activation block x they multiply each code vector as it is made, into *acc
-// (decode: nothing to reuse, and fewer live registers).
-#define K_EMIT(v, qv, scv)                                                                                 \
-    do {                                                                                                     \
-        if (direct) {                                                                                        \
-            *acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), (scv));       \
-        } else {                                                                                             \
-            kb->q[v] = (qv);                                                                                 \
-            kb->sc[v] = (scv);                                                                               \
-        }                                                                                                    \
-    } while (0)
+// Decoders (decode): each code vector is multiplied with its activations as it is made,
+// into *acc; kb gets the block's d, dmin, mins (and q6_K's scales).
+#define K_EMIT(v, qv, scv) (*acc = kdot(*acc, (qv), _mm256_loadu_si256((const __m256i *)(x->qs + 32 * (v))), (scv)))
 
-NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
     const __m256i scales = k4_scales(b->scales, kb);
     for (int c = 0; c < 4; c++) {
@@ -74,7 +62,7 @@ NB_T NB_INLINE void decode_q4_K(const nb_block_q4_K *b, kblock *kb, const int di
     kb->dmin = _cvtsh_ss(b->dmin);
 }
 
-NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const nb_q8k *x, __m256i *acc) {
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     const __m256i scales = k4_scales(b->scales, kb);
     const __m256i hbits = _mm256_loadu_si256((const __m256i *)b->qh);
@@ -89,7 +77,7 @@ NB_T NB_INLINE void decode_q5_K(const nb_block_q5_K *b, kblock *kb, const int di
     kb->dmin = _cvtsh_ss(b->dmin);
 }
 
-NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const nb_q8k *x, __m256i *acc) {
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
     // Vector v holds sub-blocks 2v (low 128 bits of the int16 pairs) and 2v + 1 (high).
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
@@ -113,11 +101,11 @@ NB_T NB_INLINE void decode_q6_K(const nb_block_q6_K *b, kblock *kb, const int di
     kb->mins = _mm_setzero_si128();
 }
 
-NB_T NB_INLINE void decode_k(nb_format fmt, const uint8_t *blk, kblock *kb, const int direct, const nb_q8k *x, __m256i *acc) {
+NB_T NB_INLINE void decode_k(nb_format fmt, const uint8_t *blk, kblock *kb, const nb_q8k *x, __m256i *acc) {
     switch (fmt) {
-    case NB_FMT_Q4_K: decode_q4_K((const nb_block_q4_K *)blk, kb, direct, x, acc); break;
-    case NB_FMT_Q5_K: decode_q5_K((const nb_block_q5_K *)blk, kb, direct, x, acc); break;
-    default: decode_q6_K((const nb_block_q6_K *)blk, kb, direct, x, acc); break;
+    case NB_FMT_Q4_K: decode_q4_K((const nb_block_q4_K *)blk, kb, x, acc); break;
+    case NB_FMT_Q5_K: decode_q5_K((const nb_block_q5_K *)blk, kb, x, acc); break;
+    default: decode_q6_K((const nb_block_q6_K *)blk, kb, x, acc); break;
     }
 }
 
@@ -128,38 +116,81 @@ NB_T NB_INLINE __m256i q6_offset(nb_format fmt, __m256i acc, const kblock *kb, c
     return _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(bsums, kb->sc16), 5));
 }
 
-// 8 int32 partial sums of one block against one activation block (isum of matmul_k.c).
-NB_T NB_INLINE __m256i kblock_dot(nb_format fmt, const kblock *kb, const nb_q8k *x) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int v = 0; v < 8; v++) acc = kdot(acc, kb->q[v], _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v)), kb->sc[v]);
-    return q6_offset(fmt, acc, kb, x);
-}
-
 // The pairwise bsums (Σ of each 32 activations) as 8 int16: the mins' partners.
 NB_T NB_INLINE __m128i q8k_sums32(const nb_q8k *x) {
     return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
 }
 
+#if NB_VNNI
+// q6_K decode with VNNI: per code vector one _mm256_dpbusd_epi32 (8 int32 sums of 4, each
+// |·| ≤ 4 · 63 · 127 < 2^15), two vectors packed to int16 (exact) and multiplied by their
+// sub-blocks' scales with one _mm256_dpwssd_epi32; then the −32 · Σ sc · bsum term. Half the
+// instructions of the maddubs/madd route per block. Returns 8 int32 partial sums of isum.
+NB_T NB_INLINE __m256i q6k_dot_vnni(const nb_block_q6_K *b, const nb_q8k *x) {
+    const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    __m256i acc = _mm256_setzero_si256();
+    for (int j = 0; j < 2; j++) {
+        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j));
+        const __m256i b2 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j + 32));
+        const __m256i bh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * j));
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(b1, m15), _mm256_slli_epi16(_mm256_and_si256(bh, m3), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(b2, m15), _mm256_slli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8(12)), 2));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m15), _mm256_and_si256(bh, _mm256_set1_epi8(48)));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m15),
+                               _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2));
+        for (int u = 0; u < 2; u++) {  // vectors v = 4j + 2u, v + 1: sub-blocks 2v, 2v + 1, 2v + 2, 2v + 3
+            const int v = 4 * j + 2 * u, s0 = 2 * v;
+            const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[2 * u],
+                                                   _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v)));
+            const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[2 * u + 1],
+                                                   _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v + 32)));
+            // int16 lanes: [p0 0..3 (sub s0), p1 0..3 (s0 + 2) | p0 4..7 (s0 + 1), p1 4..7 (s0 + 3)]
+            const __m256i idx = _mm256_setr_epi16(s0, s0, s0, s0, s0 + 2, s0 + 2, s0 + 2, s0 + 2,
+                                                  s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
+            acc = _mm256_dpwssd_epi32(acc, _mm256_packs_epi32(p0, p1), _mm256_permutexvar_epi16(idx, sc16));
+        }
+    }
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
+    return _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(bsums, sc16), 5));
+}
+#endif
+
 // ---- decode: 8 rows × 1 token -----------------------------------------------------------------
 
 NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, size_t block_bytes, int64_t nb,
-                             const nb_q8k *x, float *y, int64_t r, int64_t r_end) {
+                             const nb_q8k *x, float *y, int64_t r, int64_t r_begin, int64_t r_end) {
     const uint8_t *rows[8];
     for (int i = 0; i < 8; i++) rows[i] = w + (size_t)(r + i < r_end ? r + i : r_end - 1) * row_bytes;
-    if (r + 8 < r_end) {
-        const uint8_t *next = w + (size_t)(r + 8) * row_bytes, *stop = w + (size_t)(r + 16 < r_end ? r + 16 : r_end) * row_bytes;
-        for (const uint8_t *p = next; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    }
+    // The rows NB_PREFETCH_TILES groups ahead, a part per block: a burst of prefetches at the
+    // start of each group filled the miss buffers and stalled, and 8 interleaved rows alone
+    // stream poorly (640 × 2048 q6_K from memory: 15 → 5 ms, ggml's row-at-a-time vec_dot 5 ms).
+    int64_t rn, nr;
+    prefetch_rows(r, r_begin, r_end, 8, NB_PREFETCH_TILES, &rn, &nr);
+    const uint8_t *next = nr > 0 ? w + (size_t)rn * row_bytes : NULL;
+    const size_t next_bytes = nr > 0 ? (size_t)nr * row_bytes : 0, part = prefetch_size(next_bytes, nb);
     const int has_min = fmt != NB_FMT_Q6_K;
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        prefetch_part(next, next_bytes, part, b);
         __m256i s[8];
         __m128i mins[8];
         float dw[8], dm[8];
         for (int i = 0; i < 8; i++) {
+#if NB_VNNI
+            if (fmt == NB_FMT_Q6_K) {
+                const nb_block_q6_K *q6 = (const nb_block_q6_K *)(rows[i] + (size_t)b * block_bytes);
+                s[i] = q6k_dot_vnni(q6, x + b);
+                mins[i] = _mm_setzero_si128();
+                dw[i] = _cvtsh_ss(q6->d);
+                dm[i] = 0;
+                continue;
+            }
+#endif
             kblock kb;
             __m256i acc_i = _mm256_setzero_si256();
-            decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb, 1, x + b, &acc_i);
+            decode_k(fmt, rows[i] + (size_t)b * block_bytes, &kb, x + b, &acc_i);
             s[i] = q6_offset(fmt, acc_i, &kb, x + b);
             mins[i] = kb.mins;
             dw[i] = kb.d;
@@ -181,34 +212,266 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
     for (int i = 0; i < 8 && r + i < r_end; i++) y[r + i] = out[i];
 }
 
-// ---- prefill: 1 row × 8 tokens ----------------------------------------------------------------
+// ---- prefill: rows in lanes -------------------------------------------------------------------
+//
+// As for the 32-block formats (matmul_q_simd.h): PR rows per tile, lane i of every vector is
+// row r0 + i. Per 256-block the rows' codes are decoded two 32-code vectors at a time and
+// transposed so that vector j holds each row's codes 4j...4j+3; every token of the group then
+// takes 8 multiply-adds per vector (VNNI: _mm512_dpbusd_epi32 with the token's 4 bytes
+// broadcast, times the sub-block scale with _mm512_mullo_epi32; AVX2: _mm256_maddubs_epi16
+// summed in int16 where it cannot overflow, times the scale with _mm256_madd_epi16) into an
+// exact int32 block sum per lane, kept per token in L1 between the passes. The mins
+// (q4_K, q5_K) and q6_K's −32 are products of int16 pairs (row's scales or mins, token's
+// sums). The f32 steps are matmul_k.c's, in its order. The scale unpacking is GGML's
+// (ggml_vec_dot_q4_K_q8_K, ggml-cpu/arch/x86/quants.c, MIT), on PR rows at once.
 
-// Row r against the 8 tokens xt[0..7] (repeats past T are dropped). xd: per block the 8
-// tokens' d; sums: per block 4 vectors, vector i = [token i's pairwise sums | token i+4's].
-NB_T NB_INLINE void ktile(nb_format fmt, const uint8_t *row, size_t block_bytes, int64_t nb, const nb_q8k *const *xt,
-                          const float *xd, const __m256i *sums, float *y, int64_t ld_y, int64_t r, int T) {
+/// Vector v (elements 32v...32v+31) of a block's codes, unsigned.
+NB_T NB_INLINE __m256i kcodes(nb_format fmt, const uint8_t *blk, int v) {
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    switch (fmt) {
+    case NB_FMT_Q4_K: {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(((const nb_block_q4_K *)blk)->qs + 32 * (v / 2)));
+        return _mm256_and_si256(v & 1 ? _mm256_srli_epi16(bits, 4) : bits, m4);
+    }
+    case NB_FMT_Q5_K: {
+        const nb_block_q5_K *b = (const nb_block_q5_K *)blk;
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * (v / 2)));
+        const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)b->qh), v), _mm256_set1_epi8(1));
+        return _mm256_or_si256(_mm256_and_si256(v & 1 ? _mm256_srli_epi16(bits, 4) : bits, m4), _mm256_slli_epi16(hb, 4));
+    }
+    default: {
+        const nb_block_q6_K *b = (const nb_block_q6_K *)blk;
+        const int j = v / 4, m = v % 4;  // elements 128j + 32m + l: ql[64j + 32(m & 1) + l], nibble m / 2; qh bits 2m
+        const __m256i ql = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j + 32 * (m & 1)));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * j));
+        const __m256i lo = _mm256_and_si256(m & 2 ? _mm256_srli_epi16(ql, 4) : ql, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * m), _mm256_set1_epi8(3));
+        return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+    }
+    }
+}
+
+/// Per block of the tile's rows: d, dmin and the scales in the forms the products take.
+typedef struct {
+    pvi sc[16];    // sub-block scale per lane: VNNI int32; AVX2 the int16 pair (sc, sc)
+    pvi pairs[8];  // int16 pairs: q4_K/q5_K (mn_2v, mn_2v+1), v < 4; q6_K (sc_2v, sc_2v+1)
+    pvf d, dmin;
+} kparams;
+
+#if NB_VNNI
+#define PV_GATHER(offs, p) _mm512_i32gather_epi32(offs, (const void *)(p), 1)
+#define PV_AND(a, b) _mm512_and_si512(a, b)
+#define PV_OR(a, b) _mm512_or_si512(a, b)
+#define PV_SRLI(a, n) _mm512_srli_epi32(a, n)
+#define PV_SLLI(a, n) _mm512_slli_epi32(a, n)
+#define PV_SRAI(a, n) _mm512_srai_epi32(a, n)
+#define PV_SHUFB(a, c) _mm512_shuffle_epi8(a, c)
+#define PV_H2F_LO(g) _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
+#define PV_H2F_HI(g) _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)))
+#define PV_BLEND16_HI(a, b) _mm512_mask_blend_epi16(0xAAAAAAAAu, a, b)  // low halves of a, high of b
+#define PV_SET8(...) _mm512_set4_epi32(__VA_ARGS__)
+#else
+#define PV_GATHER(offs, p) _mm256_i32gather_epi32((const int *)(const void *)(p), offs, 1)
+#define PV_AND(a, b) _mm256_and_si256(a, b)
+#define PV_OR(a, b) _mm256_or_si256(a, b)
+#define PV_SRLI(a, n) _mm256_srli_epi32(a, n)
+#define PV_SLLI(a, n) _mm256_slli_epi32(a, n)
+#define PV_SRAI(a, n) _mm256_srai_epi32(a, n)
+#define PV_SHUFB(a, c) _mm256_shuffle_epi8(a, c)
+#define PV_BLEND16_HI(a, b) _mm256_blend_epi16(a, b, 0xAA)
+#define PV_SET8(a, b, c, d) _mm256_setr_epi32(d, c, b, a, d, c, b, a)
+NB_T NB_INLINE __m256 pv_h2f_lo(__m256i g) {
+    const __m256i lo16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, lo16), 0x08)));
+}
+#define PV_H2F_LO(g) pv_h2f_lo(g)
+#define PV_H2F_HI(g) pv_h2f_lo(_mm256_srli_epi32(g, 16))
+#endif
+
+/// The scale of sub-block s as the multiply wants it (from its value as int32 per lane).
+NB_T NB_INLINE pvi kscale(pvi s32) {
+#if NB_VNNI
+    return s32;
+#else
+    return _mm256_or_si256(_mm256_and_si256(s32, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(s32, 16));
+#endif
+}
+
+NB_T NB_INLINE void kparams_of(nb_format fmt, const uint8_t *blk0, pvi offs, kparams *p) {
+    if (fmt == NB_FMT_Q6_K) {
+        const pvi gd = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, d) - 2);
+        p->d = PV_H2F_HI(gd);
+        p->dmin = PV_ZEROF();
+        for (int k = 0; k < 4; k++) {
+            const pvi g = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, scales) + 4 * k);
+            for (int m = 0; m < 4; m++) p->sc[4 * k + m] = kscale(PV_SRAI(PV_SLLI(g, 24 - 8 * m), 24));
+            // int16 halves: a = (sext b0, sext b2), bb = (sext b1, sext b3)
+#if NB_VNNI
+            const pvi a = _mm512_srai_epi16(_mm512_slli_epi16(g, 8), 8), bb = _mm512_srai_epi16(g, 8);
+#else
+            const pvi a = _mm256_srai_epi16(_mm256_slli_epi16(g, 8), 8), bb = _mm256_srai_epi16(g, 8);
+#endif
+            p->pairs[2 * k] = PV_BLEND16_HI(a, PV_SLLI(bb, 16));
+            p->pairs[2 * k + 1] = PV_BLEND16_HI(PV_SRLI(a, 16), bb);
+        }
+        return;
+    }
+    // q4_K, q5_K: d and dmin, then GGML's utmp unpacking of the 12 scale bytes.
+    const pvi gd = PV_GATHER(offs, blk0);
+    p->d = PV_H2F_LO(gd);
+    p->dmin = PV_H2F_HI(gd);
+    const pvi u0 = PV_GATHER(offs, blk0 + 4), u1 = PV_GATHER(offs, blk0 + 8), u2 = PV_GATHER(offs, blk0 + 12);
+    const pvi kmask1 = PV_SETI(0x3f3f3f3f), kmask2 = PV_SETI(0x0f0f0f0f), kmask3 = PV_SETI(0x03030303);
+    const pvi mins47 = PV_OR(PV_AND(PV_SRLI(u2, 4), kmask2), PV_SLLI(PV_AND(PV_SRLI(u1, 6), kmask3), 4));
+    const pvi mins03 = PV_AND(u1, kmask1);
+    const pvi sc47 = PV_OR(PV_AND(u2, kmask2), PV_SLLI(PV_AND(PV_SRLI(u0, 6), kmask3), 4));
+    const pvi sc03 = PV_AND(u0, kmask1);
+    const pvi ff = PV_SETI(0xFF);
+    for (int m = 0; m < 4; m++) {
+        p->sc[m] = kscale(PV_AND(PV_SRLI(sc03, 8 * m), ff));
+        p->sc[m + 4] = kscale(PV_AND(PV_SRLI(sc47, 8 * m), ff));
+    }
+    // bytes (m0, m1, m2, m3) of each lane → int16 pairs (m0, m1) and (m2, m3)
+    const pvi sh01 = PV_SET8((int)0x800D800C, (int)0x80098008, (int)0x80058004, (int)0x80018000);
+    const pvi sh23 = PV_SET8((int)0x800F800E, (int)0x800B800A, (int)0x80078006, (int)0x80038002);
+    p->pairs[0] = PV_SHUFB(mins03, sh01);
+    p->pairs[1] = PV_SHUFB(mins03, sh23);
+    p->pairs[2] = PV_SHUFB(mins47, sh01);
+    p->pairs[3] = PV_SHUFB(mins47, sh23);
+}
+
+/// s + sc · Σ_{j < n} v[j] · (bytes 4j...4j+3 of x), per lane (n = 8 or 4; codes ≤ umax).
+NB_T NB_INLINE pvi kdot_scaled(nb_format fmt, pvi s, const pvi *v, const int8_t *x, const int n, pvi sc) {
+#if NB_VNNI
+    (void)fmt;
+    pvi p = PV_ZEROI();
+    for (int j = 0; j < n; j++) p = _mm512_dpbusd_epi32(p, v[j], _mm512_set1_epi32(load_i32(x + 4 * j)));
+    return _mm512_add_epi32(s, _mm512_mullo_epi32(p, sc));
+#else
+    // int16 pair sums ≤ 2·umax·127 per vector: 8 of them for q4_K (umax 15), 4 for q5_K, 2 for q6_K
+    const int G = fmt == NB_FMT_Q4_K ? 8 : fmt == NB_FMT_Q5_K ? 4 : 2;
+    for (int j = 0; j < n; j += G) {
+        __m256i p = _mm256_maddubs_epi16(v[j], _mm256_set1_epi32(load_i32(x + 4 * j)));
+        for (int g = 1; g < G && j + g < n; g++)
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(v[j + g], _mm256_set1_epi32(load_i32(x + 4 * (j + g)))));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, sc));
+    }
+    return s;
+#endif
+}
+
+NB_T NB_INLINE pvi pv_dpwssd(pvi acc, pvi a, int32_t b) {
+#if NB_VNNI
+    return _mm512_dpwssd_epi32(acc, a, _mm512_set1_epi32(b));
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, _mm256_set1_epi32(b)));
+#endif
+}
+
+/// Rows r0...r0+R-1 against tokens t0...t0+T-1. s32: per token and block the 4 int16 pairs
+/// of 32-sums (q4_K, q5_K).
+NB_T NB_INLINE void kprefill_tile(nb_format fmt, const uint8_t *w, size_t row_bytes, size_t block_bytes, int64_t nb,
+                                  const nb_q8k *xq, const int32_t *s32, float *y, int64_t ld_y, int64_t r0, int R,
+                                  int64_t t0, int T, const uint8_t *next, size_t next_bytes) {
     const int has_min = fmt != NB_FMT_Q6_K;
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    float acc[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
+    float accm[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
+    int32_t isum[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
+    for (int t = 0; t < T; t++) {
+        PV_STOREF(acc + t * PR, PV_ZEROF());
+        PV_STOREF(accm + t * PR, PV_ZEROF());
+    }
+    const uint8_t *rows[PR];
+    for (int i = 0; i < PR; i++) rows[i] = w + (size_t)(r0 + (i < R ? i : R - 1)) * row_bytes;
+    const pvi offs = prow_offsets(row_bytes, R);
+    kparams p;
+    const size_t part = prefetch_size(next_bytes, nb);
     for (int64_t b = 0; b < nb; b++) {
-        kblock kb;
-        decode_k(fmt, row + (size_t)b * block_bytes, &kb, 0, NULL, NULL);
-        __m256i s[8];
-        for (int t = 0; t < 8; t++) s[t] = kblock_dot(fmt, &kb, xt[t] + b);
-        const __m256 dx = _mm256_load_ps(xd + 8 * b);
-        const __m256 isum = combine4(reduce4(s[0], s[1], s[2], s[3]), reduce4(s[4], s[5], s[6], s[7]));
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(kb.d), dx), isum, acc);
-        if (has_min) {
-            const __m256i mins = _mm256_broadcastsi128_si256(kb.mins);
-            __m256i v[4];
-            for (int i = 0; i < 4; i++) v[i] = _mm256_madd_epi16(mins, _mm256_load_si256(sums + 4 * b + i));
-            const __m256 imin = _mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3]));
-            accm = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(kb.dmin), dx), imin, accm);
+        const size_t bo = (size_t)b * block_bytes;
+        prefetch_part(next, next_bytes, part, b);
+        kparams_of(fmt, rows[0] + bo, offs, &p);
+        const nb_q8k *xb = xq + t0 * nb + b;
+        // isum starts at q6_K's −32 · Σ sc · bsum, else 0
+        for (int t = 0; t < T; t++) {
+            pvi s = PV_ZEROI();
+            if (fmt == NB_FMT_Q6_K) {
+                pvi c = PV_ZEROI();
+                for (int v = 0; v < 8; v++) c = pv_dpwssd(c, p.pairs[v], load_i32(xb[t * nb].bsums + 2 * v));
+                s = PV_SUBI(s, PV_SLLI(c, 5));
+            }
+            PV_STOREI(isum + t * PR, s);
+        }
+        for (int c = 0; c < 4; c++) {  // code vectors 2c, 2c + 1
+            pvi v0[8], v1[8];
+            {
+                __m256i q[PR];
+                for (int i = 0; i < PR; i++) q[i] = kcodes(fmt, rows[i] + bo, 2 * c);
+                transpose_rows(q, v0);
+                for (int i = 0; i < PR; i++) q[i] = kcodes(fmt, rows[i] + bo, 2 * c + 1);
+                transpose_rows(q, v1);
+            }
+            for (int t = 0; t < T; t++) {
+                const int8_t *x = xb[t * nb].qs + 64 * c;
+                pvi s = PV_LOADI(isum + t * PR);
+                if (fmt == NB_FMT_Q6_K) {  // 16-element sub-blocks 4c...4c+3
+                    s = kdot_scaled(fmt, s, v0, x, 4, p.sc[4 * c]);
+                    s = kdot_scaled(fmt, s, v0 + 4, x + 16, 4, p.sc[4 * c + 1]);
+                    s = kdot_scaled(fmt, s, v1, x + 32, 4, p.sc[4 * c + 2]);
+                    s = kdot_scaled(fmt, s, v1 + 4, x + 48, 4, p.sc[4 * c + 3]);
+                } else {
+                    s = kdot_scaled(fmt, s, v0, x, 8, p.sc[2 * c]);
+                    s = kdot_scaled(fmt, s, v1, x + 32, 8, p.sc[2 * c + 1]);
+                }
+                PV_STOREI(isum + t * PR, s);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const pvf dx = PV_SETF(xb[t * nb].d);
+            PV_STOREF(acc + t * PR, PV_FMA(PV_MULF(p.d, dx), PV_CVT(PV_LOADI(isum + t * PR)), PV_LOADF(acc + t * PR)));
+            if (has_min) {
+                const int32_t *st = s32 + ((t0 + t) * nb + b) * 4;
+                pvi m = PV_ZEROI();
+                for (int v = 0; v < 4; v++) m = pv_dpwssd(m, p.pairs[v], st[v]);
+                PV_STOREF(accm + t * PR, PV_FMA(PV_MULF(p.dmin, dx), PV_CVT(m), PV_LOADF(accm + t * PR)));
+            }
         }
     }
-    float out[8];
-    _mm256_storeu_ps(out, _mm256_sub_ps(acc, accm));
-    for (int t = 0; t < T; t++) y[t * ld_y + r] = out[t];
+    for (int t = 0; t < T; t++) PV_STORE_ROWS(y + (t0 + t) * ld_y + r0, PV_SUBF(PV_LOADF(acc + t * PR), PV_LOADF(accm + t * PR)), R);
 }
+
+NB_T NB_INLINE void kprefill(nb_format fmt, const void *w, int64_t k, const nb_q8k *xq, float *y, int64_t n_tokens,
+                             int64_t ld_y, int64_t r0, int64_t r1) {
+    const int64_t nb = k / NB_QKK;
+    const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = block_bytes * (size_t)nb;
+    int32_t *s32 = NULL;
+    if (fmt != NB_FMT_Q6_K) {
+        s32 = malloc(sizeof(int32_t) * 4 * (size_t)(n_tokens * nb));
+        if (!s32) { nb_formats[fmt].matmul[0](w, 0, k, NULL, xq, y, n_tokens, ld_y, r0, r1); return; }
+        for (int64_t i = 0; i < n_tokens * nb; i++) _mm_storeu_si128((__m128i *)(s32 + 4 * i), q8k_sums32(xq + i));
+    }
+    for (int64_t r = r0; r < r1; r += PR) {
+        const int R = r1 - r < PR ? (int)(r1 - r) : PR;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
+            const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
+            // few tokens leave little time per tile: fetch further ahead
+            int64_t rn = r, nr = R;
+            if (t0 + T >= n_tokens) prefetch_rows(r, r0, r1, PR, T <= 4 ? NB_PREFETCH_TILES : 1, &rn, &nr);
+            kprefill_tile(fmt, w, row_bytes, block_bytes, nb, xq, s32, y, ld_y, r, R, t0, T,
+                          nr > 0 ? (const uint8_t *)w + (size_t)rn * row_bytes : NULL, nr > 0 ? (size_t)nr * row_bytes : 0);
+        }
+    }
+    free(s32);
+}
+
+#define NB_K_DEFINE_PREFILL(NAME, FMT)                                                                          \
+    NB_T __attribute__((noinline)) static void NAME(const void *w, int64_t k, const nb_q8k *xq, float *y,       \
+                                                    int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {   \
+        kprefill(FMT, w, k, xq, y, n_tokens, ld_y, r0, r1);                                                     \
+    }
+NB_K_DEFINE_PREFILL(kprefill_q4_K, NB_FMT_Q4_K)
+NB_K_DEFINE_PREFILL(kprefill_q5_K, NB_FMT_Q5_K)
+NB_K_DEFINE_PREFILL(kprefill_q6_K, NB_FMT_Q6_K)
 
 NB_T NB_INLINE void matmul_k_simd(nb_format fmt, const void *w, int64_t k, const nb_q8k *xq, float *y,
                                   int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {
@@ -216,42 +479,14 @@ NB_T NB_INLINE void matmul_k_simd(nb_format fmt, const void *w, int64_t k, const
     const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = block_bytes * (size_t)nb;
     const uint8_t *base = w;
     if (n_tokens == 1) {
-        for (int64_t r = r0; r < r1; r += 8) kmatvec8(fmt, base, row_bytes, block_bytes, nb, xq, y, r, r1);
+        for (int64_t r = r0; r < r1; r += 8) kmatvec8(fmt, base, row_bytes, block_bytes, nb, xq, y, r, r0, r1);
         return;
     }
-    // Scratch per token octet: per block the 8 tokens' d, and their pairwise sums.
-    const int64_t octets = NB_K_TOKEN_GROUP / 8;
-    const size_t bytes = (size_t)(octets * nb) * (32 + 4 * 32);
-    uint8_t *scratch = aligned_alloc(32, bytes);
-    if (!scratch) {
-        nb_formats[fmt].matmul[0](w, 0, k, NULL, xq, y, n_tokens, ld_y, r0, r1);
-        return;
+    switch (fmt) {
+    case NB_FMT_Q4_K: kprefill_q4_K(w, k, xq, y, n_tokens, ld_y, r0, r1); break;
+    case NB_FMT_Q5_K: kprefill_q5_K(w, k, xq, y, n_tokens, ld_y, r0, r1); break;
+    default: kprefill_q6_K(w, k, xq, y, n_tokens, ld_y, r0, r1); break;
     }
-    float *xd = (float *)scratch;
-    __m256i *sums = (__m256i *)(scratch + (size_t)(octets * nb) * 32);
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_K_TOKEN_GROUP) {
-        const int64_t tg = n_tokens - t0 < NB_K_TOKEN_GROUP ? n_tokens - t0 : NB_K_TOKEN_GROUP;
-        const int64_t no = (tg + 7) / 8;
-        for (int64_t o = 0; o < no; o++) {
-            const nb_q8k *xt[8];
-            for (int t = 0; t < 8; t++) xt[t] = xq + (t0 + (8 * o + t < tg ? 8 * o + t : tg - 1)) * nb;
-            for (int64_t b = 0; b < nb; b++) {
-                for (int t = 0; t < 8; t++) xd[(o * nb + b) * 8 + t] = xt[t][b].d;
-                for (int i = 0; i < 4; i++)
-                    _mm256_store_si256(sums + (o * nb + b) * 4 + i, _mm256_set_m128i(q8k_sums32(xt[i + 4] + b), q8k_sums32(xt[i] + b)));
-            }
-        }
-        for (int64_t r = r0; r < r1; r++) {
-            const uint8_t *row = base + (size_t)r * row_bytes;
-            for (int64_t o = 0; o < no; o++) {
-                const int T = tg - 8 * o < 8 ? (int)(tg - 8 * o) : 8;
-                const nb_q8k *xt[8];
-                for (int t = 0; t < 8; t++) xt[t] = xq + (t0 + 8 * o + (t < T ? t : T - 1)) * nb;
-                ktile(fmt, row, block_bytes, nb, xt, xd + o * nb * 8, sums + o * nb * 4, y + (t0 + 8 * o) * ld_y, ld_y, r, T);
-            }
-        }
-    }
-    free(scratch);
 }
 
 #define NB_K_DEFINE(NAME, FMT)                                                                                  \

@@ -17,19 +17,19 @@
 // x = nb_q8a qs, dX = its d, sX = its s.
 //
 // The SIMD code is one template (matmul_q_simd.h) compiled twice: for AVX2 (simd_avx2.c) and
-// for AVX-512 with VNNI (simd_avx512.c), where each block dot is one _mm256_dpbusd_epi32
-// (the same exact int32 sums, so the same floats).
+// for AVX-512 with VNNI (simd_avx512.c); every path makes the same exact int32 block sums,
+// so the same floats.
 //
-// AVX2: each (row, token) block dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (8 int32
-// partial sums; signed weights use |w| and sign(x, w), which is also right for w = -128);
-// nf4's int16 weights take two _mm256_madd_epi16 with the activations widened to int16.
-// Eight of them are reduced together (unpack/add, no horizontal adds) into one vector of 8
-// exact block sums, so the f32 work is one convert and one FMA per 8 (row, token) pairs.
-// Decode (one token) puts 8 rows in the 8 lanes, with the rows' scales gathered into a small
-// table per 64 blocks; prefill puts 8 tokens in the lanes and runs 2 rows at a time, so each
-// unpacked weight block serves 8 tokens, over groups of 64 tokens whose activations stay in
-// L2. (Keeping an 8-lane float accumulator per row-token pair instead, as GGML's tinyBLAS
-// does, needs a convert and an FMA per pair and measured ~25% slower on this Zen 3.)
+// Decode on AVX2 (and for q2 and nf4 on AVX-512) puts 8 rows in the 8 lanes: each row's block
+// dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (_mm256_dpbusd_epi32 with VNNI; signed
+// weights use |w| and sign(x, w), which is also right for w = -128; nf4's int16 weights take
+// two _mm256_madd_epi16 with the activations widened to int16), and 8 of them are reduced
+// together (unpack/add, no horizontal adds) into one vector of 8 exact block sums, with the
+// rows' scales gathered into a small table per 64 blocks. Prefill, and decode on AVX-512,
+// put rows in the lanes too (8 on AVX2, 16 in a zmm on AVX-512) but transpose each row's
+// weights once per block so that a lane's multiply-adds sum its own row's block: no
+// reduction, one convert and FMA per 8 or 16 (row, token) pairs (matmul_q_simd.h, "rows in
+// lanes"). nf4 prefill puts 8 tokens in the lanes and runs 2 rows at a time.
 #include "matmul_q.h"
 #include <math.h>
 

@@ -111,6 +111,27 @@ NB_T NB_INLINE __m256 combine4(__m256i lo, __m256i hi) {
         _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31)));
 }
 
+#define NB_PREFETCH_TILES 4  // how many row groups ahead decode (≤ 4 tokens) prefetches
+
+/// Part b (of nb) of the bytes [p, p + bytes): rows of a later tile or group of rows (one
+/// contiguous span), fetched into L2 a part per block while this one computes; `part` is
+/// prefetch_size(bytes, nb). p = NULL: nothing.
+NB_T NB_INLINE size_t prefetch_size(size_t bytes, int64_t nb) { return (bytes / (size_t)nb + 64) & ~(size_t)63; }
+NB_T NB_INLINE void prefetch_part(const uint8_t *p, size_t bytes, size_t part, int64_t b) {
+    if (!p) return;
+    const size_t lo = part * (size_t)b, hi = lo + part < bytes ? lo + part : bytes;
+    for (size_t o = lo; o < hi; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T1);
+}
+
+/// Rows [*lo, *lo + *n) that the tile of `tile` rows at r (of a call over rows r_begin...
+/// r_end - 1) prefetches: the tile `ahead` tiles later; the first tile of a call the `ahead`
+/// tiles after it (nothing fetched them yet).
+NB_T NB_INLINE void prefetch_rows(int64_t r, int64_t r_begin, int64_t r_end, int tile, int ahead, int64_t *lo, int64_t *n) {
+    *lo = r == r_begin ? r + tile : r + (int64_t)tile * ahead;
+    const int64_t hi = r + (int64_t)tile * (ahead + 1) < r_end ? r + (int64_t)tile * (ahead + 1) : r_end;
+    *n = hi - *lo;
+}
+
 // ---- decode: 8 rows × 1 token --------------------------------------------------------------
 
 #define NB_CHUNK 64  // blocks whose row scales are gathered at once (even)
@@ -143,26 +164,34 @@ NB_T NB_INLINE void matvec8_block(nb_format fmt, const uint8_t *const *rows, con
 
 // Rows r...r+7 (rows past r_end repeat the last row; their results are dropped). Lane i of
 // every vector is row r+i.
-NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float *y, int64_t r, int64_t r_end) {
+NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float *y, int64_t r, int64_t r_begin,
+                            int64_t r_end) {
     const uint8_t *rows[8];
     int64_t ri[8];
     for (int i = 0; i < 8; i++) {
         ri[i] = r + i < r_end ? r + i : r_end - 1;
         rows[i] = row_of(m, ri[i]);
     }
-    // The next 8 rows follow these in memory: ask for them now, so their lines arrive
-    // while these are computed (single-thread decode +8 % at q8, +15 % at q4 over the
-    // hardware prefetcher alone; see BENCHMARKS.md).
-    if (r + 8 < r_end) {
-        const uint8_t *next = row_of(m, r + 8), *stop = row_of(m, r + 16 < r_end ? r + 16 : r_end);
-        for (const uint8_t *p = next; p < stop; p += 64) _mm_prefetch((const char *)p, _MM_HINT_T0);
-    }
+    // The rows NB_PREFETCH_TILES groups ahead, a part per block (as the prefill tiles do): a
+    // burst of prefetches at the start of each group filled the miss buffers and stalled. q8
+    // prefetches in the block loop; the formats with more to decode do it while the scales are
+    // gathered, since in the block loop the prefetch's registers made AVX2 spill (q5_0 in
+    // cache 65 → 84 us, and no faster from memory).
+    const int pf_in_loop = fmt == NB_FMT_Q8;
+    int64_t rn, nr;
+    prefetch_rows(r, r_begin, r_end, 8, NB_PREFETCH_TILES, &rn, &nr);
+    const uint8_t *next = nr > 0 ? row_of(m, rn) : NULL;
+    const size_t next_bytes = nr > 0 ? (size_t)nr * m->row_bytes : 0, part = prefetch_size(next_bytes, m->nb);
     float dw[NB_CHUNK][8] __attribute__((aligned(32))), mw[NB_CHUNK][8] __attribute__((aligned(32)));
     __m256 acc = _mm256_setzero_ps(), summ = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < m->nb; b0 += NB_CHUNK) {
         const int64_t n = m->nb - b0 < NB_CHUNK ? m->nb - b0 : NB_CHUNK;
         const int per64 = fmt == NB_FMT_Q2 || fmt == NB_FMT_NF4;  // one scale per 64: n is even
-        for (int64_t j = 0; j < n; j += 1 + per64)
+        for (int64_t j = 0; j < n; j += 1 + per64) {
+            if (!pf_in_loop) {
+                prefetch_part(next, next_bytes, part, b0 + j);
+                if (per64) prefetch_part(next, next_bytes, part, b0 + j + 1);
+            }
             for (int i = 0; i < 8; i++) {
                 float d, mn;
                 NB_BLOCK_PARAMS(m, fmt, ri[i], b0 + j, d, mn, H2F_F16C);
@@ -170,12 +199,20 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
                 mw[j][i] = mn;
                 if (per64) { dw[j + 1][i] = d; mw[j + 1][i] = mn; }
             }
+        }
         int64_t j = 0;
         for (; j + 2 <= n; j += 2) {
+            if (pf_in_loop) {
+                prefetch_part(next, next_bytes, part, b0 + j);
+                prefetch_part(next, next_bytes, part, b0 + j + 1);
+            }
             matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);
             matvec8_block(fmt, rows, x, b0 + j + 1, 1, dw[j + 1], mw[j + 1], &acc, &summ);
         }
-        if (j < n) matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);  // q8/q4: odd block count
+        if (j < n) {  // q8/q4: odd block count
+            if (pf_in_loop) prefetch_part(next, next_bytes, part, b0 + j);
+            matvec8_block(fmt, rows, x, b0 + j, 0, dw[j], mw[j], &acc, &summ);
+        }
     }
     float out[8];
     _mm256_storeu_ps(out, _mm256_add_ps(acc, summ));
@@ -185,7 +222,7 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
 #define NB_DEFINE_MATVEC(NAME, FMT)                                                                       \
     NB_T __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *x, float *y, int64_t r0, \
                                                        int64_t r1) {                                       \
-        for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r1);                                  \
+        for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r0, r1);                                  \
     }
 NB_DEFINE_MATVEC(matvec_q8_simd, NB_FMT_Q8)
 NB_DEFINE_MATVEC(matvec_q4_simd, NB_FMT_Q4)
@@ -195,7 +232,7 @@ NB_DEFINE_MATVEC(matvec_q4_0_simd, NB_FMT_Q4_0)
 NB_DEFINE_MATVEC(matvec_q5_0_simd, NB_FMT_Q5_0)
 NB_DEFINE_MATVEC(matvec_q5_1_simd, NB_FMT_Q5_1)
 
-// ---- prefill: R rows × 8 tokens -----------------------------------------------------------
+// ---- nf4 prefill: R rows × 8 tokens -------------------------------------------------------
 
 // Lane t of every vector is token t of the tile. Per block: `ws[i]`/`ms[i]` hold row i's
 // dW/mW, `xd`/`xs` the 8 tokens' dX/sX; xt[t] is token t's activations, and for nf4 x16
@@ -264,20 +301,431 @@ typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const __m256i *, co
                              int64_t r, int T) {                                                                \
         tile(m, FMT, xt, x16, ws, ms, xd, xs, y, ld_y, r, R, T);                                               \
     }
-NB_DEFINE_TILE(tile_q8_1, NB_FMT_Q8, 1)
-NB_DEFINE_TILE(tile_q8_2, NB_FMT_Q8, 2)
-NB_DEFINE_TILE(tile_q4_1, NB_FMT_Q4, 1)
-NB_DEFINE_TILE(tile_q4_2, NB_FMT_Q4, 2)
-NB_DEFINE_TILE(tile_q2_1, NB_FMT_Q2, 1)
-NB_DEFINE_TILE(tile_q2_2, NB_FMT_Q2, 2)
 NB_DEFINE_TILE(tile_nf4_1, NB_FMT_NF4, 1)
 NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
-NB_DEFINE_TILE(tile_q4_0_1, NB_FMT_Q4_0, 1)
-NB_DEFINE_TILE(tile_q4_0_2, NB_FMT_Q4_0, 2)
-NB_DEFINE_TILE(tile_q5_0_1, NB_FMT_Q5_0, 1)
-NB_DEFINE_TILE(tile_q5_0_2, NB_FMT_Q5_0, 2)
-NB_DEFINE_TILE(tile_q5_1_1, NB_FMT_Q5_1, 1)
-NB_DEFINE_TILE(tile_q5_1_2, NB_FMT_Q5_1, 2)
+
+// ---- prefill (and AVX-512 decode): rows in lanes -----------------------------------------
+//
+// Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2, 16 in a
+// zmm on AVX-512): lane i of every vector is one row. Per 32-block the PR rows' codes are
+// decoded once, as unsigned bytes u = w + off (off: q8 128 with VNNI, q4_0 8, q5_0 16, else 0),
+// and transposed so that vector j holds each row's elements 4j...4j+3 in its lane; then for
+// every token of the group 8 multiply-adds (_mm512_dpbusd_epi32 with the token's 4 bytes
+// broadcast from memory; AVX2: _mm256_maddubs_epi16 + _mm256_madd_epi16) give each lane its
+// row's exact block sum Σu·x, and − off·Σx (per token and block, made once per call) makes it
+// Σw·x. No horizontal reduction is left: the f32 work is one convert, one multiply (dW·dX)
+// and one FMA per PR (row, token) pairs, into an accumulator tile of the group's tokens that
+// stays in L1. The arithmetic is matmul_q.c's, in its order, so the floats equal the scalar
+// path's. GGML's repacked kernels (ggml-cpu/repack.cpp, MIT) interleave 8 rows' blocks
+// likewise, 8 bytes at a time, once at load; here the interleave is made per call (each
+// weight block is decoded once per 64 tokens) and the weights keep the file's layout.
+//
+// On AVX-512 q4_0, q5_0, q4 and q5_1 tiles are decoded straight from the rows' 16 code bytes
+// (decode16_nib, lanes in pi order) and the scales come from plain loads; with that, one token
+// costs fewer instructions per block than decode's 8-row reduction (matvec8), so AVX-512
+// decode takes this path too. Each tile prefetches the rows of a later tile (the next one
+// when it runs over many tokens, NB_PREFETCH_TILES ahead at ≤ 4 tokens) into L2, a part per
+// block, so that rows stream from memory while the tile computes.
+
+#if NB_VNNI
+#define PR 16
+#else
+#define PR 8
+#endif
+#define NB_PR_TOKENS 64  // tokens whose accumulators (2 × 4 KB on AVX-512) stay in L1
+
+/// What makes a format's integer weights unsigned for the multiply: u = w + uoff.
+NB_T NB_INLINE int uoff(nb_format fmt) {
+    switch (fmt) {
+    case NB_FMT_Q8: return NB_VNNI ? 128 : 0;  // AVX2: signed, |w| · sign(x, w)
+    case NB_FMT_Q4_0: return 8;
+    case NB_FMT_Q5_0: return 16;
+    default: return 0;
+    }
+}
+
+/// Block b's weights as u = w + uoff(fmt), one byte per element in element order (q8 on
+/// AVX2: w itself).
+NB_T NB_INLINE __m256i ucodes(nb_format fmt, const uint8_t *row, int64_t b, const int h) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i nibbles = _mm256_setr_epi64x(0, 0, 4, 4);
+    switch (fmt) {
+    case NB_FMT_Q4_0: {
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)((const nb_block_q4_0 *)row)[b].qs));
+        return _mm256_and_si256(_mm256_srlv_epi64(v, nibbles), low4);
+    }
+    case NB_FMT_Q5_0: {
+        const nb_block_q5_0 *blk = (const nb_block_q5_0 *)row + b;
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk->qs));
+        return _mm256_or_si256(_mm256_and_si256(_mm256_srlv_epi64(v, nibbles), low4),
+                               _mm256_and_si256(bits_to_bytes(blk->qh), _mm256_set1_epi8(0x10)));
+    }
+    case NB_FMT_Q8: {
+        const __m256i c = codes(fmt, row, b, h);
+        return NB_VNNI ? _mm256_xor_si256(c, _mm256_set1_epi8((char)0x80)) : c;
+    }
+    default: return codes(fmt, row, b, h);
+    }
+}
+
+/// Byte offset of the f16 d (and m right after it) of 32-block b within a row.
+NB_T NB_INLINE size_t scale_offset(nb_format fmt, int64_t b) {
+    switch (fmt) {
+    case NB_FMT_Q8: return (size_t)b * sizeof(nb_block_q8);
+    case NB_FMT_Q4: return (size_t)b * sizeof(nb_block_q4);
+    case NB_FMT_Q2: return (size_t)(b / 2) * sizeof(nb_block_q2);
+    case NB_FMT_Q4_0: return (size_t)b * sizeof(nb_block_q4_0);
+    case NB_FMT_Q5_0: return (size_t)b * sizeof(nb_block_q5_0);
+    default: return (size_t)b * sizeof(nb_block_q5_1);
+    }
+}
+
+/// Σ of a q8a block's 32 int8.
+NB_T NB_INLINE int32_t q8a_isum(const nb_q8a *x) {
+    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_set1_epi8((char)0x80));
+    const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 × Σ(x + 128) of 8
+    const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+}
+
+NB_T NB_INLINE long long load_i64(const void *p) {
+    long long v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+NB_T NB_INLINE int32_t load_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// Rows' codes c[i] (i < 8) → v[j], lane i = bytes 4j...4j+3 of c[i] (an 8 × 8 dword transpose).
+NB_T NB_INLINE void transpose8x8(const __m256i *c, __m256i *v) {
+    __m256i u[2][4];
+    for (int g = 0; g < 2; g++) {
+        const __m256i *z = c + 4 * g;
+        const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+        // u[g][m]: low 128 bits dword m of rows 4g...4g+3, high 128 bits dword m + 4
+        u[g][0] = _mm256_unpacklo_epi64(t0, t2);
+        u[g][1] = _mm256_unpackhi_epi64(t0, t2);
+        u[g][2] = _mm256_unpacklo_epi64(t1, t3);
+        u[g][3] = _mm256_unpackhi_epi64(t1, t3);
+    }
+    for (int m = 0; m < 4; m++) {
+        v[m] = _mm256_permute2x128_si256(u[0][m], u[1][m], 0x20);
+        v[m + 4] = _mm256_permute2x128_si256(u[0][m], u[1][m], 0x31);
+    }
+}
+
+#if NB_VNNI
+typedef __m512i pvi;
+typedef __m512 pvf;
+// 16 rows' codes → v[j], lane i = bytes 4j...4j+3 of c[i].
+NB_T NB_INLINE void transpose_rows(const __m256i *c, __m512i *v) {
+    __m512i u[2][4];
+    for (int g = 0; g < 2; g++) {
+        // z[i]: rows 8g + i (low 256 bits) and 8g + 4 + i (high)
+        __m512i z[4];
+        for (int i = 0; i < 4; i++) z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(c[8 * g + i]), c[8 * g + 4 + i], 1);
+        const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+        const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+        // u[g][m], 128-bit lanes: rows 8g..+3 dword m, dword m + 4, rows 8g+4..+7 dword m, dword m + 4
+        u[g][0] = _mm512_unpacklo_epi64(t0, t2);
+        u[g][1] = _mm512_unpackhi_epi64(t0, t2);
+        u[g][2] = _mm512_unpacklo_epi64(t1, t3);
+        u[g][3] = _mm512_unpackhi_epi64(t1, t3);
+    }
+    for (int m = 0; m < 4; m++) {
+        v[m] = _mm512_shuffle_i64x2(u[0][m], u[1][m], _MM_SHUFFLE(2, 0, 2, 0));
+        v[m + 4] = _mm512_shuffle_i64x2(u[0][m], u[1][m], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+NB_T NB_INLINE __m512i prow_offsets(size_t row_bytes, int R) {
+    int32_t o[16];
+    for (int i = 0; i < 16; i++) o[i] = (int32_t)((size_t)(i < R ? i : R - 1) * row_bytes);
+    return _mm512_loadu_si512(o);
+}
+// The f16 pairs at base + offsets: d (low halves) and m (high halves) as floats.
+NB_T NB_INLINE void pscales(const uint8_t *base, __m512i offs, __m512 *d, __m512 *m, const int with_m) {
+    const __m512i g = _mm512_i32gather_epi32(offs, base, 1);
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+    if (with_m) *m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+}
+#define PV_SETI(v) _mm512_set1_epi32(v)
+#define PV_SETF(v) _mm512_set1_ps(v)
+#define PV_ZEROI() _mm512_setzero_si512()
+#define PV_ZEROF() _mm512_setzero_ps()
+#define PV_LOADF(p) _mm512_load_ps(p)
+#define PV_STOREF(p, v) _mm512_store_ps(p, v)
+#define PV_LOADI(p) _mm512_load_si512(p)
+#define PV_STOREI(p, v) _mm512_store_si512(p, v)
+#define PV_SUBI(a, b) _mm512_sub_epi32(a, b)
+#define PV_ADDI(a, b) _mm512_add_epi32(a, b)
+#define PV_ADDF(a, b) _mm512_add_ps(a, b)
+#define PV_SUBF(a, b) _mm512_sub_ps(a, b)
+#define PV_MULF(a, b) _mm512_mul_ps(a, b)
+#define PV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define PV_CVT(a) _mm512_cvtepi32_ps(a)
+#define PV_MULLO(a, b) _mm512_mullo_epi32(a, b)
+#define PV_STORE_ROWS(p, v, R) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (R)) - 1), v)
+#else
+typedef __m256i pvi;
+typedef __m256 pvf;
+NB_T NB_INLINE void transpose_rows(const __m256i *c, __m256i *v) { transpose8x8(c, v); }
+NB_T NB_INLINE __m256i prow_offsets(size_t row_bytes, int R) {
+    int32_t o[8];
+    for (int i = 0; i < 8; i++) o[i] = (int32_t)((size_t)(i < R ? i : R - 1) * row_bytes);
+    return _mm256_loadu_si256((const __m256i *)o);
+}
+NB_T NB_INLINE void pscales(const uint8_t *base, __m256i offs, __m256 *d, __m256 *m, const int with_m) {
+    const __m256i g = _mm256_i32gather_epi32((const int *)base, offs, 1);
+    const __m256i lo16 = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    *d = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, lo16), 0x08)));
+    if (with_m)
+        *m = _mm256_cvtph_ps(_mm256_castsi256_si128(
+            _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_srli_epi32(g, 16), lo16), 0x08)));
+}
+#define PV_SETI(v) _mm256_set1_epi32(v)
+#define PV_SETF(v) _mm256_set1_ps(v)
+#define PV_ZEROI() _mm256_setzero_si256()
+#define PV_ZEROF() _mm256_setzero_ps()
+#define PV_LOADF(p) _mm256_load_ps(p)
+#define PV_STOREF(p, v) _mm256_store_ps(p, v)
+#define PV_LOADI(p) _mm256_load_si256((const __m256i *)(p))
+#define PV_STOREI(p, v) _mm256_store_si256((__m256i *)(p), v)
+#define PV_SUBI(a, b) _mm256_sub_epi32(a, b)
+#define PV_ADDI(a, b) _mm256_add_epi32(a, b)
+#define PV_ADDF(a, b) _mm256_add_ps(a, b)
+#define PV_SUBF(a, b) _mm256_sub_ps(a, b)
+#define PV_MULF(a, b) _mm256_mul_ps(a, b)
+#define PV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define PV_CVT(a) _mm256_cvtepi32_ps(a)
+#define PV_MULLO(a, b) _mm256_mullo_epi32(a, b)
+NB_T NB_INLINE void pv_store_rows(float *p, __m256 v, int R) {
+    if (R == 8) { _mm256_storeu_ps(p, v); return; }
+    float o[8];
+    _mm256_storeu_ps(o, v);
+    for (int i = 0; i < R; i++) p[i] = o[i];
+}
+#define PV_STORE_ROWS(p, v, R) pv_store_rows(p, v, R)
+#endif
+
+/// s + Σ_{j < 8} v[j] · (bytes 4j...4j+3 of x) per lane, exactly (v unsigned, x signed;
+/// AVX2 q8: v signed and a its |v|). On AVX2 the int16 pairs of _mm256_maddubs_epi16 are
+/// summed over groups of G vectors before widening, where G·2·umax·127 < 2^15.
+NB_T NB_INLINE pvi pdot8(nb_format fmt, pvi s, const pvi *v, const pvi *a, const int8_t *x) {
+#if NB_VNNI
+    (void)fmt; (void)a;
+    pvi s1 = PV_ZEROI();
+    for (int j = 0; j < 8; j += 2) {
+        s = _mm512_dpbusd_epi32(s, v[j], _mm512_set1_epi32(load_i32(x + 4 * j)));
+        s1 = _mm512_dpbusd_epi32(s1, v[j + 1], _mm512_set1_epi32(load_i32(x + 4 * j + 4)));
+    }
+    return _mm512_add_epi32(s, s1);
+#else
+    const int G = fmt == NB_FMT_Q8 ? 1 : (fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1) ? 4 : 8;
+    for (int j = 0; j < 8; j += G) {
+        __m256i p = _mm256_setzero_si256();
+        for (int g = 0; g < G; g++) {
+            const __m256i xb = _mm256_set1_epi32(load_i32(x + 4 * (j + g)));
+            const __m256i q = fmt == NB_FMT_Q8 ? _mm256_maddubs_epi16(a[j + g], _mm256_sign_epi8(xb, v[j + g]))
+                                               : _mm256_maddubs_epi16(v[j + g], xb);
+            p = g ? _mm256_add_epi16(p, q) : q;
+        }
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    }
+    return s;
+#endif
+}
+
+#if NB_VNNI
+/// Whether a format's tile is decoded straight from the blocks' 16 code bytes (q4_0, q5_0, q4,
+/// q5_1 on AVX-512), with its lanes in the order pi_lane: lane 4L + k is row 4k + L.
+NB_T NB_INLINE int nib_tile(nb_format fmt) {
+    return fmt == NB_FMT_Q4_0 || fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q4 || fmt == NB_FMT_Q5_1;
+}
+NB_T NB_INLINE size_t nib_block_bytes(nb_format fmt) {
+    return fmt == NB_FMT_Q4_0 ? sizeof(nb_block_q4_0) : fmt == NB_FMT_Q5_0 ? sizeof(nb_block_q5_0)
+         : fmt == NB_FMT_Q4 ? sizeof(nb_block_q4) : sizeof(nb_block_q5_1);
+}
+NB_T NB_INLINE __m512i pi_lanes(void) { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+NB_T NB_INLINE __m512i prow_offsets_pi(size_t row_bytes, int R) {
+    const __m512i row = _mm512_min_epi32(pi_lanes(), _mm512_set1_epi32(R - 1));
+    return _mm512_mullo_epi32(row, _mm512_set1_epi32((int32_t)row_bytes));
+}
+/// The first 8 bytes at offset o of the 16 rows, lane l from row pi(l) (pi_lane order) or
+/// row l, as 16 dwords: *lo their bytes 0...3, *hi bytes 4...7 (plain loads: a gather costs
+/// more on Zen 4).
+NB_T NB_INLINE void head16(const uint8_t *const *rows, size_t o, const int pi, __m512i *lo, __m512i *hi) {
+#define NB_Q64(i) load_i64(rows[i] + o)
+    // qword l of a: row p(l); of c: row p(8 + l)
+    const __m512i a = pi ? _mm512_set_epi64(NB_Q64(13), NB_Q64(9), NB_Q64(5), NB_Q64(1), NB_Q64(12), NB_Q64(8), NB_Q64(4), NB_Q64(0))
+                         : _mm512_set_epi64(NB_Q64(7), NB_Q64(6), NB_Q64(5), NB_Q64(4), NB_Q64(3), NB_Q64(2), NB_Q64(1), NB_Q64(0));
+    const __m512i c = pi ? _mm512_set_epi64(NB_Q64(15), NB_Q64(11), NB_Q64(7), NB_Q64(3), NB_Q64(14), NB_Q64(10), NB_Q64(6), NB_Q64(2))
+                         : _mm512_set_epi64(NB_Q64(15), NB_Q64(14), NB_Q64(13), NB_Q64(12), NB_Q64(11), NB_Q64(10), NB_Q64(9), NB_Q64(8));
+#undef NB_Q64
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    *lo = _mm512_permutex2var_epi32(a, even, c);
+    if (hi) *hi = _mm512_permutex2var_epi32(_mm512_srli_epi64(a, 32), even, _mm512_srli_epi64(c, 32));
+}
+
+/// 16 rows' block b of a nib_tile format, unsigned, in pi_lane order: the rows' 16 qs bytes
+/// are put 4 rows to a zmm (one per 128-bit lane) and transposed as dwords (8 unpacks, where
+/// 16 decoded rows take 32 shuffles), then split into nibbles; q5_0/q5_1's fifth bits come
+/// from h (the rows' qh), 4 bits at a time expanded to bytes by a 16-entry table (vpermd).
+NB_T NB_INLINE void decode16_nib(nb_format fmt, const uint8_t *const *rows, int64_t b, __m512i h, __m512i *v) {
+    size_t bs, qs, qh = 0;
+    switch (fmt) {
+    case NB_FMT_Q4_0: bs = sizeof(nb_block_q4_0); qs = offsetof(nb_block_q4_0, qs); break;
+    case NB_FMT_Q5_0: bs = sizeof(nb_block_q5_0); qs = offsetof(nb_block_q5_0, qs); qh = offsetof(nb_block_q5_0, qh); break;
+    case NB_FMT_Q4: bs = sizeof(nb_block_q4); qs = offsetof(nb_block_q4, qs); break;
+    default: bs = sizeof(nb_block_q5_1); qs = offsetof(nb_block_q5_1, qs); qh = offsetof(nb_block_q5_1, qh); break;
+    }
+    const size_t o = (size_t)b * bs + qs;
+    __m512i z[4];  // z[g], 128-bit lane L: row 4g + L
+    for (int g = 0; g < 4; g++) {
+#define NB_ROWQS(L) _mm_loadu_si128((const __m128i *)(rows[4 * g + (L)] + o))
+        z[g] = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(NB_ROWQS(0)), NB_ROWQS(1), 1),
+                                                     NB_ROWQS(2), 2), NB_ROWQS(3), 3);
+#undef NB_ROWQS
+    }
+    // 128-bit lane L of t*: rows L, 4 + L (t0, t1) and 8 + L, 12 + L (t2, t3)
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    __m512i g[4];  // g[j], lane 4L + k: bytes 4j...4j+3 of row 4k + L's qs
+    g[0] = _mm512_unpacklo_epi64(t0, t2);
+    g[1] = _mm512_unpackhi_epi64(t0, t2);
+    g[2] = _mm512_unpacklo_epi64(t1, t3);
+    g[3] = _mm512_unpackhi_epi64(t1, t3);
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm512_and_si512(g[j], low4);                            // elements 4j...4j+3
+        v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(g[j], 4), low4);  // elements 16 + 4j...
+    }
+    if (qh) {
+        // entry n: byte m = 0x10 where bit m of n is set
+        const __m512i lut = _mm512_setr_epi32(0x00000000, 0x00000010, 0x00001000, 0x00001010, 0x00100000, 0x00100010,
+                                              0x00101000, 0x00101010, 0x10000000, 0x10000010, 0x10001000, 0x10001010,
+                                              0x10100000, 0x10100010, 0x10101000, 0x10101010);
+        for (int j = 0; j < 8; j++)  // vpermd reads the low 4 bits of each index: bits 4j...4j+3
+            v[j] = _mm512_or_si512(v[j], _mm512_permutexvar_epi32(j ? _mm512_srli_epi32(h, 4 * j) : h, lut));
+    }
+}
+#endif
+
+/// Rows r0...r0+R-1 (R ≤ PR) against tokens t0...t0+T-1 (T ≤ NB_PR_TOKENS). corr: per
+/// token and block −uoff·Σx (when uoff ≠ 0).
+NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq, const int32_t *corr, float *y,
+                                 int64_t ld_y, int64_t r0, int R, int64_t t0, int T, const uint8_t *next,
+                                 size_t next_bytes) {
+    const int64_t nb = m->nb;
+    const int off = uoff(fmt), has_min = fmt_has_min(fmt);
+    float acc[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
+    float summ[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
+    for (int t = 0; t < T; t++) {
+        PV_STOREF(acc + t * PR, PV_ZEROF());
+        if (has_min) PV_STOREF(summ + t * PR, PV_ZEROF());
+    }
+    const uint8_t *rows[PR];
+    for (int i = 0; i < PR; i++) rows[i] = row_of(m, r0 + (i < R ? i : R - 1));
+    const uint8_t *base = rows[0];
+#if NB_VNNI
+    const int pi = nib_tile(fmt);
+    const pvi offs = pi ? prow_offsets_pi(m->row_bytes, R) : prow_offsets(m->row_bytes, R);
+#else
+    const pvi offs = prow_offsets(m->row_bytes, R);
+#endif
+    const size_t part = prefetch_size(next_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        prefetch_part(next, next_bytes, part, b);
+        pvi v[8], a[8];
+        pvf dw, mw = PV_ZEROF();
+#if NB_VNNI
+        if (pi) {
+            // d (and m), qh: q4_0 [d], q4 [d m], q5_0 [d qh], q5_1 [d m qh]
+            __m512i lo, hi, h;
+            head16(rows, (size_t)b * nib_block_bytes(fmt), 1, &lo, &hi);
+            if (fmt == NB_FMT_Q5_0) h = _mm512_or_si512(_mm512_srli_epi32(lo, 16), _mm512_slli_epi32(hi, 16));
+            else h = hi;
+            decode16_nib(fmt, rows, b, h, v);
+            dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo));
+            if (has_min) mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(lo, 16)));
+        } else
+#endif
+        {
+            __m256i c[PR];
+            for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
+            transpose_rows(c, v);
+#if NB_VNNI
+            if (fmt == NB_FMT_Q8) {  // d: the first 2 bytes of a block
+                __m512i lo;
+                head16(rows, scale_offset(fmt, b), 0, &lo, NULL);
+                dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(lo));
+            } else
+#endif
+                pscales(base + scale_offset(fmt, b), offs, &dw, &mw, has_min);
+        }
+#if !NB_VNNI
+        if (fmt == NB_FMT_Q8)
+            for (int j = 0; j < 8; j++) a[j] = _mm256_abs_epi8(v[j]);
+#endif
+        const nb_q8a *x = xq + t0 * nb + b;
+        const int32_t *cb = corr + t0 * nb + b;
+        for (int t = 0; t < T; t++, x += nb, cb += nb) {
+            const pvi s = pdot8(fmt, off ? PV_SETI(*cb) : PV_ZEROI(), v, a, x->qs);
+            PV_STOREF(acc + t * PR, PV_FMA(PV_MULF(dw, PV_SETF(x->d)), PV_CVT(s), PV_LOADF(acc + t * PR)));
+            if (has_min) PV_STOREF(summ + t * PR, PV_FMA(mw, PV_SETF(x->s), PV_LOADF(summ + t * PR)));
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        pvf out = PV_LOADF(acc + t * PR);
+        if (has_min) out = PV_ADDF(out, PV_LOADF(summ + t * PR));
+#if NB_VNNI
+        if (pi) out = _mm512_permutexvar_ps(pi_lanes(), out);  // pi_lane is its own inverse
+#endif
+        PV_STORE_ROWS(y + (t0 + t) * ld_y + r0, out, R);
+    }
+}
+
+NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
+                                 int64_t row_begin, int64_t row_end) {
+    const int64_t nb = m->nb;
+    int32_t *corr = NULL, small[256];
+    if (uoff(fmt)) {
+        corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
+        if (!corr) { nb_matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
+        for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
+    }
+    for (int64_t r = row_begin; r < row_end; r += PR) {
+        const int R = row_end - r < PR ? (int)(row_end - r) : PR;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
+            const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
+            // the rows of the next tile, or of this one again for the next token group
+            // this tile's rows again for the next token group, else later tiles' (few tokens
+            // leave little time per tile: further ahead)
+            int64_t rn = r, nr = R;
+            if (t0 + T >= n_tokens) prefetch_rows(r, row_begin, row_end, PR, T <= 4 ? NB_PREFETCH_TILES : 1, &rn, &nr);
+            prefill_tile(m, fmt, xq, corr, y, ld_y, r, R, t0, T, nr > 0 ? row_of(m, rn) : NULL,
+                         nr > 0 ? (size_t)nr * m->row_bytes : 0);
+        }
+    }
+    if (corr != small) free(corr);
+}
+
+#define NB_DEFINE_PREFILL(NAME, FMT)                                                                             \
+    NB_T __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, \
+                                                    int64_t ld_y, int64_t r0, int64_t r1) {                      \
+        prefill_rows(m, FMT, xq, y, n_tokens, ld_y, r0, r1);                                                     \
+    }
+NB_DEFINE_PREFILL(prefill_q8_simd, NB_FMT_Q8)
+NB_DEFINE_PREFILL(prefill_q4_simd, NB_FMT_Q4)
+NB_DEFINE_PREFILL(prefill_q2_simd, NB_FMT_Q2)
+NB_DEFINE_PREFILL(prefill_q4_0_simd, NB_FMT_Q4_0)
+NB_DEFINE_PREFILL(prefill_q5_0_simd, NB_FMT_Q5_0)
+NB_DEFINE_PREFILL(prefill_q5_1_simd, NB_FMT_Q5_1)
 
 #define NB_TOKEN_GROUP 64  // tokens whose activations stay in L2 while the rows run over them
 #define NB_TILE_ROWS 2
@@ -285,7 +733,10 @@ NB_DEFINE_TILE(tile_q5_1_2, NB_FMT_Q5_1, 2)
 NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                                   int64_t row_begin, int64_t row_end) {
     const int64_t nb = m->nb;
-    if (n_tokens == 1) {
+    // Decode: 8 rows in the lanes with a reduction (matvec8) on AVX2, and for q2 and nf4; rows
+    // in the lanes (as prefill) on AVX-512, where it takes fewer instructions per block and
+    // streams the rows from memory faster (prefetching tiles ahead).
+    if (n_tokens == 1 && (!NB_VNNI || m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4)) {
         switch (m->fmt) {
         case NB_FMT_Q8: matvec_q8_simd(m, xq, y, row_begin, row_end); break;
         case NB_FMT_Q4: matvec_q4_simd(m, xq, y, row_begin, row_end); break;
@@ -298,16 +749,17 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
         }
         return;
     }
-    tile_fn tiles[2];
     switch (m->fmt) {
-    case NB_FMT_Q8: tiles[0] = tile_q8_1; tiles[1] = tile_q8_2; break;
-    case NB_FMT_Q4: tiles[0] = tile_q4_1; tiles[1] = tile_q4_2; break;
-    case NB_FMT_Q2: tiles[0] = tile_q2_1; tiles[1] = tile_q2_2; break;
-    case NB_FMT_Q4_0: tiles[0] = tile_q4_0_1; tiles[1] = tile_q4_0_2; break;
-    case NB_FMT_Q5_0: tiles[0] = tile_q5_0_1; tiles[1] = tile_q5_0_2; break;
-    case NB_FMT_Q5_1: tiles[0] = tile_q5_1_1; tiles[1] = tile_q5_1_2; break;
-    default: tiles[0] = tile_nf4_1; tiles[1] = tile_nf4_2; break;
+    case NB_FMT_Q8: prefill_q8_simd(m, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case NB_FMT_Q4: prefill_q4_simd(m, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case NB_FMT_Q2: prefill_q2_simd(m, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case NB_FMT_Q4_0: prefill_q4_0_simd(m, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case NB_FMT_Q5_0: prefill_q5_0_simd(m, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case NB_FMT_Q5_1: prefill_q5_1_simd(m, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    default: break;
     }
+    // nf4 (int16 weights): R rows × 8 tokens.
+    const tile_fn tiles[2] = {tile_nf4_1, tile_nf4_2};
     // Scratch: for nf4, the token group's activations widened to int16 (per octet, block
     // and token 2 vectors); per tile row, dW and mW per block; per token octet, dX and sX
     // per block × 8.
