@@ -479,6 +479,8 @@ NB_T NB_INLINE void matmul_k_simd(nb_format fmt, const void *w, int64_t k, const
     const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = block_bytes * (size_t)nb;
     const uint8_t *base = w;
     if (n_tokens == 1) {
+        const size_t first = (size_t)(r1 - r0 < 8 ? r1 - r0 : 8) * row_bytes;  // the first group's rows, at once
+        prefetch_part(base + (size_t)r0 * row_bytes, first, first + 64, 0);
         for (int64_t r = r0; r < r1; r += 8) kmatvec8(fmt, base, row_bytes, block_bytes, nb, xq, y, r, r0, r1);
         return;
     }

@@ -222,6 +222,8 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
 #define NB_DEFINE_MATVEC(NAME, FMT)                                                                       \
     NB_T __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *x, float *y, int64_t r0, \
                                                        int64_t r1) {                                       \
+        const size_t first = (size_t)(r1 - r0 < 8 ? r1 - r0 : 8) * m->row_bytes; /* the first rows, at once */ \
+        prefetch_part(row_of(m, r0), first, first + 64, 0);                                                   \
         for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r0, r1);                                  \
     }
 NB_DEFINE_MATVEC(matvec_q8_simd, NB_FMT_Q8)
@@ -698,6 +700,10 @@ NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq,
         corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
         if (!corr) { nb_matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
         for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
+    }
+    if (n_tokens <= 4) {  // the first tile's own rows, at once: nothing fetched them yet
+        const size_t first = (size_t)(row_end - row_begin < PR ? row_end - row_begin : PR) * m->row_bytes;
+        prefetch_part(row_of(m, row_begin), first, first + 64, 0);
     }
     for (int64_t r = row_begin; r < row_end; r += PR) {
         const int R = row_end - r < PR ? (int)(row_end - r) : PR;
