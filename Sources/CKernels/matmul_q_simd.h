@@ -309,7 +309,8 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 // ---- prefill (and AVX-512 decode): rows in lanes -----------------------------------------
 //
 // Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2, 16 in a
-// zmm on AVX-512): lane i of every vector is one row. Per 32-block the PR rows' codes are
+// zmm on AVX-512; AVX2 q5_0 and q4_0 take two ymm, prefill_tile16s): lane i of every vector
+// is one row. Per 32-block the PR rows' codes are
 // decoded once, as unsigned bytes u = w + off (off: q8 128 with VNNI, q4_0 8, q5_0 16, else 0),
 // and transposed so that vector j holds each row's elements 4j...4j+3 in its lane; then for
 // every token of the group 8 multiply-adds (_mm512_dpbusd_epi32 with the token's 4 bytes
