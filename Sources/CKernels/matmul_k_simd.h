@@ -11,7 +11,8 @@
 // which the scale unpacking (utmp) and the bit shuffles are taken. Eight rows' block sums
 // are reduced together (reduce4/combine4 of matmul_q_simd.h) so the f32 work is one convert
 // and one FMA (two with mins) per 8 rows; the rows 4 groups ahead are prefetched a part per
-// block. With VNNI, q6_K takes one dpbusd per code vector instead (q6k_dot_vnni). Prefill
+// block. With VNNI each code vector takes one dpbusd instead, two vectors' sums then packed
+// to int16 and scaled with one dpwssd (q6k_dot_vnni, q45k_dot_vnni). Prefill
 // puts rows in the lanes ("prefill: rows in lanes" below). Ranges: codes ≤ 63 and
 // |x| ≤ 127 keep the int16 pairs below 2^15.
 
@@ -155,6 +156,38 @@ NB_T NB_INLINE __m256i q6k_dot_vnni(const nb_block_q6_K *b, const nb_q8k *x) {
     const __m256i bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
     return _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(bsums, sc16), 5));
 }
+
+// q4_K / q5_K decode with VNNI, the same way: per code vector (one sub-block) one dpbusd
+// (8 sums of 4, ≤ 4 · 31 · 127 < 2^15), two sub-blocks packed to int16 and scaled with one
+// dpwssd. kb gets d, dmin and the mins as k4_scales gives them.
+NB_T NB_INLINE __m256i q45k_dot_vnni(nb_format fmt, const uint8_t *blk, const nb_q8k *x, kblock *kb) {
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    const nb_block_q4_K *b4 = (const nb_block_q4_K *)blk;
+    const nb_block_q5_K *b5 = (const nb_block_q5_K *)blk;
+    // sc: the 8 scales as int16 in both 128-bit halves
+    const __m256i sc = k4_scales(fmt == NB_FMT_Q4_K ? b4->scales : b5->scales, kb);
+    const uint8_t *qs = fmt == NB_FMT_Q4_K ? b4->qs : b5->qs;
+    const __m256i hbits = fmt == NB_FMT_Q5_K ? _mm256_loadu_si256((const __m256i *)b5->qh) : _mm256_setzero_si256();
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i q0 = _mm256_and_si256(bits, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        if (fmt == NB_FMT_Q5_K) {
+            const __m256i one = _mm256_set1_epi8(1);
+            q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
+            q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
+        }
+        const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q0, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c)));
+        const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q1, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c + 32)));
+        // int16 lanes [p0 0..3, p1 0..3 | p0 4..7, p1 4..7]: sub-blocks 2c, 2c + 1 in each half
+        const int s0 = 2 * c, s1 = 2 * c + 1;
+        const __m256i idx = _mm256_setr_epi16(s0, s0, s0, s0, s1, s1, s1, s1, s0, s0, s0, s0, s1, s1, s1, s1);
+        acc = _mm256_dpwssd_epi32(acc, _mm256_packs_epi32(p0, p1), _mm256_permutexvar_epi16(idx, sc));
+    }
+    kb->d = _cvtsh_ss(b4->d);  // q4_K and q5_K both start with d, dmin
+    kb->dmin = _cvtsh_ss(b4->dmin);
+    return acc;
+}
 #endif
 
 // ---- decode: 8 rows × 1 token -----------------------------------------------------------------
@@ -179,6 +212,14 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
         float dw[8], dm[8];
         for (int i = 0; i < 8; i++) {
 #if NB_VNNI
+            if (fmt != NB_FMT_Q6_K) {
+                kblock kb;
+                s[i] = q45k_dot_vnni(fmt, rows[i] + (size_t)b * block_bytes, x + b, &kb);
+                mins[i] = kb.mins;
+                dw[i] = kb.d;
+                dm[i] = kb.dmin;
+                continue;
+            }
             if (fmt == NB_FMT_Q6_K) {
                 const nb_block_q6_K *q6 = (const nb_block_q6_K *)(rows[i] + (size_t)b * block_bytes);
                 s[i] = q6k_dot_vnni(q6, x + b);
@@ -479,6 +520,8 @@ NB_T NB_INLINE void matmul_k_simd(nb_format fmt, const void *w, int64_t k, const
     const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = block_bytes * (size_t)nb;
     const uint8_t *base = w;
     if (n_tokens == 1) {
+        const size_t first = (size_t)(r1 - r0 < 8 ? r1 - r0 : 8) * row_bytes;  // the first group's rows, at once
+        prefetch_part(base + (size_t)r0 * row_bytes, first, first + 64, 0);
         for (int64_t r = r0; r < r1; r += 8) kmatvec8(fmt, base, row_bytes, block_bytes, nb, xq, y, r, r0, r1);
         return;
     }

@@ -222,6 +222,8 @@ NB_T NB_INLINE void matvec8(const qmat *m, nb_format fmt, const nb_q8a *x, float
 #define NB_DEFINE_MATVEC(NAME, FMT)                                                                       \
     NB_T __attribute__((noinline)) static void NAME(const qmat *m, const nb_q8a *x, float *y, int64_t r0, \
                                                        int64_t r1) {                                       \
+        const size_t first = (size_t)(r1 - r0 < 8 ? r1 - r0 : 8) * m->row_bytes; /* the first rows, at once */ \
+        prefetch_part(row_of(m, r0), first, first + 64, 0);                                                   \
         for (int64_t r = r0; r < r1; r += 8) matvec8(m, FMT, x, y, r, r0, r1);                                  \
     }
 NB_DEFINE_MATVEC(matvec_q8_simd, NB_FMT_Q8)
@@ -307,7 +309,8 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 // ---- prefill (and AVX-512 decode): rows in lanes -----------------------------------------
 //
 // Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2, 16 in a
-// zmm on AVX-512): lane i of every vector is one row. Per 32-block the PR rows' codes are
+// zmm on AVX-512; AVX2 q5_0 and q4_0 take two ymm, prefill_tile16s): lane i of every vector
+// is one row. Per 32-block the PR rows' codes are
 // decoded once, as unsigned bytes u = w + off (off: q8 128 with VNNI, q4_0 8, q5_0 16, else 0),
 // and transposed so that vector j holds each row's elements 4j...4j+3 in its lane; then for
 // every token of the group 8 multiply-adds (_mm512_dpbusd_epi32 with the token's 4 bytes
@@ -690,20 +693,118 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
     }
 }
 
+#if !NB_VNNI
+// AVX2 prefill of q5_0 and q4_0 in 16-row tiles with the roles of the operands swapped: the
+// weights stay signed (w = q − 16, q − 8) and are the memory operand of _mm256_maddubs_epi16,
+// the activations are made unsigned (xu = x + 128) and broadcast once for both 8-row halves,
+// and −128 · Σw per row (from the tile's transposed weights) makes Σ xu·w the exact Σ x·w.
+// |pair| ≤ 2 · 255 · 16, so 4 (q5_0) or 8 (q4_0) maddubs sum in int16. Against the 8-row
+// tiles: 61 instead of 76 instructions per 16 rows, token and block in the inner loop; q5_0
+// 2048 × 640 × 64 tokens 13 % fewer instructions in all (callgrind), 12 % faster.
+NB_T NB_INLINE void prefill_tile16s(const qmat *m, nb_format fmt, const uint8_t *xu, const nb_q8a *xq, float *y,
+                                    int64_t ld_y, int64_t r0, int R, int64_t t0, int T, const uint8_t *next,
+                                    size_t next_bytes) {
+    const int64_t nb = m->nb;
+    const int G = fmt == NB_FMT_Q5_0 ? 4 : 8;
+    float acc[NB_PR_TOKENS * 16] __attribute__((aligned(64)));
+    for (int t = 0; t < 2 * T; t++) _mm256_store_ps(acc + 8 * t, _mm256_setzero_ps());
+    const uint8_t *rows[16];
+    for (int i = 0; i < 16; i++) rows[i] = row_of(m, r0 + (i < R ? i : R - 1));
+    const __m256i offs[2] = {prow_offsets(m->row_bytes, R), prow_offsets(m->row_bytes, R - 8 > 0 ? R - 8 : 1)};
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    const size_t part = prefetch_size(next_bytes, nb);
+    for (int64_t b = 0; b < nb; b++) {
+        prefetch_part(next, next_bytes, part, b);
+        __m256i v[16] __attribute__((aligned(32)));  // weights, read as memory operands
+        __m256i init[2];
+        __m256 dw[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i c[8];
+            for (int i = 0; i < 8; i++) c[i] = codes(fmt, rows[8 * h + i], b, 0);
+            transpose8x8(c, v + 8 * h);
+            __m256i sw = _mm256_setzero_si256();  // Σw per row: |pair sums| ≤ 8 · 32
+            for (int j = 0; j < 8; j++) sw = _mm256_add_epi16(sw, _mm256_maddubs_epi16(ones8, v[8 * h + j]));
+            init[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sw, ones16), 7));
+            __m256 unused;
+            pscales(rows[8 * h] + scale_offset(fmt, b), offs[h], &dw[h], &unused, 0);
+        }
+        const uint8_t *xb = xu + (size_t)(t0 * nb + b) * 32;
+        const nb_q8a *x = xq + t0 * nb + b;
+        for (int t = 0; t < T; t++, xb += 32 * nb, x += nb) {
+            __m256i s0 = init[0], s1 = init[1];
+            for (int j = 0; j < 8; j += G) {
+                __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
+                for (int g = 0; g < G; g++) {
+                    const __m256i xv = _mm256_set1_epi32(load_i32(xb + 4 * (j + g)));
+                    const __m256i q0 = _mm256_maddubs_epi16(xv, v[j + g]), q1 = _mm256_maddubs_epi16(xv, v[8 + j + g]);
+                    p0 = g ? _mm256_add_epi16(p0, q0) : q0;
+                    p1 = g ? _mm256_add_epi16(p1, q1) : q1;
+                }
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones16));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones16));
+            }
+            const __m256 dx = _mm256_set1_ps(x->d);
+            _mm256_store_ps(acc + 16 * t, _mm256_fmadd_ps(_mm256_mul_ps(dw[0], dx), _mm256_cvtepi32_ps(s0), _mm256_load_ps(acc + 16 * t)));
+            _mm256_store_ps(acc + 16 * t + 8,
+                            _mm256_fmadd_ps(_mm256_mul_ps(dw[1], dx), _mm256_cvtepi32_ps(s1), _mm256_load_ps(acc + 16 * t + 8)));
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *yt = y + (t0 + t) * ld_y + r0;
+        pv_store_rows(yt, _mm256_load_ps(acc + 16 * t), R < 8 ? R : 8);
+        if (R > 8) pv_store_rows(yt + 8, _mm256_load_ps(acc + 16 * t + 8), R - 8);
+    }
+}
+
+NB_T NB_INLINE void prefill_rows16s(const qmat *m, nb_format fmt, const nb_q8a *xq, float *y, int64_t n_tokens,
+                                    int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    const int64_t nb = m->nb;
+    uint8_t *xu = malloc((size_t)(n_tokens * nb) * 32);
+    if (!xu) { nb_matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
+    for (int64_t i = 0; i < n_tokens * nb; i++)
+        _mm256_storeu_si256((__m256i *)(xu + 32 * i),
+                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)xq[i].qs), _mm256_set1_epi8((char)0x80)));
+    if (n_tokens <= 4) {
+        const size_t first = (size_t)(row_end - row_begin < 16 ? row_end - row_begin : 16) * m->row_bytes;
+        prefetch_part(row_of(m, row_begin), first, first + 64, 0);
+    }
+    for (int64_t r = row_begin; r < row_end; r += 16) {
+        const int R = row_end - r < 16 ? (int)(row_end - r) : 16;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
+            const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
+            int64_t rn = r, nr = R;
+            if (t0 + T >= n_tokens) prefetch_rows(r, row_begin, row_end, 16, T <= 4 ? NB_PREFETCH_TILES : 1, &rn, &nr);
+            prefill_tile16s(m, fmt, xu, xq, y, ld_y, r, R, t0, T, nr > 0 ? row_of(m, rn) : NULL,
+                            nr > 0 ? (size_t)nr * m->row_bytes : 0);
+        }
+    }
+    free(xu);
+}
+#endif
+
 NB_T NB_INLINE void prefill_rows(const qmat *m, nb_format fmt, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                                  int64_t row_begin, int64_t row_end) {
     const int64_t nb = m->nb;
+#if !NB_VNNI
+    if (fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q4_0) {
+        prefill_rows16s(m, fmt, xq, y, n_tokens, ld_y, row_begin, row_end);
+        return;
+    }
+#endif
     int32_t *corr = NULL, small[256];
     if (uoff(fmt)) {
         corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
         if (!corr) { nb_matmul_q_scalar(m, xq, y, n_tokens, ld_y, row_begin, row_end); return; }
         for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
     }
+    if (n_tokens <= 4) {  // the first tile's own rows, at once: nothing fetched them yet
+        const size_t first = (size_t)(row_end - row_begin < PR ? row_end - row_begin : PR) * m->row_bytes;
+        prefetch_part(row_of(m, row_begin), first, first + 64, 0);
+    }
     for (int64_t r = row_begin; r < row_end; r += PR) {
         const int R = row_end - r < PR ? (int)(row_end - r) : PR;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
-            // the rows of the next tile, or of this one again for the next token group
             // this tile's rows again for the next token group, else later tiles' (few tokens
             // leave little time per tile: further ahead)
             int64_t rn = r, nr = R;

@@ -16,11 +16,12 @@ private func someWeights(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [
     return pack(fmt, gaussianMatrix(rows: rows, k: k, seed: seed) { 0.02 * Float(1 + $0 % 3) }, rows: rows, k: k)
 }
 
-/// Blocks whose codes are all at the top of their range (q8: 127, −128 and −127 in turn),
+/// Blocks whose code bits are all `fill` (0xFF: every code at the top of its range, 0: at the
+/// bottom, the most negative weight of q4_0, q5_0 and q6_K; q8: 127, −128 and −127 in turn),
 /// with finite scales (q6_K's 127 and −128 in turn).
-private func extremeWeights(_ fmt: nb_format, rows: Int, k: Int) -> [UInt8] {
+private func extremeWeights(_ fmt: nb_format, rows: Int, k: Int, fill: UInt8) -> [UInt8] {
     let info = nb_format_get(fmt)!.pointee
-    var bytes = [UInt8](repeating: 0xFF, count: nb_format_bytes(fmt, Int64(rows), Int64(k)))
+    var bytes = [UInt8](repeating: fill, count: nb_format_bytes(fmt, Int64(rows), Int64(k)))
     func half(_ value: Float, at offset: Int) {
         let h = Float16(value).bitPattern
         bytes[offset] = UInt8(h & 0xFF)
@@ -28,7 +29,7 @@ private func extremeWeights(_ fmt: nb_format, rows: Int, k: Int) -> [UInt8] {
     }
     if fmt == NB_FMT_NF4 {  // codes 15 (value 1.0); the side arrays as packed
         var packed = pack(fmt, gaussianMatrix(rows: rows, k: k, seed: 5), rows: rows, k: k)
-        for i in 0..<rows * k / 2 { packed[i] = 0xFF }
+        for i in 0..<rows * k / 2 { packed[i] = fill }
         return packed
     }
     for b in 0..<rows * k / Int(info.block) {
@@ -75,14 +76,15 @@ extension KernelPaths {
             }
         }
 
-        /// Codes at the top of their range against activations of ±127 (all positive, all
-        /// negative, alternating): the largest int16 partial sums any path forms. Every SIMD
-        /// level equals the scalar path, and the scalar path equals the exact products.
-        @Test func extremeCodesAndActivations() {
+        /// Codes at the top and at the bottom of their range against activations of ±127 (all
+        /// positive, all negative, alternating): the largest int16 partial sums any path forms.
+        /// Every SIMD level equals the scalar path, and the scalar path equals the exact products.
+        @Test(arguments: [UInt8(0xFF), 0x00])
+        func extremeCodesAndActivations(fill: UInt8) {
             let rows = 20, k = 256
             for fmt in blockFormats {
                 let kind = activationKind(fmt)
-                let w = extremeWeights(fmt, rows: rows, k: k)
+                let w = extremeWeights(fmt, rows: rows, k: k, fill: fill)
                 var x = [Float](repeating: 1, count: 3 * k)
                 for i in 0..<k { x[k + i] = -1; x[2 * k + i] = i % 2 == 0 ? 1 : -1 }
                 for tokens in [1, 3] {
@@ -90,7 +92,7 @@ extension KernelPaths {
                     let ys = withISA(NB_ISA_SCALAR) { matmulRaw(fmt, w, rows: rows, k: k, xq: xq, tokens: tokens, ldY: rows, rowRange: 0..<rows) }
                     for level in simdLevels {
                         let yv = withISA(level) { matmulRaw(fmt, w, rows: rows, k: k, xq: xq, tokens: tokens, ldY: rows, rowRange: 0..<rows) }
-                        #expect(yv.map(\.bitPattern) == ys.map(\.bitPattern), "\(formatName(fmt)) tokens \(tokens), \(isaName(level))")
+                        #expect(yv.map(\.bitPattern) == ys.map(\.bitPattern), "\(formatName(fmt)) fill \(fill) tokens \(tokens), \(isaName(level))")
                     }
                     // The scalar path against double-precision products of what it multiplies.
                     let wf = unpack(fmt, w, rows: rows, k: k)
