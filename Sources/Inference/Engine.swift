@@ -236,7 +236,10 @@ public final class Engine: @unchecked Sendable {
             let n = min(Engine.prefillChunk, tokens.endIndex - index)
             for i in 0..<n { tokenBuffer[i] = Int32(tokens[index + i]) }
             tokenBuffer.withUnsafeBufferPointer { ids in
-                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool, logitsFrom: nil)
+                // Only the last chunk's last token needs logits (the head of a large
+                // vocabulary costs as much as several layers).
+                model.forward(tokens: ids.baseAddress!, count: n, start: position, cache: cache, state: state, pool: pool,
+                              logitsFrom: index + n < tokens.endIndex ? n : nil)
             }
             cachedTokens.append(contentsOf: tokens[index..<(index + n)])
             position += n

@@ -31,8 +31,8 @@ public protocol DecoderModel: AnyObject, Sendable {
 
     /// Runs `count` tokens at positions `start..<start+count` (their keys and values go
     /// into `cache`) and writes into `state.logits` the logits of the tokens from index
-    /// `logitsFrom` on (`(count − logitsFrom) × vocab` values), or of the last one only
-    /// when it is nil.
+    /// `logitsFrom` on (`(count − logitsFrom) × vocab` values; none when it is `count`,
+    /// as for a prefill chunk before the last), or of the last one only when it is nil.
     /// - Precondition: `count <= state.maxBatch`; the cache was made with
     ///   `ModelConfig.kvCapacity` for this batch size.
     func forward(tokens: UnsafePointer<Int32>, count: Int, start: Int, cache: KVCache, state: ForwardState,

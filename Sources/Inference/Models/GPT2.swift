@@ -67,7 +67,8 @@ final class GPT2Model: DecoderModel, @unchecked Sendable {
             Layers.add(s.xb, into: s.x, count: count * dim)
         }
 
-        let first = min(logitsFrom ?? (count - 1), count - 1), rows = count - first
+        let first = min(logitsFrom ?? (count - 1), count), rows = count - first
+        guard rows > 0 else { return }  // an earlier prefill chunk: no logits wanted
         Layers.layerNorm(s.x + first * dim, weight: outputNorm, bias: outputNormBias, width: dim, rows: rows, epsilon: eps, into: s.xb)
         weights.logits(s.xb, count: rows, state: s, pool: pool)
     }

@@ -93,7 +93,8 @@ public class LlamaModel: DecoderModel, @unchecked Sendable {
             Layers.add(s.xb, into: s.x, count: count * dim)
         }
 
-        let first = min(logitsFrom ?? (count - 1), count - 1)
+        let first = min(logitsFrom ?? (count - 1), count)
+        guard first < count else { return }  // an earlier prefill chunk: no logits wanted
         Layers.rmsNorm(s.x + first * dim, weight: outputNorm, width: dim, rows: count - first, epsilon: eps, into: s.xb)
         weights.logits(s.xb, count: count - first, state: s, pool: pool)
     }
