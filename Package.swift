@@ -50,10 +50,12 @@ let package = Package(
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
-        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers"], resources: [.copy("Resources")]),
+        // Writes the tiny reference models' GGUF and safetensors files from their JSON fixtures.
+        .target(name: "TestFixtures", dependencies: ["ModelFiles"], path: "Tests/TestFixtures"),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers", "TestFixtures"], resources: [.copy("Resources")]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates"], resources: [.copy("Resources")]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1226,6 +1226,10 @@ def main() -> None:
             parser.error(f"unknown families {sorted(unknown)}")
         for name in names:
             run_family(FAMILIES[name], Path(args.out_dir))
+            # No model file is committed: the GGUF, safetensors and tokenizer.model go into
+            # binaries.json, which the tests write back out (Tests/TestFixtures).
+            import pack_tiny_models
+            pack_tiny_models.pack(Path(args.out_dir) / name)
     if not args.no_gemma_270m:
         run_gemma_270m(Path(args.gemma_out))
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestFixtures
 
 @Suite struct InfoTests {
     @Test func infoJSONDescribesSmolLM2() throws {
@@ -71,13 +72,15 @@ import Testing
 /// A Hugging Face folder is a model like a GGUF file: `info`, `tokenize` and
 /// `generate` take it, and say what it is.
 @Suite struct HuggingFaceFolderCLITests {
-    static func fixture(_ family: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("InferenceTests/Resources/tiny-models/\(family)").path
+    /// The tiny model folder of `family`, with its model files written out (`TinyModels`).
+    static func fixture(_ family: String) throws -> String {
+        let resources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("InferenceTests/Resources")
+        return try TinyModels.folder(family, resources: resources).path
     }
 
     @Test func infoTokenizeAndGenerateTakeAFolder() throws {
-        let folder = Self.fixture("qwen2")
+        let folder = try Self.fixture("qwen2")
         let info = try nibble(["info", "--model", folder, "--json"])
         #expect(info.status == 0, "\(info.stderr)")
         let object = try jsonObject(info.stdout)
@@ -87,7 +90,7 @@ import Testing
         let fromFolder = try nibble(["tokenize", "--model", folder, "--text", "Hello world, 42"])
         let fromGGUF = try nibble(["tokenize", "--model", folder + "/qwen2.gguf", "--text", "Hello world, 42"])
         #expect(fromFolder.status == 0 && fromFolder.stdout == fromGGUF.stdout, "\(fromFolder.stderr)")
-        let run = try nibble(["generate", "--model", Self.fixture("gpt2"), "--prompt", "the", "--max-tokens", "4", "--precision", "f32"])
+        let run = try nibble(["generate", "--model", try Self.fixture("gpt2"), "--prompt", "the", "--max-tokens", "4", "--precision", "f32"])
         #expect(run.status == 0, "\(run.stderr)")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ModelFiles
+import TestFixtures
 @testable import Inference
 
 /// The tiny random models of Tools/reference_families.py, one per family, built with
@@ -14,8 +15,10 @@ import ModelFiles
 @Suite struct FamilyReferenceTests {
     static let families = ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3", "gpt2"]
 
+    /// The family's folder with its model files written out (`TinyModels`).
     static func folder(_ family: String) throws -> URL {
-        try #require(Bundle.module.url(forResource: "Resources/tiny-models/\(family)", withExtension: nil))
+        let resources = try #require(Bundle.module.url(forResource: "Resources", withExtension: nil))
+        return try TinyModels.folder(family, resources: resources)
     }
 
     static func reference(_ family: String) throws -> [String: Any] {
