@@ -97,13 +97,19 @@ public final class Engine: @unchecked Sendable {
     public private(set) var lastPrefill: (reused: Int, computed: Int) = (0, 0)
     /// Tokens per forward pass during prefill (also the Ctrl-C granularity).
     public static let prefillChunk = 64
+    /// The KV cache type asked for at `init` (nil: each precision's default).
+    let kvCacheChoice: KVCacheType?
     private var tokenBuffer: [Int32]
 
     /// - Parameters:
     ///   - precision: a concrete precision, `native` or `auto` (resolved against `memoryLimit`).
     ///   - context: positions the KV cache holds; nil = min(model context, 4096).
     ///   - memoryLimit: nil = MemAvailable or the cgroup limit, less 10 %.
-    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
+    ///   - kvCache: the KV cache's element type, for this precision and every later one
+    ///     (nil: each precision's default, f32 at f32 and f16 below).
+    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil,
+                kvCache: KVCacheType? = nil) throws {
+        kvCacheChoice = kvCache
         let file = try ModelSources.open(path)
         source = file
         // Before any `<arch>.` key is read, so the architecture is what the error names.
@@ -117,12 +123,15 @@ public final class Engine: @unchecked Sendable {
         // The config and the tokenizer hold what they need of the header.
         file.discardMetadata(["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"])
         if let gguf = file as? GGUFFile { gguf.releasePages(of: gguf.headerBytes) }
+        // The header's parsed arrays (tens of MiB for a 262k vocabulary) are free now.
+        nb_release_free_heap()
         let family = ModelRegistry.family(of: config.architecture)!
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20, family.maximumContext(config) ?? .max))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.pool = pool
-        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
+        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit,
+                                      kvCache: kvCache)
         self.plan = plan
         let context = contextLength
         (model, weightBytes, cache, state) = try Engine.namingFile(path) {
@@ -175,7 +184,8 @@ public final class Engine: @unchecked Sendable {
     /// - Returns: the format now in use.
     @discardableResult
     public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
-        let plan = try Footprint.plan(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit)
+        let plan = try Footprint.plan(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit,
+                                      kvCache: kvCacheChoice)
         let format = plan.linear
         guard plan != self.plan else { return format }
         // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.

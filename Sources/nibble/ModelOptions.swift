@@ -153,3 +153,5 @@ func readUserFile(_ path: String) throws -> Data {
         throw CLIError("\(path): cannot read (\(ModelFileError.systemReason(EIO)))")
     }
 }
+
+extension KVCacheType: ExpressibleByArgument {}
