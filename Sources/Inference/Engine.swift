@@ -16,9 +16,13 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
     case nonFiniteLogits(path: String, tokens: Int)
     /// A precision switch was stopped (Ctrl-C); the previous weights are still in use.
     case cancelled
+    /// An adapter whose weights do not match the model's (`module` as the adapter names it).
+    case adapterDoesNotFit(path: String, module: String, reason: String)
 
     public var description: String {
         switch self {
+        case let .adapterDoesNotFit(path, module, reason):
+            "\(path): does not fit this model: module \(module.printable()): \(reason)"
         case let .unsupportedArchitecture(path, arch):
             "\(path): architecture '\(arch.printable())' is not supported (supported: \(ModelRegistry.supportedArchitectures.joined(separator: ", ")))"
         case let .cannotLoad(path, reason):
@@ -107,8 +111,9 @@ public final class Engine: @unchecked Sendable {
     ///   - memoryLimit: nil = MemAvailable or the cgroup limit, less 10 %.
     ///   - kvCache: the KV cache's element type, for this precision and every later one
     ///     (nil: each precision's default, f32 at f32 and f16 below).
+    ///   - adapter: a LoRA adapter to put on (`setAdapter`).
     public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil,
-                kvCache: KVCacheType? = nil) throws {
+                kvCache: KVCacheType? = nil, adapter: String? = nil) throws {
         kvCacheChoice = kvCache
         let file = try ModelSources.open(path)
         source = file
@@ -141,6 +146,7 @@ public final class Engine: @unchecked Sendable {
                     try ForwardState(sizes: family.scratchSizes(config), maxBatch: Engine.prefillChunk))
         }
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
+        if let adapter { try setAdapter(adapter) }
     }
 
     /// Loads a family's weights; returns the model and the bytes its weights take.
@@ -225,6 +231,23 @@ public final class Engine: @unchecked Sendable {
 
     /// Forgets the cached tokens: the next prompt is prefilled from position 0.
     public func resetCache() { cachedTokens.removeAll() }
+
+    // MARK: - LoRA adapters
+
+    /// The LoRA adapter the projections add (unmerged), if one is on.
+    public private(set) var adapter: LoRAAdapter?
+
+    /// Puts the adapter at `path` on (replacing any other), or takes it off (nil). The
+    /// base weights are untouched, so taking it off is instant; the cached keys and
+    /// values were computed with the old adapter and are dropped. On any failure (an
+    /// unreadable file, shapes that do not fit) the previous adapter stays.
+    public func setAdapter(_ path: String?) throws {
+        let new = try path.map { try LoRAAdapter(path: $0, source: source, config: config, maxBatch: Engine.prefillChunk) }
+        adapter = new
+        state.adapter = new
+        cachedTokens.removeAll()
+        previous = nil
+    }
 
     public var kvCacheBytes: Int { cache.byteCount }
     public var scratchBytes: Int { state.byteCount }
