@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "TestFixtures", dependencies: ["ModelFiles"], path: "Tests/TestFixtures"),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers", "TestFixtures"], resources: [.copy("Resources")]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles"], resources: [.copy("Resources")]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference", "TestFixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures"]),
     ],
     swiftLanguageModes: [.v5]

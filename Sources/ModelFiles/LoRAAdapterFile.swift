@@ -144,7 +144,8 @@ public struct LoRAAdapterFile: Sendable {
             throw bad("is not JSON: \(error)")
         }
         if let type = config.peftType, type != "LORA" { throw bad("'peft_type' is \(type.printable()); Nibble applies LoRA adapters only") }
-        guard let rank = config.r, rank > 0 else { throw bad("'r' is missing or not a positive integer") }
+        // Each module's own rank (rank_pattern may change it) is its tensors' shapes.
+        guard let r = config.r, r > 0 else { throw bad("'r' is missing or not a positive integer") }
         guard let alpha = config.loraAlpha, alpha.isFinite else { throw bad("'lora_alpha' is missing or not a number") }
         if config.useDora == true { throw bad("'use_dora' is true; DoRA adapters are not supported") }
         if let bias = config.bias, bias != "none" { throw bad("'bias' is \(bias.printable()); only adapters without bias terms (\"none\") are supported") }
@@ -170,7 +171,7 @@ public struct LoRAAdapterFile: Sendable {
         let plan = HFModelPlan(architecture: base.architecture, modelType: base.architecture, metadata: [:], permuteQK: base.architecture == "llama",
                                headCount: base.headCount, kvHeadCount: base.kvHeadCount, tied: false, extraTensors: [])
         var pairs: [Pair] = []
-        for (module, tensors) in byModule {
+        for (module, tensors) in byModule.sorted(by: { $0.key < $1.key }) {
             guard let at = tensors.a, let bt = tensors.b else {
                 throw ModelFileError.malformed(path: weights, reason: "module \(module.printable()) has lora_\(tensors.a == nil ? "A" : "B") but not lora_\(tensors.a == nil ? "B" : "A")")
             }
@@ -193,13 +194,11 @@ public struct LoRAAdapterFile: Sendable {
             let scale = Float(rslora ? moduleAlpha / Double(r).squareRoot() : moduleAlpha / Double(r))
             let a = floats(of: at, in: file)
             var b = floats(of: bt, in: file)
-            if case let .permute(heads) = transform {
-                guard outputs % (2 * heads) == 0 else {
-                    throw ModelFileError.malformed(path: weights, reason: "module \(module.printable()): \(outputs) rows do not split into \(heads) heads")
-                }
+            // Rows that do not split into the heads cannot fit the model's weight, and
+            // are left as they are for the shape check against the model to refuse.
+            if case let .permute(heads) = transform, outputs % (2 * heads) == 0 {
                 b = permutedRows(b, rows: outputs, heads: heads)
             }
-            _ = rank
             pairs.append(Pair(target: target, module: module, rank: r, inputs: inputs, outputs: outputs, a: a, b: b, scale: scale))
         }
         guard !pairs.isEmpty else { throw ModelFileError.malformed(path: weights, reason: "holds no LoRA weights") }

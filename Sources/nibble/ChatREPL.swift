@@ -658,7 +658,9 @@ final class ChatREPL {
         case .compare: return position <= 2 ? matching(precisionNames) : []
         case .setting: return position == 1 ? matching(ChatSettings.parameterNames) : []
         case .preset: return position == 1 ? matching(PromptLibrary.presetNames()) : []
-        case .path: return position == 1 ? EditLineInput.pathCandidates(current) : []
+        case .path:
+            guard position == 1 else { return [] }
+            return (command.names.contains("/adapter") ? matching(["off"]) : []) + EditLineInput.pathCandidates(current)
         case .replay:
             if words[position - 1] == "--precision" { return matching(precisionNames) }
             if words[position - 1] == "--adapter" { return matching(["off"]) + EditLineInput.pathCandidates(current) }

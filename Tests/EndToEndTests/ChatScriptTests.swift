@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestFixtures
 
 /// Scripted chat sessions through piped stdin (script mode): the walk-through,
 /// bad input that must not end the session, resume and replay from the command line.
@@ -92,6 +93,45 @@ struct ChatScriptTests {
         let counts = try sessions.map { try messages(URL(fileURLWithPath: dir.path + "/data/nibble/sessions/" + $0)).count }
         #expect(counts.sorted() == [6, 8])
         #expect(result.stdout.contains("the previous turns are in \(dir.path)/data/nibble/sessions/nibble-"))
+    }
+
+    /// `/adapter` on, shown, off and refused in one session; the file records the adapter
+    /// of each reply and validates against the schema.
+    @Test func adapterOnAndOffMidChat() throws {
+        let dir = try temporaryDirectory()
+        var shapes: [(name: String, inputs: Int, outputs: Int)] = []
+        for layer in 0..<30 { shapes.append(("model.layers.\(layer).self_attn.q_proj", 576, 576)) }
+        try LoRAFixtures.writePEFT(LoRAFixtures.randomModules(shapes, rank: 2, amplitude: 0.1, seed: 5), rank: 2, alpha: 4,
+                                   to: dir.appendingPathComponent("style"))
+        try LoRAFixtures.writePEFT(LoRAFixtures.randomModules([("model.layers.0.self_attn.v_proj", 576, 576)], rank: 2, amplitude: 0.1, seed: 6),
+                                   rank: 2, alpha: 4, to: dir.appendingPathComponent("misfit"))
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("pickled"), withIntermediateDirectories: true)
+        try Data([0x80, 0x02]).write(to: dir.appendingPathComponent("pickled/adapter_model.bin"))
+        let result = try chat([
+            "/set temperature 0", "/set max_tokens 8",
+            "Hello!",
+            "/adapter style",
+            "/adapter",
+            "Hello again!",
+            "/adapter misfit",
+            "/adapter pickled",
+            "/show",
+            "/adapter off",
+            "Goodbye!",
+            "/save a.json",
+        ], arguments: [], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let errors = result.stderr.split(separator: "\n").map(String.init)
+        #expect(errors.count == 2, "\(result.stderr)")
+        #expect(errors.contains { $0.contains("misfit") && $0.contains("v_proj") && $0.contains("192×576") && $0.contains("576×576") })
+        #expect(errors.contains { $0.contains("adapter_model.bin") && $0.contains("safetensors") })
+        #expect(result.stdout.contains("adapter on: style (peft, 30 weights, rank ≤ 2"), "\(result.stdout)")
+        #expect(result.stdout.contains("adapter off (was style)"))
+        #expect(result.stdout.contains("adapter    style (peft"))
+        let file = dir.appendingPathComponent("a.json")
+        try validate(file)
+        let assistants = try messages(file).filter { $0["role"] as? String == "assistant" }
+        #expect(assistants.map { ($0["adapter"] as? [String: Any])?["path"] as? String } == [nil, "style", nil])
     }
 
     @Test func badInputNeverEndsTheSession() throws {

@@ -86,6 +86,10 @@ import Testing
         #expect(EditLineInput.pathCandidates(base) == [base + "model.gguf", base + "models/"])
         #expect(EditLineInput.pathCandidates(base + ".h") == [base + ".hidden"])
         #expect(ChatREPL.completions("/load " + base + "models") == [base + "models/"])
+        #expect(ChatREPL.completions("/adapter " + base + "models") == [base + "models/"])
+        #expect(ChatREPL.completions("/adapter of") == ["off"])
+        #expect(ChatREPL.completions("/replay --adapter o") == ["off"])
+        #expect(ChatREPL.completions("/replay --ad") == ["--adapter"])
         #expect(EditLineInput.pathCandidates("~") == ["~/"])
         #expect(EditLineInput.pathCandidates("~/").allSatisfy { $0.hasPrefix("~/") })
     }
