@@ -7,7 +7,7 @@ import Quantization
 extension Nibble {
     struct Quantize: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the model as a GGUF at f32, f16, bf16, q8 or q4 (GGML F32/F16/BF16/Q8_0/Q4_1), loadable by llama.cpp.")
+            abstract: "Write the model (a GGUF or a Hugging Face folder) as a GGUF at f32, f16, bf16, q8 or q4 (GGML F32/F16/BF16/Q8_0/Q4_1), loadable by llama.cpp.")
 
         @OptionGroup var model: ModelFileOption
         @OptionGroup var precision: PrecisionOption
@@ -17,7 +17,7 @@ extension Nibble {
         func run() throws {
             let path = try model.modelPath()
             try GGUFWriter.checkWritable(output)  // before minutes of work, not after
-            let file = try GGUFFile(path: path)
+            let file = try ModelSources.open(path)
             let config = try ModelConfig(gguf: file)
             let plan = try Footprint.plan(precision.precision, file: file, config: config, context: 1, memoryLimit: .max)
             let format = plan.linear
@@ -34,8 +34,12 @@ extension Nibble {
                 }
             }
             let fileType: [WeightFormat: UInt32] = [.f32: 0, .f16: 1, .q4: 3, .q8: 7, .bf16: 32]
-            var writer = GGUFWriter(version: 3, alignment: file.alignment)
-            for key in file.metadataKeys {
+            let gguf = file as? GGUFFile
+            var writer = GGUFWriter(version: 3, alignment: gguf?.alignment ?? 32)
+            // A GGUF's keys in its order; a folder's (translated to GGUF keys) sorted, the
+            // architecture first as converters write it.
+            let keys = gguf?.metadataKeys ?? file.metadata.keys.sorted { ($0 == "general.architecture" ? 0 : 1, $0) < ($1 == "general.architecture" ? 0 : 1, $1) }
+            for key in keys {
                 let value = key == "general.file_type" ? GGUFValue.uint32(fileType[format] ?? 0) : file.metadata[key]!
                 writer.add(key, value)
             }

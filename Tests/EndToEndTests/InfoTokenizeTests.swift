@@ -93,4 +93,24 @@ import TestFixtures
         let run = try nibble(["generate", "--model", try Self.fixture("gpt2"), "--prompt", "the", "--max-tokens", "4", "--precision", "f32"])
         #expect(run.status == 0, "\(run.stderr)")
     }
+
+    /// `quantize FOLDER` writes a GGUF whose greedy tokens at its own precision equal the
+    /// folder's at that precision, with the converter's config and tokenizer.
+    @Test(arguments: ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3", "gpt2"])
+    func quantizeAFolder(family: String) throws {
+        let folder = try Self.fixture(family)
+        let out = try temporaryDirectory().appendingPathComponent("\(family)-f16.gguf").path
+        let run = try nibble(["quantize", folder, "--precision", "f16", "--output", out])
+        #expect(run.status == 0, "\(run.stderr)")
+        let written = try jsonObject(nibble(["info", "--model", out, "--json"]).stdout)
+        let converted = try jsonObject(nibble(["info", "--model", folder + "/\(family).gguf", "--json"]).stdout)
+        for key in ["architecture", "vocab_size", "context_length", "chat_template"] {
+            #expect("\(written[key] ?? "nil")" == "\(converted[key] ?? "nil")", "\(family): \(key)")
+        }
+        let args = ["generate", "--temperature", "0", "--max-tokens", "12", "--prompt", "the quick brown", "--json"]
+        let fromFolder = try jsonObject(nibble(args + ["--model", folder, "--precision", "f16"]).stdout)
+        let fromFile = try jsonObject(nibble(args + ["--model", out]).stdout)
+        #expect(fromFolder["tokens"] as? [Int] != nil)
+        #expect(fromFolder["tokens"] as? [Int] == fromFile["tokens"] as? [Int], "\(family)")
+    }
 }
