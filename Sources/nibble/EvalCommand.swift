@@ -5,12 +5,13 @@ import Inference
 extension Nibble {
     struct Eval: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Perplexity of a text and divergence from f32 (mean/p99 KL divergence, top-1 agreement), as llama-perplexity scores it.")
+            abstract: "Perplexity of a text and divergence from f32 (mean/p99 KL divergence, top-1 agreement), as llama-perplexity scores it; with --adapter, of the adapted model against the adapted f32.")
 
         @OptionGroup var model: ModelFileOption
         @OptionGroup var precision: PrecisionOption
         @OptionGroup var threads: ThreadsOption
         @OptionGroup var memoryLimit: MemoryLimitOption
+        @OptionGroup var adapter: AdapterOption
         @Option(help: "The text to score.") var file: String
         @Option(help: "Window length in tokens; the second half of each window is scored (default: 512).") var context: Int?
         /// The old name of `--context` (Tools and notes from before 0.2 use it).
@@ -37,7 +38,7 @@ extension Nibble {
             defer { if interactive { Terminal.writeError("\r\u{1B}[K") } }
             let result = try QualityRun.evaluate(path: model.modelPath(), precisions: [precision.precision], text: text, file: file,
                                                  window: window, threads: threads.threads, memoryLimit: memoryLimit.bytes(), kvCache: kvCache,
-                                                 progress: { _, done, total in
+                                                 adapter: adapter.path, progress: { _, done, total in
                                                      if interactive { Terminal.writeError("\r[window \(done + 1)/\(total)]") }
                                                  })[0]
             if json {
@@ -64,7 +65,7 @@ enum QualityRun {
     ///   - progress: (precision index, window, windows).
     /// Throws `ExitCode(130)` when Ctrl-C stopped it.
     static func evaluate(path: String, precisions: [Precision], text: String, file: String, window: Int,
-                         threads: Int?, memoryLimit: Int, kvCache: KVCacheType? = nil, maxTokens: Int? = nil,
+                         threads: Int?, memoryLimit: Int, kvCache: KVCacheType? = nil, adapter: String? = nil, maxTokens: Int? = nil,
                          progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> [EvaluationResult] {
         let interrupt = Interrupt.shared
         var reference: Engine?
@@ -73,12 +74,12 @@ enum QualityRun {
         for (index, precision) in precisions.enumerated() {
             if interrupt.isSet { throw ExitCode(130) }
             let target = try Engine(path: path, precision: precision, threads: threads, context: window, memoryLimit: memoryLimit,
-                                    kvCache: kvCache)
+                                    kvCache: kvCache, adapter: adapter)
             if index == 0, let maxTokens { text = prefix(of: text, windows: maxTokens / window, window: window, tokenizer: target) }
             if target.format != .f32, reference?.plan.kvCache != target.plan.kvCache {
                 reference = nil  // before the next one is loaded
                 reference = try Engine(path: path, precision: .f32, threads: threads, context: window, memoryLimit: memoryLimit,
-                                       kvCache: target.plan.kvCache)
+                                       kvCache: target.plan.kvCache, adapter: adapter)
             }
             do {
                 results.append(try Evaluation.run(target: target, reference: target.format == .f32 ? nil : reference, text: text, context: window,

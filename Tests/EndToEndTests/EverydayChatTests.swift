@@ -84,16 +84,16 @@ import Testing
             "tokenize": ["--model", "--text", "--file", "--special", "--bos", "--pieces"],
             "bench": ["--model", "--precision", "--threads", "--context", "--prompt-tokens", "--gen-tokens", "--repeats",
                       "--quality", "--quality-tokens", "--svg", "--json"],
-            "eval": ["--model", "--precision", "--threads", "--memory-limit", "--file", "--context", "--json"],
+            "eval": ["--model", "--precision", "--threads", "--memory-limit", "--file", "--context", "--kv-cache", "--adapter", "--json"],
             "quantize": ["--model", "--precision", "--threads", "--output"],
-            "generate": ["--model", "--precision", "--threads", "--context", "--memory-limit", "--prompt", "--max-tokens"],
+            "generate": ["--model", "--precision", "--threads", "--context", "--memory-limit", "--prompt", "--max-tokens", "--adapter"],
         ]
         let ignores: [String: Set<String>] = [
             "info": ["--precision", "--threads"],
             "tokenize": ["--precision", "--threads", "--context", "--memory-limit"],
-            "bench": ["--precisions", "--memory-limit"],
+            "bench": ["--precisions", "--memory-limit", "--adapter"],
             "eval": ["--ctx"],
-            "quantize": ["--context", "--memory-limit"],
+            "quantize": ["--context", "--memory-limit", "--adapter"],
         ]
         for (command, options) in reads {
             let help = try nibble([command, "--help"])
