@@ -146,6 +146,8 @@ public final class Engine: @unchecked Sendable {
                     try ForwardState(sizes: family.scratchSizes(config), maxBatch: Engine.prefillChunk))
         }
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
+        // What loading freed (a folder's derived tensors, packers' scratch) goes back too.
+        nb_release_free_heap()
         if let adapter { try setAdapter(adapter) }
     }
 
@@ -217,6 +219,9 @@ public final class Engine: @unchecked Sendable {
         let bytesPerToken = KVCache.byteCount(capacities: [Int](repeating: 1, count: config.layerCount), kvDim: config.kvDim,
                                               elementBytes: leaving.cache.elementBytes)
         previous = leaving.tokens.count * bytesPerToken <= Engine.keptCacheLimit ? leaving : nil
+        // The old weights and the packers' scratch are free now; give their pages back
+        // (glibc keeps freed mid-heap chunks resident otherwise).
+        nb_release_free_heap()
         return format
     }
 

@@ -5,11 +5,13 @@ import Foundation
 // tokenizer.json the `tokenizer.ggml.*` keys (HuggingFaceTokenizer.swift), and each
 // tensor gets its GGUF name, shape and layout as llama.cpp's convert_hf_to_gguf.py
 // writes them (gguf-py's tensor_mapping.py). Tensors whose layout the converter
-// changes are derived once, at open, into owned buffers: Llama's Q/K rows permuted
-// into adjacent rope pairs (`LlamaModel.permute`), GPT-2's Conv1D weights transposed,
-// Gemma 3's norm weights + 1 (in f32), and the rope factor tables the converter
-// computes (`rope_freqs`, `rope_factors_long/short`). Every other tensor's bytes are
-// the mapped file's, F32, F16 or BF16 as stored.
+// changes are derived into owned buffers: the large ones — Llama's Q/K rows permuted
+// into adjacent rope pairs (`LlamaModel.permute`), GPT-2's Conv1D weights transposed —
+// when their bytes are first asked for, and dropped again when the loader has copied
+// them (`releasePages`), so a loaded model holds neither them nor their file pages;
+// the small ones — Gemma 3's norm weights + 1 (in f32), the rope factor tables the
+// converter computes (`rope_freqs`, `rope_factors_long/short`) — once, at open. Every
+// other tensor's bytes are the mapped file's, F32, F16 or BF16 as stored.
 
 /// A model folder in Hugging Face layout.
 public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
@@ -26,7 +28,18 @@ public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
     private enum Storage {
         case mapped(file: Int, range: Range<Int>)
         case owned(UnsafeRawBufferPointer)
+        /// Derived from the mapped bytes on use (`data(of:)`).
+        case derived(file: Int, range: Range<Int>, Derivation)
     }
+
+    private enum Derivation {
+        case permute(rows: Int, heads: Int)
+        case transpose(rows: Int, columns: Int, elementBytes: Int)
+    }
+
+    /// Derived tensors in use: the buffer and the byte ranges of it released so far.
+    private var derived: [Int: (buffer: UnsafeMutableRawBufferPointer, released: [Range<Int>])] = [:]
+    private let derivedLock = NSLock()
 
     /// How a tensor's bytes differ from the safetensors'.
     enum Transform: Equatable {
@@ -81,16 +94,13 @@ public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
                     guard rows % heads == 0, (rows / heads) % 2 == 0 else {
                         throw ModelFileError.malformed(path: filePath, reason: "tensor '\(hfName.printable())' has \(rows) rows, which do not split into \(heads) heads of rope pairs")
                     }
-                    let out = Self.allocate(bytes.count, &owned)
-                    Self.permuteRows(bytes, into: out, rows: rows, heads: heads)
-                    storage.append(.owned(UnsafeRawBufferPointer(out)))
+                    storage.append(.derived(file: file, range: t.range, .permute(rows: rows, heads: heads)))
                 case .transpose:
                     guard t.shape.count == 2 else {
                         throw ModelFileError.malformed(path: filePath, reason: "tensor '\(hfName.printable())' has shape \(t.shape); a Conv1D weight is 2-D")
                     }
-                    let out = Self.allocate(bytes.count, &owned)
-                    Self.transpose(bytes, into: out, rows: t.shape[0], columns: t.shape[1], elementBytes: bytes.count / t.elementCount)
-                    storage.append(.owned(UnsafeRawBufferPointer(out)))
+                    storage.append(.derived(file: file, range: t.range,
+                                            .transpose(rows: t.shape[0], columns: t.shape[1], elementBytes: bytes.count / t.elementCount)))
                     shape = t.shape
                 case .plusOne:
                     let out = Self.allocate(t.elementCount * 4, &owned)
@@ -129,6 +139,7 @@ public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
 
     deinit {
         for b in owned { b.deallocate() }
+        for d in derived.values { d.buffer.deallocate() }
     }
 
     private static func allocate(_ count: Int, _ owned: inout [UnsafeMutableRawBufferPointer]) -> UnsafeMutableRawBufferPointer {
@@ -242,6 +253,23 @@ public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
         switch storage[i] {
         case let .mapped(file, range): return UnsafeRawBufferPointer(rebasing: weights.files[file].file.bytes[range])
         case let .owned(b): return b
+        case let .derived(file, range, derivation):
+            derivedLock.lock()
+            defer { derivedLock.unlock() }
+            if let d = derived[i] { return UnsafeRawBufferPointer(d.buffer) }
+            let mapped = weights.files[file].file
+            let input = UnsafeRawBufferPointer(rebasing: mapped.bytes[range])
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(input.count, 1), alignment: 64)
+            let buffer = UnsafeMutableRawBufferPointer(rebasing: out[0..<input.count])
+            switch derivation {
+            case let .permute(rows, heads): Self.permuteRows(input, into: buffer, rows: rows, heads: heads)
+            case let .transpose(rows, columns, elementBytes):
+                Self.transpose(input, into: buffer, rows: rows, columns: columns, elementBytes: elementBytes)
+            }
+            // The copy is what is read from now on.
+            mapped.releasePages(range)
+            derived[i] = (buffer, [])
+            return UnsafeRawBufferPointer(buffer)
         }
     }
 
@@ -249,8 +277,31 @@ public final class HuggingFaceFolder: ModelSource, @unchecked Sendable {
         for f in weights.files { try f.file.verifyUnchanged() }
     }
 
+    /// For a derived tensor, its buffer goes once every byte of it has been released
+    /// (a fused tensor is loaded a part at a time); the next `data(of:)` derives it again.
     public func releasePages(of bytes: UnsafeRawBufferPointer) {
         guard let start = bytes.baseAddress else { return }
+        derivedLock.lock()
+        for (i, d) in derived {
+            guard let base = d.buffer.baseAddress.map(UnsafeRawPointer.init), start >= base, start < base + d.buffer.count else { continue }
+            let offset = start - base
+            var released = d.released + [offset..<min(offset + bytes.count, d.buffer.count)]
+            released.sort { $0.lowerBound < $1.lowerBound }
+            var covered = 0, end = 0
+            for r in released where r.upperBound > end {
+                covered += r.upperBound - max(r.lowerBound, end)
+                end = r.upperBound
+            }
+            if covered >= d.buffer.count {
+                d.buffer.deallocate()
+                derived[i] = nil
+            } else {
+                derived[i] = (d.buffer, released)
+            }
+            derivedLock.unlock()
+            return
+        }
+        derivedLock.unlock()
         for f in weights.files {
             guard let base = f.file.bytes.baseAddress, start >= base, start < base + f.file.bytes.count else { continue }
             let offset = start - base
