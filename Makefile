@@ -13,10 +13,15 @@ GEMMA_SHA   := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 LLAMACPP_VERSION := 0.3.36
 LLAMACPP_SRC := $(CACHE_DIR)/llama-cpp-python-$(LLAMACPP_VERSION)
 VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
+# tokenizer.json files made from the GGUFs above (and llama.cpp's vocab-only GGUFs) with
+# transformers' GGUF tokenizer converter: the tokenizer.json fixture is computed on them and
+# commits trimmed copies; cached, never committed (Gemma 3's is 33 MB). A torch-free venv.
+HF_TOKENIZERS := $(CACHE_DIR)/hf-tokenizers
+HF_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab test fixtures compare clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build deps test-deps chat model gemma vocab hf-tokenizers test fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -66,6 +71,19 @@ $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf:
 	  rm -rf "$(LLAMACPP_SRC)"; mv "$$tmp/llama_cpp_python-$(LLAMACPP_VERSION)" "$(LLAMACPP_SRC)"
 	@echo "vocab: $(VOCAB_DIR)"
 
+# Tools/reference_tokenizer_json.py --make-tokenizers: <name>/tokenizer.json and
+# tokenizer_config.json for smollm2, gemma3, llama-bpe, qwen2, gpt-2 and llama-spm.
+# Remade when the script or the pinned packages change (the fixture records each file's sha256).
+hf-tokenizers: $(HF_TOKENIZERS)/.made
+
+$(HF_TOKENIZERS)/.made: Tools/reference_tokenizer_json.py Tools/requirements-hf-tokenizers.txt | model gemma vocab
+	@test -x "$(HF_VENV)/bin/python" || python3 -m venv "$(HF_VENV)"
+	@"$(HF_VENV)/bin/pip" install -q --disable-pip-version-check -r Tools/requirements-hf-tokenizers.txt
+	@NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" "$(HF_VENV)/bin/python" Tools/reference_tokenizer_json.py \
+	  --make-tokenizers "$(HF_TOKENIZERS)" --vocab-dir "$(VOCAB_DIR)"
+	@touch "$@"
+	@echo "hf-tokenizers: $(HF_TOKENIZERS)"
+
 chat: model
 	@test -x .build/release/nibble || echo "building nibble (the first build takes about 3 minutes on 2 cores)..."
 	@$(MAKE) --no-print-directory build
@@ -75,7 +93,7 @@ chat: model
 # build folder, so they never rebuild the release binary.
 # The libFuzzer targets run for FUZZ_SMOKE_SECONDS each first (a crash fails the run).
 test: test-deps model gemma vocab fuzz-smoke
-	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" \
+	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" NIBBLE_HF_TOKENIZERS="$(HF_TOKENIZERS)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
 
 # libFuzzer targets (Fuzz/): the GGUF reader with the model config and tokenizer built
@@ -130,6 +148,8 @@ fixtures: model gemma vocab
 	$(VENV)/bin/python Tools/reference_generate.py
 	$(VENV)/bin/python Tools/reference_tiny_llama.py
 	$(VENV)/bin/python Tools/reference_families.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
+	$(MAKE) --no-print-directory hf-tokenizers
+	$(VENV)/bin/python Tools/reference_tokenizer_json.py --tokenizers "$(HF_TOKENIZERS)"
 	$(VENV)/bin/python Tools/reference_quants.py
 	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
 	python3 Tools/make_fuzz_seeds.py

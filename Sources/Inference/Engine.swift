@@ -124,7 +124,7 @@ public final class Engine: @unchecked Sendable {
         let config = try ModelConfig(gguf: file)
         self.config = config
         info = ModelInfo(source: file, config: config)
-        tokenizer = try Tokenizer(metadata: file.metadata, source: file.path)
+        tokenizer = try Tokenizer(source: file)
         // The config and the tokenizer hold what they need of the header.
         file.discardMetadata(["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"])
         if let gguf = file as? GGUFFile { gguf.releasePages(of: gguf.headerBytes) }

@@ -76,6 +76,59 @@ struct BytePairEncoding {
         hexByteToken = hex
     }
 
+    /// Hugging Face BPE (tokenizers/src/models/bpe/model.rs): what a character that is not a
+    /// token becomes. nil for llama.cpp's rules.
+    struct UnknownHandling {
+        /// `byte_fallback`: the character's `<0xXX>` tokens, if all of them exist.
+        var byteFallback: Bool
+        /// `unk_token`'s id, else the character is dropped.
+        var unknownID: Int32?
+        /// `fuse_unk`: consecutive unknown characters give one unknown token.
+        var fuseUnknown: Bool
+    }
+    private(set) var huggingFace: UnknownHandling? = nil
+
+    /// Hugging Face BPE with `merges` as (left, right) texts in rank order. Every part and every
+    /// merged text must be a token (`tokenizers` refuses the file otherwise); a pair listed twice
+    /// keeps its last rank, as `tokenizers`' merge map does.
+    /// - Throws: `TokenizerError.invalidField` naming the merge.
+    init(vocab: ByteStringTable, vocabularySize: Int, mergePairs: [(left: [UInt8], right: [UInt8])],
+         preTokenizer: PreTokenizer, unknown: UnknownHandling, file: String) throws {
+        self.vocab = vocab
+        self.vocabularySize = vocabularySize
+        self.preTokenizer = preTokenizer
+        huggingFace = unknown
+        extras = ByteStringTable(capacity: 16)
+        var table = PairTable(capacity: mergePairs.count)
+        for rank in mergePairs.indices.reversed() {
+            let (left, right) = mergePairs[rank]
+            func id(_ bytes: [UInt8]) throws -> Int32 {
+                guard let id = vocab.lookup(bytes) else {
+                    throw TokenizerError.invalidField(
+                        file: file, field: "model.merges[\(rank)]",
+                        reason: "'\(TokenizerError.oneLine(String(decoding: bytes, as: UTF8.self)))' is not in the vocabulary")
+                }
+                return id
+            }
+            let l = try id(left), r = try id(right), merged = try id(left + right)
+            let key = UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r))
+            table.insertIfAbsent(key, UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged)))
+        }
+        merges = table
+        singleByteToken = [Int32](repeating: -1, count: 256)
+        let digits = Array("0123456789ABCDEF".utf8)
+        hexByteToken = (0..<256).map { b in
+            vocab.lookup([0x3C, 0x30, 0x78, digits[b >> 4], digits[b & 15], 0x3E]) ?? -1 // <0xXX>
+        }
+    }
+
+    /// Tokenizes one pre-tokenized word (already in the vocabulary's spelling), appending to `output`.
+    func encode(word: [UInt8], into output: inout [Int], scratch: inout Scratch) {
+        scratch.word.removeAll(keepingCapacity: true)
+        scratch.word.append(contentsOf: word)
+        encodeWord(&scratch, into: &output)
+    }
+
     /// Number of merges actually usable (for diagnostics).
     var mergeCount: Int { merges.count }
 
@@ -200,9 +253,23 @@ struct BytePairEncoding {
             }
 
             // Emit in order (the symbol array is in text order; merged-away symbols have length 0).
+            var previousWasUnknown = false
             for symbol in scratch.symbols where symbol.length > 0 {
                 if symbol.id >= 0 && Int(symbol.id) < vocabularySize {
                     output.append(Int(symbol.id))
+                    previousWasUnknown = false
+                    continue
+                }
+                if let hf = huggingFace {
+                    // Only a single character can fail to be a token (merges make tokens).
+                    let s = Int(symbol.start), e = s + Int(symbol.length)
+                    if hf.byteFallback && (s..<e).allSatisfy({ hexByteToken[Int(w[$0])] >= 0 }) {
+                        for k in s..<e { output.append(Int(hexByteToken[Int(w[k])])) }
+                        previousWasUnknown = false
+                    } else if let unk = hf.unknownID {
+                        if !(hf.fuseUnknown && previousWasUnknown) { output.append(Int(unk)) }
+                        previousWasUnknown = true
+                    }
                     continue
                 }
                 // Not a token: one token per byte of its text, skipping bytes without one.

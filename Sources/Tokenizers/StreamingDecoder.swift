@@ -28,10 +28,11 @@ public struct StreamingDecoder {
     public mutating func append(_ id: Int) -> String {
         let before = pending.count
         tokenizer.appendBytes(of: id, renderSpecial: renderSpecial, to: &pending)
-        if removeSpace && pending.count > before && pending[before] == 0x20 {
+        let added = pending.count > before
+        if removeSpace && added && pending[before] == 0x20 {
             pending.remove(at: before)
         }
-        removeSpace = false
+        if added || !tokenizer.stripsSpaceUntilText { removeSpace = false }
         let cut = Self.stablePrefixLength(pending)
         guard cut > 0 else { return "" }
         let text = String(decoding: pending[..<cut], as: UTF8.self)

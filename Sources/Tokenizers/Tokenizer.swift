@@ -72,6 +72,11 @@ public final class Tokenizer: @unchecked Sendable {
     private let partitioner: SpecialTokenPartitioner
     private let bpe: BytePairEncoding?
     private let spm: SentencePiece?
+    /// The tokenizer.json pipeline, which then does all the encoding (HuggingFacePipeline.swift).
+    private let huggingFace: HuggingFacePipeline?
+    /// `decode` removes the leading space of the first token that has bytes, not just of the
+    /// first token (tokenizers' Strip after Fuse, Metaspace), so a skipped BOS does not keep it.
+    let stripsSpaceUntilText: Bool
 
     /// Number of tokens in the vocabulary (ids are `0..<vocabularySize`).
     public var vocabularySize: Int { vocabularyCount }
@@ -124,6 +129,8 @@ public final class Tokenizer: @unchecked Sendable {
         cleanSpaces = pre?.cleanSpaces ?? false
         if let value = try reader.bool("tokenizer.ggml.add_space_prefix") { addSpacePrefix = value }
         self.addSpacePrefix = addSpacePrefix
+        huggingFace = nil
+        stripsSpaceUntilText = false
 
         // --- the vocabulary
         let tokenStrings = try reader.requiredStringArray("tokenizer.ggml.tokens")
@@ -352,6 +359,50 @@ public final class Tokenizer: @unchecked Sendable {
         pieceOffsets = offsets
     }
 
+    /// Builds a tokenizer that runs a tokenizer.json pipeline (see `init(huggingFaceFolder:)`).
+    init(huggingFace parts: HuggingFaceParts) {
+        kind = parts.kind
+        modelName = parts.modelName
+        preTokenizerName = parts.preTokenizerName
+        bosTokenID = parts.bos
+        eosTokenID = parts.eos
+        eotTokenID = parts.eot
+        eomTokenID = nil
+        unknownTokenID = parts.unk
+        paddingTokenID = parts.pad
+        addBOS = parts.addBOS
+        addEOS = parts.addEOS
+        addSpacePrefix = parts.stripsLeadingSpace
+        stripsSpaceUntilText = true
+        cleanSpaces = parts.cleanSpaces
+        endOfGenerationTokenIDs = parts.endOfGeneration
+        attributes = parts.attributes
+        vocabularyCount = parts.texts.count
+        var textBytes: [UInt8] = []
+        var textOffsets: [Int32] = [0]
+        textOffsets.reserveCapacity(parts.texts.count + 1)
+        for t in parts.texts {
+            textBytes.append(contentsOf: t)
+            textOffsets.append(Int32(textBytes.count))
+        }
+        self.textBytes = textBytes
+        self.textOffsets = textOffsets
+        table = parts.table
+        var pieces: [UInt8] = []
+        var pieceOffsets: [Int32] = [0]
+        pieceOffsets.reserveCapacity(parts.pieces.count + 1)
+        for p in parts.pieces {
+            pieces.append(contentsOf: p)
+            pieceOffsets.append(Int32(pieces.count))
+        }
+        self.pieces = pieces
+        self.pieceOffsets = pieceOffsets
+        partitioner = SpecialTokenPartitioner(candidates: [], texts: [], attributes: [])
+        bpe = nil
+        spm = nil
+        huggingFace = parts.pipeline
+    }
+
     /// `llama_unescape_whitespace`: U+2581 → space.
     static func appendUnescapingWhitespace(_ text: [UInt8], to out: inout [UInt8]) {
         var i = 0
@@ -399,8 +450,16 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Converts UTF-8 bytes to token ids (see `encode(_:parseSpecial:addBOS:)`). Invalid UTF-8 is
     /// handled as llama.cpp does: by SentencePiece as bytes, by BPE as U+FFFD.
+    /// For a tokenizer.json tokenizer, `addBOS` adds the post-processor's special tokens (Hugging
+    /// Face `add_special_tokens=True`), which may include an EOS after the text.
     public func encode(bytes: [UInt8], parseSpecial: Bool = false, addBOS: Bool = false) -> [Int] {
-        encode(bytes: bytes, fragments: partitioner.partition(bytes, parseSpecial: parseSpecial), addBOS: addBOS)
+        encode(bytes: bytes, fragments: partition(bytes, parseSpecial: parseSpecial), addBOS: addBOS,
+               parseSpecial: parseSpecial)
+    }
+
+    private func partition(_ bytes: [UInt8], parseSpecial: Bool) -> [Fragment] {
+        if let huggingFace { return huggingFace.partition(bytes, parseSpecial: parseSpecial) }
+        return partitioner.partition(bytes, parseSpecial: parseSpecial)
     }
 
     /// Converts a text made of segments to token ids, parsing control tokens only in the
@@ -408,15 +467,37 @@ public final class Tokenizer: @unchecked Sendable {
     /// messages' own text stays plain, so a pasted `<|im_start|>` cannot open a turn.
     /// Text fragments that meet across a segment boundary are joined before tokenizing, so
     /// when no segment holds special-token text the ids equal
-    /// `encode(segments.joined(), parseSpecial: true)`.
+    /// `encode(segments.joined(), parseSpecial: true)`. A tokenizer.json tokenizer matches its
+    /// added tokens over the joined text, so one may span a boundary (Gemma's "\n\n").
     public func encode(segments: [(text: String, parseSpecial: Bool)], addBOS: Bool = false) -> [Int] {
         var bytes: [UInt8] = []
         var fragments: [Fragment] = []
+        if let huggingFace {
+            // Added tokens (a Gemma "\n\n") may span a segment boundary: match over the whole text.
+            var parsing: [Range<Int>] = []
+            for segment in segments {
+                let start = bytes.count
+                bytes += Array(segment.text.utf8)
+                guard segment.parseSpecial && bytes.count > start else { continue }
+                if let last = parsing.last, last.upperBound == start {
+                    parsing[parsing.count - 1] = last.lowerBound..<bytes.count // adjacent parsing segments are one
+                } else {
+                    parsing.append(start..<bytes.count)
+                }
+            }
+            fragments = huggingFace.partition(bytes) { match in
+                parsing.contains { $0.lowerBound <= match.lowerBound && match.upperBound <= $0.upperBound }
+            }
+            // Added tokens that match only after normalization (rare) are taken as special text
+            // only if every segment allows it.
+            return encode(bytes: bytes, fragments: fragments, addBOS: addBOS,
+                          parseSpecial: segments.allSatisfy { $0.parseSpecial })
+        }
         for segment in segments {
             let piece = Array(segment.text.utf8)
             let offset = bytes.count
             bytes += piece
-            for fragment in partitioner.partition(piece, parseSpecial: segment.parseSpecial) {
+            for fragment in partition(piece, parseSpecial: segment.parseSpecial) {
                 switch fragment {
                 case let .text(range):
                     let shifted = (range.lowerBound + offset)..<(range.upperBound + offset)
@@ -429,12 +510,27 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
         }
-        return encode(bytes: bytes, fragments: fragments, addBOS: addBOS)
+        return encode(bytes: bytes, fragments: fragments, addBOS: addBOS, parseSpecial: false)
     }
 
-    private func encode(bytes: [UInt8], fragments: [Fragment], addBOS: Bool) -> [Int] {
+    private func encode(bytes: [UInt8], fragments: [Fragment], addBOS: Bool, parseSpecial: Bool) -> [Int] {
         var output: [Int] = []
         output.reserveCapacity(bytes.count / 3 + 2)
+        if let huggingFace {
+            // `addBOS` applies the post-processor's template (add_special_tokens).
+            if addBOS { output += huggingFace.prefixIDs }
+            var scratch = BytePairEncoding.Scratch()
+            for fragment in fragments {
+                switch fragment {
+                case let .text(range):
+                    huggingFace.encode(Array(bytes[range]), atInputStart: range.lowerBound == 0, parseSpecial: parseSpecial,
+                                       into: &output, scratch: &scratch)
+                case let .token(id): output.append(id)
+                }
+            }
+            if addBOS { output += huggingFace.suffixIDs }
+            return output
+        }
         if addBOS, let bos = bosTokenID { output.append(bos) }
         switch kind {
         case .sentencePiece:
@@ -515,10 +611,11 @@ public final class Tokenizer: @unchecked Sendable {
         for id in ids {
             let before = bytes.count
             appendBytes(of: id, renderSpecial: renderSpecial, to: &bytes)
-            if removeSpace && bytes.count > before && bytes[before] == 0x20 {
+            let added = bytes.count > before
+            if removeSpace && added && bytes[before] == 0x20 {
                 bytes.remove(at: before)
             }
-            removeSpace = false
+            if added || !stripsSpaceUntilText { removeSpace = false }
         }
         return String(decoding: bytes, as: UTF8.self)
     }

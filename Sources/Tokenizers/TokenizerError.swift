@@ -9,6 +9,12 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case unsupportedModel(file: String, model: String)
     /// `tokenizer.ggml.pre` names a pre-tokenizer that llama.cpp does not know or that we have not ported.
     case unsupportedPreTokenizer(file: String, name: String)
+    /// A tokenizer.json (or tokenizer_config.json) field is missing, malformed or has a value we
+    /// do not read; `field` is its JSON path, such as `model.merges[3]`.
+    case invalidField(file: String, field: String, reason: String)
+    /// A tokenizer.json component (normalizer, pre-tokenizer, model, post-processor, decoder, Split
+    /// regex, behavior) that this module does not implement: using it anyway would give other ids.
+    case unsupportedComponent(file: String, field: String, value: String, supported: String)
 
     public var description: String {
         switch self {
@@ -22,6 +28,29 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         case let .unsupportedPreTokenizer(file, name):
             return "\(file): unsupported pre-tokenizer '\(name)' in 'tokenizer.ggml.pre' "
                 + "(unknown to llama.cpp, or its splitting rules are not implemented here)"
+        case let .invalidField(file, field, reason):
+            return "\(file): invalid '\(field)': \(reason)"
+        case let .unsupportedComponent(file, field, value, supported):
+            return "\(file): unsupported '\(field)' value '\(Self.oneLine(value))' (supported: \(supported))"
         }
+    }
+
+    /// `text` with control characters escaped, so a message stays on one line.
+    static func oneLine(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += "\\u{" + String(scalar.value, radix: 16) + "}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
     }
 }
