@@ -17,7 +17,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 # transformers' GGUF tokenizer converter: the tokenizer.json fixture is computed on them and
 # commits trimmed copies; cached, never committed (Gemma 3's is 33 MB). A torch-free venv.
 HF_TOKENIZERS := $(CACHE_DIR)/hf-tokenizers
-HF_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
+HF_TOK_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
@@ -77,9 +77,9 @@ $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf:
 hf-tokenizers: $(HF_TOKENIZERS)/.made
 
 $(HF_TOKENIZERS)/.made: Tools/reference_tokenizer_json.py Tools/requirements-hf-tokenizers.txt | model gemma vocab
-	@test -x "$(HF_VENV)/bin/python" || python3 -m venv "$(HF_VENV)"
-	@"$(HF_VENV)/bin/pip" install -q --disable-pip-version-check -r Tools/requirements-hf-tokenizers.txt
-	@NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" "$(HF_VENV)/bin/python" Tools/reference_tokenizer_json.py \
+	@test -x "$(HF_TOK_VENV)/bin/python" || python3 -m venv "$(HF_TOK_VENV)"
+	@"$(HF_TOK_VENV)/bin/pip" install -q --disable-pip-version-check -r Tools/requirements-hf-tokenizers.txt
+	@NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" "$(HF_TOK_VENV)/bin/python" Tools/reference_tokenizer_json.py \
 	  --make-tokenizers "$(HF_TOKENIZERS)" --vocab-dir "$(VOCAB_DIR)"
 	@touch "$@"
 	@echo "hf-tokenizers: $(HF_TOKENIZERS)"
