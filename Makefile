@@ -16,7 +16,7 @@ VOCAB_DIR    := $(LLAMACPP_SRC)/vendor/llama.cpp/models
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab test fixtures compare clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build deps test-deps chat model gemma vocab smollm2-hf smollm2-hf-f32 test fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -65,6 +65,27 @@ $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf:
 	  tar -xzf "$$tmp"/llama_cpp_python-$(LLAMACPP_VERSION).tar.gz -C "$$tmp"; \
 	  rm -rf "$(LLAMACPP_SRC)"; mv "$$tmp/llama_cpp_python-$(LLAMACPP_VERSION)" "$(LLAMACPP_SRC)"
 	@echo "vocab: $(VOCAB_DIR)"
+
+# SmolLM2-135M-Instruct as a Hugging Face folder (config.json, model.safetensors,
+# tokenizer.json, ...), written from the GGUF by Tools/make_hf_folder.py with only gguf,
+# numpy and tokenizers (Tools/requirements-hf-folder.txt, in a venv inside $(CACHE_DIR)).
+HF_VENV     := $(CACHE_DIR)/venv-hf-folder
+SMOLLM2_HF  := $(MODEL_DIR)/SmolLM2-135M-Instruct-bf16
+SMOLLM2_HF_F32 := $(MODEL_DIR)/SmolLM2-135M-Instruct-f32
+
+smollm2-hf: $(SMOLLM2_HF)/model.safetensors
+smollm2-hf-f32: $(SMOLLM2_HF_F32)/model.safetensors
+
+$(HF_VENV)/.installed: Tools/requirements-hf-folder.txt
+	@test -x "$(HF_VENV)/bin/python" || python3 -m venv "$(HF_VENV)"
+	"$(HF_VENV)/bin/pip" install -q --disable-pip-version-check -r Tools/requirements-hf-folder.txt
+	@touch "$@"
+
+$(SMOLLM2_HF)/model.safetensors: $(MODEL) $(HF_VENV)/.installed Tools/make_hf_folder.py
+	"$(HF_VENV)/bin/python" Tools/make_hf_folder.py --model "$(MODEL)" --dtype bf16 --out "$(SMOLLM2_HF)"
+
+$(SMOLLM2_HF_F32)/model.safetensors: $(MODEL) $(HF_VENV)/.installed Tools/make_hf_folder.py
+	"$(HF_VENV)/bin/python" Tools/make_hf_folder.py --model "$(MODEL)" --dtype f32 --out "$(SMOLLM2_HF_F32)"
 
 chat: model
 	@test -x .build/release/nibble || echo "building nibble (the first build takes about 3 minutes on 2 cores)..."
