@@ -53,7 +53,7 @@ let package = Package(
         // Writes the tiny reference models' GGUF and safetensors files from their JSON fixtures.
         .target(name: "TestFixtures", dependencies: ["ModelFiles"], path: "Tests/TestFixtures"),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers", "TestFixtures"], resources: [.copy("Resources")]),
-        .testTarget(name: "TemplatesTests", dependencies: ["Templates"], resources: [.copy("Resources")]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures"]),
     ],

@@ -118,3 +118,13 @@ int nb_kernel_level(void) {
     default: return 0;
     }
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+void nb_release_free_heap(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}

@@ -14,17 +14,21 @@ public struct EngineSettings: Sendable, Equatable {
     public var threads: Int?
     public var context: Int?
     public var memoryLimit: Int?
+    /// The LoRA adapter to put on (a PEFT folder or a GGUF LoRA file).
+    public var adapter: String?
 
-    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) {
+    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil,
+                adapter: String? = nil) {
         self.path = path
         self.precision = precision
         self.threads = threads
         self.context = context
         self.memoryLimit = memoryLimit
+        self.adapter = adapter
     }
 
     func makeEngine() throws -> Engine {
-        try Engine(path: path, precision: precision, threads: threads, context: context, memoryLimit: memoryLimit)
+        try Engine(path: path, precision: precision, threads: threads, context: context, memoryLimit: memoryLimit, adapter: adapter)
     }
 }
 
@@ -373,12 +377,28 @@ public final class ChatSession {
                               interrupted: result.stopReason == .cancelled)
         lastStats = stats
         return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.plan.name, stats: stats,
-                       seed: sampled ? settings.seed : nil)
+                       seed: sampled ? settings.seed : nil, adapter: adapterReference)
     }
 
     private func recordModel() {
         conversation.model = Conversation.ModelReference(path: engine.info.path, name: modelName)
         conversation.precision = engine.plan.name
+        conversation.adapter = adapterReference
+    }
+
+    /// The adapter that is on, as conversation files record it.
+    public var adapterReference: AdapterReference? {
+        engine.adapter.map { AdapterReference(path: $0.path, sha256: $0.sha256) }
+    }
+
+    // MARK: - Adapters
+
+    /// Puts the LoRA adapter at `path` on, or takes the adapter off (nil). On failure the
+    /// previous adapter stays. The history is read again on the next turn.
+    public func setAdapter(_ path: String?) throws {
+        try engine.setAdapter(path)
+        engineSettings.adapter = path
+        carried = nil
     }
 
     private var autosaveFailed = false
@@ -404,10 +424,25 @@ public final class ChatSession {
     }
 
     /// Loads another model (`/model`); the conversation stays. On failure nothing changes.
-    public func loadModel(path: String) throws {
+    /// The adapter stays on if it fits the new model; if not, the model loads without it
+    /// and the returned notice says so.
+    @discardableResult
+    public func loadModel(path: String) throws -> String? {
         var settings = engineSettings
         settings.path = path
-        try replaceEngine(settings)
+        guard let adapter = settings.adapter else {
+            try replaceEngine(settings)
+            return nil
+        }
+        do {
+            try replaceEngine(settings)
+            return nil
+        } catch let error as EngineError {
+            guard case .adapterDoesNotFit = error else { throw error }
+            settings.adapter = nil
+            try replaceEngine(settings)
+            return "adapter \(adapter) taken off: \(error)"
+        }
     }
 
     /// Reads the model file again (`/reload`).
@@ -448,11 +483,25 @@ public final class ChatSession {
     /// Re-runs each user turn of `recorded` with the recorded history before it, at
     /// `precision` if given (then switches back), and reports each new reply beside the
     /// recorded one. The session's own conversation is not changed.
-    public func replay(_ recorded: Conversation, precision: Precision? = nil, greedy: Bool = false, shouldStop: () -> Bool = { false },
+    /// Which adapter `/replay` runs each turn with.
+    public enum ReplayAdapter: Equatable, Sendable {
+        /// The one the recorded reply was written with (none if it had none).
+        case asRecorded
+        /// This one for every turn (nil: none).
+        case fixed(String?)
+    }
+
+    public func replay(_ recorded: Conversation, precision: Precision? = nil, adapter: ReplayAdapter = .asRecorded, greedy: Bool = false,
+                       shouldStop: () -> Bool = { false },
                        onTurnStart: (_ number: Int, _ user: String, _ recorded: Message?) -> Void = { _, _, _ in }, events: (ChatEvent) -> Void,
                        onTurn: (ReplayTurn) -> Void) throws -> [ReplayTurn] {
         let saved = carried
-        defer { carried = saved }
+        let savedAdapter = engine.adapter?.path
+        defer {
+            carried = saved
+            if engine.adapter?.path != savedAdapter { try? engine.setAdapter(savedAdapter) }
+        }
+        if case let .fixed(path) = adapter { try engine.setAdapter(path) }
         return try at(precision) {
             var turns: [ReplayTurn] = []
             var number = 0
@@ -467,6 +516,12 @@ public final class ChatSession {
                 if greedy { settings.temperature = 0 }
                 let unseeded = !greedy && settings.temperature > 0 && next?.seed == nil && settings.seed == nil
                 if !greedy, let seed = next?.seed { settings.seed = seed }
+                if adapter == .asRecorded, next != nil, next?.adapter?.path != engine.adapter?.path {
+                    try engine.setAdapter(next?.adapter?.path)
+                }
+                if adapter == .asRecorded, let want = next?.adapter, let now = engine.adapter, want.sha256 != now.sha256 {
+                    events(.notice("adapter \(want.path) has changed since the reply was written (its sha256 differs)"))
+                }
                 let reply = try respond(to: Array(recorded.messages[...i]), settings: settings, shouldStop: shouldStop, events: events)
                 let newIDs = engine.tokenizer.encode(reply.content)
                 let oldIDs = next.map { engine.tokenizer.encode($0.content) }

@@ -180,6 +180,8 @@ public struct Conversation: Codable, Equatable, Sendable {
     public var model: ModelReference?
     /// The precision the conversation last ran at.
     public var precision: String?
+    /// The LoRA adapter the conversation last ran with (nil: none).
+    public var adapter: AdapterReference?
     public var settings: ChatSettings
     public var messages: [Message]
 
@@ -218,6 +220,7 @@ public struct Conversation: Codable, Equatable, Sendable {
         created = try c.decode(Date.self, forKey: .created)
         model = try c.decodeIfPresent(ModelReference.self, forKey: .model)
         precision = try c.decodeIfPresent(String.self, forKey: .precision)
+        adapter = try c.decodeIfPresent(AdapterReference.self, forKey: .adapter)
         settings = try c.decodeIfPresent(ChatSettings.self, forKey: .settings) ?? ChatSettings()
         messages = try c.decode([Message].self, forKey: .messages)
         if let misplaced = messages.dropFirst().firstIndex(where: { $0.role == .system }) {
@@ -232,7 +235,7 @@ public struct Conversation: Codable, Equatable, Sendable {
         try c.encode(created, forKey: .created)
         try c.encode(model, forKey: .model)
         try c.encode(precision, forKey: .precision)
-        try c.encodeNil(forKey: .adapter)  // LoRA adapters: not yet supported
+        try c.encode(adapter, forKey: .adapter)
         try c.encode(settings, forKey: .settings)
         try c.encode(messages, forKey: .messages)
     }
@@ -330,7 +333,8 @@ extension Conversation {
             case .system: out += "\n## System\n\n"
             case .user: out += "\n## User\n\n"
             case .assistant:
-                var details = [message.model, message.precision].compactMap { $0 }
+                var details = [message.model, message.precision, message.adapter.map { "adapter \(($0.path as NSString).lastPathComponent)" }]
+                    .compactMap { $0 }
                 if let stats = message.stats {
                     details.append("\(stats.generatedTokens) tokens, \(String(format: "%.1f", stats.decodeTokensPerSecond)) tok/s")
                     if stats.interrupted { details.append("interrupted") }

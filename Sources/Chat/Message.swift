@@ -14,6 +14,8 @@ public struct Message: Codable, Equatable, Sendable {
     public var model: String?
     /// Assistant turns: the precision the linear layers ran at (`q8`, `f32`…).
     public var precision: String?
+    /// Assistant turns: the LoRA adapter that was on (nil: none).
+    public var adapter: AdapterReference?
     /// Assistant turns: counts and timings of the generation.
     public var stats: TurnStats?
     /// Assistant turns that were sampled (temperature > 0): the seed they used, so a
@@ -21,14 +23,27 @@ public struct Message: Codable, Equatable, Sendable {
     public var seed: UInt64?
 
     public init(role: Role, content: String, created: Date = Date(), model: String? = nil, precision: String? = nil,
-                stats: TurnStats? = nil, seed: UInt64? = nil) {
+                stats: TurnStats? = nil, seed: UInt64? = nil, adapter: AdapterReference? = nil) {
         self.role = role
+        self.adapter = adapter
         self.content = content
         self.created = created
         self.model = model
         self.precision = precision
         self.stats = stats
         self.seed = seed
+    }
+}
+
+/// A LoRA adapter as conversation files record it: where it was and which weights it held.
+public struct AdapterReference: Codable, Equatable, Sendable {
+    public var path: String
+    /// sha256 of the adapter's weights file.
+    public var sha256: String
+
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
     }
 }
 

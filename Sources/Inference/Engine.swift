@@ -16,9 +16,13 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
     case nonFiniteLogits(path: String, tokens: Int)
     /// A precision switch was stopped (Ctrl-C); the previous weights are still in use.
     case cancelled
+    /// An adapter whose weights do not match the model's (`module` as the adapter names it).
+    case adapterDoesNotFit(path: String, module: String, reason: String)
 
     public var description: String {
         switch self {
+        case let .adapterDoesNotFit(path, module, reason):
+            "\(path): does not fit this model: module \(module.printable()): \(reason)"
         case let .unsupportedArchitecture(path, arch):
             "\(path): architecture '\(arch.printable())' is not supported (supported: \(ModelRegistry.supportedArchitectures.joined(separator: ", ")))"
         case let .cannotLoad(path, reason):
@@ -97,13 +101,20 @@ public final class Engine: @unchecked Sendable {
     public private(set) var lastPrefill: (reused: Int, computed: Int) = (0, 0)
     /// Tokens per forward pass during prefill (also the Ctrl-C granularity).
     public static let prefillChunk = 64
+    /// The KV cache type asked for at `init` (nil: each precision's default).
+    let kvCacheChoice: KVCacheType?
     private var tokenBuffer: [Int32]
 
     /// - Parameters:
     ///   - precision: a concrete precision, `native` or `auto` (resolved against `memoryLimit`).
     ///   - context: positions the KV cache holds; nil = min(model context, 4096).
     ///   - memoryLimit: nil = MemAvailable or the cgroup limit, less 10 %.
-    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil) throws {
+    ///   - kvCache: the KV cache's element type, for this precision and every later one
+    ///     (nil: each precision's default, f32 at f32 and f16 below).
+    ///   - adapter: a LoRA adapter to put on (`setAdapter`).
+    public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil,
+                kvCache: KVCacheType? = nil, adapter: String? = nil) throws {
+        kvCacheChoice = kvCache
         let file = try ModelSources.open(path)
         source = file
         // Before any `<arch>.` key is read, so the architecture is what the error names.
@@ -117,12 +128,15 @@ public final class Engine: @unchecked Sendable {
         // The config and the tokenizer hold what they need of the header.
         file.discardMetadata(["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"])
         if let gguf = file as? GGUFFile { gguf.releasePages(of: gguf.headerBytes) }
+        // The header's parsed arrays (tens of MiB for a 262k vocabulary) are free now.
+        nb_release_free_heap()
         let family = ModelRegistry.family(of: config.architecture)!
         contextLength = max(1, min(context ?? min(config.contextLength, 4096), 1 << 20, family.maximumContext(config) ?? .max))
         self.memoryLimit = memoryLimit ?? MemoryLimit.detect()
         let pool = WorkerPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.pool = pool
-        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit)
+        let plan = try Footprint.plan(precision, file: file, config: config, context: contextLength, memoryLimit: self.memoryLimit,
+                                      kvCache: kvCache)
         self.plan = plan
         let context = contextLength
         (model, weightBytes, cache, state) = try Engine.namingFile(path) {
@@ -132,6 +146,7 @@ public final class Engine: @unchecked Sendable {
                     try ForwardState(sizes: family.scratchSizes(config), maxBatch: Engine.prefillChunk))
         }
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
+        if let adapter { try setAdapter(adapter) }
     }
 
     /// Loads a family's weights; returns the model and the bytes its weights take.
@@ -175,7 +190,8 @@ public final class Engine: @unchecked Sendable {
     /// - Returns: the format now in use.
     @discardableResult
     public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
-        let plan = try Footprint.plan(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit)
+        let plan = try Footprint.plan(precision, file: source, config: config, context: contextLength, memoryLimit: memoryLimit,
+                                      kvCache: kvCacheChoice)
         let format = plan.linear
         guard plan != self.plan else { return format }
         // Re-reading a truncated mapping is a SIGBUS; a rewritten one mixes versions.
@@ -215,6 +231,23 @@ public final class Engine: @unchecked Sendable {
 
     /// Forgets the cached tokens: the next prompt is prefilled from position 0.
     public func resetCache() { cachedTokens.removeAll() }
+
+    // MARK: - LoRA adapters
+
+    /// The LoRA adapter the projections add (unmerged), if one is on.
+    public private(set) var adapter: LoRAAdapter?
+
+    /// Puts the adapter at `path` on (replacing any other), or takes it off (nil). The
+    /// base weights are untouched, so taking it off is instant; the cached keys and
+    /// values were computed with the old adapter and are dropped. On any failure (an
+    /// unreadable file, shapes that do not fit) the previous adapter stays.
+    public func setAdapter(_ path: String?) throws {
+        let new = try path.map { try LoRAAdapter(path: $0, source: source, config: config, maxBatch: Engine.prefillChunk) }
+        adapter = new
+        state.adapter = new
+        cachedTokens.removeAll()
+        previous = nil
+    }
 
     public var kvCacheBytes: Int { cache.byteCount }
     public var scratchBytes: Int { state.byteCount }

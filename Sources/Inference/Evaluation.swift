@@ -16,15 +16,20 @@ public struct EvaluationResult: Sendable, Codable {
     public var kldP99: Double
     /// Fraction (0–1) of scored positions whose most likely token equals f32's.
     public var top1Agreement: Double
+    /// The KV cache type of the target and of the f32 reference it was compared with
+    /// (nil in results saved before it was recorded).
+    public var kvCache: String?
 
     enum CodingKeys: String, CodingKey {
-        case precision, tokens, perplexity, kldMean = "kld_mean", kldP99 = "kld_p99", top1Agreement = "top1_agreement"
+        case precision, tokens, perplexity, kldMean = "kld_mean", kldP99 = "kld_p99", top1Agreement = "top1_agreement", kvCache = "kv_cache"
     }
 }
 
 public enum Evaluation {
     /// Evaluates `target` on `text`, comparing with `reference` (an f32 engine on the
     /// same model; nil when `target` is itself f32, giving KLD 0 and agreement 1).
+    /// For a KLD that measures the weights alone, give the reference the target's KV
+    /// cache type (`Engine(kvCache:)`), as llama-perplexity's runs share one.
     public static func run(target: Engine, reference: Engine?, text: String, context: Int,
                            progress: (Int, Int) -> Void = { _, _ in }, shouldStop: () -> Bool = { false }) throws -> EvaluationResult {
         try run(targets: [target], reference: reference, text: text, context: context, progress: progress, shouldStop: shouldStop)[0]
@@ -81,7 +86,8 @@ public enum Evaluation {
             let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
             let n = Double(max(scored, 1))
             return EvaluationResult(precision: targets[e].plan.name, tokens: scored, perplexity: exp(nll[e] / n),
-                                    kldMean: sorted.reduce(0, +) / n, kldP99: p99, top1Agreement: Double(agree[e]) / n)
+                                    kldMean: sorted.reduce(0, +) / n, kldP99: p99, top1Agreement: Double(agree[e]) / n,
+                                    kvCache: targets[e].plan.kvCache.rawValue)
         }
     }
 

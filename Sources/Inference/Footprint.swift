@@ -103,10 +103,12 @@ public struct Footprint: Sendable, Codable, Equatable {
     /// when it fits, else the highest concrete precision that fits and is not above the
     /// source's own.
     /// - Throws: `PrecisionError.doesNotFit` naming `auto` and the precisions that fit.
-    public static func plan(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int) throws -> WeightPlan {
-        let native = WeightPlan.native(file)
+    /// - Parameter kvCache: the KV cache's type (nil: each precision's default).
+    public static func plan(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int,
+                            kvCache: KVCacheType? = nil) throws -> WeightPlan {
+        let native = WeightPlan.native(file).withKVCache(kvCache)
         func footprint(_ plan: WeightPlan) -> Footprint {
-            estimate(file: file, config: config, plan: plan, context: context, memoryLimit: memoryLimit)
+            estimate(file: file, config: config, plan: plan.withKVCache(kvCache), context: context, memoryLimit: memoryLimit)
         }
         let fitting = WeightFormat.selectable.filter { footprint(WeightPlan(linear: $0)).fits }
         let plan: WeightPlan
@@ -117,9 +119,9 @@ public struct Footprint: Sendable, Codable, Equatable {
                 throw PrecisionError.doesNotFit(path: file.path, precision: "auto", needed: footprint(WeightPlan(linear: .q2)).totalBytes,
                                                 limit: memoryLimit, fitting: fitting)
             }
-            return WeightPlan(linear: best)
+            return WeightPlan(linear: best).withKVCache(kvCache)
         case .native: plan = native
-        default: plan = WeightPlan(linear: precision.format!)
+        default: plan = WeightPlan(linear: precision.format!).withKVCache(kvCache)
         }
         let needed = footprint(plan).totalBytes
         guard needed <= memoryLimit else {

@@ -45,6 +45,16 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 ///   Q6_K), so the weights take the file's bytes; the types that have no format (Q2_K,
 ///   Q3_K, IQ4_NL, IQ4_XS) are dequantised and packed as q8. A file whose matrices all map
 ///   to what one concrete precision would give is that precision's plan.
+/// The element type of the KV cache.
+public enum KVCacheType: String, Sendable, CaseIterable, Codable {
+    case f32, f16
+
+    public var elementBytes: Int { self == .f32 ? 4 : 2 }
+
+    /// f32 when the weights are f32 (full precision end to end), else f16 (llama.cpp's default).
+    public static func `default`(for linear: WeightFormat) -> KVCacheType { linear == .f32 ? .f32 : .f16 }
+}
+
 public struct WeightPlan: Sendable, Equatable {
     /// The format of the transformer blocks' linear layers; for a native plan, the one
     /// that holds most of their weights (what `Engine.format` reports).
@@ -54,8 +64,10 @@ public struct WeightPlan: Sendable, Equatable {
     public let embedding: WeightFormat
     /// A native plan's format for every matrix tensor, by name; empty for the others.
     public let tensorFormats: [String: WeightFormat]
-    /// The KV cache: f32 at f32, f16 at every other precision.
-    public var kvBytesPerElement: Int { linear == .f32 ? 4 : 2 }
+    /// The KV cache's element type: f32 at f32, f16 at every other precision, unless
+    /// `withKVCache` chose (eval compares precisions at one KV type, as llama.cpp does).
+    public private(set) var kvCache: KVCacheType
+    public var kvBytesPerElement: Int { kvCache.elementBytes }
     /// Whether each tensor keeps its own format (`native` on a file of mixed types).
     public var isNative: Bool { !tensorFormats.isEmpty }
     /// "native" for a native plan, else the linear format's name.
@@ -68,12 +80,21 @@ public struct WeightPlan: Sendable, Equatable {
         default: embedding = linear
         }
         tensorFormats = [:]
+        kvCache = .default(for: linear)
     }
 
     private init(linear: WeightFormat, embedding: WeightFormat, tensorFormats: [String: WeightFormat]) {
         self.linear = linear
         self.embedding = embedding
         self.tensorFormats = tensorFormats
+        kvCache = .default(for: linear)
+    }
+
+    /// This plan with its KV cache in `type` (nil: the precision's default).
+    public func withKVCache(_ type: KVCacheType?) -> WeightPlan {
+        var plan = self
+        plan.kvCache = type ?? .default(for: linear)
+        return plan
     }
 
     public func format(ofTensor name: String) -> WeightFormat {

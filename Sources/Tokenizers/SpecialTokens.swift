@@ -50,9 +50,18 @@ struct SpecialTokenPartitioner {
     /// Candidate token ids, longest text first (ties by id: llama.cpp's `std::sort` is not
     /// stable, so its order among equal lengths is unspecified; ties only matter for overlapping
     /// candidates of equal length, which real vocabularies do not have).
-    let candidates: [Int]
-    let texts: [[UInt8]]
-    let attributes: [TokenAttributes]
+    struct Candidate {
+        let id: Int
+        let text: [UInt8]
+        let attributes: TokenAttributes
+    }
+    let candidates: [Candidate]
+
+    /// `ids` in the order they are tried; only their texts are kept (a few thousand of a
+    /// vocabulary's hundreds of thousands).
+    init(candidates ids: [Int], texts: [[UInt8]], attributes: [TokenAttributes]) {
+        candidates = ids.map { Candidate(id: $0, text: texts[$0], attributes: attributes[$0]) }
+    }
 
     func partition(_ text: [UInt8], parseSpecial: Bool) -> [Fragment] {
         guard !text.isEmpty else { return [] }
@@ -92,10 +101,10 @@ struct SpecialTokenPartitioner {
                 }
             }
 
-            for id in candidates {
-                let attr = attributes[id]
+            for candidate in candidates {
+                let id = candidate.id, attr = candidate.attributes
                 if !parseSpecial && !attr.isDisjoint(with: [.control, .unknown]) { continue }
-                let pattern = texts[id]
+                let pattern = candidate.text
                 let m = pattern.count
                 guard m > 0, m <= buffer.count else { continue }
                 if m == 1 {

@@ -62,7 +62,10 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Tokens in the vocabulary (their texts are only needed while the tables are built).
     private let vocabularyCount: Int
-    private let storedTexts: [String]
+    /// Each token's text as stored, end to end (`textOffsets[id]..<textOffsets[id + 1]`): one
+    /// buffer instead of a `String` per token keeps a 262,144-token vocabulary to ~3 MiB.
+    private let textBytes: [UInt8]
+    private let textOffsets: [Int32]
     private let table: ByteStringTable
     private let pieces: [UInt8]
     private let pieceOffsets: [Int32]
@@ -125,11 +128,15 @@ public final class Tokenizer: @unchecked Sendable {
         // --- the vocabulary
         let tokenStrings = try reader.requiredStringArray("tokenizer.ggml.tokens")
         let n = tokenStrings.count
-        storedTexts = tokenStrings
+        var textBytes: [UInt8] = []
+        var textOffsets: [Int32] = [0]
+        textOffsets.reserveCapacity(n + 1)
         var texts: [[UInt8]] = []
         texts.reserveCapacity(n)
         var table = ByteStringTable(capacity: n)
         for (i, s) in tokenStrings.enumerated() {
+            textBytes.append(contentsOf: s.utf8)
+            textOffsets.append(Int32(textBytes.count))
             // llama.cpp renames empty tokens so that every text is unique and non-empty.
             let bytes = s.isEmpty ? Array("[EMPTY_\(i)]".utf8) : Array(s.utf8)
             texts.append(bytes)
@@ -137,6 +144,8 @@ public final class Tokenizer: @unchecked Sendable {
         }
         vocabularyCount = n
         self.table = table
+        self.textBytes = textBytes
+        self.textOffsets = textOffsets
 
         var scores = [Float](repeating: 0, count: n)
         if let raw = try reader.numberArray("tokenizer.ggml.scores", allowed: [.float32, .int32]) {
@@ -478,8 +487,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// The token's text exactly as stored in the vocabulary (byte-level BPE texts spell bytes as
     /// GPT-2 characters, SentencePiece texts use "▁" for spaces). Empty for ids out of range.
     public func tokenText(_ id: Int) -> String {
-        guard id >= 0 && id < storedTexts.count else { return "" }
-        return storedTexts[id]
+        guard id >= 0 && id < vocabularyCount else { return "" }
+        return String(decoding: textBytes[Int(textOffsets[id])..<Int(textOffsets[id + 1])], as: UTF8.self)
     }
 
     /// The id of the token whose text is exactly `text`, if any.

@@ -36,7 +36,8 @@ extension Nibble {
             if let system { conversation.systemPrompt = system }
 
             let settings = EngineSettings(path: try model.modelPath(), precision: model.precision, threads: model.threads,
-                                          context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes())
+                                          context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes(),
+                                          adapter: model.adapter)
             let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
             if loaded == nil {
                 // Nibble's defaults, then the model's own generation settings, then the flags.

@@ -147,6 +147,7 @@ final class ChatREPL {
     static let commands: [Command] = [
         Command(names: ["/help", "/?"], usage: "/help", summary: "list the commands", argument: .none) { repl, _ in repl.help() },
         Command(names: ["/model"], usage: "/model [PATH]", summary: "load another model (the conversation stays); alone: the model in use", argument: .path) { repl, arg in try repl.loadModel(arg) },
+        Command(names: ["/adapter"], usage: "/adapter [PATH|off]", summary: "put a LoRA adapter on (a PEFT folder or a GGUF LoRA file), take it off, or show the one in use", argument: .path) { repl, arg in try repl.adapter(arg) },
         Command(names: ["/reload"], usage: "/reload", summary: "read the model file again", argument: .none) { repl, _ in try repl.reload() },
         Command(names: ["/precision"], usage: "/precision [NAME]", summary: "switch precision (f32 f16 bf16 q8 q4 nf4 q2 native auto; 32 16 8 4 2, where 16 = bf16), or list them with their memory", argument: .precision) { repl, arg in try repl.precision(arg) },
         Command(names: ["/system"], usage: "/system [TEXT|none]", summary: "show or set the system prompt", argument: .text) { repl, arg in repl.system(arg) },
@@ -159,7 +160,7 @@ final class ChatREPL {
         Command(names: ["/clear"], usage: "/clear", summary: "forget the messages (the system prompt stays)", argument: .none) { repl, _ in try repl.clear() },
         Command(names: ["/save"], usage: "/save [FILE]", summary: "save the conversation as JSON (/save! FILE replaces a file that is not an earlier save of it)", argument: .path) { repl, arg in try repl.save(arg) },
         Command(names: ["/load"], usage: "/load FILE", summary: "load a saved conversation", argument: .path) { repl, arg in try repl.load(arg) },
-        Command(names: ["/replay"], usage: "/replay [FILE] [--precision P] [--greedy]", summary: "re-run each user turn (at P, with its recorded seed, or greedily) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
+        Command(names: ["/replay"], usage: "/replay [FILE] [--precision P] [--adapter PATH|off] [--greedy]", summary: "re-run each user turn (at P, with the adapter and seed its reply was written with, or the ones given) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
         Command(names: ["/compare"], usage: "/compare P1 P2 [TEXT]", summary: "answer the same message at two precisions, with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
         Command(names: ["/export"], usage: "/export [FILE.md]", summary: "write a Markdown transcript (default: in the sessions folder; /export! FILE.md replaces another file)", argument: .path) { repl, arg in try repl.export(arg) },
         Command(names: ["/template"], usage: "/template [TEXT]", summary: "print the exact prompt the model would get next", argument: .text) { repl, arg in try repl.showTemplate(arg) },
@@ -215,10 +216,36 @@ final class ChatREPL {
             say("model: \(describeModel()) — \(session.engine.info.path) (/model PATH loads another)")
             return
         }
-        try progress.run("loading \(path)") { try session.loadModel(path: UserPaths.expandingTilde(path)) }
+        let notice = try progress.run("loading \(path)") { try session.loadModel(path: UserPaths.expandingTilde(path)) }
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
+        if let notice { note(notice) }
         if let warning = session.templateWarning { fail(warning) }
         if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
+    }
+
+    private func adapter(_ argument: String) throws {
+        if argument.isEmpty {
+            if let a = session.engine.adapter {
+                say("adapter: \(a.path) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)), sha256 \(a.sha256.prefix(12))…)")
+                say("/adapter off takes it off")
+            } else {
+                say("adapter: none (/adapter PATH puts a PEFT folder or GGUF LoRA file on)")
+            }
+            return
+        }
+        if argument.lowercased() == "off" || argument.lowercased() == "none" {
+            guard let a = session.engine.adapter else {
+                say("adapter: already none")
+                return
+            }
+            try session.setAdapter(nil)
+            say("adapter off (was \(a.path))")
+            return
+        }
+        let path = UserPaths.expandingTilde(argument)
+        try progress.run("reading \(argument)") { try session.setAdapter(path) }
+        let a = session.engine.adapter!
+        say("adapter on: \(a.path) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)))")
     }
 
     private func reload() throws {
@@ -423,6 +450,13 @@ final class ChatREPL {
         var precision: Precision?
         let greedy = words.contains("--greedy")
         words.removeAll { $0 == "--greedy" }
+        var adapter = ChatSession.ReplayAdapter.asRecorded
+        if let flag = words.firstIndex(of: "--adapter") {
+            guard words.indices.contains(flag + 1) else { throw ChatError("usage: /replay [FILE] [--precision P] [--adapter PATH|off] [--greedy]") }
+            let value = words[flag + 1]
+            adapter = .fixed(value.lowercased() == "off" || value.lowercased() == "none" ? nil : UserPaths.expandingTilde(value))
+            words.removeSubrange(flag...(flag + 1))
+        }
         if let flag = words.firstIndex(where: { $0 == "--precision" || $0.hasPrefix("--precision=") }) {
             let value: String
             if words[flag].hasPrefix("--precision=") {
@@ -440,23 +474,25 @@ final class ChatREPL {
         }
         guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P] [--greedy]") }
         let recorded = try words.first.map { try Conversation.load(from: UserPaths.expandingTilde($0)) } ?? session.conversation
-        try runReplay(recorded, precision: precision, greedy: greedy)
+        try runReplay(recorded, precision: precision, adapter: adapter, greedy: greedy)
     }
 
     /// Replays `recorded`, printing each turn and a summary line; returns how many changed.
     @discardableResult
-    func runReplay(_ recorded: Conversation, precision: Precision?, greedy: Bool = false) throws -> (changed: Int, total: Int) {
+    func runReplay(_ recorded: Conversation, precision: Precision?, adapter: ChatSession.ReplayAdapter = .asRecorded,
+                   greedy: Bool = false) throws -> (changed: Int, total: Int) {
         guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
         defer { Interrupt.shared.reset() }
         let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.source, config: session.engine.config,
                                                                  context: session.engine.contextLength, memoryLimit: session.engine.memoryLimit) }
         let label = (target ?? session.engine.format).rawValue
-        let turns = try session.replay(recorded, precision: precision, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
+        let turns = try session.replay(recorded, precision: precision, adapter: adapter, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
             onTurnStart: { number, user, old in
                 self.endLine()
                 self.sayStyled(Style.bold("turn \(number)") + ": " + Self.oneLine(user, limit: 70))
                 if let old {
-                    self.sayStyled(Style.dim("  recorded (\(Terminal.visible(old.precision ?? "?"))): ") + Self.oneLine(old.content, limit: 400))
+                    let with = old.adapter.map { ", adapter " + Terminal.visible(($0.path as NSString).lastPathComponent) } ?? ""
+                    self.sayStyled(Style.dim("  recorded (\(Terminal.visible(old.precision ?? "?"))\(with)): ") + Self.oneLine(old.content, limit: 400))
                 }
                 Terminal.write(Style.dim("  now (\(label)):") + " ")
             },
@@ -567,6 +603,7 @@ final class ChatREPL {
         say("model      \(session.modelName) — \(engine.info.path)")
         if let name = engine.info.generalName { say("           general.name: \(name)") }
         say("precision  \(engine.plan.name) (the file stores \(WeightPlan.native(engine.source).summary))")
+        say("adapter    " + (engine.adapter.map { "\($0.path) (\($0.format.rawValue), \(Self.megabytes($0.byteCount)))" } ?? "none"))
         say("template   \(session.templateOrigin)")
         say("context    \(contextUse(nextPrompt: true))")
         say("memory     weights \(Self.megabytes(engine.weightBytes)), KV cache \(Self.megabytes(engine.kvCacheBytes)), scratch \(Self.megabytes(engine.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
@@ -624,7 +661,8 @@ final class ChatREPL {
         case .path: return position == 1 ? EditLineInput.pathCandidates(current) : []
         case .replay:
             if words[position - 1] == "--precision" { return matching(precisionNames) }
-            if current.hasPrefix("-") { return matching(["--precision", "--greedy"]) }
+            if words[position - 1] == "--adapter" { return matching(["off"]) + EditLineInput.pathCandidates(current) }
+            if current.hasPrefix("-") { return matching(["--precision", "--adapter", "--greedy"]) }
             return EditLineInput.pathCandidates(current)
         case .none, .text: return []
         }

@@ -15,6 +15,9 @@ extension Nibble {
         @Option(help: "Window length in tokens; the second half of each window is scored (default: 512).") var context: Int?
         /// The old name of `--context` (Tools and notes from before 0.2 use it).
         @Option(name: .customLong("ctx"), help: .hidden) var ctx: Int?
+        @Option(name: .customLong("kv-cache"),
+                help: "KV cache type, f16 or f32, of the precision and of the f32 reference it is compared with (default: the precision's: f32 at f32, else f16).")
+        var kvCache: KVCacheType?
         @Flag(help: "Print one JSON object.") var json = false
 
         /// llama-perplexity's default window.
@@ -33,15 +36,16 @@ extension Nibble {
             let interactive = isatty(STDERR_FILENO) != 0
             defer { if interactive { Terminal.writeError("\r\u{1B}[K") } }
             let result = try QualityRun.evaluate(path: model.modelPath(), precisions: [precision.precision], text: text, file: file,
-                                                 window: window, threads: threads.threads, memoryLimit: memoryLimit.bytes(),
+                                                 window: window, threads: threads.threads, memoryLimit: memoryLimit.bytes(), kvCache: kvCache,
                                                  progress: { _, done, total in
                                                      if interactive { Terminal.writeError("\r[window \(done + 1)/\(total)]") }
                                                  })[0]
             if json {
                 try Terminal.writeJSON(result)
             } else {
-                Terminal.write(String(format: "precision %@: %d tokens scored, perplexity %.4f, KLD vs f32 mean %.6f p99 %.6f, top-1 agreement %.2f %%\n",
-                                      result.precision, result.tokens, result.perplexity, result.kldMean, result.kldP99, 100 * result.top1Agreement))
+                Terminal.write(String(format: "precision %@ (KV cache %@): %d tokens scored, perplexity %.4f, KLD vs f32 mean %.6f p99 %.6f, top-1 agreement %.2f %%\n",
+                                      result.precision, result.kvCache ?? "?", result.tokens, result.perplexity, result.kldMean, result.kldP99,
+                                      100 * result.top1Agreement))
             }
         }
     }
@@ -49,8 +53,10 @@ extension Nibble {
 
 /// How `eval` (and `bench --quality`) score a text: windows of `window` tokens, the
 /// second half of each scored (`Evaluation`, as llama-perplexity), each precision
-/// against one f32 engine of the same model. One target engine is loaded at a time
-/// beside the reference, so memory stays at f32 + one precision.
+/// against one f32 engine of the same model whose KV cache has the target's type (so
+/// the KLD measures the weights, as llama-perplexity's F32 base and quantized runs share
+/// f16 KV). One target engine is loaded at a time beside the reference, so memory stays
+/// at f32 + one precision.
 enum QualityRun {
     /// - Parameters:
     ///   - file: the text's name, for errors.
@@ -58,7 +64,7 @@ enum QualityRun {
     ///   - progress: (precision index, window, windows).
     /// Throws `ExitCode(130)` when Ctrl-C stopped it.
     static func evaluate(path: String, precisions: [Precision], text: String, file: String, window: Int,
-                         threads: Int?, memoryLimit: Int, maxTokens: Int? = nil,
+                         threads: Int?, memoryLimit: Int, kvCache: KVCacheType? = nil, maxTokens: Int? = nil,
                          progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> [EvaluationResult] {
         let interrupt = Interrupt.shared
         var reference: Engine?
@@ -66,10 +72,13 @@ enum QualityRun {
         var results: [EvaluationResult] = []
         for (index, precision) in precisions.enumerated() {
             if interrupt.isSet { throw ExitCode(130) }
-            let target = try Engine(path: path, precision: precision, threads: threads, context: window, memoryLimit: memoryLimit)
+            let target = try Engine(path: path, precision: precision, threads: threads, context: window, memoryLimit: memoryLimit,
+                                    kvCache: kvCache)
             if index == 0, let maxTokens { text = prefix(of: text, windows: maxTokens / window, window: window, tokenizer: target) }
-            if target.format != .f32, reference == nil {
-                reference = try Engine(path: path, precision: .f32, threads: threads, context: window, memoryLimit: memoryLimit)
+            if target.format != .f32, reference?.plan.kvCache != target.plan.kvCache {
+                reference = nil  // before the next one is loaded
+                reference = try Engine(path: path, precision: .f32, threads: threads, context: window, memoryLimit: memoryLimit,
+                                       kvCache: target.plan.kvCache)
             }
             do {
                 results.append(try Evaluation.run(target: target, reference: target.format == .f32 ? nil : reference, text: text, context: window,

@@ -63,6 +63,14 @@ struct ContextOption: ParsableArguments {
     }
 }
 
+/// `--adapter`.
+struct AdapterOption: ParsableArguments {
+    @Option(help: "A LoRA adapter to apply: a PEFT folder (adapter_config.json + adapter_model.safetensors) or a GGUF LoRA file.")
+    var adapter: String?
+
+    var path: String? { adapter.map(UserPaths.expandingTilde) }
+}
+
 /// `--memory-limit`.
 struct MemoryLimitOption: ParsableArguments {
     @Option(name: .customLong("memory-limit"), help: "Memory Nibble may use, e.g. 512M or 2G (default: available memory less 10 %).")
@@ -88,8 +96,10 @@ struct ModelOptions: ParsableArguments {
     @OptionGroup var threadsOption: ThreadsOption
     @OptionGroup var contextOption: ContextOption
     @OptionGroup var memoryLimitOption: MemoryLimitOption
+    @OptionGroup var adapterOption: AdapterOption
 
     var precision: Precision { precisionOption.precision }
+    var adapter: String? { adapterOption.path }
     var threads: Int? { threadsOption.threads }
     var context: Int? { contextOption.context }
     func memoryLimitBytes() throws -> Int { try memoryLimitOption.bytes() }
@@ -106,7 +116,8 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadEngine() throws -> Engine {
-        let engine = try Engine(path: modelPath(), precision: precision, threads: threads, context: context, memoryLimit: memoryLimitBytes())
+        let engine = try Engine(path: modelPath(), precision: precision, threads: threads, context: context, memoryLimit: memoryLimitBytes(),
+                                adapter: adapter)
         Self.warnAboutPrecision(engine)
         return engine
     }
@@ -153,3 +164,5 @@ func readUserFile(_ path: String) throws -> Data {
         throw CLIError("\(path): cannot read (\(ModelFileError.systemReason(EIO)))")
     }
 }
+
+extension KVCacheType: ExpressibleByArgument {}

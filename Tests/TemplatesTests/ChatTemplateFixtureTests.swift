@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Templates
+import ModelFiles
 
 /// `Resources/chat-templates.json` (Tools/reference_templates.py): every template rendered
 /// by jinja2 exactly as transformers does, for 8 conversations × add_generation_prompt.

@@ -34,6 +34,9 @@ const char *nb_isa_name(nb_isa isa);
 int nb_parse_isa(const char *name);
 /// A short human-readable list of relevant CPU features, e.g. "AVX2 FMA F16C".
 const char *nb_cpu_features(void);
+/// Returns the heap's free pages to the system (glibc `malloc_trim`; a no-op elsewhere):
+/// called after loading, when the parsed file header and the tokenizer's build tables are gone.
+void nb_release_free_heap(void);
 
 // ---- Worker pool ----------------------------------------------------------------
 

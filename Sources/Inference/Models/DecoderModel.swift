@@ -110,6 +110,8 @@ public final class ForwardState {
     /// The input of the current product quantised to int8 blocks (integer formats).
     let quantized: ActivationScratch
     private let buffers: [AlignedBuffer]
+    /// The LoRA adapter the projections add, if one is on.
+    var adapter: LoRAAdapter?
 
     var byteCount: Int { buffers.reduce(0) { $0 + $1.byteCount } + quantized.byteCount }
 

@@ -216,6 +216,8 @@ final class RotaryEmbedding {
 struct QKVProjection {
     let q, k, v: WeightMatrix
     let qBias, kBias, vBias: [Float]?
+    /// The weights (and rows of a fused one) a LoRA adapter may adapt.
+    let targets: (q: LoRATarget, k: LoRATarget, v: LoRATarget)
 
     init(_ l: WeightLoader, layer i: Int, config c: ModelConfig) throws {
         let p = "blk.\(i).", dim = c.embeddingLength, qDim = c.qDim, kvDim = c.kvDim
@@ -224,6 +226,8 @@ struct QKVProjection {
             q = try l.matrix(name, rows: 0..<qDim, of: rows, columns: dim)
             k = try l.matrix(name, rows: qDim..<(qDim + kvDim), of: rows, columns: dim)
             v = try l.matrix(name, rows: (qDim + kvDim)..<rows, of: rows, columns: dim)
+            targets = (LoRATarget(name, rows: 0..<qDim), LoRATarget(name, rows: qDim..<(qDim + kvDim)),
+                       LoRATarget(name, rows: (qDim + kvDim)..<rows))
             if let b = try l.optionalVector(p + "attn_qkv.bias", count: rows) {
                 (qBias, kBias, vBias) = (Array(b[0..<qDim]), Array(b[qDim..<(qDim + kvDim)]), Array(b[(qDim + kvDim)...]))
                 return
@@ -232,18 +236,24 @@ struct QKVProjection {
             q = try l.matrix(p + "attn_q.weight", rows: qDim, columns: dim)
             k = try l.matrix(p + "attn_k.weight", rows: kvDim, columns: dim)
             v = try l.matrix(p + "attn_v.weight", rows: kvDim, columns: dim)
+            targets = (LoRATarget(p + "attn_q.weight"), LoRATarget(p + "attn_k.weight"), LoRATarget(p + "attn_v.weight"))
         }
         qBias = try l.optionalVector(p + "attn_q.bias", count: qDim)
         kBias = try l.optionalVector(p + "attn_k.bias", count: kvDim)
         vBias = try l.optionalVector(p + "attn_v.bias", count: kvDim)
     }
 
-    /// state.q, .k, .v ← the projections of `x` (`count` tokens), biases added.
+    /// state.q, .k, .v ← the projections of `x` (`count` tokens), biases (and the adapter) added.
     func project(_ x: UnsafePointer<Float>, count: Int, state s: ForwardState, pool: WorkerPool) {
         WeightMatrix.multiply((q, s.q), (k, s.k), (v, s.v), x: x, batch: count, pool: pool, scratch: s.quantized)
         if let qBias { Layers.addBias(qBias, to: s.q, rows: count) }
         if let kBias { Layers.addBias(kBias, to: s.k, rows: count) }
         if let vBias { Layers.addBias(vBias, to: s.v, rows: count) }
+        if let adapter = s.adapter {
+            adapter.apply(targets.q, x: x, count: count, y: s.q)
+            adapter.apply(targets.k, x: x, count: count, y: s.k)
+            adapter.apply(targets.v, x: x, count: count, y: s.v)
+        }
     }
 }
 
@@ -251,17 +261,20 @@ struct QKVProjection {
 struct OutputProjection {
     let weight: WeightMatrix
     let bias: [Float]?
+    let target: LoRATarget
 
     init(_ l: WeightLoader, _ name: String, rows: Int, columns: Int) throws {
         weight = try l.matrix(name + ".weight", rows: rows, columns: columns)
         bias = try l.optionalVector(name + ".bias", count: rows)
+        target = LoRATarget(name + ".weight")
     }
 
-    /// y ← W·x (+ bias) for `count` tokens.
+    /// y ← W·x (+ bias, + the adapter's s·B·A·x) for `count` tokens.
     func callAsFunction(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, state s: ForwardState,
                         pool: WorkerPool) {
         weight.multiply(x, batch: count, into: y, pool: pool, scratch: s.quantized)
         if let bias { Layers.addBias(bias, to: y, rows: count) }
+        s.adapter?.apply(target, x: x, count: count, y: y)
     }
 }
 
@@ -270,6 +283,7 @@ struct OutputProjection {
 /// GPT-2).
 struct FeedForward {
     let gate: WeightMatrix?
+    let gateTarget: LoRATarget
     let up: OutputProjection
     let down: OutputProjection
     let activation: Layers.Activation
@@ -279,10 +293,14 @@ struct FeedForward {
         self.activation = activation
         if gated && !l.has(p + "ffn_gate.weight") {
             // Fused: rows 0..<ffn are the gate, ffn..<2·ffn the up projection (ggml_swiglu's halves).
-            gate = try l.matrix(p + "ffn_up.weight", rows: 0..<ffn, of: 2 * ffn, columns: dim)
-            up = OutputProjection(weight: try l.matrix(p + "ffn_up.weight", rows: ffn..<(2 * ffn), of: 2 * ffn, columns: dim), bias: nil)
+            let name = p + "ffn_up.weight"
+            gate = try l.matrix(name, rows: 0..<ffn, of: 2 * ffn, columns: dim)
+            gateTarget = LoRATarget(name, rows: 0..<ffn)
+            up = OutputProjection(weight: try l.matrix(name, rows: ffn..<(2 * ffn), of: 2 * ffn, columns: dim), bias: nil,
+                                  target: LoRATarget(name, rows: ffn..<(2 * ffn)))
         } else {
             gate = gated ? try l.matrix(p + "ffn_gate.weight", rows: ffn, columns: dim) : nil
+            gateTarget = LoRATarget(p + "ffn_gate.weight")
             up = try OutputProjection(l, p + "ffn_up", rows: ffn, columns: dim)
         }
         down = try OutputProjection(l, p + "ffn_down", rows: dim, columns: ffn)
@@ -294,6 +312,10 @@ struct FeedForward {
         let n = count * up.weight.rows
         if let gate {
             WeightMatrix.multiply((gate, s.hidden), (up.weight, s.hidden2), nil, x: x, batch: count, pool: pool, scratch: s.quantized)
+            if let adapter = s.adapter {
+                adapter.apply(gateTarget, x: x, count: count, y: s.hidden)
+                adapter.apply(up.target, x: x, count: count, y: s.hidden2)
+            }
             Layers.gated(activation, s.hidden, s.hidden2, count: n)
         } else {
             up(x, count: count, into: s.hidden, state: s, pool: pool)
@@ -304,9 +326,10 @@ struct FeedForward {
 }
 
 extension OutputProjection {
-    init(weight: WeightMatrix, bias: [Float]?) {
+    init(weight: WeightMatrix, bias: [Float]?, target: LoRATarget) {
         self.weight = weight
         self.bias = bias
+        self.target = target
     }
 }
 
