@@ -152,6 +152,7 @@ fixtures: model gemma vocab
 	$(VENV)/bin/python Tools/reference_tiny_llama.py
 	$(VENV)/bin/python Tools/reference_families.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 	$(VENV)/bin/python Tools/reference_adapters.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
+	$(VENV)/bin/python Tools/reference_bf16.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 	$(VENV)/bin/python Tools/reference_quants.py
 	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
 	python3 Tools/make_fuzz_seeds.py

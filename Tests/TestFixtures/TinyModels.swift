@@ -3,7 +3,8 @@
 // not committed: each folder's `binaries.json` (Tools/pack_tiny_models.py) holds the GGUF
 // as metadata and tensors and the safetensors file as header and data section, and this
 // writes them out once per process into a temporary folder next to copies of the text files.
-// `adapter.json` (Tools/reference_adapters.py) packs a tiny LoRA adapter the same way.
+// `adapter.json` (Tools/reference_adapters.py) packs a tiny LoRA adapter the same way, and
+// `bf16.json` (Tools/reference_bf16.py) a bfloat16 model.safetensors.
 
 import Foundation
 import ModelFiles
@@ -89,6 +90,42 @@ public enum TinyModels {
         }
         madeAdapters[family] = (peft, ggufURL)
         return (peft, ggufURL)
+    }
+
+    nonisolated(unsafe) private static var madeBF16: [String: URL] = [:]
+
+    /// The bfloat16 variant of `family` (Tools/reference_bf16.py, `bf16.json`; llama only):
+    /// a Hugging Face folder with the bf16 `config.json` and `model.safetensors` and the
+    /// family's tokenizer files, written on first use. No GGUF.
+    public static func bf16Folder(_ family: String, resources: URL) throws -> URL {
+        lock.lock()
+        defer { lock.unlock() }
+        if let url = madeBF16[family] { return url }
+        let source = sourceFolder(family, resources: resources)
+        guard let pack = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("bf16.json"))) as? [String: Any],
+              let config = pack["config"] as? [String: Any], let st = pack["safetensors"] as? [String: Any],
+              let header = st["header"] as? String, let body = st["data"] as? String
+        else { throw Failure.bad("\(family): bf16.json") }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(family)-bf16-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        for name in ["generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+        where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: out.appendingPathComponent(name))
+        }
+        let binaries = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("binaries.json"))) as? [String: Any]
+        if let text = binaries?["tokenizer.model"] as? String {
+            try bytes(text).write(to: out.appendingPathComponent("tokenizer.model"))
+        }
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+            .write(to: out.appendingPathComponent("config.json"))
+        var file = Data()
+        let headerBytes = Data(header.utf8)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(headerBytes)
+        file.append(try bytes(body))
+        try file.write(to: out.appendingPathComponent("model.safetensors"))
+        madeBF16[family] = out
+        return out
     }
 
     private static func bytes(_ base64: String) throws -> Data {
