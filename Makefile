@@ -21,7 +21,7 @@ HF_TOK_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab hf-tokenizers test fixtures compare clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build deps test-deps chat model gemma vocab hf-tokenizers smollm2-hf smollm2-hf-f32 test fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -84,6 +84,27 @@ $(HF_TOKENIZERS)/.made: Tools/reference_tokenizer_json.py Tools/requirements-hf-
 	@touch "$@"
 	@echo "hf-tokenizers: $(HF_TOKENIZERS)"
 
+# SmolLM2-135M-Instruct as a Hugging Face folder (config.json, model.safetensors,
+# tokenizer.json, ...), written from the GGUF by Tools/make_hf_folder.py with only gguf,
+# numpy and tokenizers (Tools/requirements-hf-folder.txt, in a venv inside $(CACHE_DIR)).
+HF_FOLDER_VENV     := $(CACHE_DIR)/venv-hf-folder
+SMOLLM2_HF  := $(MODEL_DIR)/SmolLM2-135M-Instruct-bf16
+SMOLLM2_HF_F32 := $(MODEL_DIR)/SmolLM2-135M-Instruct-f32
+
+smollm2-hf: $(SMOLLM2_HF)/model.safetensors
+smollm2-hf-f32: $(SMOLLM2_HF_F32)/model.safetensors
+
+$(HF_FOLDER_VENV)/.installed: Tools/requirements-hf-folder.txt
+	@test -x "$(HF_FOLDER_VENV)/bin/python" || python3 -m venv "$(HF_FOLDER_VENV)"
+	"$(HF_FOLDER_VENV)/bin/pip" install -q --disable-pip-version-check -r Tools/requirements-hf-folder.txt
+	@touch "$@"
+
+$(SMOLLM2_HF)/model.safetensors: $(MODEL) $(HF_FOLDER_VENV)/.installed Tools/make_hf_folder.py
+	"$(HF_FOLDER_VENV)/bin/python" Tools/make_hf_folder.py --model "$(MODEL)" --dtype bf16 --out "$(SMOLLM2_HF)"
+
+$(SMOLLM2_HF_F32)/model.safetensors: $(MODEL) $(HF_FOLDER_VENV)/.installed Tools/make_hf_folder.py
+	"$(HF_FOLDER_VENV)/bin/python" Tools/make_hf_folder.py --model "$(MODEL)" --dtype f32 --out "$(SMOLLM2_HF_F32)"
+
 chat: model
 	@test -x .build/release/nibble || echo "building nibble (the first build takes about 3 minutes on 2 cores)..."
 	@$(MAKE) --no-print-directory build
@@ -92,8 +113,9 @@ chat: model
 # Tests run in release mode (numeric code is far too slow in debug) in their own
 # build folder, so they never rebuild the release binary.
 # The libFuzzer targets run for FUZZ_SMOKE_SECONDS each first (a crash fails the run).
-test: test-deps model gemma vocab fuzz-smoke
+test: test-deps model gemma vocab smollm2-hf smollm2-hf-f32 fuzz-smoke
 	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" NIBBLE_HF_TOKENIZERS="$(HF_TOKENIZERS)" \
+	  NIBBLE_SMOLLM2_HF="$(SMOLLM2_HF)" NIBBLE_SMOLLM2_HF_F32="$(SMOLLM2_HF_F32)" \
 	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
 
 # libFuzzer targets (Fuzz/): the GGUF reader with the model config and tokenizer built
@@ -150,6 +172,8 @@ fixtures: model gemma vocab
 	$(VENV)/bin/python Tools/reference_families.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 	$(MAKE) --no-print-directory hf-tokenizers
 	$(VENV)/bin/python Tools/reference_tokenizer_json.py --tokenizers "$(HF_TOKENIZERS)"
+	$(VENV)/bin/python Tools/reference_adapters.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
+	$(VENV)/bin/python Tools/reference_bf16.py --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 	$(VENV)/bin/python Tools/reference_quants.py
 	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
 	python3 Tools/make_fuzz_seeds.py

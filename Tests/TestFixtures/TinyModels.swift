@@ -3,6 +3,8 @@
 // not committed: each folder's `binaries.json` (Tools/pack_tiny_models.py) holds the GGUF
 // as metadata and tensors and the safetensors file as header and data section, and this
 // writes them out once per process into a temporary folder next to copies of the text files.
+// `adapter.json` (Tools/reference_adapters.py) packs a tiny LoRA adapter the same way, and
+// `bf16.json` (Tools/reference_bf16.py) a bfloat16 model.safetensors.
 
 import Foundation
 import ModelFiles
@@ -49,6 +51,80 @@ public enum TinyModels {
         guard let g = pack["gguf"] as? [String: Any] else { throw Failure.bad("\(family): gguf") }
         try gguf(g).write(to: out.appendingPathComponent("\(family).gguf").path)
         made[family] = out
+        return out
+    }
+
+    nonisolated(unsafe) private static var madeAdapters: [String: (peft: URL, gguf: URL?)] = [:]
+
+    /// The tiny LoRA adapter of `family` (Tools/reference_adapters.py, `adapter.json`),
+    /// written on first use into a temporary folder: `peft` is a PEFT adapter folder
+    /// (adapter_config.json + adapter_model.safetensors), `gguf` the adapter converted by
+    /// llama.cpp's convert_lora_to_gguf.py, or nil where the converter refused the adapter
+    /// (`adapter.json`'s "gguf_refused" says why).
+    public static func adapter(_ family: String, resources: URL) throws -> (peft: URL, gguf: URL?) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let made = madeAdapters[family] { return made }
+        let source = sourceFolder(family, resources: resources).appendingPathComponent("adapter.json")
+        guard let pack = try JSONSerialization.jsonObject(with: Data(contentsOf: source)) as? [String: Any]
+        else { throw Failure.bad("\(family): adapter.json") }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(family)-adapter-\(UUID().uuidString)")
+        let peft = out.appendingPathComponent("peft")
+        try FileManager.default.createDirectory(at: peft, withIntermediateDirectories: true)
+        guard let config = pack["adapter_config"] as? [String: Any] else { throw Failure.bad("\(family): adapter_config") }
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+            .write(to: peft.appendingPathComponent("adapter_config.json"))
+        guard let st = pack["peft_safetensors"] as? [String: Any], let header = st["header"] as? String,
+              let body = st["data"] as? String else { throw Failure.bad("\(family): peft_safetensors") }
+        var file = Data()
+        let headerBytes = Data(header.utf8)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(headerBytes)
+        file.append(try bytes(body))
+        try file.write(to: peft.appendingPathComponent("adapter_model.safetensors"))
+        var ggufURL: URL?
+        if let g = pack["gguf"] as? [String: Any] {
+            let url = out.appendingPathComponent("\(family)-lora.gguf")
+            try gguf(g).write(to: url.path)
+            ggufURL = url
+        }
+        madeAdapters[family] = (peft, ggufURL)
+        return (peft, ggufURL)
+    }
+
+    nonisolated(unsafe) private static var madeBF16: [String: URL] = [:]
+
+    /// The bfloat16 variant of `family` (Tools/reference_bf16.py, `bf16.json`; llama only):
+    /// a Hugging Face folder with the bf16 `config.json` and `model.safetensors` and the
+    /// family's tokenizer files, written on first use. No GGUF.
+    public static func bf16Folder(_ family: String, resources: URL) throws -> URL {
+        lock.lock()
+        defer { lock.unlock() }
+        if let url = madeBF16[family] { return url }
+        let source = sourceFolder(family, resources: resources)
+        guard let pack = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("bf16.json"))) as? [String: Any],
+              let config = pack["config"] as? [String: Any], let st = pack["safetensors"] as? [String: Any],
+              let header = st["header"] as? String, let body = st["data"] as? String
+        else { throw Failure.bad("\(family): bf16.json") }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(family)-bf16-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        for name in ["generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+        where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: out.appendingPathComponent(name))
+        }
+        let binaries = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("binaries.json"))) as? [String: Any]
+        if let text = binaries?["tokenizer.model"] as? String {
+            try bytes(text).write(to: out.appendingPathComponent("tokenizer.model"))
+        }
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+            .write(to: out.appendingPathComponent("config.json"))
+        var file = Data()
+        let headerBytes = Data(header.utf8)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(headerBytes)
+        file.append(try bytes(body))
+        try file.write(to: out.appendingPathComponent("model.safetensors"))
+        madeBF16[family] = out
         return out
     }
 

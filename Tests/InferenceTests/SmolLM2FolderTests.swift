@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+@testable import Inference
+
+/// SmolLM2-135M-Instruct as Hugging Face folders written from its GGUF by
+/// Tools/make_hf_folder.py (`make smollm2-hf smollm2-hf-f32`; `make test` makes both and
+/// sets the variables): the f32 folder holds the GGUF's dequantised values, so folder
+/// and GGUF must give the same greedy tokens at f32 and at q8, and those are
+/// transformers' on the folder (smollm2-hf-greedy.json); the bf16 folder gives
+/// transformers' greedy tokens for the bf16 folder.
+@Suite(.serialized, .enabled(if: SmolLM2FolderTests.folders != nil, "NIBBLE_SMOLLM2_HF / NIBBLE_SMOLLM2_HF_F32 not set (make test sets them)"))
+struct SmolLM2FolderTests {
+    static let folders: (bf16: String, f32: String)? = {
+        let env = ProcessInfo.processInfo.environment
+        guard let bf16 = env["NIBBLE_SMOLLM2_HF"], let f32 = env["NIBBLE_SMOLLM2_HF_F32"], !bf16.isEmpty, !f32.isEmpty else { return nil }
+        return (bf16, f32)
+    }()
+
+    static func prompts() throws -> [(name: String, ids: [Int])] {
+        let reference = try resource("smollm2-hf-greedy.json")
+        let prompts = try #require(reference["prompts"] as? [[String: Any]])
+        return try prompts.map { (try #require($0["name"] as? String), try #require($0["ids"] as? [Int])) }
+    }
+
+    static func expected(_ folder: String, _ prompt: String) throws -> (ids: [Int], margins: [Double]) {
+        let results = try #require(try resource("smollm2-hf-greedy.json")["results"] as? [String: Any])
+        let run = try #require((results[folder] as? [String: Any])?[prompt] as? [String: Any])
+        return (try #require(run["greedy_ids"] as? [Int]), try #require(run["greedy_margins"] as? [Double]))
+    }
+
+    static func greedy(_ engine: Engine, _ prompt: [Int], count: Int) throws -> [Int] {
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        return try engine.generate(prompt: prompt, maxTokens: count, sampling: greedy, ignoreEndOfGeneration: true) { _ in }.tokens
+    }
+
+    @Test func f32FolderAndGGUFAgreeAtF32AndQ8() throws {
+        let folders = try #require(Self.folders)
+        for precision in [Precision.f32, .q8] {
+            let folder = try Engine(path: folders.f32, precision: precision, threads: 2, context: 256)
+            let gguf = try Engine(path: modelPath, precision: precision, threads: 2, context: 256)
+            #expect(folder.source is HuggingFaceFolder)
+            #expect(folder.weightBytes == gguf.weightBytes)
+            for (name, ids) in try Self.prompts() {
+                let fromFolder = try Self.greedy(folder, ids, count: 32)
+                #expect(fromFolder == (try Self.greedy(gguf, ids, count: 32)), "\(precision) \(name)")
+                if precision == .f32 {
+                    #expect(fromFolder == (try Self.expected("f32_folder", name).ids), "\(name): transformers")
+                }
+            }
+        }
+    }
+
+    /// The bf16 folder at native (bf16 weights as stored) and at f32 (the same values
+    /// in f32, as transformers computes): transformers' tokens up to a step whose top
+    /// two logits are within 1e-2 (a valid rounding may branch there).
+    @Test func bf16FolderGivesTransformersTokens() throws {
+        let folders = try #require(Self.folders)
+        let engine = try Engine(path: folders.bf16, precision: .f32, threads: 2, context: 256)
+        for (name, ids) in try Self.prompts() {
+            let (expected, margins) = try Self.expected("bf16_folder", name)
+            let mine = try Self.greedy(engine, ids, count: expected.count)
+            let agreed = zip(mine, expected).prefix { $0 == $1 }.count
+            if agreed < expected.count {
+                #expect(margins[agreed] < 1e-2, "\(name): diverged at \(agreed) where transformers' margin is \(margins[agreed])")
+            }
+        }
+        let native = try Engine(path: folders.bf16, threads: 2, context: 256)
+        #expect(native.format == .bf16)
+    }
+}
