@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ModelFiles
 import Tokenizers
+import TestFixtures
 @testable import Inference
 
 /// The tiny family fixtures loaded from their Hugging Face folders (config.json,
@@ -53,6 +54,29 @@ import Tokenizers
         for text in ["Hello world", " the quick brown fox, 12345!", "  leading spaces\nand\ttabs", "unicode: é ü 你好 🙂", ""] {
             #expect(a.encode(text, addBOS: true) == b.encode(text, addBOS: true), "\(family): \(text)")
         }
+    }
+
+    /// A bf16 checkpoint (the tiny llama saved by transformers in bfloat16): at f32 the
+    /// logits transformers computes in float32 from it, at native its weights as stored.
+    @Test func bf16FolderMatchesTransformers() throws {
+        let resources = try #require(Bundle.module.url(forResource: "Resources", withExtension: nil))
+        let folder = try TinyModels.bf16Folder("llama", resources: resources)
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: TinyModels.sourceFolder("llama", resources: resources)
+            .appendingPathComponent("bf16.json"))) as? [String: Any])
+        let prompt = try #require(reference["prompt_ids"] as? [Int])
+        let expected = try #require(reference["logits"] as? [[Double]]).flatMap { $0.map(Float.init) }
+        let engine = try Engine(path: folder.path, precision: .f32, threads: 2, context: 128)
+        let logits = try engine.logitsAtEveryPosition(for: prompt)
+        try #require(logits.count == expected.count)
+        let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-4, "max |Δlogit| = \(worst)")
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        let tokens = try engine.generate(prompt: prompt, maxTokens: 16, sampling: greedy, ignoreEndOfGeneration: true) { _ in }.tokens
+        #expect(tokens == reference["greedy_ids"] as? [Int])
+        let native = try Engine(path: folder.path, threads: 2, context: 128)
+        #expect(native.format == .bf16)
+        #expect(Double(native.weightBytes) < 0.6 * Double(engine.weightBytes))
     }
 
     /// Without tokenizer.model, the SentencePiece vocabulary comes from tokenizer.json's

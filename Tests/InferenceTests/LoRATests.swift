@@ -42,6 +42,67 @@ import TestFixtures
         }
     }
 
+    /// The tiny PEFT adapters of Tools/reference_adapters.py (random non-zero A and B on
+    /// every projection; rsLoRA on qwen2, r 8 on mistral, fused QKV and gate/up on phi3,
+    /// Conv1D on gpt2): transformers + peft's f32 logits at every position within 1e-4
+    /// and its 16 greedy tokens, on the folder and on the GGUF form of the base; and the
+    /// adapter as llama.cpp's convert_lora_to_gguf.py wrote it, with llama.cpp's scale
+    /// (alpha / r: the converter drops use_rslora, so qwen2's GGUF gives the
+    /// `gguf_semantics` logits, computed by transformers at that scale).
+    @Test(arguments: families)
+    func tinyAdaptersGivePEFTLogits(family: String) throws {
+        let resources = try #require(Bundle.module.url(forResource: "Resources", withExtension: nil))
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: TinyModels.sourceFolder(family, resources: resources)
+            .appendingPathComponent("adapter.json"))) as? [String: Any])
+        let prompt = try #require(reference["prompt_ids"] as? [Int])
+        let rows = try #require(reference["logits"] as? [[Double]])
+        let expected = rows.flatMap { $0.map(Float.init) }
+        let greedyIDs = try #require(reference["greedy_ids"] as? [Int])
+        let (peft, gguf) = try TinyModels.adapter(family, resources: resources)
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+
+        func check(_ base: String, _ adapter: URL, logits expected: [Float], lastOnly: Bool, greedy ids: [Int]) throws {
+            let what = "\(family): \(adapter.lastPathComponent) on \((base as NSString).lastPathComponent)"
+            let engine = try Engine(path: base, precision: .f32, threads: 2, context: 128, adapter: adapter.path)
+            var logits = try engine.logitsAtEveryPosition(for: prompt)
+            if lastOnly { logits = Array(logits.suffix(expected.count)) }
+            try #require(logits.count == expected.count, "\(what)")
+            let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
+            #expect(worst < 1e-4, "\(what): max |Δlogit| vs transformers + peft = \(worst)")
+            let tokens = try engine.generate(prompt: prompt, maxTokens: 16, sampling: greedy, ignoreEndOfGeneration: true) { _ in }.tokens
+            #expect(tokens == ids, "\(what)")
+        }
+
+        let folder = try FamilyReferenceTests.folder(family).path
+        let ggufBase = try FamilyReferenceTests.gguf(family)
+        for base in [folder, ggufBase] {
+            try check(base, peft, logits: expected, lastOnly: false, greedy: greedyIDs)
+        }
+        if let gguf {
+            let rslora = reference["use_rslora"] as? Bool ?? false
+            let semantics = reference["gguf_semantics"] as? [String: Any]
+            let logits = rslora ? try #require(semantics?["logits_last"] as? [Double]).map(Float.init) : expected
+            let ids = rslora ? try #require(semantics?["greedy_ids"] as? [Int]) : greedyIDs
+            for base in [folder, ggufBase] {
+                try check(base, gguf, logits: logits, lastOnly: rslora, greedy: ids)
+            }
+        } else {
+            // GPT-2: the converter's file has each Conv1D pair transposed and swapped, and
+            // llama.cpp refuses it; so does Nibble, naming the module and both shapes.
+            let written = try #require(reference["gguf_converter_output"] as? [String: Any])
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-\(family)-converter-lora-\(UUID().uuidString).gguf")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try TinyModels.gguf(written).write(to: url.path)
+            #expect {
+                try Engine(path: ggufBase, precision: .f32, threads: 2, context: 128, adapter: url.path)
+            } throws: { error in
+                guard case let .adapterDoesNotFit(_, module, reason) = error as? EngineError else { return false }
+                return module.hasPrefix("blk.") && reason.contains("×")
+            }
+        }
+    }
+
     /// On, off and on again in one engine (and through a precision switch) gives, bit for
     /// bit, what fresh engines with and without the adapter give.
     @Test func onOffOnEqualsFreshEngines() throws {

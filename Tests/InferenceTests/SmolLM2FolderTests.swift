@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ModelFiles
 @testable import Inference
 
 /// SmolLM2-135M-Instruct as Hugging Face folders written from its GGUF by
@@ -8,13 +9,15 @@ import Testing
 /// and GGUF must give the same greedy tokens at f32 and at q8, and those are
 /// transformers' on the folder (smollm2-hf-greedy.json); the bf16 folder gives
 /// transformers' greedy tokens for the bf16 folder.
-@Suite(.serialized, .enabled(if: SmolLM2FolderTests.folders != nil, "NIBBLE_SMOLLM2_HF / NIBBLE_SMOLLM2_HF_F32 not set (make test sets them)"))
+let smollm2Folders: (bf16: String, f32: String)? = {
+    let env = ProcessInfo.processInfo.environment
+    guard let bf16 = env["NIBBLE_SMOLLM2_HF"], let f32 = env["NIBBLE_SMOLLM2_HF_F32"], !bf16.isEmpty, !f32.isEmpty else { return nil }
+    return (bf16, f32)
+}()
+
+@Suite(.serialized, .enabled(if: smollm2Folders != nil, "NIBBLE_SMOLLM2_HF / NIBBLE_SMOLLM2_HF_F32 not set (make test sets them)"))
 struct SmolLM2FolderTests {
-    static let folders: (bf16: String, f32: String)? = {
-        let env = ProcessInfo.processInfo.environment
-        guard let bf16 = env["NIBBLE_SMOLLM2_HF"], let f32 = env["NIBBLE_SMOLLM2_HF_F32"], !bf16.isEmpty, !f32.isEmpty else { return nil }
-        return (bf16, f32)
-    }()
+    static var folders: (bf16: String, f32: String)? { smollm2Folders }
 
     static func prompts() throws -> [(name: String, ids: [Int])] {
         let reference = try resource("smollm2-hf-greedy.json")

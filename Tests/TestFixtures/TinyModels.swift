@@ -133,7 +133,8 @@ public enum TinyModels {
         return d
     }
 
-    private static func gguf(_ g: [String: Any]) throws -> GGUFWriter {
+    /// A GGUF packed as data (`binaries.json`'s "gguf", `adapter.json`'s "gguf") as a writer.
+    public static func gguf(_ g: [String: Any]) throws -> GGUFWriter {
         var writer = GGUFWriter(version: UInt32(g["version"] as? Int ?? 3), alignment: g["alignment"] as? Int ?? 32)
         for case let entry as [Any] in g["metadata"] as? [Any] ?? [] {
             guard entry.count >= 3, let key = entry[0] as? String, let type = entry[1] as? String else { throw Failure.bad("metadata") }
