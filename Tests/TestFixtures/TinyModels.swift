@@ -42,12 +42,7 @@ public enum TinyModels {
         }
         guard let st = pack["safetensors"] as? [String: Any], let header = st["header"] as? String, let body = st["data"] as? String
         else { throw Failure.bad("\(family): safetensors") }
-        var file = Data()
-        let headerBytes = Data(header.utf8)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
-        file.append(headerBytes)
-        file.append(try bytes(body))
-        try file.write(to: out.appendingPathComponent("model.safetensors"))
+        try safetensors(header: header, data: body).write(to: out.appendingPathComponent("model.safetensors"))
         guard let g = pack["gguf"] as? [String: Any] else { throw Failure.bad("\(family): gguf") }
         try gguf(g).write(to: out.appendingPathComponent("\(family).gguf").path)
         made[family] = out
@@ -76,12 +71,7 @@ public enum TinyModels {
             .write(to: peft.appendingPathComponent("adapter_config.json"))
         guard let st = pack["peft_safetensors"] as? [String: Any], let header = st["header"] as? String,
               let body = st["data"] as? String else { throw Failure.bad("\(family): peft_safetensors") }
-        var file = Data()
-        let headerBytes = Data(header.utf8)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
-        file.append(headerBytes)
-        file.append(try bytes(body))
-        try file.write(to: peft.appendingPathComponent("adapter_model.safetensors"))
+        try safetensors(header: header, data: body).write(to: peft.appendingPathComponent("adapter_model.safetensors"))
         var ggufURL: URL?
         if let g = pack["gguf"] as? [String: Any] {
             let url = out.appendingPathComponent("\(family)-lora.gguf")
@@ -118,14 +108,19 @@ public enum TinyModels {
         }
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
             .write(to: out.appendingPathComponent("config.json"))
+        try safetensors(header: header, data: body).write(to: out.appendingPathComponent("model.safetensors"))
+        madeBF16[family] = out
+        return out
+    }
+
+    /// A safetensors file from its header (verbatim) and base64 data section.
+    private static func safetensors(header: String, data body: String) throws -> Data {
         var file = Data()
         let headerBytes = Data(header.utf8)
         withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(headerBytes)
         file.append(try bytes(body))
-        try file.write(to: out.appendingPathComponent("model.safetensors"))
-        madeBF16[family] = out
-        return out
+        return file
     }
 
     private static func bytes(_ base64: String) throws -> Data {
