@@ -134,6 +134,108 @@ struct ChatScriptTests {
         #expect(assistants.map { ($0["adapter"] as? [String: Any])?["path"] as? String } == [nil, "style", nil])
     }
 
+    /// `/adapter PATH`, a turn, `/adapter off`, the same turn: the replies are those of
+    /// fresh processes with the adapter, and without it on the same history; the saved
+    /// file replays both exactly (each with the adapter it recorded).
+    @Test func adapterOffGivesWhatAFreshProcessGives() throws {
+        let dir = try temporaryDirectory()
+        var shapes: [(name: String, inputs: Int, outputs: Int)] = []
+        for layer in 0..<30 { shapes.append(("model.layers.\(layer).self_attn.v_proj", 576, 192)) }
+        try LoRAFixtures.writePEFT(LoRAFixtures.randomModules(shapes, rank: 4, amplitude: 0.1, seed: 9), rank: 4, alpha: 8,
+                                   to: dir.appendingPathComponent("style"))
+        let settings = ["/set temperature 0", "/set max_tokens 12"]
+        let turn = "Name a colour."
+        let both = try chat(settings + ["/adapter style", turn, "/adapter off", turn, "/save both.json"], in: dir)
+        #expect(both.status == 0, "\(both.stderr)")
+        let replies = try messages(dir.appendingPathComponent("both.json")).filter { $0["role"] as? String == "assistant" }
+        try #require(replies.count == 2)
+        #expect((replies[0]["adapter"] as? [String: Any])?["path"] as? String == "style")
+        #expect(replies[1]["adapter"] == nil || replies[1]["adapter"] is NSNull)
+
+        let with = try chat(settings + [turn, "/save with.json"], arguments: ["--adapter", "style"], in: dir)
+        #expect(with.status == 0, "\(with.stderr)")
+        let first = try messages(dir.appendingPathComponent("with.json")).filter { $0["role"] as? String == "assistant" }
+        #expect(first.first?["content"] as? String == replies[0]["content"] as? String)
+        let without = try chat(settings + [turn, "/save without.json"], arguments: ["--load", "with.json"], in: dir)
+        #expect(without.status == 0, "\(without.stderr)")
+        let second = try messages(dir.appendingPathComponent("without.json")).filter { $0["role"] as? String == "assistant" }
+        #expect(second.count == 2 && second.last?["content"] as? String == replies[1]["content"] as? String)
+        #expect(replies[0]["content"] as? String != replies[1]["content"] as? String, "the adapter changed nothing, so this test would not see a wrong one")
+
+        let replay = try nibble(["chat", "--model", try requireModel(), "--replay", "both.json"],
+                                environment: ["NO_COLOR": "1", "XDG_DATA_HOME": dir.path + "/data", "XDG_STATE_HOME": dir.path + "/state"],
+                                currentDirectory: dir)
+        #expect(replay.status == 0, "\(replay.stderr)")
+        #expect(replay.stdout.contains(": 0 of 2 replies changed"), "\(replay.stdout)")
+    }
+
+    /// Broken Hugging Face folders and adapters given to `/model` and `/adapter`: one
+    /// line each naming the file and what is wrong, and the chat goes on with its model
+    /// and history.
+    @Test func brokenFoldersAndAdaptersNeverEndTheSession() throws {
+        let dir = try temporaryDirectory()
+        let config = #"{"model_type":"llama","hidden_size":2,"num_hidden_layers":1,"num_attention_heads":1,"intermediate_size":4,"vocab_size":4}"#
+        let tokenizer = #"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"d":3},"merges":[]},"pre_tokenizer":{"type":"ByteLevel","use_regex":true},"added_tokens":[]}"#
+        let embedding = #"{"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]}}"#
+        func safetensors(_ header: String, dataBytes: Int = 32, headerLength: UInt64? = nil) -> Data {
+            var out = Data()
+            withUnsafeBytes(of: (headerLength ?? UInt64(header.utf8.count)).littleEndian) { out.append(contentsOf: $0) }
+            out.append(Data(header.utf8))
+            out.append(Data(count: dataBytes))
+            return out
+        }
+        func folder(_ name: String, config: String = config, tokenizer: String = tokenizer, weights: Data) throws {
+            let url = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            try Data(config.utf8).write(to: url.appendingPathComponent("config.json"))
+            try Data(tokenizer.utf8).write(to: url.appendingPathComponent("tokenizer.json"))
+            try weights.write(to: url.appendingPathComponent("model.safetensors"))
+        }
+        try folder("long-header", weights: safetensors(embedding, headerLength: 1 << 40))
+        try folder("past-end", weights: safetensors(#"{"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[8,40]}}"#))
+        try folder("overlap", weights: safetensors(#"{"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]},"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}}"#))
+        try folder("size", weights: safetensors(#"{"model.embed_tokens.weight":{"dtype":"F16","shape":[4,2],"data_offsets":[0,32]}}"#))
+        try folder("no-width", config: #"{"model_type":"llama","num_hidden_layers":1,"num_attention_heads":1,"intermediate_size":4,"vocab_size":4}"#,
+                   weights: safetensors(embedding))
+        try folder("mamba", config: #"{"model_type":"mamba","hidden_size":2}"#, weights: safetensors(embedding))
+        try folder("whitespace", tokenizer: tokenizer.replacingOccurrences(of: #"{"type":"ByteLevel","use_regex":true}"#, with: #"{"type":"Whitespace"}"#),
+                   weights: safetensors(embedding))
+        try LoRAFixtures.writePEFT(LoRAFixtures.randomModules([("model.layers.0.self_attn.q_proj", 576, 576)], rank: 2, amplitude: 0.1, seed: 7)
+            .map { var m = $0; m.rankOfA = 3; m.a += [Float](repeating: 0.1, count: 576); return m }, rank: 2, alpha: 4,
+            to: dir.appendingPathComponent("rank-adapter"))
+        try LoRAFixtures.writePEFT(LoRAFixtures.randomModules([("model.layers.0.mlp.down_proj", 576, 576)], rank: 2, amplitude: 0.1, seed: 8),
+                                   rank: 2, alpha: 4, to: dir.appendingPathComponent("shape-adapter"))
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("pickle-adapter"), withIntermediateDirectories: true)
+        try Data([0x80, 0x02]).write(to: dir.appendingPathComponent("pickle-adapter/adapter_model.bin"))
+
+        let bad = ["long-header", "past-end", "overlap", "size", "no-width", "mamba", "whitespace"]
+        let result = try chat(["/set temperature 0", "/set max_tokens 6", "Hello!"] + bad.map { "/model \($0)" }
+                              + ["/adapter rank-adapter", "/adapter shape-adapter", "/adapter pickle-adapter", "Hello again!", "/model", "/save after.json"],
+                              in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let errors = result.stderr.split(separator: "\n").map(String.init)
+        #expect(errors.count == bad.count + 3, "\(result.stderr)")
+        let expected: [(String, [String])] = [
+            ("long-header/model.safetensors", ["header length"]),
+            ("past-end/model.safetensors", ["model.embed_tokens.weight", "past the end"]),
+            ("overlap/model.safetensors", ["model.embed_tokens.weight", "model.norm.weight", "overlaps"]),
+            ("size/model.safetensors", ["model.embed_tokens.weight", "F16"]),
+            ("no-width/config.json", ["hidden_size"]),
+            ("mamba/config.json", ["model_type", "mamba"]),
+            ("whitespace/tokenizer.json", ["pre_tokenizer", "Whitespace"]),
+            ("rank-adapter/adapter_model.safetensors", ["q_proj", "ranks differ"]),
+            ("shape-adapter", ["down_proj", "576×1536", "576×576"]),
+            ("pickle-adapter/adapter_model.bin", ["pickle", "safetensors"]),
+        ]
+        for (file, fragments) in expected {
+            #expect(errors.contains { line in line.contains(file) && fragments.allSatisfy { line.contains($0) } }, "no line for \(file) with \(fragments): \(result.stderr)")
+        }
+        #expect(result.stdout.contains("SmolLM2"))
+        let saved = try messages(dir.appendingPathComponent("after.json"))
+        #expect(saved.filter { $0["role"] as? String == "user" }.map { $0["content"] as? String } == ["Hello!", "Hello again!"])
+        #expect(saved.filter { $0["role"] as? String == "assistant" }.count == 2)
+    }
+
     @Test func badInputNeverEndsTheSession() throws {
         let dir = try temporaryDirectory()
         try Data("{\"format\": \"nibble.conversation\", \"version\": 1, \"messages\": 3}".utf8).write(to: dir.appendingPathComponent("broken.json"))
