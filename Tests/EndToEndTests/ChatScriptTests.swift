@@ -7,8 +7,8 @@ import TestFixtures
 @Suite("Chat in script mode", .serialized)
 struct ChatScriptTests {
     /// Runs `nibble chat` in a fresh folder with history and autosave kept inside it.
-    func chat(_ lines: [String], arguments: [String] = [], in dir: URL) throws -> RunResult {
-        let model = try requireModel()
+    func chat(_ lines: [String], arguments: [String] = [], model: String? = nil, in dir: URL) throws -> RunResult {
+        let model = try model ?? requireModel()
         return try nibble(["chat", "--model", model, "--threads", "2"] + arguments, input: lines.joined(separator: "\n") + "\n",
                           environment: ["XDG_STATE_HOME": dir.path + "/state", "XDG_DATA_HOME": dir.path + "/data", "NO_COLOR": "1"],
                           currentDirectory: dir, timeout: 300)
@@ -167,6 +167,34 @@ struct ChatScriptTests {
                                 currentDirectory: dir)
         #expect(replay.status == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains(": 0 of 2 replies changed"), "\(replay.stdout)")
+    }
+
+    /// The bf16 SmolLM2 folder (`make smollm2-hf`, NIBBLE_SMOLLM2_HF) switched 16 → 8 →
+    /// 4 → nf4 → 16 in one chat with a turn at each: the history is kept, and the RSS
+    /// after each switch is within 64 MiB of a fresh process's at that precision.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["NIBBLE_SMOLLM2_HF"] != nil, "NIBBLE_SMOLLM2_HF not set (make test sets it)"))
+    func bf16FolderSwitchesKeepHistoryAndMemory() throws {
+        let folder = try #require(ProcessInfo.processInfo.environment["NIBBLE_SMOLLM2_HF"])
+        let dir = try temporaryDirectory()
+        func rss(_ output: String) -> [Double] {
+            output.matches(of: try! Regex(#"RSS ([0-9.]+) MiB"#)).compactMap { Double(output[$0.range].dropFirst(4).dropLast(4)) }
+        }
+        let precisions = ["bf16", "q8", "q4", "nf4", "bf16"]
+        var lines = ["/set temperature 0", "/set max_tokens 6"]
+        for (i, p) in precisions.enumerated() {
+            lines += ["/precision \(p)", "/show", "Say \(i + 1) words."]
+        }
+        let run = try chat(lines + ["/save switched.json"], model: folder, in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        let switched = rss(run.stdout)
+        try #require(switched.count == precisions.count, "\(run.stdout)")
+        let saved = try messages(dir.appendingPathComponent("switched.json")).filter { $0["role"] as? String == "assistant" }
+        #expect(saved.map { $0["precision"] as? String } == precisions)
+        for (i, p) in precisions.enumerated() {
+            let fresh = try chat(["/show"], arguments: ["--precision", p], model: folder, in: dir)
+            let alone = try #require(rss(fresh.stdout).first, "\(fresh.stdout)")
+            #expect(switched[i] <= alone + 64, "\(p): \(switched[i]) MiB after switching, \(alone) MiB fresh")
+        }
     }
 
     /// Broken Hugging Face folders and adapters given to `/model` and `/adapter`: one
