@@ -130,7 +130,9 @@ struct ModelOptions: ParsableArguments {
     static func precisionWarning(_ engine: Engine) -> String? {
         if engine.format == .q2 {
             return "note: q2 is experimental: 2-bit weights lose much of a small model's quality"
-        } else if engine.format > engine.nativeFormat {
+        } else if engine.format > engine.nativeFormat, engine.nativeFormat != .f16, engine.nativeFormat != .bf16 {
+            // A 16-bit checkpoint is usually what the model was trained and published in;
+            // running it at f32 is transformers' default, not an attempt to undo quantisation.
             return "note: the file stores \(WeightPlan.native(engine.source).summary); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised"
         }
         return nil
