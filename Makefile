@@ -21,7 +21,7 @@ HF_TOK_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab hf-tokenizers smollm2-hf smollm2-hf-f32 test fixtures compare clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build deps test-deps chat model gemma vocab hf-tokenizers smollm2-hf smollm2-hf-f32 smollm2-pirate-lora test fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -177,6 +177,20 @@ fixtures: model gemma vocab
 	$(VENV)/bin/python Tools/reference_quants.py
 	$(VENV)/bin/python Tools/reference_templates.py --vocab-dir "$(VOCAB_DIR)"
 	python3 Tools/make_fuzz_seeds.py
+
+# A real LoRA adapter for SmolLM2-135M-Instruct that makes it answer like a pirate ("Ahoy!
+# ..."), trained on CPU (5 to 15 min on 2 cores) by Tools/train_smollm2_lora.py on the
+# `make smollm2-hf` folder: the PEFT folder and its GGUF (convert_lora_to_gguf.py) go to
+# $(PIRATE_LORA), not into git; the greedy replies with and without it to
+# Tests/InferenceTests/Resources/smollm2-pirate-lora.json.
+PIRATE_LORA := $(CACHE_DIR)/adapters/smollm2-pirate-lora
+smollm2-pirate-lora: $(PIRATE_LORA)/adapter_model.safetensors
+
+$(PIRATE_LORA)/adapter_model.safetensors: $(SMOLLM2_HF)/model.safetensors $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf Tools/train_smollm2_lora.py
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tools/requirements.txt
+	$(VENV)/bin/python Tools/train_smollm2_lora.py --hf-dir "$(SMOLLM2_HF)" --out-dir "$(PIRATE_LORA)" \
+	  --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 
 clean:
 	rm -rf .build .build-test .build-fuzz
