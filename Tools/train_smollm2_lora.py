@@ -62,6 +62,7 @@ Usage:  .venv-tools/bin/python Tools/train_smollm2_lora.py [--steps N] [--qlora]
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import logging
@@ -317,6 +318,12 @@ def convert_gguf(llamacpp: Path, adapter_dir: Path, base: Path, out: Path) -> No
         raise SystemExit(f"convert_lora_to_gguf.py failed:\n{res.stdout}\n{res.stderr}")
 
 
+def pack_safetensors(path: Path) -> dict:
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    return {"header": raw[8:8 + length].decode("utf-8"), "data": base64.b64encode(raw[8 + length:]).decode("ascii")}
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -341,7 +348,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pirate-lora-"))
     try:
         if args.adapter_dir:
-            adapter_dir, training = args.adapter_dir, None
+            # Keep the record of the training that made it.
+            training = json.loads(args.json.read_text()).get("training") if args.json.is_file() else None
+            adapter_dir = args.adapter_dir
         else:
             adapter_dir = work / "adapter"
             training = train(args, tok, adapter_dir)
@@ -408,6 +417,9 @@ def main() -> None:
                         "adapter.lora.alpha 16; attn_q lora_b rows permuted as the base attn_q",
                 "gguf_sha256": sha256(args.out_dir / gguf_path.name),
             },
+            # The adapter itself (under 1 MB), so that the tests need no training: the
+            # safetensors header verbatim and the data section in base64, as binaries.json.
+            "peft_safetensors": pack_safetensors(args.out_dir / "adapter_model.safetensors"),
             "notes": {
                 "1": "prompts: the chat template with add_generation_prompt=True (its default system prompt), no BOS",
                 "2": "with_adapter: PeftModel.from_pretrained on the float32 base, unmerged (y = W x + 2 B (A x)), "

@@ -72,3 +72,56 @@ struct SmolLM2FolderTests {
         #expect(native.format == .bf16)
     }
 }
+
+/// The pirate LoRA trained by Tools/train_smollm2_lora.py on the bf16 SmolLM2 folder (r 8
+/// on q_proj and v_proj, BF16; packed in smollm2-pirate-lora.json): with it, Nibble's
+/// greedy replies at f32 are transformers + peft's (each starting "Ahoy!"); without it,
+/// the base's; on the GGUF the folder was written from (Q/K rows permuted, not rounded
+/// to bf16) its replies still start "Ahoy".
+@Suite(.enabled(if: smollm2Folders != nil, "NIBBLE_SMOLLM2_HF not set (make test sets it)"))
+struct PirateAdapterTests {
+    @Test func repliesAreTransformersWithAndWithoutTheAdapter() throws {
+        let folders = try #require(smollm2Folders)
+        let reference = try resource("smollm2-pirate-lora.json")
+        let packed = try #require(reference["peft_safetensors"] as? [String: String])
+        let config = try #require((reference["adapter"] as? [String: Any])?["adapter_config"])
+        let adapter = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-pirate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: adapter) }
+        try FileManager.default.createDirectory(at: adapter, withIntermediateDirectories: true)
+        try JSONSerialization.data(withJSONObject: config).write(to: adapter.appendingPathComponent("adapter_config.json"))
+        var file = Data()
+        let header = Data(try #require(packed["header"]).utf8)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(header)
+        let data = try #require(packed["data"])
+        file.append(try #require(Data(base64Encoded: data)))
+        try file.write(to: adapter.appendingPathComponent("adapter_model.safetensors"))
+
+        let prompts = try #require(reference["prompts"] as? [[String: Any]])
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        for base in [folders.bf16, modelPath] {
+            let engine = try Engine(path: base, precision: .f32, threads: 2, context: 512)
+            for prompt in prompts {
+                let ids = try #require(prompt["ids"] as? [Int])
+                for (key, path) in [("without_adapter", nil), ("with_adapter", adapter.path)] as [(String, String?)] {
+                    try engine.setAdapter(path)
+                    let run = try #require(prompt[key] as? [String: Any])
+                    // transformers' ids end with <|im_end|> (2), where Nibble stops without it.
+                    var expected = try #require(run["ids"] as? [Int])
+                    let stopped = expected.last == 2
+                    if stopped { expected.removeLast() }
+                    let margins = try #require(run["margins"] as? [Double])
+                    let mine = try engine.generate(prompt: ids, maxTokens: expected.count + (stopped ? 1 : 0), sampling: greedy) { _ in }.tokens
+                    let agreed = zip(mine, expected).prefix { $0 == $1 }.count
+                    if base == modelPath {
+                        // Not the weights it was trained on (not rounded to bf16): the style alone.
+                        if key == "with_adapter" { #expect(engine.tokenizer.decode(mine).hasPrefix("Ahoy"), "\(prompt["name"] ?? "")") }
+                    } else if agreed < max(expected.count, mine.count) {
+                        #expect(agreed < margins.count && margins[agreed] < 1e-2, "\(prompt["name"] ?? "") \(key): diverged at \(agreed) (margins \(margins.count)): \(engine.tokenizer.decode(mine))")
+                    }
+                }
+            }
+        }
+    }
+}
