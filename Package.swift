@@ -31,12 +31,14 @@ let package = Package(
         .target(name: "ModelFiles", dependencies: ["CKernels"], swiftSettings: fastSwift),
         // Weight formats, matrices over them, and the worker pool.
         .target(name: "Quantization", dependencies: ["CKernels"], swiftSettings: fastSwift),
+        // The JSON parser (ordered objects, ints and doubles apart) for tokenizer.json and templates.
+        .target(name: "JSON", swiftSettings: fastSwift),
         // Byte-level BPE and SentencePiece tokenizers built from GGUF metadata.
-        .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: fastSwift),
+        .target(name: "Tokenizers", dependencies: ["ModelFiles", "JSON"], swiftSettings: fastSwift),
         // Model configs, architectures, KV cache, sampler, engine.
         .target(name: "Inference", dependencies: ["ModelFiles", "Quantization", "Tokenizers"], swiftSettings: fastSwift),
         // Jinja interpreter for Hugging Face chat templates.
-        .target(name: "Templates", swiftSettings: fastSwift),
+        .target(name: "Templates", dependencies: ["JSON"], swiftSettings: fastSwift),
         // Conversations (Codable, versioned), chat sessions, context policy, save/load/replay.
         .target(name: "Chat", dependencies: ["Inference", "Templates", "ModelFiles", "Quantization", "Tokenizers"], swiftSettings: fastSwift),
         // libedit's native API for the REPL's line editing (`make` installs libedit-dev).
@@ -47,6 +49,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSwift),
 
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),

@@ -1,193 +1,39 @@
 import Foundation
+import JSON
 
-// MARK: - Parsing
+// MARK: - Parsing (the JSON module's parser)
+
+/// A JSON syntax error with the byte offset where parsing stopped (`JSON.JSONError`).
+public typealias JSONError = JSON.JSONError
 
 extension Value {
     /// Parses JSON into a value, keeping the key order of objects (`JSONSerialization`
     /// does not). Integers without fraction or exponent become `.int` (as Python's
     /// `json.loads`), other numbers `.double`; a repeated key keeps its first place and
-    /// its last value, as a Python dict does.
+    /// its last value, as a Python dict does. - Throws: `JSONError`.
     public init(json: Data) throws {
-        var parser = JSONParser(bytes: [UInt8](json))
-        self = try parser.parseDocument()
+        self.init(try JSONValue.parse([UInt8](json)))
     }
 
     /// Parses JSON text; see `init(json:)`.
     public init(jsonString: String) throws {
-        try self.init(json: Data(jsonString.utf8))
-    }
-}
-
-/// A JSON syntax error with the byte offset where parsing stopped.
-public struct JSONError: Error, CustomStringConvertible {
-    public var message: String
-    public var offset: Int
-    public var description: String { "\(message) at byte \(offset)" }
-}
-
-private struct JSONParser {
-    let bytes: [UInt8]
-    var i = 0
-
-    init(bytes: [UInt8]) {
-        self.bytes = bytes
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }  // UTF-8 byte order mark
+        self.init(try JSONValue.parse(jsonString))
     }
 
-    func fail(_ message: String) -> JSONError { JSONError(message: message, offset: i) }
-
-    mutating func skipSpace() {
-        while i < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[i]) { i += 1 }
-    }
-
-    mutating func parseDocument() throws -> Value {
-        let value = try parseValue(depth: 0)
-        skipSpace()
-        guard i == bytes.count else { throw fail("unexpected data after the JSON value") }
-        return value
-    }
-
-    mutating func parseValue(depth: Int) throws -> Value {
-        guard depth < 512 else { throw fail("JSON nested too deeply") }
-        skipSpace()
-        guard i < bytes.count else { throw fail("unexpected end of JSON") }
-        switch bytes[i] {
-        case UInt8(ascii: "{"):
-            i += 1
+    /// A parsed JSON value as a template value (objects as Python dicts).
+    public init(_ json: JSONValue) {
+        switch json {
+        case .null: self = .none
+        case .bool(let b): self = .bool(b)
+        case .int(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map(Value.init))
+        case .object(let members):
             var object = Object()
-            skipSpace()
-            if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(object) }
-            while true {
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let key = try parseString()
-                skipSpace()
-                guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                i += 1
-                object[key] = try parseValue(depth: depth + 1)
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end of JSON") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(object) }
-                throw fail("expected ',' or '}'")
-            }
-        case UInt8(ascii: "["):
-            i += 1
-            var array: [Value] = []
-            skipSpace()
-            if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(array) }
-            while true {
-                array.append(try parseValue(depth: depth + 1))
-                skipSpace()
-                guard i < bytes.count else { throw fail("unexpected end of JSON") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(array) }
-                throw fail("expected ',' or ']'")
-            }
-        case UInt8(ascii: "\""):
-            return .string(try parseString())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .none
-        default:
-            return try parseNumber()
+            for (key, value) in members { object[key] = Value(value) }
+            self = .object(object)
         }
-    }
-
-    mutating func literal(_ word: String) throws {
-        let w = Array(word.utf8)
-        guard bytes.count - i >= w.count, Array(bytes[i..<(i + w.count)]) == w else { throw fail("invalid literal") }
-        i += w.count
-    }
-
-    mutating func parseNumber() throws -> Value {
-        let start = i
-        var isInteger = true
-        if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
-        func digits(_ p: inout JSONParser) -> Int {
-            let s = p.i
-            while p.i < p.bytes.count, (0x30...0x39).contains(p.bytes[p.i]) { p.i += 1 }
-            return p.i - s
-        }
-        guard digits(&self) > 0 else { throw fail("invalid JSON value") }
-        if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
-            isInteger = false
-            i += 1
-            guard digits(&self) > 0 else { throw fail("invalid number") }
-        }
-        if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
-            isInteger = false
-            i += 1
-            if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-            guard digits(&self) > 0 else { throw fail("invalid number") }
-        }
-        let text = String(decoding: bytes[start..<i], as: UTF8.self)
-        if isInteger, let n = Int(text) { return .int(n) }
-        guard let d = Double(text) else { throw fail("invalid number") }
-        return .double(d)
-    }
-
-    mutating func hex4() throws -> UInt32 {
-        guard bytes.count - i >= 4 else { throw fail("truncated \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = bytes[i]
-            let d: UInt32
-            switch c {
-            case 0x30...0x39: d = UInt32(c - 0x30)
-            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-            default: throw fail("invalid \\u escape")
-            }
-            v = v * 16 + d
-            i += 1
-        }
-        return v
-    }
-
-    mutating func parseString() throws -> String {
-        i += 1  // opening quote
-        var out: [UInt8] = []
-        while true {
-            guard i < bytes.count else { throw fail("unterminated string") }
-            let c = bytes[i]
-            if c == UInt8(ascii: "\"") { i += 1; break }
-            if c < 0x20 { throw fail("control character in string") }
-            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
-            i += 1
-            guard i < bytes.count else { throw fail("unterminated string") }
-            let e = bytes[i]
-            i += 1
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var code = try hex4()
-                if (0xD800...0xDBFF).contains(code), bytes.count - i >= 6,
-                   bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
-                    let save = i
-                    i += 2
-                    let low = try hex4()
-                    if (0xDC00...0xDFFF).contains(low) {
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                    } else {
-                        i = save
-                    }
-                }
-                // A lone surrogate cannot be a Swift string: U+FFFD instead.
-                let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
-                out.append(contentsOf: Array(String(scalar).utf8))
-            default:
-                throw fail("invalid escape")
-            }
-        }
-        return String(decoding: out, as: UTF8.self)  // invalid UTF-8 becomes U+FFFD
     }
 }
 

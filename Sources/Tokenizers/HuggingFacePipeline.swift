@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import ModelFiles
 
 // The tokenizer.json pipeline (tokenizers/src/tokenizer/mod.rs `encode_single_sequence`):
@@ -182,8 +183,8 @@ extension Tokenizer {
             }
             do {
                 return try JSONValue.parse(bytes)
-            } catch let e as JSONValue.ParseError {
-                throw TokenizerError.invalidField(file: path, field: "(file)", reason: "not valid JSON at byte \(e.offset): \(e.reason)")
+            } catch {
+                throw TokenizerError.invalidField(file: path, field: "(file)", reason: "not valid JSON at byte \(error.offset): \(error.message)")
             }
         }
         let jsonPath = folder + "/tokenizer.json"

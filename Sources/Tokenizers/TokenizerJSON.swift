@@ -1,3 +1,5 @@
+import JSON
+
 // tokenizer.json (Hugging Face `tokenizers`) parsed into typed components.
 //
 // The pipeline is the one of tokenizers/src/tokenizer/mod.rs: added tokens are cut out of the
