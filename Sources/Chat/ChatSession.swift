@@ -480,9 +480,6 @@ public final class ChatSession {
 
     // MARK: - Replay and compare
 
-    /// Re-runs each user turn of `recorded` with the recorded history before it, at
-    /// `precision` if given (then switches back), and reports each new reply beside the
-    /// recorded one. The session's own conversation is not changed.
     /// Which adapter `/replay` runs each turn with.
     public enum ReplayAdapter: Equatable, Sendable {
         /// The one the recorded reply was written with (none if it had none).
@@ -491,6 +488,10 @@ public final class ChatSession {
         case fixed(String?)
     }
 
+    /// Re-runs each user turn of `recorded` with the recorded history before it, at
+    /// `precision` if given (then switches back) and with the adapter `adapter` says
+    /// (then puts back the one that was on), and reports each new reply beside the
+    /// recorded one. The session's own conversation is not changed.
     public func replay(_ recorded: Conversation, precision: Precision? = nil, adapter: ReplayAdapter = .asRecorded, greedy: Bool = false,
                        shouldStop: () -> Bool = { false },
                        onTurnStart: (_ number: Int, _ user: String, _ recorded: Message?) -> Void = { _, _, _ in }, events: (ChatEvent) -> Void,

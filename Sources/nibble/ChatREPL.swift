@@ -226,7 +226,7 @@ final class ChatREPL {
     private func adapter(_ argument: String) throws {
         if argument.isEmpty {
             if let a = session.engine.adapter {
-                say("adapter: \(a.path) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)), sha256 \(a.sha256.prefix(12))…)")
+                say("adapter: \(Terminal.visible(a.path)) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)), sha256 \(a.sha256.prefix(12))…)")
                 say("/adapter off takes it off")
             } else {
                 say("adapter: none (/adapter PATH puts a PEFT folder or GGUF LoRA file on)")
@@ -239,13 +239,13 @@ final class ChatREPL {
                 return
             }
             try session.setAdapter(nil)
-            say("adapter off (was \(a.path))")
+            say("adapter off (was \(Terminal.visible(a.path)))")
             return
         }
         let path = UserPaths.expandingTilde(argument)
         try progress.run("reading \(argument)") { try session.setAdapter(path) }
         let a = session.engine.adapter!
-        say("adapter on: \(a.path) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)))")
+        say("adapter on: \(Terminal.visible(a.path)) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)))")
     }
 
     private func reload() throws {
@@ -472,7 +472,7 @@ final class ChatREPL {
             }
             precision = p
         }
-        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P] [--greedy]") }
+        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P] [--adapter PATH|off] [--greedy]") }
         let recorded = try words.first.map { try Conversation.load(from: UserPaths.expandingTilde($0)) } ?? session.conversation
         try runReplay(recorded, precision: precision, adapter: adapter, greedy: greedy)
     }
@@ -603,7 +603,7 @@ final class ChatREPL {
         say("model      \(session.modelName) — \(engine.info.path)")
         if let name = engine.info.generalName { say("           general.name: \(name)") }
         say("precision  \(engine.plan.name) (the file stores \(WeightPlan.native(engine.source).summary))")
-        say("adapter    " + (engine.adapter.map { "\($0.path) (\($0.format.rawValue), \(Self.megabytes($0.byteCount)))" } ?? "none"))
+        say("adapter    " + (engine.adapter.map { "\(Terminal.visible($0.path)) (\($0.format.rawValue), \(Self.megabytes($0.byteCount)))" } ?? "none"))
         say("template   \(session.templateOrigin)")
         say("context    \(contextUse(nextPrompt: true))")
         say("memory     weights \(Self.megabytes(engine.weightBytes)), KV cache \(Self.megabytes(engine.kvCacheBytes)), scratch \(Self.megabytes(engine.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
