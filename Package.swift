@@ -45,7 +45,7 @@ let package = Package(
         .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
             name: "nibble",
-            dependencies: ["Inference", "Templates", "Chat", "CEditLine", "ModelFiles", "Quantization", "Tokenizers",
+            dependencies: ["Inference", "Templates", "Chat", "CEditLine", "CKernels", "ModelFiles", "Quantization", "Tokenizers",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSwift),
 

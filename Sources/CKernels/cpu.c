@@ -128,3 +128,35 @@ void nb_release_free_heap(void) {
     malloc_trim(0);
 #endif
 }
+
+// ---- Memory bandwidth probe (`nibble bench`'s roofline) ----
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "dispatch.h"
+
+NB_AVX2 static uint64_t stream_read_avx2(const uint8_t *p, int64_t bytes) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i + 128 <= bytes; i += 128) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+    }
+    __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, s);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+#endif
+
+uint64_t nb_stream_read(const void *p, int64_t bytes) {
+#if defined(__x86_64__)
+    nb_isa isa = nb_active_isa();
+    if (isa == NB_ISA_AVX2 || isa == NB_ISA_AVX512) return stream_read_avx2((const uint8_t *)p, bytes);
+#endif
+    const uint64_t *w = (const uint64_t *)p;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t i = 0; i + 4 <= bytes / 8; i += 4) { s0 += w[i]; s1 += w[i + 1]; s2 += w[i + 2]; s3 += w[i + 3]; }
+    return s0 + s1 + s2 + s3;
+}

@@ -254,6 +254,28 @@ public final class Engine: @unchecked Sendable {
         previous = nil
     }
 
+    /// Bytes of weights one decoded token reads: every matrix but the tables only looked
+    /// up a row at a time (the token embedding when the head has its own matrix, GPT-2's
+    /// position embedding). `bench`'s roofline.
+    public var weightBytesPerToken: Int {
+        var bytes = weightBytes
+        let lookups = ["position_embd.weight"] + (source.tensor(named: "output.weight") != nil ? ["token_embd.weight"] : [])
+        for name in lookups {
+            guard let t = source.tensor(named: name), t.shape.count >= 2 else { continue }
+            bytes -= plan.format(ofTensor: name).byteCount(rows: t.shape[1], columns: t.shape[0])
+        }
+        return bytes
+    }
+
+    /// Bytes of keys and values the token at `position` reads: each layer's positions up
+    /// to it, a sliding layer's only within its window.
+    public func kvBytesRead(atPosition position: Int) -> Int {
+        (0..<config.layerCount).reduce(0) { sum, l in
+            let span = min(position + 1, cache.capacities[l], config.isSliding(l) ? config.slidingWindow ?? .max : .max)
+            return sum + 2 * span * config.kvDim * plan.kvBytesPerElement
+        }
+    }
+
     public var kvCacheBytes: Int { cache.byteCount }
     public var scratchBytes: Int { state.byteCount }
 

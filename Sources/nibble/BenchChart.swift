@@ -30,6 +30,18 @@ enum BenchCharts {
                          String(format: "%.1f", mib(x.rssBytes)), String(format: "%.2f", x.loadSeconds), spread(x.prefill), spread(x.decode)])
         }
         out += columns(rows)
+        if let stream = r.streamGBPerSecond, r.results.contains(where: { $0.decodeGBPerSecond != nil }) {
+            // Decode reads every weight (and the cache so far) once per token: its ceiling is
+            // the memory's streaming rate.
+            out += String(format: "\nroofline: memory streams %.1f GB/s with %d threads (read test, 256 MiB); decode reads per token:\n\n", stream, r.threads)
+            var q = [["precision", "read/token MiB", "decode GB/s", "of stream"]]
+            for x in r.results {
+                guard let bytes = x.decodeBytesPerToken, let rate = x.decodeGBPerSecond else { continue }
+                q.append([x.precision, String(format: "%.1f", mib(bytes)), String(format: "%.1f", rate),
+                          stream > 0 ? String(format: "%.0f %%", 100 * rate / stream) : "?"])
+            }
+            out += columns(q)
+        }
         if let file = r.qualityFile, let window = r.qualityWindow {
             let scored = r.results.compactMap { $0.quality?.tokens }.first ?? 0
             out += "\nquality: \(URL(fileURLWithPath: file).lastPathComponent), first \(r.qualityTokens ?? 0) tokens, windows of \(window), \(scored) tokens scored; KLD against f32\n\n"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKernels
 import Foundation
 import Inference
 import ModelFiles
@@ -114,6 +115,7 @@ extension Nibble {
                 threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, context: context, repeats: repeats,
                 qualityFile: quality, qualityWindow: window, qualityTokens: quality == nil ? nil : qualityTokens,
                 command: BenchReport.commandLine(),
+                streamGBPerSecond: StreamBandwidth.measure(threads: first.threads),
                 results: formats.map { BenchResult(samples: samples[$0]!, quality: qualities[$0]) })
             if let svg {
                 do {
@@ -162,11 +164,15 @@ extension Nibble {
             let run = try engine.generate(prompt: prompt, maxTokens: genTokens, sampling: greedy, ignoreEndOfGeneration: true,
                                           shouldStop: { interrupt.isSet }) { _ in }
             if interrupt.isSet { throw ExitCode(130) }
+            // The decoded tokens sit at positions promptTokens ..< promptTokens + genTokens − 1
+            // (the first generated token comes from the prefill).
+            let positions = promptTokens..<(promptTokens + genTokens - 1)
+            let kvRead = positions.reduce(0) { $0 + engine.kvBytesRead(atPosition: $1) } / max(positions.count, 1)
             try Terminal.writeJSON(BenchSample(
                 precision: engine.plan.name, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
                 kvBytes: engine.kvCacheBytes, scratchBytes: engine.scratchBytes, peakRSSBytes: BenchRunner.peakResidentBytes() ?? 0,
                 loadSeconds: loadSeconds, prefillTokensPerSecond: run.stats.prefillTokensPerSecond,
-                decodeTokensPerSecond: run.stats.decodeTokensPerSecond))
+                decodeTokensPerSecond: run.stats.decodeTokensPerSecond, decodeBytesPerToken: engine.weightBytesPerToken + kvRead))
         }
     }
 }
@@ -225,11 +231,13 @@ struct BenchSample: Codable {
     var loadSeconds: Double
     var prefillTokensPerSecond: Double
     var decodeTokensPerSecond: Double
+    /// Weights and keys/values one decoded token reads (the mean over the decoded tokens).
+    var decodeBytesPerToken: Int
 
     enum CodingKeys: String, CodingKey {
         case precision, threads, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
         case peakRSSBytes = "peak_rss_bytes", loadSeconds = "load_s"
-        case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
+        case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s", decodeBytesPerToken = "decode_bytes_per_token"
     }
 }
 
@@ -267,6 +275,9 @@ struct BenchResult: Codable {
     var load: Spread
     var rss: Spread
     var quality: EvaluationResult?
+    /// Bytes one decoded token reads, and the rate the median decode reads them at.
+    var decodeBytesPerToken: Int?
+    var decodeGBPerSecond: Double?
 
     var totalBytes: Int { weightBytes + kvBytes + scratchBytes }
 
@@ -285,12 +296,14 @@ struct BenchResult: Codable {
         prefillTokensPerSecond = prefill.median
         decodeTokensPerSecond = decode.median
         self.quality = quality
+        decodeBytesPerToken = s.decodeBytesPerToken
+        decodeGBPerSecond = Double(s.decodeBytesPerToken) * decode.median / 1e9
     }
 
     enum CodingKeys: String, CodingKey {
         case precision, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes", rssBytes = "rss_bytes"
         case loadSeconds = "load_s", prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
-        case prefill, decode, load, rss, quality
+        case prefill, decode, load, rss, quality, decodeBytesPerToken = "decode_bytes_per_token", decodeGBPerSecond = "decode_gb_s"
     }
 }
 
@@ -315,12 +328,14 @@ struct BenchReport: Codable {
     var qualityTokens: Int?
     /// The command line that made the report.
     var command: String
+    /// What `threads` threads read from memory, GB/s (`StreamBandwidth`): the roofline.
+    var streamGBPerSecond: Double?
     var results: [BenchResult]
 
     enum CodingKeys: String, CodingKey {
         case model, modelFile = "model_file", date, cpu, machine, kernels, threads, promptTokens = "prompt_tokens"
         case genTokens = "gen_tokens", context, repeats, qualityFile = "quality_file", qualityWindow = "quality_window"
-        case qualityTokens = "quality_tokens", command, results
+        case qualityTokens = "quality_tokens", command, streamGBPerSecond = "stream_gb_s", results
     }
 
     static func timestamp(_ date: Date) -> String {
@@ -351,5 +366,32 @@ struct BenchReport: Codable {
             arg.allSatisfy({ $0.isLetter || $0.isNumber || "-_./,=:+@%".contains($0) }) && !arg.isEmpty
                 ? arg : "'" + arg.replacingOccurrences(of: "'", with: "'\\''") + "'"
         }.joined(separator: " ")
+    }
+}
+
+/// The machine's streaming read bandwidth: the ceiling decode runs against, since each
+/// decoded token reads every weight once.
+enum StreamBandwidth {
+    /// GB/s that `threads` threads read from a buffer of `bytes` (256 MiB: well past any
+    /// last-level cache we meet), the best of 5 passes after one that faults the pages in.
+    static func measure(threads: Int, bytes: Int = 256 << 20) -> Double {
+        let threads = max(threads, 1)
+        let chunk = bytes / threads / 128 * 128
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk * threads, alignment: 4096)
+        defer { buffer.deallocate() }
+        memset(buffer, 1, chunk * threads)
+        let pool = WorkerPool(threads: threads)
+        let sums = UnsafeMutablePointer<UInt64>.allocate(capacity: threads)
+        defer { sums.deallocate() }
+        var best = 0.0
+        for pass in 0..<6 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            pool.parallelFor(threads) { i in sums[i] = nb_stream_read(buffer + i * chunk, Int64(chunk)) }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if pass > 0 { best = max(best, Double(chunk * threads) / seconds / 1e9) }
+        }
+        // Every byte is 1: the sums prove the reads happened.
+        precondition((0..<threads).allSatisfy { sums[$0] == UInt64(chunk / 8) &* 0x0101_0101_0101_0101 })
+        return best
     }
 }

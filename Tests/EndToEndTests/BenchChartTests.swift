@@ -60,6 +60,7 @@ import Testing
         let date = try #require(report["date"] as? String)
         #expect(date.wholeMatch(of: try Regex(#"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"#)) != nil, "\(date)")
         let threads = try #require(report["threads"] as? Int)
+        #expect((report["stream_gb_s"] as? Double ?? 0) > 0.5, "the memory read test: \(report["stream_gb_s"] ?? "missing")")
         let results = try #require(report["results"] as? [[String: Any]])
         #expect(results.compactMap { $0["precision"] as? String } == ["q8", "q4"])
         for r in results {
@@ -73,6 +74,13 @@ import Testing
                 #expect(r[median] as? Double == mid)
                 if key != "load" { #expect(lo > 0, "\(key)") }
             }
+            // The roofline: a decoded token reads every weight (the head is the tied embedding)
+            // and the keys and values of positions 0...p, for p = 8, 9, 10: on average 10
+            // positions × 30 layers × K and V × 192 × 2 bytes (f16).
+            let weights = try #require(r["weight_bytes"] as? Int)
+            #expect(r["decode_bytes_per_token"] as? Int == weights + 10 * 30 * 2 * 192 * 2)
+            let rate = try #require(r["decode_gb_s"] as? Double), decode = try #require(r["decode_tok_s"] as? Double)
+            #expect(abs(rate - Double(weights + 230_400) * decode / 1e9) < 1e-9 * rate)
             let quality = try #require(r["quality"] as? [String: Any])
             #expect(quality["tokens"] as? Int == 31)  // one window of 64, its second half scored
             #expect((quality["kld_mean"] as? Double ?? 0) > 0)

@@ -193,3 +193,34 @@ import TestFixtures
         #expect(Array(result.tokens.prefix(3)) == Array(expected.prefix(3)))
     }
 }
+
+/// What `bench`'s roofline counts as read per decoded token.
+@Suite struct RooflineTests {
+    /// Keys and values: every position so far, a sliding layer's window at most (tiny
+    /// Mistral slides on every layer).
+    @Test func keysAndValuesReadStopAtTheWindow() throws {
+        let engine = try Engine(path: try FamilyReferenceTests.gguf("mistral"), precision: .f32, threads: 1, context: 128)
+        let c = engine.config
+        let window = try #require(c.slidingWindow)
+        let perPosition = c.layerCount * 2 * c.kvDim * engine.plan.kvBytesPerElement
+        #expect(engine.kvBytesRead(atPosition: 0) == perPosition)
+        #expect(engine.kvBytesRead(atPosition: window - 2) == (window - 1) * perPosition)
+        #expect(engine.kvBytesRead(atPosition: window + 20) == window * perPosition)
+        let full = try Engine(path: try FamilyReferenceTests.gguf("llama"), precision: .f32, threads: 1, context: 128)
+        #expect(full.kvBytesRead(atPosition: 99) == 100 * full.config.layerCount * 2 * full.config.kvDim * 4)
+    }
+
+    /// Weights: all of them when the head is the embedding; without the token embedding
+    /// when the head has its own matrix (Phi-3), and without GPT-2's position table.
+    @Test func lookupTablesAreNotRead() throws {
+        for (family, lookups) in [("llama", [String]()), ("phi3", ["token_embd.weight"]), ("gpt2", ["position_embd.weight"])] {
+            let engine = try Engine(path: try FamilyReferenceTests.gguf(family), precision: .f32, threads: 1, context: 64)
+            let skipped = try lookups.reduce(0) { sum, name in
+                let t = try #require(engine.source.tensor(named: name), "\(family): \(name)")
+                return sum + 4 * t.elementCount
+            }
+            #expect((engine.source.tensor(named: "output.weight") != nil) == (family == "phi3"), "\(family)")
+            #expect(engine.weightBytesPerToken == engine.weightBytes - skipped, "\(family)")
+        }
+    }
+}

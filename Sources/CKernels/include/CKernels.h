@@ -38,6 +38,10 @@ const char *nb_cpu_features(void);
 /// called after loading, when the parsed file header and the tokenizer's build tables are gone.
 void nb_release_free_heap(void);
 
+/// Reads `bytes` (a multiple of 128) at `p` (32-byte aligned) as fast as the core can and
+/// returns a sum of them, so the reads cannot be elided: the bandwidth probe of `bench`.
+uint64_t nb_stream_read(const void *p, int64_t bytes);
+
 // ---- Worker pool ----------------------------------------------------------------
 
 /// Runs `task(ctx, i)` for i in [0, n_tasks) on the pool's threads and the caller's.
