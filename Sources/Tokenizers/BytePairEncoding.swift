@@ -1,3 +1,5 @@
+import ModelFiles
+
 /// Byte-level BPE as llama.cpp runs it for `tokenizer.ggml.model == "gpt2"` (and Gemma 4's
 /// SPM-style BPE): port of `llm_tokenizer_bpe_session::tokenize` (src/llama-vocab.cpp).
 ///
@@ -106,7 +108,7 @@ struct BytePairEncoding {
                 guard let id = vocab.lookup(bytes) else {
                     throw TokenizerError.invalidField(
                         file: file, field: "model.merges[\(rank)]",
-                        reason: "'\(TokenizerError.oneLine(String(decoding: bytes, as: UTF8.self)))' is not in the vocabulary")
+                        reason: "'\(String(decoding: bytes, as: UTF8.self).printable(limit: 200))' is not in the vocabulary")
                 }
                 return id
             }

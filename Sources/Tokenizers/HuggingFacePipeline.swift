@@ -297,7 +297,7 @@ struct HuggingFaceParts {
                 throw TokenizerError.invalidField(file: configFile, field: key, reason: "expected a string or an object with 'content'")
             }
             guard let id = table.lookup(Array(content.utf8)) else {
-                throw TokenizerError.invalidField(file: configFile, field: key, reason: "'\(TokenizerError.oneLine(content))' is not a token")
+                throw TokenizerError.invalidField(file: configFile, field: key, reason: "'\(content.printable(limit: 200))' is not a token")
             }
             return Int(id)
         }

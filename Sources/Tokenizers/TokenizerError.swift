@@ -1,3 +1,5 @@
+import ModelFiles
+
 /// Why a tokenizer could not be built from a model file. Every message names the file and, where
 /// there is one, the metadata key at fault.
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {
@@ -31,26 +33,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         case let .invalidField(file, field, reason):
             return "\(file): invalid '\(field)': \(reason)"
         case let .unsupportedComponent(file, field, value, supported):
-            return "\(file): unsupported '\(field)' value '\(Self.oneLine(value))' (supported: \(supported))"
+            return "\(file): unsupported '\(field)' value '\(value.printable(limit: 200))' (supported: \(supported))"
         }
-    }
-
-    /// `text` with control characters escaped, so a message stays on one line.
-    static func oneLine(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u{" + String(scalar.value, radix: 16) + "}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
     }
 }

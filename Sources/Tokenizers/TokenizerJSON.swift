@@ -1,4 +1,5 @@
 import JSON
+import ModelFiles
 
 // tokenizer.json (Hugging Face `tokenizers`) parsed into typed components.
 //
@@ -204,7 +205,7 @@ struct HFJSONReader {
         ids.reserveCapacity(vocabMembers.count)
         for (text, value) in vocabMembers {
             guard let id = value.int, id >= 0, id < 1 << 30 else {
-                throw invalid("model.vocab", "token '\(TokenizerError.oneLine(text))' has no valid id")
+                throw invalid("model.vocab", "token '\(text.printable(limit: 200))' has no valid id")
             }
             ids.append(id)
             maxID = max(maxID, id)
@@ -221,7 +222,7 @@ struct HFJSONReader {
                     // "a b": split at the first space (tokenizers' `convert_merges_to_hashmap`).
                     let bytes = Array(s.utf8)
                     guard let space = bytes.firstIndex(of: 0x20) else {
-                        throw invalid("model.merges[\(i)]", "'\(TokenizerError.oneLine(s))' is not two tokens separated by a space")
+                        throw invalid("model.merges[\(i)]", "'\(s.printable(limit: 200))' is not two tokens separated by a space")
                     }
                     merges.append((Array(bytes[..<space]), Array(bytes[(space + 1)...])))
                 } else if let pair = item.array, pair.count == 2, let a = pair[0].string, let b = pair[1].string {
@@ -379,7 +380,7 @@ struct HFJSONReader {
                     seenSequence = true
                 } else if let tok = piece["SpecialToken"], let name = tok["id"]?.string {
                     guard let entry = specials?[name], let ids = entry["ids"]?.array else {
-                        throw invalid("\(field).special_tokens", "no entry for '\(TokenizerError.oneLine(name))'")
+                        throw invalid("\(field).special_tokens", "no entry for '\(name.printable(limit: 200))'")
                     }
                     let values = try ids.map { v -> Int in
                         guard let id = v.int, id >= 0 else { throw invalid("\(field).special_tokens.\(name).ids", "expected token ids") }
