@@ -1,7 +1,8 @@
 // f16 and bf16 weights with f32 activations, and attention over an f16 KV cache.
 //
 // The weights are widened to f32 in registers (F16C for f16, a 16-bit shift for bf16)
-// and multiplied with FMA. Decode runs 4 rows × 16 columns per step (8 FMA chains);
+// and multiplied with FMA. Decode runs 4 rows × 16 columns per step (8 FMA chains; bf16
+// on AVX-512: 4 rows × 32 columns, below);
 // prefill runs 2-row × 4-token tiles, so each converted weight vector serves 4 tokens.
 // The scalar versions sum in 8 partial sums like nb_dot_f32's, without FMA: they agree
 // with the SIMD ones to rounding, not bit for bit.
@@ -137,6 +138,51 @@ NB_AVX2 static float dot_f16_avx2(const float *a, const uint16_t *b, int64_t n) 
     return sum;
 }
 
+// ---- AVX-512: bf16 decode without a lane-crossing widen ---------------------------------------
+// A 512-bit load holds 32 bf16 weights as 16 32-bit words: element 2i in the low half of
+// word i, 2i+1 in the high half. The high half is already an f32 (AND with 0xFFFF0000),
+// the low half becomes one by a 16-bit shift; multiplied with the activations split the
+// same way (even and odd positions, once per call), that is one load, two integer ops and
+// two FMAs per 32 weights, with the activations in f32 as in every other path.
+
+#define NB_BF16_SPLIT_MAX 16384
+
+NB_AVX512 static void matvec_bf16_avx512(const uint16_t *w, int64_t k, const float *x, float *y, int64_t r0, int64_t r1) {
+    float xe[NB_BF16_SPLIT_MAX / 2] __attribute__((aligned(64))), xo[NB_BF16_SPLIT_MAX / 2] __attribute__((aligned(64)));
+    const int64_t kk = k / 32 * 32;
+    for (int64_t i = 0; i < kk / 2; i++) { xe[i] = x[2 * i]; xo[i] = x[2 * i + 1]; }
+    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        __m512 ae[4], ao[4];
+        for (int i = 0; i < 4; i++) ae[i] = ao[i] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < kk; c += 32) {
+            const __m512 ve = _mm512_load_ps(xe + c / 2), vo = _mm512_load_ps(xo + c / 2);
+            for (int i = 0; i < 4; i++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(w + (r + i) * k + c));
+                ae[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), ve, ae[i]);
+                ao[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), vo, ao[i]);
+            }
+        }
+        for (int i = 0; i < 4; i++) {
+            float s = _mm512_reduce_add_ps(_mm512_add_ps(ae[i], ao[i]));
+            for (int64_t c = kk; c < k; c++) s += nb_bf2f(w[(r + i) * k + c]) * x[c];
+            y[r + i] = s;
+        }
+    }
+    for (; r < r1; r++) {
+        __m512 ae = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
+        for (int64_t c = 0; c < kk; c += 32) {
+            const __m512i v = _mm512_loadu_si512((const void *)(w + r * k + c));
+            ae = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), _mm512_load_ps(xe + c / 2), ae);
+            ao = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), _mm512_load_ps(xo + c / 2), ao);
+        }
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(ae, ao));
+        for (int64_t c = kk; c < k; c++) s += nb_bf2f(w[r * k + c]) * x[c];
+        y[r] = s;
+    }
+}
+
 NB_AVX2 static void axpy_f16_avx2(float a, const uint16_t *x, float *y, int64_t n) {
     const __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
@@ -151,6 +197,10 @@ void nb_matmul_half(nb_format fmt, const uint16_t *w, int64_t k, const float *x,
                     int64_t ld_y, int64_t row_begin, int64_t row_end) {
     const int bf = fmt == NB_FMT_BF16;
 #if defined(__x86_64__)
+    if (bf && n_tokens == 1 && k <= NB_BF16_SPLIT_MAX && nb_active_isa() == NB_ISA_AVX512) {
+        matvec_bf16_avx512(w, k, x, y, row_begin, row_end);
+        return;
+    }
     if (nb_use_avx2()) {
         if (bf) matmul_bf16_avx2(w, k, x, y, n_tokens, ld_y, row_begin, row_end);
         else matmul_f16_avx2(w, k, x, y, n_tokens, ld_y, row_begin, row_end);

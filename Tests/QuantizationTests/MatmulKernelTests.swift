@@ -63,6 +63,31 @@ extension KernelPaths {
             }
         }
 
+        /// f16 and bf16 rows of any length (the SIMD kernels take 8, 16 or 32 columns a step
+        /// and finish the rest one by one; AVX-512 bf16 decode splits the activations into
+        /// even and odd positions): each level equals the scalar path to rounding.
+        @Test(arguments: [8, 40, 100, 1000])
+        func halfRowsOfAnyLength(k: Int) {
+            let rows = 9, ldY = 9
+            for tokens in [1, 3] {
+                let (w, x) = Self.problem(rows: rows, k: k, tokens: tokens, seed: UInt64(7 * k + tokens))
+                for f in [NB_FMT_F16, NB_FMT_BF16] {
+                    let packed = pack(f, w, rows: rows, k: k)
+                    let ys = withISA(NB_ISA_SCALAR) { matmul(f, packed, rows: rows, k: k, x: x, xq: [], tokens: tokens, ldY: ldY, rowRange: 0..<rows) }
+                    for level in simdLevels {
+                        let yv = withISA(level) { matmul(f, packed, rows: rows, k: k, x: x, xq: [], tokens: tokens, ldY: ldY, rowRange: 0..<rows) }
+                        for i in ys.indices {
+                            let r = i % ldY, t = i / ldY
+                            var norm = 0.0
+                            for c in 0..<k { norm += abs(Double(w[r * k + c]) * Double(x[t * k + c])) }
+                            #expect(abs(Double(ys[i]) - Double(yv[i])) <= 1e-6 * norm,
+                                    "\(formatName(f)) k \(k) tokens \(tokens) row \(r), \(isaName(level)): \(ys[i]) vs \(yv[i])")
+                        }
+                    }
+                }
+            }
+        }
+
         /// Against double-precision dot products of the unpacked rows: (a) with the activations
         /// as the kernel sees them (dequantised q8a for the block formats; for nf4 also with the
         /// int16 codebook, round(4096·v)/4096, the kernels use), which leaves only f32 rounding;
