@@ -20,6 +20,7 @@ import Testing
         let session = try PTYSession([nibbleBinary, "chat", "--model", model, "--threads", "1"] + arguments,
                                      environment: environment)
         try session.expect(colour ? ">>>" : ">>> ", timeout: 60)
+        try waitForEditMode(session)
         return Chat(session: session, state: state)
     }
 
@@ -28,6 +29,9 @@ import Testing
         chat.session.send(line + "\r")
         try chat.session.expect("\r\n")
         try chat.session.expect(">>> ", timeout: 30)
+        // libedit prints the prompt before it takes the terminal: keys sent before that
+        // would meet the cooked terminal (a ^C would be an ignored signal).
+        try waitForEditMode(chat.session)
     }
 
     func historyEntries(_ chat: Chat) throws -> [String] {
@@ -111,6 +115,9 @@ import Testing
         try session.waitFor("the message on the edit line") { _, screen in
             screen.cursorLine == ">>> a message to take back" && screen.column == 26
         }
+        // libedit shows the line before it turns ISIG off: a ^C sent at once can still be a
+        // signal, which the prompt ignores (it failed so on a loaded machine).
+        try waitForEditMode(session)
         session.sendControl("c")
         try session.expect("^C\r\n")
         try session.expect(">>> ")
