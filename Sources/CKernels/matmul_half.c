@@ -2,8 +2,8 @@
 //
 // The weights are widened to f32 in registers (F16C for f16, a 16-bit shift for bf16)
 // and multiplied with FMA. Decode runs 4 rows × 16 columns per step (8 FMA chains; bf16
-// on AVX-512: 4 rows × 32 columns, below);
-// prefill runs 2-row × 4-token tiles, so each converted weight vector serves 4 tokens.
+// on AVX-512: 4 rows × 32 columns, below); prefill runs 2-row × 4-token tiles (8 columns a
+// step, 16 on AVX-512), so each converted weight vector serves 4 tokens.
 // The scalar versions sum in 8 partial sums like nb_dot_f32's, without FMA: they agree
 // with the SIMD ones to rounding, not bit for bit.
 #include "formats.h"
@@ -183,6 +183,57 @@ NB_AVX512 static void matvec_bf16_avx512(const uint16_t *w, int64_t k, const flo
     }
 }
 
+// ---- AVX-512: f16/bf16 prefill tiles -----------------------------------------------------------
+// The AVX2 tile with 16 columns a step: 2 rows × 4 tokens, each widened weight vector
+// serving 4 tokens.
+
+NB_AVX512 NB_INLINE __m512 load16(int bf, const uint16_t *p) {
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    if (bf) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+NB_AVX512 NB_INLINE void tile_half_avx512(int bf, const uint16_t *w, int64_t k, const float *x, float *y, int64_t ld_y,
+                                          int64_t r, int64_t t, const int R, const int T) {
+    __m512 acc[2][4];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= k; c += 16) {
+        __m512 wv[2];
+        for (int i = 0; i < R; i++) wv[i] = load16(bf, w + (r + i) * k + c);
+        for (int j = 0; j < T; j++) {
+            const __m512 xv = _mm512_loadu_ps(x + (t + j) * k + c);
+            for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < T; j++) {
+            float s = _mm512_reduce_add_ps(acc[i][j]);
+            for (int64_t cc = c; cc < k; cc++) s += half_to_f32(bf, w[(r + i) * k + cc]) * x[(t + j) * k + cc];
+            y[(t + j) * ld_y + r + i] = s;
+        }
+}
+
+NB_AVX512 static void prefill_half_avx512(int bf, const uint16_t *w, int64_t k, const float *x, float *y, int64_t n_tokens,
+                                          int64_t ld_y, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r += 2) {
+        const int two = r + 2 <= r1;
+        int64_t t = 0;
+        for (; t + 4 <= n_tokens; t += 4)
+            if (two) tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 4); else tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 4);
+        switch ((int)(n_tokens - t) + 4 * !two) {
+        case 1: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 1); break;
+        case 2: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 2); break;
+        case 3: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 3); break;
+        case 5: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 1); break;
+        case 6: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 2); break;
+        case 7: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 3); break;
+        default: break;
+        }
+    }
+}
+
 NB_AVX2 static void axpy_f16_avx2(float a, const uint16_t *x, float *y, int64_t n) {
     const __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
@@ -197,9 +248,15 @@ void nb_matmul_half(nb_format fmt, const uint16_t *w, int64_t k, const float *x,
                     int64_t ld_y, int64_t row_begin, int64_t row_end) {
     const int bf = fmt == NB_FMT_BF16;
 #if defined(__x86_64__)
-    if (bf && n_tokens == 1 && k <= NB_BF16_SPLIT_MAX && nb_active_isa() == NB_ISA_AVX512) {
-        matvec_bf16_avx512(w, k, x, y, row_begin, row_end);
-        return;
+    if (nb_active_isa() == NB_ISA_AVX512) {
+        if (bf && n_tokens == 1 && k <= NB_BF16_SPLIT_MAX) {
+            matvec_bf16_avx512(w, k, x, y, row_begin, row_end);
+            return;
+        }
+        if (n_tokens > 1) {
+            prefill_half_avx512(bf, w, k, x, y, n_tokens, ld_y, row_begin, row_end);
+            return;
+        }
     }
     if (nb_use_avx2()) {
         if (bf) matmul_bf16_avx2(w, k, x, y, n_tokens, ld_y, row_begin, row_end);
