@@ -69,77 +69,77 @@ static void gate_scalar(int gelu, float *gate, const float *up, int64_t n) {
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-NB_AVX2 static inline __m256 exp_avx2(__m256 z) {
-    z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(z, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), z);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(P0), r, _mm256_set1_ps(P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
-    __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(p, r2, r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
+// AVX2: 8 lanes.
+#define V __m256
+#define VI __m256i
+#define VW 8
+#define VATTR NB_AVX2
+#define VNAME(x) x##_avx2
+#define V_ROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VI_AS_FLOAT(x) _mm256_castsi256_ps(x)
+#define V_SET1 _mm256_set1_ps
+#define V_MIN _mm256_min_ps
+#define V_MAX _mm256_max_ps
+#define V_MUL _mm256_mul_ps
+#define V_ADD _mm256_add_ps
+#define V_SUB _mm256_sub_ps
+#define V_DIV _mm256_div_ps
+#define V_FMADD _mm256_fmadd_ps
+#define V_ZERO _mm256_setzero_ps
+#define V_LOAD _mm256_loadu_ps
+#define V_STORE _mm256_storeu_ps
+#define V_TO_INT _mm256_cvtps_epi32
+#define VI_ADD _mm256_add_epi32
+#define VI_SET1 _mm256_set1_epi32
+#define VI_SLLI _mm256_slli_epi32
+#include "activations_simd.h"
+#undef V
+#undef VI
+#undef VW
+#undef VATTR
+#undef VNAME
+#undef V_ROUND
+#undef VI_AS_FLOAT
+#undef V_SET1
+#undef V_MIN
+#undef V_MAX
+#undef V_MUL
+#undef V_ADD
+#undef V_SUB
+#undef V_DIV
+#undef V_FMADD
+#undef V_ZERO
+#undef V_LOAD
+#undef V_STORE
+#undef V_TO_INT
+#undef VI_ADD
+#undef VI_SET1
+#undef VI_SLLI
 
-NB_AVX2 static void gate_avx2(int gelu, float *gate, const float *up, int64_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 g = _mm256_loadu_ps(gate + i), z;
-        if (gelu) {
-            __m256 g3 = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
-            __m256 u = _mm256_mul_ps(_mm256_set1_ps(GELU_C), _mm256_fmadd_ps(_mm256_set1_ps(GELU_A), g3, g));
-            z = _mm256_mul_ps(_mm256_set1_ps(-2.0f), u);
-        } else {
-            z = _mm256_sub_ps(_mm256_setzero_ps(), g);
-        }
-        __m256 a = _mm256_div_ps(g, _mm256_add_ps(one, exp_avx2(z)));
-        if (up) a = _mm256_mul_ps(a, _mm256_loadu_ps(up + i));
-        _mm256_storeu_ps(gate + i, a);
-    }
-    gate_scalar(gelu, gate + i, up ? up + i : NULL, n - i);
-}
-
-NB_AVX512 static inline __m512 exp_avx512(__m512 z) {
-    z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(z, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_HI), z);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_LO), r);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(P0), r, _mm512_set1_ps(P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
-    __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, r);
-    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
-
-NB_AVX512 static void gate_avx512(int gelu, float *gate, const float *up, int64_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 g = _mm512_loadu_ps(gate + i), z;
-        if (gelu) {
-            __m512 g3 = _mm512_mul_ps(_mm512_mul_ps(g, g), g);
-            __m512 u = _mm512_mul_ps(_mm512_set1_ps(GELU_C), _mm512_fmadd_ps(_mm512_set1_ps(GELU_A), g3, g));
-            z = _mm512_mul_ps(_mm512_set1_ps(-2.0f), u);
-        } else {
-            z = _mm512_sub_ps(_mm512_setzero_ps(), g);
-        }
-        __m512 a = _mm512_div_ps(g, _mm512_add_ps(one, exp_avx512(z)));
-        if (up) a = _mm512_mul_ps(a, _mm512_loadu_ps(up + i));
-        _mm512_storeu_ps(gate + i, a);
-    }
-    gate_scalar(gelu, gate + i, up ? up + i : NULL, n - i);
-}
+// AVX-512: 16 lanes, the same operations.
+#define V __m512
+#define VI __m512i
+#define VW 16
+#define VATTR NB_AVX512
+#define VNAME(x) x##_avx512
+#define V_ROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VI_AS_FLOAT(x) _mm512_castsi512_ps(x)
+#define V_SET1 _mm512_set1_ps
+#define V_MIN _mm512_min_ps
+#define V_MAX _mm512_max_ps
+#define V_MUL _mm512_mul_ps
+#define V_ADD _mm512_add_ps
+#define V_SUB _mm512_sub_ps
+#define V_DIV _mm512_div_ps
+#define V_FMADD _mm512_fmadd_ps
+#define V_ZERO _mm512_setzero_ps
+#define V_LOAD _mm512_loadu_ps
+#define V_STORE _mm512_storeu_ps
+#define V_TO_INT _mm512_cvtps_epi32
+#define VI_ADD _mm512_add_epi32
+#define VI_SET1 _mm512_set1_epi32
+#define VI_SLLI _mm512_slli_epi32
+#include "activations_simd.h"
 #endif
 
 void nb_activation_gate(nb_mlp_activation act, float *gate, const float *up, int64_t n) {

@@ -72,53 +72,62 @@ NB_AVX2 NB_INLINE void matvec_half_rows(int bf, const uint16_t *w, int64_t k, co
     }
 }
 
-// Prefill tile: rows r...r+R-1 (R ≤ 2) × tokens t...t+T-1 (T ≤ 4).
-NB_AVX2 NB_INLINE void tile_half(int bf, const uint16_t *w, int64_t k, const float *x, float *y, int64_t ld_y,
-                                 int64_t r, int64_t t, const int R, const int T) {
-    __m256 acc[2][4];
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 8 <= k; c += 8) {
-        __m256 wv[2];
-        for (int i = 0; i < R; i++) wv[i] = load8(bf, w + (r + i) * k + c);
-        for (int j = 0; j < T; j++) {
-            const __m256 xv = _mm256_loadu_ps(x + (t + j) * k + c);
-            for (int i = 0; i < R; i++) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
-        }
+// Prefill tile: rows r...r+R-1 (R ≤ 2) × tokens t...t+T-1 (T ≤ 4), VW columns a step;
+// one definition per vector width (AVX2 here, AVX-512 below).
+#define NB_DEFINE_HALF_TILE(NAME, ATTR, V, VW, LOAD, ZERO, LOADU, FMADD, HSUM)                                \
+    ATTR NB_INLINE void NAME(int bf, const uint16_t *w, int64_t k, const float *x, float *y, int64_t ld_y,    \
+                             int64_t r, int64_t t, const int R, const int T) {                                \
+        V acc[2][4];                                                                                           \
+        for (int i = 0; i < R; i++)                                                                            \
+            for (int j = 0; j < T; j++) acc[i][j] = ZERO();                                                    \
+        int64_t c = 0;                                                                                         \
+        for (; c + VW <= k; c += VW) {                                                                         \
+            V wv[2];                                                                                           \
+            for (int i = 0; i < R; i++) wv[i] = LOAD(bf, w + (r + i) * k + c);                                 \
+            for (int j = 0; j < T; j++) {                                                                      \
+                const V xv = LOADU(x + (t + j) * k + c);                                                       \
+                for (int i = 0; i < R; i++) acc[i][j] = FMADD(wv[i], xv, acc[i][j]);                           \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int i = 0; i < R; i++)                                                                            \
+            for (int j = 0; j < T; j++) {                                                                      \
+                float s = HSUM(acc[i][j]);                                                                     \
+                for (int64_t cc = c; cc < k; cc++) s += half_to_f32(bf, w[(r + i) * k + cc]) * x[(t + j) * k + cc]; \
+                y[(t + j) * ld_y + r + i] = s;                                                                 \
+            }                                                                                                  \
     }
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < T; j++) {
-            float s = hsum8(acc[i][j]);
-            for (int64_t cc = c; cc < k; cc++) s += half_to_f32(bf, w[(r + i) * k + cc]) * x[(t + j) * k + cc];
-            y[(t + j) * ld_y + r + i] = s;
-        }
-}
+NB_DEFINE_HALF_TILE(tile_half, NB_AVX2, __m256, 8, load8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, hsum8)
+
+// Rows r0..r1 in pairs × the tokens in fours, with TILE (w, k, x, y, n_tokens, ld_y, r0,
+// r1 and bf in scope).
+#define NB_HALF_TILES(TILE)                                                                                    \
+    for (int64_t r = r0; r < r1; r += 2) {                                                                     \
+        const int two = r + 2 <= r1;                                                                           \
+        int64_t t = 0;                                                                                         \
+        for (; t + 4 <= n_tokens; t += 4)                                                                      \
+            if (two) TILE(bf, w, k, x, y, ld_y, r, t, 2, 4); else TILE(bf, w, k, x, y, ld_y, r, t, 1, 4);      \
+        switch ((int)(n_tokens - t) + 4 * !two) {                                                              \
+        case 1: TILE(bf, w, k, x, y, ld_y, r, t, 2, 1); break;                                                 \
+        case 2: TILE(bf, w, k, x, y, ld_y, r, t, 2, 2); break;                                                 \
+        case 3: TILE(bf, w, k, x, y, ld_y, r, t, 2, 3); break;                                                 \
+        case 5: TILE(bf, w, k, x, y, ld_y, r, t, 1, 1); break;                                                 \
+        case 6: TILE(bf, w, k, x, y, ld_y, r, t, 1, 2); break;                                                 \
+        case 7: TILE(bf, w, k, x, y, ld_y, r, t, 1, 3); break;                                                 \
+        default: break;                                                                                        \
+        }                                                                                                      \
+    }
 
 #define NB_DEFINE_HALF(NAME, BF)                                                                               \
     NB_AVX2 static void NAME(const uint16_t *w, int64_t k, const float *x, float *y, int64_t n_tokens,         \
                              int64_t ld_y, int64_t r0, int64_t r1) {                                           \
-        int64_t r = r0;                                                                                        \
+        const int bf = BF;                                                                                     \
         if (n_tokens == 1) {                                                                                   \
-            for (; r + 4 <= r1; r += 4) matvec_half_rows(BF, w, k, x, y, r, 4);                                \
-            for (; r < r1; r++) matvec_half_rows(BF, w, k, x, y, r, 1);                                        \
+            int64_t r = r0;                                                                                    \
+            for (; r + 4 <= r1; r += 4) matvec_half_rows(bf, w, k, x, y, r, 4);                                \
+            for (; r < r1; r++) matvec_half_rows(bf, w, k, x, y, r, 1);                                        \
             return;                                                                                            \
         }                                                                                                      \
-        for (; r < r1; r += 2) {                                                                               \
-            const int two = r + 2 <= r1;                                                                       \
-            int64_t t = 0;                                                                                     \
-            for (; t + 4 <= n_tokens; t += 4)                                                                  \
-                if (two) tile_half(BF, w, k, x, y, ld_y, r, t, 2, 4); else tile_half(BF, w, k, x, y, ld_y, r, t, 1, 4); \
-            switch ((int)(n_tokens - t) + 4 * !two) {                                                          \
-            case 1: tile_half(BF, w, k, x, y, ld_y, r, t, 2, 1); break;                                        \
-            case 2: tile_half(BF, w, k, x, y, ld_y, r, t, 2, 2); break;                                        \
-            case 3: tile_half(BF, w, k, x, y, ld_y, r, t, 2, 3); break;                                        \
-            case 5: tile_half(BF, w, k, x, y, ld_y, r, t, 1, 1); break;                                        \
-            case 6: tile_half(BF, w, k, x, y, ld_y, r, t, 1, 2); break;                                        \
-            case 7: tile_half(BF, w, k, x, y, ld_y, r, t, 1, 3); break;                                        \
-            default: break;                                                                                    \
-            }                                                                                                  \
-        }                                                                                                      \
+        NB_HALF_TILES(tile_half)                                                                               \
     }
 NB_DEFINE_HALF(matmul_f16_avx2, 0)
 NB_DEFINE_HALF(matmul_bf16_avx2, 1)
@@ -193,45 +202,12 @@ NB_AVX512 NB_INLINE __m512 load16(int bf, const uint16_t *p) {
     return _mm512_cvtph_ps(h);
 }
 
-NB_AVX512 NB_INLINE void tile_half_avx512(int bf, const uint16_t *w, int64_t k, const float *x, float *y, int64_t ld_y,
-                                          int64_t r, int64_t t, const int R, const int T) {
-    __m512 acc[2][4];
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= k; c += 16) {
-        __m512 wv[2];
-        for (int i = 0; i < R; i++) wv[i] = load16(bf, w + (r + i) * k + c);
-        for (int j = 0; j < T; j++) {
-            const __m512 xv = _mm512_loadu_ps(x + (t + j) * k + c);
-            for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
-        }
-    }
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < T; j++) {
-            float s = _mm512_reduce_add_ps(acc[i][j]);
-            for (int64_t cc = c; cc < k; cc++) s += half_to_f32(bf, w[(r + i) * k + cc]) * x[(t + j) * k + cc];
-            y[(t + j) * ld_y + r + i] = s;
-        }
-}
+NB_DEFINE_HALF_TILE(tile_half_avx512, NB_AVX512, __m512, 16, load16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps,
+                    _mm512_reduce_add_ps)
 
 NB_AVX512 static void prefill_half_avx512(int bf, const uint16_t *w, int64_t k, const float *x, float *y, int64_t n_tokens,
                                           int64_t ld_y, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r += 2) {
-        const int two = r + 2 <= r1;
-        int64_t t = 0;
-        for (; t + 4 <= n_tokens; t += 4)
-            if (two) tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 4); else tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 4);
-        switch ((int)(n_tokens - t) + 4 * !two) {
-        case 1: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 1); break;
-        case 2: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 2); break;
-        case 3: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 2, 3); break;
-        case 5: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 1); break;
-        case 6: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 2); break;
-        case 7: tile_half_avx512(bf, w, k, x, y, ld_y, r, t, 1, 3); break;
-        default: break;
-        }
-    }
+    NB_HALF_TILES(tile_half_avx512)
 }
 
 NB_AVX2 static void axpy_f16_avx2(float a, const uint16_t *x, float *y, int64_t n) {
