@@ -25,7 +25,7 @@ extension KernelPaths {
 
         func simdEqualsScalar(k: Int, level: nb_isa) {
             let rows = 40, ldY = 43
-            for tokens in [1, 2, 3, 5, 64] {
+            for tokens in [1, 2, 3, 5, 13, 64] {
                 let (w, x) = Self.problem(rows: rows, k: k, tokens: tokens, seed: UInt64(k * 100 + tokens))
                 let xqScalar = withISA(NB_ISA_SCALAR) { quantizeActivations(x, tokens: tokens, k: k) }
                 let xq = withISA(level) { quantizeActivations(x, tokens: tokens, k: k) }
