@@ -153,3 +153,21 @@ void nb_activation_gate(nb_mlp_activation act, float *gate, const float *up, int
 #endif
     gate_scalar(gelu, gate, up, n);
 }
+
+float nb_exp_sum_f32(float *x, int64_t n, float sub) {
+#if defined(__x86_64__)
+    switch (nb_active_isa()) {
+    case NB_ISA_AVX512: return exp_sum_avx512(x, n, sub);
+    case NB_ISA_AVX2: return exp_sum_avx2(x, n, sub);
+    default: break;
+    }
+#endif
+    float lanes[8] = {0};  // summed in 8 lanes, like the AVX2 path
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lanes[j] += x[i + j] = exp_scalar(x[i + j] - sub);
+    float sum = 0;
+    for (int j = 0; j < 8; j++) sum += lanes[j];
+    for (; i < n; i++) sum += x[i] = exp_scalar(x[i] - sub);
+    return sum;
+}

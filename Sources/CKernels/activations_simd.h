@@ -20,6 +20,22 @@ VATTR static inline V VNAME(exp)(V z) {
     return V_MUL(p, VI_AS_FLOAT(bits));
 }
 
+VATTR static float VNAME(exp_sum)(float *x, int64_t n, float sub) {
+    const V vs = V_SET1(sub);
+    V acc = V_ZERO();
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        const V e = VNAME(exp)(V_SUB(V_LOAD(x + i), vs));
+        V_STORE(x + i, e);
+        acc = V_ADD(acc, e);
+    }
+    float lanes[VW], sum = 0;
+    V_STORE(lanes, acc);
+    for (int j = 0; j < VW; j++) sum += lanes[j];
+    for (; i < n; i++) sum += x[i] = exp_scalar(x[i] - sub);
+    return sum;
+}
+
 VATTR static void VNAME(gate)(int gelu, float *gate, const float *up, int64_t n) {
     const V one = V_SET1(1.0f);
     int64_t i = 0;

@@ -217,22 +217,3 @@ void nb_matmul_f32(const float *w, const float *x, float *y, int64_t k, int64_t 
     for (; r < row_end; r++)
         for (int64_t t = 0; t < n_tokens; t++) y[t * ld_y + r] = nb_dot_f32(w + r * k, x + t * k, k);
 }
-
-// ---- attention ----------------------------------------------------------------------
-
-#include <math.h>
-
-void nb_attention_f32(const float *q, const float *keys, const float *values, int64_t stride, int64_t capacity,
-                      int64_t first, int64_t n, int64_t head_dim, float scale, float *out) {
-    // One pass with a running maximum (online softmax): no score buffer, and the
-    // result equals softmax(q·K/√d)·V up to rounding.
-    float m = -INFINITY, l = 0;
-    for (int64_t d = 0; d < head_dim; d++) out[d] = 0;
-    for (int64_t j = 0, slot = first; j < n; j++, slot = slot + 1 == capacity ? 0 : slot + 1) {
-        float s = nb_dot_f32(q, keys + slot * stride, head_dim) * scale;
-        float w = nb_online_softmax_step(s, &m, &l, out, head_dim);
-        nb_axpy_f32(w, values + slot * stride, out, head_dim);
-    }
-    float inv = 1.0f / l;
-    for (int64_t d = 0; d < head_dim; d++) out[d] *= inv;
-}

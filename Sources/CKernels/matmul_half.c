@@ -1,4 +1,4 @@
-// f16 and bf16 weights with f32 activations, and attention over an f16 KV cache.
+// f16 and bf16 weights with f32 activations (attention over an f16 KV cache: attention.c).
 //
 // The weights are widened to f32 in registers (F16C for f16, a 16-bit shift for bf16)
 // and multiplied with FMA. Decode runs 4 rows × 16 columns per step (8 FMA chains; bf16
@@ -21,10 +21,6 @@ static float dot_half_scalar(int bf, const uint16_t *w, const float *x, int64_t 
     float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     for (; i < n; i++) sum += half_to_f32(bf, w[i]) * x[i];
     return sum;
-}
-
-static void axpy_f16_scalar(float a, const uint16_t *x, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * nb_h2f(x[i]);
 }
 
 // ---- AVX2 + FMA + F16C ----------------------------------------------------------------------
@@ -132,20 +128,6 @@ NB_DEFINE_HALF_TILE(tile_half, NB_AVX2, __m256, 8, load8, _mm256_setzero_ps, _mm
 NB_DEFINE_HALF(matmul_f16_avx2, 0)
 NB_DEFINE_HALF(matmul_bf16_avx2, 1)
 
-NB_AVX2 static float dot_f16_avx2(const float *a, const uint16_t *b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(0, b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load8(0, b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load8(0, b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load8(0, b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(0, b + i), s0);
-    float sum = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) sum += a[i] * nb_h2f(b[i]);
-    return sum;
-}
 
 // ---- AVX-512: bf16 decode without a lane-crossing widen ---------------------------------------
 // A 512-bit load holds 32 bf16 weights as 16 32-bit words: element 2i in the low half of
@@ -210,12 +192,6 @@ NB_AVX512 static void prefill_half_avx512(int bf, const uint16_t *w, int64_t k, 
     NB_HALF_TILES(tile_half_avx512)
 }
 
-NB_AVX2 static void axpy_f16_avx2(float a, const uint16_t *x, float *y, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load8(0, x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * nb_h2f(x[i]);
-}
 #endif
 
 // ---- entry points ----------------------------------------------------------------------------
@@ -242,24 +218,4 @@ void nb_matmul_half(nb_format fmt, const uint16_t *w, int64_t k, const float *x,
 #endif
     for (int64_t r = row_begin; r < row_end; r++)
         for (int64_t t = 0; t < n_tokens; t++) y[t * ld_y + r] = dot_half_scalar(bf, w + r * k, x + t * k, k);
-}
-
-void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
-                        int64_t first, int64_t n, int64_t head_dim, float scale, float *out) {
-    float (*dot)(const float *, const uint16_t *, int64_t) = 0;
-    void (*axpy)(float, const uint16_t *, float *, int64_t) = axpy_f16_scalar;
-#if defined(__x86_64__)
-    if (nb_use_avx2()) { dot = dot_f16_avx2; axpy = axpy_f16_avx2; }
-#endif
-    // Online softmax, as nb_attention_f32.
-    float m = -INFINITY, l = 0;
-    for (int64_t d = 0; d < head_dim; d++) out[d] = 0;
-    for (int64_t j = 0, slot = first; j < n; j++, slot = slot + 1 == capacity ? 0 : slot + 1) {
-        const uint16_t *key = keys + slot * stride;
-        float s = (dot ? dot(q, key, head_dim) : dot_half_scalar(0, key, q, head_dim)) * scale;
-        float w = nb_online_softmax_step(s, &m, &l, out, head_dim);
-        axpy(w, values + slot * stride, out, head_dim);
-    }
-    float inv = 1.0f / l;
-    for (int64_t d = 0; d < head_dim; d++) out[d] *= inv;
 }

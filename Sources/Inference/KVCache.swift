@@ -87,10 +87,10 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
-    /// Attention of one query head (`q`, headDim floats) of `layer` over positions
-    /// `first...last` of KV head `kvHead`, written to `out`.
+    /// Attention of `heads` query heads that share KV head `kvHead` (`q`: heads × headDim
+    /// floats) of `layer` over positions `first...last`, written to `out` (likewise).
     /// - Precondition: those positions are still in the layer's ring.
-    func attend(layer: Int, kvHead: Int, headDim: Int, first: Int, last: Int, q: UnsafePointer<Float>, scale: Float,
+    func attend(layer: Int, kvHead: Int, heads: Int, headDim: Int, first: Int, last: Int, q: UnsafePointer<Float>, scale: Float,
                 out: UnsafeMutablePointer<Float>) {
         let capacity = capacities[layer], n = last - first + 1
         precondition(n >= 1 && n <= capacity)
@@ -98,10 +98,10 @@ public final class KVCache: @unchecked Sendable {
         let v = values(layer: layer, slot: 0) + kvHead * headDim * elementBytes
         let slot = Int64(first % capacity)
         if elementBytes == 4 {
-            nb_attention_f32(q, k.assumingMemoryBound(to: Float.self), v.assumingMemoryBound(to: Float.self),
+            nb_attention_f32(q, Int64(heads), k.assumingMemoryBound(to: Float.self), v.assumingMemoryBound(to: Float.self),
                              Int64(kvDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out)
         } else {
-            nb_attention_f16kv(q, k.assumingMemoryBound(to: UInt16.self), v.assumingMemoryBound(to: UInt16.self),
+            nb_attention_f16kv(q, Int64(heads), k.assumingMemoryBound(to: UInt16.self), v.assumingMemoryBound(to: UInt16.self),
                                Int64(kvDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out)
         }
     }

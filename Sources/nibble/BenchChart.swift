@@ -17,7 +17,7 @@ enum BenchCharts {
 
     static func table(_ r: BenchReport) -> String {
         var out = "\(r.model) · \(displayDate(r.date)) · \(r.machine) · \(r.threads) threads\n"
-        out += "prompt \(r.promptTokens) tokens, \(r.genTokens) generated · memory with a KV cache of \(r.context) tokens · "
+        out += (r.depth > 0 ? "after \(r.depth) tokens of context, " : "") + "prompt \(r.promptTokens) tokens, \(r.genTokens) generated · memory with a KV cache of \(r.context) tokens · "
         out += r.repeats > 1 ? "median of \(r.repeats) runs (min–max)" : "one run"
         out += ", each in a fresh process\n\n"
         func spread(_ s: Spread) -> String {
@@ -260,7 +260,8 @@ enum BenchCharts {
 
         let quality = panels.count > 3
         let title = "\(r.model): " + (quality ? "speed, memory and quality" : "speed and memory") + " by precision"
-        let subtitle = "\(displayDate(r.date)) · \(r.cpu) · \(r.threads) thread\(r.threads == 1 ? "" : "s") · prompt \(r.promptTokens) tokens, \(r.genTokens) generated"
+        let subtitle = "\(displayDate(r.date)) · \(r.cpu) · \(r.threads) thread\(r.threads == 1 ? "" : "s") · " + (r.depth > 0 ? "after \(r.depth) tokens of context, " : "")
+            + "prompt \(r.promptTokens) tokens, \(r.genTokens) generated"
         var detail = r.repeats > 1 ? "Median of \(r.repeats) runs, error bars min–max" : "One run per precision"
         detail += "; each run loads one precision in a fresh process. Kernels \(r.kernels)."
         if quality, let file = r.qualityFile {

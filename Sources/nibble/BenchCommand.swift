@@ -32,6 +32,8 @@ extension Nibble {
         @Option(help: "KV cache length in tokens for the memory figures (default: min(model context, 4096)).") var context: Int?
         @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.") var promptTokens = 128
         @Option(name: .customLong("gen-tokens"), help: "Tokens generated for the decode measurement (the first comes from the prefill).") var genTokens = 64
+        @Option(help: "Tokens of context already in the KV cache before the measured prompt (as llama-bench -d): prefill and decode at that depth.")
+        var depth = 0
         @Option(help: "Runs per precision; medians and min–max are reported.") var repeats = 1
         @Option(help: "A text file to score at each precision (KL divergence from f32, perplexity).") var quality: String?
         @Option(name: .customLong("quality-tokens"), help: "How much of the --quality text to use, in tokens.") var qualityTokens = 1536
@@ -59,8 +61,9 @@ extension Nibble {
             if Set(formats).count != formats.count { throw ValidationError("--precision: each precision once") }
             if promptTokens < 1 { throw ValidationError("--prompt-tokens must be at least 1") }
             if genTokens < 2 { throw ValidationError("--gen-tokens must be at least 2 (the first token comes from the prefill)") }
-            if let context, context < promptTokens + genTokens {
-                throw ValidationError("--context must be at least --prompt-tokens + --gen-tokens (\(promptTokens + genTokens))")
+            if depth < 0 { throw ValidationError("--depth must be at least 0") }
+            if let context, context < depth + promptTokens + genTokens {
+                throw ValidationError("--context must be at least --depth + --prompt-tokens + --gen-tokens (\(depth + promptTokens + genTokens))")
             }
             if !(1...100).contains(repeats) { throw ValidationError("--repeats must be in 1...100") }
             if qualityTokens < 16 { throw ValidationError("--quality-tokens must be at least 16") }
@@ -74,7 +77,7 @@ extension Nibble {
             // The file is read here first: a bad model or text fails before any run.
             let file = try ModelSources.open(path)
             let config = try ModelConfig(gguf: file)
-            let context = self.context ?? max(min(config.contextLength, 4096), promptTokens + genTokens)
+            let context = self.context ?? max(min(config.contextLength, 4096), depth + promptTokens + genTokens)
             let qualityText = try quality.map { String(decoding: try readUserFile($0), as: UTF8.self) }
 
             var samples: [Precision: [BenchSample]] = [:]
@@ -82,7 +85,7 @@ extension Nibble {
                 for format in formats {
                     if interrupt.isSet { throw ExitCode(130) }
                     let sample = try BenchRunner.run(path: path, precision: format, threads: threads.threads, context: context,
-                                                     promptTokens: promptTokens, genTokens: genTokens)
+                                                     promptTokens: promptTokens, genTokens: genTokens, depth: depth)
                     samples[format, default: []].append(sample)
                     if !json {
                         Terminal.writeError(String(format: "%@ run %d/%d: load %.2f s, prefill %.1f tok/s, decode %.1f tok/s, peak RSS %.0f MiB\n",
@@ -112,7 +115,7 @@ extension Nibble {
             let report = BenchReport(
                 model: ModelName.display(forPath: path), modelFile: path, date: BenchReport.timestamp(started),
                 cpu: BenchReport.cpuName, machine: Engine.machineDescription, kernels: KernelLevel.active,
-                threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, context: context, repeats: repeats,
+                threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, depth: depth, context: context, repeats: repeats,
                 qualityFile: quality, qualityWindow: window, qualityTokens: quality == nil ? nil : qualityTokens,
                 command: BenchReport.commandLine(),
                 streamGBPerSecond: StreamBandwidth.measure(threads: first.threads),
@@ -145,6 +148,7 @@ extension Nibble {
         @Option var context: Int
         @Option(name: .customLong("prompt-tokens")) var promptTokens: Int
         @Option(name: .customLong("gen-tokens")) var genTokens: Int
+        @Option var depth = 0
 
         func run() throws {
             let interrupt = Interrupt.shared
@@ -154,19 +158,26 @@ extension Nibble {
             let loadSeconds = (clock.now - started).seconds
             // A fixed English text, repeated to the prompt length.
             let sentence = engine.tokenizer.encode("The history of computing is a story of people who wanted machines to do their arithmetic for them. ")
-            let prompt = (0..<promptTokens).map { sentence[$0 % sentence.count] }
+            let prompt = (0..<(depth + promptTokens)).map { sentence[$0 % sentence.count] }
             var greedy = SamplingParameters()
             greedy.temperature = 0
             // Warm-up: the first pass touches the KV cache and scratch pages.
             _ = try engine.generate(prompt: prompt, maxTokens: 2, sampling: greedy, ignoreEndOfGeneration: true,
                                     shouldStop: { interrupt.isSet }) { _ in }
             engine.resetCache()
+            if depth > 0 {
+                // The context before the measured prompt: in the cache, not timed (the next
+                // generate reuses it as a prefix and prefills only the last promptTokens).
+                _ = try engine.generate(prompt: Array(prompt[..<depth]), maxTokens: 1, sampling: greedy, ignoreEndOfGeneration: true,
+                                        shouldStop: { interrupt.isSet }) { _ in }
+                guard engine.cachedTokens.count == depth else { throw CLIError("bench: the --depth prefix did not stay in the cache") }
+            }
             let run = try engine.generate(prompt: prompt, maxTokens: genTokens, sampling: greedy, ignoreEndOfGeneration: true,
                                           shouldStop: { interrupt.isSet }) { _ in }
             if interrupt.isSet { throw ExitCode(130) }
-            // The decoded tokens sit at positions promptTokens ..< promptTokens + genTokens − 1
-            // (the first generated token comes from the prefill).
-            let positions = promptTokens..<(promptTokens + genTokens - 1)
+            // The decoded tokens sit at positions depth + promptTokens ..< depth + promptTokens +
+            // genTokens − 1 (the first generated token comes from the prefill).
+            let positions = (depth + promptTokens)..<(depth + promptTokens + genTokens - 1)
             let kvRead = positions.reduce(0) { $0 + engine.kvBytesRead(atPosition: $1) } / max(positions.count, 1)
             try Terminal.writeJSON(BenchSample(
                 precision: engine.plan.name, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
@@ -179,13 +190,14 @@ extension Nibble {
 
 /// Runs `bench-run` in a child process of this same binary.
 enum BenchRunner {
-    static func run(path: String, precision: Precision, threads: Int?, context: Int, promptTokens: Int, genTokens: Int) throws -> BenchSample {
+    static func run(path: String, precision: Precision, threads: Int?, context: Int, promptTokens: Int, genTokens: Int,
+                    depth: Int = 0) throws -> BenchSample {
         let process = Process()
         // This very binary, even if the file was replaced since it started.
         let exe = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : Bundle.main.executablePath ?? CommandLine.arguments[0]
         process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = ["bench-run", "--model", path, "--precision", precision.rawValue, "--context", String(context),
-                             "--prompt-tokens", String(promptTokens), "--gen-tokens", String(genTokens)]
+                             "--prompt-tokens", String(promptTokens), "--gen-tokens", String(genTokens), "--depth", String(depth)]
             + (threads.map { ["--threads", String($0)] } ?? [])
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -320,6 +332,8 @@ struct BenchReport: Codable {
     var threads: Int
     var promptTokens: Int
     var genTokens: Int
+    /// Tokens of context in the cache before the prompt (`--depth`).
+    var depth: Int
     /// The KV cache length the memory figures are for.
     var context: Int
     var repeats: Int
@@ -334,7 +348,7 @@ struct BenchReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case model, modelFile = "model_file", date, cpu, machine, kernels, threads, promptTokens = "prompt_tokens"
-        case genTokens = "gen_tokens", context, repeats, qualityFile = "quality_file", qualityWindow = "quality_window"
+        case genTokens = "gen_tokens", depth, context, repeats, qualityFile = "quality_file", qualityWindow = "quality_window"
         case qualityTokens = "quality_tokens", command, streamGBPerSecond = "stream_gb_s", results
     }
 

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 
 /// f16/bf16 conversion and attention over an f16 KV cache, on the scalar and SIMD paths.
@@ -89,11 +90,11 @@ extension KernelPaths {
             let keys = toF32(keys16), values = toF32(values16)
             var reference = [Float](repeating: 0, count: headDim)
             let n = Int64(positions)
-            nb_attention_f32(q, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference)
+            nb_attention_f32(q, 1, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference)
             for isa in Self.paths {
                 var out = [Float](repeating: .nan, count: headDim)
                 withISA(isa) {
-                    nb_attention_f16kv(q, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out)
+                    nb_attention_f16kv(q, 1, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out)
                 }
                 let scale = reference.map { abs($0) }.max()!
                 let worst = zip(out, reference).map { abs($0 - $1) }.max()!
@@ -104,7 +105,7 @@ extension KernelPaths {
         /// A ring (a sliding-window layer's cache) read from slot `first` on, wrapping at
         /// its capacity, gives what the same keys and values laid out in order give,
         /// bit for bit, in f32 and f16.
-        @Test(arguments: [(7, 3, 7), (9, 5, 6), (100, 99, 100), (5, 0, 3)])
+        @Test(arguments: [(7, 3, 7), (9, 5, 6), (100, 99, 100), (5, 0, 3), (300, 250, 290)])
         func attentionOverRing(capacity: Int, first: Int, count: Int) {
             let headDim = 32
             var rng = TestRNG(seed: UInt64(capacity * 100 + first))
@@ -117,16 +118,59 @@ extension KernelPaths {
             let valuesInOrder = order.flatMap { values[($0 * headDim)..<(($0 + 1) * headDim)] }
             let h = Int64(headDim), c = Int64(count)
             var expected = [Float](repeating: 0, count: headDim), ring = expected
-            nb_attention_f32(q, keysInOrder, valuesInOrder, h, c, 0, c, h, 0.25, &expected)
-            nb_attention_f32(q, keys, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring)
+            nb_attention_f32(q, 1, keysInOrder, valuesInOrder, h, c, 0, c, h, 0.25, &expected)
+            nb_attention_f32(q, 1, keys, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring)
             #expect(ring == expected)
             for isa in Self.paths {
                 var inOrder16 = [Float](repeating: 0, count: headDim), ring16 = inOrder16
                 withISA(isa) {
-                    nb_attention_f16kv(q, toF16(keysInOrder), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16)
-                    nb_attention_f16kv(q, toF16(keys), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16)
+                    nb_attention_f16kv(q, 1, toF16(keysInOrder), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16)
+                    nb_attention_f16kv(q, 1, toF16(keys), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16)
                 }
                 #expect(ring16 == inOrder16, "isa \(isa.rawValue)")
+            }
+        }
+
+        /// Attention over f32 and f16 caches at every ISA level against softmax(q·K)·V in
+        /// double precision: within a chunk of 128 positions, across chunks (where the
+        /// running maximum rescales the output), with the largest score early or late, head
+        /// dimensions that take the AVX-512 (64, 256), the AVX2 (40) and the scalar (36)
+        /// path, and 1, 3 or 11 query heads on one KV head (11: a group of 8, then of 3).
+        @Test(arguments: [(1, 64, 1), (5, 36, 3), (127, 40, 3), (128, 64, 1), (129, 64, 3), (300, 256, 4), (1000, 64, 11)])
+        func attentionEqualsDoubleSoftmax(positions: Int, headDim: Int, heads: Int) {
+            let stride = headDim + 8
+            for peak in [0, positions - 1] {
+                var rng = TestRNG(seed: UInt64(positions * 1000 + headDim + peak))
+                let q = (0..<heads * headDim).map { _ in rng.gaussian() }
+                var keysF = (0..<positions * stride).map { _ in rng.gaussian() }
+                for d in 0..<headDim { keysF[peak * stride + d] = q[d] * 0.5 }  // one clearly larger score (head 0)
+                let keys16 = toF16(keysF), values16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
+                let keys = toF32(keys16), values = toF32(values16)
+                let scale = Float(1 / Double(headDim).squareRoot())
+                var expected: [Double] = []
+                for h in 0..<heads {
+                    var scores = (0..<positions).map { j in
+                        (0..<headDim).reduce(0.0) { $0 + Double(q[h * headDim + $1]) * Double(keys[j * stride + $1]) } * Double(scale)
+                    }
+                    let top = scores.max()!
+                    scores = scores.map { Foundation.exp($0 - top) }
+                    let total = scores.reduce(0, +)
+                    expected += (0..<headDim).map { d in
+                        (0..<positions).reduce(0.0) { $0 + scores[$1] * Double(values[$1 * stride + d]) } / total
+                    }
+                }
+                let n = Int64(positions), g = Int64(heads)
+                for isa in Self.paths {
+                    var out32 = [Float](repeating: .nan, count: heads * headDim), out16 = out32
+                    withISA(isa) {
+                        nb_attention_f32(q, g, keys, values, Int64(stride), n, 0, n, Int64(headDim), scale, &out32)
+                        nb_attention_f16kv(q, g, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), scale, &out16)
+                    }
+                    let worst32 = zip(out32, expected).map { abs(Double($0) - $1) }.max()!
+                    let worst16 = zip(out16, expected).map { abs(Double($0) - $1) }.max()!
+                    #expect(worst32 <= 5e-6 && worst16 <= 5e-6,  // f32 rounding of 256-term scores: ~2e-6
+                            "\(positions) positions, head \(headDim) × \(heads), peak \(peak), isa \(isa.rawValue): f32 \(worst32), f16 \(worst16)")
+                }
             }
         }
     }

@@ -78,16 +78,23 @@ typedef enum {
 /// exponential (~1 ulp); every ISA level gives the scalar result bit for bit.
 void nb_activation_gate(nb_mlp_activation act, float *gate, const float *up, int64_t n);
 
+/// x[i] = e^(x[i] − sub) over n floats, with the activations' polynomial (~1 ulp; anything
+/// below −87 gives e^−87 ≈ 1.6e−38, not 0), and returns Σ x[i]. The exponentials equal the
+/// scalar path's bit for bit at every ISA level; the sum is taken in vector lanes, so it
+/// agrees to rounding. Attention's softmax weights.
+float nb_exp_sum_f32(float *x, int64_t n, float sub);
+
 /// dot(a, b) over n floats.
 float nb_dot_f32(const float *a, const float *b, int64_t n);
 /// y += a * x over n floats.
 void nb_axpy_f32(float a, const float *x, float *y, int64_t n);
 
-/// Attention of one query head over `n` cached positions held in a ring of `capacity`
-/// slots: out = softmax(scale · q·K) · V, where the j-th key (j < n) is in slot
-/// (first + j) mod capacity, at keys + slot*stride (likewise values). A cache that is not
-/// a ring passes capacity = n, first = 0. Requires n ≤ capacity, n ≥ 1.
-void nb_attention_f32(const float *q, const float *keys, const float *values, int64_t stride, int64_t capacity,
+/// Attention of `heads` query heads that share one KV head over `n` cached positions held
+/// in a ring of `capacity` slots: out_h = softmax(scale · q_h·K) · V, where the j-th key
+/// (j < n) is in slot (first + j) mod capacity, at keys + slot*stride (likewise values);
+/// q_h and out_h are at q + h*head_dim and out + h*head_dim. A cache that is not a ring
+/// passes capacity = n, first = 0. Requires n ≤ capacity, n ≥ 1, heads ≥ 1.
+void nb_attention_f32(const float *q, int64_t heads, const float *keys, const float *values, int64_t stride, int64_t capacity,
                       int64_t first, int64_t n, int64_t head_dim, float scale, float *out);
 
 // ---- Weight formats ---------------------------------------------------------------
@@ -294,7 +301,7 @@ void nb_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 
 /// Causal attention of one query head over n cached positions whose keys and values are
 /// f16; same contract as nb_attention_f32.
-void nb_attention_f16kv(const float *q, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
+void nb_attention_f16kv(const float *q, int64_t heads, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
                         int64_t first, int64_t n, int64_t head_dim, float scale, float *out);
 
 #ifdef __cplusplus

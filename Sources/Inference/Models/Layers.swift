@@ -106,13 +106,20 @@ enum Layers {
     static func attention(layer l: Int, config c: ModelConfig, count: Int, start: Int, cache: KVCache, state s: ForwardState,
                           pool: WorkerPool, scale: Float) {
         cache.store(layer: l, position: start, count: count, keys: s.k, values: s.v)
-        let group = c.headCount / c.kvHeadCount, hd = c.headDim, qDim = c.qDim, heads = c.headCount
+        let group = c.headCount / c.kvHeadCount, hd = c.headDim, qDim = c.qDim, kvHeads = c.kvHeadCount
         let window = c.isSliding(l) ? c.slidingWindow : nil
-        pool.parallelFor(count * heads) { task in
-            let t = task / heads, h = task % heads
+        // The query heads of one KV head go together (its keys and values are read once for
+        // all of them); when that makes fewer than two tasks per thread (decode), each group
+        // is split into `parts` runs of consecutive heads.
+        let parts = min(group, max(1, (2 * pool.threadCount + count * kvHeads - 1) / (count * kvHeads)))
+        let per = (group + parts - 1) / parts
+        pool.parallelFor(count * kvHeads * parts) { task in
+            let t = task / (kvHeads * parts), kv = task / parts % kvHeads, part = task % parts
+            let h = kv * group + part * per, n = min(per, group - part * per)
+            guard n > 0 else { return }
             let last = start + t
             let first = window.map { max(0, last - $0 + 1) } ?? 0
-            cache.attend(layer: l, kvHead: h / group, headDim: hd, first: first, last: last,
+            cache.attend(layer: l, kvHead: kv, heads: n, headDim: hd, first: first, last: last,
                          q: s.q + t * qDim + h * hd, scale: scale, out: s.attention + t * qDim + h * hd)
         }
     }
