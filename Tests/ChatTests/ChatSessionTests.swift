@@ -22,6 +22,11 @@ func session(precision: Precision = .q4, context: Int? = nil, memoryLimit: Int? 
     return s
 }
 
+extension ChatSession {
+    /// The local model (these sessions have one).
+    var model: any TokenGenerator { local! }
+}
+
 @Suite("Chat session on SmolLM2", .serialized)
 struct ChatSessionTests {
     @Test func secondTurnPrefillsOnlyWhatFollowsTheFirstReply() throws {
@@ -32,8 +37,8 @@ struct ChatSessionTests {
         let first = try s.send("What is the capital of France?", events: { _ in })
         let firstPrompt = try #require(s.lastPrompt)
         let generated = try #require(first.stats).generatedTokens
-        #expect(s.engine.lastPrefill.reused == 0)
-        let cached = s.engine.cachedTokens
+        #expect(s.model.lastPrefill.reused == 0)
+        let cached = s.model.cachedTokens
         // The cache holds the prompt and the generated ids that were fed back: all but the
         // last (the stop token at eos is not among the generated ids; at max_tokens the last
         // one was sampled but never run).
@@ -46,11 +51,11 @@ struct ChatSessionTests {
         // than re-tokenized, so only the tokens after what the cache held are prefilled.
         #expect(second.carriedTokens == firstPrompt.tokens.count + generated)
         #expect(second.tokens.starts(with: cached))
-        #expect(s.engine.lastPrefill.reused == cached.count)
-        #expect(s.engine.lastPrefill.computed == second.tokens.count - cached.count)
+        #expect(s.model.lastPrefill.reused == cached.count)
+        #expect(s.model.lastPrefill.computed == second.tokens.count - cached.count)
         #expect(second.tokens.count - second.carriedTokens < 20)
         // The tokens are what the whole rendered text tokenizes to.
-        #expect(second.tokens == s.engine.tokenizer.encode(second.text, parseSpecial: true))
+        #expect(second.tokens == s.model.tokenizer.encode(second.text, parseSpecial: true))
     }
 
     /// SmolLM2's template adds a system prompt of its own when the conversation has none.
@@ -64,7 +69,7 @@ struct ChatSessionTests {
 
     @Test func typedControlTokensStayText() throws {
         let s = try session()
-        let tokenizer = s.engine.tokenizer
+        let tokenizer = s.model.tokenizer
         let start = try #require(tokenizer.tokenID(forText: "<|im_start|>"))
         let end = try #require(tokenizer.tokenID(forText: "<|im_end|>"))
         s.conversation.systemPrompt = "Be kind."
@@ -105,12 +110,12 @@ struct ChatSessionTests {
         try s.send("Hello!", events: { _ in })
         let before = s.conversation
         #expect(throws: PrecisionError.self) { try s.setPrecision(.f32) }
-        #expect(s.engine.format == .q4)
+        #expect(s.model.format == .q4)
         #expect(throws: (any Error).self) { try s.loadModel(path: "/nonexistent/model.gguf") }
         let corrupt = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).gguf").path
         try Data("GGUF this is not a model".utf8).write(to: URL(fileURLWithPath: corrupt))
         #expect(throws: (any Error).self) { try s.loadModel(path: corrupt) }
-        #expect(s.engine.info.path == modelPath)
+        #expect(s.descriptor.location == .local(path: modelPath, precision: "q4"))
         #expect(s.conversation == before)
         // Still usable.
         let reply = try s.send("Hello again!", events: { _ in })
@@ -127,7 +132,7 @@ struct ChatSessionTests {
         #expect(same.allSatisfy { !$0.changed }, "greedy replay at the same precision must reproduce the replies")
         let atQ8 = try s.replay(recorded, precision: .q8, events: { _ in }, onTurn: { _ in })
         #expect(atQ8.count == 2)
-        #expect(s.engine.format == .q4)
+        #expect(s.model.format == .q4)
         #expect(s.conversation == recorded)
         // Each turn says where it diverged, consistently with the texts.
         for turn in atQ8 {
