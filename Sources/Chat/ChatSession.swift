@@ -27,9 +27,6 @@ public struct EngineSettings: Sendable, Equatable {
         self.adapter = adapter
     }
 
-    func makeEngine() throws -> Engine {
-        try Engine(path: path, precision: precision, threads: threads, context: context, memoryLimit: memoryLimit, adapter: adapter)
-    }
 }
 
 /// What happened while a reply was produced, for the terminal.
@@ -70,15 +67,33 @@ public struct ComparedReply: Sendable {
     public var residentBytes: Int?
 }
 
-/// A conversation with a model: history → chat template → tokens → engine → streamed
-/// reply → history. Keeps what the KV cache holds in step with the history so that a new
-/// turn only prefills the tokens after the previous reply, and owns the model so that a
-/// failed `/model` or `/precision` leaves everything as it was.
+/// A reply that failed after part of it had arrived (a served model's connection lost
+/// mid-stream): the partial reply was kept in the conversation, marked interrupted, as a
+/// reply stopped with Ctrl-C is.
+public struct InterruptedReply: Error, CustomStringConvertible {
+    public var reply: Message
+    public var cause: any Error
+    public var description: String { "\(cause) (the partial reply is kept)" }
+}
+
+/// A conversation with a model: history → chat template → tokens → model → streamed
+/// reply → history. The model is a `Generator`: a local `TokenGenerator` gets tokens (the
+/// session keeps what its KV cache holds in step with the history so that a new turn only
+/// prefills the tokens after the previous reply), a served `MessageGenerator` gets the
+/// messages. The session owns the model so that a failed `/model` or `/precision` leaves
+/// everything as it was.
 public final class ChatSession {
-    public private(set) var engine: Engine
+    /// The model replies come from.
+    public private(set) var generator: any Generator
+    /// How to build the local model: the file and the flags that shaped it (also while a
+    /// served model is in use, so `/model PATH` can go back to a file).
     public private(set) var engineSettings: EngineSettings
-    public private(set) var template: ChatTemplate
-    /// Where the template came from: "model", a fallback name, or a file.
+    /// Builds a local model from settings (`/model`, `/reload`, `/set context`).
+    let loader: (EngineSettings) throws -> any TokenGenerator
+    /// The chat template a local model's prompts are rendered with (nil for a served model:
+    /// the server applies its own).
+    public private(set) var template: ChatTemplate?
+    /// Where the template came from: "model", a fallback name, a file, or the server.
     public private(set) var templateOrigin: String
     /// `--template`: used for every model instead of the model's own.
     public let templateOverride: String?
@@ -97,19 +112,48 @@ public final class ChatSession {
     /// re-tokenized (a reply re-tokenized can split differently than it was generated).
     private var carried: (text: String, tokens: [Int])?
 
-    public init(settings: EngineSettings, templateOverride: String? = nil, conversation: Conversation = Conversation()) throws {
-        let engine = try settings.makeEngine()
-        (template, templateOrigin, templateWarning) = try Self.template(for: engine, override: templateOverride)
-        self.engine = engine
+    /// A session on the local model `settings` describe (the engine).
+    public convenience init(settings: EngineSettings, templateOverride: String? = nil, conversation: Conversation = Conversation()) throws {
+        try self.init(settings: settings, templateOverride: templateOverride, conversation: conversation, loader: LocalEngine.init(settings:))
+    }
+
+    /// A session on the local model `loader` builds from `settings` (tests pass a fake).
+    public convenience init(settings: EngineSettings, templateOverride: String? = nil, conversation: Conversation = Conversation(),
+                            loader: @escaping (EngineSettings) throws -> any TokenGenerator) throws {
+        try self.init(generator: loader(settings), settings: settings, templateOverride: templateOverride, conversation: conversation,
+                      loader: loader)
+    }
+
+    /// A session on `generator`, local or served; `settings` and `loader` say how to build
+    /// a local model when one is asked for (`/model PATH`).
+    public init(generator: any Generator, settings: EngineSettings, templateOverride: String? = nil, conversation: Conversation = Conversation(),
+                loader: @escaping (EngineSettings) throws -> any TokenGenerator = LocalEngine.init(settings:)) throws {
+        (template, templateOrigin, templateWarning) = try Self.template(for: generator, override: templateOverride)
+        self.generator = generator
         self.engineSettings = settings
+        self.loader = loader
         self.templateOverride = templateOverride
         self.conversation = conversation
         if conversation.settings.context == nil { self.conversation.settings.context = settings.context }
     }
 
+    /// The model in use, when it runs here.
+    public var local: (any TokenGenerator)? { generator as? any TokenGenerator }
+    /// The model in use, when a server runs it.
+    public var served: (any MessageGenerator)? { generator as? any MessageGenerator }
+    /// Which model is in use and where.
+    public var descriptor: ModelDescriptor { generator.descriptor }
+
+    /// The local model, or an error saying that `what` needs one.
+    public func localModel(for what: String) throws -> any TokenGenerator {
+        if let local { return local }
+        let d = descriptor
+        throw ChatError("\(what) needs a local model: \(d.name) is served by \(d.server ?? "a server")")
+    }
+
     /// The model's name as people know it (`ModelName`: the file name without its
-    /// quantization suffix); `general.name` is shown beside it by `/show`.
-    public var modelName: String { engine.info.displayName }
+    /// quantization suffix; a served model's id); `general.name` is shown beside it by `/show`.
+    public var modelName: String { descriptor.name }
 
     /// Why the model's own template is not used (it does not parse, or fails on a plain
     /// conversation: a template is code inside the model file); nil when it is.
@@ -119,21 +163,26 @@ public final class ChatSession {
     /// the control tokens the vocabulary has. A model template that fails to parse or to
     /// render a one-message conversation (within the interpreter's limits) is replaced by
     /// the fallback, with a warning.
-    static func template(for engine: Engine, override: String?) throws -> (ChatTemplate, String, warning: String?) {
+    /// A served model has none here: the server applies its own.
+    static func template(for generator: any Generator, override: String?) throws -> (ChatTemplate?, String, warning: String?) {
+        guard let model = generator as? any TokenGenerator else {
+            return (nil, "the server's own (\(generator.descriptor.server ?? "served"))", nil)
+        }
         if let override { return (try PromptLibrary.template(override), override, nil) }
         var warning: String?
-        if let source = engine.info.chatTemplate {
-            let name = URL(fileURLWithPath: engine.info.path).lastPathComponent + ": tokenizer.chat_template"
+        if let source = model.chatTemplate {
+            let path = if case let .local(path, _) = model.descriptor.location { path } else { model.descriptor.name }
+            let name = URL(fileURLWithPath: path).lastPathComponent + ": tokenizer.chat_template"
             do {
                 let template = try ChatTemplate(source: source, name: name)
-                let builder = PromptBuilder(template: template, tokenizer: engine.tokenizer, now: Date.init)
+                let builder = PromptBuilder(template: template, tokenizer: model.tokenizer, now: Date.init)
                 _ = try builder.render([Message(role: .user, content: "Hello!")], addGenerationPrompt: true)
                 return (template, "model", nil)
             } catch let error as TemplateError {
                 warning = "the model's chat template failed (\(error)); using a fallback"
             }
         }
-        let name = fallbackTemplateName(engine.tokenizer)
+        let name = fallbackTemplateName(model.tokenizer)
         let why = warning == nil ? "the model has none" : "the model's failed"
         return (try PromptLibrary.template(name), "\(name) (fallback: \(why))", warning)
     }
@@ -151,7 +200,11 @@ public final class ChatSession {
     /// Asked while a template renders, so that Ctrl-C stops a runaway one.
     public var renderShouldStop: (@Sendable () -> Bool)?
 
-    var builder: PromptBuilder { PromptBuilder(template: template, tokenizer: engine.tokenizer, now: now, shouldStop: renderShouldStop) }
+    /// The prompt builder of a local model (its template and tokenizer).
+    func builder(_ model: any TokenGenerator) throws -> PromptBuilder {
+        guard let template else { throw ChatError("no chat template for \(model.descriptor.name)") }
+        return PromptBuilder(template: template, tokenizer: model.tokenizer, now: now, shouldStop: renderShouldStop)
+    }
 
     // MARK: - Prompts
 
@@ -166,7 +219,9 @@ public final class ChatSession {
     /// the exchange boundaries). Assumes that keeping more exchanges never makes the prompt
     /// shorter, which holds for chat templates.
     public func prompt(for messages: [Message]) throws -> RenderedPrompt {
-        let window = engine.contextLength
+        let model = try localModel(for: "a rendered prompt")
+        let builder = try builder(model)
+        let window = model.contextLength
         let reserve = min(conversation.settings.maxTokens, max(1, window / 4))
         let system = messages.first?.role == .system ? Array(messages.prefix(1)) : []
         let turns = messages.dropFirst(system.count)
@@ -179,7 +234,7 @@ public final class ChatSession {
         func keeping(_ kept: Int) throws -> RenderedPrompt {
             if let prompt = rendered[kept] { return prompt }
             let from = kept >= exchanges ? turns.startIndex : starts[exchanges - kept]
-            let prompt = try render(system + turns[from...], dropped: exchanges - max(kept, 0))
+            let prompt = try render(system + turns[from...], dropped: exchanges - max(kept, 0), builder: builder, tokenizer: model.tokenizer)
             rendered[kept] = prompt
             return prompt
         }
@@ -216,8 +271,7 @@ public final class ChatSession {
         ChatError("the message needs \(prompt.tokens.count) tokens but the context window holds \(window); shorten it or `/set context N`")
     }
 
-    private func render(_ messages: [Message], dropped: Int) throws -> RenderedPrompt {
-        let builder = self.builder
+    private func render(_ messages: [Message], dropped: Int, builder: PromptBuilder, tokenizer: Tokenizer) throws -> RenderedPrompt {
         let text: String
         do {
             text = try builder.render(messages, addGenerationPrompt: true)
@@ -226,7 +280,7 @@ public final class ChatSession {
         }
         let segments = builder.segments(of: text, messages: messages, addGenerationPrompt: true)
         if let carried, text.utf8.starts(with: carried.text.utf8) {
-            let tail = engine.tokenizer.encode(segments: segments.dropping(bytes: carried.text.utf8.count))
+            let tail = tokenizer.encode(segments: segments.dropping(bytes: carried.text.utf8.count))
             return RenderedPrompt(text: text, tokens: carried.tokens + tail, droppedTurns: dropped, carriedTokens: carried.tokens.count)
         }
         return RenderedPrompt(text: text, tokens: builder.tokens(segments, fullText: text), droppedTurns: dropped, carriedTokens: 0)
@@ -237,8 +291,8 @@ public final class ChatSession {
     /// and without a system prompt: nil when the template adds none.
     public func templateDefaultSystemPrompt() -> String? {
         let system = "\u{F8F2}", user = "\u{F8F3}"
-        let builder = self.builder
-        guard let plain = try? builder.render([Message(role: .user, content: user)], addGenerationPrompt: false),
+        guard let model = local, let builder = try? builder(model),
+              let plain = try? builder.render([Message(role: .user, content: user)], addGenerationPrompt: false),
               let withSystem = try? builder.render([Message(role: .system, content: system), Message(role: .user, content: user)],
                                                    addGenerationPrompt: false),
               let mark = withSystem.range(of: system) else { return nil }
@@ -266,7 +320,15 @@ public final class ChatSession {
     @discardableResult
     public func send(_ text: String, shouldStop: () -> Bool = { false }, events: (ChatEvent) -> Void) throws -> Message {
         let user = Message(role: .user, content: text, created: now())
-        let reply = try respond(to: conversation.messages + [user], shouldStop: shouldStop, events: events)
+        let reply: Message
+        do {
+            reply = try respond(to: conversation.messages + [user], shouldStop: shouldStop, events: events)
+        } catch let failure as InterruptedReply {
+            conversation.messages += [user, failure.reply]
+            recordModel()
+            autosave(events: events)
+            throw failure
+        }
         if reply.isEmptyInterruption { return reply }
         conversation.messages.append(user)
         conversation.messages.append(reply)
@@ -281,7 +343,15 @@ public final class ChatSession {
         var messages = conversation.messages
         while messages.last?.role == .assistant { messages.removeLast() }
         guard messages.last?.role == .user else { return nil }
-        let reply = try respond(to: messages, shouldStop: shouldStop, events: events)
+        let reply: Message
+        do {
+            reply = try respond(to: messages, shouldStop: shouldStop, events: events)
+        } catch let failure as InterruptedReply {
+            conversation.messages = messages + [failure.reply]
+            recordModel()
+            autosave(events: events)
+            throw failure
+        }
         if reply.isEmptyInterruption { return reply }
         conversation.messages = messages + [reply]
         recordModel()
@@ -307,7 +377,7 @@ public final class ChatSession {
         conversation.messages = conversation.messages.first?.role == .system ? [conversation.messages[0]] : []
         conversation.created = now()
         carried = nil
-        engine.resetCache()
+        local?.resetCache()
         return previous
     }
 
@@ -343,26 +413,31 @@ public final class ChatSession {
         // A sampled reply draws its seed here, so the message can record it.
         let sampled = settings.temperature > 0
         if sampled, settings.seed == nil { settings.seed = UInt64.random(in: 0...UInt64(UInt32.max)) }
+        let seed = sampled ? settings.seed : nil
+        if let served { return try respond(served, to: messages, settings: settings, seed: seed, shouldStop: shouldStop, events: events) }
+        let model = try localModel(for: "a reply")
         let prompt = try prompt(for: messages)
         if prompt.droppedTurns > 0 {
             let n = prompt.droppedTurns
             events(.notice("context: left out the oldest " + (n == 1 ? "exchange" : "\(n) exchanges")
-                + " to fit the \(engine.contextLength)-token window (the history keeps " + (n == 1 ? "it)" : "them)")))
+                + " to fit the \(model.contextLength)-token window (the history keeps " + (n == 1 ? "it)" : "them)")))
         }
         lastPrompt = prompt
         // What the cache does not hold is prefilled before the first token: after a switch,
         // a /load or a new context, that is the whole history.
-        let cached = engine.cachedTokens
+        let cached = model.cachedTokens
         let reused = zip(cached, prompt.tokens).prefix { $0 == $1 }.count
         let toCompute = prompt.tokens.count - reused
+        let descriptor = model.descriptor
         if toCompute >= Self.progressPrefillTokens {
-            events(.progress("reading \(toCompute) tokens of " + (reused == 0 && messages.count > 1 ? "history" : "prompt") + " at \(engine.plan.name)"))
+            events(.progress("reading \(toCompute) tokens of " + (reused == 0 && messages.count > 1 ? "history" : "prompt")
+                + " at \(descriptor.precision ?? "?")"))
         }
-        var decoder = StreamingDecoder(tokenizer: engine.tokenizer)
+        var decoder = StreamingDecoder(tokenizer: model.tokenizer)
         var reply = ""
-        let room = engine.contextLength - prompt.tokens.count
-        let result = try engine.generate(prompt: prompt.tokens, maxTokens: min(settings.maxTokens, room), sampling: settings.sampling,
-                                         shouldStop: shouldStop) { token in
+        let room = model.contextLength - prompt.tokens.count
+        let result = try model.generate(prompt: prompt.tokens, maxTokens: min(settings.maxTokens, room), sampling: settings.sampling,
+                                        shouldStop: shouldStop) { token in
             let piece = decoder.append(token)
             reply += piece
             events(.text(piece))
@@ -376,27 +451,69 @@ public final class ChatSession {
                               decodeTokensPerSecond: result.stats.decodeTokensPerSecond, stopReason: result.stopReason.rawValue,
                               interrupted: result.stopReason == .cancelled)
         lastStats = stats
-        return Message(role: .assistant, content: reply, created: now(), model: modelName, precision: engine.plan.name, stats: stats,
-                       seed: sampled ? settings.seed : nil, adapter: adapterReference)
+        return Message(role: .assistant, content: reply, created: now(), model: descriptor.name, precision: descriptor.precision, stats: stats,
+                       seed: seed, adapter: adapterReference)
+    }
+
+    /// A served model's reply: the messages go as they are (the server renders them with its
+    /// own template and keeps its own cache). A stream that fails after some text keeps that
+    /// text as an interrupted reply (`InterruptedReply`); one that fails before any text
+    /// changes nothing.
+    private func respond(_ model: any MessageGenerator, to messages: [Message], settings: ChatSettings, seed: UInt64?, shouldStop: () -> Bool,
+                         events: (ChatEvent) -> Void) throws -> Message {
+        lastPrompt = nil
+        let request = MessageRequest(messages: messages.map { MessageRequest.Turn(role: $0.role, content: $0.content) }, settings: settings)
+        let descriptor = model.descriptor
+        let clock = ContinuousClock()
+        let started = clock.now
+        var firstText: ContinuousClock.Instant?
+        var reply = "", pieces = 0
+        func message(_ result: MessageReply) -> Message {
+            // Servers that send no usage: count the streamed pieces (one token each on
+            // llama-server and vLLM) and time them here.
+            let generated = result.generatedTokens ?? pieces
+            let decodeSeconds = firstText.map { (clock.now - $0).seconds } ?? 0
+            let measuredDecode = generated > 1 && decodeSeconds > 0 ? Double(generated - 1) / decodeSeconds : 0
+            let stats = TurnStats(promptTokens: result.promptTokens ?? 0, generatedTokens: generated,
+                                  ttftSeconds: result.ttftSeconds ?? firstText.map { ($0 - started).seconds } ?? 0,
+                                  prefillTokensPerSecond: result.prefillTokensPerSecond ?? 0,
+                                  decodeTokensPerSecond: result.decodeTokensPerSecond ?? measuredDecode,
+                                  stopReason: result.stopReason.rawValue, interrupted: result.stopReason == .cancelled)
+            lastStats = stats
+            return Message(role: .assistant, content: reply, created: now(), model: descriptor.name, stats: stats, seed: seed,
+                           server: descriptor.server)
+        }
+        do {
+            let result = try model.send(request, shouldStop: shouldStop) { piece in
+                guard !piece.isEmpty else { return }
+                if firstText == nil { firstText = clock.now }
+                reply += piece
+                pieces += 1
+                events(.text(piece))
+            }
+            return message(result)
+        } catch {
+            guard !reply.isEmpty else { throw error }
+            throw InterruptedReply(reply: message(MessageReply(stopReason: .cancelled)), cause: error)
+        }
     }
 
     private func recordModel() {
-        conversation.model = Conversation.ModelReference(path: engine.info.path, name: modelName)
-        conversation.precision = engine.plan.name
+        let descriptor = generator.descriptor
+        conversation.model = descriptor.reference
+        conversation.precision = descriptor.precision
         conversation.adapter = adapterReference
     }
 
     /// The adapter that is on, as conversation files record it.
-    public var adapterReference: AdapterReference? {
-        engine.adapter.map { AdapterReference(path: $0.path, sha256: $0.sha256) }
-    }
+    public var adapterReference: AdapterReference? { local?.adapter?.reference }
 
     // MARK: - Adapters
 
     /// Puts the LoRA adapter at `path` on, or takes the adapter off (nil). On failure the
     /// previous adapter stays. The history is read again on the next turn.
     public func setAdapter(_ path: String?) throws {
-        try engine.setAdapter(path)
+        try localModel(for: "an adapter").setAdapter(path)
         engineSettings.adapter = path
         carried = nil
     }
@@ -418,7 +535,7 @@ public final class ChatSession {
     /// Switches the precision; on failure the previous weights stay and keep serving.
     @discardableResult
     public func setPrecision(_ precision: Precision, shouldStop: @escaping () -> Bool = { false }) throws -> WeightFormat {
-        let format = try engine.setPrecision(precision, shouldStop: shouldStop)
+        let format = try localModel(for: "a precision").setPrecision(precision, shouldStop: shouldStop)
         engineSettings.precision = precision
         return format
     }
@@ -446,11 +563,15 @@ public final class ChatSession {
     }
 
     /// Reads the model file again (`/reload`).
-    public func reload() throws { try replaceEngine(engineSettings) }
+    public func reload() throws {
+        _ = try localModel(for: "/reload")
+        try replaceEngine(engineSettings)
+    }
 
     /// Rebuilds the engine with another context window (`/set context N`).
     /// nil: the model's default window.
     public func setContext(_ context: Int?) throws {
+        _ = try localModel(for: "a context window")
         var settings = engineSettings
         settings.context = context
         try replaceEngine(settings)
@@ -458,23 +579,30 @@ public final class ChatSession {
     }
 
     private func replaceEngine(_ settings: EngineSettings) throws {
-        // The old engine is dropped only after the new one and its template are ready.
-        let newEngine = try settings.makeEngine()
-        let (newTemplate, origin, warning) = try Self.template(for: newEngine, override: templateOverride)
-        engine = newEngine
+        // The old model is dropped only after the new one and its template are ready.
+        let newModel = try loader(settings)
+        try use(newModel)
+        engineSettings = settings
+    }
+
+    /// Switches to `generator` (a served model, or a local one built elsewhere); the
+    /// conversation stays. On failure (its template) nothing changes.
+    public func use(_ generator: any Generator) throws {
+        let (newTemplate, origin, warning) = try Self.template(for: generator, override: templateOverride)
+        self.generator = generator
         template = newTemplate
         templateOrigin = origin
         templateWarning = warning
-        engineSettings = settings
         carried = nil
     }
 
     /// Runs `body` at `precision`, then switches back to the precision in use before.
     private func at<T>(_ precision: Precision?, _ body: () throws -> T) throws -> T {
         guard let precision else { return try body() }
-        let previous = engine.format
-        try engine.setPrecision(precision)
-        defer { _ = try? engine.setPrecision(Precision(rawValue: previous.rawValue) ?? .native) }
+        let model = try localModel(for: "a precision")
+        let previous = model.format
+        try model.setPrecision(precision, shouldStop: { false })
+        defer { _ = try? model.setPrecision(Precision(rawValue: previous.rawValue) ?? .native, shouldStop: { false }) }
         return try body()
     }
 
@@ -496,13 +624,14 @@ public final class ChatSession {
                        shouldStop: () -> Bool = { false },
                        onTurnStart: (_ number: Int, _ user: String, _ recorded: Message?) -> Void = { _, _, _ in }, events: (ChatEvent) -> Void,
                        onTurn: (ReplayTurn) -> Void) throws -> [ReplayTurn] {
+        let model = try localModel(for: "/replay")
         let saved = carried
-        let savedAdapter = engine.adapter?.path
+        let savedAdapter = model.adapter?.path
         defer {
             carried = saved
-            if engine.adapter?.path != savedAdapter { try? engine.setAdapter(savedAdapter) }
+            if model.adapter?.path != savedAdapter { try? model.setAdapter(savedAdapter) }
         }
-        if case let .fixed(path) = adapter { try engine.setAdapter(path) }
+        if case let .fixed(path) = adapter { try model.setAdapter(path) }
         return try at(precision) {
             var turns: [ReplayTurn] = []
             var number = 0
@@ -517,15 +646,15 @@ public final class ChatSession {
                 if greedy { settings.temperature = 0 }
                 let unseeded = !greedy && settings.temperature > 0 && next?.seed == nil && settings.seed == nil
                 if !greedy, let seed = next?.seed { settings.seed = seed }
-                if adapter == .asRecorded, next != nil, next?.adapter?.path != engine.adapter?.path {
-                    try engine.setAdapter(next?.adapter?.path)
+                if adapter == .asRecorded, next != nil, next?.adapter?.path != model.adapter?.path {
+                    try model.setAdapter(next?.adapter?.path)
                 }
-                if adapter == .asRecorded, let want = next?.adapter, let now = engine.adapter, want.sha256 != now.sha256 {
+                if adapter == .asRecorded, let want = next?.adapter, let now = model.adapter, want.sha256 != now.sha256 {
                     events(.notice("adapter \(want.path) has changed since the reply was written (its sha256 differs)"))
                 }
                 let reply = try respond(to: Array(recorded.messages[...i]), settings: settings, shouldStop: shouldStop, events: events)
-                let newIDs = engine.tokenizer.encode(reply.content)
-                let oldIDs = next.map { engine.tokenizer.encode($0.content) }
+                let newIDs = model.tokenizer.encode(reply.content)
+                let oldIDs = next.map { model.tokenizer.encode($0.content) }
                 var divergence: Int?
                 if let oldIDs {
                     let common = zip(newIDs, oldIDs).prefix { $0 == $1 }.count
@@ -557,18 +686,20 @@ public final class ChatSession {
         // One seed for both sides, so sampling differences come from the weights alone.
         var settings = conversation.settings
         if settings.seed == nil { settings.seed = UInt64.random(in: 0...UInt64(UInt32.max)) }
+        let model = try localModel(for: "/compare")
         var results: [ComparedReply] = []
         let saved = carried
         defer { carried = saved }
-        let previous = engine.format
-        defer { _ = try? engine.setPrecision(Precision(rawValue: previous.rawValue) ?? .native) }
+        let previous = model.format
+        defer { _ = try? model.setPrecision(Precision(rawValue: previous.rawValue) ?? .native, shouldStop: { false }) }
         for precision in precisions {
             if shouldStop() { break }
-            try engine.setPrecision(precision)
-            onStart(engine.plan.name)
+            try model.setPrecision(precision, shouldStop: { false })
+            let name = model.descriptor.precision ?? precision.rawValue
+            onStart(name)
             let reply = try respond(to: messages, settings: settings, shouldStop: shouldStop, events: events)
-            results.append(ComparedReply(precision: engine.plan.name, reply: reply.content, stats: reply.stats!,
-                                         weightBytes: engine.weightBytes, residentBytes: MemoryLimit.residentBytes()))
+            results.append(ComparedReply(precision: name, reply: reply.content, stats: reply.stats!,
+                                         weightBytes: model.memory.weightBytes, residentBytes: MemoryLimit.residentBytes()))
         }
         return results
     }

@@ -22,10 +22,13 @@ public struct ChatSettings: Codable, Equatable, Sendable {
     /// Nibble's defaults with the model's own generation settings where the file has
     /// them (`general.sampling.*`, which llama.cpp's converter writes from the model's
     /// generation_config.json). Values out of range are ignored.
-    public init(modelDefaultsFrom model: ModelInfo) {
+    public init(modelDefaultsFrom model: ModelInfo) { self.init(modelDefaults: model.samplingDefaults) }
+
+    /// The same from `general.sampling.*` values by key without the prefix (`temp`…).
+    public init(modelDefaults: [String: Double]) {
         func take(_ key: String, _ name: String, _ apply: (inout ChatSettings, Double) -> Void) {
             // Stored as f32: keep the decimal it was written as (0.3, not 0.30000001192…).
-            guard let stored = model.samplingDefaults[key] else { return }
+            guard let stored = modelDefaults[key] else { return }
             let value = Double(Float(stored).description) ?? stored
             guard (try? Self.check(name, value)) != nil else { return }
             apply(&self, value)
@@ -167,12 +170,76 @@ public struct Conversation: Codable, Equatable, Sendable {
     public static let formatName = "nibble.conversation"
     public static let currentVersion = 1
 
+    /// The model a conversation ran on: a local file (`{"path", "name"}`) or a served
+    /// model (`{"server", "name"}`: the server's URL without credentials and the id it
+    /// serves the model under).
     public struct ModelReference: Codable, Equatable, Sendable {
-        public var path: String
+        public enum Location: Equatable, Sendable {
+            case file(String)
+            case server(String)
+        }
+
+        public var location: Location
         public var name: String
+
         public init(path: String, name: String) {
-            self.path = path
+            location = .file(path)
             self.name = name
+        }
+
+        /// `url` is recorded without its user, password, query and fragment (where API keys
+        /// hide), so a conversation file never holds a credential.
+        public init(server url: String, name: String) {
+            location = .server(Self.withoutCredentials(url))
+            self.name = name
+        }
+
+        /// The file or folder (nil for a served model).
+        public var path: String? { if case let .file(path) = location { path } else { nil } }
+        /// The server's URL (nil for a local file).
+        public var server: String? { if case let .server(url) = location { url } else { nil } }
+
+        /// `url` without user, password, query and fragment; unparseable text is kept up to
+        /// its first `?` or `#` with anything before an `@` dropped.
+        public static func withoutCredentials(_ url: String) -> String {
+            if var parts = URLComponents(string: url), parts.scheme != nil, parts.host != nil {
+                parts.user = nil
+                parts.password = nil
+                parts.query = nil
+                parts.fragment = nil
+                if let clean = parts.string { return clean }
+            }
+            var text = Substring(url)
+            if let cut = text.firstIndex(where: { $0 == "?" || $0 == "#" }) { text = text[..<cut] }
+            if let at = text.lastIndex(of: "@") {
+                let scheme = text.range(of: "://").map { text[..<$0.upperBound] } ?? ""
+                text = scheme + text[text.index(after: at)...]
+            }
+            return String(text)
+        }
+
+        enum CodingKeys: String, CodingKey { case path, server, name }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            switch (try c.decodeIfPresent(String.self, forKey: .path), try c.decodeIfPresent(String.self, forKey: .server)) {
+            case let (path?, nil): location = .file(path)
+            case let (nil, server?): location = .server(server)
+            case (_?, _?):
+                throw DecodingError.dataCorruptedError(forKey: .server, in: c, debugDescription: "a model has a \"path\" or a \"server\", not both")
+            case (nil, nil):
+                throw DecodingError.keyNotFound(CodingKeys.path, .init(codingPath: c.codingPath, debugDescription: "a model needs a \"path\" or a \"server\""))
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            switch location {
+            case let .file(path): try c.encode(path, forKey: .path)
+            case let .server(url): try c.encode(url, forKey: .server)
+            }
+            try c.encode(name, forKey: .name)
         }
     }
 

@@ -10,10 +10,12 @@ public struct Message: Codable, Equatable, Sendable {
     public var role: Role
     public var content: String
     public var created: Date
-    /// Assistant turns: the model's name.
+    /// Assistant turns: the model's name (a served model's id on its server).
     public var model: String?
-    /// Assistant turns: the precision the linear layers ran at (`q8`, `f32`…).
+    /// Assistant turns of a local model: the precision the linear layers ran at (`q8`, `f32`…).
     public var precision: String?
+    /// Assistant turns of a served model: the server's URL, without credentials.
+    public var server: String?
     /// Assistant turns: the LoRA adapter that was on (nil: none).
     public var adapter: AdapterReference?
     /// Assistant turns: counts and timings of the generation.
@@ -23,8 +25,9 @@ public struct Message: Codable, Equatable, Sendable {
     public var seed: UInt64?
 
     public init(role: Role, content: String, created: Date = Date(), model: String? = nil, precision: String? = nil,
-                stats: TurnStats? = nil, seed: UInt64? = nil, adapter: AdapterReference? = nil) {
+                stats: TurnStats? = nil, seed: UInt64? = nil, adapter: AdapterReference? = nil, server: String? = nil) {
         self.role = role
+        self.server = server
         self.adapter = adapter
         self.content = content
         self.created = created

@@ -41,7 +41,7 @@ extension Nibble {
             let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
             if loaded == nil {
                 // Nibble's defaults, then the model's own generation settings, then the flags.
-                var chatSettings = ChatSettings(modelDefaultsFrom: session.engine.info)
+                var chatSettings = ChatSettings(modelDefaults: session.local?.samplingDefaults ?? [:])
                 chatSettings.maxTokens = maxTokens
                 chatSettings.context = model.context
                 session.conversation.settings = sampling.applied(to: chatSettings)
@@ -50,7 +50,7 @@ extension Nibble {
             let interactive = isatty(STDIN_FILENO) != 0
             let repl = ChatREPL(session: session, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
                                 interactive: interactive)
-            if let warning = ModelOptions.precisionWarning(session.engine) { repl.note(warning) }
+            if let warning = ModelOptions.precisionWarning(session.local) { repl.note(warning) }
             if let warning = session.templateWarning { repl.fail(warning) }
 
             if let replayed {
@@ -59,7 +59,10 @@ extension Nibble {
             }
             session.autosave = Autosave(folder: UserPaths.sessionsFolder)
             if interactive {
-                repl.note("\(session.modelName) at \(session.engine.plan.name), \(session.engine.contextLength)-token context · /help for commands · Ctrl-D to quit")
+                let d = session.descriptor
+                let model = if let local = session.local { "\(d.name) at \(d.precision ?? "?"), \(local.contextLength)-token context" }
+                    else { "\(d.name) on \(d.server ?? "a server")" }
+                repl.note("\(model) · /help for commands · Ctrl-D to quit")
             }
             if let loaded, let load { repl.say(ChatREPL.describeLoaded(loaded, path: load)) }
             let input = repl.input

@@ -97,6 +97,7 @@ final class ChatREPL {
             if let reply { finishReply(reply) }
         } catch {
             progress.end()
+            endLine()
             fail("\(error)")
         }
         Interrupt.shared.reset()
@@ -208,25 +209,38 @@ final class ChatREPL {
     // MARK: Model and precision
 
     private func describeModel() -> String {
-        "\(session.modelName) at \(session.engine.plan.name)"
+        let d = session.descriptor
+        switch d.location {
+        case let .local(_, precision): return "\(d.name) at \(precision)"
+        case let .server(url, _): return "\(d.name) on \(url)"
+        }
+    }
+
+    /// Where the model is: its file, or its server.
+    private var modelLocation: String {
+        switch session.descriptor.location {
+        case let .local(path, _): path
+        case let .server(url, _): url
+        }
     }
 
     private func loadModel(_ path: String) throws {
         guard !path.isEmpty else {
-            say("model: \(describeModel()) — \(session.engine.info.path) (/model PATH loads another)")
+            say("model: \(describeModel()) — \(modelLocation) (/model PATH loads another)")
             return
         }
         let notice = try progress.run("loading \(path)") { try session.loadModel(path: UserPaths.expandingTilde(path)) }
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
         if let notice { note(notice) }
         if let warning = session.templateWarning { fail(warning) }
-        if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
+        if let warning = ModelOptions.precisionWarning(session.local) { note(warning) }
     }
 
     private func adapter(_ argument: String) throws {
+        let model = try session.localModel(for: "/adapter")
         if argument.isEmpty {
-            if let a = session.engine.adapter {
-                say("adapter: \(Terminal.visible(a.path)) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)), sha256 \(a.sha256.prefix(12))…)")
+            if let a = model.adapter {
+                say("adapter: \(Terminal.visible(a.path)) (\(a.format), \(a.weightCount) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)), sha256 \(a.sha256.prefix(12))…)")
                 say("/adapter off takes it off")
             } else {
                 say("adapter: none (/adapter PATH puts a PEFT folder or GGUF LoRA file on)")
@@ -234,7 +248,7 @@ final class ChatREPL {
             return
         }
         if argument.lowercased() == "off" || argument.lowercased() == "none" {
-            guard let a = session.engine.adapter else {
+            guard let a = model.adapter else {
                 say("adapter: already none")
                 return
             }
@@ -244,8 +258,8 @@ final class ChatREPL {
         }
         let path = UserPaths.expandingTilde(argument)
         try progress.run("reading \(argument)") { try session.setAdapter(path) }
-        let a = session.engine.adapter!
-        say("adapter on: \(Terminal.visible(a.path)) (\(a.format.rawValue), \(a.targets.count) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)))")
+        guard let a = model.adapter else { throw ChatError("\(argument): the adapter did not stay on") }
+        say("adapter on: \(Terminal.visible(a.path)) (\(a.format), \(a.weightCount) weights, rank ≤ \(a.maxRank), \(Self.megabytes(a.byteCount)))")
     }
 
     private func reload() throws {
@@ -254,11 +268,12 @@ final class ChatREPL {
     }
 
     private func precision(_ argument: String) throws {
-        let engine = session.engine
+        let model = try session.localModel(for: "/precision")
+        let current = model.descriptor.precision ?? "?"
         if argument.isEmpty {
-            say("precision: \(engine.plan.name) (the file stores \(WeightPlan.native(engine.source).summary))")
-            for f in Footprint.all(file: engine.source, config: engine.config, context: engine.contextLength, memoryLimit: engine.memoryLimit) {
-                let marker = f.name == engine.plan.name ? "*" : " "
+            say("precision: \(current) (the file stores \(model.storedFormats))")
+            for f in model.precisionOptions {
+                let marker = f.name == current ? "*" : " "
                 let versus = f.versusFile.map { ", \($0.phrase)" } ?? ""
                 say(" \(marker) \(f.name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(Self.megabytes(f.totalBytes).leftPadded(9)) total, weights \(Self.megabytes(f.weightBytes))\(versus)\(f.fits ? "" : "  (does not fit)")")
             }
@@ -270,7 +285,7 @@ final class ChatREPL {
         }
         let clock = ContinuousClock()
         let started = clock.now
-        let before = engine.plan
+        let before = (name: current, weightBytes: model.memory.weightBytes)
         do {
             _ = try progress.run("packing weights for \(precision.rawValue)") {
                 try session.setPrecision(precision, shouldStop: { Interrupt.shared.isSet })
@@ -279,13 +294,13 @@ final class ChatREPL {
             throw ChatError("precision switch stopped: still at \(before.name)")
         }
         let seconds = (clock.now - started).seconds
-        let after = session.engine.plan
+        let after = (name: model.descriptor.precision ?? "?", weightBytes: model.memory.weightBytes)
         if after == before {
             say("precision: already \(after.name)")
         } else {
-            say("precision: \(before.name) → \(after.name), weights \(Self.megabytes(session.engine.weightBytes)), \(String(format: "%.2f", seconds)) s")
+            say("precision: \(before.name) → \(after.name), weights \(Self.megabytes(after.weightBytes)), \(String(format: "%.2f", seconds)) s")
         }
-        if let warning = ModelOptions.precisionWarning(session.engine) { note(warning) }
+        if let warning = ModelOptions.precisionWarning(model) { note(warning) }
     }
 
     // MARK: Conversation
@@ -340,10 +355,10 @@ final class ChatREPL {
             try session.setContext(settings.context)
         }
         session.conversation.settings = settings
-        say("\(name) = \(settings.described.first { $0.0 == name }!.1)"
-            + (name == "context" ? " (\(session.engine.contextLength) tokens)" : ""))
-        if name == "context", let context = settings.context, context > session.engine.config.contextLength {
-            note("the model was trained on \(session.engine.config.contextLength) tokens: beyond that its replies may degrade")
+        let window = session.local.map { " (\($0.contextLength) tokens)" } ?? ""
+        say("\(name) = \(settings.described.first { $0.0 == name }!.1)" + (name == "context" ? window : ""))
+        if name == "context", let context = settings.context, let trained = session.local?.trainedContext, context > trained {
+            note("the model was trained on \(trained) tokens: beyond that its replies may degrade")
         }
     }
 
@@ -483,9 +498,9 @@ final class ChatREPL {
                    greedy: Bool = false) throws -> (changed: Int, total: Int) {
         guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
         defer { Interrupt.shared.reset() }
-        let target = precision.flatMap { try? Footprint.resolve($0, file: session.engine.source, config: session.engine.config,
-                                                                 context: session.engine.contextLength, memoryLimit: session.engine.memoryLimit) }
-        let label = (target ?? session.engine.format).rawValue
+        let model = try session.localModel(for: "/replay")
+        let target = precision.flatMap { try? model.resolve($0) }
+        let label = (target ?? model.format).rawValue
         let turns = try session.replay(recorded, precision: precision, adapter: adapter, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
             onTurnStart: { number, user, old in
                 self.endLine()
@@ -516,7 +531,7 @@ final class ChatREPL {
             })
         let changed = turns.filter(\.changed).count
         say("replay at \(label)\(greedy ? ", greedy" : ""): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
-            + (precision == nil ? "" : "; back at \(session.engine.plan.name)"))
+            + (precision == nil ? "" : "; back at \(model.descriptor.precision ?? "?")"))
         let unseeded = turns.filter { $0.changed && $0.unseeded }.count
         if unseeded > 0 {
             note("\(unseeded) of the changed replies were sampled without a recorded seed: their differences may be sampling alone (/replay --greedy compares greedy replies)")
@@ -551,7 +566,7 @@ final class ChatREPL {
             if results[0].reply == results[1].reply {
                 say("the replies are identical")
             } else {
-                let tokenizer = session.engine.tokenizer
+                let tokenizer = try session.localModel(for: "/compare").tokenizer
                 let (a, b) = (tokenizer.encode(results[0].reply), tokenizer.encode(results[1].reply))
                 say("the replies differ from token \(zip(a, b).prefix { $0 == $1 }.count) on")
             }
@@ -568,12 +583,13 @@ final class ChatREPL {
     }
 
     private func showTokens(_ text: String) throws {
+        let model = try session.localModel(for: "/tokens")
         guard !text.isEmpty else {
             let prompt = try session.pendingPrompt()
-            say("the next prompt takes \(prompt.tokens.count) of \(session.engine.contextLength) tokens (/template shows it; /tokens TEXT lists TEXT's tokens)")
+            say("the next prompt takes \(prompt.tokens.count) of \(model.contextLength) tokens (/template shows it; /tokens TEXT lists TEXT's tokens)")
             return
         }
-        let tokenizer = session.engine.tokenizer
+        let tokenizer = model.tokenizer
         let ids = tokenizer.encode(text)
         say("\(ids.count) token\(ids.count == 1 ? "" : "s"): " + Self.pieces(ids, tokenizer))
     }
@@ -585,9 +601,9 @@ final class ChatREPL {
 
     /// Tokens in use of the window: what the KV cache holds (after a reply), or what the
     /// conversation takes up as the next prompt (`/show`; the cache is empty after a switch).
-    private func contextUse(nextPrompt: Bool = false) -> String {
-        let window = session.engine.contextLength
-        var used = session.engine.cachedTokens.count
+    private func contextUse(_ model: any TokenGenerator, nextPrompt: Bool = false) -> String {
+        let window = model.contextLength
+        var used = model.cachedTokens.count
         var dropped = 0
         if nextPrompt, let prompt = try? session.pendingPrompt() {
             used = prompt.tokens.count
@@ -599,15 +615,21 @@ final class ChatREPL {
     }
 
     private func showState() {
-        let engine = session.engine
-        say("model      \(session.modelName) — \(engine.info.path)")
-        if let name = engine.info.generalName { say("           general.name: \(name)") }
-        say("precision  \(engine.plan.name) (the file stores \(WeightPlan.native(engine.source).summary))")
-        say("adapter    " + (engine.adapter.map { "\(Terminal.visible($0.path)) (\($0.format.rawValue), \(Self.megabytes($0.byteCount)))" } ?? "none"))
-        say("template   \(session.templateOrigin)")
-        say("context    \(contextUse(nextPrompt: true))")
-        say("memory     weights \(Self.megabytes(engine.weightBytes)), KV cache \(Self.megabytes(engine.kvCacheBytes)), scratch \(Self.megabytes(engine.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
-        say("threads    \(engine.pool.threadCount)")
+        let descriptor = session.descriptor
+        say("model      \(session.modelName) — \(modelLocation)")
+        if let name = descriptor.generalName { say("           general.name: \(name)") }
+        if let model = session.local {
+            let memory = model.memory
+            say("precision  \(descriptor.precision ?? "?") (the file stores \(model.storedFormats))")
+            say("adapter    " + (model.adapter.map { "\(Terminal.visible($0.path)) (\($0.format), \(Self.megabytes($0.byteCount)))" } ?? "none"))
+            say("template   \(session.templateOrigin)")
+            say("context    \(contextUse(model, nextPrompt: true))")
+            say("memory     weights \(Self.megabytes(memory.weightBytes)), KV cache \(Self.megabytes(memory.kvCacheBytes)), scratch \(Self.megabytes(memory.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
+            say("threads    \(memory.threads)")
+        } else {
+            say("precision  chosen by the server")
+            say("template   \(session.templateOrigin)")
+        }
         say("messages   \(session.conversation.messages.count)" + (session.conversation.systemPrompt == nil ? "" : " (with a system prompt)"))
         say("settings   " + session.conversation.settings.described.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         if let path = session.autosavePath { say("autosave   \(path)") }
@@ -618,16 +640,16 @@ final class ChatREPL {
             say("no reply yet")
             return
         }
-        let prefill = session.engine.lastPrefill
+        let prefill = session.local?.lastPrefill ?? (reused: 0, computed: s.promptTokens)
         /// A figure that was not measured (nothing generated, nothing computed) shows "–".
         func figure(_ value: Double, _ format: String, exists: Bool) -> String { exists ? String(format: format, value) : "–" }
-        say("prompt tokens     \(s.promptTokens) (\(prefill.reused) reused from the cache, \(prefill.computed) computed)")
+        say("prompt tokens     \(s.promptTokens)" + (session.local == nil ? "" : " (\(prefill.reused) reused from the cache, \(prefill.computed) computed)"))
         say("generated tokens  \(s.generatedTokens)")
         say("first token       " + figure(s.ttftSeconds, "%.3f s", exists: s.generatedTokens > 0))
         say("prefill           " + figure(s.prefillTokensPerSecond, "%.1f tok/s", exists: prefill.computed > 0 && s.prefillTokensPerSecond > 0))
         say("decode            " + figure(s.decodeTokensPerSecond, "%.1f tok/s", exists: s.generatedTokens > 1))
         say("stop reason       \(s.stopReason)" + (s.interrupted ? " (interrupted)" : ""))
-        say("context           \(contextUse())")
+        if let model = session.local { say("context           \(contextUse(model))") }
     }
 
     // MARK: - Helpers

@@ -127,13 +127,17 @@ struct ModelOptions: ParsableArguments {
         if let warning = precisionWarning(engine) { Terminal.writeError(warning + "\n") }
     }
 
-    static func precisionWarning(_ engine: Engine) -> String? {
-        if engine.format == .q2 {
+    static func precisionWarning(_ engine: Engine) -> String? { precisionWarning(LocalEngine(engine)) }
+
+    /// nil for a served model (the server chose its precision).
+    static func precisionWarning(_ model: (any TokenGenerator)?) -> String? {
+        guard let model else { return nil }
+        if model.format == .q2 {
             return "note: q2 is experimental: 2-bit weights lose much of a small model's quality"
-        } else if engine.format > engine.nativeFormat, engine.nativeFormat != .f16, engine.nativeFormat != .bf16 {
+        } else if model.format > model.nativeFormat, model.nativeFormat != .f16, model.nativeFormat != .bf16 {
             // A 16-bit checkpoint is usually what the model was trained and published in;
             // running it at f32 is transformers' default, not an attempt to undo quantisation.
-            return "note: the file stores \(WeightPlan.native(engine.source).summary); running at \(engine.format.rawValue) cannot restore the accuracy lost when it was quantised"
+            return "note: the file stores \(model.storedFormats); running at \(model.format.rawValue) cannot restore the accuracy lost when it was quantised"
         }
         return nil
     }

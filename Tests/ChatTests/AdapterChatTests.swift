@@ -46,7 +46,7 @@ struct AdapterChatTests {
         let recorded = s.conversation
         let same = try s.replay(recorded, events: { _ in }, onTurn: { _ in })
         #expect(same.count == 2 && same.allSatisfy { !$0.changed }, "\(same.map(\.reply))")
-        #expect(s.engine.adapter == nil)
+        #expect(s.model.adapter == nil)
         // Without the adapter the second reply is another one (the adapter matters).
         let without = try s.replay(recorded, adapter: .fixed(nil), events: { _ in }, onTurn: { _ in })
         #expect(!without[0].changed)
@@ -74,7 +74,7 @@ struct AdapterChatTests {
         try LoRAFixtures.writePEFT(modules, rank: 2, alpha: 2, to: wrong)
         #expect(throws: EngineError.self) { try s.setAdapter(wrong.path) }
         #expect(throws: (any Error).self) { try s.setAdapter(work.appendingPathComponent("missing").path) }
-        #expect(s.engine.adapter?.path == good.path)
+        #expect(s.model.adapter?.path == good.path)
         #expect(s.conversation == before)
     }
 }
