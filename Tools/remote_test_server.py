@@ -14,7 +14,9 @@
         error500      HTTP 500 with an OpenAI error body
         error503      HTTP 503 with a plain-text body
         echo-auth     HTTP 401 whose message repeats the Authorization header it got
-      GET /v1/models answers {"data": [{"id": "fake"}]}.
+        no-stream     a whole JSON reply even when a stream was asked for
+      GET /v1/models answers {"data": [{"id": "fake"}]}; GET /fake/closed counts the "slow"
+      streams the client closed ({"closed": N}).
 
   remote_test_server.py guard LOG PROGRAM ARGS...
       Runs PROGRAM with its output to the file LOG and prints its pid as the first line of stdout; kills it (SIGKILL) as soon
@@ -50,6 +52,10 @@ def chunk(content=None, finish=None):
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
+CLOSED_BY_CLIENT = 0
+LOCK = threading.Lock()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # bodies end when the connection closes
 
@@ -75,7 +81,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_GET(self):
-        if self.path == "/v1/models":
+        if self.path == "/fake/closed":
+            with LOCK:
+                self.send_json(200, {"closed": CLOSED_BY_CLIENT})
+        elif self.path == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         else:
             self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found_error"}})
@@ -107,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "hang":
             time.sleep(60)
             return
-        if not stream:
+        if not stream or mode == "no-stream":
             return self.send_json(200, {"object": "chat.completion", "model": "fake",
                                         "choices": [{"index": 0, "finish_reason": "stop",
                                                      "message": {"role": "assistant", "content": "Hello world"}}],
@@ -131,9 +140,14 @@ class Handler(BaseHTTPRequestHandler):
             self.event(chunk("Hel"))
             self.event({"error": {"code": 500, "message": "the fake model ran out of memory", "type": "server_error"}})
         elif mode == "slow":
-            for i in range(300):
-                self.event(chunk(f"{i} "))
-                time.sleep(0.2)
+            global CLOSED_BY_CLIENT
+            try:
+                for i in range(300):
+                    self.event(chunk(f"{i} "))
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                with LOCK:
+                    CLOSED_BY_CLIENT += 1
         elif mode == "silent":
             self.event(chunk("Hel"))
             time.sleep(60)

@@ -46,14 +46,18 @@ public final class RemoteClient: Sendable {
         let start = ContinuousClock.now
         let json = try await jsonResponse(try await send(method: "POST", path: "v1/chat/completions",
                                                          body: request.body(stream: false)), what: "the reply")
+        return try wholeCompletion(json, start: start).get()
+    }
+
+    private func wholeCompletion(_ json: JSONValue, start: ContinuousClock.Instant) -> Result<RemoteCompletion, RemoteError> {
         guard let choice = json["choices"]?.array?.first, let message = choice["message"] else {
-            throw error(.badResponse, "the reply has no choices[0].message")
+            return .failure(error(.badResponse, "the reply has no choices[0].message"))
         }
         var completion = RemoteCompletion(text: message["content"]?.string ?? "",
                                           finishReason: choice["finish_reason"]?.string, model: json["model"]?.string)
         completion.stats.totalSeconds = seconds(since: start)
         fillStats(&completion.stats, usage: json["usage"], timings: json["timings"])
-        return completion
+        return .success(completion)
     }
 
     /// A streamed reply (`stream: true`): `onText` gets each piece of text as it arrives.
@@ -76,6 +80,7 @@ public final class RemoteClient: Sendable {
         var completion = RemoteCompletion()
         var status: Int?
         var errorBody = Data()
+        var wholeBody: Data?  // a 2xx JSON body: a server that ignored "stream": true
         var done = false
         var firstText: ContinuousClock.Instant?
         var lastText: ContinuousClock.Instant?
@@ -102,11 +107,20 @@ public final class RemoteClient: Sendable {
         do {
             eventLoop: for try await event in exchange.events {
                 switch event {
-                case let .head(code, _):
+                case let .head(code, contentType):
                     status = code
+                    if (200..<300).contains(code), contentType.lowercased().contains("json") { wholeBody = Data() }
                 case let .body(data):
                     guard status.map({ (200..<300).contains($0) }) == true else {
                         if errorBody.count < 1 << 20 { errorBody.append(data) }
+                        continue
+                    }
+                    if wholeBody != nil {
+                        wholeBody!.append(data)
+                        if wholeBody!.count > Self.maxBodyBytes {
+                            exchange.cancel()
+                            return .failure(self.error(.badResponse, "the reply is larger than \(Self.maxBodyBytes >> 20) MiB"))
+                        }
                         continue
                     }
                     for sse in parser.feed(data) {
@@ -170,9 +184,17 @@ public final class RemoteClient: Sendable {
         exchange.cancel()
         guard let status else { return .failure(self.error(.transport, "the server closed the connection without a response")) }
         guard (200..<300).contains(status) else { return .failure(httpError(status: status, body: errorBody)) }
+        if let wholeBody {
+            guard let json = try? JSONValue.parse([UInt8](wholeBody)) else {
+                return .failure(self.error(.badResponse, "the reply is not JSON: '\(excerpt(String(decoding: wholeBody, as: UTF8.self)))'"))
+            }
+            let result = wholeCompletion(json, start: start)
+            if case let .success(completion) = result, !completion.text.isEmpty { onText(completion.text) }
+            return result
+        }
         parser.finish()
         if !done && completion.finishReason == nil {
-            return interrupted(self.error(.truncated, "the reply ended before its end (no finish reason and no [DONE])"))
+            return interrupted(self.error(.truncated, "the reply stopped before its end (the stream closed without a finish reason or [DONE])"))
         }
         completion.stats = stats()
         return .success(completion)

@@ -1,4 +1,8 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import JSON
 import Remote
 import Testing
 
@@ -26,6 +30,12 @@ import Testing
         let whole = try await client().complete(request("ok"))
         #expect(whole.text == "Hello world" && whole.finishReason == "stop" && whole.stats.generatedTokens == 2)
         #expect(try await client().models() == ["fake"])
+    }
+
+    @Test func aServerThatIgnoresStreamingStillAnswers() async throws {
+        nonisolated(unsafe) var pieces: [String] = []
+        let reply = try await client().stream(request("no-stream")) { pieces.append($0) }
+        #expect(pieces == ["Hello world"] && reply.text == "Hello world" && reply.finishReason == "stop" && !reply.interrupted)
     }
 
     @Test func connectionRefusedNamesTheServer() async throws {
@@ -84,6 +94,14 @@ import Testing
             return try await task.value
         }
         #expect(seconds < 0.5, "cancel took \(seconds) s")
+        // The connection is closed: the fake's next write (every 0.2 s) finds it gone.
+        var closed = 0
+        for _ in 0..<20 where closed == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            let (data, _) = try await URLSession.shared.data(from: fake.endpoint.url("fake/closed"))
+            closed = try JSONValue.parse([UInt8](data))["closed"]?.int ?? -1
+        }
+        #expect(closed == 1)
         #expect(reply.interruption?.kind == .cancelled)
         #expect(reply.text.hasPrefix("0 1 ") || reply.text.hasPrefix("0 "), "\(reply.text)")
         #expect(!reply.text.isEmpty)
