@@ -3,26 +3,23 @@ import Remote
 import Testing
 
 /// Against real llama-server instances on 127.0.0.1 (SmolLM2 Q4_1 and its q8 copy).
-@Suite(.serialized) struct LlamaServerTests {
-    func servers() async throws -> (q4: LlamaServer, q8: LlamaServer)? {
-        guard llamaServerBinary != nil else {
-            // Swift Testing has no skip: say so once per test, visibly, and pass.
-            print("RemoteTests: \(llamaServerMissing)")
-            return nil
-        }
-        return try await SharedServers.shared.servers()
+/// Skipped, with the reason shown, when NIBBLE_LLAMA_SERVER is unset.
+@Suite(.serialized, .enabled(if: llamaServerBinary != nil, Comment(rawValue: llamaServerMissing)))
+struct LlamaServerTests {
+    func servers() async throws -> (q4: LlamaServer, q8: LlamaServer) {
+        try await SharedServers.shared.servers()
     }
 
     static let greedy = RemoteSettings(temperature: 0, seed: 7, maxTokens: 40)
 
     @Test func modelsListTheServedModel() async throws {
-        guard let (q4, q8) = try await servers() else { return }
+        let (q4, q8) = try await servers()
         #expect(try await RemoteClient(endpoint: q4.endpoint).models() == ["smollm2-q4"])
         #expect(try await RemoteClient(endpoint: q8.endpoint).models() == ["smollm2-q8"])
     }
 
     @Test func threeStreamedTurns() async throws {
-        guard let (q4, _) = try await servers() else { return }
+        let (q4, _) = try await servers()
         let client = RemoteClient(endpoint: q4.endpoint)
         var messages = [RemoteMessage(role: "system", content: "You are a helpful assistant. Answer briefly.")]
         for question in ["What is the capital of France?", "And of Italy?", "Name a river in one of them."] {
@@ -43,7 +40,7 @@ import Testing
 
     @Test(arguments: ["q4", "q8"])
     func greedyStreamedEqualsNotStreamed(_ which: String) async throws {
-        guard let servers = try await servers() else { return }
+        let servers = try await servers()
         let server = which == "q4" ? servers.q4 : servers.q8
         let client = RemoteClient(endpoint: server.endpoint)
         let request = RemoteRequest(model: server.alias, messages: [RemoteMessage(role: "user", content: "Write a short poem about the sea.")],
@@ -57,7 +54,7 @@ import Testing
     }
 
     @Test func statsAreFilled() async throws {
-        guard let (q4, _) = try await servers() else { return }
+        let (q4, _) = try await servers()
         let request = RemoteRequest(model: "smollm2-q4", messages: [RemoteMessage(role: "user", content: "Count from one to ten in words.")],
                                     settings: RemoteSettings(temperature: 0, maxTokens: 16))
         let reply = try await RemoteClient(endpoint: q4.endpoint).stream(request) { _ in }
@@ -79,7 +76,7 @@ import Testing
     }
 
     @Test func http4xxCarriesTheServersOwnMessage() async throws {
-        guard let (q4, _) = try await servers() else { return }
+        let (q4, _) = try await servers()
         let client = RemoteClient(endpoint: q4.endpoint)
         // A prompt longer than the server's context (2048 tokens): llama-server answers 400.
         let long = RemoteRequest(model: "smollm2-q4", messages: [RemoteMessage(role: "user", content: String(repeating: "hello world ", count: 1500))],
@@ -96,7 +93,7 @@ import Testing
     }
 
     @Test func serverKilledMidReplyKeepsThePartialText() async throws {
-        guard let binary = llamaServerBinary else { print("RemoteTests: \(llamaServerMissing)"); return }
+        let binary = try #require(llamaServerBinary)
         _ = try await servers()  // the shared ones must not be the ones killed
         let victim = try await LlamaServer(model: modelPath, alias: "victim", binary: binary)
         defer { victim.stop() }

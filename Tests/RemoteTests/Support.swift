@@ -138,7 +138,13 @@ final class LlamaServer: @unchecked Sendable {
         self.pid = pid
         self.alias = alias
         endpoint = try ServerEndpoint.parse("\(alias)=http://127.0.0.1:\(port)")
-        try await waitForHealth(timeout: 120)
+        do {
+            try await waitForHealth(timeout: 120)
+        } catch {
+            stop()
+            throw error
+        }
+        try? FileManager.default.removeItem(at: log)  // only the start-up is worth reporting
     }
 
     /// Polls GET /health until it answers 200.
@@ -176,32 +182,32 @@ final class LlamaServer: @unchecked Sendable {
 /// `nibble quantize`, started once; stopped at exit (and by their guards if this process dies).
 actor SharedServers {
     static let shared = SharedServers()
-    private var started: (q4: LlamaServer, q8: LlamaServer)?
-    private var failure: String?
+    private var starting: Task<(q4: LlamaServer, q8: LlamaServer), Error>?
 
     func servers() async throws -> (q4: LlamaServer, q8: LlamaServer) {
-        if let started { return started }
-        if let failure { throw HelperError(failure) }
-        do {
-            let binary = try #require(llamaServerBinary)
-            try #require(FileManager.default.fileExists(atPath: modelPath), "model missing at \(modelPath): run `make model`")
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-remote-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let q8 = dir.appendingPathComponent("SmolLM2-135M-Instruct.q8.gguf").path
-            try quantize(modelPath, to: q8)
-            let q4Server = try await LlamaServer(model: modelPath, alias: "smollm2-q4", binary: binary)
-            let q8Server = try await LlamaServer(model: q8, alias: "smollm2-q8", binary: binary)
-            // No stop at exit is needed: when this process ends, however it ends, the guards see
-            // their stdin close and kill the servers.
-            started = (q4Server, q8Server)
-            return (q4Server, q8Server)
-        } catch {
-            failure = "\(error)"
-            throw error
-        }
+        if starting == nil { starting = Task { try await Self.start() } }  // once, even for concurrent callers
+        return try await starting!.value
     }
 
-    private func quantize(_ model: String, to output: String) throws {
+    private static func start() async throws -> (q4: LlamaServer, q8: LlamaServer) {
+        let binary = try #require(llamaServerBinary)
+        try #require(FileManager.default.isExecutableFile(atPath: binary),
+                     "NIBBLE_LLAMA_SERVER=\(binary) is not an executable file: run `make llama-server`")
+        try #require(FileManager.default.fileExists(atPath: modelPath), "model missing at \(modelPath): run `make model`")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-remote-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Removed as soon as the servers are up: llama-server maps the file, so the bytes stay until it exits.
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let q8 = dir.appendingPathComponent("SmolLM2-135M-Instruct.q8.gguf").path
+        try quantize(modelPath, to: q8)
+        // No stop at exit is needed: when this process ends, however it ends, the guards see
+        // their stdin close and kill the servers.
+        let q4Server = try await LlamaServer(model: modelPath, alias: "smollm2-q4", binary: binary)
+        let q8Server = try await LlamaServer(model: q8, alias: "smollm2-q8", binary: binary)
+        return (q4Server, q8Server)
+    }
+
+    private static func quantize(_ model: String, to output: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: nibbleBinary)
         process.arguments = ["quantize", "--model", model, "--precision", "q8", "--output", output]
