@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers", "TestFixtures"], resources: [.copy("Resources")]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference", "TestFixtures", "Remote"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures", "Remote", "Chat"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures", "Remote", "Chat", "JSON"]),
         // Against two real llama-server instances ($NIBBLE_LLAMA_SERVER, `make llama-server`) and a
         // fake server (Tools/remote_test_server.py); uses the built `nibble` for its q8 copy.
         .testTarget(name: "RemoteTests", dependencies: ["Remote", "JSON", "nibble"]),

@@ -46,10 +46,10 @@ extension Nibble {
             } catch let error as RemoteError {
                 throw CLIError(error.description)
             }
-            // With servers and no --model, the local file is the default one if installed
-            // (for /model, /compare and /replay), and the chat starts on a served model.
-            let explicitModel = model.file.model != nil || model.file.modelArgument != nil
-            let path = served.isEmpty || explicitModel ? try model.modelPath() : ((try? model.modelPath()) ?? ModelOptions.defaultModelPath)
+            // With servers, the chat starts on the first served model that answers; the local
+            // file (--model, else the default one) is what /model PATH, /compare and /replay
+            // at a precision use, and the chat starts on it only when no server answers.
+            let path = served.isEmpty ? try model.modelPath() : ((try? model.modelPath()) ?? ModelOptions.defaultModelPath)
             let settings = EngineSettings(path: path, precision: model.precision, threads: model.threads,
                                           context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes(),
                                           adapter: model.adapter)
@@ -57,10 +57,10 @@ extension Nibble {
             let failures = served.refreshAll(shouldStop: { Interrupt.shared.isSet })
             for failure in failures { Terminal.writeError(Style.red("error: ") + Terminal.visible(failure.description) + "\n") }
             let start: any Generator
-            if !explicitModel, let first = served.firstAvailable {
+            if let first = served.firstAvailable {
                 start = first
             } else {
-                if !served.isEmpty && !explicitModel {
+                if !served.isEmpty {
                     Terminal.writeError(Style.dim("no server answered: starting on the local model \(path)") + "\n")
                 }
                 start = try LocalEngine(settings: settings)
