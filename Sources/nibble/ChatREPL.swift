@@ -250,6 +250,10 @@ final class ChatREPL {
     /// `/model` alone: the local file and every served model (each server asked now); a
     /// server that does not answer is one line saying so.
     private func listModels() {
+        if served.isEmpty {
+            say("model: \(describeModel()) — \(modelLocation) (/model PATH loads another; nibble chat --server [NAME=]URL adds served models)")
+            return
+        }
         let d = session.descriptor
         let marker = { (on: Bool) in on ? "*" : " " }
         say("models (* in use):")
@@ -273,7 +277,6 @@ final class ChatREPL {
                 say(" \(marker(on)) \(name) — \(model) on \(server.endpoint.displayURL)")
             }
         }
-        if served.isEmpty { say("(no server: nibble chat --server [NAME=]URL adds one)") }
         say("switch with /model NAME, /model NAME/MODEL or /model PATH")
     }
 
