@@ -264,6 +264,31 @@ extension PTYTests {
     }
 }
 
+extension PTYTests {
+    /// Tab completes served models after /model, /compare and /replay --model.
+    @Test func tabCompletesServedModels() throws {
+        let fake = try FakeOpenAIServer()
+        defer { fake.stop() }
+        let session = try startChat(["--server", "zq9=\(fake.url)"]).session
+        session.send("/model zq9/f\t")
+        try session.waitFor("/model zq9/fake") { _, screen in screen.cursorLine.hasPrefix(">>> /model zq9/fake") }
+        session.sendControl("c")
+        try session.expect(">>> ")
+        try waitForEditMode(session)
+        session.send("/compare q8 zq9/\t")
+        try session.waitFor("/compare q8 zq9/fake") { _, screen in screen.cursorLine.hasPrefix(">>> /compare q8 zq9/fake") }
+        session.sendControl("c")
+        try session.expect(">>> ")
+        try waitForEditMode(session)
+        session.send("/replay --model zq9/\t")
+        try session.waitFor("/replay --model zq9/fake") { _, screen in screen.cursorLine.hasPrefix(">>> /replay --model zq9/fake") }
+        session.sendControl("c")
+        try session.expect(">>> ")
+        session.sendControl("d")
+        #expect(try session.waitForExit() == 0)
+    }
+}
+
 // MARK: - Helpers
 
 /// Validates `file` against Tools/conversation.schema.json with Python's jsonschema.
