@@ -112,7 +112,8 @@ struct LlamaServerTests {
             if pieces == 8 { victim.kill() }
         }
         #expect(reply.interrupted && reply.interruption?.kind == .truncated, "\(String(describing: reply.interruption))")
-        #expect(reply.interruption?.description.hasPrefix("server \(victim.endpoint.displayURL): ") == true)
+        #expect(reply.interruption?.description.hasPrefix("server \(victim.endpoint.displayURL): the connection was lost mid-reply") == true,
+                "\(String(describing: reply.interruption))")
         #expect(!reply.text.isEmpty && reply.finishReason == nil)
         // And once the process is gone, the next request finds no server.
         for _ in 0..<50 where kill(victim.pid, 0) == 0 { try await Task.sleep(for: .milliseconds(50)) }
