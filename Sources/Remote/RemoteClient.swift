@@ -161,14 +161,19 @@ public final class RemoteClient: Sendable {
         } catch var failure as HTTPExchange.Failure {
             if exchange.isCancelled || Task.isCancelled { failure = .cancelled }  // whatever the transport saw after it
             let error = self.error(for: failure)
-            guard status.map({ (200..<300).contains($0) }) == true else { return .failure(error) }
+            guard let status, (200..<300).contains(status) else {
+                // An error response cut short still carries its status (and what came of its message).
+                if let status, case .transport = failure { return .failure(httpError(status: status, body: errorBody)) }
+                return .failure(error)
+            }
             if case .transport = failure {
                 // The body stopped mid-transfer: the server died or the connection broke.
                 if completion.finishReason != nil {
                     completion.stats = stats()
                     return .success(completion)
                 }
-                return interrupted(self.error(.truncated, "the connection was lost mid-reply (\(error.message))"))
+                return interrupted(self.error(.truncated, error.kind == .truncated ? "the connection was lost mid-reply"
+                                                                                    : "the connection was lost mid-reply (\(error.message))"))
             }
             return interrupted(error)
         } catch {
@@ -177,7 +182,7 @@ public final class RemoteClient: Sendable {
                 return .failure(self.error(.transport, "\(error)"))
             }
         }
-        if exchange.isCancelled || Task.isCancelled {
+        if !done, exchange.isCancelled || Task.isCancelled {
             let cancelled = self.error(.cancelled, "cancelled")
             return status.map({ (200..<300).contains($0) }) == true ? interrupted(cancelled) : .failure(cancelled)
         }

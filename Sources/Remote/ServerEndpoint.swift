@@ -9,11 +9,11 @@ import Foundation
 /// send unauthenticated requests. Neither the refusal nor `displayURL` repeats them.
 public struct ServerEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// The name given as `NAME=URL`, if any.
-    public var name: String?
+    public private(set) var name: String?
     /// `scheme://host[:port][/path]`, without credentials, query or trailing slash.
-    public var displayURL: String
+    public private(set) var displayURL: String
     /// The base URL requests are built on (the same text as `displayURL`).
-    public var baseURL: URL
+    public private(set) var baseURL: URL
 
     /// How the REPL refers to the server: its name, or its display URL.
     public var label: String { name ?? displayURL }

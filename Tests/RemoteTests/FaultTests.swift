@@ -9,7 +9,7 @@ import Testing
 /// Faults against the fake server (Tools/remote_test_server.py) and a closed port.
 @Suite struct FaultTests {
     let fake: FakeServer
-    init() throws { fake = try FakeServer() }
+    init() async throws { fake = try await FakeServer.shared() }
 
     func client(connectTimeout: Double = 10, idleTimeout: Double = 30, apiKey: APIKey? = nil) -> RemoteClient {
         RemoteClient(endpoint: fake.endpoint, apiKey: apiKey, connectTimeout: connectTimeout, idleTimeout: idleTimeout)

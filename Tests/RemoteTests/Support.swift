@@ -14,13 +14,15 @@ let serverScript = repositoryRoot.appendingPathComponent("Tools/remote_test_serv
 /// A helper process started through Tools/remote_test_server.py: its first stdout line is read
 /// (a port or a pid), and its stdin stays open; closing it (`stop`, deinit, or this process
 /// ending however it ends) makes the helper exit and kill what it guards.
+///
+/// Nothing here blocks a thread of the concurrency pool: the timing tests run beside it.
 final class HelperProcess: @unchecked Sendable {
     let process = Process()
     private let stdin = Pipe()
     private let stdout = Pipe()
-    private(set) var firstLine = ""
+    let firstLine: String
 
-    init(_ arguments: [String], timeout: Double = 20) throws {
+    init(_ arguments: [String], timeout: Double = 20) async throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", serverScript] + arguments
         process.standardInput = stdin
@@ -29,30 +31,48 @@ final class HelperProcess: @unchecked Sendable {
         _ = fcntl(stdin.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
         try process.run()
         let handle = stdout.fileHandleForReading
-        nonisolated(unsafe) var line = Data()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            while true {
-                let byte = handle.readData(ofLength: 1)
-                if byte.isEmpty || byte.first == 0x0A { break }
-                line.append(byte)
+        let line: String? = await withCheckedContinuation { continuation in
+            let once = Once()
+            DispatchQueue.global().async {
+                var bytes = Data()
+                while true {
+                    let byte = handle.readData(ofLength: 1)
+                    if byte.isEmpty || byte.first == 0x0A { break }
+                    bytes.append(byte)
+                }
+                if once.claim() { continuation.resume(returning: bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)) }
             }
-            done.signal()
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if once.claim() { continuation.resume(returning: nil) }
+            }
         }
-        guard done.wait(timeout: .now() + timeout) == .success, !line.isEmpty else {
-            stop()
+        guard let line else {
+            try? stdin.fileHandleForWriting.close()
+            process.terminate()
             throw HelperError("remote_test_server.py \(arguments.prefix(2).joined(separator: " ")) printed no first line")
         }
-        firstLine = String(decoding: line, as: UTF8.self)
+        firstLine = line
     }
 
+    /// Closes the helper's stdin (it exits, killing what it guards) and terminates it.
     func stop() {
         try? stdin.fileHandleForWriting.close()
         if process.isRunning { process.terminate() }
-        process.waitUntilExit()
     }
 
     deinit { stop() }
+}
+
+/// True for the first caller only.
+final class Once: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed = false
+    func claim() -> Bool {
+        lock.withLock {
+            defer { claimed = true }
+            return !claimed
+        }
+    }
 }
 
 struct HelperError: Error, CustomStringConvertible {
@@ -60,14 +80,19 @@ struct HelperError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The fake OpenAI-compatible server (modes chosen by the request's model name).
+/// The fake OpenAI-compatible server (modes chosen by the request's model name), one for the
+/// whole run.
 final class FakeServer: Sendable {
     let helper: HelperProcess
     let endpoint: ServerEndpoint
-    init() throws {
-        helper = try HelperProcess(["fake"])
+
+    private init(helper: HelperProcess) throws {
+        self.helper = helper
         endpoint = try ServerEndpoint.parse("fake=http://127.0.0.1:\(helper.firstLine)")
     }
+
+    private static let starting = Task { try FakeServer(helper: try await HelperProcess(["fake"])) }
+    static func shared() async throws -> FakeServer { try await starting.value }
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on (bound, then closed).
@@ -131,7 +156,7 @@ final class LlamaServer: @unchecked Sendable {
     init(model: String, alias: String, binary: String) async throws {
         let port = try unusedPort()
         log = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
-        guardProcess = try HelperProcess(["guard", log.path, binary, "--model", model, "--alias", alias,
+        guardProcess = try await HelperProcess(["guard", log.path, binary, "--model", model, "--alias", alias,
                                           "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048",
                                           "--threads", "1", "--parallel", "1", "--no-webui"])
         guard let pid = pid_t(guardProcess.firstLine) else { throw HelperError("the guard printed no pid") }
@@ -199,7 +224,7 @@ actor SharedServers {
         // Removed as soon as the servers are up: llama-server maps the file, so the bytes stay until it exits.
         defer { try? FileManager.default.removeItem(at: dir) }
         let q8 = dir.appendingPathComponent("SmolLM2-135M-Instruct.q8.gguf").path
-        try quantize(modelPath, to: q8)
+        try await offThePool { try quantize(modelPath, to: q8) }
         // No stop at exit is needed: when this process ends, however it ends, the guards see
         // their stdin close and kill the servers.
         let q4Server = try await LlamaServer(model: modelPath, alias: "smollm2-q4", binary: binary)
@@ -219,6 +244,20 @@ actor SharedServers {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw HelperError("nibble quantize failed: \(String(decoding: message, as: UTF8.self))")
+        }
+    }
+}
+
+/// Runs blocking work on a Dispatch thread, not on the concurrency pool.
+func offThePool(_ work: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+        DispatchQueue.global().async {
+            do {
+                try work()
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
+            }
         }
     }
 }
