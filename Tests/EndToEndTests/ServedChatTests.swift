@@ -213,6 +213,27 @@ struct ServedChatTests {
     }
 }
 
+/// `--server` and `--api-key-env` values that cannot be used: exit 1 and one line, before
+/// anything is contacted or loaded (no llama-server needed).
+@Suite struct ServedArgumentTests {
+    @Test(arguments: [
+        (["--server", "ftp://x"], "Error: --server 'ftp://x': only http and https URLs are supported"),
+        (["--server", "http://user:secret@127.0.0.1:9"],
+         "Error: --server http://127.0.0.1:9: credentials in the URL are not accepted; put the API key in an environment variable and name it with --api-key-env"),
+        (["--server", "http://127.0.0.1:9", "--api-key-env", "NIBBLE_TEST_UNSET_VARIABLE"],
+         "Error: --api-key-env NIBBLE_TEST_UNSET_VARIABLE: the environment variable NIBBLE_TEST_UNSET_VARIABLE is not set or empty"),
+        (["--api-key-env", "HOME"], "Error: --api-key-env is for --server: no server was given"),
+        (["--server", "a=http://127.0.0.1:9", "--server", "a=http://127.0.0.1:10"],
+         "Error: --server a is given twice: name them apart with --server NAME=URL"),
+    ])
+    func refusedWithOneLine(arguments: [String], message: String) throws {
+        let run = try nibble(["chat"] + arguments, input: "")
+        #expect(run.status == 1)
+        #expect(run.stderr == message + "\n", "\(run.stderr)")
+        #expect(!run.stderr.contains("secret"))
+    }
+}
+
 // MARK: - Ctrl-C and the API key on a terminal
 
 extension PTYTests {
