@@ -276,6 +276,9 @@ final class ChatREPL {
                 let name = server.models.count == 1 ? server.label : server.label + "/" + model
                 say(" \(marker(on)) \(name) — \(model) on \(server.endpoint.displayURL)")
             }
+            if d.server == server.endpoint.displayURL, !server.models.contains(d.name) {
+                say(" * \(server.label)/\(d.name) — \(d.name) on \(server.endpoint.displayURL) (not in the server's list)")
+            }
         }
         say("switch with /model NAME, /model NAME/MODEL or /model PATH")
     }
