@@ -53,29 +53,16 @@ static void values_scalar(const float *w, int G, kv_rows kv, const int64_t *off,
 // ---- AVX2 / AVX-512 -----------------------------------------------------------------
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "simd_reduce.h"
 
 NB_AVX2 static inline __m256 load8_kv(const void *base, int half, int64_t i) {
     return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
                 : _mm256_loadu_ps((const float *)base + i);
 }
 
-// An __m128 of the sums of a, b, c and d.
-NB_AVX2 static inline __m128 reduce4_8(__m256 a, __m256 b, __m256 c, __m256 d) {
-    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
 NB_AVX512 static inline __m512 load16_kv(const void *base, int half, int64_t i) {
     return half ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)))
                 : _mm512_loadu_ps((const float *)base + i);
-}
-
-NB_AVX512 static inline __m256 halves16(__m512 v) {
-    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-
-NB_AVX512 static inline __m128 reduce4_16(__m512 a, __m512 b, __m512 c, __m512 d) {
-    return reduce4_8(halves16(a), halves16(b), halves16(c), halves16(d));
 }
 
 #define V __m256
@@ -89,7 +76,7 @@ NB_AVX512 static inline __m128 reduce4_16(__m512 a, __m512 b, __m512 c, __m512 d
 #define V_FMADD _mm256_fmadd_ps
 #define V_SET1 _mm256_set1_ps
 #define V_LOADKV load8_kv
-#define V_REDUCE4 reduce4_8
+#define V_REDUCE4 nb_reduce4_avx2
 #include "attention_simd.h"
 #undef V
 #undef VW
@@ -115,7 +102,7 @@ NB_AVX512 static inline __m128 reduce4_16(__m512 a, __m512 b, __m512 c, __m512 d
 #define V_FMADD _mm512_fmadd_ps
 #define V_SET1 _mm512_set1_ps
 #define V_LOADKV load16_kv
-#define V_REDUCE4 reduce4_16
+#define V_REDUCE4 nb_reduce4_avx512
 #include "attention_simd.h"
 #endif
 
