@@ -104,7 +104,7 @@ import TestFixtures
 
         /// Logits of every position of `sequence` with a cache that never wraps.
         func unwrapped(_ sequence: [Int]) throws -> [Float] {
-            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, elementBytes: 4)
+            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, headDim: c.headDim, elementBytes: 4)
             var out: [Float] = []
             var start = 0
             while start < sequence.count {
