@@ -61,29 +61,11 @@ NB_AVX2 static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
 }
 
 // Prefill: the register tile of prefill_tile_simd.h, 4 rows × 3 tokens on AVX2.
-#define V __m256
-#define VW 8
-#define VATTR NB_AVX2
-#define V_ZERO _mm256_setzero_ps
-#define V_LOADU _mm256_loadu_ps
-#define V_FMADD _mm256_fmadd_ps
-#define V_REDUCE4 nb_reduce4_avx2
+#define NB_TILE_AVX512 0
 #define WT float
 #define WLOAD _mm256_loadu_ps
 #define TNAME(x) x##_f32_avx2
-#define RN 3
 #include "prefill_tile_simd.h"
-#undef V
-#undef VW
-#undef VATTR
-#undef V_ZERO
-#undef V_LOADU
-#undef V_FMADD
-#undef V_REDUCE4
-#undef WT
-#undef WLOAD
-#undef TNAME
-#undef RN
 #endif
 
 // ---- AVX-512F -----------------------------------------------------------------------
@@ -104,17 +86,10 @@ NB_AVX512 static float dot_avx512(const float *a, const float *b, int64_t n) {
 }
 
 // Prefill on AVX-512: 4 rows × 6 tokens (24 accumulators; 10 loads per 24 FMAs).
-#define V __m512
-#define VW 16
-#define VATTR NB_AVX512
-#define V_ZERO _mm512_setzero_ps
-#define V_LOADU _mm512_loadu_ps
-#define V_FMADD _mm512_fmadd_ps
-#define V_REDUCE4 nb_reduce4_avx512
+#define NB_TILE_AVX512 1
 #define WT float
 #define WLOAD _mm512_loadu_ps
 #define TNAME(x) x##_f32_avx512
-#define RN 6
 #include "prefill_tile_simd.h"
 #endif
 

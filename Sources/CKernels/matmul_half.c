@@ -214,41 +214,18 @@ NB_AVX512 static void prefill_half_avx512(int bf, const uint16_t *w, int64_t k, 
 // only; 4 × 6 on AVX-512: 140 → 252 GFLOP/s for f16 and bf16, one thread), each widened weight
 // vector serving every token of the tile; k a multiple of VW.
 #define NB_TILE_KC_MAX 768
+#define NB_TILE_AVX512 0
 #define WT uint16_t
-#define V __m256
-#define VW 8
-#define VATTR NB_AVX2
-#define V_ZERO _mm256_setzero_ps
-#define V_LOADU _mm256_loadu_ps
-#define V_FMADD _mm256_fmadd_ps
-#define V_REDUCE4 nb_reduce4_avx2
-#define RN 3
 #define WLOAD(p) load8(1, p)
 #define TNAME(x) x##_bf16_avx2
 #include "prefill_tile_simd.h"
-#undef WLOAD
-#undef TNAME
-#undef V
-#undef VW
-#undef VATTR
-#undef V_ZERO
-#undef V_LOADU
-#undef V_FMADD
-#undef V_REDUCE4
-#undef RN
-#define V __m512
-#define VW 16
-#define VATTR NB_AVX512
-#define V_ZERO _mm512_setzero_ps
-#define V_LOADU _mm512_loadu_ps
-#define V_FMADD _mm512_fmadd_ps
-#define V_REDUCE4 nb_reduce4_avx512
-#define RN 6
+#define NB_TILE_AVX512 1
+#define WT uint16_t
 #define WLOAD(p) load16(0, p)
 #define TNAME(x) x##_f16_avx512
 #include "prefill_tile_simd.h"
-#undef WLOAD
-#undef TNAME
+#define NB_TILE_AVX512 1
+#define WT uint16_t
 #define WLOAD(p) load16(1, p)
 #define TNAME(x) x##_bf16_avx512
 #include "prefill_tile_simd.h"

@@ -1,17 +1,36 @@
 // The prefill register tile, written once for any vector width and weight type: f32.c and
 // matmul_half.c include it once per (instruction set, weight type) with
-//   V, VW, VATTR             the float vector, its lanes, the target attribute,
-//   V_ZERO, V_LOADU, V_FMADD the float operations, V_REDUCE4(a, b, c, d) an __m128 of the sums,
+//   NB_TILE_AVX512           0 (AVX2: 8 lanes, 4 rows × 3 tokens) or 1 (16 lanes, 4 × 6),
 //   WT, WLOAD(p)             the weight element type and VW weights at p widened to floats,
-//   TNAME(x)                 x with the instantiation's suffix,
-//   RN                       tokens per tile (6 with AVX-512's 32 registers, 3 with AVX2's 16)
-// defined. No include guard: it is meant to be included repeatedly.
+//   TNAME(x)                 x with the instantiation's suffix
+// defined (and NB_TILE_KC_MAX, the columns of one k slice), and undefines them. No include
+// guard: it is meant to be included repeatedly.
 //
 // Y[t, r] for a tile of 4 rows × rn ≤ RN tokens in dot-product form, as llamafile's tinyBLAS
 // does: each step loads rn activation vectors, then widens the 4 rows' weight vectors one at
 // a time and does 4·rn FMAs into 4·rn accumulators (24 + 6 + 1 of AVX-512's 32 registers).
 // Called with constant rn, so it unrolls into straight register code. The 4 rows' sums of a
 // token are reduced together into one 4-float store.
+
+#if NB_TILE_AVX512
+#define V __m512
+#define VW 16
+#define VATTR NB_AVX512
+#define V_ZERO _mm512_setzero_ps
+#define V_LOADU _mm512_loadu_ps
+#define V_FMADD _mm512_fmadd_ps
+#define V_REDUCE4 nb_reduce4_avx512
+#define RN 6
+#else
+#define V __m256
+#define VW 8
+#define VATTR NB_AVX2
+#define V_ZERO _mm256_setzero_ps
+#define V_LOADU _mm256_loadu_ps
+#define V_FMADD _mm256_fmadd_ps
+#define V_REDUCE4 nb_reduce4_avx2
+#define RN 3
+#endif
 
 VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT *w, const float *x, float *y, int64_t kc,
                                                                         int64_t ld, int64_t ld_y, const int rn, int accumulate) {
@@ -65,3 +84,16 @@ VATTR static int64_t TNAME(prefill_4xn)(const WT *w, const float *x, float *y, i
     }
     return r_end;
 }
+
+#undef V
+#undef VW
+#undef VATTR
+#undef V_ZERO
+#undef V_LOADU
+#undef V_FMADD
+#undef V_REDUCE4
+#undef RN
+#undef NB_TILE_AVX512
+#undef WT
+#undef WLOAD
+#undef TNAME
