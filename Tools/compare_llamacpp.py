@@ -37,7 +37,7 @@ What it does, in order:
    BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
 
 Options: ``--threads N`` (default: the CPUs this process may use, as ``nproc``),
-``--quick`` (``-p 32 -n 16 -r 1``, no perplexity, no depth), ``--depth N``, ``--markdown``.
+``--quick`` (``-p 32 -n 16 -r 1``, no perplexity, depth 0 unless given), ``--depth N``, ``--markdown``.
 """
 
 from __future__ import annotations
@@ -457,8 +457,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=usable_cpus(), help="threads for both engines (default: nproc)")
     ap.add_argument("--quick", action="store_true", help="-p 32 -n 16 -r 1 and no perplexity: a fast check")
     ap.add_argument("--markdown", action="store_true", help="print the report as Markdown for BENCHMARKS.md")
-    ap.add_argument("--depth", type=int, default=1024,
-                    help="also decode after this many tokens of context (llama-bench -d; 0: skip; default 1024)")
+    ap.add_argument("--depth", type=int, default=None,
+                    help="also decode after this many tokens of context (llama-bench -d; 0: skip; default 1024, "
+                         "with --quick 0)")
     ap.add_argument("--model", type=Path, default=None,
                     help="the GGUF to compare (default: $NIBBLE_MODEL or SmolLM2 Q4_1). A Q4_1 file gets F32, Q8_0 and "
                          "Q4_1 rows; any other file (e.g. Q4_K_M) an F32 row and its own row, which Nibble runs at "
@@ -467,8 +468,10 @@ def main() -> int:
     if args.threads < 1:
         ap.error("--threads must be at least 1")
     args.p, args.n, args.r = (32, 16, 1) if args.quick else (128, 64, 3)
-    if args.quick or args.depth < 0:
-        args.depth = 0
+    if args.depth is None:
+        args.depth = 0 if args.quick else 1024
+    if args.depth < 0:
+        ap.error("--depth must be at least 0")
 
     model = (args.model or Path(os.environ.get("NIBBLE_MODEL") or DEFAULT_MODEL)).expanduser()
     if not model.is_file():
