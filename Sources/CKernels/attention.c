@@ -113,7 +113,7 @@ typedef void (*values_fn)(const float *, int, kv_rows, const int64_t *, int64_t,
 
 // G ≤ NB_ATT_MAXG heads: q and out hold G vectors of hd floats.
 static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t capacity, int64_t first, int64_t n, int64_t hd,
-                      float scale, float *out) {
+                      float scale, float *out, float *ml) {
     scores_fn scores = scores_scalar;
     values_fn values = values_scalar;
 #if defined(__x86_64__)
@@ -156,25 +156,51 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
         values(s, G, kv, off, c, hd, out);
     }
     for (int g = 0; g < G; g++) {
+        if (ml) {  // a part of a split: left unnormalised, with its maximum and sum
+            ml[2 * g] = m[g];
+            ml[2 * g + 1] = l[g];
+            continue;
+        }
         const float inv = 1.0f / l[g];
         for (int64_t d = 0; d < hd; d++) out[g * hd + d] *= inv;
     }
 }
 
 static void attention_heads(kv_rows kv, const float *q, int64_t heads, int64_t stride, int64_t capacity, int64_t first, int64_t n,
-                            int64_t hd, float scale, float *out) {
+                            int64_t hd, float scale, float *out, float *ml) {
     for (int64_t h = 0; h < heads; h += NB_ATT_MAXG) {
         const int G = heads - h < NB_ATT_MAXG ? (int)(heads - h) : NB_ATT_MAXG;
-        attention(kv, q + h * hd, G, stride, capacity, first, n, hd, scale, out + h * hd);
+        attention(kv, q + h * hd, G, stride, capacity, first, n, hd, scale, out + h * hd, ml ? ml + 2 * h : NULL);
     }
 }
 
 void nb_attention_f32(const float *q, int64_t heads, const float *keys, const float *values, int64_t stride, int64_t capacity,
-                      int64_t first, int64_t n, int64_t head_dim, float scale, float *out) {
-    attention_heads((kv_rows){keys, values, 0}, q, heads, stride, capacity, first, n, head_dim, scale, out);
+                      int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml) {
+    attention_heads((kv_rows){keys, values, 0}, q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
 }
 
 void nb_attention_f16kv(const float *q, int64_t heads, const uint16_t *keys, const uint16_t *values, int64_t stride,
-                        int64_t capacity, int64_t first, int64_t n, int64_t head_dim, float scale, float *out) {
-    attention_heads((kv_rows){keys, values, 1}, q, heads, stride, capacity, first, n, head_dim, scale, out);
+                        int64_t capacity, int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml) {
+    attention_heads((kv_rows){keys, values, 1}, q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
+}
+
+void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, int64_t heads, int64_t head_dim, float *out) {
+    const int64_t width = heads * head_dim;
+    for (int64_t h = 0; h < heads; h++) {
+        float m = -INFINITY;
+        for (int64_t p = 0; p < n_parts; p++) m = ml[(p * heads + h) * 2] > m ? ml[(p * heads + h) * 2] : m;
+        float l = 0, *o = out + h * head_dim;
+        for (int64_t d = 0; d < head_dim; d++) o[d] = 0;
+        for (int64_t p = 0; p < n_parts; p++) {
+            const float *mlp = ml + (p * heads + h) * 2;
+            if (mlp[1] <= 0) continue;  // an empty part
+            float c = mlp[0];
+            nb_exp_sum_f32(&c, 1, m);  // e^(m_p − m)
+            l += c * mlp[1];
+            const float *src = parts + p * width + h * head_dim;
+            for (int64_t d = 0; d < head_dim; d++) o[d] += c * src[d];
+        }
+        const float inv = 1.0f / l;
+        for (int64_t d = 0; d < head_dim; d++) o[d] *= inv;
+    }
 }

@@ -107,8 +107,9 @@ public final class KVCache: @unchecked Sendable {
     /// Attention of `heads` query heads that share KV head `kvHead` (`q`: heads × headDim
     /// floats) of `layer` over positions `first...last`, written to `out` (likewise).
     /// - Precondition: those positions are still in the layer's ring.
+    /// With `ml`, one part of a split over the positions (`nb_attention_merge` joins them).
     func attend(layer: Int, kvHead: Int, heads: Int, headDim: Int, first: Int, last: Int, q: UnsafePointer<Float>, scale: Float,
-                out: UnsafeMutablePointer<Float>) {
+                out: UnsafeMutablePointer<Float>, ml: UnsafeMutablePointer<Float>? = nil) {
         let capacity = capacities[layer], n = last - first + 1
         precondition(n >= 1 && n <= capacity)
         precondition(headDim == self.headDim)
@@ -116,10 +117,10 @@ public final class KVCache: @unchecked Sendable {
         let slot = Int64(first % capacity)
         if elementBytes == 4 {
             nb_attention_f32(q, Int64(heads), k.assumingMemoryBound(to: Float.self), v.assumingMemoryBound(to: Float.self),
-                             Int64(headDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out)
+                             Int64(headDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out, ml)
         } else {
             nb_attention_f16kv(q, Int64(heads), k.assumingMemoryBound(to: UInt16.self), v.assumingMemoryBound(to: UInt16.self),
-                               Int64(headDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out)
+                               Int64(headDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out, ml)
         }
     }
 
