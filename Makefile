@@ -21,7 +21,7 @@ HF_TOK_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab hf-tokenizers smollm2-hf smollm2-hf-f32 smollm2-pirate-lora test fixtures compare clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build deps test-deps chat model gemma vocab llama-server hf-tokenizers smollm2-hf smollm2-hf-f32 smollm2-pirate-lora test fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -71,6 +71,32 @@ $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf:
 	  rm -rf "$(LLAMACPP_SRC)"; mv "$$tmp/llama_cpp_python-$(LLAMACPP_VERSION)" "$(LLAMACPP_SRC)"
 	@echo "vocab: $(VOCAB_DIR)"
 
+# llama.cpp's llama-server for Tests/RemoteTests (real OpenAI-compatible servers on 127.0.0.1),
+# built once per machine from the sdist `make vocab` fetches, into the build folder `make compare`
+# uses, with the same options (Tools/compare_llamacpp.py); cmake from pip when there is none.
+# About 5 min on 2 cores on a fresh machine, under 2 min when `make compare` built llama.cpp
+# already (BENCHMARKS.md).
+LLAMA_BUILD  := $(CACHE_DIR)/llama.cpp-build
+LLAMA_SERVER := $(LLAMA_BUILD)/bin/llama-server
+LLAMA_CMAKE_OPTIONS := -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON
+
+llama-server: $(LLAMA_SERVER)
+
+$(LLAMA_SERVER): | $(VOCAB_DIR)/ggml-vocab-llama-bpe.gguf
+	@set -euo pipefail; cmake=$$(command -v cmake || true); \
+	  if [ -z "$$cmake" ]; then \
+	    echo "cmake not found: installing it from PyPI"; \
+	    $(PIP) install -q --disable-pip-version-check cmake; \
+	    cmake=$$(python3 -c 'import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, "cmake"))'); \
+	  fi; \
+	  echo "building llama-server into $(LLAMA_BUILD) (once per machine; about 5 min on 2 cores)"; \
+	  log="$(CACHE_DIR)/llama-server-build.log"; \
+	  { "$$cmake" -S "$(LLAMACPP_SRC)/vendor/llama.cpp" -B "$(LLAMA_BUILD)" $(LLAMA_CMAKE_OPTIONS) && \
+	    "$$cmake" --build "$(LLAMA_BUILD)" -j $(JOBS) --target llama-server; } >"$$log" 2>&1 || \
+	    { tail -n 30 "$$log"; echo "the llama-server build failed (whole log: $$log)"; exit 1; }; \
+	  test -x "$@" || { echo "the llama-server build did not produce $@ (log: $$log)"; exit 1; }
+	@echo "llama-server: $@"
+
 # Tools/reference_tokenizer_json.py --make-tokenizers: <name>/tokenizer.json and
 # tokenizer_config.json for smollm2, gemma3, llama-bpe, qwen2, gpt-2 and llama-spm.
 # Remade when the script or the pinned packages change (the fixture records each file's sha256).
@@ -113,10 +139,15 @@ chat: model
 # Tests run in release mode (numeric code is far too slow in debug) in their own
 # build folder, so they never rebuild the release binary.
 # The libFuzzer targets run for FUZZ_SMOKE_SECONDS each first (a crash fails the run).
-test: test-deps model gemma vocab smollm2-hf smollm2-hf-f32 fuzz-smoke
-	NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" NIBBLE_HF_TOKENIZERS="$(HF_TOKENIZERS)" \
-	  NIBBLE_SMOLLM2_HF="$(SMOLLM2_HF)" NIBBLE_SMOLLM2_HF_F32="$(SMOLLM2_HF_F32)" \
-	  swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+# RemoteTests (llama-server instances on 127.0.0.1, $(LLAMA_SERVER), and a fake server) run in
+# a second process: their timeouts and the 0.5 s cancellation are measured, and the other
+# suites keep both threads of the concurrency pool busy for seconds at a time.
+TEST_ENV = NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" NIBBLE_HF_TOKENIZERS="$(HF_TOKENIZERS)" \
+	  NIBBLE_SMOLLM2_HF="$(SMOLLM2_HF)" NIBBLE_SMOLLM2_HF_F32="$(SMOLLM2_HF_F32)" NIBBLE_LLAMA_SERVER="$(LLAMA_SERVER)"
+SWIFT_TEST = swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+test: test-deps model gemma vocab llama-server smollm2-hf smollm2-hf-f32 fuzz-smoke
+	$(TEST_ENV) $(SWIFT_TEST) --skip RemoteTests
+	$(TEST_ENV) $(SWIFT_TEST) --skip-build --filter RemoteTests
 
 # libFuzzer targets (Fuzz/): the GGUF reader with the model config and tokenizer built
 # from it, conversation files, the tokenizer, and chat templates. Built with Swift's

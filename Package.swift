@@ -41,6 +41,9 @@ let package = Package(
         .target(name: "Templates", dependencies: ["JSON"], swiftSettings: fastSwift),
         // Conversations (Codable, versioned), chat sessions, context policy, save/load/replay.
         .target(name: "Chat", dependencies: ["Inference", "Templates", "ModelFiles", "Quantization", "Tokenizers"], swiftSettings: fastSwift),
+        // A client of OpenAI-compatible servers (llama-server, vLLM, Ollama): GET /v1/models and
+        // streamed chat completions over FoundationNetworking's URLSession, with its own event-stream parser.
+        .target(name: "Remote", dependencies: ["JSON"], swiftSettings: fastSwift),
         // libedit's native API for the REPL's line editing (`make` installs libedit-dev).
         .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
@@ -59,6 +62,9 @@ let package = Package(
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles"], resources: [.copy("Resources")]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference", "TestFixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures"]),
+        // Against two real llama-server instances ($NIBBLE_LLAMA_SERVER, `make llama-server`) and a
+        // fake server (Tools/remote_test_server.py); uses the built `nibble` for its q8 copy.
+        .testTarget(name: "RemoteTests", dependencies: ["Remote", "JSON", "nibble"]),
     ],
     swiftLanguageModes: [.v5]
 )

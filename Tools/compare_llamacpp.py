@@ -59,7 +59,7 @@ from pathlib import Path
 LLAMACPP_VERSION = "0.3.36"
 LLAMA_TARGETS = ("llama-bench", "llama-perplexity", "llama-quantize")
 CMAKE_OPTIONS = ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF",
-                 "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
+                 "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=ON"]  # as the Makefile's llama-server target: one configuration
 GPL3 = Path("/usr/share/common-licenses/GPL-3")
 EVAL_CTX = 512
 

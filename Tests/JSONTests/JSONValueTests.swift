@@ -68,3 +68,18 @@ struct JSONValueTests {
         #expect(try JSONValue.parse("\u{FEFF} [ ] ") == .array([]))  // byte order mark
     }
 }
+
+struct JSONWriterTests {
+    @Test func writesCompactTextThatParsesBack() throws {
+        let value = JSONValue.object([
+            ("b", .string("quote \" backslash \\ newline \n tab \t bell \u{7} é 😀")),
+            ("a", .array([.int(-3), .double(0.25), .double(2), .double(1e300), .bool(true), .bool(false), .null])),
+            ("", .object([])),
+        ])
+        let text = value.serialized
+        #expect(text == #"{"b":"quote \" backslash \\ newline \n tab \t bell \u0007 é 😀","a":[-3,0.25,2.0,1e+300,true,false,null],"":{}}"#)
+        #expect(try JSONValue.parse(text) == value)
+        #expect(JSONValue.double(.nan).serialized == "null")
+        #expect(JSONValue.double(.infinity).serialized == "null")
+    }
+}

@@ -1,0 +1,263 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Remote
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let serverScript = repositoryRoot.appendingPathComponent("Tools/remote_test_server.py").path
+
+/// A helper process started through Tools/remote_test_server.py: its first stdout line is read
+/// (a port or a pid), and its stdin stays open; closing it (`stop`, deinit, or this process
+/// ending however it ends) makes the helper exit and kill what it guards.
+///
+/// Nothing here blocks a thread of the concurrency pool: the timing tests run beside it.
+final class HelperProcess: @unchecked Sendable {
+    let process = Process()
+    private let stdin = Pipe()
+    private let stdout = Pipe()
+    let firstLine: String
+
+    init(_ arguments: [String], timeout: Double = 20) async throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", serverScript] + arguments
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        // Only this process may hold the write end, or the guard would not see end of file.
+        _ = fcntl(stdin.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        try process.run()
+        let handle = stdout.fileHandleForReading
+        let line: String? = await withCheckedContinuation { continuation in
+            let once = Once()
+            DispatchQueue.global().async {
+                var bytes = Data()
+                while true {
+                    let byte = handle.readData(ofLength: 1)
+                    if byte.isEmpty || byte.first == 0x0A { break }
+                    bytes.append(byte)
+                }
+                if once.claim() { continuation.resume(returning: bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)) }
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if once.claim() { continuation.resume(returning: nil) }
+            }
+        }
+        guard let line else {
+            try? stdin.fileHandleForWriting.close()
+            process.terminate()
+            throw HelperError("remote_test_server.py \(arguments.prefix(2).joined(separator: " ")) printed no first line")
+        }
+        firstLine = line
+    }
+
+    /// Closes the helper's stdin (it exits, killing what it guards) and terminates it.
+    func stop() {
+        try? stdin.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+    }
+
+    deinit { stop() }
+}
+
+/// True for the first caller only.
+final class Once: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed = false
+    func claim() -> Bool {
+        lock.withLock {
+            defer { claimed = true }
+            return !claimed
+        }
+    }
+}
+
+struct HelperError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The fake OpenAI-compatible server (modes chosen by the request's model name), one for the
+/// whole run.
+final class FakeServer: Sendable {
+    let helper: HelperProcess
+    let endpoint: ServerEndpoint
+
+    private init(helper: HelperProcess) throws {
+        self.helper = helper
+        endpoint = try ServerEndpoint.parse("fake=http://127.0.0.1:\(helper.firstLine)")
+    }
+
+    private static let starting = Task { try FakeServer(helper: try await HelperProcess(["fake"])) }
+    static func shared() async throws -> FakeServer { try await starting.value }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (bound, then closed).
+func unusedPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HelperError("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw HelperError("bind() failed") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Seconds `body` took.
+func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
+    let start = ContinuousClock.now
+    let value = try await body()
+    let d = ContinuousClock.now - start
+    return (value, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+}
+
+// MARK: - llama-server
+
+/// $NIBBLE_LLAMA_SERVER, the llama-server binary (`make llama-server`); the real-server tests skip without it.
+let llamaServerBinary: String? = ProcessInfo.processInfo.environment["NIBBLE_LLAMA_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
+let llamaServerMissing = "NIBBLE_LLAMA_SERVER is not set: the llama-server tests are skipped (`make test` builds and sets it; "
+    + "or `make llama-server` and export NIBBLE_LLAMA_SERVER)"
+
+let modelPath: String = {
+    let env = ProcessInfo.processInfo.environment
+    if let path = env["NIBBLE_MODEL"], !path.isEmpty { return path }
+    let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+    return cache + "/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+}()
+
+/// The `nibble` binary built next to the test bundle.
+let nibbleBinary: String = {
+    if let path = ProcessInfo.processInfo.environment["NIBBLE_BIN"] { return path }
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("nibble").path), dir.path != "/" {
+        dir = dir.deletingLastPathComponent()
+    }
+    return dir.appendingPathComponent("nibble").path
+}()
+
+/// One llama-server on 127.0.0.1 and a free port, serving `model` as `alias`; killed when
+/// stopped, when released, or when the test process ends (its guard sees stdin close).
+final class LlamaServer: @unchecked Sendable {
+    let guardProcess: HelperProcess
+    let pid: pid_t
+    let endpoint: ServerEndpoint
+    let alias: String
+    let log: URL
+
+    init(model: String, alias: String, binary: String) async throws {
+        let port = try unusedPort()
+        log = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
+        guardProcess = try await HelperProcess(["guard", log.path, binary, "--model", model, "--alias", alias,
+                                          "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048",
+                                          "--threads", "1", "--parallel", "1", "--no-webui"])
+        guard let pid = pid_t(guardProcess.firstLine) else { throw HelperError("the guard printed no pid") }
+        self.pid = pid
+        self.alias = alias
+        endpoint = try ServerEndpoint.parse("\(alias)=http://127.0.0.1:\(port)")
+        do {
+            try await waitForHealth(timeout: 120)
+        } catch {
+            stop()
+            throw error
+        }
+        try? FileManager.default.removeItem(at: log)  // only the start-up is worth reporting
+    }
+
+    /// Polls GET /health until it answers 200.
+    private func waitForHealth(timeout: Double) async throws {
+        let url = endpoint.url("health")
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard guardProcess.process.isRunning else { throw HelperError("llama-server exited: \(logTail())") }
+            var request = URLRequest(url: url)
+            request.timeoutInterval = 2
+            if let (_, response) = try? await URLSession.shared.data(for: request),
+               (response as? HTTPURLResponse)?.statusCode == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw HelperError("llama-server \(alias) not healthy within \(Int(timeout)) s: \(logTail())")
+    }
+
+    func logTail() -> String {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(15).joined(separator: "\n")
+    }
+
+    /// SIGKILL to llama-server itself (not its guard).
+    func kill() { _ = Glibc.kill(pid, SIGKILL) }
+
+    func stop() {
+        guardProcess.stop()
+        try? FileManager.default.removeItem(at: log)
+    }
+
+    deinit { stop() }
+}
+
+/// The two servers the real-server tests share: SmolLM2 Q4_1 and a q8 copy written by
+/// `nibble quantize`, started once; stopped at exit (and by their guards if this process dies).
+actor SharedServers {
+    static let shared = SharedServers()
+    private var starting: Task<(q4: LlamaServer, q8: LlamaServer), Error>?
+
+    func servers() async throws -> (q4: LlamaServer, q8: LlamaServer) {
+        if starting == nil { starting = Task { try await Self.start() } }  // once, even for concurrent callers
+        return try await starting!.value
+    }
+
+    private static func start() async throws -> (q4: LlamaServer, q8: LlamaServer) {
+        let binary = try #require(llamaServerBinary)
+        try #require(FileManager.default.isExecutableFile(atPath: binary),
+                     "NIBBLE_LLAMA_SERVER=\(binary) is not an executable file: run `make llama-server`")
+        try #require(FileManager.default.fileExists(atPath: modelPath), "model missing at \(modelPath): run `make model`")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-remote-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Removed as soon as the servers are up: llama-server maps the file, so the bytes stay until it exits.
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let q8 = dir.appendingPathComponent("SmolLM2-135M-Instruct.q8.gguf").path
+        try await offThePool { try quantize(modelPath, to: q8) }
+        // No stop at exit is needed: when this process ends, however it ends, the guards see
+        // their stdin close and kill the servers.
+        let q4Server = try await LlamaServer(model: modelPath, alias: "smollm2-q4", binary: binary)
+        let q8Server = try await LlamaServer(model: q8, alias: "smollm2-q8", binary: binary)
+        return (q4Server, q8Server)
+    }
+
+    private static func quantize(_ model: String, to output: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: nibbleBinary)
+        process.arguments = ["quantize", "--model", model, "--precision", "q8", "--output", output]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw HelperError("nibble quantize failed: \(String(decoding: message, as: UTF8.self))")
+        }
+    }
+}
+
+/// Runs blocking work on a Dispatch thread, not on the concurrency pool.
+func offThePool(_ work: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+        DispatchQueue.global().async {
+            do {
+                try work()
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
