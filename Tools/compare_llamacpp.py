@@ -360,6 +360,10 @@ def fmt(x: float | None, spec: str, scale: float = 1) -> str:
     return "—" if x is None else format(x * scale, spec)
 
 
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.2f} %"
+
+
 def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool) -> tuple[list[str], list[list[str]]]:
     head = ["type", f"llama.cpp pp{p} tok/s", "Nibble prefill", "ratio",
             f"llama.cpp tg{n} tok/s", "Nibble decode", "ratio"]
@@ -376,8 +380,8 @@ def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool
             ref = r["precision"] == "f32" and not r.get("llama_only")
             line += ["— (ref)" if ref else fmt(lq and lq.get("kld"), ".6f"),
                      "— (ref)" if ref else fmt(nq and nq.get("kld"), ".6f"),
-                     "—" if ref else fmt(lq and lq.get("top1"), ".2f", 100) + " %",
-                     "—" if ref else fmt(nq and nq.get("top1"), ".2f", 100) + " %",
+                     "—" if ref else pct(lq and lq.get("top1")),
+                     "—" if ref else pct(nq and nq.get("top1")),
                      fmt(lq and lq.get("ppl"), ".4f"), fmt(nq and nq.get("ppl"), ".4f")]
         out.append(line)
     return head, out
