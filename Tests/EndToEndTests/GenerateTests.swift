@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 import Testing
 
 /// A fixture from another test target's Resources folder, by path in the source tree.
