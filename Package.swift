@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures", "Remote", "Chat", "JSON"]),
         // Against two real llama-server instances ($NIBBLE_LLAMA_SERVER, `make llama-server`) and a
         // fake server (Tools/remote_test_server.py); uses the built `nibble` for its q8 copy.
-        .testTarget(name: "RemoteTests", dependencies: ["Remote", "JSON", "nibble"]),
+        .testTarget(name: "RemoteTests", dependencies: ["Remote", "JSON", "nibble", "TestFixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

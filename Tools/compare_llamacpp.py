@@ -11,11 +11,14 @@ What it does, in order:
    sdist (``make vocab`` downloads and extracts it), into
    ``${XDG_CACHE_HOME:-~/.cache}/nibble/llama.cpp-build``.  An existing build is
    reused as it is.
-2. Writes the F32 and Q8_0 variants of the model (``$NIBBLE_MODEL``, default
-   ``~/.cache/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf``) with
+2. Writes the F32, F16, BF16 and Q8_0 variants of the model (``$NIBBLE_MODEL``,
+   default ``~/.cache/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf``) with
    ``nibble quantize`` into ``${XDG_CACHE_HOME:-~/.cache}/nibble/compare/``,
    unless they are already there and newer than both the model and the
-   ``nibble`` binary.  The Q4_1 file is the model itself.
+   ``nibble`` binary.  The Q4_1 file is the model itself.  llama.cpp's own best
+   4-bit types on x86 (Q4_0 and IQ4_NL, which it repacks into interleaved rows
+   at load) are made from the F32 file with ``llama-quantize``: their rows set
+   llama.cpp on that file against Nibble's q4 on the Q4_1 file.
 3. Speed: for each file, ``llama-bench`` (avg_ts of pp/tg over ``-r`` runs after
    its warm-up) then ``nibble bench`` (run ``-r`` times; mean of prefill_tok_s and
    decode_tok_s), interleaved file by file so machine noise hits both alike.
@@ -25,12 +28,16 @@ What it does, in order:
    ``nibble eval --model <model> --precision f32|q8|q4 --context 512``.  Both score
    the second half of each 512-token window; both references are the model
    dequantised to f32 (llama.cpp reads it from the F32 file Nibble wrote).
-5. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
+5. Decode at depth (``--depth``, default 1024; 0 skips it): ``llama-bench -d``
+   and ``nibble bench --depth`` generate after that many tokens of context, for
+   the F32, Q8_0 and Q4_1 rows; the second table sets decode at that depth against
+   decode without (issue 13: within 20 %).
+6. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
    count, the date and the exact commands run (``--markdown``: as Markdown for
    BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
 
 Options: ``--threads N`` (default: the CPUs this process may use, as ``nproc``),
-``--quick`` (``-p 32 -n 16 -r 1``, no perplexity), ``--markdown``.
+``--quick`` (``-p 32 -n 16 -r 1``, no perplexity, depth 0 unless given), ``--depth N``, ``--markdown``.
 """
 
 from __future__ import annotations
@@ -181,6 +188,20 @@ def ensure_variant(model: Path, precision: str, tag: str) -> Path:
     return out
 
 
+def ensure_llama_variant(bindir: Path, f32: Path, qtype: str, threads: int) -> Path:
+    """f32 quantised to qtype by llama-quantize, cached like ensure_variant's files."""
+    out = f32.with_name(f32.name.replace("nibble-F32", f"llama-{qtype}"))
+    if out.is_file() and out.stat().st_mtime > f32.stat().st_mtime:
+        log(f"{qtype}: reusing {short(out)}")
+        COMMANDS.append("# reused (newer than the F32 file): " + join([bindir / "llama-quantize", f32, out, qtype, threads]))
+        return out
+    tmp = out.with_name(out.name.replace(".gguf", ".partial.gguf"))
+    run([bindir / "llama-quantize", f32, tmp, qtype, threads], f"llama-quantize {qtype}")
+    COMMANDS[-1] = COMMANDS[-1].replace(quote(tmp), quote(out))
+    tmp.replace(out)
+    return out
+
+
 # ---------------------------------------------------------------- speed
 
 def mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -200,12 +221,24 @@ def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: i
             "type": pp.get("model_type", "?"), "commit": pp.get("build_commit", "?")}
 
 
-def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int) -> dict:
+def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int) -> tuple[float, float]:
+    """tg n after `depth` tokens of context (llama-bench -d), mean and sd of tok/s."""
+    proc = run([bindir / "llama-bench", "-m", model, "-p", 0, "-n", n, "-d", depth, "-t", threads, "-r", reps, "-o", "json"],
+               f"llama-bench -d {depth} {model.name}")
+    try:
+        tg = next(r for r in json.loads(proc.stdout) if r["n_gen"] == n and r.get("n_depth") == depth)
+    except (ValueError, StopIteration, KeyError, TypeError) as e:
+        raise StepError(f"llama-bench -d {depth} {model.name}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
+    return tg["avg_ts"], tg["stddev_ts"]
+
+
+def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int, depth: int = 0) -> dict:
     prefill, decode = [], []
     for i in range(reps):
         proc = run([NIBBLE, "bench", "--model", model, "--precision", precision, "--prompt-tokens", p,
-                    "--gen-tokens", n, "--threads", threads, "--json"],
-                   f"nibble bench {precision} ({i + 1}/{reps})", record=i == 0)
+                    "--gen-tokens", n, "--threads", threads, "--json"] + (["--depth", depth] if depth else []),
+                   f"nibble bench {precision}" + (f" --depth {depth}" if depth else "") + f" ({i + 1}/{reps})",
+                   record=i == 0)
         try:
             res = next(r for r in json.loads(proc.stdout)["results"] if r["precision"] == precision)
             prefill.append(float(res["prefill_tok_s"]))
@@ -327,6 +360,10 @@ def fmt(x: float | None, spec: str, scale: float = 1) -> str:
     return "—" if x is None else format(x * scale, spec)
 
 
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.2f} %"
+
+
 def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool) -> tuple[list[str], list[list[str]]]:
     head = ["type", f"llama.cpp pp{p} tok/s", "Nibble prefill", "ratio",
             f"llama.cpp tg{n} tok/s", "Nibble decode", "ratio"]
@@ -340,13 +377,25 @@ def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool
                 fmt_ratio(nb["pp"], lb["pp"]), fmt_speed(lb["tg"], plus_minus), fmt_speed(nb["tg"], plus_minus),
                 fmt_ratio(nb["tg"], lb["tg"])]
         if quality:
-            ref = r["precision"] == "f32"
+            ref = r["precision"] == "f32" and not r.get("llama_only")
             line += ["— (ref)" if ref else fmt(lq and lq.get("kld"), ".6f"),
                      "— (ref)" if ref else fmt(nq and nq.get("kld"), ".6f"),
-                     "—" if ref else fmt(lq and lq.get("top1"), ".2f", 100) + " %",
-                     "—" if ref else fmt(nq and nq.get("top1"), ".2f", 100) + " %",
+                     "—" if ref else pct(lq and lq.get("top1")),
+                     "—" if ref else pct(nq and nq.get("top1")),
                      fmt(lq and lq.get("ppl"), ".4f"), fmt(nq and nq.get("ppl"), ".4f")]
         out.append(line)
+    return head, out
+
+
+def depth_rows(rows: list[dict], n: int, depth: int) -> tuple[list[str], list[list[str]]]:
+    head = ["type", f"llama.cpp tg{n}", f"@ d{depth}", "kept", f"Nibble tg{n}", f"@ d{depth}", "kept", f"Nibble / llama.cpp @ d{depth}"]
+    out = []
+    for r in rows:
+        if "llama_depth" not in r:
+            continue
+        l0, ld, n0, nd = r["llama_bench"]["tg"], r["llama_depth"], r["nibble_bench"]["tg"], r["nibble_depth"]
+        out.append([r["label"], fmt_speed(l0, False), fmt_speed(ld, False), f"{ld[0] / l0[0] * 100:.0f} %",
+                    fmt_speed(n0, False), fmt_speed(nd, False), f"{nd[0] / n0[0] * 100:.0f} %", fmt_ratio(nd, ld)])
     return head, out
 
 
@@ -383,13 +432,24 @@ def report(args, info: dict, rows: list[dict]) -> str:
                                  "KLD and top-1 against the model dequantised to f32 (llama.cpp: the F32 file)"))
     else:
         facts.append(("quality", "skipped (--quick)"))
+    dhead, dbody = depth_rows(rows, args.n, args.depth)
+    if any(r.get("llama_only") for r in rows):
+        facts.append(("4-bit", "rows marked (llama.cpp): llama.cpp on that type (made by llama-quantize from the F32 "
+                               "file; repacked at load), Nibble on its q4 row's file and precision"))
     if args.markdown:
         out = [f"## {info['date'][:10]} — Nibble vs llama.cpp, {info['model'].name}, {args.threads} thread{'s' if args.threads != 1 else ''}", ""]
         out += [f"* {k}: {v}" for k, v in facts]
-        out += ["", md_table(head, body), "", "Commands:", "```sh"] + COMMANDS + ["```"]
+        out += ["", md_table(head, body)]
+        if dbody:
+            out += ["", f"Decode after {args.depth} tokens of context against decode without ({args.n} generated, "
+                        "llama-bench -d / nibble bench --depth, one run each):", "", md_table(dhead, dbody)]
+        out += ["", "Commands:", "```sh"] + COMMANDS + ["```"]
     else:
         out = [f"{k + ':':<10} {v}" for k, v in facts]
-        out += ["", text_table(head, body), "", "Commands run:"] + ["  " + c for c in COMMANDS]
+        out += ["", text_table(head, body)]
+        if dbody:
+            out += ["", f"decode after {args.depth} tokens of context:", text_table(dhead, dbody)]
+        out += ["", "Commands run:"] + ["  " + c for c in COMMANDS]
     return "\n".join(out)
 
 
@@ -401,6 +461,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=usable_cpus(), help="threads for both engines (default: nproc)")
     ap.add_argument("--quick", action="store_true", help="-p 32 -n 16 -r 1 and no perplexity: a fast check")
     ap.add_argument("--markdown", action="store_true", help="print the report as Markdown for BENCHMARKS.md")
+    ap.add_argument("--depth", type=int, default=None,
+                    help="also decode after this many tokens of context (llama-bench -d; 0: skip; default 1024, "
+                         "with --quick 0)")
     ap.add_argument("--model", type=Path, default=None,
                     help="the GGUF to compare (default: $NIBBLE_MODEL or SmolLM2 Q4_1). A Q4_1 file gets F32, Q8_0 and "
                          "Q4_1 rows; any other file (e.g. Q4_K_M) an F32 row and its own row, which Nibble runs at "
@@ -409,6 +472,10 @@ def main() -> int:
     if args.threads < 1:
         ap.error("--threads must be at least 1")
     args.p, args.n, args.r = (32, 16, 1) if args.quick else (128, 64, 3)
+    if args.depth is None:
+        args.depth = 0 if args.quick else 1024
+    if args.depth < 0:
+        ap.error("--depth must be at least 0")
 
     model = (args.model or Path(os.environ.get("NIBBLE_MODEL") or DEFAULT_MODEL)).expanduser()
     if not model.is_file():
@@ -436,16 +503,30 @@ def main() -> int:
         # it as it is; Nibble at `native`, each matrix on its own blocks.
         rows.append({"label": suffix.group(1).upper(), "precision": "native", "file": model})
     else:
+        f16 = ensure_variant(model, "f16", "nibble-F16")
+        bf16 = ensure_variant(model, "bf16", "nibble-BF16")
         q8 = ensure_variant(model, "q8", "nibble-Q8_0")
         q4 = model if "q4_1" in model.name.lower() else ensure_variant(model, "q4", "nibble-Q4_1")
-        rows += [{"label": "Q8_0", "precision": "q8", "file": q8},
+        rows += [{"label": "F16", "precision": "f16", "file": f16},
+                 {"label": "BF16", "precision": "bf16", "file": bf16},
+                 {"label": "Q8_0", "precision": "q8", "file": q8},
                  {"label": "Q4_1", "precision": "q4", "file": q4}]
+        # llama.cpp's best 4-bit types on x86 (repacked at load) against Nibble's q4.
+        for qtype in ("Q4_0", "IQ4_NL"):
+            rows.append({"label": f"{qtype} (llama.cpp) vs q4", "precision": "q4", "file": q4, "llama_only": True,
+                         "llama_file": ensure_llama_variant(bindir, f32, qtype, args.threads)})
 
     log(f"speed: pp{args.p} / tg{args.n}, {args.r} run(s), {args.threads} threads")
     for r in rows:
-        r["llama_bench"] = llama_bench(bindir, r["file"], args.p, args.n, args.r, args.threads)
+        r["llama_bench"] = llama_bench(bindir, r.get("llama_file", r["file"]), args.p, args.n, args.r, args.threads)
         r["nibble_bench"] = nibble_bench(r["file"], r["precision"], args.p, args.n, args.r, args.threads)
         info["commit"] = r["llama_bench"]["commit"]
+    if args.depth:
+        log(f"decode after {args.depth} tokens of context")
+        for r in rows:
+            if r["label"] in ("F32", "Q8_0", "Q4_1") or (r["precision"] == "native" and not r.get("llama_only")):
+                r["llama_depth"] = llama_bench_depth(bindir, r["file"], args.n, args.depth, 1, args.threads)
+                r["nibble_depth"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads, args.depth)["tg"]
 
     if not args.quick:
         log("quality: perplexity and KL divergence on the GPL-3 text (about 1–2 min per step on 2 cores)")
@@ -456,7 +537,9 @@ def main() -> int:
                 if r["precision"] == "f32":
                     r["llama_q"] = llama_ppl_base(bindir, f32, base, args.threads)
                 else:
-                    r["llama_q"] = llama_kld(bindir, r["file"], base, args.threads, r["label"])
+                    r["llama_q"] = llama_kld(bindir, r.get("llama_file", r["file"]), base, args.threads, r["label"])
+                if r.get("llama_only"):
+                    continue  # Nibble's q4 is its own row
                 # Nibble scores the model itself at each precision, against its own f32 of it.
                 r["nibble_q"] = nibble_eval(model, r["precision"], args.threads)
         finally:

@@ -162,7 +162,8 @@ public final class Engine: @unchecked Sendable {
     /// A KV cache for `context` positions: every layer's capacity as the config says
     /// (sliding-window layers hold their window and one prefill chunk).
     static func makeCache(config: ModelConfig, context: Int, elementBytes: Int) throws -> KVCache {
-        try KVCache(capacities: kvCapacities(config: config, context: context), kvDim: config.kvDim, elementBytes: elementBytes)
+        try KVCache(capacities: kvCapacities(config: config, context: context), kvDim: config.kvDim, headDim: config.headDim,
+                    elementBytes: elementBytes)
     }
 
     static func kvCapacities(config: ModelConfig, context: Int) -> [Int] {

@@ -138,19 +138,6 @@ struct ChatSessionTests {
         #expect(s.undo() == nil)
     }
 
-    /// Ctrl-C before the first token keeps nothing: no empty assistant turn, no user turn.
-    @Test func interruptionBeforeTheFirstTokenKeepsNothing() throws {
-        let s = try session(maxTokens: 16)
-        try s.send("Hello!", events: { _ in })
-        let before = s.conversation
-        let reply = try s.send("Tell me more.", shouldStop: { true }, events: { _ in })
-        #expect(reply.isEmptyInterruption)
-        #expect(s.conversation == before)
-        let retried = try #require(try s.retry(shouldStop: { true }, events: { _ in }))
-        #expect(retried.isEmptyInterruption)
-        #expect(s.conversation == before, "the previous reply stays")
-    }
-
     @Test func interruptedReplyIsKeptAndMarked() throws {
         let s = try session(maxTokens: 64)
         var pieces = 0

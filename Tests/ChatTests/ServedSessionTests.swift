@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestFixtures
 @testable import Chat
 @testable import Inference
 
@@ -194,21 +195,5 @@ struct ModelReferenceTests {
     }
 
     /// nil when `file` validates against the schema, else jsonschema's complaint.
-    func validate(_ file: URL) throws -> String? {
-        let schema = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Tools/conversation.schema.json").standardized
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", """
-            import json, sys, jsonschema
-            schema = json.load(open(sys.argv[1]))
-            jsonschema.Draft202012Validator.check_schema(schema)
-            jsonschema.validate(json.load(open(sys.argv[2])), schema, cls=jsonschema.Draft202012Validator)
-            """, schema.path, file.path]
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? nil : message
-    }
+    func validate(_ file: URL) throws -> String? { try conversationSchemaComplaint(file) }
 }

@@ -224,6 +224,7 @@ struct SessionLogicTests {
 
     // MARK: - Interruptions
 
+    /// Ctrl-C before the first token keeps nothing: no empty assistant turn, no user turn.
     @Test func interruptionBeforeTheFirstTokenKeepsNothing() throws {
         let (s, _) = try fakeSession()
         try s.send("Hello!", events: { _ in })

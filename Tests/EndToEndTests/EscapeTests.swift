@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 import Testing
 
 /// Text from a model file, a conversation file or the model reaches the terminal with its

@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 import Testing
 
 /// A closed pipe or a full disk on stdout: no crash, no backtrace (issue 9, item 8).

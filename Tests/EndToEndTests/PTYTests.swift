@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 import Testing
 
 /// `nibble chat` on a pseudo-terminal: streaming, Ctrl-C during a reply and at the

@@ -104,7 +104,7 @@ import TestFixtures
 
         /// Logits of every position of `sequence` with a cache that never wraps.
         func unwrapped(_ sequence: [Int]) throws -> [Float] {
-            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, elementBytes: 4)
+            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, headDim: c.headDim, elementBytes: 4)
             var out: [Float] = []
             var start = 0
             while start < sequence.count {
@@ -191,6 +191,23 @@ import TestFixtures
         greedy.temperature = 0
         let result = try engine.generate(prompt: prompt, maxTokens: 8, sampling: greedy) { _ in }
         #expect(Array(result.tokens.prefix(3)) == Array(expected.prefix(3)))
+    }
+
+    /// Decode with one KV head on two threads splits each global layer's positions in two
+    /// and merges the parts (Layers.attention); on one thread it does not. After 700 tokens of
+    /// prompt (past the 512-token window, so the global layers split), both decode the same
+    /// 16 greedy tokens: the split changes only the rounding.
+    @Test func splitDecodeAttentionDecodesAsWhole() throws {
+        var greedy = SamplingParameters()
+        greedy.temperature = 0
+        var results: [[Int]] = []
+        for threads in [1, 2] {
+            let engine = try Engine(path: gemmaPath, precision: .native, threads: threads, context: 1024)
+            let sentence = engine.tokenizer.encode("The river runs past the old mill, and the miller counts the sacks of grain. ")
+            let prompt = engine.promptTokens("") + (0..<700).map { sentence[$0 % sentence.count] }
+            results.append(try engine.generate(prompt: prompt, maxTokens: 16, sampling: greedy, ignoreEndOfGeneration: true) { _ in }.tokens)
+        }
+        #expect(results[0].count == 16 && results[0] == results[1], "\(results)")
     }
 }
 

@@ -90,11 +90,11 @@ extension KernelPaths {
             let keys = toF32(keys16), values = toF32(values16)
             var reference = [Float](repeating: 0, count: headDim)
             let n = Int64(positions)
-            nb_attention_f32(q, 1, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference)
+            nb_attention_f32(q, 1, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference, nil)
             for isa in Self.paths {
                 var out = [Float](repeating: .nan, count: headDim)
                 withISA(isa) {
-                    nb_attention_f16kv(q, 1, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out)
+                    nb_attention_f16kv(q, 1, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out, nil)
                 }
                 let scale = reference.map { abs($0) }.max()!
                 let worst = zip(out, reference).map { abs($0 - $1) }.max()!
@@ -118,14 +118,14 @@ extension KernelPaths {
             let valuesInOrder = order.flatMap { values[($0 * headDim)..<(($0 + 1) * headDim)] }
             let h = Int64(headDim), c = Int64(count)
             var expected = [Float](repeating: 0, count: headDim), ring = expected
-            nb_attention_f32(q, 1, keysInOrder, valuesInOrder, h, c, 0, c, h, 0.25, &expected)
-            nb_attention_f32(q, 1, keys, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring)
+            nb_attention_f32(q, 1, keysInOrder, valuesInOrder, h, c, 0, c, h, 0.25, &expected, nil)
+            nb_attention_f32(q, 1, keys, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring, nil)
             #expect(ring == expected)
             for isa in Self.paths {
                 var inOrder16 = [Float](repeating: 0, count: headDim), ring16 = inOrder16
                 withISA(isa) {
-                    nb_attention_f16kv(q, 1, toF16(keysInOrder), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16)
-                    nb_attention_f16kv(q, 1, toF16(keys), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16)
+                    nb_attention_f16kv(q, 1, toF16(keysInOrder), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16, nil)
+                    nb_attention_f16kv(q, 1, toF16(keys), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16, nil)
                 }
                 #expect(ring16 == inOrder16, "isa \(isa.rawValue)")
             }
@@ -163,14 +163,52 @@ extension KernelPaths {
                 for isa in Self.paths {
                     var out32 = [Float](repeating: .nan, count: heads * headDim), out16 = out32
                     withISA(isa) {
-                        nb_attention_f32(q, g, keys, values, Int64(stride), n, 0, n, Int64(headDim), scale, &out32)
-                        nb_attention_f16kv(q, g, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), scale, &out16)
+                        nb_attention_f32(q, g, keys, values, Int64(stride), n, 0, n, Int64(headDim), scale, &out32, nil)
+                        nb_attention_f16kv(q, g, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), scale, &out16, nil)
                     }
                     let worst32 = zip(out32, expected).map { abs(Double($0) - $1) }.max()!
                     let worst16 = zip(out16, expected).map { abs(Double($0) - $1) }.max()!
                     #expect(worst32 <= 5e-6 && worst16 <= 5e-6,  // f32 rounding of 256-term scores: ~2e-6
                             "\(positions) positions, head \(headDim) × \(heads), peak \(peak), isa \(isa.rawValue): f32 \(worst32), f16 \(worst16)")
                 }
+            }
+        }
+
+        /// A split over the positions (decode with few KV heads): parts over disjoint ranges,
+        /// merged by nb_attention_merge, equal the unsplit attention to rounding, with the
+        /// largest score in any part, at every ISA level.
+        @Test(arguments: [(2, 300, 3, 64), (3, 1000, 3, 64), (4, 257, 1, 64), (2, 700, 4, 256)])
+        func splitAttentionMerges(parts: Int, positions: Int, heads: Int, headDim: Int) {
+            let stride = headDim
+            var rng = TestRNG(seed: UInt64(parts * 7919 + positions))
+            let q = (0..<heads * headDim).map { _ in rng.gaussian() }
+            let keys = toF16((0..<positions * stride).map { _ in rng.gaussian() * 1.5 })
+            let values = toF16((0..<positions * stride).map { _ in rng.gaussian() })
+            let n = Int64(positions), g = Int64(heads)
+            for isa in Self.paths {
+                var whole = [Float](repeating: .nan, count: heads * headDim)
+                var partial = [Float](repeating: .nan, count: parts * heads * headDim)
+                var ml = [Float](repeating: .nan, count: parts * heads * 2), merged = whole
+                withISA(isa) {
+                    nb_attention_f16kv(q, g, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &whole, nil)
+                    for p in 0..<parts {
+                        let lo = positions * p / parts, hi = positions * (p + 1) / parts
+                        keys.withUnsafeBufferPointer { k in
+                            values.withUnsafeBufferPointer { v in
+                                partial.withUnsafeMutableBufferPointer { out in
+                                    ml.withUnsafeMutableBufferPointer { m in
+                                        nb_attention_f16kv(q, g, k.baseAddress! + lo * stride, v.baseAddress! + lo * stride, Int64(stride),
+                                                           Int64(hi - lo), 0, Int64(hi - lo), Int64(headDim), 0.125,
+                                                           out.baseAddress! + p * heads * headDim, m.baseAddress! + p * heads * 2)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    nb_attention_merge(partial, ml, Int64(parts), g, Int64(headDim), &merged)
+                }
+                let worst = zip(whole, merged).map { abs($0 - $1) }.max()!
+                #expect(worst <= 2e-6, "\(parts) parts of \(positions), isa \(isa.rawValue): \(worst)")
             }
         }
     }

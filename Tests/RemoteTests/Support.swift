@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -127,22 +128,7 @@ let llamaServerBinary: String? = ProcessInfo.processInfo.environment["NIBBLE_LLA
 let llamaServerMissing = "NIBBLE_LLAMA_SERVER is not set: the llama-server tests are skipped (`make test` builds and sets it; "
     + "or `make llama-server` and export NIBBLE_LLAMA_SERVER)"
 
-let modelPath: String = {
-    let env = ProcessInfo.processInfo.environment
-    if let path = env["NIBBLE_MODEL"], !path.isEmpty { return path }
-    let cache = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
-    return cache + "/nibble/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-}()
 
-/// The `nibble` binary built next to the test bundle.
-let nibbleBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["NIBBLE_BIN"] { return path }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("nibble").path), dir.path != "/" {
-        dir = dir.deletingLastPathComponent()
-    }
-    return dir.appendingPathComponent("nibble").path
-}()
 
 /// One llama-server on 127.0.0.1 and a free port, serving `model` as `alias`; killed when
 /// stopped, when released, or when the test process ends (its guard sees stdin close).

@@ -94,8 +94,17 @@ void nb_axpy_f32(float a, const float *x, float *y, int64_t n);
 /// (j < n) is in slot (first + j) mod capacity, at keys + slot*stride (likewise values);
 /// q_h and out_h are at q + h*head_dim and out + h*head_dim. A cache that is not a ring
 /// passes capacity = n, first = 0. Requires n ≤ capacity, n ≥ 1, heads ≥ 1.
+/// `ml` NULL: out is the attention. Otherwise the call is one part of a split over the
+/// positions (decode with fewer heads than threads): out_h is left unnormalised
+/// (Σ e^(s − m)·v) and ml[2h], ml[2h + 1] receive head h's maximum score m and Σ e^(s − m),
+/// for nb_attention_merge.
 void nb_attention_f32(const float *q, int64_t heads, const float *keys, const float *values, int64_t stride, int64_t capacity,
-                      int64_t first, int64_t n, int64_t head_dim, float scale, float *out);
+                      int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml);
+
+/// Merges `n_parts` split results (part p: `heads` unnormalised outputs at parts + p·heads·head_dim,
+/// their (m, l) pairs at ml + p·heads·2) over disjoint position ranges into the attention
+/// over all of them.
+void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, int64_t heads, int64_t head_dim, float *out);
 
 // ---- Weight formats ---------------------------------------------------------------
 //
@@ -302,7 +311,7 @@ void nb_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 /// Causal attention of one query head over n cached positions whose keys and values are
 /// f16; same contract as nb_attention_f32.
 void nb_attention_f16kv(const float *q, int64_t heads, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
-                        int64_t first, int64_t n, int64_t head_dim, float scale, float *out);
+                        int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml);
 
 #ifdef __cplusplus
 }

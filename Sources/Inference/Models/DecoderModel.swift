@@ -106,6 +106,8 @@ public final class ForwardState {
     let attention: UnsafeMutablePointer<Float>  // (batch, heads × headDim)
     let hidden: UnsafeMutablePointer<Float>     // (batch, ffn)
     let hidden2: UnsafeMutablePointer<Float>    // (batch, ffn)
+    /// Floats in `hidden` (attention's split decode borrows it before the feed-forward runs).
+    let hiddenCount: Int
     let logits: UnsafeMutablePointer<Float>     // (batch, vocab)
     /// The input of the current product quantised to int8 blocks (integer formats).
     let quantized: ActivationScratch
@@ -133,6 +135,7 @@ public final class ForwardState {
         v = buffers[4].typed(Float.self)
         attention = buffers[5].typed(Float.self)
         hidden = buffers[6].typed(Float.self)
+        hiddenCount = s.feedForward * maxBatch
         hidden2 = buffers[7].typed(Float.self)
         logits = buffers[8].typed(Float.self)
         quantized = try ActivationScratch(tokens: maxBatch, columns: s.widestInput)
