@@ -41,9 +41,11 @@ let package = Package(
         .target(name: "Templates", dependencies: ["JSON"], swiftSettings: fastSwift),
         // Conversations (Codable, versioned), chat sessions, context policy, save/load/replay.
         .target(name: "Chat", dependencies: ["Inference", "Templates", "ModelFiles", "Quantization", "Tokenizers", "Remote"], swiftSettings: fastSwift),
+        // One HTTP exchange on libcurl, loaded with dlopen only when a server is used (CHTTP.h).
+        .target(name: "CHTTP", cSettings: fastC, linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // A client of OpenAI-compatible servers (llama-server, vLLM, Ollama): GET /v1/models and
-        // streamed chat completions over FoundationNetworking's URLSession, with its own event-stream parser.
-        .target(name: "Remote", dependencies: ["JSON"], swiftSettings: fastSwift),
+        // streamed chat completions over CHTTP, with its own event-stream parser.
+        .target(name: "Remote", dependencies: ["JSON", "CHTTP"], swiftSettings: fastSwift),
         // libedit's native API for the REPL's line editing (`make` installs libedit-dev).
         .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
