@@ -213,6 +213,40 @@ struct ServedChatTests {
     }
 }
 
+/// The HTTP layer is libcurl opened with dlopen by the first request (CHTTP): a `nibble` that
+/// talks to no server maps no HTTP, TLS or crypto library (linking URLSession cost every
+/// process 6.3 MiB), and one that does finds libcurl at run time. The dynamic loader's own log
+/// (LD_DEBUG=files) lists every library each process opened.
+@Suite struct HTTPLibraryLoadingTests {
+    static let networkLibraries = ["libcurl", "FoundationNetworking", "libssl", "libgnutls", "libcrypto"]
+
+    func loadedLibraries(_ stderr: String) -> [String] {
+        stderr.split(separator: "\n").compactMap { line in
+            guard let range = line.range(of: "file=") else { return nil }
+            return line[range.upperBound...].split(separator: " ").first.map(String.init)
+        }
+    }
+
+    @Test func aLocalChatLoadsNoHTTPLibraryAndAServedOneLoadsLibcurl() throws {
+        let dir = try temporaryDirectory()
+        let env = ServedChatTests.environment(dir).merging(["LD_DEBUG": "files"]) { $1 }
+        let local = try nibble(["chat", "--model", try requireModel(), "--max-tokens", "2", "--temperature", "0"],
+                               input: "Hi.\n", environment: env, currentDirectory: dir)
+        #expect(local.status == 0, "\(local.stdout)")
+        let localLibraries = loadedLibraries(local.stderr)
+        #expect(!localLibraries.isEmpty, "LD_DEBUG printed nothing: \(local.stderr.prefix(300))")
+        #expect(localLibraries.filter { name in Self.networkLibraries.contains { name.contains($0) } } == [])
+
+        let fake = try FakeOpenAIServer()
+        defer { fake.stop() }
+        let served = try nibble(["chat", "--model", try requireModel(), "--server", "fake=\(fake.url)"],
+                                input: "/model fake/ok\nHi.\n", environment: env, currentDirectory: dir)
+        #expect(served.status == 0, "\(served.stdout)")
+        #expect(served.stdout.contains("Hello world"), "\(served.stdout)")
+        #expect(loadedLibraries(served.stderr).contains { $0.contains("libcurl") })
+    }
+}
+
 /// `--server` and `--api-key-env` values that cannot be used: exit 1 and one line, before
 /// anything is contacted or loaded (no llama-server needed).
 @Suite struct ServedArgumentTests {
