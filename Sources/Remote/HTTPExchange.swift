@@ -44,8 +44,8 @@ final class HTTPExchange: @unchecked Sendable {
         continuation.onTermination = { [weak self] termination in
             if case .cancelled = termination { self?.cancel() }
         }
-        guard let handle else {
-            finish(throwing: Failure.transport(.other, String(cString: error)))
+        guard handle != nil else {
+            finish(throwing: Failure.transport(.other, string(error)))
             return
         }
         let thread = Thread { [self] in run() }  // holds self until the transfer ends
@@ -89,7 +89,7 @@ final class HTTPExchange: @unchecked Sendable {
             })
         var message = [CChar](repeating: 0, count: 512)
         let result = nb_http_perform(handle, callbacks, &message, message.count)
-        let text = String(cString: message)
+        let text = string(message)
         switch result {
         case NB_HTTP_DONE: finish(throwing: nil)
         case NB_HTTP_CANCELLED: finish(throwing: Failure.cancelled)
@@ -102,6 +102,11 @@ final class HTTPExchange: @unchecked Sendable {
         default: finish(throwing: Failure.transport(.other, text))
         }
     }
+}
+
+/// The NUL-terminated text in `buffer`.
+private func string(_ buffer: [CChar]) -> String {
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
 /// `body` with `strings` as an array of C strings that lives for the call.
