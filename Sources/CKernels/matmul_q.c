@@ -21,13 +21,13 @@
 // products) and for AVX-512 with VNNI (simd_avx512.c); every path makes the same exact int32
 // block sums, so the same floats.
 //
-// Decode on AVX2 (and for q2 and nf4 on AVX-512) puts 8 rows in the 8 lanes: each row's block
-// dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (one vpdpbusd with VNNI; signed
+// Decode on AVX2 (and for q2 and nf4 with VNNI) puts 8 rows in the 8 lanes: each row's block
+// dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (one vpdpbusd on AVX-512; signed
 // weights use |w| and sign(x, w), which is also right for w = -128; nf4's int16 weights take
 // two _mm256_madd_epi16 with the activations widened to int16), and 8 of them are reduced
 // together (unpack/add, no horizontal adds) into one vector of 8 exact block sums, with the
-// rows' scales gathered into a small table per 64 blocks. Prefill, and decode on AVX-512,
-// put rows in the lanes too (8 on AVX2, 16 in a zmm on AVX-512) but transpose each row's
+// rows' scales gathered into a small table per 64 blocks. Prefill, and decode with VNNI
+// (AVX-VNNI, AVX-512), put rows in the lanes too (8 in a ymm, 16 in a zmm on AVX-512) but transpose each row's
 // weights once per block so that a lane's multiply-adds sum its own row's block: no
 // reduction, one convert and FMA per 8 or 16 (row, token) pairs (matmul_q_simd.h, "rows in
 // lanes"). nf4 prefill puts 8 tokens in the lanes and runs 2 rows at a time.

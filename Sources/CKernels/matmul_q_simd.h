@@ -94,9 +94,12 @@ NB_T NB_INLINE __m256i nf4_dot(__m256i wlo, __m256i whi, __m256i xlo, __m256i xh
 
 // 8 int32 partial sums of w·x (aw = |w| for signed weights, else w): lane i sums elements
 // 4i...4i+3, exactly (|w| ≤ 128 and |x| ≤ 127, so the int16 pairs cannot saturate).
+// vpdpbusd on AVX-512 only: at the AVX-VNNI level decode's 8-row reduction (matvec8, there
+// only q2's) ran slower with it than with maddubs + madd on Zen 5 (q2 640 × 2048: 28 → 40 us;
+// compiled with AVX-512's 32 registers allowed, 25 us), for a reason not found.
 NB_T NB_INLINE __m256i block_dot(int is_signed, __m256i w, __m256i aw, __m256i x) {
     const __m256i u = is_signed ? aw : w, s = is_signed ? _mm256_sign_epi8(x, w) : x;
-#if NB_VNNI
+#if NB_W512
     return NB_DPBUSD(_mm256_setzero_si256(), u, s);
 #else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
@@ -312,7 +315,7 @@ typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const __m256i *, co
 NB_DEFINE_TILE(tile_nf4_1, NB_FMT_NF4, 1)
 NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 
-// ---- prefill (and AVX-512 decode): rows in lanes -----------------------------------------
+// ---- prefill (and decode with VNNI): rows in lanes -----------------------------------------
 //
 // Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2 and
 // AVX-VNNI, 16 in a zmm on AVX-512; AVX2 q5_0 and q4_0 take two ymm, prefill_tile16s): lane i
@@ -332,7 +335,8 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 // On AVX-512 q4_0, q5_0, q4 and q5_1 tiles are decoded straight from the rows' 16 code bytes
 // (decode16_nib, lanes in pi order) and the scales come from plain loads; with that, one token
 // costs fewer instructions per block than decode's 8-row reduction (matvec8), so AVX-512
-// decode takes this path too. Each tile prefetches the rows of a later tile (the next one
+// decode takes this path too; AVX-VNNI decode does as well (8 rows, ucodes and a transpose,
+// and still faster than matvec8 there). Each tile prefetches the rows of a later tile (the next one
 // when it runs over many tokens, NB_PREFETCH_TILES ahead at ≤ 4 tokens) into L2, a part per
 // block, so that rows stream from memory while the tile computes.
 
@@ -853,9 +857,11 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
                                   int64_t row_begin, int64_t row_end) {
     const int64_t nb = m->nb;
     // Decode: 8 rows in the lanes with a reduction (matvec8) on AVX2, and for q2 and nf4; rows
-    // in the lanes (as prefill) on AVX-512, where it takes fewer instructions per block and
-    // streams the rows from memory faster (prefetching tiles ahead).
-    if (n_tokens == 1 && (!NB_W512 || m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4)) {
+    // in the lanes (as prefill) with VNNI, where it takes fewer instructions per block and
+    // streams the rows from memory faster (prefetching tiles ahead): on AVX-512 in zmm, on
+    // AVX-VNNI 8 rows in a ymm (Zen 5, 640 × 2048 in cache: q8 34 → 30 us against AVX2's
+    // matvec8, q4_0 39 → 30, q5_0 52 → 44; matvec8 with vpdpbusd took 54 for q8).
+    if (n_tokens == 1 && (!NB_VNNI || m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4)) {
         switch (m->fmt) {
         case NB_FMT_Q8: matvec_q8_simd(m, xq, y, row_begin, row_end); break;
         case NB_FMT_Q4: matvec_q4_simd(m, xq, y, row_begin, row_end); break;
