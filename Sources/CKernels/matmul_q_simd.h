@@ -335,8 +335,9 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 // On AVX-512 q4_0, q5_0, q4 and q5_1 tiles are decoded straight from the rows' 16 code bytes
 // (decode16_nib, lanes in pi order) and the scales come from plain loads; with that, one token
 // costs fewer instructions per block than decode's 8-row reduction (matvec8), so AVX-512
-// decode takes this path too; AVX-VNNI decode does as well (8 rows, ucodes and a transpose,
-// and still faster than matvec8 there). Each tile prefetches the rows of a later tile (the next one
+// decode takes this path too; AVX-VNNI decode does as well (8 rows; q4_0 and q4 from their
+// code bytes by decode8_nib, the others by ucodes and a transpose, still faster than matvec8
+// there). Each tile prefetches the rows of a later tile (the next one
 // when it runs over many tokens, NB_PREFETCH_TILES ahead at ≤ 4 tokens) into L2, a part per
 // block, so that rows stream from memory while the tile computes.
 
@@ -635,6 +636,31 @@ NB_T NB_INLINE void decode16_nib(nb_format fmt, const uint8_t *const *rows, int6
 }
 #endif
 
+#if NB_VNNI && !NB_W512
+/// 8 rows' block b of q4_0 or q4 as unsigned codes, lane i = row i: the rows' 16 qs bytes
+/// two to a ymm (rows g and 4 + g) and transposed as dwords (8 unpacks, where ucodes and
+/// transpose8x8 take 8 shifts and 24 shuffles), then split into nibbles: decode16_nib on
+/// 256 bits.
+NB_T NB_INLINE void decode8_nib(nb_format fmt, const uint8_t *const *rows, int64_t b, __m256i *v) {
+    const size_t o = fmt == NB_FMT_Q4_0 ? (size_t)b * sizeof(nb_block_q4_0) + offsetof(nb_block_q4_0, qs)
+                                        : (size_t)b * sizeof(nb_block_q4) + offsetof(nb_block_q4, qs);
+    __m256i z[4];  // z[g]: row g (low 128 bits), row 4 + g (high)
+    for (int g = 0; g < 4; g++)
+        z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[g] + o))),
+                                       _mm_loadu_si128((const __m128i *)(rows[4 + g] + o)), 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    // g[j], lane i: bytes 4j...4j+3 of row i's qs
+    const __m256i g[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                          _mm256_unpackhi_epi64(t1, t3)};
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_and_si256(g[j], low4);                            // elements 4j...4j+3
+        v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(g[j], 4), low4);  // elements 16 + 4j...
+    }
+}
+#endif
+
 /// Rows r0...r0+R-1 (R ≤ PR) against tokens t0...t0+T-1 (T ≤ NB_PR_TOKENS). corr: per
 /// token and block −uoff·Σx (when uoff ≠ 0).
 NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq, const int32_t *corr, float *y,
@@ -675,9 +701,15 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
         } else
 #endif
         {
-            __m256i c[PR];
-            for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
-            transpose_rows(c, v);
+#if NB_VNNI && !NB_W512
+            if (fmt == NB_FMT_Q4_0 || fmt == NB_FMT_Q4) decode8_nib(fmt, rows, b, v);
+            else
+#endif
+            {
+                __m256i c[PR];
+                for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
+                transpose_rows(c, v);
+            }
 #if NB_W512
             if (fmt == NB_FMT_Q8) {  // d: the first 2 bytes of a block
                 __m512i lo;
