@@ -28,11 +28,15 @@ all: build
 build: deps
 	swift build -c release
 
-# System libraries the build links: libedit (the REPL's line editing), from Debian.
+# System libraries, from Debian: libedit (the REPL's line editing, linked) and libcurl (served
+# models; opened with dlopen on the first request, so only the runtime library; Swift's own
+# FoundationNetworking needs it too, so it is there wherever the toolchain works).
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 deps:
 	@pkg-config --exists libedit || { $(SUDO) apt-get install -y -q libedit-dev >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q libedit-dev >/dev/null; }; }
+	@/sbin/ldconfig -p | grep -qE 'libcurl(-gnutls)?\.so\.4 ' || { $(SUDO) apt-get install -y -q libcurl4 >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q libcurl4 >/dev/null; }; }
 
 # The tests validate saved conversations against Tools/conversation.schema.json with Python.
 test-deps: deps

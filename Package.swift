@@ -40,15 +40,17 @@ let package = Package(
         // Jinja interpreter for Hugging Face chat templates.
         .target(name: "Templates", dependencies: ["JSON"], swiftSettings: fastSwift),
         // Conversations (Codable, versioned), chat sessions, context policy, save/load/replay.
-        .target(name: "Chat", dependencies: ["Inference", "Templates", "ModelFiles", "Quantization", "Tokenizers"], swiftSettings: fastSwift),
+        .target(name: "Chat", dependencies: ["Inference", "Templates", "ModelFiles", "Quantization", "Tokenizers", "Remote"], swiftSettings: fastSwift),
+        // One HTTP exchange on libcurl, loaded with dlopen only when a server is used (CHTTP.h).
+        .target(name: "CHTTP", cSettings: fastC, linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // A client of OpenAI-compatible servers (llama-server, vLLM, Ollama): GET /v1/models and
-        // streamed chat completions over FoundationNetworking's URLSession, with its own event-stream parser.
-        .target(name: "Remote", dependencies: ["JSON"], swiftSettings: fastSwift),
+        // streamed chat completions over CHTTP, with its own event-stream parser.
+        .target(name: "Remote", dependencies: ["JSON", "CHTTP"], swiftSettings: fastSwift),
         // libedit's native API for the REPL's line editing (`make` installs libedit-dev).
         .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .executableTarget(
             name: "nibble",
-            dependencies: ["Inference", "Templates", "Chat", "CEditLine", "CKernels", "ModelFiles", "Quantization", "Tokenizers",
+            dependencies: ["Inference", "Templates", "Chat", "Remote", "CEditLine", "CKernels", "ModelFiles", "Quantization", "Tokenizers",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSwift),
 
@@ -57,11 +59,11 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
         // Writes the tiny reference models' GGUF and safetensors files from their JSON fixtures.
-        .target(name: "TestFixtures", dependencies: ["ModelFiles"], path: "Tests/TestFixtures"),
+        .target(name: "TestFixtures", dependencies: ["ModelFiles", "Remote"], path: "Tests/TestFixtures"),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers", "TestFixtures"], resources: [.copy("Resources")]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles"], resources: [.copy("Resources")]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference", "TestFixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference", "TestFixtures", "Remote"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures", "Remote", "Chat", "JSON"]),
         // Against two real llama-server instances ($NIBBLE_LLAMA_SERVER, `make llama-server`) and a
         // fake server (Tools/remote_test_server.py); uses the built `nibble` for its q8 copy.
         .testTarget(name: "RemoteTests", dependencies: ["Remote", "JSON", "nibble", "TestFixtures"]),

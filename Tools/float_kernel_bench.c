@@ -25,6 +25,19 @@ static void *packed(nb_format f, int rows, int k) {
     return w;
 }
 
+// bf16 at AVX-512 runs twice on a CPU with AVX512-BF16: with vdpbf16ps and without (FMA).
+static int variants(int f, int lv) {
+    if (f != NB_FMT_BF16 || lv != NB_ISA_AVX512) return 1;
+    nb_isa previous = nb_force_isa((nb_isa)lv);
+    int dot = nb_bf16_dot_products_active();
+    nb_force_isa(previous);
+    return dot ? 2 : 1;
+}
+static const char *label(int f, int lv) {
+    if (f != NB_FMT_BF16 || lv != NB_ISA_AVX512) return "";
+    return nb_bf16_dot_products_active() ? " dpbf16" : " fma";
+}
+
 int main(void) {
     printf("CPU features: %s; one thread, best of the runs\n", nb_cpu_features());
     const int shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}}, n = 128;
@@ -37,15 +50,19 @@ int main(void) {
             for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
                 if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
                 nb_force_isa(lv);
-                double best = 1e9;
-                for (int rep = 0; rep < 20; rep++) {
-                    double t0 = now();
-                    nb_matmul(f, w, rows, k, x, NULL, y, n, rows, 0, rows);
-                    double dt = now() - t0;
-                    if (dt < best) best = dt;
+                for (int v = 0; v < variants(f, lv); v++) {
+                    nb_bf16_dot_products(v == 0);
+                    double best = 1e9;
+                    for (int rep = 0; rep < 20; rep++) {
+                        double t0 = now();
+                        nb_matmul(f, w, rows, k, x, NULL, y, n, rows, 0, rows);
+                        double dt = now() - t0;
+                        if (dt < best) best = dt;
+                    }
+                    printf("prefill %-4s %4d x %4d x %d tokens  %-6s%s %7.1f GFLOP/s\n", nb_format_get(f)->name, rows, k, n,
+                           nb_isa_name(lv), label(f, lv), 2.0 * rows * k * n / best * 1e-9);
                 }
-                printf("prefill %-4s %4d x %4d x %d tokens  %-6s %7.1f GFLOP/s\n", nb_format_get(f)->name, rows, k, n,
-                       nb_isa_name(lv), 2.0 * rows * k * n / best * 1e-9);
+                nb_bf16_dot_products(1);
             }
             free(w);
         }
@@ -55,15 +72,19 @@ int main(void) {
         for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
             if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
             nb_force_isa(lv);
-            double best = 1e9;
-            for (int rep = 0; rep < 10; rep++) {
-                double t0 = now();
-                nb_matmul(f, w, rows, k, x, NULL, y, 1, rows, 0, rows);
-                double dt = now() - t0;
-                if (dt < best) best = dt;
+            for (int v = 0; v < variants(f, lv); v++) {
+                nb_bf16_dot_products(v == 0);
+                double best = 1e9;
+                for (int rep = 0; rep < 10; rep++) {
+                    double t0 = now();
+                    nb_matmul(f, w, rows, k, x, NULL, y, 1, rows, 0, rows);
+                    double dt = now() - t0;
+                    if (dt < best) best = dt;
+                }
+                printf("decode  %-4s %d x %d from memory  %-6s%s %7.1f GB/s\n", nb_format_get(f)->name, rows, k,
+                       nb_isa_name(lv), label(f, lv), nb_format_bytes(f, rows, k) / best * 1e-9);
             }
-            printf("decode  %-4s %d x %d from memory  %-6s %7.1f GB/s\n", nb_format_get(f)->name, rows, k, nb_isa_name(lv),
-                   nb_format_bytes(f, rows, k) / best * 1e-9);
+            nb_bf16_dot_products(1);
         }
         free(w);
     }

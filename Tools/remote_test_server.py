@@ -15,6 +15,7 @@
         error503      HTTP 503 with a plain-text body
         echo-auth     HTTP 401 whose message repeats the Authorization header it got
         no-stream     a whole JSON reply even when a stream was asked for
+        redirect      HTTP 307 to /v1/chat/completions on 127.0.0.1 port 9 (never followed)
       GET /v1/models answers {"data": [{"id": "fake"}]}; GET /fake/closed counts the "slow"
       streams the client closed ({"closed": N}).
 
@@ -115,6 +116,12 @@ class Handler(BaseHTTPRequestHandler):
                                                   "type": "authentication_error"}})
         if mode == "hang":
             time.sleep(60)
+            return
+        if mode == "redirect":
+            self.send_response(307)
+            self.send_header("Location", "http://127.0.0.1:9/v1/chat/completions")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if not stream or mode == "no-stream":
             return self.send_json(200, {"object": "chat.completion", "model": "fake",

@@ -3,8 +3,13 @@
 //   NB_TILE_AVX512           0 (AVX2: 8 lanes, 4 rows × 3 tokens) or 1 (16 lanes, 4 × 6),
 //   WT, WLOAD(p)             the weight element type and VW weights at p widened to floats,
 //   TNAME(x)                 x with the instantiation's suffix
-// defined (and NB_TILE_KC_MAX, the columns of one k slice), and undefines them. No include
-// guard: it is meant to be included repeatedly.
+// defined (and NB_TILE_KC_MAX, the columns of one k slice), and undefines them. Optional, for
+// products that are not one FMA per lane (bf16 pairs with vdpbf16ps):
+//   XT, XLOAD(p)             the activation element type and one vector of them (float, V_LOADU)
+//   MAC(a, b, acc)           acc + a·b lane by lane (V_FMADD)
+//   STEP                     the columns one vector covers (VW)
+//   TATTR                    the target attribute (that of the vector width)
+// No include guard: it is meant to be included repeatedly.
 //
 // Y[t, r] for a tile of 4 rows × rn ≤ RN tokens in dot-product form, as llamafile's tinyBLAS
 // does: each step loads rn activation vectors, then widens the 4 rows' weight vectors one at
@@ -15,7 +20,7 @@
 #if NB_TILE_AVX512
 #define V __m512
 #define VW 16
-#define VATTR NB_AVX512
+#define VATTR_DEFAULT NB_AVX512
 #define V_ZERO _mm512_setzero_ps
 #define V_LOADU _mm512_loadu_ps
 #define V_FMADD _mm512_fmadd_ps
@@ -24,25 +29,42 @@
 #else
 #define V __m256
 #define VW 8
-#define VATTR NB_AVX2
+#define VATTR_DEFAULT NB_AVX2
 #define V_ZERO _mm256_setzero_ps
 #define V_LOADU _mm256_loadu_ps
 #define V_FMADD _mm256_fmadd_ps
 #define V_REDUCE4 nb_reduce4_avx2
 #define RN 3
 #endif
+#ifndef XT
+#define XT float
+#endif
+#ifndef XLOAD
+#define XLOAD(p) V_LOADU(p)
+#endif
+#ifndef MAC
+#define MAC(a, b, acc) V_FMADD(a, b, acc)
+#endif
+#ifndef STEP
+#define STEP VW
+#endif
+#ifdef TATTR
+#define VATTR TATTR
+#else
+#define VATTR VATTR_DEFAULT
+#endif
 
-VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT *w, const float *x, float *y, int64_t kc,
+VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT *w, const XT *x, float *y, int64_t kc,
                                                                         int64_t ld, int64_t ld_y, const int rn, int accumulate) {
     V acc[6][4];
     for (int j = 0; j < rn; j++)
         for (int i = 0; i < 4; i++) acc[j][i] = V_ZERO();
-    for (int64_t l = 0; l < kc; l += VW) {
+    for (int64_t l = 0; l < kc; l += STEP) {
         V b[6];
-        for (int j = 0; j < rn; j++) b[j] = V_LOADU(x + j * ld + l);
+        for (int j = 0; j < rn; j++) b[j] = XLOAD(x + j * ld + l);
         for (int i = 0; i < 4; i++) {
             const V a = WLOAD(w + i * ld + l);
-            for (int j = 0; j < rn; j++) acc[j][i] = V_FMADD(a, b[j], acc[j][i]);
+            for (int j = 0; j < rn; j++) acc[j][i] = MAC(a, b[j], acc[j][i]);
         }
     }
     for (int j = 0; j < rn; j++) {
@@ -52,7 +74,7 @@ VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT
 }
 
 // The last n < RN tokens of a 4-row tile.
-VATTR static void TNAME(tail_4xn)(const WT *w, const float *x, float *y, int64_t kc, int64_t k, int64_t ld_y, int64_t n,
+VATTR static void TNAME(tail_4xn)(const WT *w, const XT *x, float *y, int64_t kc, int64_t k, int64_t ld_y, int64_t n,
                                   int accumulate) {
     switch (n) {
     case 5: if (RN > 5) TNAME(tile_4xn)(w, x, y, kc, k, ld_y, 5, accumulate); break;
@@ -64,15 +86,15 @@ VATTR static void TNAME(tail_4xn)(const WT *w, const float *x, float *y, int64_t
     }
 }
 
-// Rows [r0, r0 + 4·⌊(r1 − r0)/4⌋) of Y for every token (k a multiple of VW), returning the
+// Rows [r0, r0 + 4·⌊(r1 − r0)/4⌋) of Y for every token (k a multiple of STEP), returning the
 // first row not done. k is cut into slices of at most NB_TILE_KC_MAX columns so that a tile's
 // 4 weight rows and RN activation rows stay in the L1 cache; later slices add to the first
 // one's sums.
-VATTR static int64_t TNAME(prefill_4xn)(const WT *w, const float *x, float *y, int64_t k, int64_t n_tokens, int64_t ld_y,
+VATTR static int64_t TNAME(prefill_4xn)(const WT *w, const XT *x, float *y, int64_t k, int64_t n_tokens, int64_t ld_y,
                                         int64_t r0, int64_t r1) {
     const int64_t r_end = r0 + (r1 - r0) / 4 * 4;
     const int64_t slices = (k + NB_TILE_KC_MAX - 1) / NB_TILE_KC_MAX;
-    const int64_t slice = ((k + slices - 1) / slices + VW - 1) / VW * VW;
+    const int64_t slice = ((k + slices - 1) / slices + STEP - 1) / STEP * STEP;
     for (int64_t kb = 0; kb < k; kb += slice) {
         const int64_t kc = k - kb < slice ? k - kb : slice;
         for (int64_t r = r0; r < r_end; r += 4) {
@@ -88,6 +110,12 @@ VATTR static int64_t TNAME(prefill_4xn)(const WT *w, const float *x, float *y, i
 #undef V
 #undef VW
 #undef VATTR
+#undef VATTR_DEFAULT
+#undef XT
+#undef XLOAD
+#undef MAC
+#undef STEP
+#undef TATTR
 #undef V_ZERO
 #undef V_LOADU
 #undef V_FMADD

@@ -55,12 +55,23 @@ public struct ReplayTurn: Sendable {
     /// The recorded reply was sampled without a recorded seed: a difference may be
     /// sampling alone, not the precision.
     public var unseeded: Bool
+    /// `firstDivergence` counts characters, not tokens (a served model: no tokenizer here).
+    public var divergenceInCharacters = false
     public var changed: Bool { firstDivergence != nil }
+}
+
+/// One side of `/compare`: the local model at a precision, or another model (served).
+public enum CompareSide {
+    case precision(Precision)
+    case model(any Generator)
 }
 
 /// One side of `/compare`.
 public struct ComparedReply: Sendable {
+    /// The local precision, or the served model's id.
     public var precision: String
+    /// The server that wrote the reply (nil: a local model).
+    public var server: String?
     public var reply: String
     public var stats: TurnStats
     public var weightBytes: Int
@@ -596,6 +607,32 @@ public final class ChatSession {
         carried = nil
     }
 
+    /// Runs `body` with `generator` in use (its template, no carried tokens), then puts the
+    /// model in use before back as it was; the conversation is not touched.
+    func with<T>(_ generator: any Generator, _ body: () throws -> T) throws -> T {
+        if generator === self.generator { return try body() }
+        let saved = (self.generator, template, templateOrigin, templateWarning, carried)
+        try use(generator)
+        defer { (self.generator, template, templateOrigin, templateWarning, carried) = saved }
+        return try body()
+    }
+
+    /// The local model: the one in use, else the file of `engineSettings` loaded for the
+    /// occasion (`/compare` or `/replay` at a local precision while a served model is in use).
+    public func localModelOrLoad() throws -> any TokenGenerator {
+        if let local { return local }
+        return try loader(engineSettings)
+    }
+
+    /// The local file at `path` (and `precision`, else the one in use), loaded with the
+    /// session's other settings but not put in use (`/replay --model PATH`).
+    public func loadLocal(path: String, precision: Precision? = nil) throws -> any TokenGenerator {
+        var settings = engineSettings
+        settings.path = path
+        if let precision { settings.precision = precision }
+        return try loader(settings)
+    }
+
     /// Runs `body` at `precision`, then switches back to the precision in use before.
     private func at<T>(_ precision: Precision?, _ body: () throws -> T) throws -> T {
         guard let precision else { return try body() }
@@ -620,61 +657,93 @@ public final class ChatSession {
     /// `precision` if given (then switches back) and with the adapter `adapter` says
     /// (then puts back the one that was on), and reports each new reply beside the
     /// recorded one. The session's own conversation is not changed.
-    public func replay(_ recorded: Conversation, precision: Precision? = nil, adapter: ReplayAdapter = .asRecorded, greedy: Bool = false,
+    public func replay(_ recorded: Conversation, on target: (any Generator)? = nil, precision: Precision? = nil,
+                       adapter: ReplayAdapter = .asRecorded, greedy: Bool = false,
                        shouldStop: () -> Bool = { false },
                        onTurnStart: (_ number: Int, _ user: String, _ recorded: Message?) -> Void = { _, _, _ in }, events: (ChatEvent) -> Void,
                        onTurn: (ReplayTurn) -> Void) throws -> [ReplayTurn] {
-        let model = try localModel(for: "/replay")
-        let saved = carried
-        let savedAdapter = model.adapter?.path
-        defer {
-            carried = saved
-            if model.adapter?.path != savedAdapter { try? model.setAdapter(savedAdapter) }
+        var target = target ?? generator
+        // A precision is a local one: on a served model, the local file at that precision.
+        if precision != nil, !(target is any TokenGenerator) { target = try localModelOrLoad() }
+        if !(target is any TokenGenerator), case let .fixed(path) = adapter, path != nil {
+            throw ChatError("/replay --adapter needs a local model: \(target.descriptor.name) is served by \(target.descriptor.server ?? "a server")")
         }
-        if case let .fixed(path) = adapter { try model.setAdapter(path) }
-        return try at(precision) {
-            var turns: [ReplayTurn] = []
-            var number = 0
-            for (i, message) in recorded.messages.enumerated() where message.role == .user {
-                if shouldStop() { break }
-                number += 1
-                let next = recorded.messages.indices.contains(i + 1) && recorded.messages[i + 1].role == .assistant ? recorded.messages[i + 1] : nil
-                onTurnStart(number, message.content, next)
-                // The reply's recorded settings and seed (greedy when asked): the same
-                // tokens come back at the same precision.
-                var settings = recorded.settings
-                if greedy { settings.temperature = 0 }
-                let unseeded = !greedy && settings.temperature > 0 && next?.seed == nil && settings.seed == nil
-                if !greedy, let seed = next?.seed { settings.seed = seed }
-                if adapter == .asRecorded, next != nil, next?.adapter?.path != model.adapter?.path {
-                    try model.setAdapter(next?.adapter?.path)
-                }
-                if adapter == .asRecorded, let want = next?.adapter, let now = model.adapter, want.sha256 != now.sha256 {
-                    events(.notice("adapter \(want.path) has changed since the reply was written (its sha256 differs)"))
-                }
-                let reply = try respond(to: Array(recorded.messages[...i]), settings: settings, shouldStop: shouldStop, events: events)
-                let newIDs = model.tokenizer.encode(reply.content)
-                let oldIDs = next.map { model.tokenizer.encode($0.content) }
-                var divergence: Int?
-                if let oldIDs {
-                    let common = zip(newIDs, oldIDs).prefix { $0 == $1 }.count
-                    if common < max(newIDs.count, oldIDs.count) { divergence = common }
-                } else {
-                    divergence = 0
-                }
-                let turn = ReplayTurn(number: number, user: message.content, recorded: next?.content, recordedPrecision: next?.precision,
-                                      reply: reply.content, firstDivergence: divergence, stats: reply.stats!, unseeded: unseeded)
-                turns.append(turn)
-                onTurn(turn)
-                if reply.stats?.interrupted == true { break }
+        return try with(target) {
+            let model = local
+            let saved = carried
+            let savedAdapter = model?.adapter?.path
+            defer {
+                carried = saved
+                if let model, model.adapter?.path != savedAdapter { try? model.setAdapter(savedAdapter) }
             }
-            return turns
+            if let model, case let .fixed(path) = adapter { try model.setAdapter(path) }
+            return try at(model == nil ? nil : precision) {
+                var turns: [ReplayTurn] = []
+                var number = 0
+                for (i, message) in recorded.messages.enumerated() where message.role == .user {
+                    if shouldStop() { break }
+                    number += 1
+                    let next = recorded.messages.indices.contains(i + 1) && recorded.messages[i + 1].role == .assistant ? recorded.messages[i + 1] : nil
+                    onTurnStart(number, message.content, next)
+                    // The reply's recorded settings and seed (greedy when asked): the same
+                    // tokens come back at the same precision.
+                    var settings = recorded.settings
+                    if greedy { settings.temperature = 0 }
+                    let unseeded = !greedy && settings.temperature > 0 && next?.seed == nil && settings.seed == nil
+                    if !greedy, let seed = next?.seed { settings.seed = seed }
+                    if let model {
+                        if adapter == .asRecorded, next != nil, next?.adapter?.path != model.adapter?.path {
+                            try model.setAdapter(next?.adapter?.path)
+                        }
+                        if adapter == .asRecorded, let want = next?.adapter, let now = model.adapter, want.sha256 != now.sha256 {
+                            events(.notice("adapter \(want.path) has changed since the reply was written (its sha256 differs)"))
+                        }
+                    }
+                    let reply: Message
+                    do {
+                        reply = try respond(to: Array(recorded.messages[...i]), settings: settings, shouldStop: shouldStop, events: events)
+                    } catch let failure as InterruptedReply {
+                        // A served stream that broke: the replay stops there, nothing is recorded.
+                        throw ChatError("\(failure.cause) (the replay stopped at turn \(number))")
+                    }
+                    var divergence: Int?
+                    if let model {
+                        let newIDs = model.tokenizer.encode(reply.content)
+                        if let oldIDs = next.map({ model.tokenizer.encode($0.content) }) {
+                            let common = zip(newIDs, oldIDs).prefix { $0 == $1 }.count
+                            if common < max(newIDs.count, oldIDs.count) { divergence = common }
+                        } else {
+                            divergence = 0
+                        }
+                    } else if let old = next?.content {
+                        let (a, b) = (Array(reply.content), Array(old))
+                        let common = zip(a, b).prefix { $0 == $1 }.count
+                        if common < max(a.count, b.count) { divergence = common }
+                    } else {
+                        divergence = 0
+                    }
+                    let turn = ReplayTurn(number: number, user: message.content, recorded: next?.content, recordedPrecision: next?.precision,
+                                          reply: reply.content, firstDivergence: divergence, stats: reply.stats!, unseeded: unseeded,
+                                          divergenceInCharacters: model == nil)
+                    turns.append(turn)
+                    onTurn(turn)
+                    if reply.stats?.interrupted == true { break }
+                }
+                return turns
+            }
         }
     }
 
     /// Answers the same message at each precision in turn (`/compare`); the conversation
     /// is not changed. With no text, the last user message is answered again.
     public func compare(_ precisions: [Precision], text: String?, shouldStop: () -> Bool = { false },
+                        onStart: (String) -> Void = { _ in }, events: (ChatEvent) -> Void) throws -> [ComparedReply] {
+        try compare(precisions.map { CompareSide.precision($0) }, text: text, shouldStop: shouldStop, onStart: onStart, events: events)
+    }
+
+    /// Answers the same message on each side in turn: the local model at a precision (the
+    /// file loaded for the occasion when a served model is in use), or another model.
+    public func compare(_ sides: [CompareSide], text: String?, shouldStop: () -> Bool = { false },
                         onStart: (String) -> Void = { _ in }, events: (ChatEvent) -> Void) throws -> [ComparedReply] {
         var messages = conversation.messages
         if let text {
@@ -686,20 +755,58 @@ public final class ChatSession {
         // One seed for both sides, so sampling differences come from the weights alone.
         var settings = conversation.settings
         if settings.seed == nil { settings.seed = UInt64.random(in: 0...UInt64(UInt32.max)) }
-        let model = try localModel(for: "/compare")
         var results: [ComparedReply] = []
         let saved = carried
         defer { carried = saved }
-        let previous = model.format
-        defer { _ = try? model.setPrecision(Precision(rawValue: previous.rawValue) ?? .native, shouldStop: { false }) }
-        for precision in precisions {
+        // The local model in use goes back to its precision; one loaded here is dropped.
+        var borrowed: (any TokenGenerator)?
+        if let model = local, sides.contains(where: { if case .precision = $0 { true } else { false } }) {
+            let previous = model.format
+            borrowed = model
+            defer { _ = try? model.setPrecision(Precision(rawValue: previous.rawValue) ?? .native, shouldStop: { false }) }
+            return try compareSides(sides, messages: messages, settings: settings, local: &borrowed, results: &results,
+                                    shouldStop: shouldStop, onStart: onStart, events: events)
+        }
+        return try compareSides(sides, messages: messages, settings: settings, local: &borrowed, results: &results,
+                                shouldStop: shouldStop, onStart: onStart, events: events)
+    }
+
+    private func compareSides(_ sides: [CompareSide], messages: [Message], settings: ChatSettings, local: inout (any TokenGenerator)?,
+                              results: inout [ComparedReply], shouldStop: () -> Bool, onStart: (String) -> Void,
+                              events: (ChatEvent) -> Void) throws -> [ComparedReply] {
+        for side in sides {
             if shouldStop() { break }
-            try model.setPrecision(precision, shouldStop: { false })
-            let name = model.descriptor.precision ?? precision.rawValue
-            onStart(name)
-            let reply = try respond(to: messages, settings: settings, shouldStop: shouldStop, events: events)
-            results.append(ComparedReply(precision: name, reply: reply.content, stats: reply.stats!,
-                                         weightBytes: model.memory.weightBytes, residentBytes: MemoryLimit.residentBytes()))
+            switch side {
+            case let .precision(precision):
+                if local == nil {
+                    var settings = engineSettings
+                    settings.precision = precision
+                    local = try loader(settings)
+                }
+                let model = local!
+                try model.setPrecision(precision, shouldStop: { false })
+                try with(model) {
+                    let name = model.descriptor.precision ?? precision.rawValue
+                    onStart(name)
+                    let reply = try respond(to: messages, settings: settings, shouldStop: shouldStop, events: events)
+                    results.append(ComparedReply(precision: name, reply: reply.content, stats: reply.stats!,
+                                                 weightBytes: model.memory.weightBytes, residentBytes: MemoryLimit.residentBytes()))
+                }
+            case let .model(generator):
+                try with(generator) {
+                    let d = generator.descriptor
+                    onStart(d.server.map { "\(d.name) on \($0)" } ?? "\(d.name) at \(d.precision ?? "?")")
+                    let reply: Message
+                    do {
+                        reply = try respond(to: messages, settings: settings, shouldStop: shouldStop, events: events)
+                    } catch let failure as InterruptedReply {
+                        throw ChatError("\(failure.cause) (/compare stopped)")
+                    }
+                    let memory = (generator as? any TokenGenerator)?.memory.weightBytes ?? 0
+                    results.append(ComparedReply(precision: d.precision ?? d.name, server: d.server, reply: reply.content, stats: reply.stats!,
+                                                 weightBytes: memory, residentBytes: MemoryLimit.residentBytes()))
+                }
+            }
         }
         return results
     }

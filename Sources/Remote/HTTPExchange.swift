@@ -1,17 +1,14 @@
-import Dispatch
+import CHTTP
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
-/// One HTTP request whose response arrives as events while it streams, on FoundationNetworking's
-/// URLSession (libcurl on Linux: HTTP/1.1, HTTP/2 and TLS) with a data delegate.
+/// One HTTP request whose response arrives as events while it streams: libcurl (HTTP/1.1,
+/// HTTP/2, TLS) through CHTTP, loaded only when the first request is made, on a thread of its
+/// own that runs the transfer.
 ///
-/// URLSession's own timeouts are set out of the way (on Linux `timeoutInterval` also bounds the
-/// whole transfer, which would cut a long reply); this class keeps its own two: `connectTimeout`
-/// until the response headers arrive and `idleTimeout` between body bytes after that. `cancel`
-/// ends the event stream at once and cancels the task, which closes the connection.
-final class HTTPExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+/// Two timeouts: `connectTimeout` until the response headers arrive and `idleTimeout` between
+/// body bytes after that (no bound on the whole transfer, which would cut a long reply).
+/// `cancel` ends the event stream at once and closes the connection.
+final class HTTPExchange: @unchecked Sendable {
     enum Event: Sendable {
         case head(status: Int, contentType: String)
         case body(Data)
@@ -19,59 +16,49 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable 
 
     enum Failure: Error, Sendable {
         case connectTimeout, idleTimeout, cancelled
-        case transport(URLError.Code, String)
+        case transport(Transport, String)
+    }
+
+    /// What broke, for the client's one-line message.
+    enum Transport: Sendable {
+        case cannotConnect, hostNotFound, connectionLost, tls, other
     }
 
     let events: AsyncThrowingStream<Event, Error>
     private let continuation: AsyncThrowingStream<Event, Error>.Continuation
     private let lock = NSLock()
-    private var session: URLSession?
-    private var task: URLSessionDataTask?
     private var finished = false
     private var wasCancelled = false
-    private var timer: DispatchSourceTimer?
-    private var timeoutFailure = Failure.connectTimeout
-    private var deadline = DispatchTime.now()
-    private let timerQueue = DispatchQueue(label: "nibble.remote.timeout")
-    private let connectTimeout: Double
-    private let idleTimeout: Double
+    /// The request; nil when libcurl could not be loaded. Freed on deinit, after its transfer.
+    private let handle: OpaquePointer?
 
-    init(request: URLRequest, connectTimeout: Double, idleTimeout: Double) {
+    init(url: URL, method: String, headers: [(String, String)], body: Data?, connectTimeout: Double, idleTimeout: Double) {
         (events, continuation) = AsyncThrowingStream.makeStream(of: Event.self, throwing: Error.self, bufferingPolicy: .unbounded)
-        self.connectTimeout = connectTimeout
-        self.idleTimeout = idleTimeout
-        super.init()
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 7 * 86400
-        configuration.timeoutIntervalForResource = 7 * 86400
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        let queue = OperationQueue()
-        queue.maxConcurrentOperationCount = 1
-        let session = URLSession(configuration: configuration, delegate: self, delegateQueue: queue)
-        var request = request
-        request.timeoutInterval = 7 * 86400
-        let task = session.dataTask(with: request)
-        lock.withLock {
-            self.session = session
-            self.task = task
+        var error = [CChar](repeating: 0, count: 512)
+        let lines = headers.map { "\($0.0): \($0.1)" }
+        let bytes = [UInt8](body ?? Data())
+        handle = withCStrings(lines) { lines in
+            nb_http_new(url.absoluteString, method, lines, Int32(lines.count), bytes, bytes.count,
+                        connectTimeout, idleTimeout, &error, error.count)
         }
         continuation.onTermination = { [weak self] termination in
-            if case .cancelled = termination { self?.lock.withLock { self?.wasCancelled = true } }
-            self?.close()
+            if case .cancelled = termination { self?.cancel() }
         }
-        let timer = DispatchSource.makeTimerSource(queue: timerQueue)
-        timer.setEventHandler { [weak self] in self?.timeoutFired() }
-        lock.withLock { self.timer = timer }
-        armTimer(after: connectTimeout, failure: .connectTimeout)
-        timer.resume()
-        task.resume()
+        guard handle != nil else {
+            finish(throwing: Failure.transport(.other, string(error)))
+            return
+        }
+        let thread = Thread { [self] in run() }  // holds self until the transfer ends
+        thread.name = "nibble.http"
+        thread.start()
     }
+
+    deinit { nb_http_free(handle) }
 
     /// Ends the event stream with `Failure.cancelled` now and closes the connection.
     func cancel() {
         lock.withLock { wasCancelled = true }
+        nb_http_cancel(handle)
         finish(throwing: Failure.cancelled)
     }
 
@@ -86,66 +73,45 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         }
         guard first else { return }
         if let error { continuation.finish(throwing: error) } else { continuation.finish() }
-        close()
     }
 
-    private func close() {
-        let (session, task, timer): (URLSession?, URLSessionDataTask?, DispatchSourceTimer?) = lock.withLock {
-            defer { self.session = nil; self.task = nil; self.timer = nil }
-            return (self.session, self.task, self.timer)
-        }
-        timer?.cancel()
-        task?.cancel()
-        session?.invalidateAndCancel()
-    }
-
-    /// (Re)starts the one timeout: `failure` unless something arrives within `seconds`.
-    private func armTimer(after seconds: Double, failure: Failure) {
-        lock.withLock {
-            guard let timer, !finished else { return }
-            timeoutFailure = failure
-            deadline = .now() + seconds
-            timer.schedule(deadline: deadline)
-        }
-    }
-
-    private func timeoutFired() {
-        let failure: Failure? = lock.withLock { DispatchTime.now() >= deadline ? timeoutFailure : nil }
-        if let failure { finish(throwing: failure) }  // else it was re-armed meanwhile
-    }
-
-    // MARK: URLSessionDataDelegate
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        let http = response as? HTTPURLResponse
-        armTimer(after: idleTimeout, failure: .idleTimeout)
-        continuation.yield(.head(status: http?.statusCode ?? 0,
-                                 contentType: http?.value(forHTTPHeaderField: "Content-Type") ?? ""))
-        completionHandler(.allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        armTimer(after: idleTimeout, failure: .idleTimeout)
-        continuation.yield(.body(data))
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        if let error = error as? URLError, error.code == .cancelled {
-            finish(throwing: Failure.cancelled)
-        } else if let error = error as? URLError {
-            finish(throwing: Failure.transport(error.code, error.localizedDescription))
-        } else if let error {
-            finish(throwing: Failure.transport(.unknown, "\(error)"))
-        } else {
-            finish(throwing: nil)
+    private func run() {
+        guard let handle else { return }
+        let callbacks = nb_http_callbacks(
+            context: Unmanaged.passUnretained(self).toOpaque(),
+            on_head: { context, status, contentType in
+                let exchange = Unmanaged<HTTPExchange>.fromOpaque(context!).takeUnretainedValue()
+                exchange.continuation.yield(.head(status: Int(status), contentType: String(cString: contentType!)))
+            },
+            on_body: { context, bytes, count in
+                let exchange = Unmanaged<HTTPExchange>.fromOpaque(context!).takeUnretainedValue()
+                exchange.continuation.yield(.body(Data(bytes: bytes!, count: count)))
+            })
+        var message = [CChar](repeating: 0, count: 512)
+        let result = nb_http_perform(handle, callbacks, &message, message.count)
+        let text = string(message)
+        switch result {
+        case NB_HTTP_DONE: finish(throwing: nil)
+        case NB_HTTP_CANCELLED: finish(throwing: Failure.cancelled)
+        case NB_HTTP_CONNECT_TIMEOUT: finish(throwing: Failure.connectTimeout)
+        case NB_HTTP_IDLE_TIMEOUT: finish(throwing: Failure.idleTimeout)
+        case NB_HTTP_CANNOT_CONNECT: finish(throwing: Failure.transport(.cannotConnect, text))
+        case NB_HTTP_HOST_NOT_FOUND: finish(throwing: Failure.transport(.hostNotFound, text))
+        case NB_HTTP_LOST: finish(throwing: Failure.transport(.connectionLost, text))
+        case NB_HTTP_TLS: finish(throwing: Failure.transport(.tls, text))
+        default: finish(throwing: Failure.transport(.other, text))
         }
     }
+}
 
-    // Redirects are not followed: a chat endpoint that redirects a POST is misconfigured,
-    // and a redirect to another host would carry the Authorization header there.
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
-        completionHandler(nil)
-    }
+/// The NUL-terminated text in `buffer`.
+private func string(_ buffer: [CChar]) -> String {
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+/// `body` with `strings` as an array of C strings that lives for the call.
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    return body(copies.map { UnsafePointer($0) })
 }

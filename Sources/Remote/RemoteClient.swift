@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import JSON
 
 /// A client of one OpenAI-compatible server (llama-server, vLLM, Ollama, hosted APIs):
@@ -209,15 +206,11 @@ public final class RemoteClient: Sendable {
 
     private func send(method: String, path: String, body: JSONValue?) async throws(RemoteError) -> HTTPExchange {
         if Task.isCancelled { throw error(.cancelled, "cancelled") }
-        var request = URLRequest(url: endpoint.url(path))
-        request.httpMethod = method
-        request.setValue(body == nil ? "application/json" : "text/event-stream, application/json", forHTTPHeaderField: "Accept")
-        if let body {
-            request.httpBody = Data(body.serialized.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        if let apiKey { request.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization") }
-        return HTTPExchange(request: request, connectTimeout: connectTimeout, idleTimeout: idleTimeout)
+        var headers = [("Accept", body == nil ? "application/json" : "text/event-stream, application/json")]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        if let apiKey { headers.append(("Authorization", "Bearer \(apiKey.value)")) }
+        return HTTPExchange(url: endpoint.url(path), method: method, headers: headers, body: body.map { Data($0.serialized.utf8) },
+                            connectTimeout: connectTimeout, idleTimeout: idleTimeout)
     }
 
     /// Reads a whole JSON response; an HTTP error becomes a `RemoteError` with the server's message.
@@ -263,17 +256,13 @@ public final class RemoteClient: Sendable {
         case .connectTimeout: return error(.timedOut, "no response within \(Self.format(connectTimeout)) s")
         case .idleTimeout: return error(.timedOut, "no data for \(Self.format(idleTimeout)) s")
         case .cancelled: return error(.cancelled, "cancelled")
-        case let .transport(code, text):
-            switch code {
-            case .cannotConnectToHost: return error(.cannotConnect, "cannot connect (connection refused)")
-            case .cannotFindHost, .dnsLookupFailed: return error(.cannotConnect, "cannot connect (host not found)")
-            case .notConnectedToInternet: return error(.cannotConnect, "cannot connect (network unreachable)")
-            case .timedOut: return error(.timedOut, "timed out")
-            case .networkConnectionLost: return error(.truncated, "the connection was lost")
-            case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-                 .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected:
-                return error(.transport, "TLS failed: \(text)")
-            default: return error(.transport, text)
+        case let .transport(what, text):
+            switch what {
+            case .cannotConnect: return error(.cannotConnect, "cannot connect (\(text))")
+            case .hostNotFound: return error(.cannotConnect, "cannot connect (host not found)")
+            case .connectionLost: return error(.truncated, "the connection was lost")
+            case .tls: return error(.transport, "TLS failed: \(text)")
+            case .other: return error(.transport, text)
             }
         }
     }
@@ -283,9 +272,30 @@ public final class RemoteClient: Sendable {
         var message = (try? JSONValue.parse(text)).flatMap { Self.errorMessage(in: $0) }
         if message == nil {
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            message = trimmed.isEmpty ? HTTPURLResponse.localizedString(forStatusCode: status) : excerpt(trimmed, limit: 300)
+            message = trimmed.isEmpty ? Self.reasonPhrase(status) : excerpt(trimmed, limit: 300)
         }
         return error(.httpStatus(status), "HTTP \(status): \(message!)")
+    }
+
+    /// RFC 9110's reason phrase of the statuses a chat server sends, for an error without a body.
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 400: return "bad request"
+        case 401: return "unauthorized"
+        case 403: return "forbidden"
+        case 404: return "not found"
+        case 405: return "method not allowed"
+        case 408: return "request timeout"
+        case 413: return "content too large"
+        case 422: return "unprocessable content"
+        case 429: return "too many requests"
+        case 500: return "internal server error"
+        case 501: return "not implemented"
+        case 502: return "bad gateway"
+        case 503: return "service unavailable"
+        case 504: return "gateway timeout"
+        default: return (300..<400).contains(status) ? "redirected (not followed)" : "no message"
+        }
     }
 
     /// The message in an error body: OpenAI's and llama-server's `{"error": {"message": ...}}`,

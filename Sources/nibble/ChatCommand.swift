@@ -2,6 +2,7 @@ import ArgumentParser
 import Chat
 import Foundation
 import Inference
+import Remote
 
 extension Nibble {
     /// The chat REPL (the default command): history, chat template, streamed replies,
@@ -17,6 +18,10 @@ extension Nibble {
         @Option(help: "Replay a saved conversation non-interactively (at --precision) and report which replies change.") var replay: String?
         @Option(help: "The system prompt.") var system: String?
         @Option(help: "A chat template: a name from Prompts/templates (chatml, llama2, llama3, gemma, mistral) or a .jinja file.") var template: String?
+        @Option(name: .customLong("server"), help: ArgumentHelp("An OpenAI-compatible server (llama-server, vLLM, Ollama): URL or NAME=URL; repeatable. The chat starts on its first model unless --model is given.", valueName: "[NAME=]URL"))
+        var servers: [String] = []
+        @Option(name: .customLong("api-key-env"), help: ArgumentHelp("The environment variable holding the servers' API key (sent as a bearer token, written nowhere).", valueName: "VAR"))
+        var apiKeyEnv: String?
         @Flag(name: .customLong("no-history"), help: "Do not read or write the history of typed lines (also NIBBLE_NO_HISTORY=1).") var noHistory = false
 
         func validate() throws {
@@ -35,10 +40,32 @@ extension Nibble {
             var conversation = loaded ?? Conversation()
             if let system { conversation.systemPrompt = system }
 
-            let settings = EngineSettings(path: try model.modelPath(), precision: model.precision, threads: model.threads,
+            let served: ServedModels
+            do {
+                served = try ServedModels(arguments: servers, apiKeyVariable: apiKeyEnv)
+            } catch let error as RemoteError {
+                throw CLIError(error.description)
+            }
+            // With servers, the chat starts on the first served model that answers; the local
+            // file (--model, else the default one) is what /model PATH, /compare and /replay
+            // at a precision use, and the chat starts on it only when no server answers.
+            let path = served.isEmpty ? try model.modelPath() : ((try? model.modelPath()) ?? ModelOptions.defaultModelPath)
+            let settings = EngineSettings(path: path, precision: model.precision, threads: model.threads,
                                           context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes(),
                                           adapter: model.adapter)
-            let session = try ChatSession(settings: settings, templateOverride: template, conversation: conversation)
+            // Every server is asked for its models; one that does not answer is one line, not the end.
+            let failures = served.refreshAll(shouldStop: { Interrupt.shared.isSet })
+            for failure in failures { Terminal.writeError(Style.red("error: ") + Terminal.visible(failure.description) + "\n") }
+            let start: any Generator
+            if let first = served.firstAvailable {
+                start = first
+            } else {
+                if !served.isEmpty {
+                    Terminal.writeError(Style.dim("no server answered: starting on the local model \(path)") + "\n")
+                }
+                start = try LocalEngine(settings: settings)
+            }
+            let session = try ChatSession(generator: start, settings: settings, templateOverride: template, conversation: conversation)
             if loaded == nil {
                 // Nibble's defaults, then the model's own generation settings, then the flags.
                 var chatSettings = ChatSettings(modelDefaults: session.local?.samplingDefaults ?? [:])
@@ -48,7 +75,7 @@ extension Nibble {
             }
             session.renderShouldStop = { Interrupt.shared.isSet }
             let interactive = isatty(STDIN_FILENO) != 0
-            let repl = ChatREPL(session: session, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
+            let repl = ChatREPL(session: session, served: served, input: makeLineInput(historyFile: LineInputHistory.defaultPath(disabled: noHistory), completer: ChatREPL.completions),
                                 interactive: interactive)
             if let warning = ModelOptions.precisionWarning(session.local) { repl.note(warning) }
             if let warning = session.templateWarning { repl.fail(warning) }

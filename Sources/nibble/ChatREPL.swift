@@ -10,6 +10,8 @@ import Tokenizers
 /// with the model and history it had.
 final class ChatREPL {
     let session: ChatSession
+    /// The servers of `--server` and their models.
+    let served: ServedModels
     let input: LineInput
     /// stdin is a terminal: prompts, colours, the edit line.
     let interactive: Bool
@@ -20,8 +22,10 @@ final class ChatREPL {
     /// "reading 566 tokens of history at q8 …", "packing weights for nf4 …" (stderr).
     let progress = ProgressLine()
 
-    init(session: ChatSession, input: LineInput, interactive: Bool) {
+    init(session: ChatSession, served: ServedModels, input: LineInput, interactive: Bool) {
         self.session = session
+        self.served = served
+        Self.servedNames = served.completionNames
         self.input = input
         self.interactive = interactive
     }
@@ -137,7 +141,7 @@ final class ChatREPL {
     // MARK: - Commands
 
     struct Command {
-        enum Argument { case none, text, precision, setting, preset, path, replay, compare }
+        enum Argument { case none, text, precision, setting, preset, path, model, replay, compare }
         let names: [String]
         let usage: String
         let summary: String
@@ -147,7 +151,7 @@ final class ChatREPL {
 
     static let commands: [Command] = [
         Command(names: ["/help", "/?"], usage: "/help", summary: "list the commands", argument: .none) { repl, _ in repl.help() },
-        Command(names: ["/model"], usage: "/model [PATH]", summary: "load another model (the conversation stays); alone: the model in use", argument: .path) { repl, arg in try repl.loadModel(arg) },
+        Command(names: ["/model"], usage: "/model [PATH|NAME|NAME/MODEL]", summary: "load another model file or switch to a served model (the conversation stays); alone: every model there is", argument: .model) { repl, arg in try repl.loadModel(arg) },
         Command(names: ["/adapter"], usage: "/adapter [PATH|off]", summary: "put a LoRA adapter on (a PEFT folder or a GGUF LoRA file), take it off, or show the one in use", argument: .path) { repl, arg in try repl.adapter(arg) },
         Command(names: ["/reload"], usage: "/reload", summary: "read the model file again", argument: .none) { repl, _ in try repl.reload() },
         Command(names: ["/precision"], usage: "/precision [NAME]", summary: "switch precision (f32 f16 bf16 q8 q4 nf4 q2 native auto; 32 16 8 4 2, where 16 = bf16), or list them with their memory", argument: .precision) { repl, arg in try repl.precision(arg) },
@@ -161,8 +165,8 @@ final class ChatREPL {
         Command(names: ["/clear"], usage: "/clear", summary: "forget the messages (the system prompt stays)", argument: .none) { repl, _ in try repl.clear() },
         Command(names: ["/save"], usage: "/save [FILE]", summary: "save the conversation as JSON (/save! FILE replaces a file that is not an earlier save of it)", argument: .path) { repl, arg in try repl.save(arg) },
         Command(names: ["/load"], usage: "/load FILE", summary: "load a saved conversation", argument: .path) { repl, arg in try repl.load(arg) },
-        Command(names: ["/replay"], usage: "/replay [FILE] [--precision P] [--adapter PATH|off] [--greedy]", summary: "re-run each user turn (at P, with the adapter and seed its reply was written with, or the ones given) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
-        Command(names: ["/compare"], usage: "/compare P1 P2 [TEXT]", summary: "answer the same message at two precisions, with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
+        Command(names: ["/replay"], usage: "/replay [FILE] [--model M] [--precision P] [--adapter PATH|off] [--greedy]", summary: "re-run each user turn (on model M: a file or a served model; at P, with the adapter and seed its reply was written with, or the ones given) and show which replies change", argument: .replay) { repl, arg in try repl.replay(arg) },
+        Command(names: ["/compare"], usage: "/compare A B [TEXT]", summary: "answer the same message on two of: local precisions and served models (NAME, NAME/MODEL), with memory and speed", argument: .compare) { repl, arg in try repl.compare(arg) },
         Command(names: ["/export"], usage: "/export [FILE.md]", summary: "write a Markdown transcript (default: in the sessions folder; /export! FILE.md replaces another file)", argument: .path) { repl, arg in try repl.export(arg) },
         Command(names: ["/template"], usage: "/template [TEXT]", summary: "print the exact prompt the model would get next", argument: .text) { repl, arg in try repl.showTemplate(arg) },
         Command(names: ["/tokens"], usage: "/tokens [TEXT]", summary: "TEXT's tokens as id 'piece'; alone: how many tokens the next prompt takes", argument: .text) { repl, arg in try repl.showTokens(arg) },
@@ -226,14 +230,57 @@ final class ChatREPL {
 
     private func loadModel(_ path: String) throws {
         guard !path.isEmpty else {
-            say("model: \(describeModel()) — \(modelLocation) (/model PATH loads another)")
+            listModels()
             return
         }
+        if let generator = try progress.run("asking the servers", { try served.resolve(path, shouldStop: { Interrupt.shared.isSet }, notice: note) }) {
+            Self.servedNames = served.completionNames
+            try session.use(generator)
+            say("now on \(describeModel()) (template: \(session.templateOrigin))")
+            return
+        }
+        Self.servedNames = served.completionNames
         let notice = try progress.run("loading \(path)") { try session.loadModel(path: UserPaths.expandingTilde(path)) }
         say("loaded \(describeModel()) (template: \(session.templateOrigin))")
         if let notice { note(notice) }
         if let warning = session.templateWarning { fail(warning) }
         if let warning = ModelOptions.precisionWarning(session.local) { note(warning) }
+    }
+
+    /// `/model` alone: the local file and every served model (each server asked now); a
+    /// server that does not answer is one line saying so.
+    private func listModels() {
+        if served.isEmpty {
+            say("model: \(describeModel()) — \(modelLocation) (/model PATH loads another; nibble chat --server [NAME=]URL adds served models)")
+            return
+        }
+        let d = session.descriptor
+        let marker = { (on: Bool) in on ? "*" : " " }
+        say("models (* in use):")
+        if let local = session.local, case let .local(path, precision) = d.location {
+            say(" * \(d.name) at \(precision), \(local.contextLength)-token context — \(path)")
+        } else {
+            let path = session.engineSettings.path
+            say("   local file \(path)" + (FileManager.default.fileExists(atPath: path) ? "" : " (not found)") + " — /model PATH loads it")
+        }
+        _ = progress.run("asking the servers") { served.refreshAll(shouldStop: { Interrupt.shared.isSet }) }
+        Self.servedNames = served.completionNames
+        for server in served.servers {
+            if let failure = server.failure {
+                say("   \(server.label): \(failure.description)")
+                continue
+            }
+            if server.models.isEmpty { say("   \(server.label): \(server.endpoint.displayURL) lists no model") }
+            for model in server.models {
+                let on = d.server == server.endpoint.displayURL && d.name == model
+                let name = server.models.count == 1 ? server.label : server.label + "/" + model
+                say(" \(marker(on)) \(name) — \(model) on \(server.endpoint.displayURL)")
+            }
+            if d.server == server.endpoint.displayURL, !server.models.contains(d.name) {
+                say(" * \(server.label)/\(d.name) — \(d.name) on \(server.endpoint.displayURL) (not in the server's list)")
+            }
+        }
+        say("switch with /model NAME, /model NAME/MODEL or /model PATH")
     }
 
     private func adapter(_ argument: String) throws {
@@ -267,7 +314,20 @@ final class ChatREPL {
         say("reloaded \(describeModel())")
     }
 
+    /// The precision names a local model takes.
+    static var localPrecisionNames: String { Precision.allCases.map(\.rawValue).joined(separator: " ") }
+
     private func precision(_ argument: String) throws {
+        if session.local == nil {
+            let d = session.descriptor
+            let local = "local precisions: \(Self.localPrecisionNames) (for \(session.engineSettings.path), /model PATH)"
+            if argument.isEmpty {
+                say("precision: chosen by the server \(d.server ?? "?") for \(d.name)")
+                say(local)
+                return
+            }
+            throw ChatError("\(d.name) is served by \(d.server ?? "a server"), which chose its precision; \(local)")
+        }
         let model = try session.localModel(for: "/precision")
         let current = model.descriptor.precision ?? "?"
         if argument.isEmpty {
@@ -487,29 +547,61 @@ final class ChatREPL {
             }
             precision = p
         }
-        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--precision P] [--adapter PATH|off] [--greedy]") }
+        var target: (any Generator)?
+        if let flag = words.firstIndex(of: "--model") {
+            guard words.indices.contains(flag + 1) else { throw ChatError("usage: /replay [FILE] [--model M] [--precision P]") }
+            let value = words[flag + 1]
+            words.removeSubrange(flag...(flag + 1))
+            target = try model(named: value, precision: precision)
+        }
+        guard words.count <= 1 else { throw ChatError("usage: /replay [FILE] [--model M] [--precision P] [--adapter PATH|off] [--greedy]") }
         let recorded = try words.first.map { try Conversation.load(from: UserPaths.expandingTilde($0)) } ?? session.conversation
-        try runReplay(recorded, precision: precision, adapter: adapter, greedy: greedy)
+        try runReplay(recorded, on: target, precision: precision, adapter: adapter, greedy: greedy)
+    }
+
+    /// A served model by name, else a model file loaded (at `precision`) beside the one in use.
+    private func model(named name: String, precision: Precision?) throws -> any Generator {
+        if let generator = try progress.run("asking the servers", { try served.resolve(name, shouldStop: { Interrupt.shared.isSet }, notice: note) }) {
+            return generator
+        }
+        let path = UserPaths.expandingTilde(name)
+        guard FileManager.default.fileExists(atPath: path) else {
+            let names = served.completionNames
+            throw ChatError("\(name): no such model file" + (names.isEmpty ? "" : " and no served model of that name (\(names.joined(separator: ", ")))"))
+        }
+        if case let .local(current, _) = session.descriptor.location, current == path, let local = session.local { return local }
+        return try progress.run("loading \(name)") { try session.loadLocal(path: path, precision: precision) }
     }
 
     /// Replays `recorded`, printing each turn and a summary line; returns how many changed.
     @discardableResult
-    func runReplay(_ recorded: Conversation, precision: Precision?, adapter: ChatSession.ReplayAdapter = .asRecorded,
-                   greedy: Bool = false) throws -> (changed: Int, total: Int) {
+    func runReplay(_ recorded: Conversation, on target: (any Generator)? = nil, precision: Precision?,
+                   adapter: ChatSession.ReplayAdapter = .asRecorded, greedy: Bool = false) throws -> (changed: Int, total: Int) {
         guard recorded.messages.contains(where: { $0.role == .user }) else { throw ChatError("nothing to replay: the conversation has no user turns") }
         defer { Interrupt.shared.reset() }
-        let model = try session.localModel(for: "/replay")
-        let target = precision.flatMap { try? model.resolve($0) }
-        let label = (target ?? model.format).rawValue
-        let turns = try session.replay(recorded, precision: precision, adapter: adapter, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
+        // The model it runs on: the one given, else the one in use (the local file when a
+        // precision is asked for while a served model is in use).
+        var runsOn = target ?? session.generator
+        if precision != nil, !(runsOn is any TokenGenerator) {
+            runsOn = try progress.run("loading \(session.engineSettings.path)") { try session.localModelOrLoad() }
+        }
+        let label: String
+        if let model = runsOn as? any TokenGenerator {
+            label = "at " + ((precision.flatMap { try? model.resolve($0) } ?? model.format).rawValue)
+        } else {
+            label = "on \(runsOn.descriptor.name) (\(runsOn.descriptor.server ?? "served"))"
+        }
+        let backAt = precision != nil && runsOn === session.generator
+        let turns = try session.replay(recorded, on: runsOn, precision: precision, adapter: adapter, greedy: greedy, shouldStop: { Interrupt.shared.isSet },
             onTurnStart: { number, user, old in
                 self.endLine()
                 self.sayStyled(Style.bold("turn \(number)") + ": " + Self.oneLine(user, limit: 70))
                 if let old {
                     let with = old.adapter.map { ", adapter " + Terminal.visible(($0.path as NSString).lastPathComponent) } ?? ""
-                    self.sayStyled(Style.dim("  recorded (\(Terminal.visible(old.precision ?? "?"))\(with)): ") + Self.oneLine(old.content, limit: 400))
+                    let by = old.server.map { "\(old.model ?? "?") on \($0)" } ?? old.precision ?? "?"
+                    self.sayStyled(Style.dim("  recorded (\(Terminal.visible(by))\(with)): ") + Self.oneLine(old.content, limit: 400))
                 }
-                Terminal.write(Style.dim("  now (\(label)):") + " ")
+                Terminal.write(Style.dim("  now (\(Terminal.visible(label))):") + " ")
             },
             events: { event in
                 if case let .text(piece) = event {
@@ -524,14 +616,14 @@ final class ChatREPL {
                 if turn.recorded == nil {
                     self.note("  (no recorded reply)")
                 } else if let at = turn.firstDivergence {
-                    self.sayStyled("  " + Style.red("changed") + " at token \(at)")
+                    self.sayStyled("  " + Style.red("changed") + " at \(turn.divergenceInCharacters ? "character" : "token") \(at)")
                 } else {
                     self.say("  same")
                 }
             })
         let changed = turns.filter(\.changed).count
-        say("replay at \(label)\(greedy ? ", greedy" : ""): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
-            + (precision == nil ? "" : "; back at \(model.descriptor.precision ?? "?")"))
+        say("replay \(Terminal.visible(label))\(greedy ? ", greedy" : ""): \(changed) of \(turns.count) repl\(turns.count == 1 ? "y" : "ies") changed"
+            + (backAt ? "; back at \(session.descriptor.precision ?? "?")" : ""))
         let unseeded = turns.filter { $0.changed && $0.unseeded }.count
         if unseeded > 0 {
             note("\(unseeded) of the changed replies were sampled without a recorded seed: their differences may be sampling alone (/replay --greedy compares greedy replies)")
@@ -541,34 +633,46 @@ final class ChatREPL {
 
     private func compare(_ argument: String) throws {
         let words = argument.split(separator: " ", maxSplits: 2).map(String.init)
-        guard words.count >= 2 else { throw ChatError("usage: /compare P1 P2 [TEXT]") }
-        var precisions: [Precision] = []
+        guard words.count >= 2 else { throw ChatError("usage: /compare A B [TEXT] (A, B: precisions or served models)") }
+        var sides: [CompareSide] = []
         for word in words.prefix(2) {
-            guard let p = Precision(argument: word) else {
-                throw ChatError("unknown precision '\(word)' (one of: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
+            if let p = Precision(argument: word) {
+                sides.append(.precision(p))
+            } else if let generator = try progress.run("asking the servers", { try served.resolve(word, shouldStop: { Interrupt.shared.isSet }, notice: note) }) {
+                sides.append(.model(generator))
+            } else {
+                let names = served.completionNames
+                throw ChatError("unknown precision or served model '\(word)' (precisions: \(Precision.allCases.map(\.rawValue).joined(separator: ", "))"
+                    + (names.isEmpty ? "" : "; served: \(names.joined(separator: ", "))") + ")")
             }
-            precisions.append(p)
         }
         defer { Interrupt.shared.reset() }
-        let results = try session.compare(precisions, text: words.count > 2 ? words[2] : nil, shouldStop: { Interrupt.shared.isSet },
+        let results = try session.compare(sides, text: words.count > 2 ? words[2] : nil, shouldStop: { Interrupt.shared.isSet },
             onStart: { name in
                 self.endLine()
-                self.sayStyled(Style.bold("── \(name)"))
+                self.sayStyled(Style.bold("── \(Terminal.visible(name))"))
             },
             events: show)
         endLine()
         for r in results {
-            say(String(format: "%-5@ weights %@, RSS %@, %d tokens, %.1f tok/s, first token %.2f s, %@", r.precision as NSString,
-                       Self.megabytes(r.weightBytes) as NSString, (r.residentBytes.map { Self.megabytes($0) } ?? "?") as NSString,
-                       r.stats.generatedTokens, r.stats.decodeTokensPerSecond, r.stats.ttftSeconds, r.stats.stopReason as NSString))
+            if let server = r.server {
+                say(String(format: "%@ on %@: %d tokens, %.1f tok/s, first token %.2f s, %@", r.precision as NSString, server as NSString,
+                           r.stats.generatedTokens, r.stats.decodeTokensPerSecond, r.stats.ttftSeconds, r.stats.stopReason as NSString))
+            } else {
+                say(String(format: "%-5@ weights %@, RSS %@, %d tokens, %.1f tok/s, first token %.2f s, %@", r.precision as NSString,
+                           Self.megabytes(r.weightBytes) as NSString, (r.residentBytes.map { Self.megabytes($0) } ?? "?") as NSString,
+                           r.stats.generatedTokens, r.stats.decodeTokensPerSecond, r.stats.ttftSeconds, r.stats.stopReason as NSString))
+            }
         }
         if results.count == 2 {
             if results[0].reply == results[1].reply {
                 say("the replies are identical")
-            } else {
-                let tokenizer = try session.localModel(for: "/compare").tokenizer
+            } else if results.allSatisfy({ $0.server == nil }), let tokenizer = session.local?.tokenizer {
                 let (a, b) = (tokenizer.encode(results[0].reply), tokenizer.encode(results[1].reply))
                 say("the replies differ from token \(zip(a, b).prefix { $0 == $1 }.count) on")
+            } else {
+                let (a, b) = (Array(results[0].reply), Array(results[1].reply))
+                say("the replies differ from character \(zip(a, b).prefix { $0 == $1 }.count) on")
             }
         }
     }
@@ -576,6 +680,11 @@ final class ChatREPL {
     // MARK: Inspection
 
     private func showTemplate(_ text: String) throws {
+        if session.local == nil {
+            let d = session.descriptor
+            say("\(d.name) is served by \(d.server ?? "a server"), which applies its own chat template to the messages: there is no prompt to show here")
+            return
+        }
         let prompt = try session.pendingPrompt(adding: text.isEmpty ? nil : text)
         Terminal.write(Terminal.visible(prompt.text))
         if !prompt.text.hasSuffix("\n") { Terminal.write("\n") }
@@ -666,6 +775,10 @@ final class ChatREPL {
     // MARK: - Completion
 
     /// Candidates for the last word of `line` (the text before the cursor).
+    /// Served models as `/model` takes them (`NAME`, `NAME/MODEL`), updated whenever the
+    /// servers are asked for their models.
+    nonisolated(unsafe) static var servedNames: [String] = []
+
     static func completions(_ line: String) -> [String] {
         let words = line.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
         let current = words.last ?? ""
@@ -677,7 +790,8 @@ final class ChatREPL {
         func matching(_ options: [String]) -> [String] { options.filter { $0.hasPrefix(current) } }
         switch command.argument {
         case .precision: return position == 1 ? matching(precisionNames) : []
-        case .compare: return position <= 2 ? matching(precisionNames) : []
+        case .compare: return position <= 2 ? matching(precisionNames + servedNames) : []
+        case .model: return position == 1 ? matching(servedNames) + EditLineInput.pathCandidates(current) : []
         case .setting: return position == 1 ? matching(ChatSettings.parameterNames) : []
         case .preset: return position == 1 ? matching(PromptLibrary.presetNames()) : []
         case .path:
@@ -686,7 +800,8 @@ final class ChatREPL {
         case .replay:
             if words[position - 1] == "--precision" { return matching(precisionNames) }
             if words[position - 1] == "--adapter" { return matching(["off"]) + EditLineInput.pathCandidates(current) }
-            if current.hasPrefix("-") { return matching(["--precision", "--adapter", "--greedy"]) }
+            if words[position - 1] == "--model" { return matching(servedNames) + EditLineInput.pathCandidates(current) }
+            if current.hasPrefix("-") { return matching(["--model", "--precision", "--adapter", "--greedy"]) }
             return EditLineInput.pathCandidates(current)
         case .none, .text: return []
         }

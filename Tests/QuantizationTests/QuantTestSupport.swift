@@ -124,6 +124,28 @@ let simdLevels: [nb_isa] = [NB_ISA_AVX2, NB_ISA_AVXVNNI, NB_ISA_AVX512, NB_ISA_N
 /// The scalar path and every SIMD level.
 let allLevels: [nb_isa] = [NB_ISA_SCALAR] + simdLevels
 
+/// Runs `body` with vdpbf16ps allowed or not (on a CPU with AVX512-BF16 the AVX-512 bf16
+/// kernels without it run only so), then restores.
+func withBFloat16DotProducts<T>(_ allowed: Bool, _ body: () throws -> T) rethrows -> T {
+    let previous = nb_bf16_dot_products(allowed ? 1 : 0)
+    defer { _ = nb_bf16_dot_products(previous) }
+    return try body()
+}
+
+/// The AVX-512 bf16 kernels without vdpbf16ps (a no-op where AVX-512 is missing: `body` is
+/// then not run).
+func withoutBFloat16DotProducts(_ body: () -> Void) {
+    guard nb_isa_supported(NB_ISA_AVX512) != 0 else { return }
+    withBFloat16DotProducts(false, body)
+}
+
+/// `x` rounded to bf16 (to nearest even) and back: the activations bf16 weights multiply.
+func roundedToBFloat16(_ x: Float) -> Float {
+    let bits = x.bitPattern
+    guard !x.isNaN else { return x }
+    return Float(bitPattern: ((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16) << 16)
+}
+
 /// Runs `body` with the kernels dispatched to `isa` (if the CPU has it), then restores.
 func withISA<T>(_ isa: nb_isa, _ body: () throws -> T) rethrows -> T {
     let previous = nb_force_isa(isa)

@@ -48,6 +48,20 @@ import Testing
         #expect(streamError.kind == .cannotConnect)
     }
 
+    @Test func httpsToAPlainServerIsOneTLSLine() async throws {
+        // The fake server speaks plain HTTP: the TLS handshake fails, and says so in one line.
+        let endpoint = try ServerEndpoint.parse("https://127.0.0.1:\(fake.endpoint.baseURL.port!)")
+        let error = try await #require(throws: RemoteError.self) { try await RemoteClient(endpoint: endpoint).models() }
+        #expect(error.kind == .transport)
+        #expect(error.description.hasPrefix("server \(endpoint.displayURL): TLS failed: "))
+        #expect(!error.description.contains("\n"))
+    }
+
+    @Test func aRedirectIsNotFollowed() async throws {
+        let error = try await #require(throws: RemoteError.self) { try await client().complete(request("redirect")) }
+        #expect(error.kind == .httpStatus(307))
+    }
+
     @Test func http5xxCarriesTheServersOwnMessage() async throws {
         let e500 = try await #require(throws: RemoteError.self) { try await client().stream(request("error500")) { _ in } }
         #expect(e500.kind == .httpStatus(500))

@@ -33,6 +33,12 @@ nb_isa nb_detected_isa(void);
 int nb_isa_supported(nb_isa isa);
 /// Forces the dispatch to `isa` (ignored unless supported). Returns the previous one.
 nb_isa nb_force_isa(nb_isa isa);
+/// Whether bf16 weights are multiplied with vdpbf16ps now (AVX-512 level, a CPU with
+/// AVX512-BF16, and not turned off by nb_bf16_dot_products).
+int nb_bf16_dot_products_active(void);
+/// Tests: allows (1) or forbids (0) vdpbf16ps, so that the AVX-512 bf16 kernels without it run
+/// on a CPU that has it. Returns the previous setting.
+int nb_bf16_dot_products(int allowed);
 /// "scalar", "avx2", "avxvnni", "avx512", "neon"; nb_parse_isa is its inverse (-1 for other names).
 const char *nb_isa_name(nb_isa isa);
 int nb_parse_isa(const char *name);
@@ -125,7 +131,7 @@ void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, in
 //   name  block  bytes  bits   GGML type  activations  packable
 //   f32       1      4  32     F32        f32          yes
 //   f16       1      2  16     F16        f32          yes
-//   bf16      1      2  16     BF16       f32          yes
+//   bf16      1      2  16     BF16       f32 → bf16   yes   (rounded by the kernel)
 //   q8       32     34   8.5   Q8_0       q8a          yes
 //   q4       32     20   5.0   Q4_1       q8a          yes
 //   nf4      64     32  ≈4.13  -          q8a          yes   (side arrays: nb_nf4_layout)
