@@ -48,7 +48,7 @@ int main(void) {
             const int rows = shapes[s][0], k = shapes[s][1];
             void *w = packed(f, rows, k);
             for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
-                if (!nb_isa_supported(lv)) continue;
+                if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
                 nb_force_isa(lv);
                 for (int v = 0; v < variants(f, lv); v++) {
                     nb_bf16_dot_products(v == 0);
@@ -70,7 +70,7 @@ int main(void) {
         const int rows = 65536, k = 576;
         void *w = packed(f, rows, k);
         for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
-            if (!nb_isa_supported(lv)) continue;
+            if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
             nb_force_isa(lv);
             for (int v = 0; v < variants(f, lv); v++) {
                 nb_bf16_dot_products(v == 0);
@@ -98,7 +98,7 @@ int main(void) {
     float q[3 * 64], out[3 * 64];
     for (int i = 0; i < 3 * 64; i++) q[i] = frand();
     for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
-        if (!nb_isa_supported(lv)) continue;
+        if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
         nb_force_isa(lv);
         for (int cached = 0; cached <= 1; cached++) {
             double best = 1e9;

@@ -147,7 +147,8 @@ void nb_activation_gate(nb_mlp_activation act, float *gate, const float *up, int
 #if defined(__x86_64__)
     switch (nb_active_isa()) {
     case NB_ISA_AVX512: gate_avx512(gelu, gate, up, n); return;
-    case NB_ISA_AVX2: gate_avx2(gelu, gate, up, n); return;
+    case NB_ISA_AVX2:
+    case NB_ISA_AVXVNNI: gate_avx2(gelu, gate, up, n); return;
     default: break;
     }
 #endif
@@ -158,7 +159,8 @@ float nb_exp_sum_f32(float *x, int64_t n, float sub) {
 #if defined(__x86_64__)
     switch (nb_active_isa()) {
     case NB_ISA_AVX512: return exp_sum_avx512(x, n, sub);
-    case NB_ISA_AVX2: return exp_sum_avx2(x, n, sub);
+    case NB_ISA_AVX2:
+    case NB_ISA_AVXVNNI: return exp_sum_avx2(x, n, sub);
     default: break;
     }
 #endif

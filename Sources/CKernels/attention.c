@@ -122,7 +122,7 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
     if (isa == NB_ISA_AVX512 && hd % 16 == 0) { scores = scores_avx512; values = values_avx512; }
-    else if ((isa == NB_ISA_AVX2 || isa == NB_ISA_AVX512) && hd % 8 == 0) { scores = scores_avx2; values = values_avx2; }
+    else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { scores = scores_avx2; values = values_avx2; }
 #endif
     float s[NB_ATT_MAXG * NB_ATT_CHUNK];
     int64_t off[NB_ATT_CHUNK];

@@ -7,11 +7,22 @@
 
 static _Atomic int active = -1;
 
+/// AVX2 + FMA + AVX-VNNI: what the avxvnni level needs (on its own or below AVX-512).
+static int has_avxvnni(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avxvnni");
+#else
+    return 0;
+#endif
+}
+
 nb_isa nb_detected_isa(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
         return NB_ISA_AVX512;
+    if (has_avxvnni()) return NB_ISA_AVXVNNI;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return NB_ISA_AVX2;
     return NB_ISA_SCALAR;
 #elif defined(__aarch64__)
@@ -25,6 +36,7 @@ int nb_parse_isa(const char *name) {
     if (!name) return -1;
     if (!strcmp(name, "scalar")) return NB_ISA_SCALAR;
     if (!strcmp(name, "avx2")) return NB_ISA_AVX2;
+    if (!strcmp(name, "avxvnni")) return NB_ISA_AVXVNNI;
     if (!strcmp(name, "avx512")) return NB_ISA_AVX512;
     if (!strcmp(name, "neon")) return NB_ISA_NEON;
     return -1;
@@ -34,6 +46,7 @@ const char *nb_isa_name(nb_isa isa) {
     switch (isa) {
     case NB_ISA_SCALAR: return "scalar";
     case NB_ISA_AVX2: return "avx2";
+    case NB_ISA_AVXVNNI: return "avxvnni";
     case NB_ISA_AVX512: return "avx512";
     case NB_ISA_NEON: return "neon";
     }
@@ -52,6 +65,8 @@ int nb_isa_supported(nb_isa isa) {
     nb_isa best = nb_detected_isa();
     if (isa == NB_ISA_SCALAR) return 1;
     if (best == NB_ISA_NEON) return isa == NB_ISA_NEON;
+    // Not every AVX-512 CPU has AVX-VNNI (Zen 4, Ice Lake have AVX-512 VNNI only).
+    if (isa == NB_ISA_AVXVNNI) return has_avxvnni();
     return isa != NB_ISA_NEON && isa <= best;
 }
 
@@ -96,7 +111,7 @@ const char *nb_cpu_features(void) {
 }
 
 /// Whether the CPU has AVX-512 VNNI (the AVX-512 kernels' dot products).
-static int has_vnni(void) {
+static int has_avx512vnni(void) {
 #if defined(__x86_64__)
     static _Atomic int cached = -1;
     int v = atomic_load_explicit(&cached, memory_order_relaxed);
@@ -113,7 +128,8 @@ static int has_vnni(void) {
 
 int nb_kernel_level(void) {
     switch (nb_active_isa()) {
-    case NB_ISA_AVX512: return has_vnni() ? 2 : 1;
+    case NB_ISA_AVX512: return has_avx512vnni() ? 3 : has_avxvnni() ? 2 : 1;
+    case NB_ISA_AVXVNNI: return 2;
     case NB_ISA_AVX2: return 1;
     default: return 0;
     }
@@ -153,7 +169,7 @@ NB_AVX2 static uint64_t stream_read_avx2(const uint8_t *p, int64_t bytes) {
 uint64_t nb_stream_read(const void *p, int64_t bytes) {
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
-    if (isa == NB_ISA_AVX2 || isa == NB_ISA_AVX512) return stream_read_avx2((const uint8_t *)p, bytes);
+    if (nb_isa_has_avx2(isa)) return stream_read_avx2((const uint8_t *)p, bytes);
 #endif
     const uint64_t *w = (const uint64_t *)p;
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;

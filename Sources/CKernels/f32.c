@@ -99,7 +99,8 @@ float nb_dot_f32(const float *a, const float *b, int64_t n) {
 #if defined(__x86_64__)
     switch (nb_active_isa()) {
     case NB_ISA_AVX512: return dot_avx512(a, b, n);
-    case NB_ISA_AVX2: return dot_avx2(a, b, n);
+    case NB_ISA_AVX2:
+    case NB_ISA_AVXVNNI: return dot_avx2(a, b, n);
     default: break;
     }
 #endif
@@ -108,7 +109,7 @@ float nb_dot_f32(const float *a, const float *b, int64_t n) {
 
 void nb_axpy_f32(float a, const float *x, float *y, int64_t n) {
 #if defined(__x86_64__)
-    if (nb_active_isa() >= NB_ISA_AVX2) { axpy_avx2(a, x, y, n); return; }
+    if (nb_isa_has_avx2(nb_active_isa())) { axpy_avx2(a, x, y, n); return; }
 #endif
     axpy_scalar(a, x, y, n);
 }
@@ -123,7 +124,7 @@ void nb_matmul_f32(const float *w, const float *x, float *y, int64_t k, int64_t 
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
     if (isa == NB_ISA_AVX512 && k % 16 == 0) r = prefill_4xn_f32_avx512(w, x, y, k, n_tokens, ld_y, r, row_end);
-    else if ((isa == NB_ISA_AVX2 || isa == NB_ISA_AVX512) && k % 8 == 0) r = prefill_4xn_f32_avx2(w, x, y, k, n_tokens, ld_y, r, row_end);
+    else if (nb_isa_has_avx2(isa) && k % 8 == 0) r = prefill_4xn_f32_avx2(w, x, y, k, n_tokens, ld_y, r, row_end);
 #endif
     for (; r < row_end; r++)
         for (int64_t t = 0; t < n_tokens; t++) y[t * ld_y + r] = nb_dot_f32(w + r * k, x + t * k, k);

@@ -546,7 +546,7 @@ enum {
     GGML_IQ4_XS = 23, GGML_BF16 = 30,
 };
 
-#define KERNELS(NAME) {nb_mm_##NAME##_scalar, nb_mm_##NAME##_avx2, nb_mm_##NAME##_avx512}
+#define KERNELS(NAME) {nb_mm_##NAME##_scalar, nb_mm_##NAME##_avx2, nb_mm_##NAME##_avxvnni, nb_mm_##NAME##_avx512}
 #define BPW(block, bytes) ((double)(bytes) * 8 / (block))
 
 // The format table. Columns of info: name, block, block bytes, bits per weight, GGML

@@ -104,19 +104,19 @@ static inline float nb_nf4_absmax(const uint8_t *base, const nb_nf4_layout *l, i
 
 // ---- dispatch ----------------------------------------------------------------------
 
-/// Whether to take the AVX2 + FMA + F16C paths (AVX-512 machines take them too where a
-/// kernel has no AVX-512 version).
+/// Whether to take the AVX2 + FMA + F16C paths (the avxvnni and avx512 levels take them too
+/// where a kernel has no version of its own at that level).
 static inline int nb_use_avx2(void) {
 #if defined(__x86_64__)
-    nb_isa isa = nb_active_isa();
-    return isa == NB_ISA_AVX2 || isa == NB_ISA_AVX512;
+    return nb_isa_has_avx2(nb_active_isa());
 #else
     return 0;
 #endif
 }
 
-/// The table's kernel slot for the active level: 0 scalar, 1 AVX2, 2 AVX-512 (taken only
-/// with VNNI, which those kernels use).
+/// The table's kernel slot for the active level: 0 scalar, 1 AVX2, 2 AVX2 + AVX-VNNI, 3 AVX-512
+/// (taken only with AVX-512 VNNI, which those kernels use; an AVX-512 CPU without it takes
+/// slot 2 if it has AVX-VNNI, else 1).
 int nb_kernel_level(void);
 
 // ---- the format table -----------------------------------------------------------------
@@ -133,9 +133,10 @@ typedef struct {
     void (*pack)(const float *src, int64_t rows, int64_t k, void *dst);
     /// Blocks → f32; NULL for nf4, whose scales live in side arrays (nb_unpack_row).
     nb_unpack_fn unpack;
-    /// [0] scalar, [1] AVX2, [2] AVX-512 + VNNI; NULL: the level below. f32/f16/bf16 have
-    /// one entry that dispatches itself (their SIMD paths agree with scalar to rounding).
-    nb_matmul_fn matmul[3];
+    /// [0] scalar, [1] AVX2, [2] AVX2 + AVX-VNNI, [3] AVX-512 + VNNI; NULL: the level below.
+    /// f32/f16/bf16 have one entry that dispatches itself (their SIMD paths agree with scalar
+    /// to rounding).
+    nb_matmul_fn matmul[4];
 } nb_format_row;
 
 extern const nb_format_row nb_formats[NB_FMT_COUNT];
@@ -165,12 +166,14 @@ static inline void nb_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t 
     }
 }
 
-// Kernels (matmul_q.c, matmul_k.c, simd_avx2.c, simd_avx512.c, matmul_half.c, f32.c).
+// Kernels (matmul_q.c, matmul_k.c, simd_avx2.c, simd_avxvnni.c, simd_avx512.c, matmul_half.c, f32.c).
 #define NB_DECLARE_KERNELS(NAME)                                                                         \
     void nb_mm_##NAME##_scalar(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, \
                                int64_t, int64_t, int64_t);                                               \
     void nb_mm_##NAME##_avx2(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t,   \
                              int64_t, int64_t, int64_t);                                                 \
+    void nb_mm_##NAME##_avxvnni(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t,\
+                                int64_t, int64_t, int64_t);                                              \
     void nb_mm_##NAME##_avx512(const void *, int64_t, int64_t, const float *, const void *, float *, int64_t, \
                                int64_t, int64_t, int64_t);
 NB_DECLARE_KERNELS(q8)

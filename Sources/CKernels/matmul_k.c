@@ -3,7 +3,7 @@
 //
 // As for the 32-block formats (matmul_q.c), each block gives an exact integer dot product
 // and the f32 part has one fixed order, so the scalar path here and the SIMD paths
-// (matmul_k_simd.h, for AVX2 and AVX-512 VNNI) agree bit for bit. Per (row, token):
+// (matmul_k_simd.h, for AVX2, AVX-VNNI and AVX-512 VNNI) agree bit for bit. Per (row, token):
 //
 //   acc = 0, accm = 0
 //   for each 256-block b in order:
@@ -140,6 +140,10 @@ NB_K_ENTRIES(q6_K, NB_FMT_Q6_K)
 #define NB_K_FALLBACK(NAME)                                                                                     \
     void nb_mm_##NAME##_avx2(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,     \
                              int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                           \
+        nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
+    }                                                                                                           \
+    void nb_mm_##NAME##_avxvnni(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
+                                int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                        \
         nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
     }                                                                                                           \
     void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \

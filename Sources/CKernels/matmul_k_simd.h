@@ -1,7 +1,7 @@
 // SIMD kernels of the K-quants (q4_K, q5_K, q6_K) against nb_q8k activations, as a
-// template: the including file defines NB_T (target attribute), NB_VNNI (1: AVX-512 VNNI's
-// dot products, 16-row prefill tiles) and NB_KENTRY(NAME) (the entry points' names), and
-// includes <immintrin.h>, matmul_q.h and matmul_q_simd.h first (whose rows-in-lanes helpers
+// template: the including file defines NB_T (target attribute), NB_VNNI (1: VNNI's dot
+// products, NB_DPBUSD/NB_DPWSSD), NB_W512 (1: AVX-512, 16-row prefill tiles in zmm; see
+// matmul_q_simd.h) and NB_KENTRY(NAME) (the entry points' names), and includes <immintrin.h>, matmul_q.h and matmul_q_simd.h first (whose rows-in-lanes helpers
 // it uses). The arithmetic is matmul_k.c's: exact int32 block sums, then one f32 order.
 //
 // Decode: a block is decoded into 8 vectors of 32 unsigned codes (vector v = elements
@@ -24,7 +24,7 @@ typedef struct {
 
 NB_T NB_INLINE __m256i kdot(__m256i acc, __m256i q, __m256i x, __m256i sc16) {
 #if NB_VNNI
-    return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(q, x), sc16);
+    return NB_DPWSSD(acc, _mm256_maddubs_epi16(q, x), sc16);
 #else
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), sc16));
 #endif
@@ -123,13 +123,38 @@ NB_T NB_INLINE __m128i q8k_sums32(const nb_q8k *x) {
 }
 
 #if NB_VNNI
+// The int16 scales of q6_K sub-blocks (a, b | c, d), 4 lanes each, from the block's 16 int8
+// scales (sc8) or the same as int16 (sc16): vpermw with AVX-512, else pshufb + vpmovsxbw.
+NB_T NB_INLINE __m256i q6_pick(__m128i sc8, __m256i sc16, const int a, const int b, const int c, const int d) {
+#if NB_W512
+    (void)sc8;
+    return _mm256_permutexvar_epi16(_mm256_setr_epi16(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d), sc16);
+#else
+    (void)sc16;
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_setr_epi8(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d)));
+#endif
+}
+
+// The int16 scales of q4_K/q5_K sub-blocks (s0, s1 | s0, s1), 4 lanes each, from k4_scales'
+// vector (the 8 scales in both 128-bit halves): vpermw with AVX-512, else pshufb.
+NB_T NB_INLINE __m256i k4_pick(__m256i sc, const int s0, const int s1) {
+#if NB_W512
+    return _mm256_permutexvar_epi16(_mm256_setr_epi16(s0, s0, s0, s0, s1, s1, s1, s1, s0, s0, s0, s0, s1, s1, s1, s1), sc);
+#else
+    const char a = (char)(2 * s0), b = (char)(2 * s1);
+    return _mm256_shuffle_epi8(sc, _mm256_setr_epi8(a, a + 1, a, a + 1, a, a + 1, a, a + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1,
+                                                    a, a + 1, a, a + 1, a, a + 1, a, a + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1));
+#endif
+}
+
 // q6_K decode with VNNI: per code vector one _mm256_dpbusd_epi32 (8 int32 sums of 4, each
 // |·| ≤ 4 · 63 · 127 < 2^15), two vectors packed to int16 (exact) and multiplied by their
 // sub-blocks' scales with one _mm256_dpwssd_epi32; then the −32 · Σ sc · bsum term. Half the
 // instructions of the maddubs/madd route per block. Returns 8 int32 partial sums of isum.
 NB_T NB_INLINE __m256i q6k_dot_vnni(const nb_block_q6_K *b, const nb_q8k *x) {
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     __m256i acc = _mm256_setzero_si256();
     for (int j = 0; j < 2; j++) {
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * j));
@@ -143,14 +168,12 @@ NB_T NB_INLINE __m256i q6k_dot_vnni(const nb_block_q6_K *b, const nb_q8k *x) {
                                _mm256_srli_epi16(_mm256_and_si256(bh, _mm256_set1_epi8((char)0xC0)), 2));
         for (int u = 0; u < 2; u++) {  // vectors v = 4j + 2u, v + 1: sub-blocks 2v, 2v + 1, 2v + 2, 2v + 3
             const int v = 4 * j + 2 * u, s0 = 2 * v;
-            const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[2 * u],
+            const __m256i p0 = NB_DPBUSD(_mm256_setzero_si256(), q[2 * u],
                                                    _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v)));
-            const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[2 * u + 1],
+            const __m256i p1 = NB_DPBUSD(_mm256_setzero_si256(), q[2 * u + 1],
                                                    _mm256_loadu_si256((const __m256i *)(x->qs + 32 * v + 32)));
             // int16 lanes: [p0 0..3 (sub s0), p1 0..3 (s0 + 2) | p0 4..7 (s0 + 1), p1 4..7 (s0 + 3)]
-            const __m256i idx = _mm256_setr_epi16(s0, s0, s0, s0, s0 + 2, s0 + 2, s0 + 2, s0 + 2,
-                                                  s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
-            acc = _mm256_dpwssd_epi32(acc, _mm256_packs_epi32(p0, p1), _mm256_permutexvar_epi16(idx, sc16));
+            acc = NB_DPWSSD(acc, _mm256_packs_epi32(p0, p1), q6_pick(sc8, sc16, s0, s0 + 2, s0 + 1, s0 + 3));
         }
     }
     const __m256i bsums = _mm256_loadu_si256((const __m256i *)x->bsums);
@@ -177,12 +200,11 @@ NB_T NB_INLINE __m256i q45k_dot_vnni(nb_format fmt, const uint8_t *blk, const nb
             q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c), one), 4));
             q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * c + 1), one), 4));
         }
-        const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q0, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c)));
-        const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q1, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c + 32)));
+        const __m256i p0 = NB_DPBUSD(_mm256_setzero_si256(), q0, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c)));
+        const __m256i p1 = NB_DPBUSD(_mm256_setzero_si256(), q1, _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c + 32)));
         // int16 lanes [p0 0..3, p1 0..3 | p0 4..7, p1 4..7]: sub-blocks 2c, 2c + 1 in each half
         const int s0 = 2 * c, s1 = 2 * c + 1;
-        const __m256i idx = _mm256_setr_epi16(s0, s0, s0, s0, s1, s1, s1, s1, s0, s0, s0, s0, s1, s1, s1, s1);
-        acc = _mm256_dpwssd_epi32(acc, _mm256_packs_epi32(p0, p1), _mm256_permutexvar_epi16(idx, sc));
+        acc = NB_DPWSSD(acc, _mm256_packs_epi32(p0, p1), k4_pick(sc, s0, s1));
     }
     kb->d = _cvtsh_ss(b4->d);  // q4_K and q5_K both start with d, dmin
     kb->dmin = _cvtsh_ss(b4->dmin);
@@ -258,8 +280,9 @@ NB_T NB_INLINE void kmatvec8(nb_format fmt, const uint8_t *w, size_t row_bytes, 
 // As for the 32-block formats (matmul_q_simd.h): PR rows per tile, lane i of every vector is
 // row r0 + i. Per 256-block the rows' codes are decoded two 32-code vectors at a time and
 // transposed so that vector j holds each row's codes 4j...4j+3; every token of the group then
-// takes 8 multiply-adds per vector (VNNI: _mm512_dpbusd_epi32 with the token's 4 bytes
-// broadcast, times the sub-block scale with _mm512_mullo_epi32; AVX2: _mm256_maddubs_epi16
+// takes 8 multiply-adds per vector (VNNI: vpdpbusd with the token's 4 bytes broadcast, on
+// 16 rows in a zmm with AVX-512 and 8 in a ymm with AVX-VNNI, times the sub-block scale with
+// vpmulld; AVX2: _mm256_maddubs_epi16
 // summed in int16 where it cannot overflow, times the scale with _mm256_madd_epi16) into an
 // exact int32 block sum per lane, kept per token in L1 between the passes. The mins
 // (q4_K, q5_K) and q6_K's −32 are products of int16 pairs (row's scales or mins, token's
@@ -299,7 +322,7 @@ typedef struct {
     pvf d, dmin;
 } kparams;
 
-#if NB_VNNI
+#if NB_W512
 #define PV_GATHER(offs, p) _mm512_i32gather_epi32(offs, (const void *)(p), 1)
 #define PV_AND(a, b) _mm512_and_si512(a, b)
 #define PV_OR(a, b) _mm512_or_si512(a, b)
@@ -348,7 +371,7 @@ NB_T NB_INLINE void kparams_of(nb_format fmt, const uint8_t *blk0, pvi offs, kpa
             const pvi g = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, scales) + 4 * k);
             for (int m = 0; m < 4; m++) p->sc[4 * k + m] = kscale(PV_SRAI(PV_SLLI(g, 24 - 8 * m), 24));
             // int16 halves: a = (sext b0, sext b2), bb = (sext b1, sext b3)
-#if NB_VNNI
+#if NB_W512
             const pvi a = _mm512_srai_epi16(_mm512_slli_epi16(g, 8), 8), bb = _mm512_srai_epi16(g, 8);
 #else
             const pvi a = _mm256_srai_epi16(_mm256_slli_epi16(g, 8), 8), bb = _mm256_srai_epi16(g, 8);
@@ -387,8 +410,8 @@ NB_T NB_INLINE pvi kdot_scaled(nb_format fmt, pvi s, const pvi *v, const int8_t 
 #if NB_VNNI
     (void)fmt;
     pvi p = PV_ZEROI();
-    for (int j = 0; j < n; j++) p = _mm512_dpbusd_epi32(p, v[j], _mm512_set1_epi32(load_i32(x + 4 * j)));
-    return _mm512_add_epi32(s, _mm512_mullo_epi32(p, sc));
+    for (int j = 0; j < n; j++) p = PV_DPBUSD(p, v[j], PV_SETI(load_i32(x + 4 * j)));
+    return PV_ADDI(s, PV_MULLO(p, sc));
 #else
     // int16 pair sums ≤ 2·umax·127 per vector: 8 of them for q4_K (umax 15), 4 for q5_K, 2 for q6_K
     const int G = fmt == NB_FMT_Q4_K ? 8 : fmt == NB_FMT_Q5_K ? 4 : 2;
@@ -404,7 +427,7 @@ NB_T NB_INLINE pvi kdot_scaled(nb_format fmt, pvi s, const pvi *v, const int8_t 
 
 NB_T NB_INLINE pvi pv_dpwssd(pvi acc, pvi a, int32_t b) {
 #if NB_VNNI
-    return _mm512_dpwssd_epi32(acc, a, _mm512_set1_epi32(b));
+    return PV_DPWSSD(acc, a, PV_SETI(b));
 #else
     return _mm256_add_epi32(acc, _mm256_madd_epi16(a, _mm256_set1_epi32(b)));
 #endif

@@ -16,17 +16,18 @@
 // q4_0 w = q − 8, q5_0 w = q − 16 (signed, dW = d); q5_1 w = q (0...31), dW = d, mW = m.
 // x = nb_q8a qs, dX = its d, sX = its s.
 //
-// The SIMD code is one template (matmul_q_simd.h) compiled twice: for AVX2 (simd_avx2.c) and
-// for AVX-512 with VNNI (simd_avx512.c); every path makes the same exact int32 block sums,
-// so the same floats.
+// The SIMD code is one template (matmul_q_simd.h) compiled three times: for AVX2
+// (simd_avx2.c), for AVX2 with AVX-VNNI (simd_avxvnni.c: 256-bit vpdpbusd for the dot
+// products) and for AVX-512 with VNNI (simd_avx512.c); every path makes the same exact int32
+// block sums, so the same floats.
 //
-// Decode on AVX2 (and for q2 and nf4 on AVX-512) puts 8 rows in the 8 lanes: each row's block
-// dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (_mm256_dpbusd_epi32 with VNNI; signed
+// Decode on AVX2 (and for q2 and nf4 with VNNI) puts 8 rows in the 8 lanes: each row's block
+// dot is _mm256_maddubs_epi16 + _mm256_madd_epi16 (one vpdpbusd on AVX-512; signed
 // weights use |w| and sign(x, w), which is also right for w = -128; nf4's int16 weights take
 // two _mm256_madd_epi16 with the activations widened to int16), and 8 of them are reduced
 // together (unpack/add, no horizontal adds) into one vector of 8 exact block sums, with the
-// rows' scales gathered into a small table per 64 blocks. Prefill, and decode on AVX-512,
-// put rows in the lanes too (8 on AVX2, 16 in a zmm on AVX-512) but transpose each row's
+// rows' scales gathered into a small table per 64 blocks. Prefill, and decode with VNNI
+// (AVX-VNNI, AVX-512), put rows in the lanes too (8 in a ymm, 16 in a zmm on AVX-512) but transpose each row's
 // weights once per block so that a lane's multiply-adds sum its own row's block: no
 // reduction, one convert and FMA per 8 or 16 (row, token) pairs (matmul_q_simd.h, "rows in
 // lanes"). nf4 prefill puts 8 tokens in the lanes and runs 2 rows at a time.
@@ -111,6 +112,12 @@ void nb_matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tok
         const qmat m = qmat_of(FMT, w, rows, k);                                                                \
         nb_matmul_q_avx2(&m, xq, y, n_tokens, ld_y, r0, r1);                                                    \
     }                                                                                                           \
+    void nb_mm_##NAME##_avxvnni(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
+                                int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                        \
+        (void)x;                                                                                                \
+        const qmat m = qmat_of(FMT, w, rows, k);                                                                \
+        nb_matmul_q_avxvnni(&m, xq, y, n_tokens, ld_y, r0, r1);                                                 \
+    }                                                                                                           \
     void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \
                                int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                         \
         (void)x;                                                                                                \
@@ -121,6 +128,10 @@ void nb_matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tok
 #define NB_Q32_SIMD(NAME, FMT)                                                                                  \
     void nb_mm_##NAME##_avx2(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,     \
                              int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                           \
+        nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
+    }                                                                                                           \
+    void nb_mm_##NAME##_avxvnni(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
+                                int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                        \
         nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
     }                                                                                                           \
     void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \

@@ -57,9 +57,11 @@ static inline float nf4_dw(const qmat *m, int64_t r, int64_t g) {
         }                                                                                   \
     } while (0)
 
-// The SIMD paths (simd_avx2.c, simd_avx512.c) of the 32-block formats.
+// The SIMD paths (simd_avx2.c, simd_avxvnni.c, simd_avx512.c) of the 32-block formats.
 void nb_matmul_q_avx2(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin,
                       int64_t row_end);
+void nb_matmul_q_avxvnni(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
+                         int64_t row_begin, int64_t row_end);
 void nb_matmul_q_avx512(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,
                         int64_t row_begin, int64_t row_end);
 void nb_matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens, int64_t ld_y,

@@ -1,7 +1,12 @@
 // SIMD kernels of the 32-block formats, as a template: the including file defines
-//   NB_T      the target attribute of every function (NB_T or NB_AVX512),
-//   NB_VNNI   1 to take _mm256_dpbusd_epi32 for the int8 dot products (AVX-512 VNNI),
-//   NB_QENTRY the name of the entry point (nb_matmul_q_avx2, nb_matmul_q_avx512),
+//   NB_T      the target attribute of every function (NB_AVX2, NB_AVXVNNI, NB_AVX512VNNI),
+//   NB_VNNI   1 to take VNNI's multiply-adds for the int8 dot products: NB_DPBUSD and
+//             NB_DPWSSD, the 256-bit vpdpbusd/vpdpwssd (AVX-VNNI's _mm256_dpbusd_avx_epi32
+//             or AVX-512 VNNI's _mm256_dpbusd_epi32, the same operation); 0: AVX2's
+//             _mm256_maddubs_epi16 + _mm256_madd_epi16,
+//   NB_W512   1 for the AVX-512 parts (16-row tiles in zmm, rows-in-lanes decode, vpermw...;
+//             needs NB_VNNI 1), 0 for 256-bit vectors only,
+//   NB_QENTRY the name of the entry point (nb_matmul_q_avx2, _avxvnni, _avx512),
 // and includes <immintrin.h> and matmul_q.h first. See matmul_q.c for the arithmetic.
 
 #ifndef NB_INLINE
@@ -89,10 +94,13 @@ NB_T NB_INLINE __m256i nf4_dot(__m256i wlo, __m256i whi, __m256i xlo, __m256i xh
 
 // 8 int32 partial sums of w·x (aw = |w| for signed weights, else w): lane i sums elements
 // 4i...4i+3, exactly (|w| ≤ 128 and |x| ≤ 127, so the int16 pairs cannot saturate).
+// vpdpbusd on AVX-512 only: at the AVX-VNNI level decode's 8-row reduction (matvec8, there
+// only q2's) ran slower with it than with maddubs + madd on Zen 5 (q2 640 × 2048: 28 → 40 us;
+// compiled with AVX-512's 32 registers allowed, 25 us), for a reason not found.
 NB_T NB_INLINE __m256i block_dot(int is_signed, __m256i w, __m256i aw, __m256i x) {
     const __m256i u = is_signed ? aw : w, s = is_signed ? _mm256_sign_epi8(x, w) : x;
-#if NB_VNNI
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#if NB_W512
+    return NB_DPBUSD(_mm256_setzero_si256(), u, s);
 #else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 #endif
@@ -307,15 +315,15 @@ typedef void (*tile_fn)(const qmat *, const nb_q8a *const *, const __m256i *, co
 NB_DEFINE_TILE(tile_nf4_1, NB_FMT_NF4, 1)
 NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 
-// ---- prefill (and AVX-512 decode): rows in lanes -----------------------------------------
+// ---- prefill (and decode with VNNI): rows in lanes -----------------------------------------
 //
-// Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2, 16 in a
-// zmm on AVX-512; AVX2 q5_0 and q4_0 take two ymm, prefill_tile16s): lane i of every vector
-// is one row. Per 32-block the PR rows' codes are
+// Every format but nf4 (and q2 at one token). A tile is PR rows (8 in a ymm on AVX2 and
+// AVX-VNNI, 16 in a zmm on AVX-512; AVX2 q5_0 and q4_0 take two ymm, prefill_tile16s): lane i
+// of every vector is one row. Per 32-block the PR rows' codes are
 // decoded once, as unsigned bytes u = w + off (off: q8 128 with VNNI, q4_0 8, q5_0 16, else 0),
 // and transposed so that vector j holds each row's elements 4j...4j+3 in its lane; then for
-// every token of the group 8 multiply-adds (_mm512_dpbusd_epi32 with the token's 4 bytes
-// broadcast from memory; AVX2: _mm256_maddubs_epi16 + _mm256_madd_epi16) give each lane its
+// every token of the group 8 multiply-adds (vpdpbusd with the token's 4 bytes broadcast from
+// memory, zmm or ymm; AVX2: _mm256_maddubs_epi16 + _mm256_madd_epi16) give each lane its
 // row's exact block sum Σu·x, and − off·Σx (per token and block, made once per call) makes it
 // Σw·x. No horizontal reduction is left: the f32 work is one convert, one multiply (dW·dX)
 // and one FMA per PR (row, token) pairs, into an accumulator tile of the group's tokens that
@@ -327,11 +335,13 @@ NB_DEFINE_TILE(tile_nf4_2, NB_FMT_NF4, 2)
 // On AVX-512 q4_0, q5_0, q4 and q5_1 tiles are decoded straight from the rows' 16 code bytes
 // (decode16_nib, lanes in pi order) and the scales come from plain loads; with that, one token
 // costs fewer instructions per block than decode's 8-row reduction (matvec8), so AVX-512
-// decode takes this path too. Each tile prefetches the rows of a later tile (the next one
+// decode takes this path too; AVX-VNNI decode does as well (8 rows; q4_0 and q4 from their
+// code bytes by decode8_nib, the others by ucodes and a transpose, still faster than matvec8
+// there). Each tile prefetches the rows of a later tile (the next one
 // when it runs over many tokens, NB_PREFETCH_TILES ahead at ≤ 4 tokens) into L2, a part per
 // block, so that rows stream from memory while the tile computes.
 
-#if NB_VNNI
+#if NB_W512
 #define PR 16
 #else
 #define PR 8
@@ -423,7 +433,7 @@ NB_T NB_INLINE void transpose8x8(const __m256i *c, __m256i *v) {
     }
 }
 
-#if NB_VNNI
+#if NB_W512
 typedef __m512i pvi;
 typedef __m512 pvf;
 // 16 rows' codes → v[j], lane i = bytes 4j...4j+3 of c[i].
@@ -474,6 +484,8 @@ NB_T NB_INLINE void pscales(const uint8_t *base, __m512i offs, __m512 *d, __m512
 #define PV_CVT(a) _mm512_cvtepi32_ps(a)
 #define PV_MULLO(a, b) _mm512_mullo_epi32(a, b)
 #define PV_STORE_ROWS(p, v, R) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (R)) - 1), v)
+#define PV_DPBUSD(acc, a, b) _mm512_dpbusd_epi32(acc, a, b)
+#define PV_DPWSSD(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
 #else
 typedef __m256i pvi;
 typedef __m256 pvf;
@@ -515,6 +527,10 @@ NB_T NB_INLINE void pv_store_rows(float *p, __m256 v, int R) {
     for (int i = 0; i < R; i++) p[i] = o[i];
 }
 #define PV_STORE_ROWS(p, v, R) pv_store_rows(p, v, R)
+#if NB_VNNI
+#define PV_DPBUSD(acc, a, b) NB_DPBUSD(acc, a, b)
+#define PV_DPWSSD(acc, a, b) NB_DPWSSD(acc, a, b)
+#endif
 #endif
 
 /// s + Σ_{j < 8} v[j] · (bytes 4j...4j+3 of x) per lane, exactly (v unsigned, x signed;
@@ -525,10 +541,10 @@ NB_T NB_INLINE pvi pdot8(nb_format fmt, pvi s, const pvi *v, const pvi *a, const
     (void)fmt; (void)a;
     pvi s1 = PV_ZEROI();
     for (int j = 0; j < 8; j += 2) {
-        s = _mm512_dpbusd_epi32(s, v[j], _mm512_set1_epi32(load_i32(x + 4 * j)));
-        s1 = _mm512_dpbusd_epi32(s1, v[j + 1], _mm512_set1_epi32(load_i32(x + 4 * j + 4)));
+        s = PV_DPBUSD(s, v[j], PV_SETI(load_i32(x + 4 * j)));
+        s1 = PV_DPBUSD(s1, v[j + 1], PV_SETI(load_i32(x + 4 * j + 4)));
     }
-    return _mm512_add_epi32(s, s1);
+    return PV_ADDI(s, s1);
 #else
     const int G = fmt == NB_FMT_Q8 ? 1 : (fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1) ? 4 : 8;
     for (int j = 0; j < 8; j += G) {
@@ -545,7 +561,7 @@ NB_T NB_INLINE pvi pdot8(nb_format fmt, pvi s, const pvi *v, const pvi *a, const
 #endif
 }
 
-#if NB_VNNI
+#if NB_W512
 /// Whether a format's tile is decoded straight from the blocks' 16 code bytes (q4_0, q5_0, q4,
 /// q5_1 on AVX-512), with its lanes in the order pi_lane: lane 4L + k is row 4k + L.
 NB_T NB_INLINE int nib_tile(nb_format fmt) {
@@ -620,6 +636,31 @@ NB_T NB_INLINE void decode16_nib(nb_format fmt, const uint8_t *const *rows, int6
 }
 #endif
 
+#if NB_VNNI && !NB_W512
+/// 8 rows' block b of q4_0 or q4 as unsigned codes, lane i = row i: the rows' 16 qs bytes
+/// two to a ymm (rows g and 4 + g) and transposed as dwords (8 unpacks, where ucodes and
+/// transpose8x8 take 8 shifts and 24 shuffles), then split into nibbles: decode16_nib on
+/// 256 bits.
+NB_T NB_INLINE void decode8_nib(nb_format fmt, const uint8_t *const *rows, int64_t b, __m256i *v) {
+    const size_t o = fmt == NB_FMT_Q4_0 ? (size_t)b * sizeof(nb_block_q4_0) + offsetof(nb_block_q4_0, qs)
+                                        : (size_t)b * sizeof(nb_block_q4) + offsetof(nb_block_q4, qs);
+    __m256i z[4];  // z[g]: row g (low 128 bits), row 4 + g (high)
+    for (int g = 0; g < 4; g++)
+        z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(rows[g] + o))),
+                                       _mm_loadu_si128((const __m128i *)(rows[4 + g] + o)), 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    // g[j], lane i: bytes 4j...4j+3 of row i's qs
+    const __m256i g[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                          _mm256_unpackhi_epi64(t1, t3)};
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_and_si256(g[j], low4);                            // elements 4j...4j+3
+        v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(g[j], 4), low4);  // elements 16 + 4j...
+    }
+}
+#endif
+
 /// Rows r0...r0+R-1 (R ≤ PR) against tokens t0...t0+T-1 (T ≤ NB_PR_TOKENS). corr: per
 /// token and block −uoff·Σx (when uoff ≠ 0).
 NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq, const int32_t *corr, float *y,
@@ -636,7 +677,7 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
     const uint8_t *rows[PR];
     for (int i = 0; i < PR; i++) rows[i] = row_of(m, r0 + (i < R ? i : R - 1));
     const uint8_t *base = rows[0];
-#if NB_VNNI
+#if NB_W512
     const int pi = nib_tile(fmt);
     const pvi offs = pi ? prow_offsets_pi(m->row_bytes, R) : prow_offsets(m->row_bytes, R);
 #else
@@ -647,7 +688,7 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
         prefetch_part(next, next_bytes, part, b);
         pvi v[8], a[8];
         pvf dw, mw = PV_ZEROF();
-#if NB_VNNI
+#if NB_W512
         if (pi) {
             // d (and m), qh: q4_0 [d], q4 [d m], q5_0 [d qh], q5_1 [d m qh]
             __m512i lo, hi, h;
@@ -660,10 +701,16 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
         } else
 #endif
         {
-            __m256i c[PR];
-            for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
-            transpose_rows(c, v);
-#if NB_VNNI
+#if NB_VNNI && !NB_W512
+            if (fmt == NB_FMT_Q4_0 || fmt == NB_FMT_Q4) decode8_nib(fmt, rows, b, v);
+            else
+#endif
+            {
+                __m256i c[PR];
+                for (int i = 0; i < PR; i++) c[i] = ucodes(fmt, rows[i], b, (int)(b & 1));
+                transpose_rows(c, v);
+            }
+#if NB_W512
             if (fmt == NB_FMT_Q8) {  // d: the first 2 bytes of a block
                 __m512i lo;
                 head16(rows, scale_offset(fmt, b), 0, &lo, NULL);
@@ -687,7 +734,7 @@ NB_T NB_INLINE void prefill_tile(const qmat *m, nb_format fmt, const nb_q8a *xq,
     for (int t = 0; t < T; t++) {
         pvf out = PV_LOADF(acc + t * PR);
         if (has_min) out = PV_ADDF(out, PV_LOADF(summ + t * PR));
-#if NB_VNNI
+#if NB_W512
         if (pi) out = _mm512_permutexvar_ps(pi_lanes(), out);  // pi_lane is its own inverse
 #endif
         PV_STORE_ROWS(y + (t0 + t) * ld_y + r0, out, R);
@@ -842,8 +889,10 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
                                   int64_t row_begin, int64_t row_end) {
     const int64_t nb = m->nb;
     // Decode: 8 rows in the lanes with a reduction (matvec8) on AVX2, and for q2 and nf4; rows
-    // in the lanes (as prefill) on AVX-512, where it takes fewer instructions per block and
-    // streams the rows from memory faster (prefetching tiles ahead).
+    // in the lanes (as prefill) with VNNI, where it takes fewer instructions per block and
+    // streams the rows from memory faster (prefetching tiles ahead): on AVX-512 in zmm, on
+    // AVX-VNNI 8 rows in a ymm (Zen 5, 640 × 2048 in cache: q8 34 → 30 us against AVX2's
+    // matvec8, q4_0 39 → 30, q5_0 52 → 44; matvec8 with vpdpbusd took 54 for q8).
     if (n_tokens == 1 && (!NB_VNNI || m->fmt == NB_FMT_Q2 || m->fmt == NB_FMT_NF4)) {
         switch (m->fmt) {
         case NB_FMT_Q8: matvec_q8_simd(m, xq, y, row_begin, row_end); break;

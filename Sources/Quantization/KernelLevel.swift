@@ -1,7 +1,7 @@
 import CKernels
 
 /// The instruction-set level the C kernels run at: the best the CPU has, or a lower one
-/// named by the environment variable `NIBBLE_ISA` (`scalar`, `avx2`, `avx512`), so every
+/// named by the environment variable `NIBBLE_ISA` (`scalar`, `avx2`, `avxvnni`, `avx512`), so every
 /// path can be run and measured on a machine that has it.
 public enum KernelLevel {
     public static let variable = "NIBBLE_ISA"
@@ -12,7 +12,7 @@ public enum KernelLevel {
     public static var detected: String { String(cString: nb_isa_name(nb_detected_isa())) }
     /// The levels this CPU can run, lowest first.
     public static var supported: [String] {
-        [NB_ISA_SCALAR, NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }
+        [NB_ISA_SCALAR, NB_ISA_AVX2, NB_ISA_AVXVNNI, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }
             .map { String(cString: nb_isa_name($0)) }
     }
 
@@ -22,7 +22,7 @@ public enum KernelLevel {
         guard let value = environment[variable], !value.isEmpty else { return nil }
         let level = nb_parse_isa(value)
         if level < 0 {
-            return "\(variable)=\(value) is not a kernel level (one of: scalar, avx2, avx512)"
+            return "\(variable)=\(value) is not a kernel level (one of: scalar, avx2, avxvnni, avx512)"
         }
         if nb_isa_supported(nb_isa(UInt32(level))) == 0 {
             return "\(variable)=\(value): this CPU does not have it (it has: \(supported.joined(separator: ", ")))"

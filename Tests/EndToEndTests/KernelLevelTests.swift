@@ -7,9 +7,9 @@ import Testing
         let run = try nibble(["info", "--model", try requireModel()])
         #expect(run.status == 0, "\(run.stderr)")
         let line = try #require(run.stdout.split(separator: "\n").first { $0.hasPrefix("kernels") })
-        // "kernels        avx512 (this CPU: scalar, avx2, avx512; NIBBLE_ISA picks a lower one)"
+        // "kernels        avx512 (this CPU: scalar, avx2, avxvnni, avx512; NIBBLE_ISA picks a lower one)"
         let words = line.split(whereSeparator: { " (),;:".contains($0) }).map(String.init)
-        let all = words.filter { ["scalar", "avx2", "avx512", "neon"].contains($0) }
+        let all = words.filter { ["scalar", "avx2", "avxvnni", "avx512", "neon"].contains($0) }
         return (words[1], Array(all.dropFirst()))
     }
 
@@ -30,9 +30,9 @@ import Testing
     @Test func unknownOrMissingLevelsAreRefused() throws {
         let bad = try nibble(["info", "--model", try requireModel()], environment: ["NIBBLE_ISA": "sse9"])
         #expect(bad.status == 1)
-        #expect(bad.stderr == "Error: NIBBLE_ISA=sse9 is not a kernel level (one of: scalar, avx2, avx512)\n")
+        #expect(bad.stderr == "Error: NIBBLE_ISA=sse9 is not a kernel level (one of: scalar, avx2, avxvnni, avx512)\n")
         let (_, all) = try levels()
-        if let missing = ["avx2", "avx512"].first(where: { !all.contains($0) }) {
+        if let missing = ["avx2", "avxvnni", "avx512"].first(where: { !all.contains($0) }) {
             let run = try nibble(["info", "--model", try requireModel()], environment: ["NIBBLE_ISA": missing])
             #expect(run.status == 1)
             #expect(run.stderr.contains("this CPU does not have it"), "\(run.stderr)")

@@ -118,9 +118,9 @@ func matmul(_ fmt: nb_format, _ w: [UInt8], rows: Int, k: Int, x: [Float], xq: [
 
 let matmulSentinel: Float = -12345.5
 
-/// Every SIMD level this CPU can run (AVX2 and AVX-512 on an AVX-512 machine): kernel tests
+/// Every SIMD level this CPU can run (AVX2, AVX-VNNI and AVX-512 on a Zen 5): kernel tests
 /// compare each with the scalar path, so no path goes untested on a machine that has it.
-let simdLevels: [nb_isa] = [NB_ISA_AVX2, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }
+let simdLevels: [nb_isa] = [NB_ISA_AVX2, NB_ISA_AVXVNNI, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }
 /// The scalar path and every SIMD level.
 let allLevels: [nb_isa] = [NB_ISA_SCALAR] + simdLevels
 

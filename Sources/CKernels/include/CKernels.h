@@ -1,7 +1,8 @@
 // Hot numeric kernels for Nibble, with runtime CPU dispatch.
 //
-// Every kernel has a portable scalar version; SIMD versions (x86-64 AVX2+FMA, AVX-512 with
-// VNNI for the integer kernels) are chosen once at start-up from what the CPU reports.
+// Every kernel has a portable scalar version; SIMD versions (x86-64 AVX2+FMA, AVX2 with
+// AVX-VNNI and AVX-512 with VNNI for the integer kernels) are chosen once at start-up from
+// what the CPU reports.
 // Tests compare each SIMD path against the scalar one through nb_force_isa().
 #pragma once
 #include <stddef.h>
@@ -16,12 +17,15 @@ extern "C" {
 typedef enum {
     NB_ISA_SCALAR = 0,
     NB_ISA_AVX2 = 1,     // AVX2 + FMA + F16C
-    NB_ISA_AVX512 = 2,   // AVX-512 F/BW/VL (+ VNNI, BF16 reported separately)
-    NB_ISA_NEON = 3,
+    NB_ISA_AVXVNNI = 2,  // AVX2 + FMA + F16C + AVX-VNNI (VEX vpdpbusd/vpdpwssd on 256 bits)
+    NB_ISA_AVX512 = 3,   // AVX-512 F/BW/VL (+ VNNI, BF16 reported separately)
+    NB_ISA_NEON = 4,
 } nb_isa;
 
 /// The instruction set the kernels dispatch to: the detected one, or a lower one that
-/// the environment variable NIBBLE_ISA (scalar, avx2, avx512) names.
+/// the environment variable NIBBLE_ISA (scalar, avx2, avxvnni, avx512) names. The x86 levels
+/// are ordered scalar < avx2 < avxvnni < avx512; a level is supported when the CPU has its
+/// features (an AVX-512 CPU without AVX-VNNI, e.g. Zen 4, has avx512 but not avxvnni).
 nb_isa nb_active_isa(void);
 /// The best instruction set this CPU supports.
 nb_isa nb_detected_isa(void);
@@ -35,7 +39,7 @@ int nb_bf16_dot_products_active(void);
 /// Tests: allows (1) or forbids (0) vdpbf16ps, so that the AVX-512 bf16 kernels without it run
 /// on a CPU that has it. Returns the previous setting.
 int nb_bf16_dot_products(int allowed);
-/// "scalar", "avx2", "avx512", "neon"; nb_parse_isa is its inverse (-1 for other names).
+/// "scalar", "avx2", "avxvnni", "avx512", "neon"; nb_parse_isa is its inverse (-1 for other names).
 const char *nb_isa_name(nb_isa isa);
 int nb_parse_isa(const char *name);
 /// A short human-readable list of relevant CPU features, e.g. "AVX2 FMA F16C".
@@ -121,7 +125,7 @@ void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, in
 // The formats are data: one row per format in a table (formats.c, nb_formats) with its
 // name, block geometry, bits per weight, the GGML type whose blocks it keeps byte for
 // byte, the activation kind it multiplies with, and its pack/unpack functions and
-// kernels (scalar, AVX2, AVX-512). nb_format_get() reads the descriptive part. Adding a
+// kernels (scalar, AVX2, AVX-VNNI, AVX-512). nb_format_get() reads the descriptive part. Adding a
 // format is one enum value, its block struct below, one table row and its kernels.
 //
 //   name  block  bytes  bits   GGML type  activations  packable
