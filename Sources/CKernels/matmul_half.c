@@ -127,6 +127,22 @@ NB_DEFINE_HALF_TILE(tile_half, NB_AVX2, __m256, 8, load8, _mm256_setzero_ps, _mm
 NB_DEFINE_HALF(matmul_f16_avx2, 0)
 NB_DEFINE_HALF(matmul_bf16_avx2, 1)
 
+// x rounded to bf16 and back to f32, 8 at a time (nb_f2bf's arithmetic, as round_to_bf16_avx512).
+NB_AVX2 static void round_through_bf16_avx2(const float *x, float *out, int64_t n) {
+    const __m256i bias = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1), high = _mm256_set1_epi32((int)0xFFFF0000u);
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+    const __m256i quiet = _mm256_set1_epi32(0x400000);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(x + i));
+        const __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(b, bias), _mm256_and_si256(_mm256_srli_epi32(b, 16), one)), high);
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, abs_mask), inf);
+        const __m256i q = _mm256_or_si256(_mm256_and_si256(b, high), quiet);
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_blendv_epi8(r, q, nan));
+    }
+    for (; i < n; i++) out[i] = nb_bf2f(nb_f2bf(x[i]));
+}
+
 
 // ---- AVX-512: bf16 decode without a lane-crossing widen ---------------------------------------
 // A 512-bit load holds 32 bf16 weights as 16 32-bit words: element 2i in the low half of
@@ -251,6 +267,22 @@ NB_AVX512BF16 NB_INLINE float dot_bf16_dp(const uint16_t *w, const uint16_t *x, 
 #define TNAME(x) x##_bf16dp_avx512
 #include "prefill_tile_simd.h"
 
+// f32 → bf16, rounded to nearest even, nb_f2bf's integer arithmetic 16 at a time (so every
+// path rounds alike; vcvtneps2bf16 would flush denormals): x + 0x7FFF + bit 16, NaN quieted.
+NB_AVX512 static void round_to_bf16_avx512(const float *x, uint16_t *out, int64_t n) {
+    const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000), quiet = _mm512_set1_epi32(0x40);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i b = _mm512_loadu_si512((const void *)(x + i));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, bias), _mm512_and_si512(_mm512_srli_epi32(b, 16), one)), 16);
+        const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(b, abs_mask), inf);
+        r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), quiet);
+        _mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < n; i++) out[i] = nb_f2bf(x[i]);
+}
+
 NB_AVX512BF16 static void matmul_bf16_dp(const uint16_t *w, int64_t k, const uint16_t *x, float *y, int64_t n_tokens,
                                          int64_t ld_y, int64_t r0, int64_t r1) {
     if (n_tokens > 1) r0 = prefill_4xn_bf16dp_avx512(w, x, y, k, n_tokens, ld_y, r0, r1);
@@ -357,13 +389,17 @@ static void matmul_bf16(const uint16_t *w, int64_t k, const float *x, float *y, 
 #if defined(__x86_64__)
         if (dot) {
             uint16_t *xb = thread_scratch((size_t)(n * k) * sizeof(uint16_t));
-            for (int64_t i = 0; i < n * k; i++) xb[i] = nb_f2bf(xt[i]);
+            round_to_bf16_avx512(xt, xb, n * k);
             matmul_bf16_dp(w, k, xb, yt, n, ld_y, r0, r1);
             continue;
         }
 #endif
         float *xr = thread_scratch((size_t)(n * k) * sizeof(float));
-        for (int64_t i = 0; i < n * k; i++) xr[i] = nb_bf2f(nb_f2bf(xt[i]));
+#if defined(__x86_64__)
+        if (nb_use_avx2()) round_through_bf16_avx2(xt, xr, n * k);
+        else
+#endif
+            for (int64_t i = 0; i < n * k; i++) xr[i] = nb_bf2f(nb_f2bf(xt[i]));
         matmul_half(1, w, k, xr, yt, n, ld_y, r0, r1);
     }
     (void)dot;

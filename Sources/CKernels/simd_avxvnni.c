@@ -1,6 +1,7 @@
 // The AVX2 + AVX-VNNI instances of the SIMD kernel templates (the best level of Intel Alder
-// Lake and later, which lack AVX-512; Zen 5 has AVX-VNNI below AVX-512): simd_avx2.c's code and vector widths with the VEX-encoded 256-bit VNNI dot
-// products (_mm256_dpbusd_avx_epi32, _mm256_dpwssd_avx_epi32) where AVX2 takes two
+// Lake and later, which lack AVX-512; Zen 5 has AVX-VNNI below AVX-512): simd_avx2.c's code
+// and vector widths with the VEX-encoded 256-bit VNNI dot products
+// (_mm256_dpbusd_avx_epi32, _mm256_dpwssd_avx_epi32) where AVX2 takes two
 // instructions (maddubs + madd), as simd_avx512.c does on 256-bit vectors; the exact integer
 // sums are the same, so the floats are. nb_kernel_level() takes these on CPUs with AVX-VNNI
 // and without AVX-512 VNNI.
