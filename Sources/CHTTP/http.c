@@ -26,7 +26,7 @@ enum {
     OPT_POST = 47, OPT_FOLLOWLOCATION = 52, OPT_HEADERFUNCTION = 20079, OPT_HTTPGET = 80,
     OPT_NOSIGNAL = 99, OPT_POSTFIELDSIZE_LARGE = 30120, OPT_CONNECTTIMEOUT_MS = 156,
     OPT_COPYPOSTFIELDS = 10165, OPT_TCP_KEEPALIVE = 213, OPT_SUPPRESS_CONNECT_HEADERS = 265,
-    OPT_PROTOCOLS_STR = 10318,
+    OPT_PROTOCOLS_STR = 10318, OPT_NOPROXY = 10177,
 };
 enum { INFO_RESPONSE_CODE = 0x200000 + 2, INFO_OS_ERRNO = 0x200000 + 25 };
 enum { GLOBAL_DEFAULT = 3, MSG_DONE = 1, ERROR_SIZE = 256 };
@@ -122,6 +122,7 @@ struct nb_http {
     double last_bytes;    // when body bytes (or the headers) last arrived
     char content_type[256];
     char error[ERROR_SIZE];
+    char *no_proxy;       // NO_PROXY with the loopback names added
 };
 
 static double now_seconds(void) {
@@ -212,6 +213,18 @@ nb_http *nb_http_new(const char *url, const char *method, const char *const *hea
     // and a redirect to another host would carry the Authorization header there.
     curl.easy_setopt(e, OPT_FOLLOWLOCATION, 0L);
     curl.easy_setopt(e, OPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    // libcurl takes http_proxy/https_proxy from the environment; a server on this machine is
+    // never reached through one (NO_PROXY as set, plus the loopback names).
+    const char *no_proxy = getenv("NO_PROXY") ? getenv("NO_PROXY") : getenv("no_proxy");
+    const char *loopback = "localhost,127.0.0.1,::1";
+    if (!no_proxy || !*no_proxy) {
+        curl.easy_setopt(e, OPT_NOPROXY, loopback);
+    } else if (strcmp(no_proxy, "*") == 0) {
+        curl.easy_setopt(e, OPT_NOPROXY, "*");  // no proxy for any host (only alone is it a wildcard)
+    } else {
+        if (asprintf(&h->no_proxy, "%s,%s", no_proxy, loopback) < 0) h->no_proxy = NULL;
+        curl.easy_setopt(e, OPT_NOPROXY, h->no_proxy ? h->no_proxy : loopback);
+    }
     curl.easy_setopt(e, OPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000 + 0.5));
     curl.easy_setopt(e, OPT_USERAGENT, "nibble");
     curl.easy_setopt(e, OPT_ERRORBUFFER, h->error);
@@ -313,6 +326,7 @@ void nb_http_free(nb_http *h) {
     if (!h) return;
     close_transfer(h);
     if (h->headers) curl.slist_free_all(h->headers);
+    free(h->no_proxy);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }

@@ -227,7 +227,7 @@ struct ServedChatTests {
         }
     }
 
-    @Test func aLocalChatLoadsNoHTTPLibraryAndAServedOneLoadsLibcurl() throws {
+    @Test func aLocalChatLoadsNoHTTPLibraryAndAServedOneLoadsLibcurlWithoutAProxy() throws {
         let dir = try temporaryDirectory()
         let env = ServedChatTests.environment(dir).merging(["LD_DEBUG": "files"]) { $1 }
         let local = try nibble(["chat", "--model", try requireModel(), "--max-tokens", "2", "--temperature", "0"],
@@ -239,8 +239,11 @@ struct ServedChatTests {
 
         let fake = try FakeOpenAIServer()
         defer { fake.stop() }
+        // A proxy in the environment (nothing listens there) is not used for a server on this machine.
+        let proxied = env.merging(["http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                                   "NO_PROXY": "example.invalid"]) { $1 }
         let served = try nibble(["chat", "--model", try requireModel(), "--server", "fake=\(fake.url)"],
-                                input: "/model fake/ok\nHi.\n", environment: env, currentDirectory: dir)
+                                input: "/model fake/ok\nHi.\n", environment: proxied, currentDirectory: dir)
         #expect(served.status == 0, "\(served.stdout)")
         #expect(served.stdout.contains("Hello world"), "\(served.stdout)")
         #expect(loadedLibraries(served.stderr).contains { $0.contains("libcurl") })
