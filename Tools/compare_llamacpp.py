@@ -68,6 +68,15 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nibb
 SDIST = CACHE / f"llama-cpp-python-{LLAMACPP_VERSION}"
 LLAMA_SRC = SDIST / "vendor" / "llama.cpp"
 LLAMA_BUILD = CACHE / "llama.cpp-build"
+# --isa LEVEL: both engines held to one instruction-set level on a CPU that has more, to stand
+# in for a machine that has only that level. llama.cpp gets a build of its own without
+# GGML_NATIVE (AVX, AVX2, FMA, F16C, BMI2; no AVX-512), Nibble NIBBLE_ISA=LEVEL.
+ISA_BUILDS = {
+    "avx2": ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+             "-DLLAMA_BUILD_SERVER=OFF"],
+    "avxvnni": ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF", "-DGGML_AVX_VNNI=ON", "-DLLAMA_CURL=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"],
+}
 WORK = CACHE / "compare"
 DEFAULT_MODEL = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 NIBBLE = ROOT / ".build" / "release" / "nibble"
@@ -420,8 +429,9 @@ def report(args, info: dict, rows: list[dict]) -> str:
                                          f" (1-min load average before the run: {info['load']:.2f})")),
         ("model", short(info["model"])),
         ("llama.cpp", f"build {info['commit']} (vendored in llama-cpp-python=={LLAMACPP_VERSION}), "
-                      f"{short(LLAMA_BUILD)}, -DGGML_NATIVE=ON"),
-        ("Nibble", f"{info['nibble_version']}, {short(NIBBLE)}"),
+                      f"{short(LLAMA_BUILD)}, "
+                      + (" ".join(o for o in CMAKE_OPTIONS if o.startswith("-DGGML")) if args.isa else "-DGGML_NATIVE=ON")),
+        ("Nibble", f"{info['nibble_version']}, {short(NIBBLE)}" + (f", NIBBLE_ISA={args.isa}" if args.isa else "")),
         ("speed", f"prompt {args.p} tokens, {args.n} generated; llama-bench: mean of {args.r} run(s) after a "
                   f"warm-up; nibble bench: mean of {args.r} run(s); ratio = Nibble / llama.cpp"),
     ]
@@ -468,7 +478,16 @@ def main() -> int:
                     help="the GGUF to compare (default: $NIBBLE_MODEL or SmolLM2 Q4_1). A Q4_1 file gets F32, Q8_0 and "
                          "Q4_1 rows; any other file (e.g. Q4_K_M) an F32 row and its own row, which Nibble runs at "
                          "`native` (each tensor on its own blocks)")
+    ap.add_argument("--isa", choices=sorted(ISA_BUILDS), default=None,
+                    help="hold both engines to one instruction-set level (a machine with only that level): "
+                         "llama.cpp built without -DGGML_NATIVE into llama.cpp-build-LEVEL, Nibble with NIBBLE_ISA")
     args = ap.parse_args()
+    if args.isa:
+        global LLAMA_BUILD, CMAKE_OPTIONS
+        LLAMA_BUILD = CACHE / f"llama.cpp-build-{args.isa}"
+        CMAKE_OPTIONS = ISA_BUILDS[args.isa]
+        os.environ["NIBBLE_ISA"] = args.isa  # every nibble command below inherits it
+        COMMANDS.append(f"export NIBBLE_ISA={args.isa}")
     if args.threads < 1:
         ap.error("--threads must be at least 1")
     args.p, args.n, args.r = (32, 16, 1) if args.quick else (128, 64, 3)

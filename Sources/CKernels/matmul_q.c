@@ -105,40 +105,23 @@ void nb_matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tok
 // ---- the table's entries ------------------------------------------------------------------------
 
 #if defined(__x86_64__)
-#define NB_Q32_SIMD(NAME, FMT)                                                                                  \
-    void nb_mm_##NAME##_avx2(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,     \
-                             int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                           \
-        (void)x;                                                                                                \
-        const qmat m = qmat_of(FMT, w, rows, k);                                                                \
-        nb_matmul_q_avx2(&m, xq, y, n_tokens, ld_y, r0, r1);                                                    \
-    }                                                                                                           \
-    void nb_mm_##NAME##_avxvnni(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
+// One entry per SIMD level: the 32-block template instantiated for that level.
+#define NB_Q32_ENTRY(NAME, FMT, LEVEL)                                                                          \
+    void nb_mm_##NAME##_##LEVEL(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
                                 int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                        \
         (void)x;                                                                                                \
         const qmat m = qmat_of(FMT, w, rows, k);                                                                \
-        nb_matmul_q_avxvnni(&m, xq, y, n_tokens, ld_y, r0, r1);                                                 \
-    }                                                                                                           \
-    void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \
-                               int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                         \
-        (void)x;                                                                                                \
-        const qmat m = qmat_of(FMT, w, rows, k);                                                                \
-        nb_matmul_q_avx512(&m, xq, y, n_tokens, ld_y, r0, r1);                                                  \
+        nb_matmul_q_##LEVEL(&m, xq, y, n_tokens, ld_y, r0, r1);                                                 \
     }
 #else
-#define NB_Q32_SIMD(NAME, FMT)                                                                                  \
-    void nb_mm_##NAME##_avx2(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,     \
-                             int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                           \
-        nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
-    }                                                                                                           \
-    void nb_mm_##NAME##_avxvnni(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
+// No x86 SIMD: every level's entry is the scalar path.
+#define NB_Q32_ENTRY(NAME, FMT, LEVEL)                                                                          \
+    void nb_mm_##NAME##_##LEVEL(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,  \
                                 int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                        \
-        nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
-    }                                                                                                           \
-    void nb_mm_##NAME##_avx512(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \
-                               int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {                         \
         nb_mm_##NAME##_scalar(w, rows, k, x, xq, y, n_tokens, ld_y, r0, r1);                                    \
     }
 #endif
+#define NB_Q32_SIMD(NAME, FMT) NB_Q32_ENTRY(NAME, FMT, avx2) NB_Q32_ENTRY(NAME, FMT, avxvnni) NB_Q32_ENTRY(NAME, FMT, avx512)
 
 #define NB_Q32_ENTRIES(NAME, FMT)                                                                               \
     void nb_mm_##NAME##_scalar(const void *w, int64_t rows, int64_t k, const float *x, const void *xq, float *y,   \

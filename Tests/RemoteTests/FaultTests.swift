@@ -5,6 +5,7 @@ import FoundationNetworking
 import JSON
 import Remote
 import Testing
+import TestFixtures
 
 /// Faults against the fake server (Tools/remote_test_server.py) and a closed port.
 @Suite struct FaultTests {
@@ -39,7 +40,7 @@ import Testing
     }
 
     @Test func connectionRefusedNamesTheServer() async throws {
-        let endpoint = try ServerEndpoint.parse("http://127.0.0.1:\(try unusedPort())")
+        let endpoint = try ServerEndpoint.parse("http://127.0.0.1:\(try unusedLoopbackPort())")
         let client = RemoteClient(endpoint: endpoint)
         let error = try await #require(throws: RemoteError.self) { try await client.models() }
         #expect(error.kind == .cannotConnect)
@@ -158,7 +159,7 @@ import Testing
         #expect(echoed.kind == .httpStatus(401))
         #expect(echoed.message == "HTTP 401: bad credentials: Bearer [API key from $NIBBLE_REMOTE_TEST_KEY]")
         var texts = [echoed.description, "\(echoed)", String(reflecting: echoed)]
-        let refused = RemoteClient(endpoint: try ServerEndpoint.parse("http://127.0.0.1:\(try unusedPort())"), apiKey: key)
+        let refused = RemoteClient(endpoint: try ServerEndpoint.parse("http://127.0.0.1:\(try unusedLoopbackPort())"), apiKey: key)
         for failing in [{ try await refused.models() as Any }, { try await refused.complete(request("ok")) as Any },
                         { try await client(apiKey: key).complete(request("error500")) as Any }] {
             do { _ = try await failing() } catch { texts += ["\(error)", String(reflecting: error)] }

@@ -5,7 +5,7 @@ import Testing
 
 /// Against real llama-server instances on 127.0.0.1 (SmolLM2 Q4_1 and its q8 copy).
 /// Skipped, with the reason shown, when NIBBLE_LLAMA_SERVER is unset.
-@Suite(.serialized, .enabled(if: llamaServerBinary != nil, Comment(rawValue: llamaServerMissing)))
+@Suite(.serialized, .enabled(if: llamaServerBinaryPath != nil, Comment(rawValue: llamaServerSkipReason)))
 struct LlamaServerTests {
     func servers() async throws -> (q4: LlamaServer, q8: LlamaServer) {
         try await SharedServers.shared.servers()
@@ -101,7 +101,7 @@ struct LlamaServerTests {
     }
 
     @Test func serverKilledMidReplyKeepsThePartialText() async throws {
-        let binary = try #require(llamaServerBinary)
+        let binary = try #require(llamaServerBinaryPath)
         _ = try await servers()  // the shared ones must not be the ones killed
         let victim = try await LlamaServer(model: modelPath, alias: "victim", binary: binary)
         defer { victim.stop() }

@@ -96,23 +96,6 @@ final class FakeServer: Sendable {
     static func shared() async throws -> FakeServer { try await starting.value }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on (bound, then closed).
-func unusedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HelperError("socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw HelperError("bind() failed") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// Seconds `body` took.
 func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
     let start = ContinuousClock.now
@@ -122,13 +105,6 @@ func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
 }
 
 // MARK: - llama-server
-
-/// $NIBBLE_LLAMA_SERVER, the llama-server binary (`make llama-server`); the real-server tests skip without it.
-let llamaServerBinary: String? = ProcessInfo.processInfo.environment["NIBBLE_LLAMA_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
-let llamaServerMissing = "NIBBLE_LLAMA_SERVER is not set: the llama-server tests are skipped (`make test` builds and sets it; "
-    + "or `make llama-server` and export NIBBLE_LLAMA_SERVER)"
-
-
 
 /// One llama-server on 127.0.0.1 and a free port, serving `model` as `alias`; killed when
 /// stopped, when released, or when the test process ends (its guard sees stdin close).
@@ -140,7 +116,7 @@ final class LlamaServer: @unchecked Sendable {
     let log: URL
 
     init(model: String, alias: String, binary: String) async throws {
-        let port = try unusedPort()
+        let port = try unusedLoopbackPort()
         log = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
         guardProcess = try await HelperProcess(["guard", log.path, binary, "--model", model, "--alias", alias,
                                           "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048",
@@ -201,7 +177,7 @@ actor SharedServers {
     }
 
     private static func start() async throws -> (q4: LlamaServer, q8: LlamaServer) {
-        let binary = try #require(llamaServerBinary)
+        let binary = try #require(llamaServerBinaryPath)
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "NIBBLE_LLAMA_SERVER=\(binary) is not an executable file: run `make llama-server`")
         try #require(FileManager.default.fileExists(atPath: modelPath), "model missing at \(modelPath): run `make model`")
