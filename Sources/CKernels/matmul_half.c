@@ -2,10 +2,11 @@
 // activations; bf16 multiplies the activations rounded to bf16 (below: bf16 activations).
 //
 // The weights are widened to f32 in registers (F16C for f16, a 16-bit shift for bf16)
-// and multiplied with FMA, or, for bf16 on AVX512-BF16, taken in pairs by vdpbf16ps. Decode runs one row at a time, 4 vectors of columns per step
-// (bf16 on AVX-512: odd and even elements, below); prefill runs the 4-row tiles of
-// prefill_tile_simd.h, or 2-row × 4-token tiles (f16 on AVX2, and k not a multiple of the
-// vector), so each widened weight vector serves several tokens.
+// and multiplied with FMA, or, for bf16 on AVX512-BF16, taken in pairs by vdpbf16ps. Decode
+// runs one row at a time, 4 vectors of columns per step (bf16 on AVX-512: odd and even
+// elements, below); prefill runs the 4-row tiles of prefill_tile_simd.h (on AVX2 from rows
+// widened per k slice), or 2-row × 4-token tiles for the rows left and k not a multiple of
+// the vector, so each widened weight vector serves several tokens.
 // The scalar versions sum in 8 partial sums like nb_dot_f32's, without FMA: they agree
 // with the SIMD ones to rounding, not bit for bit.
 #include "formats.h"
@@ -240,10 +241,22 @@ NB_AVX512BF16 NB_INLINE float dot_bf16_dp(const uint16_t *w, const uint16_t *x, 
 // only; 4 × 6 on AVX-512: 140 → 252 GFLOP/s for f16 and bf16, one thread), each widened weight
 // vector serving every token of the tile; k a multiple of VW.
 #define NB_TILE_KC_MAX 768
+// AVX2: the 4 rows' slice widened into an f32 buffer first (WPACK), then the f32 tile: f16's
+// vcvtph2ps once per weight per slice instead of once per 3 tokens (one thread, SmolLM2's
+// shapes × 128 tokens, Zen 5: f16 104–106 → 132–134 GFLOP/s, f32's rate; bf16 123–126 →
+// 126–129). (Widening in registers, f16's 4 × 3 tile had run at 67–77.)
+NB_AVX2 static inline void widen_half_avx2(int bf, const uint16_t *src, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(dst + i, load8(bf, src + i));  // n: a multiple of 8
+}
 #define NB_TILE_AVX512 0
 #define WT uint16_t
-#define WLOAD(p) load8(1, p)
+#define WPACK(src, dst, n) widen_half_avx2(1, src, dst, n)
 #define TNAME(x) x##_bf16_avx2
+#include "prefill_tile_simd.h"
+#define NB_TILE_AVX512 0
+#define WT uint16_t
+#define WPACK(src, dst, n) widen_half_avx2(0, src, dst, n)
+#define TNAME(x) x##_f16_avx2
 #include "prefill_tile_simd.h"
 #define NB_TILE_AVX512 1
 #define WT uint16_t
@@ -326,9 +339,9 @@ static void matmul_half(int bf, const uint16_t *w, int64_t k, const float *x, fl
         }
     }
     if (nb_use_avx2()) {
-        // bf16 only: f16's 4 × 3 tile widens one weight vector per 3 FMAs, and vcvtph2ps at that
-        // rate made it slower than the 2 × 4 tile (Zen 5: 108 → 67–77 GFLOP/s, one thread).
-        if (bf && n_tokens > 1 && k % 8 == 0) row_begin = prefill_4xn_bf16_avx2(w, x, y, k, n_tokens, ld_y, row_begin, row_end);
+        if (n_tokens > 1 && k % 8 == 0)
+            row_begin = bf ? prefill_4xn_bf16_avx2(w, x, y, k, n_tokens, ld_y, row_begin, row_end)
+                           : prefill_4xn_f16_avx2(w, x, y, k, n_tokens, ld_y, row_begin, row_end);
         if (bf) matmul_bf16_avx2(w, k, x, y, n_tokens, ld_y, row_begin, row_end);
         else matmul_f16_avx2(w, k, x, y, n_tokens, ld_y, row_begin, row_end);
         return;

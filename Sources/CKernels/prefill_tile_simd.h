@@ -9,6 +9,9 @@
 //   MAC(a, b, acc)           acc + a·b lane by lane (V_FMADD)
 //   STEP                     the columns one vector covers (VW)
 //   TATTR                    the target attribute (that of the vector width)
+//   WPACK(src, dst, n)       widen n weights to floats first, per k slice and 4 rows, into a
+//                            buffer the tiles then read as f32 (WLOAD is not used): the
+//                            widening is done once per slice, not once per token group
 // No include guard: it is meant to be included repeatedly.
 //
 // Y[t, r] for a tile of 4 rows × rn ≤ RN tokens in dot-product form, as llamafile's tinyBLAS
@@ -48,14 +51,22 @@
 #ifndef STEP
 #define STEP VW
 #endif
+#ifdef WPACK
+#define TW float
+#define TWLOAD(p) V_LOADU(p)
+#else
+#define TW WT
+#define TWLOAD(p) WLOAD(p)
+#endif
 #ifdef TATTR
 #define VATTR TATTR
 #else
 #define VATTR VATTR_DEFAULT
 #endif
 
-VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT *w, const XT *x, float *y, int64_t kc,
-                                                                        int64_t ld, int64_t ld_y, const int rn, int accumulate) {
+VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const TW *w, int64_t ldw, const XT *x, int64_t ld,
+                                                                        float *y, int64_t kc, int64_t ld_y, const int rn,
+                                                                        int accumulate) {
     V acc[6][4];
     for (int j = 0; j < rn; j++)
         for (int i = 0; i < 4; i++) acc[j][i] = V_ZERO();
@@ -63,7 +74,7 @@ VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT
         V b[6];
         for (int j = 0; j < rn; j++) b[j] = XLOAD(x + j * ld + l);
         for (int i = 0; i < 4; i++) {
-            const V a = WLOAD(w + i * ld + l);
+            const V a = TWLOAD(w + i * ldw + l);
             for (int j = 0; j < rn; j++) acc[j][i] = MAC(a, b[j], acc[j][i]);
         }
     }
@@ -74,14 +85,14 @@ VATTR static inline __attribute__((always_inline)) void TNAME(tile_4xn)(const WT
 }
 
 // The last n < RN tokens of a 4-row tile.
-VATTR static void TNAME(tail_4xn)(const WT *w, const XT *x, float *y, int64_t kc, int64_t k, int64_t ld_y, int64_t n,
-                                  int accumulate) {
+VATTR static void TNAME(tail_4xn)(const TW *w, int64_t ldw, const XT *x, int64_t k, float *y, int64_t kc, int64_t ld_y,
+                                  int64_t n, int accumulate) {
     switch (n) {
-    case 5: if (RN > 5) TNAME(tile_4xn)(w, x, y, kc, k, ld_y, 5, accumulate); break;
-    case 4: if (RN > 4) TNAME(tile_4xn)(w, x, y, kc, k, ld_y, 4, accumulate); break;
-    case 3: if (RN > 3) TNAME(tile_4xn)(w, x, y, kc, k, ld_y, 3, accumulate); break;
-    case 2: TNAME(tile_4xn)(w, x, y, kc, k, ld_y, 2, accumulate); break;
-    case 1: TNAME(tile_4xn)(w, x, y, kc, k, ld_y, 1, accumulate); break;
+    case 5: if (RN > 5) TNAME(tile_4xn)(w, ldw, x, k, y, kc, ld_y, 5, accumulate); break;
+    case 4: if (RN > 4) TNAME(tile_4xn)(w, ldw, x, k, y, kc, ld_y, 4, accumulate); break;
+    case 3: if (RN > 3) TNAME(tile_4xn)(w, ldw, x, k, y, kc, ld_y, 3, accumulate); break;
+    case 2: TNAME(tile_4xn)(w, ldw, x, k, y, kc, ld_y, 2, accumulate); break;
+    case 1: TNAME(tile_4xn)(w, ldw, x, k, y, kc, ld_y, 1, accumulate); break;
     default: break;
     }
 }
@@ -95,13 +106,24 @@ VATTR static int64_t TNAME(prefill_4xn)(const WT *w, const XT *x, float *y, int6
     const int64_t r_end = r0 + (r1 - r0) / 4 * 4;
     const int64_t slices = (k + NB_TILE_KC_MAX - 1) / NB_TILE_KC_MAX;
     const int64_t slice = ((k + slices - 1) / slices + STEP - 1) / STEP * STEP;
+#ifdef WPACK
+    float packed[4 * NB_TILE_KC_MAX] __attribute__((aligned(64)));
+#endif
     for (int64_t kb = 0; kb < k; kb += slice) {
         const int64_t kc = k - kb < slice ? k - kb : slice;
         for (int64_t r = r0; r < r_end; r += 4) {
-            const WT *wr = w + r * k + kb;
+#ifdef WPACK
+            for (int i = 0; i < 4; i++) WPACK(w + (r + i) * k + kb, packed + i * kc, kc);
+            const TW *wr = packed;
+            const int64_t ldw = kc;
+#else
+            const TW *wr = w + r * k + kb;
+            const int64_t ldw = k;
+#endif
             int64_t t = 0;
-            for (; t + RN <= n_tokens; t += RN) TNAME(tile_4xn)(wr, x + t * k + kb, y + t * ld_y + r, kc, k, ld_y, RN, kb > 0);
-            TNAME(tail_4xn)(wr, x + t * k + kb, y + t * ld_y + r, kc, k, ld_y, n_tokens - t, kb > 0);
+            for (; t + RN <= n_tokens; t += RN)
+                TNAME(tile_4xn)(wr, ldw, x + t * k + kb, k, y + t * ld_y + r, kc, ld_y, RN, kb > 0);
+            TNAME(tail_4xn)(wr, ldw, x + t * k + kb, k, y + t * ld_y + r, kc, ld_y, n_tokens - t, kb > 0);
         }
     }
     return r_end;
@@ -116,6 +138,11 @@ VATTR static int64_t TNAME(prefill_4xn)(const WT *w, const XT *x, float *y, int6
 #undef MAC
 #undef STEP
 #undef TATTR
+#undef TW
+#undef TWLOAD
+#ifdef WPACK
+#undef WPACK
+#endif
 #undef V_ZERO
 #undef V_LOADU
 #undef V_FMADD
