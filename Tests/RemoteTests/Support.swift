@@ -186,27 +186,12 @@ actor SharedServers {
         // Removed as soon as the servers are up: llama-server maps the file, so the bytes stay until it exits.
         defer { try? FileManager.default.removeItem(at: dir) }
         let q8 = dir.appendingPathComponent("SmolLM2-135M-Instruct.q8.gguf").path
-        try await offThePool { try quantize(modelPath, to: q8) }
+        try await offThePool { try writeQ8Copy(of: modelPath, to: q8, nibble: nibbleBinary) }
         // No stop at exit is needed: when this process ends, however it ends, the guards see
         // their stdin close and kill the servers.
         let q4Server = try await LlamaServer(model: modelPath, alias: "smollm2-q4", binary: binary)
         let q8Server = try await LlamaServer(model: q8, alias: "smollm2-q8", binary: binary)
         return (q4Server, q8Server)
-    }
-
-    private static func quantize(_ model: String, to output: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: nibbleBinary)
-        process.arguments = ["quantize", "--model", model, "--precision", "q8", "--output", output]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw HelperError("nibble quantize failed: \(String(decoding: message, as: UTF8.self))")
-        }
     }
 }
 
