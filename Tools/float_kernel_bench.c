@@ -38,6 +38,34 @@ static const char *label(int f, int lv) {
     return nb_bf16_dot_products_active() ? " dpbf16" : " fma";
 }
 
+/// Times nb_matmul of `n` tokens (best of `reps`) at every SIMD level this CPU has (avxvnni:
+/// the avx2 float paths, skipped), bf16 at AVX-512 with and without vdpbf16ps, and prints
+/// GFLOP/s (prefill) or GB/s of weights (one token).
+static void at_every_level(const char *kind, int f, const void *w, int rows, int k, const float *x, float *y, int n,
+                           int reps, const char *what) {
+    for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
+        if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;
+        nb_force_isa(lv);
+        for (int v = 0; v < variants(f, lv); v++) {
+            nb_bf16_dot_products(v == 0);
+            double best = 1e9;
+            for (int rep = 0; rep < reps; rep++) {
+                double t0 = now();
+                nb_matmul(f, w, rows, k, x, NULL, y, n, rows, 0, rows);
+                double dt = now() - t0;
+                if (dt < best) best = dt;
+            }
+            if (n > 1)
+                printf("%s %-4s %s  %-6s%s %7.1f GFLOP/s\n", kind, nb_format_get(f)->name, what, nb_isa_name(lv), label(f, lv),
+                       2.0 * rows * k * n / best * 1e-9);
+            else
+                printf("%s %-4s %s  %-6s%s %7.1f GB/s\n", kind, nb_format_get(f)->name, what, nb_isa_name(lv), label(f, lv),
+                       nb_format_bytes(f, rows, k) / best * 1e-9);
+        }
+        nb_bf16_dot_products(1);
+    }
+}
+
 int main(void) {
     printf("CPU features: %s; one thread, best of the runs\n", nb_cpu_features());
     const int shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}}, n = 128;
@@ -47,45 +75,17 @@ int main(void) {
         for (int s = 0; s < 3; s++) {
             const int rows = shapes[s][0], k = shapes[s][1];
             void *w = packed(f, rows, k);
-            for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
-                if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
-                nb_force_isa(lv);
-                for (int v = 0; v < variants(f, lv); v++) {
-                    nb_bf16_dot_products(v == 0);
-                    double best = 1e9;
-                    for (int rep = 0; rep < 20; rep++) {
-                        double t0 = now();
-                        nb_matmul(f, w, rows, k, x, NULL, y, n, rows, 0, rows);
-                        double dt = now() - t0;
-                        if (dt < best) best = dt;
-                    }
-                    printf("prefill %-4s %4d x %4d x %d tokens  %-6s%s %7.1f GFLOP/s\n", nb_format_get(f)->name, rows, k, n,
-                           nb_isa_name(lv), label(f, lv), 2.0 * rows * k * n / best * 1e-9);
-                }
-                nb_bf16_dot_products(1);
-            }
+            char what[64];
+            snprintf(what, sizeof what, "%4d x %4d x %d tokens", rows, k, n);
+            at_every_level("prefill", f, w, rows, k, x, y, n, 20, what);
             free(w);
         }
     for (int f = NB_FMT_F32; f <= NB_FMT_BF16; f++) {
         const int rows = 65536, k = 576;
         void *w = packed(f, rows, k);
-        for (int lv = NB_ISA_AVX2; lv <= NB_ISA_AVX512; lv++) {
-            if (!nb_isa_supported(lv) || lv == NB_ISA_AVXVNNI) continue;  // avxvnni: the avx2 float paths
-            nb_force_isa(lv);
-            for (int v = 0; v < variants(f, lv); v++) {
-                nb_bf16_dot_products(v == 0);
-                double best = 1e9;
-                for (int rep = 0; rep < 10; rep++) {
-                    double t0 = now();
-                    nb_matmul(f, w, rows, k, x, NULL, y, 1, rows, 0, rows);
-                    double dt = now() - t0;
-                    if (dt < best) best = dt;
-                }
-                printf("decode  %-4s %d x %d from memory  %-6s%s %7.1f GB/s\n", nb_format_get(f)->name, rows, k,
-                       nb_isa_name(lv), label(f, lv), nb_format_bytes(f, rows, k) / best * 1e-9);
-            }
-            nb_bf16_dot_products(1);
-        }
+        char what[64];
+        snprintf(what, sizeof what, "%d x %d from memory", rows, k);
+        at_every_level("decode ", f, w, rows, k, x, y, 1, 10, what);
         free(w);
     }
     const int positions = 1024, hd = 64, kv_heads = 3, group = 3, layers = 30;
