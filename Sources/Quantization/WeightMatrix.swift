@@ -282,7 +282,13 @@ public final class WeightMatrix: @unchecked Sendable {
             nb_matmul(m.0.format.c, UnsafeRawPointer(m.0.storage.pointer), Int64(m.0.rows), k, x, xq, m.1, n, Int64(m.0.rows),
                       Int64(begin), Int64(end))
         }
-        pool.parallelChunks(rowsA + rowsB + rowsC, granularity: 16) { range in
+        // Pieces of about 256 KiB of weights: SmolLM2's q4 and q8 matrices (up to 1.1 MiB)
+        // are one or a few pieces per thread, its f32 ones (up to 7 MiB) many, which the
+        // threads balance at the end (decode measured in nb_pool_run_ranges' note).
+        let rows = rowsA + rowsB + rowsC
+        let bytes = first.byteCount + (b?.0.byteCount ?? 0) + (c?.0.byteCount ?? 0)
+        let piece = max(1, (256 << 10) * rows / max(bytes, 1) / 16)
+        pool.parallelChunks(rows, granularity: 16, piece: piece) { range in
             run(a, base: 0, range.lowerBound, range.upperBound)
             if let b { run(b, base: rowsA, range.lowerBound, range.upperBound) }
             if let c { run(c, base: rowsA + rowsB, range.lowerBound, range.upperBound) }

@@ -34,19 +34,29 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Splits `0..<count` into about `threadCount × 4` contiguous chunks whose sizes are
-    /// multiples of `granularity`, and runs `body(range)` on each.
-    public func parallelChunks(_ count: Int, granularity: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// Runs `body(range)` on disjoint ranges covering `0..<count` whose bounds are multiples
+    /// of `granularity` (but the last) and which hold at most `piece` of them (one range on
+    /// one thread): each thread
+    /// works through a contiguous part of its own, then helps with what the others have left
+    /// (nb_pool_run_ranges).
+    public func parallelChunks(_ count: Int, granularity: Int = 1, piece: Int = .max, _ body: (Range<Int>) -> Void) {
         let units = (count + granularity - 1) / granularity
-        let chunks = min(units, threadCount == 1 ? 1 : threadCount * 4)
-        guard chunks > 1 else {
+        guard units > 1 && threadCount > 1 else {
             if count > 0 { body(0..<count) }
             return
         }
-        parallelFor(chunks) { c in
-            let begin = units * c / chunks * granularity
-            let end = min(count, units * (c + 1) / chunks * granularity)
-            if begin < end { body(begin..<end) }
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { pointer in
+                var context = (pointer, count, granularity)
+                withUnsafeMutablePointer(to: &context) { context in
+                    nb_pool_run_ranges(pool, { context, begin, end in
+                        let (body, count, granularity) = context!.assumingMemoryBound(
+                            to: (UnsafeMutablePointer<(Range<Int>) -> Void>, Int, Int).self).pointee
+                        body.pointee(Int(begin) * granularity..<min(count, Int(end) * granularity))
+                    }, context, Int64(units), Int64(max(1, min(piece, units))))
+                }
+            }
         }
     }
 }

@@ -1,4 +1,6 @@
 import Testing
+import Foundation
+import Synchronization
 @testable import Quantization
 
 @Suite struct WorkerPoolTests {
@@ -17,17 +19,50 @@ import Testing
         }
     }
 
-    @Test func chunksCoverTheRangeOnce() {
-        let pool = WorkerPool(threads: 2)
-        for count in [0, 1, 15, 16, 17, 576, 49152] {
-            let hits = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(count, 1))
-            hits.initialize(repeating: 0)
-            pool.parallelChunks(count, granularity: 16) { range in
-                #expect(range.lowerBound % 16 == 0)
-                for i in range { hits[i] += 1 }
+    /// Ranges cover `0..<count` once, at every thread count and piece size, with the
+    /// operations alternating with task operations (a late worker must not run a stale range
+    /// or task), and past the 65,535 parts a claim word holds.
+    @Test(arguments: [1, 2, 3, 4])
+    func chunksCoverTheRangeOnce(threads: Int) {
+        let pool = WorkerPool(threads: threads)
+        let hits = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 2_000_000)
+        defer { hits.deallocate() }
+        var round = 0
+        for count in [0, 1, 15, 16, 17, 576, 960, 3072, 49152, 2_000_000] {
+            for (granularity, piece) in [(16, Int.max), (16, 1), (16, 3), (1, 7), (1, Int.max)] {
+                hits.initialize(repeating: 0)
+                pool.parallelChunks(count, granularity: granularity, piece: piece) { range in
+                    #expect(range.lowerBound % granularity == 0)
+                    #expect(threads == 1 || piece == .max || range.count <= piece * granularity || count > 65535 * granularity)
+                    for i in range { hits[i] &+= 1 }
+                }
+                #expect(hits[..<count].allSatisfy { $0 == 1 } && hits[count...].allSatisfy { $0 == 0 },
+                        "count \(count), granularity \(granularity), piece \(piece)")
+                round += 1
+                let n = round % 7 + 1
+                hits.initialize(repeating: 0)
+                pool.parallelFor(n) { i in hits[i] &+= 1 }
+                #expect(hits[..<n].allSatisfy { $0 == 1 }, "tasks after count \(count)")
             }
-            #expect(hits[..<count].allSatisfy { $0 == 1 }, "count \(count)")
-            hits.deallocate()
         }
+    }
+
+    /// A thread that is done takes pieces from the back of a part whose owner is held up:
+    /// the caller's first piece waits until another thread has run a piece of the caller's
+    /// part (or gives up after 10 s, which fails the test), and that piece is the last one.
+    @Test func aHeldUpPartIsTakenFromTheBack() {
+        let pool = WorkerPool(threads: 2)
+        let caller = pthread_self()
+        let stolen = Atomic<Int>(0)
+        let count = 64
+        pool.parallelChunks(count, granularity: 1, piece: 1) { range in
+            if pthread_equal(pthread_self(), caller) != 0 {
+                guard range.lowerBound == 0 else { return }
+                for _ in 0..<10_000 where stolen.load(ordering: .sequentiallyConsistent) == 0 { usleep(1000) }
+            } else if range.lowerBound < count / 2 {
+                _ = stolen.compareExchange(expected: 0, desired: range.lowerBound + 1, ordering: .sequentiallyConsistent)
+            }
+        }
+        #expect(stolen.load(ordering: .sequentiallyConsistent) == count / 2, "the first piece taken from the caller's part")
     }
 }

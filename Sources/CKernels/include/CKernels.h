@@ -65,6 +65,12 @@ void nb_pool_destroy(nb_pool *pool);
 int nb_pool_threads(const nb_pool *pool);
 /// Distributes tasks dynamically and returns when all have finished.
 void nb_pool_run(nb_pool *pool, nb_task_fn task, void *ctx, int64_t n_tasks);
+/// Runs `fn(ctx, begin, end)` over disjoint ranges of at most `piece` units that together
+/// cover [0, units) and returns when all have finished. Each thread works through a
+/// contiguous part of its own from the front, then takes from the back of what the others
+/// have left.
+typedef void (*nb_range_fn)(void *ctx, int64_t begin, int64_t end);
+void nb_pool_run_ranges(nb_pool *pool, nb_range_fn fn, void *ctx, int64_t units, int64_t piece);
 
 // ---- f32 kernels ----------------------------------------------------------------
 
