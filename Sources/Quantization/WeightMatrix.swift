@@ -271,27 +271,42 @@ public final class WeightMatrix: @unchecked Sendable {
         }
         let q8a = uses(NB_ACT_Q8A) ? scratch.quantize(NB_ACT_Q8A, x, tokens: batch, columns: first.columns) : nil
         let q8k = uses(NB_ACT_Q8K) ? scratch.quantize(NB_ACT_Q8K, x, tokens: batch, columns: first.columns) : nil
-        let rowsA = first.rows, rowsB = b?.0.rows ?? 0, rowsC = c?.0.rows ?? 0
-        let k = Int64(first.columns), n = Int64(batch)
-        // Runs rows [lo, hi) of the concatenation that fall in one matrix starting at `base`.
-        func run(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int, _ lo: Int, _ hi: Int) {
-            let begin = max(lo, base) - base, end = min(hi, base + m.0.rows) - base
-            guard begin < end else { return }
-            let kind = m.0.format.activation
-            let xq = kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil
-            nb_matmul(m.0.format.c, UnsafeRawPointer(m.0.storage.pointer), Int64(m.0.rows), k, x, xq, m.1, n, Int64(m.0.rows),
-                      Int64(begin), Int64(end))
+        // What the threads need of each matrix, as plain values: a closure that reached the
+        // matrices themselves retained and released them on every call, from both threads at
+        // once (3 % of a q4 decode's samples were swift_retain/release, mostly these).
+        struct Product {
+            let format: nb_format, weights: UnsafeRawPointer, rows: Int, base: Int
+            let y: UnsafeMutablePointer<Float>, xq: UnsafeRawPointer?
+
+            init(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int, q8a: UnsafeRawPointer?, q8k: UnsafeRawPointer?) {
+                let kind = m.0.format.activation
+                (format, weights, rows, self.base, y) = (m.0.format.c, UnsafeRawPointer(m.0.storage.pointer), m.0.rows, base, m.1)
+                xq = kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil
+            }
+
+            /// Rows [lo, hi) of the concatenation that fall in this matrix.
+            func run(_ lo: Int, _ hi: Int, x: UnsafePointer<Float>, k: Int64, n: Int64) {
+                let begin = max(lo, base) - base, end = min(hi, base + rows) - base
+                guard begin < end else { return }
+                nb_matmul(format, weights, Int64(rows), k, x, xq, y, n, Int64(rows), Int64(begin), Int64(end))
+            }
         }
+        let pa = Product(a, base: 0, q8a: q8a, q8k: q8k)
+        let pb = b.map { Product($0, base: pa.rows, q8a: q8a, q8k: q8k) }
+        let pc = c.map { Product($0, base: pa.rows + (pb?.rows ?? 0), q8a: q8a, q8k: q8k) }
+        let rows = pa.rows + (pb?.rows ?? 0) + (pc?.rows ?? 0)
+        let k = Int64(first.columns), n = Int64(batch)
         // Pieces of about 256 KiB of weights: SmolLM2's q4 and q8 matrices (up to 1.1 MiB)
         // are one or a few pieces per thread, its f32 ones (up to 7 MiB) many, which the
         // threads balance at the end (decode measured in nb_pool_run_ranges' note).
-        let rows = rowsA + rowsB + rowsC
         let bytes = first.byteCount + (b?.0.byteCount ?? 0) + (c?.0.byteCount ?? 0)
         let piece = max(1, (256 << 10) * rows / max(bytes, 1) / 16)
-        pool.parallelChunks(rows, granularity: 16, piece: piece) { range in
-            run(a, base: 0, range.lowerBound, range.upperBound)
-            if let b { run(b, base: rowsA, range.lowerBound, range.upperBound) }
-            if let c { run(c, base: rowsA + rowsB, range.lowerBound, range.upperBound) }
+        withExtendedLifetime((a.0, b?.0, c?.0)) {
+            pool.parallelChunks(rows, granularity: 16, piece: piece) { range in
+                pa.run(range.lowerBound, range.upperBound, x: x, k: k, n: n)
+                pb?.run(range.lowerBound, range.upperBound, x: x, k: k, n: n)
+                pc?.run(range.lowerBound, range.upperBound, x: x, k: k, n: n)
+            }
         }
     }
 }
