@@ -33,12 +33,16 @@ enum BenchCharts {
         if let stream = r.streamGBPerSecond, r.results.contains(where: { $0.decodeGBPerSecond != nil }) {
             // Decode reads every weight (and the cache so far) once per token: its ceiling is
             // the memory's streaming rate.
-            out += String(format: "\nroofline: memory streams %.1f GB/s with %d threads (read test, 256 MiB); decode reads per token:\n\n", stream, r.threads)
+            // Each run against the rate measured around it (the memory's rate drifts).
+            out += String(format: "\nroofline: memory streams %.1f GB/s with %d threads (read test, 256 MiB, around each run; the median); decode reads per token:\n\n", stream, r.threads)
             var q = [["precision", "read/token MiB", "decode GB/s", "of stream"]]
+            func percent(_ x: Double) -> String { String(format: "%.0f %%", 100 * x) }
             for x in r.results {
                 guard let bytes = x.decodeBytesPerToken, let rate = x.decodeGBPerSecond else { continue }
-                q.append([x.precision, String(format: "%.1f", mib(bytes)), String(format: "%.1f", rate),
-                          stream > 0 ? String(format: "%.0f %%", 100 * rate / stream) : "?"])
+                let share = x.decodeOfStream.map { s in
+                    r.repeats > 1 ? "\(percent(s.median)) (\(percent(s.min))–\(percent(s.max)))" : percent(s.median)
+                } ?? (stream > 0 ? percent(rate / stream) : "?")
+                q.append([x.precision, String(format: "%.1f", mib(bytes)), String(format: "%.1f", rate), share])
             }
             out += columns(q)
         }

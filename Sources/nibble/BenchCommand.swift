@@ -81,11 +81,18 @@ extension Nibble {
             let qualityText = try quality.map { String(decoding: try readUserFile($0), as: UTF8.self) }
 
             var samples: [Precision: [BenchSample]] = [:]
+            // The read test runs here, between the runs: this VM's memory has streamed from 36 to
+            // 65 GB/s within minutes, so each run is set against the rate measured around it.
+            var stream: StreamBandwidth?
             for round in 0..<repeats {
                 for format in formats {
                     if interrupt.isSet { throw ExitCode(130) }
-                    let sample = try BenchRunner.run(path: path, precision: format, threads: threads.threads, context: context,
+                    let probe = try stream ?? StreamBandwidth(threads: threads.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                    stream = probe
+                    let before = probe.measure()
+                    var sample = try BenchRunner.run(path: path, precision: format, threads: threads.threads, context: context,
                                                      promptTokens: promptTokens, genTokens: genTokens, depth: depth)
+                    sample.streamGBPerSecond = (before + probe.measure()) / 2
                     samples[format, default: []].append(sample)
                     if !json {
                         Terminal.writeError(String(format: "%@ run %d/%d: load %.2f s, prefill %.1f tok/s, decode %.1f tok/s, peak RSS %.0f MiB\n",
@@ -118,7 +125,7 @@ extension Nibble {
                 threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, depth: depth, context: context, repeats: repeats,
                 qualityFile: quality, qualityWindow: window, qualityTokens: quality == nil ? nil : qualityTokens,
                 command: BenchReport.commandLine(),
-                streamGBPerSecond: StreamBandwidth.measure(threads: first.threads),
+                streamGBPerSecond: Spread(formats.flatMap { samples[$0]!.compactMap(\.streamGBPerSecond) }).median,
                 results: formats.map { BenchResult(samples: samples[$0]!, quality: qualities[$0]) })
             if let svg {
                 do {
@@ -245,11 +252,15 @@ struct BenchSample: Codable {
     var decodeTokensPerSecond: Double
     /// Weights and keys/values one decoded token reads (the mean over the decoded tokens).
     var decodeBytesPerToken: Int
+    /// What the memory streamed just before and after the run (the mean), GB/s: set by
+    /// `bench`, not by the run.
+    var streamGBPerSecond: Double?
 
     enum CodingKeys: String, CodingKey {
         case precision, threads, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
         case peakRSSBytes = "peak_rss_bytes", loadSeconds = "load_s"
         case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s", decodeBytesPerToken = "decode_bytes_per_token"
+        case streamGBPerSecond = "stream_gb_s"
     }
 }
 
@@ -290,6 +301,8 @@ struct BenchResult: Codable {
     /// Bytes one decoded token reads, and the rate the median decode reads them at.
     var decodeBytesPerToken: Int?
     var decodeGBPerSecond: Double?
+    /// Each run's decode GB/s over what the memory streamed around that run.
+    var decodeOfStream: Spread?
 
     var totalBytes: Int { weightBytes + kvBytes + scratchBytes }
 
@@ -310,12 +323,17 @@ struct BenchResult: Codable {
         self.quality = quality
         decodeBytesPerToken = s.decodeBytesPerToken
         decodeGBPerSecond = Double(s.decodeBytesPerToken) * decode.median / 1e9
+        let ratios = samples.compactMap { s in
+            s.streamGBPerSecond.map { Double(s.decodeBytesPerToken) * s.decodeTokensPerSecond / 1e9 / $0 }
+        }
+        decodeOfStream = ratios.count == samples.count ? Spread(ratios) : nil
     }
 
     enum CodingKeys: String, CodingKey {
         case precision, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes", rssBytes = "rss_bytes"
         case loadSeconds = "load_s", prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
         case prefill, decode, load, rss, quality, decodeBytesPerToken = "decode_bytes_per_token", decodeGBPerSecond = "decode_gb_s"
+        case decodeOfStream = "decode_of_stream"
     }
 }
 
@@ -385,24 +403,38 @@ struct BenchReport: Codable {
 
 /// The machine's streaming read bandwidth: the ceiling decode runs against, since each
 /// decoded token reads every weight once.
-enum StreamBandwidth {
-    /// GB/s that `threads` threads read from a buffer of `bytes` (256 MiB: well past any
-    /// last-level cache we meet), the best of 5 passes after one that faults the pages in.
-    static func measure(threads: Int, bytes: Int = 256 << 20) -> Double {
-        let threads = max(threads, 1)
-        let chunk = bytes / threads / 128 * 128
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk * threads, alignment: 4096)
-        defer { buffer.deallocate() }
-        memset(buffer, 1, chunk * threads)
-        let pool = WorkerPool(threads: threads)
-        let sums = UnsafeMutablePointer<UInt64>.allocate(capacity: threads)
-        defer { sums.deallocate() }
+final class StreamBandwidth {
+    let threads: Int
+    private let chunk: Int
+    private let buffer: UnsafeMutableRawPointer
+    private let pool: WorkerPool
+    private let sums: UnsafeMutablePointer<UInt64>
+
+    /// A buffer of `bytes` (256 MiB: well past any last-level cache we meet), its pages
+    /// faulted in, for `threads` threads to read.
+    init(threads: Int, bytes: Int = 256 << 20) throws {
+        self.threads = max(threads, 1)
+        chunk = bytes / self.threads / 128 * 128
+        guard let buffer = malloc(chunk * self.threads) else { throw CLIError("bench: no memory for the read test") }
+        self.buffer = buffer
+        memset(buffer, 1, chunk * self.threads)
+        pool = WorkerPool(threads: self.threads)
+        sums = .allocate(capacity: self.threads)
+    }
+
+    deinit {
+        free(buffer)
+        sums.deallocate()
+    }
+
+    /// GB/s: the best of 5 passes over the buffer.
+    func measure() -> Double {
         var best = 0.0
-        for pass in 0..<6 {
+        for _ in 0..<5 {
             let start = DispatchTime.now().uptimeNanoseconds
             pool.parallelFor(threads) { i in sums[i] = nb_stream_read(buffer + i * chunk, Int64(chunk)) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if pass > 0 { best = max(best, Double(chunk * threads) / seconds / 1e9) }
+            best = max(best, Double(chunk * threads) / seconds / 1e9)
         }
         // Every byte is 1: the sums prove the reads happened.
         precondition((0..<threads).allSatisfy { sums[$0] == UInt64(chunk / 8) &* 0x0101_0101_0101_0101 })
