@@ -21,6 +21,33 @@ import Testing
         #expect(sample([0.1, 3, -1, 2.9], { $0.temperature = 1; $0.topK = 1 }, draws: 20) == Array(repeating: 1, count: 20))
     }
 
+    /// The vectorised argmax is the first index of the largest value, as a plain loop finds
+    /// it: ties within and across blocks of 16, the maximum in the tail after the last full
+    /// block, −∞ everywhere, and NaNs, which are never chosen.
+    @Test func argmaxIsTheFirstLargest() {
+        func reference(_ x: [Float]) -> Int {
+            var best = 0, value = -Float.infinity
+            for (i, v) in x.enumerated() where v > value { (best, value) = (i, v) }
+            return best
+        }
+        var rng = SystemRandomNumberGenerator()
+        var cases: [[Float]] = [[], [-.infinity], [Float](repeating: -.infinity, count: 40), [.nan, 1, .nan, 2, 2],
+                                [Float](repeating: 0, count: 33)]
+        for n in [1, 15, 16, 17, 31, 32, 33, 100, 49152] {
+            for _ in 0..<20 {
+                // few distinct values: ties are common
+                var x = (0..<n).map { _ in Float(Int.random(in: 0..<5, using: &rng)) - 10 }
+                if Bool.random(using: &rng) { x[Int.random(in: 0..<n, using: &rng)] = .nan }
+                if Bool.random(using: &rng) { x[n - 1] = 100 }  // in the tail when n % 16 != 0
+                cases.append(x)
+            }
+        }
+        for x in cases {
+            let got = x.withUnsafeBufferPointer { Sampler.argmax($0) }
+            #expect(got == reference(x), "\(x.count) values")
+        }
+    }
+
     @Test func frequenciesFollowTheSoftmax() {
         // Probabilities 0.5, 0.25, 0.25 at temperature 1 with every filter off.
         let logits: [Float] = [Float(log(2.0)), 0, 0]
