@@ -110,13 +110,15 @@ enum Layers {
         let window = c.isSliding(l) ? c.slidingWindow : nil
         // The query heads of one KV head go together: its keys and values are read once for
         // all of them. (Splitting a group across threads read them twice and made decode at
-        // 1,024 tokens of context 23 % slower on SmolLM2.) Decode with fewer KV heads than
-        // threads splits each head's positions into `parts` ranges instead, run as tasks of
-        // their own and merged (Gemma 3 270M, one KV head, 2 threads: decode at 1,024 tokens
-        // 118–144 → 149–152 tok/s; with 3 KV heads on 2 threads splitting did not pay).
-        if count == 1 && kvHeads < pool.threadCount {
+        // 1,024 tokens of context 23 % slower on SmolLM2.) Decode with a number of KV heads
+        // the threads do not divide splits each head's positions into `parts` ranges instead,
+        // run as tasks of their own and merged, so that every thread gets as many: Gemma 3
+        // 270M, one KV head, 2 threads: decode at 1,024 tokens 118–144 → 149–152 tok/s.
+        let threads = pool.threadCount
+        if count == 1 && kvHeads % threads != 0 {
             let last = start, first = window.map { max(0, last - $0 + 1) } ?? 0, n = last - first + 1
-            let parts = min((pool.threadCount + kvHeads - 1) / kvHeads, n / 256)
+            func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+            let parts = min(threads / gcd(kvHeads, threads), n / 256)
             if parts > 1 {
                 // The parts' outputs and (max, sum) pairs, in the feed-forward's scratch (free
                 // until the feed-forward runs).
