@@ -19,9 +19,10 @@ What it does, in order:
    4-bit types on x86 (Q4_0 and IQ4_NL, which it repacks into interleaved rows
    at load) are made from the F32 file with ``llama-quantize``: their rows set
    llama.cpp on that file against Nibble's q4 on the Q4_1 file.
-3. Speed: for each file, ``llama-bench`` (avg_ts of pp/tg over ``-r`` runs after
-   its warm-up) then ``nibble bench`` (run ``-r`` times; mean of prefill_tok_s and
-   decode_tok_s), interleaved file by file so machine noise hits both alike.
+3. Speed: for each file, ``-r`` pairs of one ``llama-bench -r 1`` (after its
+   warm-up) and one ``nibble bench``, back to back, so that the memory's drift (this
+   VM's read rate moved between 36 and 66 GB/s within an hour) hits both alike. The
+   speeds are the means of the runs; the ratios are the median of the pairs' ratios.
 4. Quality (not with ``--quick``): ``llama-perplexity`` on the GPL-3 text with
    ``-c 512``: once on F32 to save the reference logits
    (``--kl-divergence-base``), then ``--kl-divergence`` for Q8_0 and Q4_1; and
@@ -217,9 +218,9 @@ def mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: int) -> dict:
+def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: int, record: bool = True) -> dict:
     proc = run([bindir / "llama-bench", "-m", model, "-p", p, "-n", n, "-t", threads, "-r", reps, "-o", "json"],
-               f"llama-bench {model.name}")
+               f"llama-bench {model.name}", record=record)
     try:
         rows = json.loads(proc.stdout)
         pp = next(r for r in rows if r["n_prompt"] == p and r["n_gen"] == 0)
@@ -241,22 +242,42 @@ def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, 
     return tg["avg_ts"], tg["stddev_ts"]
 
 
-def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int, depth: int = 0) -> dict:
+def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int, depth: int = 0,
+                 record: bool = True) -> dict:
     prefill, decode = [], []
     for i in range(reps):
         proc = run([NIBBLE, "bench", "--model", model, "--precision", precision, "--prompt-tokens", p,
                     "--gen-tokens", n, "--threads", threads, "--json"] + (["--depth", depth] if depth else []),
                    f"nibble bench {precision}" + (f" --depth {depth}" if depth else "") + f" ({i + 1}/{reps})",
-                   record=i == 0)
+                   record=record and i == 0)
         try:
             res = next(r for r in json.loads(proc.stdout)["results"] if r["precision"] == precision)
             prefill.append(float(res["prefill_tok_s"]))
             decode.append(float(res["decode_tok_s"]))
         except (ValueError, StopIteration, KeyError, TypeError) as e:
             raise StepError(f"nibble bench {precision}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
-    if reps > 1:
+    if reps > 1 and record:
         COMMANDS[-1] += f"   # × {reps}, mean"
     return {"pp": mean_sd(prefill), "tg": mean_sd(decode)}
+
+
+def paired_speed(bindir: Path, r: dict, p: int, n: int, reps: int, threads: int) -> None:
+    """reps pairs of llama-bench -r 1 and nibble bench, back to back: r["llama_bench"] and
+    r["nibble_bench"] get the means (and sd) of the runs, r["ratio"] the median of the
+    pairs' Nibble / llama.cpp for pp and tg."""
+    lpp, ltg, npp, ntg = [], [], [], []
+    lb = None
+    for i in range(reps):
+        lb = llama_bench(bindir, r.get("llama_file", r["file"]), p, n, 1, threads, record=i == 0)
+        nb = nibble_bench(r["file"], r["precision"], p, n, 1, threads, record=i == 0)
+        lpp.append(lb["pp"][0]); ltg.append(lb["tg"][0]); npp.append(nb["pp"][0]); ntg.append(nb["tg"][0])
+    if reps > 1:
+        COMMANDS[-2] += f"   # × {reps}, each followed by the nibble bench below"
+        COMMANDS[-1] += f"   # × {reps}, mean"
+    r["llama_bench"] = {"pp": mean_sd(lpp), "tg": mean_sd(ltg), "type": lb["type"], "commit": lb["commit"]}
+    r["nibble_bench"] = {"pp": mean_sd(npp), "tg": mean_sd(ntg)}
+    r["ratio"] = {"pp": statistics.median(a / b for a, b in zip(npp, lpp)),
+                  "tg": statistics.median(a / b for a, b in zip(ntg, ltg))}
 
 
 # ---------------------------------------------------------------- quality
@@ -382,9 +403,11 @@ def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool
     out = []
     for r in rows:
         lb, nb, lq, nq = r["llama_bench"], r["nibble_bench"], r.get("llama_q"), r.get("nibble_q")
+        ratio = r.get("ratio")
         line = [r["label"], fmt_speed(lb["pp"], plus_minus), fmt_speed(nb["pp"], plus_minus),
-                fmt_ratio(nb["pp"], lb["pp"]), fmt_speed(lb["tg"], plus_minus), fmt_speed(nb["tg"], plus_minus),
-                fmt_ratio(nb["tg"], lb["tg"])]
+                f"{ratio['pp']:.2f}×" if ratio else fmt_ratio(nb["pp"], lb["pp"]),
+                fmt_speed(lb["tg"], plus_minus), fmt_speed(nb["tg"], plus_minus),
+                f"{ratio['tg']:.2f}×" if ratio else fmt_ratio(nb["tg"], lb["tg"])]
         if quality:
             ref = r["precision"] == "f32" and not r.get("llama_only")
             line += ["— (ref)" if ref else fmt(lq and lq.get("kld"), ".6f"),
@@ -432,8 +455,9 @@ def report(args, info: dict, rows: list[dict]) -> str:
                       f"{short(LLAMA_BUILD)}, "
                       + (" ".join(o for o in CMAKE_OPTIONS if o.startswith("-DGGML")) if args.isa else "-DGGML_NATIVE=ON")),
         ("Nibble", f"{info['nibble_version']}, {short(NIBBLE)}" + (f", NIBBLE_ISA={args.isa}" if args.isa else "")),
-        ("speed", f"prompt {args.p} tokens, {args.n} generated; llama-bench: mean of {args.r} run(s) after a "
-                  f"warm-up; nibble bench: mean of {args.r} run(s); ratio = Nibble / llama.cpp"),
+        ("speed", f"prompt {args.p} tokens, {args.n} generated; {args.r} pair(s) of llama-bench -r 1 (after its "
+                  f"warm-up) and nibble bench, back to back; speeds: means of the runs; ratio: the median of "
+                  f"the pairs' Nibble / llama.cpp"),
     ]
     if quality:
         tok = info.get("tokens", {})
@@ -537,8 +561,7 @@ def main() -> int:
 
     log(f"speed: pp{args.p} / tg{args.n}, {args.r} run(s), {args.threads} threads")
     for r in rows:
-        r["llama_bench"] = llama_bench(bindir, r.get("llama_file", r["file"]), args.p, args.n, args.r, args.threads)
-        r["nibble_bench"] = nibble_bench(r["file"], r["precision"], args.p, args.n, args.r, args.threads)
+        paired_speed(bindir, r, args.p, args.n, args.r, args.threads)
         info["commit"] = r["llama_bench"]["commit"]
     if args.depth:
         log(f"decode after {args.depth} tokens of context")
