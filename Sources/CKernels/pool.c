@@ -269,3 +269,31 @@ void nb_pool_run(nb_pool *pool, nb_task_fn task, void *ctx, int64_t n_tasks) {
     run_tasks(pool, (uint32_t)generation);
     finish(pool, n_tasks);
 }
+
+// ---- fused products ---------------------------------------------------------------------
+
+typedef struct {
+    const nb_product *products;
+    int count;
+    const float *x;
+    int64_t k, n_tokens, granularity, total;
+} fused_job;
+
+static void fused_range(void *ctx, int64_t begin, int64_t end) {
+    const fused_job *job = ctx;
+    const int64_t lo = begin * job->granularity, hi = end * job->granularity < job->total ? end * job->granularity : job->total;
+    for (int i = 0; i < job->count; i++) {
+        const nb_product *p = &job->products[i];
+        const int64_t b = (lo > p->base ? lo : p->base) - p->base, e = (hi < p->base + p->rows ? hi : p->base + p->rows) - p->base;
+        if (b < e) nb_matmul(p->fmt, p->w, p->rows, job->k, job->x, p->xq, p->y, job->n_tokens, p->rows, b, e);
+    }
+}
+
+void nb_matmul_fused(nb_pool *pool, const nb_product *products, int count, const float *x, int64_t k, int64_t n_tokens,
+                     int64_t granularity, int64_t piece) {
+    int64_t total = 0;
+    for (int i = 0; i < count; i++) total += products[i].rows;
+    if (total <= 0 || granularity < 1) return;
+    fused_job job = {products, count, x, k, n_tokens, granularity, total};
+    nb_pool_run_ranges(pool, fused_range, &job, (total + granularity - 1) / granularity, piece < 1 ? 1 : piece);
+}

@@ -271,41 +271,33 @@ public final class WeightMatrix: @unchecked Sendable {
         }
         let q8a = uses(NB_ACT_Q8A) ? scratch.quantize(NB_ACT_Q8A, x, tokens: batch, columns: first.columns) : nil
         let q8k = uses(NB_ACT_Q8K) ? scratch.quantize(NB_ACT_Q8K, x, tokens: batch, columns: first.columns) : nil
-        // What the threads need of each matrix, as plain values: a closure that reached the
-        // matrices themselves retained and released them on every call, from both threads at
-        // once (3 % of a q4 decode's samples were swift_retain/release, mostly these).
-        struct Product {
-            let format: nb_format, weights: UnsafeRawPointer, rows: Int, base: Int
-            let y: UnsafeMutablePointer<Float>, xq: UnsafeRawPointer?
-
-            init(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int, q8a: UnsafeRawPointer?, q8k: UnsafeRawPointer?) {
-                let kind = m.0.format.activation
-                (format, weights, rows, self.base, y) = (m.0.format.c, UnsafeRawPointer(m.0.storage.pointer), m.0.rows, base, m.1)
-                xq = kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil
-            }
-
-            /// Rows [lo, hi) of the concatenation that fall in this matrix.
-            func run(_ lo: Int, _ hi: Int, x: UnsafePointer<Float>, k: Int64, n: Int64) {
-                let begin = max(lo, base) - base, end = min(hi, base + rows) - base
-                guard begin < end else { return }
-                nb_matmul(format, weights, Int64(rows), k, x, xq, y, n, Int64(rows), Int64(begin), Int64(end))
-            }
+        // What the threads need of each matrix, as plain values: the C pool runs the products
+        // itself (a Swift closure called from both threads, or one that reached the matrices,
+        // retained and released them on every piece: 3 % of a q4 decode's samples).
+        func product(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int) -> nb_product {
+            let kind = m.0.format.activation
+            return nb_product(fmt: m.0.format.c, w: UnsafeRawPointer(m.0.storage.pointer), rows: Int64(m.0.rows), base: Int64(base),
+                              y: m.1, xq: kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil)
         }
-        let pa = Product(a, base: 0, q8a: q8a, q8k: q8k)
-        let pb = b.map { Product($0, base: pa.rows, q8a: q8a, q8k: q8k) }
-        let pc = c.map { Product($0, base: pa.rows + (pb?.rows ?? 0), q8a: q8a, q8k: q8k) }
-        let rows = pa.rows + (pb?.rows ?? 0) + (pc?.rows ?? 0)
-        let k = Int64(first.columns), n = Int64(batch)
+        let rows = first.rows + (b?.0.rows ?? 0) + (c?.0.rows ?? 0)
         // Pieces of about 256 KiB of weights: SmolLM2's q4 and q8 matrices (up to 1.1 MiB)
         // are one or a few pieces per thread, its f32 ones (up to 7 MiB) many, which the
         // threads balance at the end (decode measured in nb_pool_run_ranges' note).
         let bytes = first.byteCount + (b?.0.byteCount ?? 0) + (c?.0.byteCount ?? 0)
         let piece = max(1, (256 << 10) * rows / max(bytes, 1) / 16)
         withExtendedLifetime((a.0, b?.0, c?.0)) {
-            pool.parallelChunks(rows, granularity: 16, piece: piece) { range in
-                pa.run(range.lowerBound, range.upperBound, x: x, k: k, n: n)
-                pb?.run(range.lowerBound, range.upperBound, x: x, k: k, n: n)
-                pc?.run(range.lowerBound, range.upperBound, x: x, k: k, n: n)
+            withUnsafeTemporaryAllocation(of: nb_product.self, capacity: 3) { p in  // on the stack: no allocation per product
+                p[0] = product(a, base: 0)
+                var count = 1
+                if let b {
+                    p[count] = product(b, base: first.rows)
+                    count += 1
+                }
+                if let c {
+                    p[count] = product(c, base: first.rows + (b?.0.rows ?? 0))
+                    count += 1
+                }
+                nb_matmul_fused(pool.pool, p.baseAddress, Int32(count), x, Int64(first.columns), Int64(batch), 16, Int64(piece))
             }
         }
     }

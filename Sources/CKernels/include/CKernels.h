@@ -307,6 +307,22 @@ void nb_quantize_activations(const float *x, int64_t n_tokens, int64_t k, nb_q8a
 void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const void *xq,
                float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end);
 
+/// One of the products nb_matmul_fused runs: rows [base, base + rows) of the concatenation
+/// are W's rows, written to y (leading dimension `rows`).
+typedef struct {
+    nb_format fmt;
+    const void *w;
+    int64_t rows, base;
+    float *y;
+    const void *xq;
+} nb_product;
+/// Up to 3 products with the same input x (k columns, n_tokens tokens), their rows split
+/// across the pool as nb_pool_run_ranges splits units of `granularity` rows in pieces of
+/// at most `piece` units. The threads run nb_matmul straight from C: a Swift closure
+/// called from both threads retained and released its context on every piece.
+void nb_matmul_fused(nb_pool *pool, const nb_product *products, int count, const float *x, int64_t k, int64_t n_tokens,
+                     int64_t granularity, int64_t piece);
+
 // ---- GGML tensors -------------------------------------------------------------------
 
 /// Whether nb_ggml_dequantize reads GGML type `ggml_type` (numbered as ggml.h's ggml_type).
