@@ -82,7 +82,7 @@ extension Nibble {
 
             var samples: [Precision: [BenchSample]] = [:]
             // The read test runs here, between the runs: this VM's memory has streamed from 36 to
-            // 65 GB/s within minutes, so each run is set against the rate measured around it.
+            // 80 GB/s within an hour, so each run is set against the rate measured around it.
             var stream: StreamBandwidth?
             for round in 0..<repeats {
                 for format in formats {

@@ -81,6 +81,10 @@ import Testing
             #expect(r["decode_bytes_per_token"] as? Int == weights + 10 * 30 * 2 * 192 * 2)
             let rate = try #require(r["decode_gb_s"] as? Double), decode = try #require(r["decode_tok_s"] as? Double)
             #expect(abs(rate - Double(weights + 230_400) * decode / 1e9) < 1e-9 * rate)
+            // Each run's decode against the read rate measured around that run.
+            let share = try #require(r["decode_of_stream"] as? [String: Any])
+            let shares = try #require(share["runs"] as? [Double])
+            #expect(shares.count == 2 && shares.allSatisfy { $0 > 0 }, "\(share)")
             let quality = try #require(r["quality"] as? [String: Any])
             #expect(quality["tokens"] as? Int == 31)  // one window of 64, its second half scored
             #expect((quality["kld_mean"] as? Double ?? 0) > 0)
