@@ -28,7 +28,7 @@ struct nb_pool {
     pthread_t *threads;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    _Atomic uint64_t generation;      // bumped by every nb_pool_run
+    _Atomic uint64_t generation;      // bumped by every nb_pool_run and nb_pool_run_ranges
     _Atomic int sleeping;             // workers waiting on `wake`
     _Atomic int stop;
     // The current operation, written by the caller before the generation is bumped.
@@ -42,18 +42,19 @@ struct nb_pool {
     _Atomic uint64_t next;
     _Atomic int64_t done;
     // nb_pool_run_ranges: the range function (NULL for an nb_pool_run operation) and one
-    // part per thread, each word the generation's low NB_GEN_BITS, then the part's front and
-    // back (units). The owner claims from the front, thieves from the back.
+    // part per thread, each a word of the generation, the part's front and its back. The
+    // owner claims from the front, thieves from the back, by compare-exchange: a worker
+    // that wakes late fails on the generation, as with `next`.
     _Atomic(nb_range_fn) range_fn;
-    _Atomic int64_t range_units, range_scale;  // [0, units) in parts of `scale` units
-    _Atomic int64_t range_piece;               // the most a claim takes, in parts
+    _Atomic int64_t range_units, range_scale;  // [0, units) in parts of `range_scale` units
+    _Atomic int64_t range_piece;               // the most a claim takes, in parts (a thief's: half what is left)
     struct nb_part { _Atomic uint64_t word; char pad[56]; } *parts;
 };
 
 struct nb_worker { nb_pool *pool; int id; };
 
-// A part's word: the generation (32 bits, as `next`), then front and back in pieces of
-// `unit` units (16 bits each).
+// A part's word: the generation (32 bits, as `next`), then front and back (16 bits each),
+// counted in parts of `range_scale` units so that any number of units fits.
 #define NB_UNIT_BITS 16
 #define NB_UNIT_MASK ((1ull << NB_UNIT_BITS) - 1)
 static inline uint64_t part_word(uint32_t gen, uint64_t front, uint64_t back) {
