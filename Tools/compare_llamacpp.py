@@ -29,10 +29,11 @@ What it does, in order:
    ``nibble eval --model <model> --precision f32|q8|q4 --context 512``.  Both score
    the second half of each 512-token window; both references are the model
    dequantised to f32 (llama.cpp reads it from the F32 file Nibble wrote).
-5. Decode at depth (``--depth``, default 1024; 0 skips it): ``llama-bench -d``
-   and ``nibble bench --depth`` generate after that many tokens of context, for
-   the F32, Q8_0 and Q4_1 rows; the second table sets decode at that depth against
-   decode without (issue 13: within 20 %).
+5. Decode at depth (``--depth``, default 1024; 0 skips it): ``llama-bench -d 0,N``
+   and ``nibble bench`` without and with ``--depth N`` (a 16-token prompt) generate
+   from (almost) empty and after N tokens of context, back to back, for the F32,
+   Q8_0 and Q4_1 rows; the second table sets decode at that depth against decode
+   without, from those same runs (issue 13: within 20 %).
 6. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
    count, the date and the exact commands run (``--markdown``: as Markdown for
    BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
@@ -231,15 +232,17 @@ def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: i
             "type": pp.get("model_type", "?"), "commit": pp.get("build_commit", "?")}
 
 
-def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int) -> tuple[float, float]:
-    """tg n after `depth` tokens of context (llama-bench -d), mean and sd of tok/s."""
-    proc = run([bindir / "llama-bench", "-m", model, "-p", 0, "-n", n, "-d", depth, "-t", threads, "-r", reps, "-o", "json"],
-               f"llama-bench -d {depth} {model.name}")
+def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int) -> dict:
+    """tg n from an empty cache and after `depth` tokens of context, in one llama-bench
+    (-d 0,depth: back to back), mean and sd of tok/s by depth."""
+    proc = run([bindir / "llama-bench", "-m", model, "-p", 0, "-n", n, "-d", f"0,{depth}", "-t", threads, "-r", reps,
+                "-o", "json"], f"llama-bench -d 0,{depth} {model.name}")
     try:
-        tg = next(r for r in json.loads(proc.stdout) if r["n_gen"] == n and r.get("n_depth") == depth)
+        rows = json.loads(proc.stdout)
+        return {d: next((r["avg_ts"], r["stddev_ts"]) for r in rows if r["n_gen"] == n and r.get("n_depth") == d)
+                for d in (0, depth)}
     except (ValueError, StopIteration, KeyError, TypeError) as e:
-        raise StepError(f"llama-bench -d {depth} {model.name}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
-    return tg["avg_ts"], tg["stddev_ts"]
+        raise StepError(f"llama-bench -d 0,{depth} {model.name}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
 
 
 def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int, depth: int = 0,
@@ -420,12 +423,13 @@ def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool
 
 
 def depth_rows(rows: list[dict], n: int, depth: int) -> tuple[list[str], list[list[str]]]:
-    head = ["type", f"llama.cpp tg{n}", f"@ d{depth}", "kept", f"Nibble tg{n}", f"@ d{depth}", "kept", f"Nibble / llama.cpp @ d{depth}"]
+    head = ["type", f"llama.cpp tg{n} @ d0", f"@ d{depth}", "kept", f"Nibble tg{n} @ d0", f"@ d{depth}", "kept",
+            f"Nibble / llama.cpp @ d{depth}"]
     out = []
     for r in rows:
         if "llama_depth" not in r:
             continue
-        l0, ld, n0, nd = r["llama_bench"]["tg"], r["llama_depth"], r["nibble_bench"]["tg"], r["nibble_depth"]
+        l0, ld, n0, nd = r["llama_depth0"], r["llama_depth"], r["nibble_depth0"], r["nibble_depth"]
         out.append([r["label"], fmt_speed(l0, False), fmt_speed(ld, False), f"{ld[0] / l0[0] * 100:.0f} %",
                     fmt_speed(n0, False), fmt_speed(nd, False), f"{nd[0] / n0[0] * 100:.0f} %", fmt_ratio(nd, ld)])
     return head, out
@@ -567,7 +571,11 @@ def main() -> int:
         log(f"decode after {args.depth} tokens of context")
         for r in rows:
             if r["label"] in ("F32", "Q8_0", "Q4_1") or (r["precision"] == "native" and not r.get("llama_only")):
-                r["llama_depth"] = llama_bench_depth(bindir, r["file"], args.n, args.depth, 1, args.threads)
+                # Each engine at depth 0 and at the depth back to back, so that "kept" does not
+                # compare runs minutes apart (this VM's memory rate drifts).
+                both = llama_bench_depth(bindir, r["file"], args.n, args.depth, 1, args.threads)
+                r["llama_depth0"], r["llama_depth"] = both[0], both[args.depth]
+                r["nibble_depth0"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads)["tg"]
                 r["nibble_depth"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads, args.depth)["tg"]
 
     if not args.quick:
