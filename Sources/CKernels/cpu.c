@@ -1,5 +1,6 @@
 // Runtime CPU feature detection and the dispatch switch.
 #include "CKernels.h"
+#include "dispatch.h"
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,21 +111,23 @@ const char *nb_cpu_features(void) {
     return buffer;
 }
 
-/// Whether the CPU has AVX-512 VNNI (the AVX-512 kernels' dot products).
-static int has_avx512vnni(void) {
-#if defined(__x86_64__)
+unsigned nb_cpu_flags(void) {
     static _Atomic int cached = -1;
     int v = atomic_load_explicit(&cached, memory_order_relaxed);
     if (v < 0) {
+        v = 0;
+#if defined(__x86_64__)
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512vnni") ? 1 : 0;
+        if (__builtin_cpu_supports("avx512vnni")) v |= NB_CPU_AVX512VNNI;
+        if (__builtin_cpu_supports("avx512bf16")) v |= NB_CPU_AVX512BF16;
+#endif
         atomic_store(&cached, v);
     }
-    return v;
-#else
-    return 0;
-#endif
+    return (unsigned)v;
 }
+
+/// Whether the CPU has AVX-512 VNNI (the AVX-512 kernels' dot products).
+static int has_avx512vnni(void) { return (nb_cpu_flags() & NB_CPU_AVX512VNNI) != 0; }
 
 int nb_kernel_level(void) {
     switch (nb_active_isa()) {
@@ -149,7 +152,6 @@ void nb_release_free_heap(void) {
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include "dispatch.h"
 
 NB_AVX2 static uint64_t stream_read_avx2(const uint8_t *p, int64_t bytes) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;

@@ -14,6 +14,12 @@
 #define NB_AVXVNNI
 #endif
 
+/// Features a kernel chooses a path by at run time, beyond its level (nb_cpu_flags: asked
+/// of the CPU once).
+#define NB_CPU_AVX512VNNI 1u
+#define NB_CPU_AVX512BF16 2u
+unsigned nb_cpu_flags(void);
+
 /// Whether `isa` runs the AVX2 + FMA + F16C paths of the kernels that have no level of their
 /// own above it (every x86 level but scalar: avx2, avxvnni, avx512).
 static inline int nb_isa_has_avx2(nb_isa isa) {

@@ -303,16 +303,6 @@ NB_AVX512BF16 static void matmul_bf16_dp(const uint16_t *w, int64_t k, const uin
         for (int64_t t = 0; t < n_tokens; t++) y[t * ld_y + r] = dot_bf16_dp(w + r * k, x + t * k, k);
 }
 
-static int cpu_has_avx512bf16(void) {
-    static _Atomic int cached = -1;
-    int v = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
-        atomic_store(&cached, v);
-    }
-    return v;
-}
 #endif
 
 // ---- entry points ----------------------------------------------------------------------------
@@ -370,7 +360,7 @@ int nb_bf16_dot_products(int allowed) {
 int nb_bf16_dot_products_active(void) {
 #if defined(__x86_64__)
     return nb_active_isa() == NB_ISA_AVX512 && atomic_load_explicit(&bf16_dot_allowed, memory_order_relaxed) &&
-           cpu_has_avx512bf16();
+           (nb_cpu_flags() & NB_CPU_AVX512BF16);
 #else
     return 0;
 #endif

@@ -9,90 +9,21 @@ import Testing
 import Glibc
 #endif
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let serverScript = repositoryRoot.appendingPathComponent("Tools/remote_test_server.py").path
-
-/// A helper process started through Tools/remote_test_server.py: its first stdout line is read
-/// (a port or a pid), and its stdin stays open; closing it (`stop`, deinit, or this process
-/// ending however it ends) makes the helper exit and kill what it guards.
-///
-/// Nothing here blocks a thread of the concurrency pool: the timing tests run beside it.
-final class HelperProcess: @unchecked Sendable {
-    let process = Process()
-    private let stdin = Pipe()
-    private let stdout = Pipe()
-    let firstLine: String
-
-    init(_ arguments: [String], timeout: Double = 20) async throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", serverScript] + arguments
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        // Only this process may hold the write end, or the guard would not see end of file.
-        _ = fcntl(stdin.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
-        try process.run()
-        let handle = stdout.fileHandleForReading
-        let line: String? = await withCheckedContinuation { continuation in
-            let once = Once()
-            DispatchQueue.global().async {
-                var bytes = Data()
-                while true {
-                    let byte = handle.readData(ofLength: 1)
-                    if byte.isEmpty || byte.first == 0x0A { break }
-                    bytes.append(byte)
-                }
-                if once.claim() { continuation.resume(returning: bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)) }
-            }
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-                if once.claim() { continuation.resume(returning: nil) }
-            }
-        }
-        guard let line else {
-            try? stdin.fileHandleForWriting.close()
-            process.terminate()
-            throw HelperError("remote_test_server.py \(arguments.prefix(2).joined(separator: " ")) printed no first line")
-        }
-        firstLine = line
-    }
-
-    /// Closes the helper's stdin (it exits, killing what it guards) and terminates it.
-    func stop() {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-    }
-
-    deinit { stop() }
-}
-
-/// True for the first caller only.
-final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var claimed = false
-    func claim() -> Bool {
-        lock.withLock {
-            defer { claimed = true }
-            return !claimed
-        }
-    }
-}
-
-struct HelperError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
+/// A message for what went wrong starting a helper.
+typealias HelperError = ServerHarnessError
 
 /// The fake OpenAI-compatible server (modes chosen by the request's model name), one for the
 /// whole run.
 final class FakeServer: Sendable {
-    let helper: HelperProcess
+    let helper: ServerHelperProcess
     let endpoint: ServerEndpoint
 
-    private init(helper: HelperProcess) throws {
+    private init(helper: ServerHelperProcess) throws {
         self.helper = helper
         endpoint = try ServerEndpoint.parse("fake=http://127.0.0.1:\(helper.firstLine)")
     }
 
-    private static let starting = Task { try FakeServer(helper: try await HelperProcess(["fake"])) }
+    private static let starting = Task { try FakeServer(helper: try await ServerHelperProcess.start(["fake"])) }
     static func shared() async throws -> FakeServer { try await starting.value }
 }
 
@@ -109,7 +40,7 @@ func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
 /// One llama-server on 127.0.0.1 and a free port, serving `model` as `alias`; killed when
 /// stopped, when released, or when the test process ends (its guard sees stdin close).
 final class LlamaServer: @unchecked Sendable {
-    let guardProcess: HelperProcess
+    let guardProcess: ServerHelperProcess
     let pid: pid_t
     let endpoint: ServerEndpoint
     let alias: String
@@ -118,7 +49,7 @@ final class LlamaServer: @unchecked Sendable {
     init(model: String, alias: String, binary: String) async throws {
         let port = try unusedLoopbackPort()
         log = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
-        guardProcess = try await HelperProcess(["guard", log.path, binary, "--model", model, "--alias", alias,
+        guardProcess = try await ServerHelperProcess.start(["guard", log.path, binary, "--model", model, "--alias", alias,
                                           "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048",
                                           "--threads", "1", "--parallel", "1", "--no-webui"])
         guard let pid = pid_t(guardProcess.firstLine) else { throw HelperError("the guard printed no pid") }

@@ -7,8 +7,8 @@ import Glibc
 #endif
 
 // Real and fake OpenAI-compatible servers on 127.0.0.1 for the tests of served models, shared
-// by the test targets that drive them (EndToEndTests; the same design as RemoteTests' Support:
-// Tools/remote_test_server.py starts them and kills them when this process ends, however it ends).
+// by the test targets that drive them (EndToEndTests, RemoteTests): Tools/remote_test_server.py
+// starts them and kills them when this process ends, however it ends.
 
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 public let remoteTestServerScript = repositoryRoot.appendingPathComponent("Tools/remote_test_server.py").path
@@ -26,8 +26,33 @@ public final class ServerHelperProcess: @unchecked Sendable {
     private let stdin = Pipe()
     private let stdout = Pipe()
     public private(set) var firstLine = ""
+    /// Whether `stop` waits for the helper to exit (not when started with `start`).
+    private var waitsOnStop = true
 
-    public init(_ arguments: [String], timeout: Double = 20) throws {
+    /// Starts the helper and waits (blocking this thread) up to `timeout` seconds for its first line.
+    public convenience init(_ arguments: [String], timeout: Double = 20) throws {
+        try self.init(launching: arguments)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var line: String?
+        readFirstLine(timeout: timeout) {
+            line = $0
+            done.signal()
+        }
+        done.wait()
+        try take(line, arguments)
+    }
+
+    /// The same without blocking a thread of the concurrency pool (RemoteTests' timing tests
+    /// run beside it); `stop` then does not wait for the helper to exit either.
+    public static func start(_ arguments: [String], timeout: Double = 20) async throws -> ServerHelperProcess {
+        let helper = try ServerHelperProcess(launching: arguments)
+        helper.waitsOnStop = false
+        let line: String? = await withCheckedContinuation { continuation in helper.readFirstLine(timeout: timeout) { continuation.resume(returning: $0) } }
+        try helper.take(line, arguments)
+        return helper
+    }
+
+    private init(launching arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", remoteTestServerScript] + arguments
         process.standardInput = stdin
@@ -35,28 +60,45 @@ public final class ServerHelperProcess: @unchecked Sendable {
         // Only this process may hold the write end, or the guard would not see end of file.
         _ = fcntl(stdin.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
         try process.run()
+    }
+
+    /// Calls `done` once: with the first line, or nil at end of file or after `timeout` seconds.
+    private func readFirstLine(timeout: Double, _ done: @escaping @Sendable (String?) -> Void) {
         let handle = stdout.fileHandleForReading
-        nonisolated(unsafe) var line = Data()
-        let done = DispatchSemaphore(value: 0)
+        let claimed = NSLock()
+        nonisolated(unsafe) var finished = false
+        let finish: @Sendable (String?) -> Void = { line in
+            let first = claimed.withLock {
+                defer { finished = true }
+                return !finished
+            }
+            if first { done(line) }
+        }
         DispatchQueue.global().async {
+            var bytes = Data()
             while true {
                 let byte = handle.readData(ofLength: 1)
                 if byte.isEmpty || byte.first == 0x0A { break }
-                line.append(byte)
+                bytes.append(byte)
             }
-            done.signal()
+            finish(bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self))
         }
-        guard done.wait(timeout: .now() + timeout) == .success, !line.isEmpty else {
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { finish(nil) }
+    }
+
+    private func take(_ line: String?, _ arguments: [String]) throws {
+        guard let line else {
             stop()
             throw ServerHarnessError("remote_test_server.py \(arguments.prefix(2).joined(separator: " ")) printed no first line")
         }
-        firstLine = String(decoding: line, as: UTF8.self)
+        firstLine = line
     }
 
+    /// Closes the helper's stdin (it exits, killing what it guards) and terminates it.
     public func stop() {
         try? stdin.fileHandleForWriting.close()
         if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        if waitsOnStop { process.waitUntilExit() }
     }
 
     deinit { stop() }
