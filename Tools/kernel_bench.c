@@ -1,5 +1,6 @@
 // Decode/prefill microbenchmark of the block-format kernels (not a test): single-thread
-// nb_matmul time for a rows × k matrix of random blocks, at 1 and 64 tokens, on the AVX2,
+// nb_matmul time for a rows × k matrix of random blocks (q8, q4 and q4_0 also interleaved:
+// nb_matmul_interleaved), at 1 and 64 tokens, on the AVX2,
 // AVX-VNNI and AVX-512 (VNNI) paths this CPU has (best of 7 runs, the levels taking turns),
 // and, when llama.cpp's libggml-cpu.so is found, ggml's own
 // ggml_vec_dot_*_q8_* on the same blocks (nb_q8k is byte-identical to block_q8_K; for the
@@ -63,8 +64,12 @@ int main(int argc, char **argv) {
             nb_quantize_for(info->activation, x, T, k, xq);
             // Best of 7 runs per level, the levels taking turns (a shared machine's noise hits
             // them alike).
-            double best[8];
-            for (int l = 0; l < n_levels; l++) best[l] = 1e30;
+            // q8, q4 and q4_0 also in their interleaved layout (what WeightMatrix holds).
+            const size_t ilb = nb_interleaved_bytes(fmt, rows, k);
+            uint8_t *il = ilb ? aligned_alloc(64, ilb) : NULL;
+            if (il) nb_interleave(fmt, rows, k, w, 0, rows, il);
+            double best[8], best_il[8];
+            for (int l = 0; l < n_levels; l++) best[l] = best_il[l] = 1e30;
             for (int run = 0; run < 7; run++)
                 for (int l = 0; l < n_levels; l++) {
                     nb_force_isa(levels[l]);
@@ -74,12 +79,22 @@ int main(int argc, char **argv) {
                     for (int i = 0; i < reps; i++) nb_matmul(fmt, w, rows, k, x, xq, y, T, rows, 0, rows);
                     double dt = (now() - t0) / reps;
                     if (dt < best[l]) best[l] = dt;
+                    if (!il) continue;
+                    nb_matmul_interleaved(fmt, il, rows, k, xq, y, T, rows, 0, rows);
+                    t0 = now();
+                    for (int i = 0; i < reps; i++) nb_matmul_interleaved(fmt, il, rows, k, xq, y, T, rows, 0, rows);
+                    dt = (now() - t0) / reps;
+                    if (dt < best_il[l]) best_il[l] = dt;
                 }
             for (int l = 0; l < n_levels; l++) {
                 double dt = best[l];
                 printf("%-5s %4dx%-5d T=%-2d %-7s %8.1f us  %6.1f GMAC/s  %5.1f GB/s\n", info->name, rows, k, T, nb_isa_name(levels[l]),
                        dt * 1e6, (double)rows * k * T / dt * 1e-9, wb / dt * 1e-9);
+                if (il)
+                    printf("%-5s %4dx%-5d T=%-2d %-7s %8.1f us  %6.1f GMAC/s  %5.1f GB/s  (interleaved)\n", info->name, rows, k, T,
+                           nb_isa_name(levels[l]), best_il[l] * 1e6, (double)rows * k * T / best_il[l] * 1e-9, ilb / best_il[l] * 1e-9);
             }
+            free(il);
             if (lib && cases[c].dot) {
                 vec_dot_t dot = (vec_dot_t)dlsym(lib, cases[c].dot); qrow_t q = (qrow_t)dlsym(lib, cases[c].q);
                 size_t gb = info->activation == NB_ACT_Q8K ? 292 * (k / 256) : 34 * (k / 32);

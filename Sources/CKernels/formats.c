@@ -550,18 +550,19 @@ enum {
 #define BPW(block, bytes) ((double)(bytes) * 8 / (block))
 
 // The format table. Columns of info: name, block, block bytes, bits per weight, GGML
-// type, activation kind, packable, rows independent.
+// type, activation kind, packable, rows independent; then the packer, the unpacker, the
+// kernels per level and the interleaved layout's f16 fields and qs bytes per block.
 const nb_format_row nb_formats[NB_FMT_COUNT] = {
     [NB_FMT_F32] = {{"f32", 1, 4, 32, GGML_F32, NB_ACT_F32, 1, 1}, pack_f32, unpack_f32, {nb_mm_f32}},
     [NB_FMT_F16] = {{"f16", 1, 2, 16, GGML_F16, NB_ACT_F32, 1, 1}, pack_f16, unpack_f16, {nb_mm_f16}},
     [NB_FMT_BF16] = {{"bf16", 1, 2, 16, GGML_BF16, NB_ACT_F32, 1, 1}, pack_bf16, unpack_bf16, {nb_mm_bf16}},
-    [NB_FMT_Q8] = {{"q8", 32, 34, BPW(32, 34), GGML_Q8_0, NB_ACT_Q8A, 1, 1}, pack_q8, nb_dequant_q8_0, KERNELS(q8)},
-    [NB_FMT_Q4] = {{"q4", 32, 20, BPW(32, 20), GGML_Q4_1, NB_ACT_Q8A, 1, 1}, pack_q4, nb_dequant_q4_1, KERNELS(q4)},
+    [NB_FMT_Q8] = {{"q8", 32, 34, BPW(32, 34), GGML_Q8_0, NB_ACT_Q8A, 1, 1}, pack_q8, nb_dequant_q8_0, KERNELS(q8), 1, 32},
+    [NB_FMT_Q4] = {{"q4", 32, 20, BPW(32, 20), GGML_Q4_1, NB_ACT_Q8A, 1, 1}, pack_q4, nb_dequant_q4_1, KERNELS(q4), 2, 16},
     // 4 bits + one absmax code per 64 + one f32 scale per 256 blocks (4096 × 4096: + offset)
     [NB_FMT_NF4] = {{"nf4", 64, 32, 4 + 8.0 / 64 + 32.0 / (64 * 256) + 32.0 / (4096.0 * 4096), -1, NB_ACT_Q8A, 1, 0},
                     pack_nf4, NULL, KERNELS(nf4)},
     [NB_FMT_Q2] = {{"q2", 64, 20, BPW(64, 20), -1, NB_ACT_Q8A, 1, 1}, pack_q2, unpack_q2, KERNELS(q2)},
-    [NB_FMT_Q4_0] = {{"q4_0", 32, 18, BPW(32, 18), GGML_Q4_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q4_0, KERNELS(q4_0)},
+    [NB_FMT_Q4_0] = {{"q4_0", 32, 18, BPW(32, 18), GGML_Q4_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q4_0, KERNELS(q4_0), 1, 16},
     [NB_FMT_Q5_0] = {{"q5_0", 32, 22, BPW(32, 22), GGML_Q5_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_0, KERNELS(q5_0)},
     [NB_FMT_Q5_1] = {{"q5_1", 32, 24, BPW(32, 24), GGML_Q5_1, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_1, KERNELS(q5_1)},
     [NB_FMT_Q4_K] = {{"q4_K", 256, 144, BPW(256, 144), GGML_Q4_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q4_K, KERNELS(q4_K)},

@@ -137,9 +137,35 @@ typedef struct {
     /// f32/f16/bf16 have one entry that dispatches itself (their SIMD paths agree with scalar
     /// to rounding).
     nb_matmul_fn matmul[4];
+    /// The interleaved layout (CKernels.h, "interleaved weights"): f16 scale fields and
+    /// code bytes per block, the block's leading fields and its qs; 0: the format has none.
+    int il_fields, il_qbytes;
 } nb_format_row;
 
+/// Where the parts of one 16-row group of an interleaved matrix are.
+typedef struct {
+    int64_t nb;           // 32-blocks per row
+    size_t scale_bytes;   // per block: 32 · fields
+    size_t code_bytes;    // per block: 16 · qs bytes
+    size_t codes;         // offset of the codes in the group
+    size_t group;         // bytes per group
+} nb_il_geometry;
+
+/// The geometry of `fmt`'s groups at row length k; 0 when it has no interleaved layout or
+/// k is not whole 32-blocks.
+static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g);
+
 extern const nb_format_row nb_formats[NB_FMT_COUNT];
+
+static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g) {
+    if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_fields || k <= 0 || k % 32) return 0;
+    g->nb = k / 32;
+    g->scale_bytes = 32 * (size_t)nb_formats[fmt].il_fields;
+    g->code_bytes = 16 * (size_t)nb_formats[fmt].il_qbytes;
+    g->codes = ((size_t)g->nb * g->scale_bytes + 63) & ~(size_t)63;
+    g->group = g->codes + (size_t)g->nb * g->code_bytes;
+    return 1;
+}
 
 // Block dequantisers (dequant.c), GGML's dequantize_row_* bit for bit.
 void nb_dequant_q8_0(const void *blocks, float *out, int64_t n_blocks);

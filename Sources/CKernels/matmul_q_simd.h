@@ -968,4 +968,170 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
     free(scratch);
 }
 
+// ---- interleaved groups (nb_interleave): 16 rows read with aligned loads -----------------
+//
+// prefill_tile's rows-in-lanes product on the interleaved layout. A group's block arrives as
+// its 16 rows' scales (one load per f16 field) and codes already in lane order (vector j:
+// bytes 4j...4j+3 of every row's qs), so the per-block work that prefill_tile does on the
+// GGML layout (16 rows' scales gathered, their codes loaded and transposed) is gone; q4 and
+// q4_0 only split each vector into low and high nibbles. The 256-bit levels run a group as two
+// 8-row halves, one after the other in each block, so both halves of every cache line are
+// used while it is in L1. The arithmetic is prefill_tile's, so the floats equal the scalar
+// path's. WeightMatrix's groups are 64-byte aligned; the loads are unaligned ones (as fast on
+// aligned data) so that any buffer works.
+
+#define NB_IL_HALVES (16 / PR)
+
+/// Half h of block b (scales at sc, codes at cd) as unsigned weights u = w + uoff(fmt) (AVX2
+/// q8: w, and a = |w|), and the rows' dW (and mW for q4).
+NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd, const int h, pvi *v, pvi *a, pvf *dw,
+                             pvf *mw) {
+#if NB_W512
+    (void)h; (void)a;
+    *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sc));
+    if (fmt == NB_FMT_Q4) *mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32)));
+    if (fmt == NB_FMT_Q8) {
+        for (int j = 0; j < 8; j++) v[j] = _mm512_xor_si512(_mm512_loadu_si512(cd + 64 * j), _mm512_set1_epi8((char)0x80));
+    } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        for (int j = 0; j < 4; j++) {
+            const __m512i g = _mm512_loadu_si512(cd + 64 * j);
+            v[j] = _mm512_and_si512(g, low4);                            // elements 4j...4j+3
+            v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(g, 4), low4);  // elements 16 + 4j...
+        }
+    }
+#else
+    *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 16 * h)));
+    if (fmt == NB_FMT_Q4) *mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 32 + 16 * h)));
+    if (fmt == NB_FMT_Q8) {
+        for (int j = 0; j < 8; j++) {
+            const __m256i c = _mm256_loadu_si256((const __m256i *)(cd + 64 * j + 32 * h));
+#if NB_VNNI
+            (void)a;
+            v[j] = _mm256_xor_si256(c, _mm256_set1_epi8((char)0x80));
+#else
+            v[j] = c;
+            a[j] = _mm256_abs_epi8(c);
+#endif
+        }
+    } else {
+        (void)a;
+        const __m256i low4 = _mm256_set1_epi8(0x0F);
+        for (int j = 0; j < 4; j++) {
+            const __m256i g = _mm256_loadu_si256((const __m256i *)(cd + 64 * j + 32 * h));
+            v[j] = _mm256_and_si256(g, low4);
+            v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(g, 4), low4);
+        }
+    }
+#endif
+}
+
+/// Lanes l0...l1-1 of v to p + l0...
+NB_T NB_INLINE void il_store(float *p, pvf v, int l0, int l1) {
+#if NB_W512
+    _mm512_mask_storeu_ps(p, (__mmask16)(((1u << l1) - 1) & ~((1u << l0) - 1)), v);
+#else
+    if (l0 == 0 && l1 == 8) { _mm256_storeu_ps(p, v); return; }
+    float o[8];
+    _mm256_storeu_ps(o, v);
+    for (int i = l0; i < l1; i++) p[i] = o[i];
+#endif
+}
+
+/// Rows lo...hi-1 of the group at grp, whose row 0 is y's row r0, against tokens t0...t0+T-1
+/// (T ≤ NB_PR_TOKENS; corr as prefill_tile's); `next`: bytes to prefetch a part per block.
+NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_t *grp, const nb_q8a *xq,
+                            const int32_t *corr, float *y, int64_t ld_y, int64_t r0, int lo, int hi, int64_t t0,
+                            const int T, const uint8_t *next, size_t next_bytes) {
+    const int64_t nb = g->nb;
+    const int off = uoff(fmt), has_min = fmt_has_min(fmt);
+    float acc[NB_PR_TOKENS * 16] __attribute__((aligned(64)));   // token t, half h: acc + (t·halves + h)·PR
+    float summ[NB_PR_TOKENS * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < T * NB_IL_HALVES; i++) {
+        PV_STOREF(acc + i * PR, PV_ZEROF());
+        if (has_min) PV_STOREF(summ + i * PR, PV_ZEROF());
+    }
+    const size_t part = prefetch_size(next_bytes, nb);
+    const uint8_t *sc = grp, *cd = grp + g->codes;
+    for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes) {
+        prefetch_part(next, next_bytes, part, b);
+        for (int h = 0; h < NB_IL_HALVES; h++) {
+            pvi v[8], a[8];
+            pvf dw, mw = PV_ZEROF();
+            il_block(fmt, sc, cd, h, v, a, &dw, &mw);
+            const nb_q8a *x = xq + t0 * nb + b;
+            for (int t = 0; t < T; t++, x += nb) {
+                const pvi s = pdot8(fmt, off ? PV_SETI(corr[(t0 + t) * nb + b]) : PV_ZEROI(), v, a, x->qs);
+                float *at = acc + (t * NB_IL_HALVES + h) * PR;
+                PV_STOREF(at, PV_FMA(PV_MULF(dw, PV_SETF(x->d)), PV_CVT(s), PV_LOADF(at)));
+                if (has_min) {
+                    float *st = summ + (t * NB_IL_HALVES + h) * PR;
+                    PV_STOREF(st, PV_FMA(mw, PV_SETF(x->s), PV_LOADF(st)));
+                }
+            }
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < NB_IL_HALVES; h++) {
+            const int l0 = lo > h * PR ? lo - h * PR : 0, l1 = hi < (h + 1) * PR ? hi - h * PR : PR;
+            if (l0 >= l1) continue;
+            pvf out = PV_LOADF(acc + (t * NB_IL_HALVES + h) * PR);
+            if (has_min) out = PV_ADDF(out, PV_LOADF(summ + (t * NB_IL_HALVES + h) * PR));
+            il_store(y + (t0 + t) * ld_y + r0 + h * PR, out, l0, l1);
+        }
+}
+
+NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+                            int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    nb_il_geometry g;
+    nb_il_geometry_of(fmt, k, &g);
+    const int64_t nb = g.nb;
+    int32_t *corr = NULL, small[256];
+    if (uoff(fmt)) {
+        corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
+        if (!corr) return;
+        for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
+    }
+    const int64_t g0 = row_begin / NB_IL_ROWS, g1 = (row_end + NB_IL_ROWS - 1) / NB_IL_ROWS;
+    if (n_tokens <= 4) prefetch_part(il + (size_t)g0 * g.group, g.group, g.group + 64, 0);  // nothing fetched it yet
+    // Groups ahead, about NB_PREFETCH_BYTES in all (as prefill_rows).
+    const int ahead = g.group * NB_PREFETCH_TILES <= NB_PREFETCH_BYTES ? NB_PREFETCH_TILES
+                    : g.group >= NB_PREFETCH_BYTES ? 1 : (int)(NB_PREFETCH_BYTES / g.group);
+    for (int64_t gi = g0; gi < g1; gi++) {
+        const int64_t r0 = gi * NB_IL_ROWS;
+        const int lo = row_begin > r0 ? (int)(row_begin - r0) : 0;
+        const int hi = row_end < r0 + NB_IL_ROWS ? (int)(row_end - r0) : NB_IL_ROWS;
+        const uint8_t *grp = il + (size_t)gi * g.group;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += NB_PR_TOKENS) {
+            const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
+            int64_t gn = gi, ng = 1;  // this group again for the next token group, else later ones
+            if (t0 + T >= n_tokens) prefetch_rows(gi, g0, g1, 1, T <= 4 ? ahead : 1, &gn, &ng);
+            const uint8_t *next = ng > 0 ? il + (size_t)gn * g.group : NULL;
+            const size_t next_bytes = ng > 0 ? (size_t)ng * g.group : 0;
+            if (T == 1) il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes);
+            else il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, T, next, next_bytes);
+        }
+    }
+    if (corr != small) free(corr);
+}
+
+#define NB_DEFINE_IL(NAME, FMT)                                                                                      \
+    NB_T __attribute__((noinline)) static void NAME(const uint8_t *il, int64_t k, const nb_q8a *xq, float *y,        \
+                                                    int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {        \
+        il_rows(FMT, il, k, xq, y, n_tokens, ld_y, r0, r1);                                                          \
+    }
+NB_DEFINE_IL(il_q8_simd, NB_FMT_Q8)
+NB_DEFINE_IL(il_q4_simd, NB_FMT_Q4)
+NB_DEFINE_IL(il_q4_0_simd, NB_FMT_Q4_0)
+
+NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+                     int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    switch (fmt) {
+    case NB_FMT_Q8: il_q8_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q4: il_q4_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q4_0: il_q4_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    default: break;
+    }
+}
+
 #undef H2F_F16C

@@ -286,7 +286,9 @@ static void fused_range(void *ctx, int64_t begin, int64_t end) {
     for (int i = 0; i < job->count; i++) {
         const nb_product *p = &job->products[i];
         const int64_t b = (lo > p->base ? lo : p->base) - p->base, e = (hi < p->base + p->rows ? hi : p->base + p->rows) - p->base;
-        if (b < e) nb_matmul(p->fmt, p->w, p->rows, job->k, job->x, p->xq, p->y, job->n_tokens, p->rows, b, e);
+        if (b >= e) continue;
+        if (p->interleaved) nb_matmul_interleaved(p->fmt, p->w, p->rows, job->k, p->xq, p->y, job->n_tokens, p->rows, b, e);
+        else nb_matmul(p->fmt, p->w, p->rows, job->k, job->x, p->xq, p->y, job->n_tokens, p->rows, b, e);
     }
 }
 

@@ -8,6 +8,7 @@
 #define NB_VNNI 0
 #define NB_W512 0
 #define NB_QENTRY nb_matmul_q_avx2
+#define NB_ILENTRY nb_matmul_il_avx2
 #define NB_KENTRY(NAME) nb_mm_##NAME##_avx2
 #include "matmul_q_simd.h"
 #include "matmul_k_simd.h"

@@ -13,6 +13,7 @@
 #define NB_DPBUSD(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
 #define NB_DPWSSD(acc, a, b) _mm256_dpwssd_epi32(acc, a, b)
 #define NB_QENTRY nb_matmul_q_avx512
+#define NB_ILENTRY nb_matmul_il_avx512
 #define NB_KENTRY(NAME) nb_mm_##NAME##_avx512
 #include "matmul_q_simd.h"
 #include "matmul_k_simd.h"

@@ -15,6 +15,7 @@
 #define NB_DPBUSD(acc, a, b) _mm256_dpbusd_avx_epi32(acc, a, b)
 #define NB_DPWSSD(acc, a, b) _mm256_dpwssd_avx_epi32(acc, a, b)
 #define NB_QENTRY nb_matmul_q_avxvnni
+#define NB_ILENTRY nb_matmul_il_avxvnni
 #define NB_KENTRY(NAME) nb_mm_##NAME##_avxvnni
 #include "matmul_q_simd.h"
 #include "matmul_k_simd.h"

@@ -263,7 +263,7 @@ public final class Engine: @unchecked Sendable {
         let lookups = ["position_embd.weight"] + (source.tensor(named: "output.weight") != nil ? ["token_embd.weight"] : [])
         for name in lookups {
             guard let t = source.tensor(named: name), t.shape.count >= 2 else { continue }
-            bytes -= plan.format(ofTensor: name).byteCount(rows: t.shape[1], columns: t.shape[0])
+            bytes -= plan.format(ofTensor: name).storedByteCount(rows: t.shape[1], columns: t.shape[0])
         }
         return bytes
     }

@@ -66,7 +66,7 @@ public struct Footprint: Sendable, Codable, Equatable {
             let isMatrix = t.shape.count >= 2 && t.shape[1] > 1
             // Norms and biases stay f32; matrices take the plan's format.
             let bytes = isMatrix
-                ? plan.format(ofTensor: t.name).byteCount(rows: t.elementCount / t.shape[0], columns: t.shape[0])
+                ? plan.format(ofTensor: t.name).storedByteCount(rows: t.elementCount / t.shape[0], columns: t.shape[0])
                 : 4 * t.elementCount
             weights += bytes
             if isLinear(t) { linear += bytes }

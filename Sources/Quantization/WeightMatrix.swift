@@ -70,9 +70,21 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
         self = WeightFormat.allCases[Int(f)]
     }
 
-    /// Bytes taken by a `rows × columns` matrix, side arrays included.
+    /// Bytes taken by a `rows × columns` matrix in the format's blocks (a file's layout),
+    /// side arrays included.
     public func byteCount(rows: Int, columns: Int) -> Int {
         Int(nb_format_bytes(c, Int64(rows), Int64(columns)))
+    }
+
+    /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4 and q4_0:
+    /// groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
+    /// "interleaved weights").
+    public func interleaves(columns: Int) -> Bool { nb_interleaved_bytes(c, 1, Int64(columns)) > 0 }
+
+    /// Bytes a `WeightMatrix` of this shape holds: the interleaved layout's (whole groups of
+    /// 16 rows) where the format has one, else `byteCount`.
+    public func storedByteCount(rows: Int, columns: Int) -> Int {
+        interleaves(columns: columns) ? Int(nb_interleaved_bytes(c, Int64(rows), Int64(columns))) : byteCount(rows: rows, columns: columns)
     }
 
     /// Storage bits per weight for a typical matrix (4096 × 4096).
@@ -151,17 +163,28 @@ public final class ActivationScratch: @unchecked Sendable {
 
 /// A `rows × columns` matrix (rows = output features; each row is one contiguous run of
 /// `columns` weights, as in GGUF and PyTorch's `Linear.weight`) in one `WeightFormat`.
+/// q8, q4 and q4_0 are held interleaved (`WeightFormat.interleaves`): the GGML blocks are
+/// rearranged at load, and given back by `packedBytes`.
 public final class WeightMatrix: @unchecked Sendable {
     public let format: WeightFormat
     public let rows: Int
     public let columns: Int
+    /// Whether `storage` is the interleaved layout rather than the format's blocks.
+    public let interleaved: Bool
     private let storage: AlignedBuffer
 
-    /// Bytes of packed weights.
+    /// Bytes held in memory.
     public var byteCount: Int { storage.byteCount }
 
-    /// The packed bytes (to compare with a file's blocks, or write them out).
-    public var packedBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage.pointer, count: storage.byteCount) }
+    /// The weights in the format's blocks, as a file stores them (to compare with a file's
+    /// blocks, or write them out): a copy.
+    public var packedBytes: [UInt8] {
+        guard interleaved else { return Array(UnsafeRawBufferPointer(start: storage.pointer, count: storage.byteCount)) }
+        return [UInt8](unsafeUninitializedCapacity: format.byteCount(rows: rows, columns: columns)) { out, count in
+            nb_deinterleave(format.c, Int64(rows), Int64(columns), storage.pointer, 0, Int64(rows), out.baseAddress)
+            count = out.count
+        }
+    }
 
     /// Copies bytes that are already in `format`'s layout (a Q8_0 tensor as q8, Q4_1 as q4,
     /// Q4_K as q4_K...).
@@ -173,15 +196,30 @@ public final class WeightMatrix: @unchecked Sendable {
         self.format = format
         self.rows = rows
         self.columns = columns
+        interleaved = format.interleaves(columns: columns)
         let bytes = format.byteCount(rows: rows, columns: columns)
         precondition(packed.count == bytes, "\(name): \(packed.count) bytes given, \(bytes) expected")
-        guard let storage = AlignedBuffer(byteCount: bytes) else { throw QuantizationError.outOfMemory(bytes: bytes, what: name) }
-        var done = 0
-        while done < bytes {
-            let n = min(8 << 20, bytes - done)
-            (storage.pointer + done).copyMemory(from: packed.baseAddress! + done, byteCount: n)
-            copied(UnsafeRawBufferPointer(rebasing: packed[done..<(done + n)]))
-            done += n
+        let stored = format.storedByteCount(rows: rows, columns: columns)
+        guard let storage = AlignedBuffer(byteCount: stored) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
+        if interleaved {  // slabs of whole groups of rows, about 8 MiB
+            let rowBytes = format.byteCount(rows: 1, columns: columns)
+            let slabRows = max(16, (8 << 20) / rowBytes / 16 * 16)
+            var row = 0
+            while row < rows {
+                let n = min(slabRows, rows - row)
+                let slab = UnsafeRawBufferPointer(rebasing: packed[(row * rowBytes)..<((row + n) * rowBytes)])
+                nb_interleave(format.c, Int64(rows), Int64(columns), slab.baseAddress, Int64(row), Int64(n), storage.pointer)
+                copied(slab)
+                row += n
+            }
+        } else {
+            var done = 0
+            while done < bytes {
+                let n = min(8 << 20, bytes - done)
+                (storage.pointer + done).copyMemory(from: packed.baseAddress! + done, byteCount: n)
+                copied(UnsafeRawBufferPointer(rebasing: packed[done..<(done + n)]))
+                done += n
+            }
         }
         self.storage = storage
     }
@@ -196,17 +234,20 @@ public final class WeightMatrix: @unchecked Sendable {
         self.format = format
         self.rows = rows
         self.columns = columns
+        interleaved = format.interleaves(columns: columns)
         let bytes = format.byteCount(rows: rows, columns: columns)
         if !format.isPackable { throw QuantizationError.notPackable(what: name, format: format) }
         if bytes == 0 { throw QuantizationError.unsupportedShape(what: name, columns: columns, format: format) }
-        guard let storage = AlignedBuffer(byteCount: bytes) else { throw QuantizationError.outOfMemory(bytes: bytes, what: name) }
+        let stored = format.storedByteCount(rows: rows, columns: columns)
+        guard let storage = AlignedBuffer(byteCount: stored) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
         self.storage = storage
         if format == .f32 {
             try fill(0..<rows, storage.typed(Float.self))
             return
         }
-        // f32 staging in slabs of rows, packed in parallel.
-        let slab = format.rowsIndependent ? max(1, min(rows, (8 << 20) / (4 * columns))) : rows
+        // f32 staging in slabs of rows (whole groups of 16 when interleaving), packed in parallel.
+        var slab = format.rowsIndependent ? max(1, min(rows, (8 << 20) / (4 * columns))) : rows
+        if interleaved { slab = max(16, slab / 16 * 16) }
         guard let staging = AlignedBuffer(byteCount: slab * columns * 4) else {
             throw QuantizationError.outOfMemory(bytes: slab * columns * 4, what: name)
         }
@@ -216,17 +257,23 @@ public final class WeightMatrix: @unchecked Sendable {
         while start < rows {
             let n = min(slab, rows - start)
             if format.rowsIndependent {
-                // Each chunk of rows is filled and packed by the thread that claims it.
+                // Each chunk of rows (whole groups when interleaving: chunks share no group) is
+                // filled and packed by the thread that claims it.
                 let out = storage.pointer + start * rowBytes
                 let failure = FirstError()
-                pool.parallelChunks(n) { range in
+                pool.parallelChunks(n, granularity: interleaved ? 16 : 1) { range in
                     do {
                         try fill((start + range.lowerBound)..<(start + range.upperBound), f + range.lowerBound * columns)
                     } catch {
                         failure.record(error)
                         return
                     }
-                    nb_pack(format.c, f + range.lowerBound * columns, Int64(range.count), Int64(columns), out + range.lowerBound * rowBytes)
+                    if interleaved {
+                        nb_pack_interleaved(format.c, f + range.lowerBound * columns, Int64(rows), Int64(columns),
+                                            Int64(start + range.lowerBound), Int64(range.count), storage.pointer)
+                    } else {
+                        nb_pack(format.c, f + range.lowerBound * columns, Int64(range.count), Int64(columns), out + range.lowerBound * rowBytes)
+                    }
                 }
                 if let error = failure.error { throw error }
             } else {
@@ -241,7 +288,11 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Writes row `r` as f32 (`columns` values) — the embedding lookup.
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(r >= 0 && r < rows)
-        nb_unpack_row(format.c, storage.pointer, Int64(rows), Int64(columns), Int64(r), out)
+        if interleaved {
+            nb_unpack_row_interleaved(format.c, storage.pointer, Int64(rows), Int64(columns), Int64(r), out)
+        } else {
+            nb_unpack_row(format.c, storage.pointer, Int64(rows), Int64(columns), Int64(r), out)
+        }
     }
 
     /// `y[t, :] = W · x[t, :]` for `t` in `0..<batch`: x is `batch × columns`, y is
@@ -276,8 +327,8 @@ public final class WeightMatrix: @unchecked Sendable {
         // retained and released them on every piece: 3 % of a q4 decode's samples).
         func product(_ m: (WeightMatrix, UnsafeMutablePointer<Float>), base: Int) -> nb_product {
             let kind = m.0.format.activation
-            return nb_product(fmt: m.0.format.c, w: UnsafeRawPointer(m.0.storage.pointer), rows: Int64(m.0.rows), base: Int64(base),
-                              y: m.1, xq: kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil)
+            return nb_product(fmt: m.0.format.c, interleaved: m.0.interleaved ? 1 : 0, w: UnsafeRawPointer(m.0.storage.pointer),
+                              rows: Int64(m.0.rows), base: Int64(base), y: m.1, xq: kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil)
         }
         let rows = first.rows + (b?.0.rows ?? 0) + (c?.0.rows ?? 0)
         // Pieces of about 256 KiB of weights: SmolLM2's q4 and q8 matrices (up to 1.1 MiB)

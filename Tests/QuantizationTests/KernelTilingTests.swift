@@ -55,7 +55,7 @@ extension KernelPaths {
         /// Every SIMD level against the scalar path, bit for bit: 100 rows (several 8- and
         /// 16-row tiles and a short last one), row ranges that start and end inside tiles,
         /// 1...5 tokens (decode, and the few-token tiles that prefetch further ahead) and 130
-        /// (three token groups).
+        /// (three token groups). q8, q4 and q4_0 in the interleaved layout too, at every level.
         @Test func manyTilesAndTokenGroups() {
             let rows = 100, k = 512, ldY = 103
             for (f, fmt) in blockFormats.enumerated() {
@@ -70,6 +70,16 @@ extension KernelPaths {
                             let yv = withISA(level) { matmulRaw(fmt, w, rows: rows, k: k, xq: xq, tokens: tokens, ldY: ldY, rowRange: range) }
                             #expect(yv.map(\.bitPattern) == ys.map(\.bitPattern),
                                     "\(formatName(fmt)) tokens \(tokens) rows \(range), \(isaName(level))")
+                        }
+                        // The interleaved layout at every level, the scalar one too.
+                        if let il = interleavedFormats.contains(fmt) ? interleave(fmt, w, rows: rows, k: k) : nil {
+                            for level in allLevels {
+                                let yi = withISA(level) {
+                                    matmulInterleaved(fmt, il, rows: rows, k: k, xq: xq, tokens: tokens, ldY: ldY, rowRange: range)
+                                }
+                                #expect(yi.map(\.bitPattern) == ys.map(\.bitPattern),
+                                        "\(formatName(fmt)) interleaved, tokens \(tokens) rows \(range), \(isaName(level))")
+                            }
                         }
                     }
                 }
@@ -93,6 +103,14 @@ extension KernelPaths {
                     for level in simdLevels {
                         let yv = withISA(level) { matmulRaw(fmt, w, rows: rows, k: k, xq: xq, tokens: tokens, ldY: rows, rowRange: 0..<rows) }
                         #expect(yv.map(\.bitPattern) == ys.map(\.bitPattern), "\(formatName(fmt)) fill \(fill) tokens \(tokens), \(isaName(level))")
+                        if interleavedFormats.contains(fmt) {
+                            let il = interleave(fmt, w, rows: rows, k: k)
+                            let yi = withISA(level) {
+                                matmulInterleaved(fmt, il, rows: rows, k: k, xq: xq, tokens: tokens, ldY: rows, rowRange: 0..<rows)
+                            }
+                            #expect(yi.map(\.bitPattern) == ys.map(\.bitPattern),
+                                    "\(formatName(fmt)) interleaved, fill \(fill) tokens \(tokens), \(isaName(level))")
+                        }
                     }
                     // The scalar path against double-precision products of what it multiplies.
                     let wf = unpack(fmt, w, rows: rows, k: k)

@@ -206,3 +206,46 @@ func isaName(_ isa: nb_isa) -> String { String(cString: nb_isa_name(isa)) }
 /// The suites that switch the kernels' dispatch (nb_force_isa is process-wide), run one
 /// test at a time so that each compares the paths it names.
 @Suite(.serialized) enum KernelPaths {}
+
+/// The formats with an interleaved layout (nb_interleave).
+let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0]
+
+/// `blocks` (rows × k in `fmt`'s GGML blocks) interleaved, written in the row pieces given (in
+/// that order) into a buffer first filled with `fill`.
+func interleave(_ fmt: nb_format, _ blocks: [UInt8], rows: Int, k: Int, pieces: [Range<Int>]? = nil, fill: UInt8 = 0xA5) -> [UInt8] {
+    var out = [UInt8](repeating: fill, count: nb_interleaved_bytes(fmt, Int64(rows), Int64(k)))
+    let rowBytes = nb_format_bytes(fmt, 1, Int64(k))
+    blocks.withUnsafeBytes { src in
+        out.withUnsafeMutableBytes { dst in
+            for piece in pieces ?? [0..<rows] {
+                nb_interleave(fmt, Int64(rows), Int64(k), src.baseAddress! + piece.lowerBound * rowBytes, Int64(piece.lowerBound),
+                              Int64(piece.count), dst.baseAddress)
+            }
+        }
+    }
+    return out
+}
+
+/// Rows `range` of an interleaved matrix as GGML blocks.
+func deinterleave(_ fmt: nb_format, _ il: [UInt8], rows: Int, k: Int, range: Range<Int>) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: range.count * nb_format_bytes(fmt, 1, Int64(k)))
+    il.withUnsafeBytes { src in
+        out.withUnsafeMutableBytes { nb_deinterleave(fmt, Int64(rows), Int64(k), src.baseAddress, Int64(range.lowerBound), Int64(range.count), $0.baseAddress) }
+    }
+    return out
+}
+
+/// Y (tokens × ldY, pre-filled with the sentinel) after nb_matmul_interleaved over `rowRange`.
+func matmulInterleaved(_ fmt: nb_format, _ il: [UInt8], rows: Int, k: Int, xq: [UInt8], tokens: Int, ldY: Int,
+                       rowRange: Range<Int>) -> [Float] {
+    var y = [Float](repeating: matmulSentinel, count: tokens * ldY)
+    il.withUnsafeBytes { wb in
+        xq.withUnsafeBytes { xqb in
+            y.withUnsafeMutableBufferPointer { ys in
+                nb_matmul_interleaved(fmt, wb.baseAddress, Int64(rows), Int64(k), xqb.baseAddress, ys.baseAddress, Int64(tokens),
+                                      Int64(ldY), Int64(rowRange.lowerBound), Int64(rowRange.upperBound))
+            }
+        }
+    }
+    return y
+}

@@ -307,10 +307,50 @@ void nb_quantize_activations(const float *x, int64_t n_tokens, int64_t k, nb_q8a
 void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const float *x, const void *xq,
                float *y, int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end);
 
+// ---- interleaved weights ---------------------------------------------------------------
+//
+// The decode-hot formats q8, q4 and q4_0 have a second layout, made once at load, in which
+// the kernels read a block of 16 rows with a few aligned vector loads instead of gathering
+// 16 rows' scales and transposing their codes on every product. The matrix is groups of
+// NB_IL_ROWS rows (the last padded with zero rows); a group of a format with F f16 scale
+// fields per block (q8 and q4_0: d; q4: d, m) and Q code bytes per block (q8 32, q4 and q4_0
+// 16, their GGML qs bytes) is
+//   scales  block b, field f: the 16 rows' f16 values at b·32F + 32f (lane i at + 2i),
+//           the whole part padded to a multiple of 64 bytes;
+//   codes   block b, word j < Q/4: bytes 4j...4j+3 of the 16 rows' qs at b·16Q + 64j (row i
+//           at + 4i): one 64-byte vector holds the same 4 bytes of every row.
+// Group g starts at g · nb_interleaved_bytes(fmt, 16, k): every vector load is aligned.
+// The layout holds exactly the GGML blocks' bytes (nb_deinterleave gives them back).
+
+/// Rows per group of an interleaved matrix.
+#define NB_IL_ROWS 16
+/// Bytes of `fmt`'s interleaved layout of rows × k (whole groups); 0 when the format has no
+/// interleaved layout or k does not suit it.
+size_t nb_interleaved_bytes(nb_format fmt, int64_t rows, int64_t k);
+/// Rows [row0, row0 + n) of a rows × k matrix, given as GGML blocks at `blocks` (n rows of
+/// nb_format_bytes(fmt, 1, k)), into their places in the interleaved `dst`; when they reach
+/// the last row, the last group's padding rows are zeroed too. Disjoint row ranges can be
+/// written concurrently when they share no group.
+void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, int64_t row0, int64_t n, void *dst);
+/// Rows [row0, row0 + n) of a rows × k f32 matrix, given at `src` (n rows), packed as
+/// nb_pack packs them and interleaved into `dst` (a group's blocks at a time: no staging for
+/// the whole range). Concurrent calls as for nb_interleave.
+void nb_pack_interleaved(nb_format fmt, const float *src, int64_t rows, int64_t k, int64_t row0, int64_t n, void *dst);
+/// Rows [row0, row0 + n) of the interleaved `il` as GGML blocks.
+void nb_deinterleave(nb_format fmt, int64_t rows, int64_t k, const void *il, int64_t row0, int64_t n, void *blocks);
+/// nb_unpack_row of an interleaved matrix.
+void nb_unpack_row_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t k, int64_t row, float *out);
+/// nb_matmul of an interleaved matrix: the same contract and, at every level, the same
+/// floats bit for bit as nb_matmul on the GGML blocks.
+void nb_matmul_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t k, const void *xq, float *y,
+                           int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end);
+
 /// One of the products nb_matmul_fused runs: rows [base, base + rows) of the concatenation
-/// are W's rows, written to y (leading dimension `rows`).
+/// are W's rows, written to y (leading dimension `rows`). `interleaved`: W is in the
+/// interleaved layout (nb_matmul_interleaved).
 typedef struct {
     nb_format fmt;
+    int32_t interleaved;
     const void *w;
     int64_t rows, base;
     float *y;

@@ -1,0 +1,122 @@
+// The interleaved layout of q8, q4 and q4_0 (CKernels.h, "interleaved weights"): made
+// from and turned back into GGML blocks, unpacked a row at a time, and multiplied: the SIMD
+// levels read it with aligned loads (matmul_q_simd.h, "interleaved groups"); the scalar level
+// turns each group back into blocks and runs the scalar kernel, so every level is checked
+// against the same reference as the GGML layout.
+#include "matmul_q.h"
+#include <stdlib.h>
+
+size_t nb_interleaved_bytes(nb_format fmt, int64_t rows, int64_t k) {
+    nb_il_geometry g;
+    if (rows <= 0 || !nb_il_geometry_of(fmt, k, &g)) return 0;
+    return (size_t)((rows + NB_IL_ROWS - 1) / NB_IL_ROWS) * g.group;
+}
+
+// Block b of a row lives at lane i of its group: f16 field f at scales + b·S + 32f + 2i, code
+// word j at codes + b·C + 64j + 4i; the block's own bytes are the fields, then the qs.
+
+void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, int64_t row0, int64_t n, void *dst) {
+    nb_il_geometry g;
+    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g)) return;
+    const int fields = nb_formats[fmt].il_fields, words = nb_formats[fmt].il_qbytes / 4;
+    const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = (size_t)g.nb * block_bytes;
+    for (int64_t r = row0; r < row0 + n; r++) {
+        uint8_t *grp = (uint8_t *)dst + (size_t)(r / NB_IL_ROWS) * g.group;
+        const size_t lane = (size_t)(r % NB_IL_ROWS);
+        const uint8_t *src = (const uint8_t *)blocks + (size_t)(r - row0) * row_bytes;
+        for (int64_t b = 0; b < g.nb; b++, src += block_bytes) {
+            for (int f = 0; f < fields; f++) memcpy(grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, src + 2 * f, 2);
+            for (int j = 0; j < words; j++)
+                memcpy(grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, src + 2 * fields + 4 * j, 4);
+        }
+    }
+    if (row0 + n == rows && rows % NB_IL_ROWS) {  // the padding rows: zero scales and codes
+        uint8_t *grp = (uint8_t *)dst + (size_t)(rows / NB_IL_ROWS) * g.group;
+        for (size_t lane = (size_t)(rows % NB_IL_ROWS); lane < NB_IL_ROWS; lane++)
+            for (int64_t b = 0; b < g.nb; b++) {
+                for (int f = 0; f < fields; f++) memset(grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, 0, 2);
+                for (int j = 0; j < words; j++) memset(grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, 0, 4);
+            }
+    }
+    // the scale part's padding, so that the bytes are a function of the matrix alone
+    for (int64_t r = row0; r < row0 + n; r++)
+        if (r % NB_IL_ROWS == 0 || r == row0) {
+            uint8_t *grp = (uint8_t *)dst + (size_t)(r / NB_IL_ROWS) * g.group;
+            memset(grp + (size_t)g.nb * g.scale_bytes, 0, g.codes - (size_t)g.nb * g.scale_bytes);
+        }
+}
+
+void nb_pack_interleaved(nb_format fmt, const float *src, int64_t rows, int64_t k, int64_t row0, int64_t n, void *dst) {
+    nb_il_geometry g;
+    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g) || !nb_formats[fmt].pack) return;
+    const size_t row_bytes = nb_format_bytes(fmt, 1, k);
+    uint8_t *blocks = malloc(NB_IL_ROWS * row_bytes);  // one group's blocks at a time
+    if (!blocks) return;
+    for (int64_t r = row0; r < row0 + n;) {
+        const int64_t end = (r / NB_IL_ROWS + 1) * NB_IL_ROWS < row0 + n ? (r / NB_IL_ROWS + 1) * NB_IL_ROWS : row0 + n;
+        nb_formats[fmt].pack(src + (r - row0) * k, end - r, k, blocks);
+        nb_interleave(fmt, rows, k, blocks, r, end - r, dst);
+        r = end;
+    }
+    free(blocks);
+}
+
+void nb_deinterleave(nb_format fmt, int64_t rows, int64_t k, const void *il, int64_t row0, int64_t n, void *blocks) {
+    nb_il_geometry g;
+    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g)) return;
+    const int fields = nb_formats[fmt].il_fields, words = nb_formats[fmt].il_qbytes / 4;
+    const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = (size_t)g.nb * block_bytes;
+    for (int64_t r = row0; r < row0 + n; r++) {
+        const uint8_t *grp = (const uint8_t *)il + (size_t)(r / NB_IL_ROWS) * g.group;
+        const size_t lane = (size_t)(r % NB_IL_ROWS);
+        uint8_t *out = (uint8_t *)blocks + (size_t)(r - row0) * row_bytes;
+        for (int64_t b = 0; b < g.nb; b++, out += block_bytes) {
+            for (int f = 0; f < fields; f++) memcpy(out + 2 * f, grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, 2);
+            for (int j = 0; j < words; j++)
+                memcpy(out + 2 * fields + 4 * j, grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, 4);
+        }
+    }
+}
+
+void nb_unpack_row_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t k, int64_t row, float *out) {
+    nb_il_geometry g;
+    if (row < 0 || row >= rows || !nb_il_geometry_of(fmt, k, &g)) return;
+    const size_t row_bytes = nb_format_bytes(fmt, 1, k);
+    uint8_t small[4096];
+    uint8_t *blocks = row_bytes <= sizeof small ? small : malloc(row_bytes);
+    if (!blocks) return;
+    nb_deinterleave(fmt, rows, k, il, row, 1, blocks);
+    nb_formats[fmt].unpack(blocks, out, g.nb);
+    if (blocks != small) free(blocks);
+}
+
+// The scalar level: each group's rows in the range back to GGML blocks, then the scalar kernel.
+static void matmul_il_scalar(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y,
+                             int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    const size_t row_bytes = nb_format_bytes(fmt, 1, k);
+    uint8_t *blocks = malloc(NB_IL_ROWS * row_bytes);
+    if (!blocks) return;
+    for (int64_t r = row_begin; r < row_end;) {
+        const int64_t end = (r / NB_IL_ROWS + 1) * NB_IL_ROWS < row_end ? (r / NB_IL_ROWS + 1) * NB_IL_ROWS : row_end;
+        nb_deinterleave(fmt, rows, k, il, r, end - r, blocks);
+        const qmat m = qmat_of(fmt, blocks, end - r, k);
+        nb_matmul_q_scalar(&m, xq, y + r, n_tokens, ld_y, 0, end - r);
+        r = end;
+    }
+    free(blocks);
+}
+
+void nb_matmul_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t k, const void *xq, float *y,
+                           int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    nb_il_geometry g;
+    if (n_tokens <= 0 || row_begin >= row_end || !nb_il_geometry_of(fmt, k, &g)) return;
+#if defined(__x86_64__)
+    switch (nb_kernel_level()) {
+    case 1: nb_matmul_il_avx2(fmt, il, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case 2: nb_matmul_il_avxvnni(fmt, il, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case 3: nb_matmul_il_avx512(fmt, il, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    default: break;
+    }
+#endif
+    matmul_il_scalar(fmt, il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end);
+}

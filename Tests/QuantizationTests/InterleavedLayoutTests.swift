@@ -1,0 +1,119 @@
+import CKernels
+import Foundation
+@testable import Quantization
+import Testing
+
+// The interleaved layout of q8, q4 and q4_0 (CKernels.h, "interleaved weights"): where each
+// byte of a GGML block goes, that the blocks come back unchanged however the rows were
+// written, and WeightMatrix's use of it. Its kernels against the scalar path on the blocks:
+// KernelTilingTests.
+
+private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [UInt8] {
+    fmt == NB_FMT_Q4_0 ? randomBlocks(fmt, rows: rows, k: k, seed: seed)
+        : pack(fmt, gaussianMatrix(rows: rows, k: k, seed: seed), rows: rows, k: k)
+}
+
+@Suite struct InterleavedLayoutTests {
+    /// Every byte against the layout as CKernels.h describes it, computed here: f16 field f of
+    /// block b of row r at b·32F + 32f + 2·lane in its group, qs word j at the codes' start +
+    /// b·16Q + 64j + 4·lane; the scale part padded to 64 bytes; padding rows and bytes zero
+    /// (the buffer starts as 0xA5).
+    @Test func bytesAreWhereTheLayoutSays() {
+        for fmt in interleavedFormats {
+            let (fields, qbytes) = fmt == NB_FMT_Q4 ? (2, 16) : fmt == NB_FMT_Q8 ? (1, 32) : (1, 16)
+            for (rows, k) in [(1, 32), (17, 96), (40, 64)] {
+                let nb = k / 32, blockBytes = 2 * fields + qbytes
+                let scalePart = (nb * 32 * fields + 63) / 64 * 64, group = scalePart + nb * 16 * qbytes
+                let blocks = someBlocks(fmt, rows: rows, k: k, seed: UInt64(rows * k))
+                let il = interleave(fmt, blocks, rows: rows, k: k)
+                #expect(il.count == (rows + 15) / 16 * group && group % 64 == 0)
+                var expected = [UInt8](repeating: 0, count: il.count)
+                for r in 0..<rows {
+                    for b in 0..<nb {
+                        let src = (r * nb + b) * blockBytes, g = r / 16 * group, lane = r % 16
+                        for f in 0..<fields {
+                            for i in 0..<2 { expected[g + b * 32 * fields + 32 * f + 2 * lane + i] = blocks[src + 2 * f + i] }
+                        }
+                        for j in 0..<qbytes / 4 {
+                            for i in 0..<4 { expected[g + scalePart + b * 16 * qbytes + 64 * j + 4 * lane + i] = blocks[src + 2 * fields + 4 * j + i] }
+                        }
+                    }
+                }
+                #expect(il == expected, "\(formatName(fmt)) \(rows) × \(k)")
+            }
+        }
+    }
+
+    /// Written whole or in pieces, in any order, over any earlier contents: the same bytes. The
+    /// blocks come back whole or by row ranges, and rows unpack as the blocks' rows.
+    @Test func roundTripsInPieces() {
+        for fmt in interleavedFormats {
+            for (rows, k) in [(33, 96), (48, 576)] {
+                let blocks = someBlocks(fmt, rows: rows, k: k, seed: 7)
+                let rowBytes = nb_format_bytes(fmt, 1, Int64(k))
+                let whole = interleave(fmt, blocks, rows: rows, k: k)
+                for pieces in [[0..<16, 16..<32, 32..<rows].reversed(), [0..<5, 5..<21, 21..<rows], (0..<rows).map { $0..<($0 + 1) }] {
+                    #expect(interleave(fmt, blocks, rows: rows, k: k, pieces: Array(pieces), fill: 0x5A) == whole,
+                            "\(formatName(fmt)) \(rows) × \(k) in \(pieces.count) pieces")
+                }
+                #expect(deinterleave(fmt, whole, rows: rows, k: k, range: 0..<rows) == blocks)
+                #expect(deinterleave(fmt, whole, rows: rows, k: k, range: 7..<30) == Array(blocks[(7 * rowBytes)..<(30 * rowBytes)]))
+                let values = unpack(fmt, blocks, rows: rows, k: k)
+                var row = [Float](repeating: .nan, count: k)
+                for r in [0, 15, 16, rows - 1] {
+                    whole.withUnsafeBytes { w in
+                        row.withUnsafeMutableBufferPointer { nb_unpack_row_interleaved(fmt, w.baseAddress, Int64(rows), Int64(k), Int64(r), $0.baseAddress) }
+                    }
+                    #expect(row.map(\.bitPattern) == values[(r * k)..<((r + 1) * k)].map(\.bitPattern), "\(formatName(fmt)) row \(r)")
+                }
+            }
+        }
+        // No layout: a format without one, or rows that are not whole blocks.
+        #expect(nb_interleaved_bytes(NB_FMT_Q2, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0)
+        #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0)
+    }
+
+    /// WeightMatrix holds q8 and q4 interleaved, built from a file's blocks or from f32 rows on
+    /// a pool (70 rows: the last group is short): packedBytes gives the blocks back, rows
+    /// unpack as the blocks' rows, and products equal nb_matmul's on the blocks bit for bit.
+    @Test func weightMatrixKeepsTheLayout() throws {
+        let pool = WorkerPool(threads: 2)
+        let rows = 70, k = 576
+        let values = gaussianMatrix(rows: rows, k: k, seed: 4)
+        for format in [WeightFormat.q8, .q4] {
+            let blocks = pack(format.c, values, rows: rows, k: k)
+            let fromBlocks = try blocks.withUnsafeBytes { try WeightMatrix(format: format, rows: rows, columns: k, name: "w", packed: $0) }
+            let fromRows = try WeightMatrix(format: format, rows: rows, columns: k, name: "w", pool: pool) { range, out in
+                for (i, r) in range.enumerated() {
+                    for c in 0..<k { out[i * k + c] = values[r * k + c] }
+                }
+            }
+            let unpacked = unpack(format.c, blocks, rows: rows, k: k)
+            for m in [fromBlocks, fromRows] {
+                #expect(m.interleaved && m.byteCount == format.storedByteCount(rows: rows, columns: k))
+                #expect(m.byteCount == 5 * Int(nb_interleaved_bytes(format.c, 16, Int64(k))))
+                #expect(m.packedBytes == blocks, "\(format)")
+                var row = [Float](repeating: .nan, count: k)
+                for r in [0, 17, 69] {
+                    row.withUnsafeMutableBufferPointer { m.row(r, into: $0.baseAddress!) }
+                    #expect(row.map(\.bitPattern) == unpacked[(r * k)..<((r + 1) * k)].map(\.bitPattern), "\(format) row \(r)")
+                }
+                for batch in [1, 3] {
+                    let x = gaussianMatrix(rows: batch, k: k, seed: 9)
+                    let scratch = try ActivationScratch(tokens: batch, columns: k)
+                    var y = [Float](repeating: .nan, count: batch * rows)
+                    y.withUnsafeMutableBufferPointer { ys in
+                        x.withUnsafeBufferPointer { m.multiply($0.baseAddress!, batch: batch, into: ys.baseAddress!, pool: pool, scratch: scratch) }
+                    }
+                    let xq = quantizeFor(NB_ACT_Q8A, x, tokens: batch, k: k)
+                    let expected = matmulRaw(format.c, blocks, rows: rows, k: k, xq: xq, tokens: batch, ldY: rows, rowRange: 0..<rows)
+                    #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(format) batch \(batch)")
+                }
+            }
+        }
+        let q2 = try WeightMatrix(format: .q2, rows: 16, columns: 64, name: "w", pool: pool) { range, out in
+            for i in 0..<(range.count * 64) { out[i] = Float(i % 7) }
+        }
+        #expect(!q2.interleaved && q2.byteCount == WeightFormat.q2.byteCount(rows: 16, columns: 64))
+    }
+}
