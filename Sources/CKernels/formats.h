@@ -146,7 +146,7 @@ typedef struct {
 typedef struct {
     int64_t nb;           // 32-blocks per row
     size_t scale_bytes;   // per block: 32 · fields
-    size_t code_bytes;    // per block: 16 · qs bytes
+    size_t code_bytes;    // per block: 16 · code bytes
     size_t codes;         // offset of the codes in the group
     size_t group;         // bytes per group
 } nb_il_geometry;

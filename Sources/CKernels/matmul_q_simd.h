@@ -979,8 +979,8 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
 // prefill_tile's rows-in-lanes product on the interleaved layout. A group's block arrives as
 // its 16 rows' scales (one load per f16 field) and codes already in lane order (vector j:
 // bytes 4j...4j+3 of every row's qs), so the per-block work that prefill_tile does on the
-// GGML layout (16 rows' scales gathered, their codes loaded and transposed) is gone; q4 and
-// q4_0 only split each vector into low and high nibbles. The 256-bit levels run a group as two
+// GGML layout (16 rows' scales gathered, their codes loaded and transposed) is gone; q4, q4_0,
+// q5_0 and q5_1 only split each vector into low and high nibbles (q5: and add the fifth bits). The 256-bit levels run a group as two
 // 8-row halves, one after the other in each block, so both halves of every cache line are
 // used while it is in L1. The arithmetic is prefill_tile's, so the floats equal the scalar
 // path's. WeightMatrix's groups are 64-byte aligned; the loads are unaligned ones (as fast on
@@ -989,26 +989,39 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
 #define NB_IL_HALVES (16 / PR)
 
 /// Half h of block b (scales at sc, codes at cd) as unsigned weights u = w + uoff(fmt) (AVX2
-/// q8: w, and a = |w|), and the rows' dW (and mW for q4).
+/// q8: w, and a = |w|), and the rows' dW (and mW for q4 and q5_1). q5_0 and q5_1 keep their qh
+/// as code word 0 (the 16 rows' 32 fifth bits) before the 4 qs words: vector m of the weights
+/// (elements 4m...4m+3) takes bits 4m...4m+3 of its lane's qh, as 0x10 bytes.
 NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd, const int h, pvi *v, pvi *a, pvf *dw,
                              pvf *mw) {
+    const int q5 = fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1;
+    const uint8_t *qs = cd + (q5 ? 64 : 0);
 #if NB_W512
     (void)h; (void)a;
     *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sc));
-    if (fmt == NB_FMT_Q4) *mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32)));
+    if (fmt_has_min(fmt)) *mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32)));
     if (fmt == NB_FMT_Q8) {
         for (int j = 0; j < 8; j++) v[j] = _mm512_xor_si512(_mm512_loadu_si512(cd + 64 * j), _mm512_set1_epi8((char)0x80));
     } else {
         const __m512i low4 = _mm512_set1_epi8(0x0F);
         for (int j = 0; j < 4; j++) {
-            const __m512i g = _mm512_loadu_si512(cd + 64 * j);
+            const __m512i g = _mm512_loadu_si512(qs + 64 * j);
             v[j] = _mm512_and_si512(g, low4);                            // elements 4j...4j+3
             v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(g, 4), low4);  // elements 16 + 4j...
+        }
+        if (q5) {
+            const __m512i qh = _mm512_loadu_si512(cd);
+            // entry n: byte m = 0x10 where bit m of n is set (decode16_nib's table)
+            const __m512i lut = _mm512_setr_epi32(0x00000000, 0x00000010, 0x00001000, 0x00001010, 0x00100000, 0x00100010,
+                                                  0x00101000, 0x00101010, 0x10000000, 0x10000010, 0x10001000, 0x10001010,
+                                                  0x10100000, 0x10100010, 0x10101000, 0x10101010);
+            for (int m = 0; m < 8; m++)  // vpermd reads the low 4 bits of each index
+                v[m] = _mm512_or_si512(v[m], _mm512_permutexvar_epi32(m ? _mm512_srli_epi32(qh, 4 * m) : qh, lut));
         }
     }
 #else
     *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 16 * h)));
-    if (fmt == NB_FMT_Q4) *mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 32 + 16 * h)));
+    if (fmt_has_min(fmt)) *mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 32 + 16 * h)));
     if (fmt == NB_FMT_Q8) {
         for (int j = 0; j < 8; j++) {
             const __m256i c = _mm256_loadu_si256((const __m256i *)(cd + 64 * j + 32 * h));
@@ -1024,9 +1037,21 @@ NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd
         (void)a;
         const __m256i low4 = _mm256_set1_epi8(0x0F);
         for (int j = 0; j < 4; j++) {
-            const __m256i g = _mm256_loadu_si256((const __m256i *)(cd + 64 * j + 32 * h));
+            const __m256i g = _mm256_loadu_si256((const __m256i *)(qs + 64 * j + 32 * h));
             v[j] = _mm256_and_si256(g, low4);
             v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(g, 4), low4);
+        }
+        if (q5) {
+            // Bits 4m...4m+3 of the lane's qh, shifted down to bits 0...3, in all 4 of the lane's
+            // bytes; byte b tested against bit b.
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(cd + 32 * h));
+            const __m256i low_byte = _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
+                                                      0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+            const __m256i bits = _mm256_set1_epi32(0x08040201);
+            for (int m = 0; m < 8; m++) {
+                const __m256i x = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_srli_epi32(qh, 4 * m), low_byte), bits);
+                v[m] = _mm256_or_si256(v[m], _mm256_and_si256(_mm256_cmpeq_epi8(x, bits), _mm256_set1_epi8(0x10)));
+            }
         }
     }
 #endif
@@ -1133,6 +1158,8 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t k, const n
 NB_DEFINE_IL(il_q8_simd, NB_FMT_Q8)
 NB_DEFINE_IL(il_q4_simd, NB_FMT_Q4)
 NB_DEFINE_IL(il_q4_0_simd, NB_FMT_Q4_0)
+NB_DEFINE_IL(il_q5_0_simd, NB_FMT_Q5_0)
+NB_DEFINE_IL(il_q5_1_simd, NB_FMT_Q5_1)
 
 NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
                      int64_t ld_y, int64_t row_begin, int64_t row_end) {
@@ -1140,6 +1167,8 @@ NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t k, const nb_q8a *xq,
     case NB_FMT_Q8: il_q8_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     case NB_FMT_Q4: il_q4_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     case NB_FMT_Q4_0: il_q4_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q5_0: il_q5_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q5_1: il_q5_1_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     default: break;
     }
 }

@@ -3,13 +3,13 @@ import Foundation
 @testable import Quantization
 import Testing
 
-// The interleaved layout of q8, q4 and q4_0 (CKernels.h, "interleaved weights"): where each
+// The interleaved layout of q8, q4, q4_0, q5_0 and q5_1 (CKernels.h, "interleaved weights"): where each
 // byte of a GGML block goes, that the blocks come back unchanged however the rows were
 // written, and WeightMatrix's use of it. Its kernels against the scalar path on the blocks:
 // KernelTilingTests.
 
 private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [UInt8] {
-    fmt == NB_FMT_Q4_0 ? randomBlocks(fmt, rows: rows, k: k, seed: seed)
+    nativeFormats.contains(fmt) ? randomBlocks(fmt, rows: rows, k: k, seed: seed)
         : pack(fmt, gaussianMatrix(rows: rows, k: k, seed: seed), rows: rows, k: k)
 }
 
@@ -20,7 +20,14 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
     /// (the buffer starts as 0xA5).
     @Test func bytesAreWhereTheLayoutSays() {
         for fmt in interleavedFormats {
-            let (fields, qbytes) = fmt == NB_FMT_Q4 ? (2, 16) : fmt == NB_FMT_Q8 ? (1, 32) : (1, 16)
+            // f16 fields and code bytes per block, from the block structs in CKernels.h
+            let (fields, qbytes) = switch fmt {
+            case NB_FMT_Q8: (1, 32)
+            case NB_FMT_Q4: (2, 16)
+            case NB_FMT_Q4_0: (1, 16)
+            case NB_FMT_Q5_0: (1, 20)
+            default: (2, 20)  // q5_1
+            }
             for (rows, k) in [(1, 32), (17, 96), (40, 64)] {
                 let nb = k / 32, blockBytes = 2 * fields + qbytes
                 let scalePart = (nb * 32 * fields + 63) / 64 * 64, group = scalePart + nb * 16 * qbytes
@@ -69,7 +76,8 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             }
         }
         // No layout: a format without one, or rows that are not whole blocks.
-        #expect(nb_interleaved_bytes(NB_FMT_Q2, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0)
+        #expect(nb_interleaved_bytes(NB_FMT_Q2, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0
+                && nb_interleaved_bytes(NB_FMT_NF4, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_F16, 16, 64) == 0)
         #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0)
     }
 
