@@ -115,7 +115,10 @@ void nb_axpy_f32(float a, const float *x, float *y, int64_t n) {
 }
 
 void nb_matvec_f32(const float *w, const float *x, float *y, int64_t k, int64_t row_begin, int64_t row_end) {
-    for (int64_t r = row_begin; r < row_end; r++) y[r] = nb_dot_f32(w + r * k, x, k);
+    for (int64_t r = row_begin; r < row_end; r++) {
+        nb_prefetch_row_ahead(w, 4 * (size_t)k, r, row_end);
+        y[r] = nb_dot_f32(w + r * k, x, k);
+    }
 }
 
 void nb_matmul_f32(const float *w, const float *x, float *y, int64_t k, int64_t n_tokens, int64_t ld_y,
