@@ -13,23 +13,37 @@ size_t nb_interleaved_bytes(nb_format fmt, int64_t rows, int64_t k) {
 }
 
 // Block b of a row lives at lane i of its group: f16 field f at scales + b·S + 32f + 2i, code
-// word j at codes + b·C + 64j + 4i; the block's own bytes are the fields, then the qs.
-
-void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, int64_t row0, int64_t n, void *dst) {
+// word j at codes + b·C + 64j + 4i; the block's own bytes are the fields, then the codes.
+// Rows [row0, row0 + n) between their blocks and their lanes: into the groups (to_il) or
+// out of them. 0 when the arguments do not describe such rows.
+static int move_rows(nb_format fmt, int64_t rows, int64_t k, uint8_t *blocks, int64_t row0, int64_t n, uint8_t *il,
+                     int to_il) {
     nb_il_geometry g;
-    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g)) return;
+    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g)) return 0;
     const int fields = nb_formats[fmt].il_fields, words = nb_formats[fmt].il_qbytes / 4;
     const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = (size_t)g.nb * block_bytes;
     for (int64_t r = row0; r < row0 + n; r++) {
-        uint8_t *grp = (uint8_t *)dst + (size_t)(r / NB_IL_ROWS) * g.group;
+        uint8_t *grp = il + (size_t)(r / NB_IL_ROWS) * g.group, *blk = blocks + (size_t)(r - row0) * row_bytes;
         const size_t lane = (size_t)(r % NB_IL_ROWS);
-        const uint8_t *src = (const uint8_t *)blocks + (size_t)(r - row0) * row_bytes;
-        for (int64_t b = 0; b < g.nb; b++, src += block_bytes) {
-            for (int f = 0; f < fields; f++) memcpy(grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, src + 2 * f, 2);
-            for (int j = 0; j < words; j++)
-                memcpy(grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, src + 2 * fields + 4 * j, 4);
+        for (int64_t b = 0; b < g.nb; b++, blk += block_bytes) {
+            for (int f = 0; f < fields; f++) {
+                uint8_t *at = grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane;
+                if (to_il) memcpy(at, blk + 2 * f, 2); else memcpy(blk + 2 * f, at, 2);
+            }
+            for (int j = 0; j < words; j++) {
+                uint8_t *at = grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane;
+                if (to_il) memcpy(at, blk + 2 * fields + 4 * j, 4); else memcpy(blk + 2 * fields + 4 * j, at, 4);
+            }
         }
     }
+    return 1;
+}
+
+void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, int64_t row0, int64_t n, void *dst) {
+    if (!move_rows(fmt, rows, k, (uint8_t *)blocks, row0, n, dst, 1)) return;  // read only: to_il
+    nb_il_geometry g;
+    nb_il_geometry_of(fmt, k, &g);
+    const int fields = nb_formats[fmt].il_fields, words = nb_formats[fmt].il_qbytes / 4;
     if (row0 + n == rows && rows % NB_IL_ROWS) {  // the padding rows: zero scales and codes
         uint8_t *grp = (uint8_t *)dst + (size_t)(rows / NB_IL_ROWS) * g.group;
         for (size_t lane = (size_t)(rows % NB_IL_ROWS); lane < NB_IL_ROWS; lane++)
@@ -62,20 +76,7 @@ void nb_pack_interleaved(nb_format fmt, const float *src, int64_t rows, int64_t 
 }
 
 void nb_deinterleave(nb_format fmt, int64_t rows, int64_t k, const void *il, int64_t row0, int64_t n, void *blocks) {
-    nb_il_geometry g;
-    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g)) return;
-    const int fields = nb_formats[fmt].il_fields, words = nb_formats[fmt].il_qbytes / 4;
-    const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = (size_t)g.nb * block_bytes;
-    for (int64_t r = row0; r < row0 + n; r++) {
-        const uint8_t *grp = (const uint8_t *)il + (size_t)(r / NB_IL_ROWS) * g.group;
-        const size_t lane = (size_t)(r % NB_IL_ROWS);
-        uint8_t *out = (uint8_t *)blocks + (size_t)(r - row0) * row_bytes;
-        for (int64_t b = 0; b < g.nb; b++, out += block_bytes) {
-            for (int f = 0; f < fields; f++) memcpy(out + 2 * f, grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, 2);
-            for (int j = 0; j < words; j++)
-                memcpy(out + 2 * fields + 4 * j, grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, 4);
-        }
-    }
+    move_rows(fmt, rows, k, blocks, row0, n, (uint8_t *)il, 0);  // read only: !to_il
 }
 
 void nb_unpack_row_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t k, int64_t row, float *out) {
