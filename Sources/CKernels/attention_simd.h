@@ -22,6 +22,10 @@ VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const fl
             V acc[NB_ATT_MAXG][4];
             for (int g = 0; g < G; g++)
                 for (int i = 0; i < 4; i++) acc[g][i] = V_ZERO();
+            if (kv.ahead)
+                for (int i = 0; i < 4; i++)
+                    for (int64_t b = 0; b < hd << (2 - kv.half); b += 64)  // the row's bytes, a line at a time
+                        __builtin_prefetch((const char *)kv.keys + ((o[i] + kv.ahead) << (2 - kv.half)) + b, 0, 0);
             for (int64_t d = 0; d < hd; d += VW) {
                 for (int i = 0; i < 4; i++) {
                     const V k = V_LOADKV(kv.keys, kv.half, o[i] + d);
@@ -68,6 +72,9 @@ VATTR static inline __attribute__((always_inline)) void VNAME(values_g)(const fl
         for (int g = 0; g < G; g++)
             for (int e = 0; e < D; e++) o[g][e] = V_LOAD(out + g * hd + d + e * VW);
         for (int64_t j = 0; j < c; j++) {
+            if (kv.ahead && d == 0)
+                for (int64_t b = 0; b < hd << (2 - kv.half); b += 64)
+                    __builtin_prefetch((const char *)kv.values + ((off[j] + kv.ahead) << (2 - kv.half)) + b, 0, 0);
             V wj[NB_ATT_MAXG];
             for (int g = 0; g < G; g++) wj[g] = V_SET1(w[g * NB_ATT_CHUNK + j]);
             for (int e = 0; e < D; e++) {
