@@ -144,7 +144,8 @@ typedef struct {
 
 /// Where the parts of one 16-row group of an interleaved matrix are.
 typedef struct {
-    int64_t nb;           // 32-blocks per row
+    int64_t nb;           // the format's blocks per row
+    int sub;              // 32-element halves per block (q2: 2, else 1): activation blocks
     size_t scale_bytes;   // per block: 32 · fields
     size_t code_bytes;    // per block: 16 · code bytes
     size_t codes;         // offset of the codes in the group
@@ -152,14 +153,15 @@ typedef struct {
 } nb_il_geometry;
 
 /// The geometry of `fmt`'s groups at row length k; 0 when it has no interleaved layout or
-/// k is not whole 32-blocks.
+/// k is not whole blocks.
 static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g);
 
 extern const nb_format_row nb_formats[NB_FMT_COUNT];
 
 static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g) {
-    if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_fields || k <= 0 || k % 32) return 0;
-    g->nb = k / 32;
+    if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_fields || k <= 0 || k % nb_formats[fmt].info.block) return 0;
+    g->nb = k / nb_formats[fmt].info.block;
+    g->sub = nb_formats[fmt].info.block / 32;
     g->scale_bytes = 32 * (size_t)nb_formats[fmt].il_fields;
     g->code_bytes = 16 * (size_t)nb_formats[fmt].il_qbytes;
     g->codes = ((size_t)g->nb * g->scale_bytes + 63) & ~(size_t)63;

@@ -1,4 +1,4 @@
-// The interleaved layout of q8, q4, q4_0, q5_0 and q5_1 (CKernels.h, "interleaved weights"): made
+// The interleaved layout of q8, q4, q4_0, q5_0, q5_1 and q2 (CKernels.h, "interleaved weights"): made
 // from and turned back into GGML blocks, unpacked a row at a time, and multiplied: the SIMD
 // levels read it with aligned loads (matmul_q_simd.h, "interleaved groups"); the scalar level
 // turns each group back into blocks and runs the scalar kernel, so every level is checked

@@ -991,9 +991,12 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
 /// Half h of block b (scales at sc, codes at cd) as unsigned weights u = w + uoff(fmt) (AVX2
 /// q8: w, and a = |w|), and the rows' dW (and mW for q4 and q5_1). q5_0 and q5_1 keep their qh
 /// as code word 0 (the 16 rows' 32 fifth bits) before the 4 qs words: vector m of the weights
-/// (elements 4m...4m+3) takes bits 4m...4m+3 of its lane's qh, as 0x10 bytes.
-NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd, const int h, pvi *v, pvi *a, pvf *dw,
-                             pvf *mw) {
+/// (elements 4m...4m+3) takes bits 4m...4m+3 of its lane's qh, as 0x10 bytes. q2's 64-block
+/// gives 32-element half hh: element j + 16s of the block is bits 2s...2s+1 of qs byte j, so
+/// the half's vectors are the code words shifted by 4hh (elements 32hh + 4m...) and by 4hh + 2
+/// (32hh + 16 + 4m...).
+NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd, const int h, const int hh, pvi *v, pvi *a,
+                             pvf *dw, pvf *mw) {
     const int q5 = fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1;
     const uint8_t *qs = cd + (q5 ? 64 : 0);
 #if NB_W512
@@ -1002,6 +1005,13 @@ NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd
     if (fmt_has_min(fmt)) *mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + 32)));
     if (fmt == NB_FMT_Q8) {
         for (int j = 0; j < 8; j++) v[j] = _mm512_xor_si512(_mm512_loadu_si512(cd + 64 * j), _mm512_set1_epi8((char)0x80));
+    } else if (fmt == NB_FMT_Q2) {
+        const __m512i low2 = _mm512_set1_epi8(3);
+        for (int j = 0; j < 4; j++) {
+            const __m512i g = _mm512_loadu_si512(cd + 64 * j);
+            v[j] = _mm512_and_si512(_mm512_srli_epi16(g, 4 * hh), low2);
+            v[j + 4] = _mm512_and_si512(_mm512_srli_epi16(g, 4 * hh + 2), low2);
+        }
     } else {
         const __m512i low4 = _mm512_set1_epi8(0x0F);
         for (int j = 0; j < 4; j++) {
@@ -1022,7 +1032,15 @@ NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd
 #else
     *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 16 * h)));
     if (fmt_has_min(fmt)) *mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + 32 + 16 * h)));
-    if (fmt == NB_FMT_Q8) {
+    if (fmt == NB_FMT_Q2) {
+        (void)a;
+        const __m256i low2 = _mm256_set1_epi8(3);
+        for (int j = 0; j < 4; j++) {
+            const __m256i g = _mm256_loadu_si256((const __m256i *)(cd + 64 * j + 32 * h));
+            v[j] = _mm256_and_si256(_mm256_srli_epi16(g, 4 * hh), low2);
+            v[j + 4] = _mm256_and_si256(_mm256_srli_epi16(g, 4 * hh + 2), low2);
+        }
+    } else if (fmt == NB_FMT_Q8) {
         for (int j = 0; j < 8; j++) {
             const __m256i c = _mm256_loadu_si256((const __m256i *)(cd + 64 * j + 32 * h));
 #if NB_VNNI
@@ -1074,7 +1092,7 @@ NB_T NB_INLINE void il_store(float *p, pvf v, int l0, int l1) {
 NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_t *grp, const nb_q8a *xq,
                             const int32_t *corr, float *y, int64_t ld_y, int64_t r0, int lo, int hi, int64_t t0,
                             const int T, const uint8_t *next, size_t next_bytes) {
-    const int64_t nb = g->nb;
+    const int64_t nb = g->nb, nx = nb * g->sub;  // blocks per row; activation blocks per token
     const int off = uoff(fmt), has_min = fmt_has_min(fmt);
     float acc[NB_PR_TOKENS * 16] __attribute__((aligned(64)));   // token t, half h: acc + (t·halves + h)·PR
     float summ[NB_PR_TOKENS * 16] __attribute__((aligned(64)));
@@ -1090,13 +1108,15 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
         // same hint in the GGML-layout and K-quant kernels did nothing for Gemma's Q4_K_M).
         if (T <= 4) prefetch_part_nta(next, next_bytes, part, b);
         else prefetch_part(next, next_bytes, part, b);
+        for (int hh = 0; hh < g->sub; hh++)
         for (int h = 0; h < NB_IL_HALVES; h++) {
             pvi v[8], a[8];
             pvf dw, mw = PV_ZEROF();
-            il_block(fmt, sc, cd, h, v, a, &dw, &mw);
-            const nb_q8a *x = xq + t0 * nb + b;
-            for (int t = 0; t < T; t++, x += nb) {
-                const pvi s = pdot8(fmt, off ? PV_SETI(corr[(t0 + t) * nb + b]) : PV_ZEROI(), v, a, x->qs);
+            il_block(fmt, sc, cd, h, hh, v, a, &dw, &mw);
+            const int64_t bx = b * g->sub + hh;  // the activation block
+            const nb_q8a *x = xq + t0 * nx + bx;
+            for (int t = 0; t < T; t++, x += nx) {
+                const pvi s = pdot8(fmt, off ? PV_SETI(corr[(t0 + t) * nx + bx]) : PV_ZEROI(), v, a, x->qs);
                 float *at = acc + (t * NB_IL_HALVES + h) * PR;
                 PV_STOREF(at, PV_FMA(PV_MULF(dw, PV_SETF(x->d)), PV_CVT(s), PV_LOADF(at)));
                 if (has_min) {
@@ -1120,7 +1140,7 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t k, const n
                             int64_t ld_y, int64_t row_begin, int64_t row_end) {
     nb_il_geometry g;
     nb_il_geometry_of(fmt, k, &g);
-    const int64_t nb = g.nb;
+    const int64_t nb = k / 32;  // activation blocks per token
     int32_t *corr = NULL, small[256];
     if (uoff(fmt)) {
         corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
@@ -1160,6 +1180,7 @@ NB_DEFINE_IL(il_q4_simd, NB_FMT_Q4)
 NB_DEFINE_IL(il_q4_0_simd, NB_FMT_Q4_0)
 NB_DEFINE_IL(il_q5_0_simd, NB_FMT_Q5_0)
 NB_DEFINE_IL(il_q5_1_simd, NB_FMT_Q5_1)
+NB_DEFINE_IL(il_q2_simd, NB_FMT_Q2)
 
 NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
                      int64_t ld_y, int64_t row_begin, int64_t row_end) {
@@ -1169,6 +1190,7 @@ NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t k, const nb_q8a *xq,
     case NB_FMT_Q4_0: il_q4_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     case NB_FMT_Q5_0: il_q5_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     case NB_FMT_Q5_1: il_q5_1_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q2: il_q2_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     default: break;
     }
 }

@@ -76,7 +76,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
         Int(nb_format_bytes(c, Int64(rows), Int64(columns)))
     }
 
-    /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4, q4_0, q5_0, q5_1:
+    /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4, q4_0, q5_0, q5_1, q2:
     /// groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
     /// "interleaved weights").
     public func interleaves(columns: Int) -> Bool { nb_interleaved_bytes(c, 1, Int64(columns)) > 0 }
@@ -163,7 +163,7 @@ public final class ActivationScratch: @unchecked Sendable {
 
 /// A `rows × columns` matrix (rows = output features; each row is one contiguous run of
 /// `columns` weights, as in GGUF and PyTorch's `Linear.weight`) in one `WeightFormat`.
-/// q8, q4, q4_0, q5_0 and q5_1 are held interleaved (`WeightFormat.interleaves`): the GGML blocks are
+/// q8, q4, q4_0, q5_0, q5_1 and q2 are held interleaved (`WeightFormat.interleaves`): the GGML blocks are
 /// rearranged at load, and given back by `packedBytes`.
 public final class WeightMatrix: @unchecked Sendable {
     public let format: WeightFormat

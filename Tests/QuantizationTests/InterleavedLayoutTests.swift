@@ -3,7 +3,7 @@ import Foundation
 @testable import Quantization
 import Testing
 
-// The interleaved layout of q8, q4, q4_0, q5_0 and q5_1 (CKernels.h, "interleaved weights"): where each
+// The interleaved layout of q8, q4, q4_0, q5_0, q5_1 and q2 (CKernels.h, "interleaved weights"): where each
 // byte of a GGML block goes, that the blocks come back unchanged however the rows were
 // written, and WeightMatrix's use of it. Its kernels against the scalar path on the blocks:
 // KernelTilingTests.
@@ -14,7 +14,8 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
 }
 
 @Suite struct InterleavedLayoutTests {
-    /// Every byte against the layout as CKernels.h describes it, computed here: f16 field f of
+    /// Every byte against the layout as CKernels.h describes it, computed here (blocks of 32,
+    /// q2's of 64): f16 field f of
     /// block b of row r at b·32F + 32f + 2·lane in its group, qs word j at the codes' start +
     /// b·16Q + 64j + 4·lane; the scale part padded to 64 bytes; padding rows and bytes zero
     /// (the buffer starts as 0xA5).
@@ -26,10 +27,12 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             case NB_FMT_Q4: (2, 16)
             case NB_FMT_Q4_0: (1, 16)
             case NB_FMT_Q5_0: (1, 20)
+            case NB_FMT_Q2: (2, 16)
             default: (2, 20)  // q5_1
             }
-            for (rows, k) in [(1, 32), (17, 96), (40, 64)] {
-                let nb = k / 32, blockBytes = 2 * fields + qbytes
+            let block = Int(nb_format_get(fmt)!.pointee.block)  // q2: 64
+            for (rows, k) in [(1, 32), (17, 96), (40, 64), (3, 128)] where k % block == 0 {
+                let nb = k / block, blockBytes = 2 * fields + qbytes
                 let scalePart = (nb * 32 * fields + 63) / 64 * 64, group = scalePart + nb * 16 * qbytes
                 let blocks = someBlocks(fmt, rows: rows, k: k, seed: UInt64(rows * k))
                 let il = interleave(fmt, blocks, rows: rows, k: k)
@@ -55,7 +58,7 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
     /// blocks come back whole or by row ranges, and rows unpack as the blocks' rows.
     @Test func roundTripsInPieces() {
         for fmt in interleavedFormats {
-            for (rows, k) in [(33, 96), (48, 576)] {
+            for (rows, k) in [(33, 96), (48, 576), (40, 128)] where k % Int(nb_format_get(fmt)!.pointee.block) == 0 {
                 let blocks = someBlocks(fmt, rows: rows, k: k, seed: 7)
                 let rowBytes = nb_format_bytes(fmt, 1, Int64(k))
                 let whole = interleave(fmt, blocks, rows: rows, k: k)
@@ -76,19 +79,19 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             }
         }
         // No layout: a format without one, or rows that are not whole blocks.
-        #expect(nb_interleaved_bytes(NB_FMT_Q2, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0
+        #expect(nb_interleaved_bytes(NB_FMT_Q6_K, 16, 256) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0
                 && nb_interleaved_bytes(NB_FMT_NF4, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_F16, 16, 64) == 0)
-        #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0)
+        #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0 && nb_interleaved_bytes(NB_FMT_Q2, 16, 96) == 0)
     }
 
-    /// WeightMatrix holds q8 and q4 interleaved, built from a file's blocks or from f32 rows on
+    /// WeightMatrix holds q8, q4 and q2 interleaved, built from a file's blocks or from f32 rows on
     /// a pool (70 rows: the last group is short): packedBytes gives the blocks back, rows
     /// unpack as the blocks' rows, and products equal nb_matmul's on the blocks bit for bit.
     @Test func weightMatrixKeepsTheLayout() throws {
         let pool = WorkerPool(threads: 2)
         let rows = 70, k = 576
         let values = gaussianMatrix(rows: rows, k: k, seed: 4)
-        for format in [WeightFormat.q8, .q4] {
+        for format in [WeightFormat.q8, .q4, .q2] {
             let blocks = pack(format.c, values, rows: rows, k: k)
             let fromBlocks = try blocks.withUnsafeBytes { try WeightMatrix(format: format, rows: rows, columns: k, name: "w", packed: $0) }
             let fromRows = try WeightMatrix(format: format, rows: rows, columns: k, name: "w", pool: pool) { range, out in
@@ -119,9 +122,9 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
                 }
             }
         }
-        let q2 = try WeightMatrix(format: .q2, rows: 16, columns: 64, name: "w", pool: pool) { range, out in
+        let nf4 = try WeightMatrix(format: .nf4, rows: 16, columns: 64, name: "w", pool: pool) { range, out in
             for i in 0..<(range.count * 64) { out[i] = Float(i % 7) }
         }
-        #expect(!q2.interleaved && q2.byteCount == WeightFormat.q2.byteCount(rows: 16, columns: 64))
+        #expect(!nf4.interleaved && nf4.byteCount == WeightFormat.nf4.byteCount(rows: 16, columns: 64))
     }
 }

@@ -208,7 +208,7 @@ func isaName(_ isa: nb_isa) -> String { String(cString: nb_isa_name(isa)) }
 @Suite(.serialized) enum KernelPaths {}
 
 /// The formats with an interleaved layout (nb_interleave).
-let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1]
+let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1, NB_FMT_Q2]
 
 /// `blocks` (rows × k in `fmt`'s GGML blocks) interleaved, written in the row pieces given (in
 /// that order) into a buffer first filled with `fill`.

@@ -309,12 +309,12 @@ void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const floa
 
 // ---- interleaved weights ---------------------------------------------------------------
 //
-// The 32-block formats q8, q4, q4_0, q5_0 and q5_1 have a second layout, made once at load,
-// in which the kernels read a block of 16 rows with a few aligned vector loads instead of
+// The formats q8, q4, q4_0, q5_0, q5_1 and q2 have a second layout, made once at load, in
+// which the kernels read a block of 16 rows with a few aligned vector loads instead of
 // gathering 16 rows' scales and transposing their codes on every product. The matrix is
-// groups of NB_IL_ROWS rows (the last padded with zero rows). A GGML block of these formats
-// is F f16 fields (q8, q4_0, q5_0: d; q4, q5_1: d, m) followed by Q code bytes (q8: qs[32];
-// q4, q4_0: qs[16]; q5_0, q5_1: qh[4] then qs[16]); a group is
+// groups of NB_IL_ROWS rows (the last padded with zero rows). A block of these formats is F
+// f16 fields (q8, q4_0, q5_0: d; q4, q5_1, q2: d, m) followed by Q code bytes (q8: qs[32];
+// q4, q4_0, q2: qs[16]; q5_0, q5_1: qh[4] then qs[16]); a group is
 //   scales  block b, field f: the 16 rows' f16 values at b·32F + 32f (lane i at + 2i),
 //           the whole part padded to a multiple of 64 bytes;
 //   codes   block b, word j < Q/4: bytes 4j...4j+3 of the 16 rows' codes at b·16Q + 64j (row
