@@ -1,5 +1,5 @@
 // Decode/prefill microbenchmark of the block-format kernels (not a test): single-thread
-// nb_matmul time for a rows × k matrix of random blocks (q8, q4 and q4_0 also interleaved:
+// nb_matmul time for a rows × k matrix of random blocks (the formats with an interleaved layout also so:
 // nb_matmul_interleaved), at 1 and 64 tokens, on the AVX2,
 // AVX-VNNI and AVX-512 (VNNI) paths this CPU has (best of 7 runs, the levels taking turns),
 // and, when llama.cpp's libggml-cpu.so is found, ggml's own
