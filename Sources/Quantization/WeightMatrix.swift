@@ -76,10 +76,17 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
         Int(nb_format_bytes(c, Int64(rows), Int64(columns)))
     }
 
-    /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4, q4_0, q5_0, q5_1, q2:
-    /// groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
-    /// "interleaved weights").
-    public func interleaves(columns: Int) -> Bool { nb_interleaved_bytes(c, 1, Int64(columns)) > 0 }
+    /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4, q4_0, q5_0,
+    /// q5_1, q2: groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
+    /// "interleaved weights"). Only on x86, whose SIMD levels read the layout: elsewhere the
+    /// kernels are the scalar path, which would turn every group back into blocks per product.
+    public func interleaves(columns: Int) -> Bool {
+        #if arch(x86_64)
+        nb_interleaved_bytes(c, 1, Int64(columns)) > 0
+        #else
+        false
+        #endif
+    }
 
     /// Bytes a `WeightMatrix` of this shape holds: the interleaved layout's (whole groups of
     /// 16 rows) where the format has one, else `byteCount`.

@@ -84,7 +84,7 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
         #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0 && nb_interleaved_bytes(NB_FMT_Q2, 16, 96) == 0)
     }
 
-    /// WeightMatrix holds q8, q4 and q2 interleaved, built from a file's blocks or from f32 rows on
+    /// WeightMatrix holds q8, q4 and q2 interleaved (on x86), built from a file's blocks or from f32 rows on
     /// a pool (70 rows: the last group is short): packedBytes gives the blocks back, rows
     /// unpack as the blocks' rows, and products equal nb_matmul's on the blocks bit for bit.
     @Test func weightMatrixKeepsTheLayout() throws {
@@ -101,8 +101,10 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             }
             let unpacked = unpack(format.c, blocks, rows: rows, k: k)
             for m in [fromBlocks, fromRows] {
-                #expect(m.interleaved && m.byteCount == format.storedByteCount(rows: rows, columns: k))
-                #expect(m.byteCount == 5 * Int(nb_interleaved_bytes(format.c, 16, Int64(k))))
+                #expect(m.byteCount == format.storedByteCount(rows: rows, columns: k))
+                #if arch(x86_64)
+                #expect(m.interleaved && m.byteCount == 5 * Int(nb_interleaved_bytes(format.c, 16, Int64(k))))
+                #endif
                 #expect(m.packedBytes == blocks, "\(format)")
                 var row = [Float](repeating: .nan, count: k)
                 for r in [0, 17, 69] {
