@@ -560,7 +560,7 @@ const nb_format_row nb_formats[NB_FMT_COUNT] = {
     [NB_FMT_Q4] = {{"q4", 32, 20, BPW(32, 20), GGML_Q4_1, NB_ACT_Q8A, 1, 1}, pack_q4, nb_dequant_q4_1, KERNELS(q4), 2, 16},
     // 4 bits + one absmax code per 64 + one f32 scale per 256 blocks (4096 × 4096: + offset)
     [NB_FMT_NF4] = {{"nf4", 64, 32, 4 + 8.0 / 64 + 32.0 / (64 * 256) + 32.0 / (4096.0 * 4096), -1, NB_ACT_Q8A, 1, 0},
-                    pack_nf4, NULL, KERNELS(nf4)},
+                    pack_nf4, NULL, KERNELS(nf4), 0, 32},
     [NB_FMT_Q2] = {{"q2", 64, 20, BPW(64, 20), -1, NB_ACT_Q8A, 1, 1}, pack_q2, unpack_q2, KERNELS(q2), 2, 16},
     [NB_FMT_Q4_0] = {{"q4_0", 32, 18, BPW(32, 18), GGML_Q4_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q4_0, KERNELS(q4_0), 1, 16},
     [NB_FMT_Q5_0] = {{"q5_0", 32, 22, BPW(32, 22), GGML_Q5_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_0, KERNELS(q5_0), 1, 20},

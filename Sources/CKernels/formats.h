@@ -138,7 +138,8 @@ typedef struct {
     /// to rounding).
     nb_matmul_fn matmul[4];
     /// The interleaved layout (CKernels.h, "interleaved weights"): f16 scale fields and
-    /// code bytes per block, the block's leading fields and its qs; 0: the format has none.
+    /// code bytes per block, the block's leading fields and its qs; il_qbytes 0: the format
+    /// has none. nf4 (0, 32): its codes, with the absmax codes in place of fields.
     int il_fields, il_qbytes;
 } nb_format_row;
 
@@ -159,10 +160,11 @@ static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g)
 extern const nb_format_row nb_formats[NB_FMT_COUNT];
 
 static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g) {
-    if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_fields || k <= 0 || k % nb_formats[fmt].info.block) return 0;
+    if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_qbytes || k <= 0 || k % nb_formats[fmt].info.block) return 0;
     g->nb = k / nb_formats[fmt].info.block;
     g->sub = nb_formats[fmt].info.block / 32;
-    g->scale_bytes = 32 * (size_t)nb_formats[fmt].il_fields;
+    // nf4 (il_fields 0): its 16 rows' absmax codes, a byte each, in place of the f16 fields
+    g->scale_bytes = nb_formats[fmt].il_fields ? 32 * (size_t)nb_formats[fmt].il_fields : 16;
     g->code_bytes = 16 * (size_t)nb_formats[fmt].il_qbytes;
     g->codes = ((size_t)g->nb * g->scale_bytes + 63) & ~(size_t)63;
     g->group = g->codes + (size_t)g->nb * g->code_bytes;

@@ -1,4 +1,4 @@
-// The interleaved layout of q8, q4, q4_0, q5_0, q5_1 and q2 (CKernels.h, "interleaved weights"): made
+// The interleaved layout of q8, q4, q4_0, q5_0, q5_1, q2 and nf4 (CKernels.h, "interleaved weights"): made
 // from and turned back into GGML blocks, unpacked a row at a time, and multiplied: the SIMD
 // levels read it with aligned loads (matmul_q_simd.h, "interleaved groups"); the scalar level
 // turns each group back into blocks and runs the scalar kernel, so every level is checked
@@ -6,10 +6,50 @@
 #include "matmul_q.h"
 #include <stdlib.h>
 
+// nf4's groups are followed by its per-256-block scales and offset, as nb_pack_nf4 wrote them
+// (the tail): where the tail starts and how long it is.
+static size_t nf4_tail(int64_t rows, int64_t k, const nb_il_geometry *g, size_t *bytes) {
+    const nb_nf4_layout l = nb_nf4_layout_of(rows, k);
+    *bytes = l.total - l.scales;
+    return (size_t)((rows + NB_IL_ROWS - 1) / NB_IL_ROWS) * g->group;
+}
+
 size_t nb_interleaved_bytes(nb_format fmt, int64_t rows, int64_t k) {
     nb_il_geometry g;
     if (rows <= 0 || !nb_il_geometry_of(fmt, k, &g)) return 0;
-    return (size_t)((rows + NB_IL_ROWS - 1) / NB_IL_ROWS) * g.group;
+    size_t tail = 0;
+    if (fmt == NB_FMT_NF4) nf4_tail(rows, k, &g, &tail);
+    return (size_t)((rows + NB_IL_ROWS - 1) / NB_IL_ROWS) * g.group + tail;
+}
+
+// nf4: row r's 64-block b has its absmax code at qabsmax + r·nb + b and its 32 code bytes at
+// (r·nb + b)·32 of the whole matrix (`blocks` is its start whichever rows move); in the group,
+// the code byte at lane i + b·16, the code words as the other formats'. The tail (scales,
+// offset) is copied whole both ways.
+static void move_rows_nf4(int64_t rows, int64_t k, uint8_t *blocks, int64_t row0, int64_t n, uint8_t *il, int to_il,
+                          const nb_il_geometry *g) {
+    const nb_nf4_layout l = nb_nf4_layout_of(rows, k);
+    for (int64_t r = row0; r < row0 + n; r++) {
+        uint8_t *grp = il + (size_t)(r / NB_IL_ROWS) * g->group;
+        const size_t lane = (size_t)(r % NB_IL_ROWS);
+        for (int64_t b = 0; b < g->nb; b++) {
+            uint8_t *q = blocks + l.qabsmax + (size_t)(r * g->nb + b), *at = grp + (size_t)b * g->scale_bytes + lane;
+            if (to_il) *at = *q; else *q = *at;
+            uint8_t *codes = blocks + (size_t)(r * g->nb + b) * 32;
+            for (int j = 0; j < 8; j++) {
+                uint8_t *w = grp + g->codes + (size_t)b * g->code_bytes + 64 * (size_t)j + 4 * lane;
+                if (to_il) memcpy(w, codes + 4 * j, 4); else memcpy(codes + 4 * j, w, 4);
+            }
+        }
+    }
+    size_t tail_bytes;
+    uint8_t *tail = il + nf4_tail(rows, k, g, &tail_bytes);
+    if (to_il) {
+        memcpy(tail, blocks + l.scales, tail_bytes);
+    } else {
+        memcpy(blocks + l.scales, tail, tail_bytes);
+        memset(blocks + l.qabsmax + l.blocks, 0, l.scales - (l.qabsmax + (size_t)l.blocks));  // as nb_pack_nf4
+    }
 }
 
 // Block b of a row lives at lane i of its group: f16 field f at scales + b·S + 32f + 2i, code
@@ -20,6 +60,10 @@ static int move_rows(nb_format fmt, int64_t rows, int64_t k, uint8_t *blocks, in
                      int to_il) {
     nb_il_geometry g;
     if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g)) return 0;
+    if (fmt == NB_FMT_NF4) {
+        move_rows_nf4(rows, k, blocks, row0, n, il, to_il, &g);
+        return 1;
+    }
     const int fields = nb_formats[fmt].il_fields, words = nb_formats[fmt].il_qbytes / 4;
     const size_t block_bytes = (size_t)nb_formats[fmt].info.block_bytes, row_bytes = (size_t)g.nb * block_bytes;
     for (int64_t r = row0; r < row0 + n; r++) {
@@ -49,6 +93,7 @@ void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, i
         for (size_t lane = (size_t)(rows % NB_IL_ROWS); lane < NB_IL_ROWS; lane++)
             for (int64_t b = 0; b < g.nb; b++) {
                 for (int f = 0; f < fields; f++) memset(grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, 0, 2);
+                if (!fields) grp[(size_t)b * g.scale_bytes + lane] = 0;  // nf4's absmax code
                 for (int j = 0; j < words; j++) memset(grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, 0, 4);
             }
     }
@@ -62,7 +107,9 @@ void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, i
 
 void nb_pack_interleaved(nb_format fmt, const float *src, int64_t rows, int64_t k, int64_t row0, int64_t n, void *dst) {
     nb_il_geometry g;
-    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g) || !nb_formats[fmt].pack) return;
+    if (n <= 0 || row0 < 0 || row0 + n > rows || !nb_il_geometry_of(fmt, k, &g) || !nb_formats[fmt].pack ||
+        fmt == NB_FMT_NF4)
+        return;
     const size_t row_bytes = nb_format_bytes(fmt, 1, k);
     uint8_t *blocks = malloc(NB_IL_ROWS * row_bytes);  // one group's blocks at a time
     if (!blocks) return;
@@ -79,9 +126,36 @@ void nb_deinterleave(nb_format fmt, int64_t rows, int64_t k, const void *il, int
     move_rows(fmt, rows, k, blocks, row0, n, (uint8_t *)il, 0);  // read only: !to_il
 }
 
+// nf4's row as nb_unpack_row unpacks it, straight from the group and the tail.
+static void unpack_row_nf4(const uint8_t *il, int64_t rows, int64_t k, int64_t row, const nb_il_geometry *g, float *out) {
+    const nb_nf4_layout l = nb_nf4_layout_of(rows, k);
+    size_t tail_bytes;
+    const uint8_t *tail = il + nf4_tail(rows, k, g, &tail_bytes), *grp = il + (size_t)(row / NB_IL_ROWS) * g->group;
+    const size_t lane = (size_t)(row % NB_IL_ROWS);
+    float offset;
+    memcpy(&offset, tail + (l.offset - l.scales), 4);
+    for (int64_t b = 0; b < g->nb; b++) {
+        float scale;
+        memcpy(&scale, tail + 4 * (size_t)((row * g->nb + b) / NB_NF4_DQ), 4);
+        const float v = nb_dynamic_map[grp[(size_t)b * g->scale_bytes + lane]] * scale, a = v + offset;  // nb_nf4_absmax
+        uint8_t c[32];
+        for (int j = 0; j < 8; j++) memcpy(c + 4 * j, grp + g->codes + (size_t)b * g->code_bytes + 64 * (size_t)j + 4 * lane, 4);
+        for (int j = 0; j < 16; j++) {
+            out[b * NB_QK64 + j] = nb_nf4_values[c[j] & 0x0F] * a;
+            out[b * NB_QK64 + j + 16] = nb_nf4_values[c[j] >> 4] * a;
+            out[b * NB_QK64 + j + 32] = nb_nf4_values[c[16 + j] & 0x0F] * a;
+            out[b * NB_QK64 + j + 48] = nb_nf4_values[c[16 + j] >> 4] * a;
+        }
+    }
+}
+
 void nb_unpack_row_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t k, int64_t row, float *out) {
     nb_il_geometry g;
     if (row < 0 || row >= rows || !nb_il_geometry_of(fmt, k, &g)) return;
+    if (fmt == NB_FMT_NF4) {
+        unpack_row_nf4(il, rows, k, row, &g, out);
+        return;
+    }
     const size_t row_bytes = nb_format_bytes(fmt, 1, k);
     uint8_t small[4096];
     uint8_t *blocks = row_bytes <= sizeof small ? small : malloc(row_bytes);
@@ -94,6 +168,15 @@ void nb_unpack_row_interleaved(nb_format fmt, const void *il, int64_t rows, int6
 // The scalar level: each group's rows in the range back to GGML blocks, then the scalar kernel.
 static void matmul_il_scalar(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y,
                              int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
+    if (fmt == NB_FMT_NF4) {  // the whole matrix's layout (its side arrays are global), the range's rows filled
+        uint8_t *whole = malloc(nb_format_bytes(fmt, rows, k));
+        if (!whole) return;
+        nb_deinterleave(fmt, rows, k, il, row_begin, row_end - row_begin, whole);
+        const qmat m = qmat_of(fmt, whole, rows, k);
+        nb_matmul_q_scalar(&m, xq, y, n_tokens, ld_y, row_begin, row_end);
+        free(whole);
+        return;
+    }
     const size_t row_bytes = nb_format_bytes(fmt, 1, k);
     uint8_t *blocks = malloc(NB_IL_ROWS * row_bytes);
     if (!blocks) return;
@@ -113,9 +196,9 @@ void nb_matmul_interleaved(nb_format fmt, const void *il, int64_t rows, int64_t 
     if (n_tokens <= 0 || row_begin >= row_end || !nb_il_geometry_of(fmt, k, &g)) return;
 #if defined(__x86_64__)
     switch (nb_kernel_level()) {
-    case 1: nb_matmul_il_avx2(fmt, il, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
-    case 2: nb_matmul_il_avxvnni(fmt, il, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
-    case 3: nb_matmul_il_avx512(fmt, il, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case 1: nb_matmul_il_avx2(fmt, il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case 2: nb_matmul_il_avxvnni(fmt, il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
+    case 3: nb_matmul_il_avx512(fmt, il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); return;
     default: break;
     }
 #endif

@@ -360,6 +360,7 @@ NB_T NB_INLINE int uoff(nb_format fmt) {
     case NB_FMT_Q8: return NB_VNNI ? 128 : 0;  // AVX2: signed, |w| · sign(x, w)
     case NB_FMT_Q4_0: return 8;
     case NB_FMT_Q5_0: return 16;
+    case NB_FMT_NF4: return 32;  // interleaved nf4's high plane (il_block): u = (w >> 7) + 32
     default: return 0;
     }
 }
@@ -489,6 +490,7 @@ NB_T NB_INLINE void pscales(const uint8_t *base, __m512i offs, __m512 *d, __m512
 #define PV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define PV_CVT(a) _mm512_cvtepi32_ps(a)
 #define PV_MULLO(a, b) _mm512_mullo_epi32(a, b)
+#define PV_SLLI7(a) _mm512_slli_epi32(a, 7)
 #define PV_STORE_ROWS(p, v, R) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (R)) - 1), v)
 #define PV_DPBUSD(acc, a, b) _mm512_dpbusd_epi32(acc, a, b)
 #define PV_DPWSSD(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
@@ -526,6 +528,7 @@ NB_T NB_INLINE void pscales(const uint8_t *base, __m256i offs, __m256 *d, __m256
 #define PV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define PV_CVT(a) _mm256_cvtepi32_ps(a)
 #define PV_MULLO(a, b) _mm256_mullo_epi32(a, b)
+#define PV_SLLI7(a) _mm256_slli_epi32(a, 7)
 NB_T NB_INLINE void pv_store_rows(float *p, __m256 v, int R) {
     if (R == 8) { _mm256_storeu_ps(p, v); return; }
     float o[8];
@@ -552,7 +555,7 @@ NB_T NB_INLINE pvi pdot8(nb_format fmt, pvi s, const pvi *v, const pvi *a, const
     }
     return PV_ADDI(s, s1);
 #else
-    const int G = fmt == NB_FMT_Q8 ? 1 : (fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1) ? 4 : 8;
+    const int G = (fmt == NB_FMT_Q8 || fmt == NB_FMT_NF4) ? 1 : (fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1) ? 4 : 8;
     for (int j = 0; j < 8; j += G) {
         __m256i p = _mm256_setzero_si256();
         for (int g = 0; g < G; g++) {
@@ -992,6 +995,64 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
 // +1.4 %; 6 KiB against 12: q4 +0.2 %, q8 +2.3 % (noise).
 #define NB_IL_PREFETCH_BYTES (12 << 10)
 
+/// nf4's side of an interleaved product: the per-256-block scales and the offset (the tail
+/// after the groups) and the matrix's rows (for the scales' indices).
+typedef struct {
+    const float *scales;
+    float offset;
+    int64_t rows;
+} il_nf4;
+
+/// nf4's half h of 64-block b, 32-element half hh: dW of the rows (the absmax code through
+/// bitsandbytes' dynamic map, times the row's per-256-block scale, plus the offset, over 4096,
+/// rounded as nf4_dw), and the int16 codebook value w of each code split as w = 128·(u − 32)
+/// + l: v the low 7 bits l, a the high part u = (w >> 7) + 32 (0...64), both unsigned bytes
+/// looked up per byte, so the rows stay in the lanes. The product is 128·Σu·x − 4096·Σx + Σl·x
+/// (pdot8 twice, corr = −32·Σx), exact in int32.
+NB_T NB_INLINE void il_block_nf4(const uint8_t *sc, const uint8_t *cd, const int h, const int hh, pvi *v, pvi *a, pvf *dw,
+                                 const il_nf4 *nf, int64_t r0, int64_t b, int64_t nb) {
+#define NB_NF4_L7 0, 92, 25, 46, 115, 11, 11, 0, 70, 19, 112, 104, 13, 0, 17, 0
+#define NB_NF4_H7 0, 9, 15, 19, 22, 26, 29, 32, 34, 37, 39, 42, 46, 50, 55, 64
+#if NB_W512
+    (void)h;
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
+    const __m512i row = _mm512_min_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)r0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                         _mm512_set1_epi32((int)(nf->rows - 1)));  // padding rows: the last row's scale
+    const __m512i idx = _mm512_srli_epi32(_mm512_add_epi32(_mm512_mullo_epi32(row, _mm512_set1_epi32((int)nb)), _mm512_set1_epi32((int)b)), 8);
+    const __m512 m = _mm512_i32gather_ps(q, nb_dynamic_map, 4), s = _mm512_i32gather_ps(idx, nf->scales, 4);
+    *dw = _mm512_mul_ps(_mm512_add_ps(_mm512_mul_ps(m, s), _mm512_set1_ps(nf->offset)), _mm512_set1_ps(1.0f / NB_NF4_SCALE));
+    const __m512i l7 = _mm512_broadcast_i32x4(_mm_setr_epi8(NB_NF4_L7)), h7 = _mm512_broadcast_i32x4(_mm_setr_epi8(NB_NF4_H7));
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        const __m512i g = _mm512_loadu_si512(cd + 64 * (4 * hh + j));
+        const __m512i lo = _mm512_and_si512(g, low4), hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), low4);
+        v[j] = _mm512_shuffle_epi8(l7, lo);
+        v[j + 4] = _mm512_shuffle_epi8(l7, hi);
+        a[j] = _mm512_shuffle_epi8(h7, lo);
+        a[j + 4] = _mm512_shuffle_epi8(h7, hi);
+    }
+#else
+    const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * h)));
+    const __m256i row = _mm256_min_epi32(_mm256_add_epi32(_mm256_set1_epi32((int)(r0 + 8 * h)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                                         _mm256_set1_epi32((int)(nf->rows - 1)));
+    const __m256i idx = _mm256_srli_epi32(_mm256_add_epi32(_mm256_mullo_epi32(row, _mm256_set1_epi32((int)nb)), _mm256_set1_epi32((int)b)), 8);
+    const __m256 m = _mm256_i32gather_ps(nb_dynamic_map, q, 4), s = _mm256_i32gather_ps(nf->scales, idx, 4);
+    *dw = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(m, s), _mm256_set1_ps(nf->offset)), _mm256_set1_ps(1.0f / NB_NF4_SCALE));
+    const __m256i l7 = _mm256_broadcastsi128_si256(_mm_setr_epi8(NB_NF4_L7)), h7 = _mm256_broadcastsi128_si256(_mm_setr_epi8(NB_NF4_H7));
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        const __m256i g = _mm256_loadu_si256((const __m256i *)(cd + 64 * (4 * hh + j) + 32 * h));
+        const __m256i lo = _mm256_and_si256(g, low4), hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), low4);
+        v[j] = _mm256_shuffle_epi8(l7, lo);
+        v[j + 4] = _mm256_shuffle_epi8(l7, hi);
+        a[j] = _mm256_shuffle_epi8(h7, lo);
+        a[j + 4] = _mm256_shuffle_epi8(h7, hi);
+    }
+#endif
+#undef NB_NF4_L7
+#undef NB_NF4_H7
+}
+
 /// Half h of block b (scales at sc, codes at cd) as unsigned weights u = w + uoff(fmt) (AVX2
 /// q8: w, and a = |w|), and the rows' dW (and mW for q4 and q5_1). q5_0 and q5_1 keep their qh
 /// as code word 0 (the 16 rows' 32 fifth bits) before the 4 qs words: vector m of the weights
@@ -1000,7 +1061,12 @@ NB_T void NB_QENTRY(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tokens,
 /// the half's vectors are the code words shifted by 4hh (elements 32hh + 4m...) and by 4hh + 2
 /// (32hh + 16 + 4m...).
 NB_T NB_INLINE void il_block(nb_format fmt, const uint8_t *sc, const uint8_t *cd, const int h, const int hh, pvi *v, pvi *a,
-                             pvf *dw, pvf *mw) {
+                             pvf *dw, pvf *mw, const il_nf4 *nf, int64_t r0, int64_t b, int64_t nb) {
+    if (fmt == NB_FMT_NF4) {
+        il_block_nf4(sc, cd, h, hh, v, a, dw, nf, r0, b, nb);
+        return;
+    }
+    (void)nf; (void)r0; (void)b; (void)nb;
     const int q5 = fmt == NB_FMT_Q5_0 || fmt == NB_FMT_Q5_1;
     const uint8_t *qs = cd + (q5 ? 64 : 0);
 #if NB_W512
@@ -1095,7 +1161,7 @@ NB_T NB_INLINE void il_store(float *p, pvf v, int l0, int l1) {
 /// (T ≤ NB_PR_TOKENS; corr as prefill_tile's); `next`: bytes to prefetch a part per block.
 NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_t *grp, const nb_q8a *xq,
                             const int32_t *corr, float *y, int64_t ld_y, int64_t r0, int lo, int hi, int64_t t0,
-                            const int T, const uint8_t *next, size_t next_bytes) {
+                            const int T, const uint8_t *next, size_t next_bytes, const il_nf4 *nf) {
     const int64_t nb = g->nb, nx = nb * g->sub;  // blocks per row; activation blocks per token
     const int off = uoff(fmt), has_min = fmt_has_min(fmt);
     float acc[NB_PR_TOKENS * 16] __attribute__((aligned(64)));   // token t, half h: acc + (t·halves + h)·PR
@@ -1116,11 +1182,13 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
         for (int h = 0; h < NB_IL_HALVES; h++) {
             pvi v[8], a[8];
             pvf dw, mw = PV_ZEROF();
-            il_block(fmt, sc, cd, h, hh, v, a, &dw, &mw);
+            il_block(fmt, sc, cd, h, hh, v, a, &dw, &mw, nf, r0, b, nb);
             const int64_t bx = b * g->sub + hh;  // the activation block
             const nb_q8a *x = xq + t0 * nx + bx;
             for (int t = 0; t < T; t++, x += nx) {
-                const pvi s = pdot8(fmt, off ? PV_SETI(corr[(t0 + t) * nx + bx]) : PV_ZEROI(), v, a, x->qs);
+                const pvi s0 = off ? PV_SETI(corr[(t0 + t) * nx + bx]) : PV_ZEROI();
+                const pvi s = fmt == NB_FMT_NF4 ? PV_ADDI(PV_SLLI7(pdot8(fmt, s0, a, a, x->qs)), pdot8(fmt, PV_ZEROI(), v, v, x->qs))
+                                                : pdot8(fmt, s0, v, a, x->qs);
                 float *at = acc + (t * NB_IL_HALVES + h) * PR;
                 PV_STOREF(at, PV_FMA(PV_MULF(dw, PV_SETF(x->d)), PV_CVT(s), PV_LOADF(at)));
                 if (has_min) {
@@ -1140,10 +1208,17 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
         }
 }
 
-NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
-                            int64_t ld_y, int64_t row_begin, int64_t row_end) {
+NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y,
+                            int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
     nb_il_geometry g;
     nb_il_geometry_of(fmt, k, &g);
+    il_nf4 nf = {NULL, 0, rows};
+    if (fmt == NB_FMT_NF4) {  // the tail after the groups: the scales, then the offset
+        const nb_nf4_layout l = nb_nf4_layout_of(rows, k);
+        const uint8_t *tail = il + (size_t)((rows + NB_IL_ROWS - 1) / NB_IL_ROWS) * g.group;
+        nf.scales = (const float *)tail;
+        memcpy(&nf.offset, tail + (l.offset - l.scales), 4);
+    }
     const int64_t nb = k / 32;  // activation blocks per token
     int32_t *corr = NULL, small[256];
     if (uoff(fmt)) {
@@ -1167,17 +1242,17 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t k, const n
             if (t0 + T >= n_tokens) prefetch_rows(gi, g0, g1, 1, T <= 4 ? ahead : 1, &gn, &ng);
             const uint8_t *next = ng > 0 ? il + (size_t)gn * g.group : NULL;
             const size_t next_bytes = ng > 0 ? (size_t)ng * g.group : 0;
-            if (T == 1) il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes);
-            else il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, T, next, next_bytes);
+            if (T == 1) il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes, &nf);
+            else il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, T, next, next_bytes, &nf);
         }
     }
     if (corr != small) free(corr);
 }
 
 #define NB_DEFINE_IL(NAME, FMT)                                                                                      \
-    NB_T __attribute__((noinline)) static void NAME(const uint8_t *il, int64_t k, const nb_q8a *xq, float *y,        \
-                                                    int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) {        \
-        il_rows(FMT, il, k, xq, y, n_tokens, ld_y, r0, r1);                                                          \
+    NB_T __attribute__((noinline)) static void NAME(const uint8_t *il, int64_t rows, int64_t k, const nb_q8a *xq,    \
+                                                    float *y, int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) { \
+        il_rows(FMT, il, rows, k, xq, y, n_tokens, ld_y, r0, r1);                                                    \
     }
 NB_DEFINE_IL(il_q8_simd, NB_FMT_Q8)
 NB_DEFINE_IL(il_q4_simd, NB_FMT_Q4)
@@ -1185,16 +1260,18 @@ NB_DEFINE_IL(il_q4_0_simd, NB_FMT_Q4_0)
 NB_DEFINE_IL(il_q5_0_simd, NB_FMT_Q5_0)
 NB_DEFINE_IL(il_q5_1_simd, NB_FMT_Q5_1)
 NB_DEFINE_IL(il_q2_simd, NB_FMT_Q2)
+NB_DEFINE_IL(il_nf4_simd, NB_FMT_NF4)
 
-NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
                      int64_t ld_y, int64_t row_begin, int64_t row_end) {
     switch (fmt) {
-    case NB_FMT_Q8: il_q8_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
-    case NB_FMT_Q4: il_q4_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
-    case NB_FMT_Q4_0: il_q4_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
-    case NB_FMT_Q5_0: il_q5_0_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
-    case NB_FMT_Q5_1: il_q5_1_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
-    case NB_FMT_Q2: il_q2_simd(il, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q8: il_q8_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q4: il_q4_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q4_0: il_q4_0_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q5_0: il_q5_0_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q5_1: il_q5_1_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q2: il_q2_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_NF4: il_nf4_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     default: break;
     }
 }

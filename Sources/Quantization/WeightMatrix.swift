@@ -77,7 +77,7 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
     }
 
     /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4, q4_0, q5_0,
-    /// q5_1, q2: groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
+    /// q5_1, q2, nf4: groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
     /// "interleaved weights"). Only on x86, whose SIMD levels read the layout: elsewhere the
     /// kernels are the scalar path, which would turn every group back into blocks per product.
     public func interleaves(columns: Int) -> Bool {
@@ -170,7 +170,7 @@ public final class ActivationScratch: @unchecked Sendable {
 
 /// A `rows × columns` matrix (rows = output features; each row is one contiguous run of
 /// `columns` weights, as in GGUF and PyTorch's `Linear.weight`) in one `WeightFormat`.
-/// q8, q4, q4_0, q5_0, q5_1 and q2 are held interleaved (`WeightFormat.interleaves`): the GGML blocks are
+/// q8, q4, q4_0, q5_0, q5_1, q2 and nf4 are held interleaved (`WeightFormat.interleaves`): the GGML blocks are
 /// rearranged at load, and given back by `packedBytes`.
 public final class WeightMatrix: @unchecked Sendable {
     public let format: WeightFormat
@@ -208,7 +208,10 @@ public final class WeightMatrix: @unchecked Sendable {
         precondition(packed.count == bytes, "\(name): \(packed.count) bytes given, \(bytes) expected")
         let stored = format.storedByteCount(rows: rows, columns: columns)
         guard let storage = AlignedBuffer(byteCount: stored) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
-        if interleaved {  // slabs of whole groups of rows, about 8 MiB
+        if interleaved && !format.rowsIndependent {  // nf4: the whole matrix at once (its side arrays are global)
+            nb_interleave(format.c, Int64(rows), Int64(columns), packed.baseAddress, 0, Int64(rows), storage.pointer)
+            copied(packed)
+        } else if interleaved {  // slabs of whole groups of rows, about 8 MiB
             let rowBytes = format.byteCount(rows: 1, columns: columns)
             let slabRows = max(16, (8 << 20) / rowBytes / 16 * 16)
             var row = 0
@@ -254,9 +257,13 @@ public final class WeightMatrix: @unchecked Sendable {
         }
         // f32 staging in slabs of rows (whole groups of 16 when interleaving), packed in parallel.
         var slab = format.rowsIndependent ? max(1, min(rows, (8 << 20) / (4 * columns))) : rows
-        if interleaved { slab = max(16, slab / 16 * 16) }
-        guard let staging = AlignedBuffer(byteCount: slab * columns * 4) else {
-            throw QuantizationError.outOfMemory(bytes: slab * columns * 4, what: name)
+        if interleaved && format.rowsIndependent { slab = max(16, slab / 16 * 16) }
+        // nf4 interleaved: its blocks are packed after the f32 rows in the same buffer (a
+        // separate one per matrix fragmented the heap: +27 MiB of peak RSS at nf4).
+        let packedAt = (slab * columns * 4 + 63) / 64 * 64
+        let stagingBytes = interleaved && !format.rowsIndependent ? packedAt + bytes : slab * columns * 4
+        guard let staging = AlignedBuffer(byteCount: stagingBytes) else {
+            throw QuantizationError.outOfMemory(bytes: stagingBytes, what: name)
         }
         let f = staging.typed(Float.self)
         let rowBytes = format.rowsIndependent ? format.byteCount(rows: 1, columns: columns) : 0
@@ -286,7 +293,12 @@ public final class WeightMatrix: @unchecked Sendable {
             } else {
                 try fill(start..<(start + n), f)
                 // nf4: the whole matrix at once; the packer splits its blocks over the pool.
-                nb_pack_nf4(f, Int64(rows), Int64(columns), NB_NF4_SEARCH, pool.pool, storage.pointer)
+                if interleaved {  // packed, then interleaved
+                    nb_pack_nf4(f, Int64(rows), Int64(columns), NB_NF4_SEARCH, pool.pool, staging.pointer + packedAt)
+                    nb_interleave(format.c, Int64(rows), Int64(columns), staging.pointer + packedAt, 0, Int64(rows), storage.pointer)
+                } else {
+                    nb_pack_nf4(f, Int64(rows), Int64(columns), NB_NF4_SEARCH, pool.pool, storage.pointer)
+                }
             }
             start += n
         }

@@ -3,7 +3,7 @@ import Foundation
 @testable import Quantization
 import Testing
 
-// The interleaved layout of q8, q4, q4_0, q5_0, q5_1 and q2 (CKernels.h, "interleaved weights"): where each
+// The interleaved layout of q8, q4, q4_0, q5_0, q5_1, q2 and nf4 (CKernels.h, "interleaved weights"): where each
 // byte of a GGML block goes, that the blocks come back unchanged however the rows were
 // written, and WeightMatrix's use of it. Its kernels against the scalar path on the blocks:
 // KernelTilingTests.
@@ -20,7 +20,7 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
     /// b·16Q + 64j + 4·lane; the scale part padded to 64 bytes; padding rows and bytes zero
     /// (the buffer starts as 0xA5).
     @Test func bytesAreWhereTheLayoutSays() {
-        for fmt in interleavedFormats {
+        for fmt in interleavedFormats where fmt != NB_FMT_NF4 {
             // f16 fields and code bytes per block, from the block structs in CKernels.h
             let (fields, qbytes) = switch fmt {
             case NB_FMT_Q8: (1, 32)
@@ -54,6 +54,34 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
         }
     }
 
+    /// nf4, byte by byte: 64-block b of row r has its absmax code at b·16 + lane of the group
+    /// and its 32 code bytes as 8 words at the codes' start + b·512 + 64j + 4·lane; the scale
+    /// part is padded to 64 bytes; the per-256-block scales and the offset follow the last
+    /// group as packed.
+    @Test func nf4BytesAreWhereTheLayoutSays() {
+        for (rows, k) in [(1, 64), (17, 192), (40, 576)] {
+            let nb = k / 64, scalePart = (nb * 16 + 63) / 64 * 64, group = scalePart + nb * 512
+            let packed = pack(NB_FMT_NF4, gaussianMatrix(rows: rows, k: k, seed: UInt64(rows + k)), rows: rows, k: k)
+            let qabsmax = rows * k / 2, scales = (qabsmax + rows * nb + 3) / 4 * 4
+            let il = interleave(NB_FMT_NF4, packed, rows: rows, k: k)
+            let groups = (rows + 15) / 16 * group
+            #expect(il.count == groups + packed.count - scales)
+            var expected = [UInt8](repeating: 0, count: il.count)
+            for r in 0..<rows {
+                for b in 0..<nb {
+                    let g = r / 16 * group, lane = r % 16
+                    expected[g + b * 16 + lane] = packed[qabsmax + r * nb + b]
+                    for j in 0..<8 {
+                        for i in 0..<4 { expected[g + scalePart + b * 512 + 64 * j + 4 * lane + i] = packed[(r * nb + b) * 32 + 4 * j + i] }
+                    }
+                }
+            }
+            for i in scales..<packed.count { expected[groups + i - scales] = packed[i] }
+            #expect(il == expected, "nf4 \(rows) × \(k)")
+            #expect(deinterleave(NB_FMT_NF4, il, rows: rows, k: k, range: 0..<rows) == packed)
+        }
+    }
+
     /// Written whole or in pieces, in any order, over any earlier contents: the same bytes. The
     /// blocks come back whole or by row ranges, and rows unpack as the blocks' rows.
     @Test func roundTripsInPieces() {
@@ -67,7 +95,9 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
                             "\(formatName(fmt)) \(rows) × \(k) in \(pieces.count) pieces")
                 }
                 #expect(deinterleave(fmt, whole, rows: rows, k: k, range: 0..<rows) == blocks)
-                #expect(deinterleave(fmt, whole, rows: rows, k: k, range: 7..<30) == Array(blocks[(7 * rowBytes)..<(30 * rowBytes)]))
+                if fmt != NB_FMT_NF4 {  // nf4's rows are not whole blocks apart (nf4BytesAreWhereTheLayoutSays)
+                    #expect(deinterleave(fmt, whole, rows: rows, k: k, range: 7..<30) == Array(blocks[(7 * rowBytes)..<(30 * rowBytes)]))
+                }
                 let values = unpack(fmt, blocks, rows: rows, k: k)
                 var row = [Float](repeating: .nan, count: k)
                 for r in [0, 15, 16, rows - 1] {
@@ -80,18 +110,18 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
         }
         // No layout: a format without one, or rows that are not whole blocks.
         #expect(nb_interleaved_bytes(NB_FMT_Q6_K, 16, 256) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0
-                && nb_interleaved_bytes(NB_FMT_NF4, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_F16, 16, 64) == 0)
+                && nb_interleaved_bytes(NB_FMT_F16, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_NF4, 16, 96) == 0)
         #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0 && nb_interleaved_bytes(NB_FMT_Q2, 16, 96) == 0)
     }
 
-    /// WeightMatrix holds q8, q4 and q2 interleaved (on x86), built from a file's blocks or from f32 rows on
+    /// WeightMatrix holds q8, q4, q2 and nf4 interleaved (on x86), built from a file's blocks or from f32 rows on
     /// a pool (70 rows: the last group is short): packedBytes gives the blocks back, rows
     /// unpack as the blocks' rows, and products equal nb_matmul's on the blocks bit for bit.
     @Test func weightMatrixKeepsTheLayout() throws {
         let pool = WorkerPool(threads: 2)
         let rows = 70, k = 576
         let values = gaussianMatrix(rows: rows, k: k, seed: 4)
-        for format in [WeightFormat.q8, .q4, .q2] {
+        for format in [WeightFormat.q8, .q4, .q2, .nf4] {
             let blocks = pack(format.c, values, rows: rows, k: k)
             let fromBlocks = try blocks.withUnsafeBytes { try WeightMatrix(format: format, rows: rows, columns: k, name: "w", packed: $0) }
             let fromRows = try WeightMatrix(format: format, rows: rows, columns: k, name: "w", pool: pool) { range, out in
@@ -103,7 +133,8 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             for m in [fromBlocks, fromRows] {
                 #expect(m.byteCount == format.storedByteCount(rows: rows, columns: k))
                 #if arch(x86_64)
-                #expect(m.interleaved && m.byteCount == 5 * Int(nb_interleaved_bytes(format.c, 16, Int64(k))))
+                #expect(m.interleaved && m.byteCount == Int(nb_interleaved_bytes(format.c, Int64(rows), Int64(k))))
+                if format != .nf4 { #expect(m.byteCount == 5 * Int(nb_interleaved_bytes(format.c, 16, Int64(k)))) }
                 #endif
                 #expect(m.packedBytes == blocks, "\(format)")
                 var row = [Float](repeating: .nan, count: k)
@@ -124,9 +155,9 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
                 }
             }
         }
-        let nf4 = try WeightMatrix(format: .nf4, rows: 16, columns: 64, name: "w", pool: pool) { range, out in
-            for i in 0..<(range.count * 64) { out[i] = Float(i % 7) }
+        let q4K = try randomBlocks(NB_FMT_Q4_K, rows: 16, k: 256, seed: 1).withUnsafeBytes {
+            try WeightMatrix(format: .q4_K, rows: 16, columns: 256, name: "w", packed: $0)
         }
-        #expect(!nf4.interleaved && nf4.byteCount == WeightFormat.nf4.byteCount(rows: 16, columns: 64))
+        #expect(!q4K.interleaved && q4K.byteCount == WeightFormat.q4_K.byteCount(rows: 16, columns: 256))
     }
 }

@@ -208,27 +208,29 @@ func isaName(_ isa: nb_isa) -> String { String(cString: nb_isa_name(isa)) }
 @Suite(.serialized) enum KernelPaths {}
 
 /// The formats with an interleaved layout (nb_interleave).
-let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1, NB_FMT_Q2]
+let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1, NB_FMT_Q2, NB_FMT_NF4]
 
 /// `blocks` (rows × k in `fmt`'s GGML blocks) interleaved, written in the row pieces given (in
-/// that order) into a buffer first filled with `fill`.
+/// that order) into a buffer first filled with `fill`. (nf4: `blocks` is the whole matrix for
+/// every piece.)
 func interleave(_ fmt: nb_format, _ blocks: [UInt8], rows: Int, k: Int, pieces: [Range<Int>]? = nil, fill: UInt8 = 0xA5) -> [UInt8] {
     var out = [UInt8](repeating: fill, count: nb_interleaved_bytes(fmt, Int64(rows), Int64(k)))
     let rowBytes = nb_format_bytes(fmt, 1, Int64(k))
     blocks.withUnsafeBytes { src in
         out.withUnsafeMutableBytes { dst in
             for piece in pieces ?? [0..<rows] {
-                nb_interleave(fmt, Int64(rows), Int64(k), src.baseAddress! + piece.lowerBound * rowBytes, Int64(piece.lowerBound),
-                              Int64(piece.count), dst.baseAddress)
+                let at = fmt == NB_FMT_NF4 ? 0 : piece.lowerBound * rowBytes
+                nb_interleave(fmt, Int64(rows), Int64(k), src.baseAddress! + at, Int64(piece.lowerBound), Int64(piece.count), dst.baseAddress)
             }
         }
     }
     return out
 }
 
-/// Rows `range` of an interleaved matrix as GGML blocks.
+/// Rows `range` of an interleaved matrix as GGML blocks (nf4: in a whole matrix of zeros).
 func deinterleave(_ fmt: nb_format, _ il: [UInt8], rows: Int, k: Int, range: Range<Int>) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: range.count * nb_format_bytes(fmt, 1, Int64(k)))
+    let count = fmt == NB_FMT_NF4 ? nb_format_bytes(fmt, Int64(rows), Int64(k)) : range.count * nb_format_bytes(fmt, 1, Int64(k))
+    var out = [UInt8](repeating: 0, count: count)
     il.withUnsafeBytes { src in
         out.withUnsafeMutableBytes { nb_deinterleave(fmt, Int64(rows), Int64(k), src.baseAddress, Int64(range.lowerBound), Int64(range.count), $0.baseAddress) }
     }

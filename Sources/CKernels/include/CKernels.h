@@ -309,7 +309,7 @@ void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const floa
 
 // ---- interleaved weights ---------------------------------------------------------------
 //
-// The formats q8, q4, q4_0, q5_0, q5_1 and q2 have a second layout, made once at load, in
+// The formats q8, q4, q4_0, q5_0, q5_1, q2 and nf4 have a second layout, made once at load, in
 // which the kernels read a block of 16 rows with a few aligned vector loads instead of
 // gathering 16 rows' scales and transposing their codes on every product. The matrix is
 // groups of NB_IL_ROWS rows (the last padded with zero rows). A block of these formats is F
@@ -319,9 +319,14 @@ void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const floa
 //           the whole part padded to a multiple of 64 bytes;
 //   codes   block b, word j < Q/4: bytes 4j...4j+3 of the 16 rows' codes at b·16Q + 64j (row
 //           i at + 4i): one 64-byte vector holds the same 4 bytes of every row.
+// nf4 (64-blocks, 32 code bytes each, absmax double-quantised across the matrix): its absmax
+// codes take the fields' place, a byte per row (block b: 16 bytes at b·16), and its
+// per-256-block scales and offset follow the last group as nb_pack_nf4 wrote them; for nf4,
+// `blocks` below is always the whole matrix (its side arrays are global), the rows moving
+// at their places in it.
 // Group g starts at g · nb_interleaved_bytes(fmt, 16, k): with a 64-byte aligned base, every
-// vector load is aligned. The layout holds exactly the GGML blocks' bytes (nb_deinterleave
-// gives them back).
+// vector load is aligned. The layout holds exactly the blocks' bytes (nb_deinterleave gives
+// them back).
 
 /// Rows per group of an interleaved matrix.
 #define NB_IL_ROWS 16
@@ -335,7 +340,8 @@ size_t nb_interleaved_bytes(nb_format fmt, int64_t rows, int64_t k);
 void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, int64_t row0, int64_t n, void *dst);
 /// Rows [row0, row0 + n) of a rows × k f32 matrix, given at `src` (n rows), packed as
 /// nb_pack packs them and interleaved into `dst` (a group's blocks at a time: no staging for
-/// the whole range). Concurrent calls as for nb_interleave.
+/// the whole range). Concurrent calls as for nb_interleave. Not nf4 (nb_pack_nf4, then
+/// nb_interleave).
 void nb_pack_interleaved(nb_format fmt, const float *src, int64_t rows, int64_t k, int64_t row0, int64_t n, void *dst);
 /// Rows [row0, row0 + n) of the interleaved `il` as GGML blocks.
 void nb_deinterleave(nb_format fmt, int64_t rows, int64_t k, const void *il, int64_t row0, int64_t n, void *blocks);
