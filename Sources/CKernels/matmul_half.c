@@ -351,15 +351,17 @@ static void matmul_half(int bf, const uint16_t *w, int64_t k, const float *x, fl
 
 #define NB_BF16_CHUNK 96  // the most tokens rounded at a time: 96 × k activations per thread
 
-static atomic_int bf16_dot_allowed = 1;
+static _Thread_local int bf16_dot_allowed = 1;  // per thread, as nb_force_isa
 
 int nb_bf16_dot_products(int allowed) {
-    return atomic_exchange(&bf16_dot_allowed, allowed ? 1 : 0);
+    const int previous = bf16_dot_allowed;
+    bf16_dot_allowed = allowed ? 1 : 0;
+    return previous;
 }
 
 int nb_bf16_dot_products_active(void) {
 #if defined(__x86_64__)
-    return nb_active_isa() == NB_ISA_AVX512 && atomic_load_explicit(&bf16_dot_allowed, memory_order_relaxed) &&
+    return nb_active_isa() == NB_ISA_AVX512 && bf16_dot_allowed &&
            (nb_cpu_flags() & NB_CPU_AVX512BF16);
 #else
     return 0;

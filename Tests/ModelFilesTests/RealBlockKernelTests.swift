@@ -7,7 +7,7 @@ import Testing
 /// Q6_K, Q5_0, Q8_0; its first 96 rows) at every SIMD level the CPU has gives the scalar
 /// path's bits, for activations at ordinary and Gemma-sized scales with zero blocks and
 /// outliers. (The random blocks of Tests/QuantizationTests do not cover what a real
-/// quantizer writes.) Serialized: nb_force_isa switches the whole process's dispatch.
+/// quantizer writes.) Serialized, as the KernelPaths suites, to keep the machine's load down.
 @Suite(.serialized) struct RealBlockKernelTests {
     static let formats: [GGMLType: nb_format] = [.q4_K: NB_FMT_Q4_K, .q6_K: NB_FMT_Q6_K, .q5_0: NB_FMT_Q5_0, .q8_0: NB_FMT_Q8]
     static let levels = [NB_ISA_AVX2, NB_ISA_AVXVNNI, NB_ISA_AVX512, NB_ISA_NEON].filter { nb_isa_supported($0) != 0 }

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// f16/bf16 conversion and attention over an f16 KV cache, on the scalar and SIMD paths.
-/// Serialized: nb_force_isa switches the whole process's dispatch.
+/// (nb_force_isa sets the level of the calling thread only.)
 extension KernelPaths {
     @Suite struct HalfPrecisionTests {
         static let paths: [nb_isa] = allLevels

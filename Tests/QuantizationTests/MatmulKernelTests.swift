@@ -2,7 +2,7 @@ import CKernels
 import Testing
 
 /// The kernels' SIMD paths against their scalar references, and against double-precision
-/// dot products. Serialized: nb_force_isa switches the whole process's dispatch.
+/// dot products. (nb_force_isa sets the level of the calling thread only.)
 extension KernelPaths {
     @Suite struct MatmulKernelTests {
 

@@ -203,8 +203,11 @@ func base64Floats(_ value: Any?) throws -> [Float] {
 
 func isaName(_ isa: nb_isa) -> String { String(cString: nb_isa_name(isa)) }
 
-/// The suites that switch the kernels' dispatch (nb_force_isa is process-wide), run one
-/// test at a time so that each compares the paths it names.
+/// The suites that switch the kernels' dispatch, run one test at a time. nb_force_isa sets
+/// the level of the calling thread only (withISA's body runs the kernels on it), so other
+/// tests' models keep the machine's level: a process-wide switch once made a greedy replay
+/// at the same precision diverge from its recording when a kernel test forced the scalar
+/// level mid-reply.
 @Suite(.serialized) enum KernelPaths {}
 
 /// The formats with an interleaved layout (nb_interleave).

@@ -31,13 +31,15 @@ nb_isa nb_active_isa(void);
 nb_isa nb_detected_isa(void);
 /// Whether the kernels can run at `isa` on this CPU (scalar always can).
 int nb_isa_supported(nb_isa isa);
-/// Forces the dispatch to `isa` (ignored unless supported). Returns the previous one.
+/// Forces the dispatch to `isa` (ignored unless supported) for the calling thread: kernels
+/// it calls run at that level, other threads (a pool's workers too) keep theirs. Returns the
+/// previous one.
 nb_isa nb_force_isa(nb_isa isa);
 /// Whether bf16 weights are multiplied with vdpbf16ps now (AVX-512 level, a CPU with
 /// AVX512-BF16, and not turned off by nb_bf16_dot_products).
 int nb_bf16_dot_products_active(void);
 /// Tests: allows (1) or forbids (0) vdpbf16ps, so that the AVX-512 bf16 kernels without it run
-/// on a CPU that has it. Returns the previous setting.
+/// on a CPU that has it; for the calling thread, as nb_force_isa. Returns the previous setting.
 int nb_bf16_dot_products(int allowed);
 /// "scalar", "avx2", "avxvnni", "avx512", "neon"; nb_parse_isa is its inverse (-1 for other names).
 const char *nb_isa_name(nb_isa isa);
