@@ -324,24 +324,20 @@ typedef struct {
 
 #if NB_W512
 #define PV_GATHER(offs, p) _mm512_i32gather_epi32(offs, (const void *)(p), 1)
-#define PV_AND(a, b) _mm512_and_si512(a, b)
 #define PV_OR(a, b) _mm512_or_si512(a, b)
 #define PV_SRLI(a, n) _mm512_srli_epi32(a, n)
 #define PV_SLLI(a, n) _mm512_slli_epi32(a, n)
 #define PV_SRAI(a, n) _mm512_srai_epi32(a, n)
-#define PV_SHUFB(a, c) _mm512_shuffle_epi8(a, c)
 #define PV_H2F_LO(g) _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
 #define PV_H2F_HI(g) _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)))
 #define PV_BLEND16_HI(a, b) _mm512_mask_blend_epi16(0xAAAAAAAAu, a, b)  // low halves of a, high of b
 #define PV_SET8(...) _mm512_set4_epi32(__VA_ARGS__)
 #else
 #define PV_GATHER(offs, p) _mm256_i32gather_epi32((const int *)(const void *)(p), offs, 1)
-#define PV_AND(a, b) _mm256_and_si256(a, b)
 #define PV_OR(a, b) _mm256_or_si256(a, b)
 #define PV_SRLI(a, n) _mm256_srli_epi32(a, n)
 #define PV_SLLI(a, n) _mm256_slli_epi32(a, n)
 #define PV_SRAI(a, n) _mm256_srai_epi32(a, n)
-#define PV_SHUFB(a, c) _mm256_shuffle_epi8(a, c)
 #define PV_BLEND16_HI(a, b) _mm256_blend_epi16(a, b, 0xAA)
 #define PV_SET8(a, b, c, d) _mm256_setr_epi32(d, c, b, a, d, c, b, a)
 NB_T NB_INLINE __m256 pv_h2f_lo(__m256i g) {

@@ -491,6 +491,17 @@ NB_T NB_INLINE void pscales(const uint8_t *base, __m512i offs, __m512 *d, __m512
 #define PV_CVT(a) _mm512_cvtepi32_ps(a)
 #define PV_MULLO(a, b) _mm512_mullo_epi32(a, b)
 #define PV_SLLI7(a) _mm512_slli_epi32(a, 7)
+#define PV_SRLI8(a) _mm512_srli_epi32(a, 8)
+#define PV_MINI(a, b) _mm512_min_epi32(a, b)
+#define PV_LANES() _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define PV_BYTES32(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))  // PR bytes as int32
+#define PV_GATHERF(base, idx) _mm512_i32gather_ps(idx, base, 4)
+#define PV_TABLE(t) _mm512_broadcast_i32x4(t)  // a 16-byte table in every 128-bit lane
+#define PV_LOADUI(p) _mm512_loadu_si512(p)
+#define PV_SET1B(v) _mm512_set1_epi8(v)
+#define PV_AND(a, b) _mm512_and_si512(a, b)
+#define PV_SRLI16(a, n) _mm512_srli_epi16(a, n)
+#define PV_SHUFB(t, i) _mm512_shuffle_epi8(t, i)  // (matmul_k_simd.h uses these too)
 #define PV_STORE_ROWS(p, v, R) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (R)) - 1), v)
 #define PV_DPBUSD(acc, a, b) _mm512_dpbusd_epi32(acc, a, b)
 #define PV_DPWSSD(acc, a, b) _mm512_dpwssd_epi32(acc, a, b)
@@ -529,6 +540,17 @@ NB_T NB_INLINE void pscales(const uint8_t *base, __m256i offs, __m256 *d, __m256
 #define PV_CVT(a) _mm256_cvtepi32_ps(a)
 #define PV_MULLO(a, b) _mm256_mullo_epi32(a, b)
 #define PV_SLLI7(a) _mm256_slli_epi32(a, 7)
+#define PV_SRLI8(a) _mm256_srli_epi32(a, 8)
+#define PV_MINI(a, b) _mm256_min_epi32(a, b)
+#define PV_LANES() _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+#define PV_BYTES32(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
+#define PV_GATHERF(base, idx) _mm256_i32gather_ps(base, idx, 4)
+#define PV_TABLE(t) _mm256_broadcastsi128_si256(t)
+#define PV_LOADUI(p) _mm256_loadu_si256((const __m256i *)(p))
+#define PV_SET1B(v) _mm256_set1_epi8(v)
+#define PV_AND(a, b) _mm256_and_si256(a, b)
+#define PV_SRLI16(a, n) _mm256_srli_epi16(a, n)
+#define PV_SHUFB(t, i) _mm256_shuffle_epi8(t, i)
 NB_T NB_INLINE void pv_store_rows(float *p, __m256 v, int R) {
     if (R == 8) { _mm256_storeu_ps(p, v); return; }
     float o[8];
@@ -1013,42 +1035,23 @@ NB_T NB_INLINE void il_block_nf4(const uint8_t *sc, const uint8_t *cd, const int
                                  const il_nf4 *nf, int64_t r0, int64_t b, int64_t nb) {
 #define NB_NF4_L7 0, 92, 25, 46, 115, 11, 11, 0, 70, 19, 112, 104, 13, 0, 17, 0
 #define NB_NF4_H7 0, 9, 15, 19, 22, 26, 29, 32, 34, 37, 39, 42, 46, 50, 55, 64
-#if NB_W512
-    (void)h;
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
-    const __m512i row = _mm512_min_epi32(_mm512_add_epi32(_mm512_set1_epi32((int)r0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
-                                         _mm512_set1_epi32((int)(nf->rows - 1)));  // padding rows: the last row's scale
-    const __m512i idx = _mm512_srli_epi32(_mm512_add_epi32(_mm512_mullo_epi32(row, _mm512_set1_epi32((int)nb)), _mm512_set1_epi32((int)b)), 8);
-    const __m512 m = _mm512_i32gather_ps(q, nb_dynamic_map, 4), s = _mm512_i32gather_ps(idx, nf->scales, 4);
-    *dw = _mm512_mul_ps(_mm512_add_ps(_mm512_mul_ps(m, s), _mm512_set1_ps(nf->offset)), _mm512_set1_ps(1.0f / NB_NF4_SCALE));
-    const __m512i l7 = _mm512_broadcast_i32x4(_mm_setr_epi8(NB_NF4_L7)), h7 = _mm512_broadcast_i32x4(_mm_setr_epi8(NB_NF4_H7));
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    // h is 0 on AVX-512 (one 16-row half); on 256 bits half h is rows 8h...8h+7, the upper 32
+    // bytes of each code vector.
+    const pvi q = PV_BYTES32(sc + PR * h);
+    const pvi row = PV_MINI(PV_ADDI(PV_SETI((int)(r0 + PR * h)), PV_LANES()),
+                            PV_SETI((int)(nf->rows - 1)));  // padding rows: the last row's scale
+    const pvi idx = PV_SRLI8(PV_ADDI(PV_MULLO(row, PV_SETI((int)nb)), PV_SETI((int)b)));  // flattened block / 256
+    const pvf m = PV_GATHERF(nb_dynamic_map, q), s = PV_GATHERF(nf->scales, idx);
+    *dw = PV_MULF(PV_ADDF(PV_MULF(m, s), PV_SETF(nf->offset)), PV_SETF(1.0f / NB_NF4_SCALE));
+    const pvi l7 = PV_TABLE(_mm_setr_epi8(NB_NF4_L7)), h7 = PV_TABLE(_mm_setr_epi8(NB_NF4_H7)), low4 = PV_SET1B(0x0F);
     for (int j = 0; j < 4; j++) {
-        const __m512i g = _mm512_loadu_si512(cd + 64 * (4 * hh + j));
-        const __m512i lo = _mm512_and_si512(g, low4), hi = _mm512_and_si512(_mm512_srli_epi16(g, 4), low4);
-        v[j] = _mm512_shuffle_epi8(l7, lo);
-        v[j + 4] = _mm512_shuffle_epi8(l7, hi);
-        a[j] = _mm512_shuffle_epi8(h7, lo);
-        a[j + 4] = _mm512_shuffle_epi8(h7, hi);
+        const pvi g = PV_LOADUI(cd + 64 * (4 * hh + j) + 4 * PR * h);
+        const pvi lo = PV_AND(g, low4), hi = PV_AND(PV_SRLI16(g, 4), low4);
+        v[j] = PV_SHUFB(l7, lo);
+        v[j + 4] = PV_SHUFB(l7, hi);
+        a[j] = PV_SHUFB(h7, lo);
+        a[j + 4] = PV_SHUFB(h7, hi);
     }
-#else
-    const __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * h)));
-    const __m256i row = _mm256_min_epi32(_mm256_add_epi32(_mm256_set1_epi32((int)(r0 + 8 * h)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-                                         _mm256_set1_epi32((int)(nf->rows - 1)));
-    const __m256i idx = _mm256_srli_epi32(_mm256_add_epi32(_mm256_mullo_epi32(row, _mm256_set1_epi32((int)nb)), _mm256_set1_epi32((int)b)), 8);
-    const __m256 m = _mm256_i32gather_ps(nb_dynamic_map, q, 4), s = _mm256_i32gather_ps(nf->scales, idx, 4);
-    *dw = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(m, s), _mm256_set1_ps(nf->offset)), _mm256_set1_ps(1.0f / NB_NF4_SCALE));
-    const __m256i l7 = _mm256_broadcastsi128_si256(_mm_setr_epi8(NB_NF4_L7)), h7 = _mm256_broadcastsi128_si256(_mm_setr_epi8(NB_NF4_H7));
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int j = 0; j < 4; j++) {
-        const __m256i g = _mm256_loadu_si256((const __m256i *)(cd + 64 * (4 * hh + j) + 32 * h));
-        const __m256i lo = _mm256_and_si256(g, low4), hi = _mm256_and_si256(_mm256_srli_epi16(g, 4), low4);
-        v[j] = _mm256_shuffle_epi8(l7, lo);
-        v[j + 4] = _mm256_shuffle_epi8(l7, hi);
-        a[j] = _mm256_shuffle_epi8(h7, lo);
-        a[j + 4] = _mm256_shuffle_epi8(h7, hi);
-    }
-#endif
 #undef NB_NF4_L7
 #undef NB_NF4_H7
 }
