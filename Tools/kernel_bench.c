@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
             nb_quantize_for(info->activation, x, T, k, xq);
             // Best of 7 runs per level, the levels taking turns (a shared machine's noise hits
             // them alike).
-            // q8, q4 and q4_0 also in their interleaved layout (what WeightMatrix holds).
+            // The formats with an interleaved layout also in it (what WeightMatrix holds).
             const size_t ilb = nb_interleaved_bytes(fmt, rows, k);
             uint8_t *il = ilb ? aligned_alloc(64, ilb) : NULL;
             if (il) nb_interleave(fmt, rows, k, w, 0, rows, il);

@@ -551,7 +551,8 @@ enum {
 
 // The format table. Columns of info: name, block, block bytes, bits per weight, GGML
 // type, activation kind, packable, rows independent; then the packer, the unpacker, the
-// kernels per level and the interleaved layout's f16 fields and qs bytes per block.
+// kernels per level and the interleaved layout's f16 fields and code bytes per block (and
+// where the fields are when they do not lead the block).
 const nb_format_row nb_formats[NB_FMT_COUNT] = {
     [NB_FMT_F32] = {{"f32", 1, 4, 32, GGML_F32, NB_ACT_F32, 1, 1}, pack_f32, unpack_f32, {nb_mm_f32}},
     [NB_FMT_F16] = {{"f16", 1, 2, 16, GGML_F16, NB_ACT_F32, 1, 1}, pack_f16, unpack_f16, {nb_mm_f16}},
@@ -565,9 +566,9 @@ const nb_format_row nb_formats[NB_FMT_COUNT] = {
     [NB_FMT_Q4_0] = {{"q4_0", 32, 18, BPW(32, 18), GGML_Q4_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q4_0, KERNELS(q4_0), 1, 16},
     [NB_FMT_Q5_0] = {{"q5_0", 32, 22, BPW(32, 22), GGML_Q5_0, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_0, KERNELS(q5_0), 1, 20},
     [NB_FMT_Q5_1] = {{"q5_1", 32, 24, BPW(32, 24), GGML_Q5_1, NB_ACT_Q8A, 0, 1}, NULL, nb_dequant_q5_1, KERNELS(q5_1), 2, 20},
-    [NB_FMT_Q4_K] = {{"q4_K", 256, 144, BPW(256, 144), GGML_Q4_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q4_K, KERNELS(q4_K)},
-    [NB_FMT_Q5_K] = {{"q5_K", 256, 176, BPW(256, 176), GGML_Q5_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q5_K, KERNELS(q5_K)},
-    [NB_FMT_Q6_K] = {{"q6_K", 256, 210, BPW(256, 210), GGML_Q6_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q6_K, KERNELS(q6_K)},
+    [NB_FMT_Q4_K] = {{"q4_K", 256, 144, BPW(256, 144), GGML_Q4_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q4_K, KERNELS(q4_K), 2, 140},
+    [NB_FMT_Q5_K] = {{"q5_K", 256, 176, BPW(256, 176), GGML_Q5_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q5_K, KERNELS(q5_K), 2, 172},
+    [NB_FMT_Q6_K] = {{"q6_K", 256, 210, BPW(256, 210), GGML_Q6_K, NB_ACT_Q8K, 0, 1}, NULL, nb_dequant_q6_K, KERNELS(q6_K), 1, 208, 208},
 };
 
 void nb_pack(nb_format fmt, const float *src, int64_t rows, int64_t k, void *dst) {

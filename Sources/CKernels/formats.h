@@ -140,17 +140,20 @@ typedef struct {
     /// The interleaved layout (CKernels.h, "interleaved weights"): f16 scale fields and
     /// code bytes per block, the block's leading fields and its qs; il_qbytes 0: the format
     /// has none. nf4 (0, 32): its codes, with the absmax codes in place of fields.
-    int il_fields, il_qbytes;
+    /// il_field_at: where in the block the fields are (q6_K: its d at the end, 208); the
+    /// code bytes are the rest of the block, in order.
+    int il_fields, il_qbytes, il_field_at;
 } nb_format_row;
 
 /// Where the parts of one 16-row group of an interleaved matrix are.
 typedef struct {
     int64_t nb;           // the format's blocks per row
-    int sub;              // 32-element halves per block (q2: 2, else 1): activation blocks
+    int sub;              // 32-element parts per block (q2: 2, the K-quants 8, else 1): nb_q8a blocks
     size_t scale_bytes;   // per block: 32 · fields
     size_t code_bytes;    // per block: 16 · code bytes
     size_t codes;         // offset of the codes in the group
     size_t group;         // bytes per group
+    int field_at, code_at;  // where the fields and the code bytes start in a GGML block
 } nb_il_geometry;
 
 /// The geometry of `fmt`'s groups at row length k; 0 when it has no interleaved layout or
@@ -168,6 +171,8 @@ static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g)
     g->code_bytes = 16 * (size_t)nb_formats[fmt].il_qbytes;
     g->codes = ((size_t)g->nb * g->scale_bytes + 63) & ~(size_t)63;
     g->group = g->codes + (size_t)g->nb * g->code_bytes;
+    g->field_at = nb_formats[fmt].il_field_at;
+    g->code_at = g->field_at ? 0 : 2 * nb_formats[fmt].il_fields;
     return 1;
 }
 

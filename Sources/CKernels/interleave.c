@@ -1,6 +1,8 @@
-// The interleaved layout of q8, q4, q4_0, q5_0, q5_1, q2 and nf4 (CKernels.h, "interleaved weights"): made
+// The interleaved layout of q8, q4, q4_0, q5_0, q5_1, q2, nf4 and the K-quants q4_K, q5_K, q6_K
+// (CKernels.h, "interleaved weights"): made
 // from and turned back into GGML blocks, unpacked a row at a time, and multiplied: the SIMD
-// levels read it with aligned loads (matmul_q_simd.h, "interleaved groups"); the scalar level
+// levels read it with aligned loads (matmul_q_simd.h and matmul_k_simd.h, "interleaved
+// groups"); the scalar level
 // turns each group back into blocks and runs the scalar kernel, so every level is checked
 // against the same reference as the GGML layout.
 #include "matmul_q.h"
@@ -53,7 +55,8 @@ static void move_rows_nf4(int64_t rows, int64_t k, uint8_t *blocks, int64_t row0
 }
 
 // Block b of a row lives at lane i of its group: f16 field f at scales + b·S + 32f + 2i, code
-// word j at codes + b·C + 64j + 4i; the block's own bytes are the fields, then the codes.
+// word j at codes + b·C + 64j + 4i; in the block's own bytes the fields are at field_at and
+// the codes, the rest of the block in order, at code_at.
 // Rows [row0, row0 + n) between their blocks and their lanes: into the groups (to_il) or
 // out of them. 0 when the arguments do not describe such rows.
 static int move_rows(nb_format fmt, int64_t rows, int64_t k, uint8_t *blocks, int64_t row0, int64_t n, uint8_t *il,
@@ -72,11 +75,11 @@ static int move_rows(nb_format fmt, int64_t rows, int64_t k, uint8_t *blocks, in
         for (int64_t b = 0; b < g.nb; b++, blk += block_bytes) {
             for (int f = 0; f < fields; f++) {
                 uint8_t *at = grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane;
-                if (to_il) memcpy(at, blk + 2 * f, 2); else memcpy(blk + 2 * f, at, 2);
+                if (to_il) memcpy(at, blk + g.field_at + 2 * f, 2); else memcpy(blk + g.field_at + 2 * f, at, 2);
             }
             for (int j = 0; j < words; j++) {
                 uint8_t *at = grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane;
-                if (to_il) memcpy(at, blk + 2 * fields + 4 * j, 4); else memcpy(blk + 2 * fields + 4 * j, at, 4);
+                if (to_il) memcpy(at, blk + g.code_at + 4 * j, 4); else memcpy(blk + g.code_at + 4 * j, at, 4);
             }
         }
     }
@@ -183,8 +186,12 @@ static void matmul_il_scalar(nb_format fmt, const void *il, int64_t rows, int64_
     for (int64_t r = row_begin; r < row_end;) {
         const int64_t end = (r / NB_IL_ROWS + 1) * NB_IL_ROWS < row_end ? (r / NB_IL_ROWS + 1) * NB_IL_ROWS : row_end;
         nb_deinterleave(fmt, rows, k, il, r, end - r, blocks);
-        const qmat m = qmat_of(fmt, blocks, end - r, k);
-        nb_matmul_q_scalar(&m, xq, y + r, n_tokens, ld_y, 0, end - r);
+        if (nb_formats[fmt].info.activation == NB_ACT_Q8K) {  // the K-quants' own scalar kernel
+            nb_formats[fmt].matmul[0](blocks, end - r, k, NULL, xq, y + r, n_tokens, ld_y, 0, end - r);
+        } else {
+            const qmat m = qmat_of(fmt, blocks, end - r, k);
+            nb_matmul_q_scalar(&m, xq, y + r, n_tokens, ld_y, 0, end - r);
+        }
         r = end;
     }
     free(blocks);

@@ -122,6 +122,11 @@ NB_T NB_INLINE __m128i q8k_sums32(const nb_q8k *x) {
     return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
 }
 
+/// q8k_sums32 of n activation blocks, as int32 words (4 per block) at s32.
+NB_T NB_INLINE void q8k_sums(const nb_q8k *x, int64_t n, int32_t *s32) {
+    for (int64_t i = 0; i < n; i++) _mm_storeu_si128((__m128i *)(s32 + 4 * i), q8k_sums32(x + i));
+}
+
 #if NB_VNNI
 // The int16 scales of q6_K sub-blocks (a, b | c, d), 4 lanes each, from the block's 16 int8
 // scales (sc8) or the same as int16 (sc16): vpermw with AVX-512, else pshufb + vpmovsxbw.
@@ -315,16 +320,19 @@ NB_T NB_INLINE __m256i kcodes(nb_format fmt, const uint8_t *blk, int v) {
     }
 }
 
-/// Per block of the tile's rows: d, dmin and the scales in the forms the products take.
+/// Per block of the tile's rows: d, dmin and the scale bytes as they are stored (q4_K/q5_K: 12
+/// packed 6-bit scales and mins, u[0...2]; q6_K: 16 int8 scales, u[0...3]), 4 bytes per word,
+/// a row per lane. The tiles unpack the sub-block scales per block (ksc) and the int16 pairs
+/// only where they are used (kpairs).
 typedef struct {
-    pvi sc[16];    // sub-block scale per lane: VNNI int32; AVX2 the int16 pair (sc, sc)
-    pvi pairs[8];  // int16 pairs: q4_K/q5_K (mn_2v, mn_2v+1), v < 4; q6_K (sc_2v, sc_2v+1)
+    pvi u[4];
     pvf d, dmin;
 } kparams;
 
 #if NB_W512
 #define PV_GATHER(offs, p) _mm512_i32gather_epi32(offs, (const void *)(p), 1)
 #define PV_OR(a, b) _mm512_or_si512(a, b)
+#define PV_SLLI16(a, n) _mm512_slli_epi16(a, n)
 #define PV_SRLI(a, n) _mm512_srli_epi32(a, n)
 #define PV_SLLI(a, n) _mm512_slli_epi32(a, n)
 #define PV_SRAI(a, n) _mm512_srai_epi32(a, n)
@@ -335,6 +343,7 @@ typedef struct {
 #else
 #define PV_GATHER(offs, p) _mm256_i32gather_epi32((const int *)(const void *)(p), offs, 1)
 #define PV_OR(a, b) _mm256_or_si256(a, b)
+#define PV_SLLI16(a, n) _mm256_slli_epi16(a, n)
 #define PV_SRLI(a, n) _mm256_srli_epi32(a, n)
 #define PV_SLLI(a, n) _mm256_slli_epi32(a, n)
 #define PV_SRAI(a, n) _mm256_srai_epi32(a, n)
@@ -358,47 +367,64 @@ NB_T NB_INLINE pvi kscale(pvi s32) {
 #endif
 }
 
-NB_T NB_INLINE void kparams_of(nb_format fmt, const uint8_t *blk0, pvi offs, kparams *p) {
+/// The scale of sub-block s (q4_K/q5_K: of 32 elements, s < 8; q6_K: of 16, s < 16) in the
+/// form kdot_scaled takes; the bits are GGML's get_scale_min_k4 (q4_K/q5_K) or the int8 (q6_K).
+NB_T NB_INLINE pvi ksc(nb_format fmt, const kparams *p, const int s) {
+    if (fmt == NB_FMT_Q6_K) return kscale(PV_SRAI(PV_SLLI(p->u[s / 4], 24 - 8 * (s % 4)), 24));
+    if (s < 4) return kscale(PV_AND(PV_SRLI(p->u[0], 8 * s), PV_SETI(63)));
+    const int m = s - 4;  // low 4 bits from byte 8 + m, high 2 from the top of byte m
+    return kscale(PV_OR(PV_AND(PV_SRLI(p->u[2], 8 * m), PV_SETI(0xF)), PV_SLLI(PV_AND(PV_SRLI(p->u[0], 8 * m + 6), PV_SETI(3)), 4)));
+}
+
+/// The scales (q6_K, 8 vectors: (sc_2v, sc_2v+1)) or the mins (q4_K/q5_K, 4 vectors:
+/// (mn_2v, mn_2v+1)) as int16 pairs per lane, for products with the activations' sums.
+NB_T NB_INLINE void kpairs(nb_format fmt, const kparams *p, pvi *pairs) {
     if (fmt == NB_FMT_Q6_K) {
-        const pvi gd = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, d) - 2);
-        p->d = PV_H2F_HI(gd);
-        p->dmin = PV_ZEROF();
         for (int k = 0; k < 4; k++) {
-            const pvi g = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, scales) + 4 * k);
-            for (int m = 0; m < 4; m++) p->sc[4 * k + m] = kscale(PV_SRAI(PV_SLLI(g, 24 - 8 * m), 24));
+            const pvi g = p->u[k];
             // int16 halves: a = (sext b0, sext b2), bb = (sext b1, sext b3)
 #if NB_W512
             const pvi a = _mm512_srai_epi16(_mm512_slli_epi16(g, 8), 8), bb = _mm512_srai_epi16(g, 8);
 #else
             const pvi a = _mm256_srai_epi16(_mm256_slli_epi16(g, 8), 8), bb = _mm256_srai_epi16(g, 8);
 #endif
-            p->pairs[2 * k] = PV_BLEND16_HI(a, PV_SLLI(bb, 16));
-            p->pairs[2 * k + 1] = PV_BLEND16_HI(PV_SRLI(a, 16), bb);
+            pairs[2 * k] = PV_BLEND16_HI(a, PV_SLLI(bb, 16));
+            pairs[2 * k + 1] = PV_BLEND16_HI(PV_SRLI(a, 16), bb);
         }
         return;
     }
-    // q4_K, q5_K: d and dmin, then GGML's utmp unpacking of the 12 scale bytes.
-    const pvi gd = PV_GATHER(offs, blk0);
-    p->d = PV_H2F_LO(gd);
-    p->dmin = PV_H2F_HI(gd);
-    const pvi u0 = PV_GATHER(offs, blk0 + 4), u1 = PV_GATHER(offs, blk0 + 8), u2 = PV_GATHER(offs, blk0 + 12);
-    const pvi kmask1 = PV_SETI(0x3f3f3f3f), kmask2 = PV_SETI(0x0f0f0f0f), kmask3 = PV_SETI(0x03030303);
-    const pvi mins47 = PV_OR(PV_AND(PV_SRLI(u2, 4), kmask2), PV_SLLI(PV_AND(PV_SRLI(u1, 6), kmask3), 4));
-    const pvi mins03 = PV_AND(u1, kmask1);
-    const pvi sc47 = PV_OR(PV_AND(u2, kmask2), PV_SLLI(PV_AND(PV_SRLI(u0, 6), kmask3), 4));
-    const pvi sc03 = PV_AND(u0, kmask1);
-    const pvi ff = PV_SETI(0xFF);
-    for (int m = 0; m < 4; m++) {
-        p->sc[m] = kscale(PV_AND(PV_SRLI(sc03, 8 * m), ff));
-        p->sc[m + 4] = kscale(PV_AND(PV_SRLI(sc47, 8 * m), ff));
-    }
+    // q4_K, q5_K: the mins as GGML's utmp unpacking makes them
+    const pvi u1 = p->u[1], u2 = p->u[2];
+    const pvi mins47 = PV_OR(PV_AND(PV_SRLI(u2, 4), PV_SETI(0x0f0f0f0f)), PV_SLLI(PV_AND(PV_SRLI(u1, 6), PV_SETI(0x03030303)), 4));
+    const pvi mins03 = PV_AND(u1, PV_SETI(0x3f3f3f3f));
     // bytes (m0, m1, m2, m3) of each lane → int16 pairs (m0, m1) and (m2, m3)
     const pvi sh01 = PV_SET8((int)0x800D800C, (int)0x80098008, (int)0x80058004, (int)0x80018000);
     const pvi sh23 = PV_SET8((int)0x800F800E, (int)0x800B800A, (int)0x80078006, (int)0x80038002);
-    p->pairs[0] = PV_SHUFB(mins03, sh01);
-    p->pairs[1] = PV_SHUFB(mins03, sh23);
-    p->pairs[2] = PV_SHUFB(mins47, sh01);
-    p->pairs[3] = PV_SHUFB(mins47, sh23);
+    pairs[0] = PV_SHUFB(mins03, sh01);
+    pairs[1] = PV_SHUFB(mins03, sh23);
+    pairs[2] = PV_SHUFB(mins47, sh01);
+    pairs[3] = PV_SHUFB(mins47, sh23);
+}
+
+/// kparams from the rows' d, dmin and scale words.
+NB_T NB_INLINE void kparams_from(nb_format fmt, pvf d, pvf dmin, const pvi *u, kparams *p) {
+    p->d = d;
+    p->dmin = dmin;
+    for (int k = 0; k < (fmt == NB_FMT_Q6_K ? 4 : 3); k++) p->u[k] = u[k];
+}
+
+/// kparams of the PR rows whose blocks are at blk0 + offs (gathered).
+NB_T NB_INLINE void kparams_of(nb_format fmt, const uint8_t *blk0, pvi offs, kparams *p) {
+    pvi u[4];
+    if (fmt == NB_FMT_Q6_K) {
+        const pvi gd = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, d) - 2);
+        for (int k = 0; k < 4; k++) u[k] = PV_GATHER(offs, blk0 + offsetof(nb_block_q6_K, scales) + 4 * k);
+        kparams_from(fmt, PV_H2F_HI(gd), PV_ZEROF(), u, p);
+        return;
+    }
+    const pvi gd = PV_GATHER(offs, blk0);  // d, dmin
+    for (int k = 0; k < 3; k++) u[k] = PV_GATHER(offs, blk0 + 4 + 4 * k);
+    kparams_from(fmt, PV_H2F_LO(gd), PV_H2F_HI(gd), u, p);
 }
 
 /// s + sc · Σ_{j < n} v[j] · (bytes 4j...4j+3 of x), per lane (n = 8 or 4; codes ≤ umax).
@@ -429,15 +455,71 @@ NB_T NB_INLINE pvi pv_dpwssd(pvi acc, pvi a, int32_t b) {
 #endif
 }
 
+// One block of a tile's rows against tokens t0...t0+T-1 in three steps (kprefill_tile on the
+// GGML layout, kil_tile on the interleaved one): token t's int32 block sum in isum[t] (a
+// local array, a register when there is one token), its f32 sums at acc/accm + t·st. xb:
+// token t0's activation block (token t at + t·nb); s32b: its 4 pairwise sums of 32 (token t
+// at + 4t·nb; q4_K, q5_K).
+
+/// The block sums start at q6_K's −32 · Σ sc · bsum, else 0.
+NB_T NB_INLINE void kblock_begin(nb_format fmt, const kparams *p, const nb_q8k *xb, int64_t nb, const int T, pvi *isum) {
+    pvi pairs[8];
+    if (fmt == NB_FMT_Q6_K) kpairs(fmt, p, pairs);
+    for (int t = 0; t < T; t++) {
+        pvi s = PV_ZEROI();
+        if (fmt == NB_FMT_Q6_K) {
+            pvi c = PV_ZEROI();
+            for (int v = 0; v < 8; v++) c = pv_dpwssd(c, pairs[v], load_i32(xb[t * nb].bsums + 2 * v));
+            s = PV_SUBI(s, PV_SLLI(c, 5));
+        }
+        isum[t] = s;
+    }
+}
+
+/// Code vector v (rows in lanes: vv[j] holds each row's codes 32v + 4j...+3) times the tokens'
+/// activations, into the block sums: sub-block v (q4_K/q5_K), or 2v and 2v + 1 (q6_K's of 16),
+/// with the block's scales sc (ksc of every sub-block).
+NB_T NB_INLINE void kblock_codes(nb_format fmt, const pvi *sc, const int v, const pvi *vv, const nb_q8k *xb, int64_t nb,
+                                 const int T, pvi *isum) {
+    const int q6 = fmt == NB_FMT_Q6_K;
+    const pvi sc0 = sc[q6 ? 2 * v : v], sc1 = q6 ? sc[2 * v + 1] : sc0;
+    for (int t = 0; t < T; t++) {
+        const int8_t *x = xb[t * nb].qs + 32 * v;
+        pvi s = isum[t];
+        if (q6) {
+            s = kdot_scaled(fmt, s, vv, x, 4, sc0);
+            s = kdot_scaled(fmt, s, vv + 4, x + 16, 4, sc1);
+        } else {
+            s = kdot_scaled(fmt, s, vv, x, 8, sc0);
+        }
+        isum[t] = s;
+    }
+}
+
+/// The block's f32 step, matmul_k.c's: acc += (d · dx) · isum, accm += (dmin · dx) · imin.
+NB_T NB_INLINE void kblock_end(nb_format fmt, const kparams *p, const nb_q8k *xb, int64_t nb, const int32_t *s32b, const int T,
+                               const pvi *isum, float *acc, float *accm, const int st) {
+    pvi pairs[8];
+    if (fmt != NB_FMT_Q6_K) kpairs(fmt, p, pairs);
+    for (int t = 0; t < T; t++) {
+        const pvf dx = PV_SETF(xb[t * nb].d);
+        PV_STOREF(acc + t * st, PV_FMA(PV_MULF(p->d, dx), PV_CVT(isum[t]), PV_LOADF(acc + t * st)));
+        if (fmt != NB_FMT_Q6_K) {
+            const int32_t *sums = s32b + 4 * t * nb;
+            pvi m = PV_ZEROI();
+            for (int v = 0; v < 4; v++) m = pv_dpwssd(m, pairs[v], sums[v]);
+            PV_STOREF(accm + t * st, PV_FMA(PV_MULF(p->dmin, dx), PV_CVT(m), PV_LOADF(accm + t * st)));
+        }
+    }
+}
+
 /// Rows r0...r0+R-1 against tokens t0...t0+T-1. s32: per token and block the 4 int16 pairs
 /// of 32-sums (q4_K, q5_K).
 NB_T NB_INLINE void kprefill_tile(nb_format fmt, const uint8_t *w, size_t row_bytes, size_t block_bytes, int64_t nb,
                                   const nb_q8k *xq, const int32_t *s32, float *y, int64_t ld_y, int64_t r0, int R,
                                   int64_t t0, int T, const uint8_t *next, size_t next_bytes) {
-    const int has_min = fmt != NB_FMT_Q6_K;
     float acc[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
     float accm[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
-    int32_t isum[NB_PR_TOKENS * PR] __attribute__((aligned(64)));
     for (int t = 0; t < T; t++) {
         PV_STOREF(acc + t * PR, PV_ZEROF());
         PV_STOREF(accm + t * PR, PV_ZEROF());
@@ -452,50 +534,17 @@ NB_T NB_INLINE void kprefill_tile(nb_format fmt, const uint8_t *w, size_t row_by
         prefetch_part(next, next_bytes, part, b);
         kparams_of(fmt, rows[0] + bo, offs, &p);
         const nb_q8k *xb = xq + t0 * nb + b;
-        // isum starts at q6_K's −32 · Σ sc · bsum, else 0
-        for (int t = 0; t < T; t++) {
-            pvi s = PV_ZEROI();
-            if (fmt == NB_FMT_Q6_K) {
-                pvi c = PV_ZEROI();
-                for (int v = 0; v < 8; v++) c = pv_dpwssd(c, p.pairs[v], load_i32(xb[t * nb].bsums + 2 * v));
-                s = PV_SUBI(s, PV_SLLI(c, 5));
-            }
-            PV_STOREI(isum + t * PR, s);
+        pvi isum[NB_PR_TOKENS], scales[16];
+        for (int i = 0; i < (fmt == NB_FMT_Q6_K ? 16 : 8); i++) scales[i] = ksc(fmt, &p, i);
+        kblock_begin(fmt, &p, xb, nb, T, isum);
+        for (int v = 0; v < 8; v++) {  // code vectors
+            pvi vv[8];
+            __m256i q[PR];
+            for (int i = 0; i < PR; i++) q[i] = kcodes(fmt, rows[i] + bo, v);
+            transpose_rows(q, vv);
+            kblock_codes(fmt, scales, v, vv, xb, nb, T, isum);
         }
-        for (int c = 0; c < 4; c++) {  // code vectors 2c, 2c + 1
-            pvi v0[8], v1[8];
-            {
-                __m256i q[PR];
-                for (int i = 0; i < PR; i++) q[i] = kcodes(fmt, rows[i] + bo, 2 * c);
-                transpose_rows(q, v0);
-                for (int i = 0; i < PR; i++) q[i] = kcodes(fmt, rows[i] + bo, 2 * c + 1);
-                transpose_rows(q, v1);
-            }
-            for (int t = 0; t < T; t++) {
-                const int8_t *x = xb[t * nb].qs + 64 * c;
-                pvi s = PV_LOADI(isum + t * PR);
-                if (fmt == NB_FMT_Q6_K) {  // 16-element sub-blocks 4c...4c+3
-                    s = kdot_scaled(fmt, s, v0, x, 4, p.sc[4 * c]);
-                    s = kdot_scaled(fmt, s, v0 + 4, x + 16, 4, p.sc[4 * c + 1]);
-                    s = kdot_scaled(fmt, s, v1, x + 32, 4, p.sc[4 * c + 2]);
-                    s = kdot_scaled(fmt, s, v1 + 4, x + 48, 4, p.sc[4 * c + 3]);
-                } else {
-                    s = kdot_scaled(fmt, s, v0, x, 8, p.sc[2 * c]);
-                    s = kdot_scaled(fmt, s, v1, x + 32, 8, p.sc[2 * c + 1]);
-                }
-                PV_STOREI(isum + t * PR, s);
-            }
-        }
-        for (int t = 0; t < T; t++) {
-            const pvf dx = PV_SETF(xb[t * nb].d);
-            PV_STOREF(acc + t * PR, PV_FMA(PV_MULF(p.d, dx), PV_CVT(PV_LOADI(isum + t * PR)), PV_LOADF(acc + t * PR)));
-            if (has_min) {
-                const int32_t *st = s32 + ((t0 + t) * nb + b) * 4;
-                pvi m = PV_ZEROI();
-                for (int v = 0; v < 4; v++) m = pv_dpwssd(m, p.pairs[v], st[v]);
-                PV_STOREF(accm + t * PR, PV_FMA(PV_MULF(p.dmin, dx), PV_CVT(m), PV_LOADF(accm + t * PR)));
-            }
-        }
+        kblock_end(fmt, &p, xb, nb, s32 ? s32 + (t0 * nb + b) * 4 : NULL, T, isum, acc, accm, PR);
     }
     for (int t = 0; t < T; t++) PV_STORE_ROWS(y + (t0 + t) * ld_y + r0, PV_SUBF(PV_LOADF(acc + t * PR), PV_LOADF(accm + t * PR)), R);
 }
@@ -508,7 +557,7 @@ NB_T NB_INLINE void kprefill(nb_format fmt, const void *w, int64_t k, const nb_q
     if (fmt != NB_FMT_Q6_K) {
         s32 = malloc(sizeof(int32_t) * 4 * (size_t)(n_tokens * nb));
         if (!s32) { nb_formats[fmt].matmul[0](w, 0, k, NULL, xq, y, n_tokens, ld_y, r0, r1); return; }
-        for (int64_t i = 0; i < n_tokens * nb; i++) _mm_storeu_si128((__m128i *)(s32 + 4 * i), q8k_sums32(xq + i));
+        q8k_sums(xq, n_tokens * nb, s32);
     }
     for (int64_t r = r0; r < r1; r += PR) {
         const int R = r1 - r < PR ? (int)(r1 - r) : PR;
@@ -561,3 +610,116 @@ NB_K_DEFINE(q4_K, NB_FMT_Q4_K)
 NB_K_DEFINE(q5_K, NB_FMT_Q5_K)
 NB_K_DEFINE(q6_K, NB_FMT_Q6_K)
 #undef NB_K_DEFINE
+
+// ---- interleaved groups (nb_interleave): 16 rows read with aligned loads ------------------------
+//
+// kprefill_tile's product on the interleaved layout (CKernels.h, "interleaved weights"), for
+// decode too. A group's block arrives as its 16 rows' d (and dmin) side by side and the rest
+// of their blocks as 4-byte words in lane order, so the scales are unpacked from 3 (q6_K: 4)
+// loads instead of gathers, and a code vector is 8 loads (q5_K and q6_K: and their high-bit
+// words) split into nibbles instead of 16 rows' codes loaded and transposed. The 256-bit
+// levels run a group as two 8-row halves, one after the other in each block, as il_tile. The
+// arithmetic is kprefill_tile's (kblock_begin, kblock_codes, kblock_end), so the floats equal
+// the scalar path's.
+
+/// Code word j of half h of a block whose code words start at cd.
+#define KIL_WORD(cd, j, h) PV_LOADUI((cd) + 64 * (j) + 4 * PR * (h))
+
+/// d (or another f16 field) of half h's rows, the 16 rows' fields being at f.
+NB_T NB_INLINE pvf kil_h2f(const uint8_t *f, const int h) {
+#if NB_W512
+    (void)h;
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)f));
+#else
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(f + 16 * h)));
+#endif
+}
+
+/// kparams of half h of a block (fields at sc, code words at cd). The scale bytes are code
+/// words 0...2 (q4_K, q5_K: right after d and dmin) or 48...51 (q6_K: after ql and qh).
+NB_T NB_INLINE void kparams_il(nb_format fmt, const uint8_t *sc, const uint8_t *cd, const int h, kparams *p) {
+    pvi u[4];
+    if (fmt == NB_FMT_Q6_K) {
+        for (int k = 0; k < 4; k++) u[k] = KIL_WORD(cd, 48 + k, h);
+        kparams_from(fmt, kil_h2f(sc, h), PV_ZEROF(), u, p);
+        return;
+    }
+    for (int k = 0; k < 3; k++) u[k] = KIL_WORD(cd, k, h);
+    kparams_from(fmt, kil_h2f(sc, h), kil_h2f(sc + 32, h), u, p);
+}
+
+/// Code vector v (elements 32v...32v+31) of half h of a block, rows in lanes: out[j] holds each
+/// row's codes 32v + 4j...+3, as kcodes and transpose_rows make them. The words: q4_K qs at
+/// 3...34; q5_K qh at 3...10, qs at 11...42; q6_K ql at 0...31, qh at 32...47.
+NB_T NB_INLINE void kcodes_il(nb_format fmt, const uint8_t *cd, const int v, const int h, pvi *out) {
+    const pvi m4 = PV_SET1B(0x0F);
+    for (int j = 0; j < 8; j++) {
+        switch (fmt) {
+        case NB_FMT_Q4_K: {
+            const pvi q = KIL_WORD(cd, 3 + 8 * (v / 2) + j, h);
+            out[j] = PV_AND(v & 1 ? PV_SRLI16(q, 4) : q, m4);
+            break;
+        }
+        case NB_FMT_Q5_K: {  // fifth bit: bit v of the qh byte
+            const pvi q = KIL_WORD(cd, 11 + 8 * (v / 2) + j, h), hb = KIL_WORD(cd, 3 + j, h);
+            out[j] = PV_OR(PV_AND(v & 1 ? PV_SRLI16(q, 4) : q, m4), PV_SLLI16(PV_AND(PV_SRLI16(hb, v), PV_SET1B(1)), 4));
+            break;
+        }
+        default: {  // elements 128jj + 32m + l: ql[64jj + 32(m & 1) + l], nibble m / 2; qh[32jj + l] bits 2m
+            const int jj = v / 4, m = v % 4;
+            const pvi ql = KIL_WORD(cd, 16 * jj + 8 * (m & 1) + j, h), qh = KIL_WORD(cd, 32 + 8 * jj + j, h);
+            const pvi lo = PV_AND(m & 2 ? PV_SRLI16(ql, 4) : ql, m4), hi = PV_AND(PV_SRLI16(qh, 2 * m), PV_SET1B(3));
+            out[j] = PV_OR(lo, PV_SLLI16(hi, 4));
+            break;
+        }
+        }
+    }
+}
+
+/// Rows lo...hi-1 of the group at grp, whose row 0 is y's row r0, against tokens t0...t0+T-1
+/// (s32: the activations' pairwise sums, 4 per block; `next` as il_tile's).
+NB_T NB_INLINE void kil_tile(nb_format fmt, const nb_il_geometry *g, const uint8_t *grp, const nb_q8k *xq, const int32_t *s32,
+                             float *y, int64_t ld_y, int64_t r0, int lo, int hi, int64_t t0, const int T, const uint8_t *next,
+                             size_t next_bytes) {
+    const int64_t nb = g->nb;
+    const int st = NB_IL_HALVES * PR;  // token t, half h: + t·st + h·PR
+    float acc[NB_PR_TOKENS * 16] __attribute__((aligned(64)));
+    float accm[NB_PR_TOKENS * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < T * NB_IL_HALVES; i++) {
+        PV_STOREF(acc + i * PR, PV_ZEROF());
+        PV_STOREF(accm + i * PR, PV_ZEROF());
+    }
+    const size_t part = prefetch_size(next_bytes, nb);
+    const uint8_t *sc = grp, *cd = grp + g->codes;
+    for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes) {
+        if (T <= 4) prefetch_part_nta(next, next_bytes, part, b);  // decode: as il_tile
+        else prefetch_part(next, next_bytes, part, b);
+        const nb_q8k *xb = xq + t0 * nb + b;
+        const int32_t *s32b = s32 ? s32 + (t0 * nb + b) * 4 : NULL;
+        for (int h = 0; h < NB_IL_HALVES; h++) {
+            kparams p;
+            kparams_il(fmt, sc, cd, h, &p);
+            pvi isum[NB_PR_TOKENS], scales[16];
+            for (int i = 0; i < (fmt == NB_FMT_Q6_K ? 16 : 8); i++) scales[i] = ksc(fmt, &p, i);
+            kblock_begin(fmt, &p, xb, nb, T, isum);
+            // One code vector at a time, the loop unrolled: the shifts that pick each vector's
+            // bits are then immediates (in a loop they were registers, and q6_K decode was
+            // slower than on the GGML layout).
+#pragma clang loop unroll(full)
+            for (int v = 0; v < 8; v++) {
+                pvi vv[8];
+                kcodes_il(fmt, cd, v, h, vv);
+                kblock_codes(fmt, scales, v, vv, xb, nb, T, isum);
+            }
+            kblock_end(fmt, &p, xb, nb, s32b, T, isum, acc + h * PR, accm + h * PR, st);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < NB_IL_HALVES; h++) {
+            const int l0 = lo > h * PR ? lo - h * PR : 0, l1 = hi < (h + 1) * PR ? hi - h * PR : PR;
+            if (l0 >= l1) continue;
+            const float *at = acc + t * st + h * PR, *mt = accm + t * st + h * PR;
+            il_store(y + (t0 + t) * ld_y + r0 + h * PR, PV_SUBF(PV_LOADF(at), PV_LOADF(mt)), l0, l1);
+        }
+}
+#undef KIL_WORD

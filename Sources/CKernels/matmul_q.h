@@ -68,10 +68,11 @@ void nb_matmul_q_scalar(const qmat *m, const nb_q8a *xq, float *y, int64_t n_tok
                         int64_t row_begin, int64_t row_end);
 
 // The SIMD paths of the interleaved layout (interleave.c; the "interleaved groups" part of
-// matmul_q_simd.h): q8, q4, q4_0, q5_0, q5_1, q2 and nf4.
-void nb_matmul_il_avx2(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+// matmul_q_simd.h and matmul_k_simd.h): q8, q4, q4_0, q5_0, q5_1, q2 and nf4 (xq: nb_q8a
+// blocks), q4_K, q5_K and q6_K (nb_q8k).
+void nb_matmul_il_avx2(nb_format fmt, const void *il, int64_t rows, int64_t k, const void *xq, float *y, int64_t n_tokens,
                        int64_t ld_y, int64_t row_begin, int64_t row_end);
-void nb_matmul_il_avxvnni(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+void nb_matmul_il_avxvnni(nb_format fmt, const void *il, int64_t rows, int64_t k, const void *xq, float *y, int64_t n_tokens,
                           int64_t ld_y, int64_t row_begin, int64_t row_end);
-void nb_matmul_il_avx512(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+void nb_matmul_il_avx512(nb_format fmt, const void *il, int64_t rows, int64_t k, const void *xq, float *y, int64_t n_tokens,
                          int64_t ld_y, int64_t row_begin, int64_t row_end);

@@ -1211,10 +1211,23 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
         }
 }
 
-NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y,
+// The K-quants' tile and their per-token sums (matmul_k_simd.h, "interleaved groups").
+NB_T NB_INLINE int fmt_is_k(nb_format fmt) { return fmt == NB_FMT_Q4_K || fmt == NB_FMT_Q5_K || fmt == NB_FMT_Q6_K; }
+NB_T NB_INLINE void kil_tile(nb_format fmt, const nb_il_geometry *g, const uint8_t *grp, const nb_q8k *xq, const int32_t *s32,
+                             float *y, int64_t ld_y, int64_t r0, int lo, int hi, int64_t t0, const int T, const uint8_t *next,
+                             size_t next_bytes);
+NB_T NB_INLINE void q8k_sums(const nb_q8k *x, int64_t n, int32_t *s32);
+
+/// Rows row_begin...row_end-1 of an interleaved matrix: group by group, each group's tokens in
+/// groups of NB_PR_TOKENS, the groups ahead prefetched. The 32-block formats and nf4 take
+/// il_tile (xq: nb_q8a), the K-quants kil_tile (nb_q8k).
+NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int64_t k, const void *xqv, float *y,
                             int64_t n_tokens, int64_t ld_y, int64_t row_begin, int64_t row_end) {
     nb_il_geometry g;
     nb_il_geometry_of(fmt, k, &g);
+    const int kq = fmt_is_k(fmt);
+    const nb_q8a *xq = kq ? NULL : xqv;
+    const nb_q8k *xk = kq ? xqv : NULL;
     il_nf4 nf = {NULL, 0, rows};
     if (fmt == NB_FMT_NF4) {  // the tail after the groups: the scales, then the offset
         const nb_nf4_layout l = nb_nf4_layout_of(rows, k);
@@ -1222,12 +1235,15 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int6
         nf.scales = (const float *)tail;
         memcpy(&nf.offset, tail + (l.offset - l.scales), 4);
     }
-    const int64_t nb = k / 32;  // activation blocks per token
+    // per activation block: the codes' offset times its sum (corr), or the K-quants' 4 pairwise
+    // sums of 32 (for the mins)
+    const int64_t nb = kq ? k / NB_QKK : k / 32, per = kq ? 4 : 1;
     int32_t *corr = NULL, small[256];
-    if (uoff(fmt)) {
-        corr = n_tokens * nb <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb));
+    if (uoff(fmt) || (kq && fmt != NB_FMT_Q6_K)) {
+        corr = n_tokens * nb * per <= 256 ? small : malloc(sizeof(int32_t) * (size_t)(n_tokens * nb * per));
         if (!corr) return;
-        for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
+        if (kq) q8k_sums(xk, n_tokens * nb, corr);
+        else for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
     }
     const int64_t g0 = row_begin / NB_IL_ROWS, g1 = (row_end + NB_IL_ROWS - 1) / NB_IL_ROWS;
     if (n_tokens <= 4) prefetch_part(il + (size_t)g0 * g.group, g.group, g.group + 64, 0);  // nothing fetched it yet
@@ -1245,7 +1261,9 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int6
             if (t0 + T >= n_tokens) prefetch_rows(gi, g0, g1, 1, T <= 4 ? ahead : 1, &gn, &ng);
             const uint8_t *next = ng > 0 ? il + (size_t)gn * g.group : NULL;
             const size_t next_bytes = ng > 0 ? (size_t)ng * g.group : 0;
-            if (T == 1) il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes, &nf);
+            if (kq && T == 1) kil_tile(fmt, &g, grp, xk, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes);
+            else if (kq) kil_tile(fmt, &g, grp, xk, corr, y, ld_y, r0, lo, hi, t0, T, next, next_bytes);
+            else if (T == 1) il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes, &nf);
             else il_tile(fmt, &g, grp, xq, corr, y, ld_y, r0, lo, hi, t0, T, next, next_bytes, &nf);
         }
     }
@@ -1253,7 +1271,7 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int6
 }
 
 #define NB_DEFINE_IL(NAME, FMT)                                                                                      \
-    NB_T __attribute__((noinline)) static void NAME(const uint8_t *il, int64_t rows, int64_t k, const nb_q8a *xq,    \
+    NB_T __attribute__((noinline)) static void NAME(const uint8_t *il, int64_t rows, int64_t k, const void *xq,      \
                                                     float *y, int64_t n_tokens, int64_t ld_y, int64_t r0, int64_t r1) { \
         il_rows(FMT, il, rows, k, xq, y, n_tokens, ld_y, r0, r1);                                                    \
     }
@@ -1264,8 +1282,11 @@ NB_DEFINE_IL(il_q5_0_simd, NB_FMT_Q5_0)
 NB_DEFINE_IL(il_q5_1_simd, NB_FMT_Q5_1)
 NB_DEFINE_IL(il_q2_simd, NB_FMT_Q2)
 NB_DEFINE_IL(il_nf4_simd, NB_FMT_NF4)
+NB_DEFINE_IL(il_q4_K_simd, NB_FMT_Q4_K)
+NB_DEFINE_IL(il_q5_K_simd, NB_FMT_Q5_K)
+NB_DEFINE_IL(il_q6_K_simd, NB_FMT_Q6_K)
 
-NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t rows, int64_t k, const nb_q8a *xq, float *y, int64_t n_tokens,
+NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t rows, int64_t k, const void *xq, float *y, int64_t n_tokens,
                      int64_t ld_y, int64_t row_begin, int64_t row_end) {
     switch (fmt) {
     case NB_FMT_Q8: il_q8_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
@@ -1275,6 +1296,9 @@ NB_T void NB_ILENTRY(nb_format fmt, const void *il, int64_t rows, int64_t k, con
     case NB_FMT_Q5_1: il_q5_1_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     case NB_FMT_Q2: il_q2_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     case NB_FMT_NF4: il_nf4_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q4_K: il_q4_K_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q5_K: il_q5_K_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
+    case NB_FMT_Q6_K: il_q6_K_simd(il, rows, k, xq, y, n_tokens, ld_y, row_begin, row_end); break;
     default: break;
     }
 }

@@ -77,7 +77,8 @@ public enum WeightFormat: String, Sendable, CaseIterable, Comparable {
     }
 
     /// Whether a matrix of rows of `columns` is kept interleaved in memory (q8, q4, q4_0, q5_0,
-    /// q5_1, q2, nf4: groups of 16 rows whose blocks the kernels read with aligned loads; CKernels.h,
+    /// q5_1, q2, nf4, q4_K, q5_K, q6_K: groups of 16 rows whose blocks the kernels read with
+    /// aligned loads; CKernels.h,
     /// "interleaved weights"). Only on x86, whose SIMD levels read the layout: elsewhere the
     /// kernels are the scalar path, which would turn every group back into blocks per product.
     public func interleaves(columns: Int) -> Bool {
@@ -170,7 +171,8 @@ public final class ActivationScratch: @unchecked Sendable {
 
 /// A `rows × columns` matrix (rows = output features; each row is one contiguous run of
 /// `columns` weights, as in GGUF and PyTorch's `Linear.weight`) in one `WeightFormat`.
-/// q8, q4, q4_0, q5_0, q5_1, q2 and nf4 are held interleaved (`WeightFormat.interleaves`): the GGML blocks are
+/// The block formats (q8, q4, q4_0, q5_0, q5_1, q2, nf4 and the K-quants) are held interleaved
+/// (`WeightFormat.interleaves`): the GGML blocks are
 /// rearranged at load, and given back by `packedBytes`.
 public final class WeightMatrix: @unchecked Sendable {
     public let format: WeightFormat

@@ -3,7 +3,7 @@ import Foundation
 @testable import Quantization
 import Testing
 
-// The interleaved layout of q8, q4, q4_0, q5_0, q5_1, q2 and nf4 (CKernels.h, "interleaved weights"): where each
+// The interleaved layout of q8, q4, q4_0, q5_0, q5_1, q2, nf4 and the K-quants (CKernels.h, "interleaved weights"): where each
 // byte of a GGML block goes, that the blocks come back unchanged however the rows were
 // written, and WeightMatrix's use of it. Its kernels against the scalar path on the blocks:
 // KernelTilingTests.
@@ -15,23 +15,28 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
 
 @Suite struct InterleavedLayoutTests {
     /// Every byte against the layout as CKernels.h describes it, computed here (blocks of 32,
-    /// q2's of 64): f16 field f of
-    /// block b of row r at b·32F + 32f + 2·lane in its group, qs word j at the codes' start +
-    /// b·16Q + 64j + 4·lane; the scale part padded to 64 bytes; padding rows and bytes zero
-    /// (the buffer starts as 0xA5).
+    /// q2's of 64, the K-quants' of 256): f16 field f of
+    /// block b of row r at b·32F + 32f + 2·lane in its group, code word j (the block's bytes
+    /// after its fields; q6_K: before its d) at the codes' start + b·16Q + 64j + 4·lane; the
+    /// scale part padded to 64 bytes; padding rows and bytes zero (the buffer starts as 0xA5).
     @Test func bytesAreWhereTheLayoutSays() {
         for fmt in interleavedFormats where fmt != NB_FMT_NF4 {
-            // f16 fields and code bytes per block, from the block structs in CKernels.h
-            let (fields, qbytes) = switch fmt {
-            case NB_FMT_Q8: (1, 32)
-            case NB_FMT_Q4: (2, 16)
-            case NB_FMT_Q4_0: (1, 16)
-            case NB_FMT_Q5_0: (1, 20)
-            case NB_FMT_Q2: (2, 16)
-            default: (2, 20)  // q5_1
+            // f16 fields, code bytes per block and where the fields are, from the block structs
+            // in CKernels.h
+            let (fields, qbytes, fieldAt) = switch fmt {
+            case NB_FMT_Q8: (1, 32, 0)
+            case NB_FMT_Q4: (2, 16, 0)
+            case NB_FMT_Q4_0: (1, 16, 0)
+            case NB_FMT_Q5_0: (1, 20, 0)
+            case NB_FMT_Q2: (2, 16, 0)
+            case NB_FMT_Q4_K: (2, 140, 0)  // d, dmin | scales[12], qs[128]
+            case NB_FMT_Q5_K: (2, 172, 0)  // d, dmin | scales[12], qh[32], qs[128]
+            case NB_FMT_Q6_K: (1, 208, 208)  // ql[128], qh[64], scales[16] | d
+            default: (2, 20, 0)  // q5_1
             }
+            let codeAt = fieldAt == 0 ? 2 * fields : 0
             let block = Int(nb_format_get(fmt)!.pointee.block)  // q2: 64
-            for (rows, k) in [(1, 32), (17, 96), (40, 64), (3, 128)] where k % block == 0 {
+            for (rows, k) in [(1, 32), (17, 96), (40, 64), (3, 128), (1, 256), (17, 512)] where k % block == 0 {
                 let nb = k / block, blockBytes = 2 * fields + qbytes
                 let scalePart = (nb * 32 * fields + 63) / 64 * 64, group = scalePart + nb * 16 * qbytes
                 let blocks = someBlocks(fmt, rows: rows, k: k, seed: UInt64(rows * k))
@@ -42,10 +47,10 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
                     for b in 0..<nb {
                         let src = (r * nb + b) * blockBytes, g = r / 16 * group, lane = r % 16
                         for f in 0..<fields {
-                            for i in 0..<2 { expected[g + b * 32 * fields + 32 * f + 2 * lane + i] = blocks[src + 2 * f + i] }
+                            for i in 0..<2 { expected[g + b * 32 * fields + 32 * f + 2 * lane + i] = blocks[src + fieldAt + 2 * f + i] }
                         }
                         for j in 0..<qbytes / 4 {
-                            for i in 0..<4 { expected[g + scalePart + b * 16 * qbytes + 64 * j + 4 * lane + i] = blocks[src + 2 * fields + 4 * j + i] }
+                            for i in 0..<4 { expected[g + scalePart + b * 16 * qbytes + 64 * j + 4 * lane + i] = blocks[src + codeAt + 4 * j + i] }
                         }
                     }
                 }
@@ -86,7 +91,7 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
     /// blocks come back whole or by row ranges, and rows unpack as the blocks' rows.
     @Test func roundTripsInPieces() {
         for fmt in interleavedFormats {
-            for (rows, k) in [(33, 96), (48, 576), (40, 128)] where k % Int(nb_format_get(fmt)!.pointee.block) == 0 {
+            for (rows, k) in [(33, 96), (48, 576), (40, 128), (33, 512)] where k % Int(nb_format_get(fmt)!.pointee.block) == 0 {
                 let blocks = someBlocks(fmt, rows: rows, k: k, seed: 7)
                 let rowBytes = nb_format_bytes(fmt, 1, Int64(k))
                 let whole = interleave(fmt, blocks, rows: rows, k: k)
@@ -109,7 +114,7 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             }
         }
         // No layout: a format without one, or rows that are not whole blocks.
-        #expect(nb_interleaved_bytes(NB_FMT_Q6_K, 16, 256) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 256) == 0
+        #expect(nb_interleaved_bytes(NB_FMT_Q6_K, 16, 128) == 0 && nb_interleaved_bytes(NB_FMT_Q4_K, 16, 320) == 0
                 && nb_interleaved_bytes(NB_FMT_F16, 16, 64) == 0 && nb_interleaved_bytes(NB_FMT_NF4, 16, 96) == 0)
         #expect(nb_interleaved_bytes(NB_FMT_Q8, 16, 48) == 0 && nb_interleaved_bytes(NB_FMT_Q2, 16, 96) == 0)
     }
@@ -155,9 +160,40 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
                 }
             }
         }
-        let q4K = try randomBlocks(NB_FMT_Q4_K, rows: 16, k: 256, seed: 1).withUnsafeBytes {
-            try WeightMatrix(format: .q4_K, rows: 16, columns: 256, name: "w", packed: $0)
+    }
+
+    /// The K-quants, which only come from files: built from their blocks, held interleaved (on
+    /// x86), given back, unpacked and multiplied as the blocks are.
+    @Test func weightMatrixKeepsTheKQuantsInterleaved() throws {
+        let pool = WorkerPool(threads: 2)
+        let rows = 70, k = 512
+        for format in [WeightFormat.q4_K, .q5_K, .q6_K] {
+            let blocks = randomBlocks(format.c, rows: rows, k: k, seed: 3)
+            let m = try blocks.withUnsafeBytes { try WeightMatrix(format: format, rows: rows, columns: k, name: "w", packed: $0) }
+            #expect(m.byteCount == format.storedByteCount(rows: rows, columns: k))
+            #if arch(x86_64)
+            // 5 groups, each 16 rows' bytes: at 2 blocks per row even q6_K's 32-byte d fields fill
+            // the 64-byte scale part
+            #expect(m.interleaved && m.byteCount == 5 * 16 * format.byteCount(rows: 1, columns: k))
+            #endif
+            #expect(m.packedBytes == blocks, "\(format)")
+            let unpacked = unpack(format.c, blocks, rows: rows, k: k)
+            var row = [Float](repeating: .nan, count: k)
+            for r in [0, 17, 69] {
+                row.withUnsafeMutableBufferPointer { m.row(r, into: $0.baseAddress!) }
+                #expect(row.map(\.bitPattern) == unpacked[(r * k)..<((r + 1) * k)].map(\.bitPattern), "\(format) row \(r)")
+            }
+            for batch in [1, 3] {
+                let x = gaussianMatrix(rows: batch, k: k, seed: 9)
+                let scratch = try ActivationScratch(tokens: batch, columns: k)
+                var y = [Float](repeating: .nan, count: batch * rows)
+                y.withUnsafeMutableBufferPointer { ys in
+                    x.withUnsafeBufferPointer { m.multiply($0.baseAddress!, batch: batch, into: ys.baseAddress!, pool: pool, scratch: scratch) }
+                }
+                let xq = quantizeFor(NB_ACT_Q8K, x, tokens: batch, k: k)
+                let expected = matmulRaw(format.c, blocks, rows: rows, k: k, xq: xq, tokens: batch, ldY: rows, rowRange: 0..<rows)
+                #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(format) batch \(batch)")
+            }
         }
-        #expect(!q4K.interleaved && q4K.byteCount == WeightFormat.q4_K.byteCount(rows: 16, columns: 256))
     }
 }

@@ -55,7 +55,7 @@ extension KernelPaths {
         /// Every SIMD level against the scalar path, bit for bit: 100 rows (several 8- and
         /// 16-row tiles and a short last one), row ranges that start and end inside tiles,
         /// 1...5 tokens (decode, and the few-token tiles that prefetch further ahead) and 130
-        /// (three token groups). q8, q4 and q4_0 in the interleaved layout too, at every level.
+        /// (three token groups). The formats with an interleaved layout in it too, at every level.
         @Test func manyTilesAndTokenGroups() {
             let rows = 100, k = 512, ldY = 103
             for (f, fmt) in blockFormats.enumerated() {

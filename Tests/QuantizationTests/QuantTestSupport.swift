@@ -211,7 +211,8 @@ func isaName(_ isa: nb_isa) -> String { String(cString: nb_isa_name(isa)) }
 @Suite(.serialized) enum KernelPaths {}
 
 /// The formats with an interleaved layout (nb_interleave).
-let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1, NB_FMT_Q2, NB_FMT_NF4]
+let interleavedFormats: [nb_format] = [NB_FMT_Q8, NB_FMT_Q4, NB_FMT_Q4_0, NB_FMT_Q5_0, NB_FMT_Q5_1, NB_FMT_Q2, NB_FMT_NF4,
+                                        NB_FMT_Q4_K, NB_FMT_Q5_K, NB_FMT_Q6_K]
 
 /// `blocks` (rows × k in `fmt`'s GGML blocks) interleaved, written in the row pieces given (in
 /// that order) into a buffer first filled with `fill`. (nf4: `blocks` is the whole matrix for

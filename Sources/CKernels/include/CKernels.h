@@ -311,16 +311,19 @@ void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const floa
 
 // ---- interleaved weights ---------------------------------------------------------------
 //
-// The formats q8, q4, q4_0, q5_0, q5_1, q2 and nf4 have a second layout, made once at load, in
-// which the kernels read a block of 16 rows with a few aligned vector loads instead of
-// gathering 16 rows' scales and transposing their codes on every product. The matrix is
-// groups of NB_IL_ROWS rows (the last padded with zero rows). A block of these formats is F
-// f16 fields (q8, q4_0, q5_0: d; q4, q5_1, q2: d, m) followed by Q code bytes (q8: qs[32];
-// q4, q4_0, q2: qs[16]; q5_0, q5_1: qh[4] then qs[16]); a group is
+// The formats q8, q4, q4_0, q5_0, q5_1, q2, nf4, q4_K, q5_K and q6_K have a second layout,
+// made once at load, in which the kernels read a block of 16 rows with a few aligned vector
+// loads instead of gathering 16 rows' scales and transposing their codes on every product.
+// The matrix is groups of NB_IL_ROWS rows (the last padded with zero rows). A block of these
+// formats is F f16 fields (q8, q4_0, q5_0, q6_K: d; q4, q5_1, q2, q4_K, q5_K: d, m) and Q
+// code bytes, the rest of the block in its order (q8: qs[32]; q4, q4_0, q2: qs[16]; q5_0,
+// q5_1: qh[4], qs[16]; q4_K: scales[12], qs[128]; q5_K: scales[12], qh[32], qs[128]; q6_K:
+// ql[128], qh[64], scales[16], its d being at the block's end); a group is
 //   scales  block b, field f: the 16 rows' f16 values at b·32F + 32f (lane i at + 2i),
 //           the whole part padded to a multiple of 64 bytes;
 //   codes   block b, word j < Q/4: bytes 4j...4j+3 of the 16 rows' codes at b·16Q + 64j (row
-//           i at + 4i): one 64-byte vector holds the same 4 bytes of every row.
+//           i at + 4i): one 64-byte vector holds the same 4 bytes of every row (for the
+//           K-quants, the 6-bit scales too, unpacked for 16 rows with a few shifts).
 // nf4 (64-blocks, 32 code bytes each, absmax double-quantised across the matrix): its absmax
 // codes take the fields' place, a byte per row (block b: 16 bytes at b·16), and its
 // per-256-block scales and offset follow the last group as nb_pack_nf4 wrote them; for nf4,
