@@ -213,3 +213,35 @@ void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, in
         for (int64_t d = 0; d < head_dim; d++) o[d] *= inv;
     }
 }
+
+static void attention_task(void *ctx, int64_t task) {
+    const nb_attention_job *j = ctx;
+    const int64_t hd = j->head_dim;
+    int64_t kv, first, n;
+    const float *q;
+    float *out, *ml = NULL;
+    if (j->parts > 1) {
+        kv = task / j->parts;
+        const int64_t p = task % j->parts, h = kv * j->group;
+        first = j->first + j->n * p / j->parts;
+        n = j->first + j->n * (p + 1) / j->parts - first;
+        q = j->q + h * hd;
+        out = j->out + p * j->q_stride + h * hd;
+        ml = j->ml + (p * j->kv_heads * j->group + h) * 2;
+    } else {
+        const int64_t t = task / j->kv_heads, last = j->start + t;
+        kv = task % j->kv_heads;
+        first = j->window > 0 && last - j->window + 1 > 0 ? last - j->window + 1 : 0;
+        n = last - first + 1;
+        q = j->q + t * j->q_stride + kv * j->group * hd;
+        out = j->out + t * j->q_stride + kv * j->group * hd;
+    }
+    const size_t head = (size_t)(kv * j->capacity * hd) * (j->half ? 2 : 4);
+    const kv_rows rows = {(const uint8_t *)j->keys + head, (const uint8_t *)j->values + head, j->half, 0};
+    attention_heads(rows, q, j->group, hd, j->capacity, first % j->capacity, n, hd, j->scale, out, ml);
+}
+
+void nb_attention_run(nb_pool *pool, const nb_attention_job *job) {
+    nb_pool_run(pool, attention_task, (void *)job, job->parts > 1 ? job->kv_heads * job->parts : job->count * job->kv_heads);
+}
+

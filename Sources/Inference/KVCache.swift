@@ -104,26 +104,6 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
-    /// Attention of `heads` query heads that share KV head `kvHead` (`q`: heads × headDim
-    /// floats) of `layer` over positions `first...last`, written to `out` (likewise).
-    /// - Precondition: those positions are still in the layer's ring.
-    /// With `ml`, one part of a split over the positions (`nb_attention_merge` joins them).
-    func attend(layer: Int, kvHead: Int, heads: Int, headDim: Int, first: Int, last: Int, q: UnsafePointer<Float>, scale: Float,
-                out: UnsafeMutablePointer<Float>, ml: UnsafeMutablePointer<Float>? = nil) {
-        let capacity = capacities[layer], n = last - first + 1
-        precondition(n >= 1 && n <= capacity)
-        precondition(headDim == self.headDim)
-        let k = keys(layer: layer, head: kvHead, slot: 0), v = values(layer: layer, head: kvHead, slot: 0)
-        let slot = Int64(first % capacity)
-        if elementBytes == 4 {
-            nb_attention_f32(q, Int64(heads), k.assumingMemoryBound(to: Float.self), v.assumingMemoryBound(to: Float.self),
-                             Int64(headDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out, ml)
-        } else {
-            nb_attention_f16kv(q, Int64(heads), k.assumingMemoryBound(to: UInt16.self), v.assumingMemoryBound(to: UInt16.self),
-                               Int64(headDim), Int64(capacity), slot, Int64(n), Int64(headDim), scale, out, ml)
-        }
-    }
-
     /// Whether, after positions `0..<written` were stored, a new sequence can keep the
     /// first `kept` of them and go on from there: every layer must still hold the keys
     /// that position `kept` will attend to (the last `window − 1` positions before it on

@@ -5,8 +5,9 @@ import CKernels
 /// `parallelFor` hands out task indices dynamically; the calling thread works too.
 /// No threads are created per operation (see CKernels/pool.c).
 public final class WorkerPool: @unchecked Sendable {
-    /// The C pool, for kernels that split their own work (nb_pack_nf4).
-    let pool: OpaquePointer
+    /// The C pool, for kernels that split their own work (nb_pack_nf4, nb_matmul_fused,
+    /// nb_attention_run).
+    public let pool: OpaquePointer
     public var threadCount: Int { Int(nb_pool_threads(pool)) }
 
     /// - Parameter threads: total threads including the caller's (at least 1).

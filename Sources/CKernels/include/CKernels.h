@@ -124,6 +124,31 @@ void nb_attention_f32(const float *q, int64_t heads, const float *keys, const fl
 /// over all of them.
 void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, int64_t heads, int64_t head_dim, float *out);
 
+/// One layer's attention as tasks on a pool, run from C: a Swift closure per call (what
+/// this replaced) was allocated on every call, 2 allocations per layer and token, and
+/// retained and released on every task. The cache keeps each KV head's `capacity`
+/// positions of `head_dim` elements contiguous (head h's at keys + h · capacity · head_dim
+/// elements), slot = position % capacity.
+typedef struct nb_attention_job {
+    const void *keys, *values;       // the layer's head 0, slot 0
+    int32_t half;                    // f16 elements (else f32)
+    int64_t capacity, head_dim;
+    int64_t kv_heads, group;         // query heads per KV head
+    const float *q;                  // token t's query head h at q + t · q_stride + h · head_dim
+    float *out;                      // the same layout (parts > 1: part p's at out + p · q_stride)
+    int64_t q_stride;
+    float scale;
+    // parts == 1: `count` tokens at positions start...start+count−1, each attending to the
+    // positions up to its own (the last `window` of them; 0: all), a task per token and KV
+    // head. parts > 1: one token over positions first...first+n−1 split into `parts` ranges,
+    // a task per KV head and range, each leaving its (max, sum) pairs at
+    // ml + (p · kv_heads · group + h) · 2 for nb_attention_merge.
+    int64_t count, start, window;
+    int64_t parts, first, n;
+    float *ml;
+} nb_attention_job;
+void nb_attention_run(nb_pool *pool, const nb_attention_job *job);
+
 // ---- Weight formats ---------------------------------------------------------------
 //
 // Matrices are row-major rows × k (k = input features). Every format but nf4 stores each

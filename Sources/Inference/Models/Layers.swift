@@ -115,6 +115,15 @@ enum Layers {
         // run as tasks of their own and merged, so that every thread gets as many: Gemma 3
         // 270M, one KV head, 2 threads: decode at 1,024 tokens 118–144 → 149–152 tok/s.
         let threads = pool.threadCount
+        // Every token's positions must still be in the layer's ring: the last token sees the most.
+        let lastSeen = start + count - 1, firstSeen = window.map { max(0, lastSeen - $0 + 1) } ?? 0
+        precondition(hd == cache.headDim && lastSeen - firstSeen + 1 <= cache.capacities[l])
+        // The tasks run from C (nb_attention_run): no closure allocated per call.
+        var job = nb_attention_job(keys: cache.keys(layer: l, head: 0, slot: 0), values: cache.values(layer: l, head: 0, slot: 0),
+                                   half: cache.elementBytes == 2 ? 1 : 0, capacity: Int64(cache.capacities[l]), head_dim: Int64(hd),
+                                   kv_heads: Int64(kvHeads), group: Int64(group), q: s.q, out: s.attention, q_stride: Int64(qDim),
+                                   scale: scale, count: Int64(count), start: Int64(start), window: Int64(window ?? 0),
+                                   parts: 1, first: 0, n: 0, ml: nil)
         if count == 1 && kvHeads % threads != 0 {
             let last = start, first = window.map { max(0, last - $0 + 1) } ?? 0, n = last - first + 1
             func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
@@ -123,24 +132,15 @@ enum Layers {
                 // The parts' outputs and (max, sum) pairs, in the feed-forward's scratch (free
                 // until the feed-forward runs).
                 precondition(parts * (qDim + 2 * heads) <= s.hiddenCount)
-                let partials = s.hidden, ml = s.hidden + parts * qDim
-                pool.parallelFor(kvHeads * parts) { task in
-                    let kv = task / parts, p = task % parts, h = kv * group
-                    cache.attend(layer: l, kvHead: kv, heads: group, headDim: hd, first: first + n * p / parts,
-                                 last: first + n * (p + 1) / parts - 1, q: s.q + h * hd, scale: scale,
-                                 out: partials + p * qDim + h * hd, ml: ml + (p * heads + h) * 2)
-                }
-                nb_attention_merge(partials, ml, Int64(parts), Int64(heads), Int64(hd), s.attention)
+                job.out = s.hidden
+                job.ml = s.hidden + parts * qDim
+                (job.parts, job.first, job.n) = (Int64(parts), Int64(first), Int64(n))
+                nb_attention_run(pool.pool, &job)
+                nb_attention_merge(s.hidden, s.hidden + parts * qDim, Int64(parts), Int64(heads), Int64(hd), s.attention)
                 return
             }
         }
-        pool.parallelFor(count * kvHeads) { task in
-            let t = task / kvHeads, kv = task % kvHeads
-            let last = start + t
-            let first = window.map { max(0, last - $0 + 1) } ?? 0
-            cache.attend(layer: l, kvHead: kv, heads: group, headDim: hd, first: first, last: last,
-                         q: s.q + t * qDim + kv * group * hd, scale: scale, out: s.attention + t * qDim + kv * group * hd)
-        }
+        nb_attention_run(pool.pool, &job)
     }
 }
 
