@@ -138,10 +138,13 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
     kv.ahead = NB_ATT_AHEAD * stride;
     for (int64_t j0 = 0; j0 < n; j0 += NB_ATT_CHUNK) {
         const int64_t c = n - j0 < NB_ATT_CHUNK ? n - j0 : NB_ATT_CHUNK;
-        for (int64_t j = 0; j < c; j++) {
-            off[j] = slot * stride;
-            slot = slot + 1 == capacity ? 0 : slot + 1;
-        }
+        // Slots slot, slot + 1, ... up to the end of the ring, then from 0: two runs the compiler
+        // vectorises (one loop carrying the slot and its wrap from position to position was a
+        // tenth of attention's time at 1,024 positions).
+        const int64_t run = capacity - slot < c ? capacity - slot : c;
+        for (int64_t j = 0; j < run; j++) off[j] = (slot + j) * stride;
+        for (int64_t j = run; j < c; j++) off[j] = (j - run) * stride;
+        slot = run < c ? c - run : (slot + c == capacity ? 0 : slot + c);
         scores(q, G, kv, off, c, hd, scale, s);
         for (int g = 0; g < G; g++) {
             float *sg = s + g * NB_ATT_CHUNK, *og = out + g * hd;
