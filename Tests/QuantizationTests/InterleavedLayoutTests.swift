@@ -134,30 +134,13 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
                     for c in 0..<k { out[i * k + c] = values[r * k + c] }
                 }
             }
-            let unpacked = unpack(format.c, blocks, rows: rows, k: k)
             for m in [fromBlocks, fromRows] {
                 #expect(m.byteCount == format.storedByteCount(rows: rows, columns: k))
                 #if arch(x86_64)
                 #expect(m.interleaved && m.byteCount == Int(nb_interleaved_bytes(format.c, Int64(rows), Int64(k))))
                 if format != .nf4 { #expect(m.byteCount == 5 * Int(nb_interleaved_bytes(format.c, 16, Int64(k)))) }
                 #endif
-                #expect(m.packedBytes == blocks, "\(format)")
-                var row = [Float](repeating: .nan, count: k)
-                for r in [0, 17, 69] {
-                    row.withUnsafeMutableBufferPointer { m.row(r, into: $0.baseAddress!) }
-                    #expect(row.map(\.bitPattern) == unpacked[(r * k)..<((r + 1) * k)].map(\.bitPattern), "\(format) row \(r)")
-                }
-                for batch in [1, 3] {
-                    let x = gaussianMatrix(rows: batch, k: k, seed: 9)
-                    let scratch = try ActivationScratch(tokens: batch, columns: k)
-                    var y = [Float](repeating: .nan, count: batch * rows)
-                    y.withUnsafeMutableBufferPointer { ys in
-                        x.withUnsafeBufferPointer { m.multiply($0.baseAddress!, batch: batch, into: ys.baseAddress!, pool: pool, scratch: scratch) }
-                    }
-                    let xq = quantizeFor(NB_ACT_Q8A, x, tokens: batch, k: k)
-                    let expected = matmulRaw(format.c, blocks, rows: rows, k: k, xq: xq, tokens: batch, ldY: rows, rowRange: 0..<rows)
-                    #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(format) batch \(batch)")
-                }
+                try expectSameAsBlocks(m, blocks, pool: pool)
             }
         }
     }
@@ -176,24 +159,31 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             // the 64-byte scale part
             #expect(m.interleaved && m.byteCount == 5 * 16 * format.byteCount(rows: 1, columns: k))
             #endif
-            #expect(m.packedBytes == blocks, "\(format)")
-            let unpacked = unpack(format.c, blocks, rows: rows, k: k)
-            var row = [Float](repeating: .nan, count: k)
-            for r in [0, 17, 69] {
-                row.withUnsafeMutableBufferPointer { m.row(r, into: $0.baseAddress!) }
-                #expect(row.map(\.bitPattern) == unpacked[(r * k)..<((r + 1) * k)].map(\.bitPattern), "\(format) row \(r)")
-            }
-            for batch in [1, 3] {
-                let x = gaussianMatrix(rows: batch, k: k, seed: 9)
-                let scratch = try ActivationScratch(tokens: batch, columns: k)
-                var y = [Float](repeating: .nan, count: batch * rows)
-                y.withUnsafeMutableBufferPointer { ys in
-                    x.withUnsafeBufferPointer { m.multiply($0.baseAddress!, batch: batch, into: ys.baseAddress!, pool: pool, scratch: scratch) }
-                }
-                let xq = quantizeFor(NB_ACT_Q8K, x, tokens: batch, k: k)
-                let expected = matmulRaw(format.c, blocks, rows: rows, k: k, xq: xq, tokens: batch, ldY: rows, rowRange: 0..<rows)
-                #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(format) batch \(batch)")
-            }
+            try expectSameAsBlocks(m, blocks, pool: pool)
         }
+    }
+}
+
+/// `m` gives `blocks` back (`packedBytes`), its rows unpack as theirs, and its products with
+/// 1 and 3 tokens equal nb_matmul's on them bit for bit.
+private func expectSameAsBlocks(_ m: WeightMatrix, _ blocks: [UInt8], pool: WorkerPool) throws {
+    let format = m.format, rows = m.rows, k = m.columns
+    #expect(m.packedBytes == blocks, "\(format)")
+    let unpacked = unpack(format.c, blocks, rows: rows, k: k)
+    var row = [Float](repeating: .nan, count: k)
+    for r in [0, 17, rows - 1] {
+        row.withUnsafeMutableBufferPointer { m.row(r, into: $0.baseAddress!) }
+        #expect(row.map(\.bitPattern) == unpacked[(r * k)..<((r + 1) * k)].map(\.bitPattern), "\(format) row \(r)")
+    }
+    for batch in [1, 3] {
+        let x = gaussianMatrix(rows: batch, k: k, seed: 9)
+        let scratch = try ActivationScratch(tokens: batch, columns: k)
+        var y = [Float](repeating: .nan, count: batch * rows)
+        y.withUnsafeMutableBufferPointer { ys in
+            x.withUnsafeBufferPointer { m.multiply($0.baseAddress!, batch: batch, into: ys.baseAddress!, pool: pool, scratch: scratch) }
+        }
+        let xq = quantizeFor(format.activation, x, tokens: batch, k: k)
+        let expected = matmulRaw(format.c, blocks, rows: rows, k: k, xq: xq, tokens: batch, ldY: rows, rowRange: 0..<rows)
+        #expect(y.map(\.bitPattern) == expected.map(\.bitPattern), "\(format) batch \(batch)")
     }
 }
