@@ -111,6 +111,7 @@ NB_AVX512 static inline __m512 load16_kv(const void *base, int half, int64_t i) 
 #define V_SET1 _mm512_set1_ps
 #define V_LOADKV load16_kv
 #define V_REDUCE4 nb_reduce4_avx512
+#define V_REDUCE8 nb_reduce8_avx512
 #include "attention_simd.h"
 #endif
 

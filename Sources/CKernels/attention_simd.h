@@ -2,7 +2,8 @@
 // once per instruction set with V (the float vector), VW (its lanes), VATTR (the target
 // attribute), VNAME(x) (x with the set's suffix), V_ZERO(), V_LOAD, V_STORE, V_FMADD, V_SET1,
 // V_LOADKV(base, half, i) (VW cache elements as floats) and V_REDUCE4(a, b, c, d) (an __m128
-// of the four vectors' sums) defined. No include guard: it is meant to be included repeatedly.
+// of the four vectors' sums) defined, and optionally V_REDUCE8(v) (an __m256 of v[0...7]'s).
+// No include guard: it is meant to be included repeatedly.
 //
 // G query heads share one KV head (grouped-query attention): each key and value vector is
 // loaded and widened once and used for all G heads. The functions are always inlined into a
@@ -12,8 +13,8 @@
 // s[g·NB_ATT_CHUNK + j] = scale · q_g·k_j. With G·4 ≤ NB_ATT_ACC accumulators: 4 positions at
 // a time, reduced per head into 4 consecutive scores (one store); else one position at a
 // time with G accumulators. Each key vector is loaded and widened once for all G heads.
-VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const float *q, const int G, kv_rows kv, const int64_t *off,
-                                                                        int64_t c, int64_t hd, float scale, float *s) {
+VATTR static inline __attribute__((always_inline)) void VNAME(scores4_g)(const float *q, const int G, kv_rows kv, const int64_t *off,
+                                                                         int64_t c, int64_t hd, float scale, float *s) {
     const __m128 vscale = _mm_set1_ps(scale);
     if (G * 4 <= NB_ATT_ACC) {
         for (int64_t j = 0; j < c; j += 4) {
@@ -58,6 +59,37 @@ VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const fl
             for (int i = 0; i < 4 && g + i < G; i++) s[(g + i) * NB_ATT_CHUNK + j] = r[i];
         }
     }
+}
+
+// The same with 8 positions a step where G · 8 accumulators fit (AVX-512, G ≤ 3: SmolLM2's 3
+// query heads per KV head), reduced 8 at a time per head by a shuffle tree (V_REDUCE8): the
+// scores' reductions took 5 instructions a score, these 3.
+VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const float *q, const int G, kv_rows kv, const int64_t *off,
+                                                                        int64_t c, int64_t hd, float scale, float *s) {
+#ifdef V_REDUCE8
+    if (G * 8 <= NB_ATT_ACC) {  // 8 positions a step, reduced 8 at a time per head
+        const __m256 vscale8 = _mm256_set1_ps(scale);
+        int64_t j = 0;
+        for (; j + 8 <= c; j += 8) {
+            V acc[NB_ATT_MAXG][8];
+            for (int g = 0; g < G; g++)
+                for (int i = 0; i < 8; i++) acc[g][i] = V_ZERO();
+            if (kv.ahead)
+                for (int i = 0; i < 8; i++)
+                    for (int64_t b = 0; b < hd << (2 - kv.half); b += 64)
+                        __builtin_prefetch((const char *)kv.keys + ((off[j + i] + kv.ahead) << (2 - kv.half)) + b, 0, 0);
+            for (int64_t d = 0; d < hd; d += VW)
+                for (int i = 0; i < 8; i++) {
+                    const V k = V_LOADKV(kv.keys, kv.half, off[j + i] + d);
+                    for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(V_LOAD(q + g * hd + d), k, acc[g][i]);
+                }
+            for (int g = 0; g < G; g++) _mm256_storeu_ps(s + g * NB_ATT_CHUNK + j, _mm256_mul_ps(V_REDUCE8(acc[g]), vscale8));
+        }
+        if (j < c) VNAME(scores4_g)(q, G, kv, off + j, c - j, hd, scale, s + j);  // the last < 8: 4 at a time
+        return;
+    }
+#endif
+    VNAME(scores4_g)(q, G, kv, off, c, hd, scale, s);
 }
 
 // out[g·hd + d] += Σ_j w[g·NB_ATT_CHUNK + j] · value_j[d]: D vectors of head dimensions for all
