@@ -17,6 +17,7 @@
 // slot gives what the same positions laid out in order give, bit for bit.
 #include "formats.h"
 #include <math.h>
+#include <string.h>
 
 #define NB_ATT_CHUNK 128
 #define NB_ATT_MAXG 8  // heads per call to the kernels; more are done in groups of 8
@@ -25,15 +26,54 @@
 // within their spread; 160 ahead, or prefetcht0, the same. (16 ahead, tried before: nothing.)
 #define NB_ATT_AHEAD 64
 
-/// The cache rows of one KV head: element i of position j is at base + off[j] + i.
+/// The cache rows of one KV head: position j's row is at base + (off[j] << shift) bytes, its
+/// element i (f32, f16) at base + ((off[j] + i) << shift); a q8 row (shift 0) is hd int8
+/// codes and then hd / 32 f32 scales.
 typedef struct {
     const void *keys, *values;
-    int half;  // f16 (1) or f32 (0) elements
-    int64_t ahead;  // elements from a position's row to the row prefetched with it (0: none)
+    int fmt;  // NB_KV_F32, NB_KV_F16 or NB_KV_Q8
+    int shift;  // log2 of the bytes an offset unit takes: 2, 1, 0
+    int64_t row_bytes;
+    int64_t ahead;  // offset units from a position's row to the row prefetched with it (0: none)
 } kv_rows;
 
-static inline float kv_at(const void *base, int half, int64_t i) {
-    return half ? nb_h2f(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+static kv_rows kv_rows_of(const void *keys, const void *values, int fmt, int64_t hd) {
+    return (kv_rows){keys, values, fmt, fmt == NB_KV_F32 ? 2 : fmt == NB_KV_F16 ? 1 : 0, nb_kv_row_bytes(fmt, hd), 0};
+}
+
+int64_t nb_kv_row_bytes(int32_t fmt, int64_t head_dim) {
+    return fmt == NB_KV_F32 ? 4 * head_dim : fmt == NB_KV_F16 ? 2 * head_dim : head_dim + head_dim / NB_KV_Q8_BLOCK * 4;
+}
+
+/// Element d of the row at offset o.
+static inline float kv_at(const void *base, int fmt, int64_t o, int64_t d, int64_t hd) {
+    switch (fmt) {
+    case NB_KV_F32: return ((const float *)base)[o + d];
+    case NB_KV_F16: return nb_h2f(((const uint16_t *)base)[o + d]);
+    default: {
+        const int8_t *row = (const int8_t *)base + o;
+        float scale;
+        memcpy(&scale, row + hd + d / NB_KV_Q8_BLOCK * 4, 4);
+        return (float)row[d] * scale;
+    }
+    }
+}
+
+// q8_0's rounding (llama.cpp's quantize_row_q8_0_ref), with the scale kept in f32: each block
+// of 32 is d·c with d = max|x| / 127 and c = round(x / d).
+void nb_kv_q8_quantize(const float *x, int64_t head_dim, void *row) {
+    int8_t *codes = row;
+    for (int64_t b = 0; b < head_dim; b += NB_KV_Q8_BLOCK) {
+        float amax = 0;
+        for (int i = 0; i < NB_KV_Q8_BLOCK; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+        const float d = amax / 127, id = d != 0 ? 1 / d : 0;
+        for (int i = 0; i < NB_KV_Q8_BLOCK; i++) codes[b + i] = (int8_t)roundf(x[b + i] * id);
+        memcpy(codes + head_dim + b / NB_KV_Q8_BLOCK * 4, &d, 4);
+    }
+}
+
+void nb_kv_q8_dequantize(const void *row, int64_t head_dim, float *x) {
+    for (int64_t d = 0; d < head_dim; d++) x[d] = kv_at(row, NB_KV_Q8, 0, d, head_dim);
 }
 
 // ---- scalar -------------------------------------------------------------------------
@@ -45,9 +85,9 @@ static void scores_scalar(const float *q, int G, kv_rows kv, const int64_t *off,
             float p[8] = {0};
             int64_t d = 0;
             for (; d + 8 <= hd; d += 8)
-                for (int e = 0; e < 8; e++) p[e] += qg[d + e] * kv_at(kv.keys, kv.half, off[j] + d + e);
+                for (int e = 0; e < 8; e++) p[e] += qg[d + e] * kv_at(kv.keys, kv.fmt, off[j], d + e, hd);
             float sum = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-            for (; d < hd; d++) sum += qg[d] * kv_at(kv.keys, kv.half, off[j] + d);
+            for (; d < hd; d++) sum += qg[d] * kv_at(kv.keys, kv.fmt, off[j], d, hd);
             s[g * NB_ATT_CHUNK + j] = sum * scale;
         }
 }
@@ -55,7 +95,7 @@ static void scores_scalar(const float *q, int G, kv_rows kv, const int64_t *off,
 static void values_scalar(const float *w, int G, kv_rows kv, const int64_t *off, int64_t c, int64_t hd, float *out) {
     for (int g = 0; g < G; g++)
         for (int64_t j = 0; j < c; j++)
-            for (int64_t d = 0; d < hd; d++) out[g * hd + d] += w[g * NB_ATT_CHUNK + j] * kv_at(kv.values, kv.half, off[j] + d);
+            for (int64_t d = 0; d < hd; d++) out[g * hd + d] += w[g * NB_ATT_CHUNK + j] * kv_at(kv.values, kv.fmt, off[j], d, hd);
 }
 
 // ---- AVX2 / AVX-512 -----------------------------------------------------------------
@@ -63,14 +103,28 @@ static void values_scalar(const float *w, int G, kv_rows kv, const int64_t *off,
 #include <immintrin.h>
 #include "simd_reduce.h"
 
-NB_AVX2 static inline __m256 load8_kv(const void *base, int half, int64_t i) {
-    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
-                : _mm256_loadu_ps((const float *)base + i);
+NB_AVX2 static inline __m256 load8_kv(const void *base, int fmt, int64_t o, int64_t d, int64_t hd) {
+    switch (fmt) {
+    case NB_KV_F32: return _mm256_loadu_ps((const float *)base + o + d);
+    case NB_KV_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + o + d)));
+    default: {
+        const int8_t *row = (const int8_t *)base + o;
+        const __m256 c = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + d))));
+        return _mm256_mul_ps(c, _mm256_broadcast_ss((const float *)(row + hd) + d / NB_KV_Q8_BLOCK));
+    }
+    }
 }
 
-NB_AVX512 static inline __m512 load16_kv(const void *base, int half, int64_t i) {
-    return half ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)))
-                : _mm512_loadu_ps((const float *)base + i);
+NB_AVX512 static inline __m512 load16_kv(const void *base, int fmt, int64_t o, int64_t d, int64_t hd) {
+    switch (fmt) {
+    case NB_KV_F32: return _mm512_loadu_ps((const float *)base + o + d);
+    case NB_KV_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + o + d)));
+    default: {
+        const int8_t *row = (const int8_t *)base + o;
+        const __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + d))));
+        return _mm512_mul_ps(c, _mm512_set1_ps(((const float *)(row + hd))[d / NB_KV_Q8_BLOCK]));
+    }
+    }
 }
 
 #define V __m256
@@ -127,6 +181,7 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
     values_fn values = values_scalar;
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
+    // A q8 row's block of 32 is whole vectors at either width.
     if (isa == NB_ISA_AVX512 && hd % 16 == 0) { scores = scores_avx512; values = values_avx512; }
     else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { scores = scores_avx2; values = values_avx2; }
 #endif
@@ -189,12 +244,17 @@ static void attention_heads(kv_rows kv, const float *q, int64_t heads, int64_t s
 
 void nb_attention_f32(const float *q, int64_t heads, const float *keys, const float *values, int64_t stride, int64_t capacity,
                       int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml) {
-    attention_heads((kv_rows){keys, values, 0, 0}, q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
+    attention_heads(kv_rows_of(keys, values, NB_KV_F32, head_dim), q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
 }
 
 void nb_attention_f16kv(const float *q, int64_t heads, const uint16_t *keys, const uint16_t *values, int64_t stride,
                         int64_t capacity, int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml) {
-    attention_heads((kv_rows){keys, values, 1, 0}, q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
+    attention_heads(kv_rows_of(keys, values, NB_KV_F16, head_dim), q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
+}
+
+void nb_attention_q8kv(const float *q, int64_t heads, const void *keys, const void *values, int64_t stride, int64_t capacity,
+                       int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml) {
+    attention_heads(kv_rows_of(keys, values, NB_KV_Q8, head_dim), q, heads, stride, capacity, first, n, head_dim, scale, out, ml);
 }
 
 void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, int64_t heads, int64_t head_dim, float *out) {
@@ -240,9 +300,9 @@ static void attention_task(void *ctx, int64_t task) {
         q = j->q + t * j->q_stride + kv * j->group * hd;
         out = j->out + t * j->q_stride + kv * j->group * hd;
     }
-    const size_t head = (size_t)(kv * j->capacity * hd) * (j->half ? 2 : 4);
-    const kv_rows rows = {(const uint8_t *)j->keys + head, (const uint8_t *)j->values + head, j->half, 0};
-    attention_heads(rows, q, j->group, hd, j->capacity, first % j->capacity, n, hd, j->scale, out, ml);
+    const int64_t row = nb_kv_row_bytes(j->format, hd), head = kv * j->capacity * row;
+    const kv_rows rows = kv_rows_of((const uint8_t *)j->keys + head, (const uint8_t *)j->values + head, j->format, hd);
+    attention_heads(rows, q, j->group, row >> rows.shift, j->capacity, first % j->capacity, n, hd, j->scale, out, ml);
 }
 
 void nb_attention_run(nb_pool *pool, const nb_attention_job *job) {

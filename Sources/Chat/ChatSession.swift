@@ -16,15 +16,18 @@ public struct EngineSettings: Sendable, Equatable {
     public var memoryLimit: Int?
     /// The LoRA adapter to put on (a PEFT folder or a GGUF LoRA file).
     public var adapter: String?
+    /// The KV cache's type (nil: each precision's default).
+    public var kvCache: KVCacheType?
 
     public init(path: String, precision: Precision = .native, threads: Int? = nil, context: Int? = nil, memoryLimit: Int? = nil,
-                adapter: String? = nil) {
+                adapter: String? = nil, kvCache: KVCacheType? = nil) {
         self.path = path
         self.precision = precision
         self.threads = threads
         self.context = context
         self.memoryLimit = memoryLimit
         self.adapter = adapter
+        self.kvCache = kvCache
     }
 
 }

@@ -210,7 +210,7 @@ public final class LocalEngine: TokenGenerator {
 
     public convenience init(settings: EngineSettings) throws {
         self.init(try Engine(path: settings.path, precision: settings.precision, threads: settings.threads, context: settings.context,
-                             memoryLimit: settings.memoryLimit, adapter: settings.adapter))
+                             memoryLimit: settings.memoryLimit, kvCache: settings.kvCache, adapter: settings.adapter))
     }
 
     public var descriptor: ModelDescriptor {

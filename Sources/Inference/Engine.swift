@@ -142,7 +142,7 @@ public final class Engine: @unchecked Sendable {
         (model, weightBytes, cache, state) = try Engine.namingFile(path) {
             let (model, bytes) = try Engine.load(family, source: file, config: config, plan: plan, pool: pool, context: context)
             return (model, bytes,
-                    try Engine.makeCache(config: config, context: context, elementBytes: plan.kvBytesPerElement),
+                    try Engine.makeCache(config: config, context: context, type: plan.kvCache),
                     try ForwardState(sizes: family.scratchSizes(config), maxBatch: Engine.prefillChunk))
         }
         tokenBuffer = [Int32](repeating: 0, count: Engine.prefillChunk)
@@ -161,9 +161,8 @@ public final class Engine: @unchecked Sendable {
 
     /// A KV cache for `context` positions: every layer's capacity as the config says
     /// (sliding-window layers hold their window and one prefill chunk).
-    static func makeCache(config: ModelConfig, context: Int, elementBytes: Int) throws -> KVCache {
-        try KVCache(capacities: kvCapacities(config: config, context: context), kvDim: config.kvDim, headDim: config.headDim,
-                    elementBytes: elementBytes)
+    static func makeCache(config: ModelConfig, context: Int, type: KVCacheType) throws -> KVCache {
+        try KVCache(capacities: kvCapacities(config: config, context: context), kvDim: config.kvDim, headDim: config.headDim, type: type)
     }
 
     static func kvCapacities(config: ModelConfig, context: Int) -> [Int] {
@@ -207,8 +206,8 @@ public final class Engine: @unchecked Sendable {
         let (newModel, newBytes, newCache) = try Engine.namingFile(source.path) {
             let (model, bytes) = try Engine.load(family, source: source, config: config, plan: plan, pool: pool, context: contextLength,
                                               shouldStop: shouldStop)
-            let cache: KVCache = if let kept, kept.cache.elementBytes == plan.kvBytesPerElement { kept.cache }
-                else { try Engine.makeCache(config: config, context: contextLength, elementBytes: plan.kvBytesPerElement) }
+            let cache: KVCache = if let kept, kept.cache.type == plan.kvCache { kept.cache }
+                else { try Engine.makeCache(config: config, context: contextLength, type: plan.kvCache) }
             return (model, bytes, cache)
         }
         let leaving = (plan: self.plan, cache: cache, tokens: cachedTokens)
@@ -218,7 +217,7 @@ public final class Engine: @unchecked Sendable {
         cache = newCache
         cachedTokens = kept?.plan == plan ? kept!.tokens : []
         let bytesPerToken = KVCache.byteCount(capacities: [Int](repeating: 1, count: config.layerCount), kvDim: config.kvDim,
-                                              elementBytes: leaving.cache.elementBytes)
+                                              headDim: config.headDim, type: leaving.cache.type)
         previous = leaving.tokens.count * bytesPerToken <= Engine.keptCacheLimit ? leaving : nil
         // The old weights and the packers' scratch are free now; give their pages back
         // (glibc keeps freed mid-heap chunks resident otherwise).
@@ -273,7 +272,7 @@ public final class Engine: @unchecked Sendable {
     public func kvBytesRead(atPosition position: Int) -> Int {
         (0..<config.layerCount).reduce(0) { sum, l in
             let span = min(position + 1, cache.capacities[l], config.isSliding(l) ? config.slidingWindow ?? .max : .max)
-            return sum + 2 * span * config.kvDim * plan.kvBytesPerElement
+            return sum + 2 * span * plan.kvCache.bytesPerPosition(kvDim: config.kvDim, headDim: config.headDim)
         }
     }
 

@@ -72,9 +72,9 @@ public struct Footprint: Sendable, Codable, Equatable {
             if isLinear(t) { linear += bytes }
         }
         // Per token of a full-attention layer; sliding-window layers hold only their window.
-        let kvPerToken = config.layerCount * 2 * config.kvDim * plan.kvBytesPerElement
+        let kvPerToken = config.layerCount * 2 * plan.kvCache.bytesPerPosition(kvDim: config.kvDim, headDim: config.headDim)
         let kvBytes = KVCache.byteCount(capacities: Engine.kvCapacities(config: config, context: context), kvDim: config.kvDim,
-                                        elementBytes: plan.kvBytesPerElement)
+                                        headDim: config.headDim, type: plan.kvCache)
         let total = weights + kvBytes + scratchBytes(config: config, batch: Engine.prefillChunk)
         return Footprint(name: plan.name, weightBytes: weights, linearWeightBytes: linear,
                          kvBytesPerToken: kvPerToken, kvBytes: kvBytes, totalBytes: total, fits: total <= memoryLimit)
@@ -106,6 +106,9 @@ public struct Footprint: Sendable, Codable, Equatable {
     /// - Parameter kvCache: the KV cache's type (nil: each precision's default).
     public static func plan(_ precision: Precision, file: any ModelSource, config: ModelConfig, context: Int, memoryLimit: Int,
                             kvCache: KVCacheType? = nil) throws -> WeightPlan {
+        if let kvCache, !kvCache.supports(headDim: config.headDim) {
+            throw PrecisionError.kvCacheUnsupported(path: file.path, type: kvCache, headDim: config.headDim)
+        }
         let native = WeightPlan.native(file).withKVCache(kvCache)
         func footprint(_ plan: WeightPlan) -> Footprint {
             estimate(file: file, config: config, plan: plan.withKVCache(kvCache), context: context, memoryLimit: memoryLimit)
@@ -141,6 +144,8 @@ public struct Footprint: Sendable, Codable, Equatable {
 public enum PrecisionError: Error, CustomStringConvertible, LocalizedError {
     /// The model at `path` needs `needed` bytes at `precision`, more than `limit`.
     case doesNotFit(path: String, precision: String, needed: Int, limit: Int, fitting: [WeightFormat])
+    /// The model's heads cannot be stored at that KV cache type.
+    case kvCacheUnsupported(path: String, type: KVCacheType, headDim: Int)
 
     public var errorDescription: String? { description }
 
@@ -151,6 +156,8 @@ public enum PrecisionError: Error, CustomStringConvertible, LocalizedError {
             let options = fitting.isEmpty ? "no precision fits; raise --memory-limit or lower --context"
                 : "use --precision auto, or one that fits: \(fitting.map(\.rawValue).joined(separator: ", "))"
             return "\(path): precision \(precision) needs \(mib(needed)) but the memory limit is \(mib(limit))\n\(options)"
+        case let .kvCacheUnsupported(path, type, headDim):
+            return "\(path): a \(type.rawValue) KV cache needs head dimensions that are multiples of \(KVCacheType.q8Block); this model's are \(headDim)\nuse --kv-cache f16"
         }
     }
 }

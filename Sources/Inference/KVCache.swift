@@ -2,7 +2,8 @@ import CKernels
 import Quantization
 
 /// Keys and values of every layer: f32 at precision f32, f16 at every other precision
-/// (DESIGN.md).
+/// (DESIGN.md), or q8 when asked (`--kv-cache q8`): each head's row of keys is then its
+/// headDim int8 codes and an f32 scale per 32 (`KVCacheType.rowBytes`).
 ///
 /// Each layer has its own capacity. A full-attention layer holds every position of the
 /// context; a sliding-window layer holds only its window (plus one prefill batch) as a
@@ -10,7 +11,7 @@ import Quantization
 /// `[kvHead][slot][headDim]`, so the keys of one KV head are one contiguous run that
 /// attention streams from start to end (with `[slot][kvHeads × headDim]` it read 128 of
 /// every 384 bytes on SmolLM2 and ran 1.6× slower from memory); a head's key in slot s is
-/// at `(head * capacity + s) * headDim`. Pages are committed only as slots are used.
+/// at `(head * capacity + s) * rowBytes` bytes. Pages are committed only as slots are used.
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     /// Slots per layer.
@@ -18,8 +19,9 @@ public final class KVCache: @unchecked Sendable {
     public let kvDim: Int
     /// Elements per head (kvDim / KV heads).
     public let headDim: Int
-    /// 4 (f32) or 2 (f16).
-    public let elementBytes: Int
+    public let type: KVCacheType
+    /// Bytes of one head's keys (or values) in one slot.
+    public let rowBytes: Int
     /// Byte offset of each layer's first slot.
     private let layerOffsets: [Int]
     private let keys: AlignedBuffer
@@ -28,25 +30,27 @@ public final class KVCache: @unchecked Sendable {
     public var byteCount: Int { keys.byteCount + values.byteCount }
 
     /// Bytes a cache of these capacities takes (what `Footprint` counts).
-    public static func byteCount(capacities: [Int], kvDim: Int, elementBytes: Int) -> Int {
-        2 * capacities.reduce(0, +) * kvDim * elementBytes
+    public static func byteCount(capacities: [Int], kvDim: Int, headDim: Int, type: KVCacheType) -> Int {
+        2 * capacities.reduce(0, +) * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
     }
 
     /// `headDim` divides `kvDim` (the default, kvDim: one KV head).
-    public init(capacities: [Int], kvDim: Int, headDim: Int? = nil, elementBytes: Int) throws {
-        precondition(elementBytes == 4 || elementBytes == 2)
+    /// - Precondition: `type.supports(headDim:)` (Footprint.plan checks it for a model).
+    public init(capacities: [Int], kvDim: Int, headDim: Int? = nil, type: KVCacheType) throws {
         precondition(capacities.allSatisfy { $0 >= 1 })
         precondition(kvDim % (headDim ?? kvDim) == 0)
         layerCount = capacities.count
         self.capacities = capacities
         self.kvDim = kvDim
         self.headDim = headDim ?? kvDim
-        self.elementBytes = elementBytes
+        precondition(type.supports(headDim: self.headDim))
+        self.type = type
+        rowBytes = type.rowBytes(headDim: self.headDim)
         var offsets: [Int] = []
         var total = 0
         for c in capacities {
             offsets.append(total)
-            total += c * kvDim * elementBytes
+            total += c * type.bytesPerPosition(kvDim: kvDim, headDim: self.headDim)
         }
         layerOffsets = offsets
         guard let keys = AlignedBuffer(byteCount: total), let values = AlignedBuffer(byteCount: total) else {
@@ -57,17 +61,16 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// A cache with the same capacity for every layer (no sliding window).
-    public convenience init(layerCount: Int, capacity: Int, kvDim: Int, headDim: Int? = nil, elementBytes: Int) throws {
-        try self.init(capacities: [Int](repeating: capacity, count: layerCount), kvDim: kvDim, headDim: headDim,
-                      elementBytes: elementBytes)
+    public convenience init(layerCount: Int, capacity: Int, kvDim: Int, headDim: Int? = nil, type: KVCacheType) throws {
+        try self.init(capacities: [Int](repeating: capacity, count: layerCount), kvDim: kvDim, headDim: headDim, type: type)
     }
 
     @inline(__always)
     private func offset(_ layer: Int, head: Int, slot: Int) -> Int {
-        layerOffsets[layer] + (head * capacities[layer] + slot) * headDim * elementBytes
+        layerOffsets[layer] + (head * capacities[layer] + slot) * rowBytes
     }
 
-    /// Keys of KV head `head` of `layer` in `slot` (f32 or f16 per `elementBytes`).
+    /// Keys of KV head `head` of `layer` in `slot` (a row of `type`).
     @inline(__always)
     public func keys(layer: Int, head: Int, slot: Int) -> UnsafeMutableRawPointer { keys.pointer + offset(layer, head: head, slot: slot) }
 
@@ -91,12 +94,16 @@ public final class KVCache: @unchecked Sendable {
                 for i in 0..<n {
                     let from = (done + i) * kvDim + h * headDim
                     let kd = keys(layer: layer, head: h, slot: slot + i), vd = values(layer: layer, head: h, slot: slot + i)
-                    if elementBytes == 4 {
+                    switch type {
+                    case .f32:
                         kd.copyMemory(from: k + from, byteCount: headDim * 4)
                         vd.copyMemory(from: v + from, byteCount: headDim * 4)
-                    } else {
+                    case .f16:
                         nb_f32_to_f16(k + from, kd.assumingMemoryBound(to: UInt16.self), Int64(headDim))
                         nb_f32_to_f16(v + from, vd.assumingMemoryBound(to: UInt16.self), Int64(headDim))
+                    case .q8:
+                        nb_kv_q8_quantize(k + from, Int64(headDim), kd)
+                        nb_kv_q8_quantize(v + from, Int64(headDim), vd)
                     }
                 }
             }

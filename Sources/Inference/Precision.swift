@@ -47,9 +47,28 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 ///   to what one concrete precision would give is that precision's plan.
 /// The element type of the KV cache.
 public enum KVCacheType: String, Sendable, CaseIterable, Codable {
-    case f32, f16
+    /// q8: q8_0's blocks of 32 (d = max|x| / 127, codes round(x / d)) with d kept in f32
+    /// after the row's codes, as llama.cpp's `--cache-type-k/v q8_0`: 1.125 bytes an element
+    /// against f16's 2, so long contexts take 56 % of the memory and decode reads that much.
+    case f32, f16, q8
 
-    public var elementBytes: Int { self == .f32 ? 4 : 2 }
+    /// Elements per q8 block: a q8 cache needs head dimensions that are multiples of it.
+    public static let q8Block = 32
+
+    /// Bytes of one KV head's row of `headDim` keys (or values).
+    public func rowBytes(headDim: Int) -> Int {
+        switch self {
+        case .f32: 4 * headDim
+        case .f16: 2 * headDim
+        case .q8: headDim + headDim / Self.q8Block * 4
+        }
+    }
+
+    /// Bytes of one position's keys (or values) in one layer.
+    public func bytesPerPosition(kvDim: Int, headDim: Int) -> Int { kvDim / headDim * rowBytes(headDim: headDim) }
+
+    /// Whether heads of `headDim` elements can be stored at this type.
+    public func supports(headDim: Int) -> Bool { self != .q8 || headDim % Self.q8Block == 0 }
 
     /// f32 when the weights are f32 (full precision end to end), else f16 (llama.cpp's default).
     public static func `default`(for linear: WeightFormat) -> KVCacheType { linear == .f32 ? .f32 : .f16 }
@@ -67,7 +86,6 @@ public struct WeightPlan: Sendable, Equatable {
     /// The KV cache's element type: f32 at f32, f16 at every other precision, unless
     /// `withKVCache` chose (eval compares precisions at one KV type, as llama.cpp does).
     public private(set) var kvCache: KVCacheType
-    public var kvBytesPerElement: Int { kvCache.elementBytes }
     /// Whether each tensor keeps its own format (`native` on a file of mixed types).
     public var isNative: Bool { !tensorFormats.isEmpty }
     /// "native" for a native plan, else the linear format's name.

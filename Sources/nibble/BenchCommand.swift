@@ -29,6 +29,7 @@ extension Nibble {
         /// The old name of `--precision` here.
         @Option(name: .customLong("precisions"), help: .hidden) var precisions: String?
         @OptionGroup var threads: ThreadsOption
+        @OptionGroup var kvCache: KVCacheOption
         @Option(help: "KV cache length in tokens for the memory figures (default: min(model context, 4096)).") var context: Int?
         @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.") var promptTokens = 128
         @Option(name: .customLong("gen-tokens"), help: "Tokens generated for the decode measurement (the first comes from the prefill).") var genTokens = 64
@@ -91,7 +92,8 @@ extension Nibble {
                     stream = probe
                     let before = probe.measure()
                     var sample = try BenchRunner.run(path: path, precision: format, threads: threads.threads, context: context,
-                                                     promptTokens: promptTokens, genTokens: genTokens, depth: depth)
+                                                     promptTokens: promptTokens, genTokens: genTokens, depth: depth,
+                                                     kvCache: kvCache.kvCache)
                     sample.streamGBPerSecond = (before + probe.measure()) / 2
                     samples[format, default: []].append(sample)
                     if !json {
@@ -156,12 +158,13 @@ extension Nibble {
         @Option(name: .customLong("prompt-tokens")) var promptTokens: Int
         @Option(name: .customLong("gen-tokens")) var genTokens: Int
         @Option var depth = 0
+        @Option(name: .customLong("kv-cache")) var kvCache: KVCacheType?
 
         func run() throws {
             let interrupt = Interrupt.shared
             let clock = ContinuousClock()
             let started = clock.now
-            let engine = try Engine(path: model, precision: precision, threads: threads, context: context)
+            let engine = try Engine(path: model, precision: precision, threads: threads, context: context, kvCache: kvCache)
             let loadSeconds = (clock.now - started).seconds
             // A fixed English text, repeated to the prompt length.
             let sentence = engine.tokenizer.encode("The history of computing is a story of people who wanted machines to do their arithmetic for them. ")
@@ -187,7 +190,7 @@ extension Nibble {
             let positions = (depth + promptTokens)..<(depth + promptTokens + genTokens - 1)
             let kvRead = positions.reduce(0) { $0 + engine.kvBytesRead(atPosition: $1) } / max(positions.count, 1)
             try Terminal.writeJSON(BenchSample(
-                precision: engine.plan.name, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
+                precision: engine.plan.name, kvCache: engine.plan.kvCache.rawValue, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
                 kvBytes: engine.kvCacheBytes, scratchBytes: engine.scratchBytes, peakRSSBytes: BenchRunner.peakResidentBytes() ?? 0,
                 loadSeconds: loadSeconds, prefillTokensPerSecond: run.stats.prefillTokensPerSecond,
                 decodeTokensPerSecond: run.stats.decodeTokensPerSecond, decodeBytesPerToken: engine.weightBytesPerToken + kvRead))
@@ -198,14 +201,14 @@ extension Nibble {
 /// Runs `bench-run` in a child process of this same binary.
 enum BenchRunner {
     static func run(path: String, precision: Precision, threads: Int?, context: Int, promptTokens: Int, genTokens: Int,
-                    depth: Int = 0) throws -> BenchSample {
+                    depth: Int = 0, kvCache: KVCacheType? = nil) throws -> BenchSample {
         let process = Process()
         // This very binary, even if the file was replaced since it started.
         let exe = FileManager.default.fileExists(atPath: "/proc/self/exe") ? "/proc/self/exe" : Bundle.main.executablePath ?? CommandLine.arguments[0]
         process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = ["bench-run", "--model", path, "--precision", precision.rawValue, "--context", String(context),
                              "--prompt-tokens", String(promptTokens), "--gen-tokens", String(genTokens), "--depth", String(depth)]
-            + (threads.map { ["--threads", String($0)] } ?? [])
+            + (threads.map { ["--threads", String($0)] } ?? []) + (kvCache.map { ["--kv-cache", $0.rawValue] } ?? [])
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -242,6 +245,8 @@ enum BenchRunner {
 /// What one `bench-run` measured.
 struct BenchSample: Codable {
     var precision: String
+    /// The KV cache's type (absent in reports from before it could be chosen).
+    var kvCache: String?
     var threads: Int
     var weightBytes: Int
     var kvBytes: Int
@@ -257,7 +262,7 @@ struct BenchSample: Codable {
     var streamGBPerSecond: Double?
 
     enum CodingKeys: String, CodingKey {
-        case precision, threads, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
+        case precision, kvCache = "kv_cache", threads, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
         case peakRSSBytes = "peak_rss_bytes", loadSeconds = "load_s"
         case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s", decodeBytesPerToken = "decode_bytes_per_token"
         case streamGBPerSecond = "stream_gb_s"

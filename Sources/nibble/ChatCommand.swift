@@ -52,7 +52,7 @@ extension Nibble {
             let path = served.isEmpty ? try model.modelPath() : ((try? model.modelPath()) ?? ModelOptions.defaultModelPath)
             let settings = EngineSettings(path: path, precision: model.precision, threads: model.threads,
                                           context: model.context ?? loaded?.settings.context, memoryLimit: try model.memoryLimitBytes(),
-                                          adapter: model.adapter)
+                                          adapter: model.adapter, kvCache: model.kvCache)
             // Every server is asked for its models; one that does not answer is one line, not the end.
             let failures = served.refreshAll(shouldStop: { Interrupt.shared.isSet })
             for failure in failures { Terminal.writeError(Style.red("error: ") + Terminal.visible(failure.description) + "\n") }

@@ -17,8 +17,11 @@ extension Nibble {
         /// The old name of `--context` (Tools and notes from before 0.2 use it).
         @Option(name: .customLong("ctx"), help: .hidden) var ctx: Int?
         @Option(name: .customLong("kv-cache"),
-                help: "KV cache type, f16 or f32, of the precision and of the f32 reference it is compared with (default: the precision's: f32 at f32, else f16).")
+                help: "KV cache type, f32, f16 or q8, of the precision and of the f32 reference it is compared with (default: the precision's: f32 at f32, else f16).")
         var kvCache: KVCacheType?
+        @Option(name: .customLong("reference-kv-cache"),
+                help: "KV cache type of the f32 reference (default: --kv-cache's), e.g. f32 to measure what a q8 cache loses too.")
+        var referenceKVCache: KVCacheType?
         @Flag(help: "Print one JSON object.") var json = false
 
         /// llama-perplexity's default window.
@@ -38,7 +41,7 @@ extension Nibble {
             defer { if interactive { Terminal.writeError("\r\u{1B}[K") } }
             let result = try QualityRun.evaluate(path: model.modelPath(), precisions: [precision.precision], text: text, file: file,
                                                  window: window, threads: threads.threads, memoryLimit: memoryLimit.bytes(), kvCache: kvCache,
-                                                 adapter: adapter.path, progress: { _, done, total in
+                                                 referenceKVCache: referenceKVCache, adapter: adapter.path, progress: { _, done, total in
                                                      if interactive { Terminal.writeError("\r[window \(done + 1)/\(total)]") }
                                                  })[0]
             if json {
@@ -56,7 +59,7 @@ extension Nibble {
 /// second half of each scored (`Evaluation`, as llama-perplexity), each precision
 /// against one f32 engine of the same model whose KV cache has the target's type (so
 /// the KLD measures the weights, as llama-perplexity's F32 base and quantized runs share
-/// f16 KV). One target engine is loaded at a time beside the reference, so memory stays
+/// f16 KV), or `referenceKVCache` (so it measures the KV cache's type too). One target engine is loaded at a time beside the reference, so memory stays
 /// at f32 + one precision.
 enum QualityRun {
     /// - Parameters:
@@ -65,7 +68,8 @@ enum QualityRun {
     ///   - progress: (precision index, window, windows).
     /// Throws `ExitCode(130)` when Ctrl-C stopped it.
     static func evaluate(path: String, precisions: [Precision], text: String, file: String, window: Int,
-                         threads: Int?, memoryLimit: Int, kvCache: KVCacheType? = nil, adapter: String? = nil, maxTokens: Int? = nil,
+                         threads: Int?, memoryLimit: Int, kvCache: KVCacheType? = nil, referenceKVCache: KVCacheType? = nil,
+                         adapter: String? = nil, maxTokens: Int? = nil,
                          progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> [EvaluationResult] {
         let interrupt = Interrupt.shared
         var reference: Engine?
@@ -76,13 +80,16 @@ enum QualityRun {
             let target = try Engine(path: path, precision: precision, threads: threads, context: window, memoryLimit: memoryLimit,
                                     kvCache: kvCache, adapter: adapter)
             if index == 0, let maxTokens { text = prefix(of: text, windows: maxTokens / window, window: window, tokenizer: target) }
-            if target.format != .f32, reference?.plan.kvCache != target.plan.kvCache {
+            // f32 weights with the reference's KV cache are the reference itself.
+            let referenceKV = referenceKVCache ?? target.plan.kvCache
+            let needsReference = target.format != .f32 || target.plan.kvCache != referenceKV
+            if needsReference, reference?.plan.kvCache != referenceKV {
                 reference = nil  // before the next one is loaded
                 reference = try Engine(path: path, precision: .f32, threads: threads, context: window, memoryLimit: memoryLimit,
-                                       kvCache: target.plan.kvCache, adapter: adapter)
+                                       kvCache: referenceKV, adapter: adapter)
             }
             do {
-                results.append(try Evaluation.run(target: target, reference: target.format == .f32 ? nil : reference, text: text, context: window,
+                results.append(try Evaluation.run(target: target, reference: needsReference ? reference : nil, text: text, context: window,
                                                   progress: { progress(index, $0, $1) }, shouldStop: { interrupt.isSet }))
             } catch let error as EvaluationError {
                 switch error {

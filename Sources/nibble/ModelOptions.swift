@@ -71,6 +71,13 @@ struct AdapterOption: ParsableArguments {
     var path: String? { adapter.map(UserPaths.expandingTilde) }
 }
 
+/// `--kv-cache`.
+struct KVCacheOption: ParsableArguments {
+    @Option(name: .customLong("kv-cache"),
+            help: "KV cache type: f32, f16 or q8 (8-bit blocks of 32, as llama.cpp's q8_0: 56 % of f16's memory) (default: f32 at precision f32, else f16).")
+    var kvCache: KVCacheType?
+}
+
 /// `--memory-limit`.
 struct MemoryLimitOption: ParsableArguments {
     @Option(name: .customLong("memory-limit"), help: "Memory Nibble may use, e.g. 512M or 2G (default: available memory less 10 %).")
@@ -97,11 +104,13 @@ struct ModelOptions: ParsableArguments {
     @OptionGroup var contextOption: ContextOption
     @OptionGroup var memoryLimitOption: MemoryLimitOption
     @OptionGroup var adapterOption: AdapterOption
+    @OptionGroup var kvCacheOption: KVCacheOption
 
     var precision: Precision { precisionOption.precision }
     var adapter: String? { adapterOption.path }
     var threads: Int? { threadsOption.threads }
     var context: Int? { contextOption.context }
+    var kvCache: KVCacheType? { kvCacheOption.kvCache }
     func memoryLimitBytes() throws -> Int { try memoryLimitOption.bytes() }
     func modelPath() throws -> String { try file.modelPath() }
 
@@ -117,7 +126,7 @@ struct ModelOptions: ParsableArguments {
 
     func loadEngine() throws -> Engine {
         let engine = try Engine(path: modelPath(), precision: precision, threads: threads, context: context, memoryLimit: memoryLimitBytes(),
-                                adapter: adapter)
+                                kvCache: kvCache, adapter: adapter)
         Self.warnAboutPrecision(engine)
         return engine
     }

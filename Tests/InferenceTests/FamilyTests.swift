@@ -104,7 +104,7 @@ import TestFixtures
 
         /// Logits of every position of `sequence` with a cache that never wraps.
         func unwrapped(_ sequence: [Int]) throws -> [Float] {
-            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, headDim: c.headDim, elementBytes: 4)
+            let cache = try KVCache(capacities: [128, 128], kvDim: c.kvDim, headDim: c.headDim, type: .f32)
             var out: [Float] = []
             var start = 0
             while start < sequence.count {
@@ -219,7 +219,7 @@ import TestFixtures
         let engine = try Engine(path: try FamilyReferenceTests.gguf("mistral"), precision: .f32, threads: 1, context: 128)
         let c = engine.config
         let window = try #require(c.slidingWindow)
-        let perPosition = c.layerCount * 2 * c.kvDim * engine.plan.kvBytesPerElement
+        let perPosition = c.layerCount * 2 * c.kvDim * 4
         #expect(engine.kvBytesRead(atPosition: 0) == perPosition)
         #expect(engine.kvBytesRead(atPosition: window - 2) == (window - 1) * perPosition)
         #expect(engine.kvBytesRead(atPosition: window + 20) == window * perPosition)

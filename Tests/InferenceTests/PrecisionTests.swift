@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 import ModelFiles
@@ -28,8 +29,14 @@ let gemmaPath: String = {
         // SmolLM2 (Q4_1 linear, Q8_0 embedding) at native is exactly the q4 plan.
         #expect(WeightPlan.native(try GGUFFile(path: modelPath)) == WeightPlan(linear: .q4))
         #expect(WeightPlan(linear: .q4).embedding == .q8 && WeightPlan(linear: .nf4).embedding == .q8)
-        #expect(WeightPlan(linear: .bf16).embedding == .bf16 && WeightPlan(linear: .f32).kvBytesPerElement == 4)
-        #expect(WeightPlan(linear: .q8).kvBytesPerElement == 2)
+        #expect(WeightPlan(linear: .bf16).embedding == .bf16 && WeightPlan(linear: .f32).kvCache == .f32)
+        #expect(WeightPlan(linear: .q8).kvCache == .f16 && WeightPlan(linear: .q4).withKVCache(.q8).kvCache == .q8)
+        // Bytes of one head's row: q8 is the codes and an f32 scale per 32 (as the kernels say).
+        for type in KVCacheType.allCases {
+            #expect(type.rowBytes(headDim: 64) == Int(nb_kv_row_bytes(type.kernelFormat, 64)))
+        }
+        #expect(KVCacheType.q8.rowBytes(headDim: 64) == 72 && KVCacheType.f16.rowBytes(headDim: 64) == 128)
+        #expect(!KVCacheType.q8.supports(headDim: 80) && KVCacheType.q8.supports(headDim: 256) && KVCacheType.f16.supports(headDim: 80))
     }
 
     /// Linear-weight bytes relative to f32, from the tensor table (issue 3's bounds).
@@ -130,6 +137,49 @@ let gemmaPath: String = {
                 let embedding = file.data(of: try #require(file.tensor(named: "token_embd.weight")))
                 #expect(llama.weights.embedding.format == .q8 && llama.weights.embedding.packedBytes.elementsEqual(embedding))
             }
+        }
+    }
+
+    /// A q8 KV cache (`--kv-cache q8`) takes the bytes the footprint says (72 of f16's 128
+    /// per head and position on SmolLM2), stays the cache's type across precision switches,
+    /// and its logits stay close to an f16 cache's over 300 positions (the keys and values
+    /// of every position rounded to 8 bits): the same top token at nearly every position,
+    /// small KL divergence. A head dimension that is not a multiple of 32 is refused with
+    /// an error naming the file.
+    @Test func q8KVCacheIsSmallAndClose() throws {
+        let half = try Engine(path: modelPath, precision: .q4, threads: 2, context: 512)
+        let q8 = try Engine(path: modelPath, precision: .q4, threads: 2, context: 512, kvCache: .q8)
+        #expect(q8.plan.kvCache == .q8 && half.plan.kvCache == .f16)
+        #expect(q8.kvCacheBytes == 30 * 2 * 3 * 72 * 512 && half.kvCacheBytes == 30 * 2 * 3 * 128 * 512)
+        let estimate = Footprint.estimate(file: q8.source, config: q8.config, plan: q8.plan, context: 512, memoryLimit: .max)
+        #expect(estimate.kvBytes == q8.kvCacheBytes && estimate.kvBytesPerToken == 30 * 2 * 3 * 72)
+        #expect(q8.kvBytesRead(atPosition: 99) == 100 * 30 * 2 * 3 * 72)
+        let text = String(repeating: "The river rose in the spring and the village moved its mills up the hill, stone by stone. ", count: 20)
+        let tokens = Array(q8.promptTokens(text).prefix(300))
+        #expect(tokens.count == 300)
+        let vocab = q8.config.vocabSize
+        let a = try half.logitsAtEveryPosition(for: tokens), b = try q8.logitsAtEveryPosition(for: tokens)
+        var agree = 0, kld = 0.0
+        for p in 0..<tokens.count {
+            let x = a[(p * vocab)..<((p + 1) * vocab)], y = b[(p * vocab)..<((p + 1) * vocab)]
+            if x.indices.max(by: { x[$0] < x[$1] }) == y.indices.max(by: { y[$0] < y[$1] }) { agree += 1 }
+            let mx = Double(x.max()!), my = Double(y.max()!)
+            let zx = x.reduce(0.0) { $0 + Foundation.exp(Double($1) - mx) }, zy = y.reduce(0.0) { $0 + Foundation.exp(Double($1) - my) }
+            kld += zip(x, y).reduce(0.0) { sum, xy in
+                let px = Foundation.exp(Double(xy.0) - mx) / zx
+                return sum + px * ((Double(xy.0) - mx - Foundation.log(zx)) - (Double(xy.1) - my - Foundation.log(zy)))
+            }
+        }
+        kld /= Double(tokens.count)
+        #expect(agree >= 290 && kld < 0.01 && kld > 0, "top-1 agreement \(agree)/300, mean KL \(kld)")
+        try q8.setPrecision(.q8)
+        #expect(q8.plan.kvCache == .q8 && q8.kvCacheBytes == 30 * 2 * 3 * 72 * 512)
+
+        let tiny = try FamilyReferenceTests.gguf("llama")  // head dimension 8
+        #expect {
+            try Engine(path: tiny, precision: .f32, threads: 1, context: 64, kvCache: .q8)
+        } throws: { error in
+            "\(error)".contains(tiny) && "\(error)".contains("head dimensions that are multiples of 32")
         }
     }
 

@@ -124,6 +124,17 @@ void nb_attention_f32(const float *q, int64_t heads, const float *keys, const fl
 /// over all of them.
 void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, int64_t heads, int64_t head_dim, float *out);
 
+/// KV cache element types. A q8 row of head_dim elements is head_dim int8 codes, then one
+/// f32 scale per block of NB_KV_Q8_BLOCK (q8_0's blocks with the scale in f32, kept apart so
+/// the codes stay aligned vectors): head_dim + head_dim / 8 bytes against f16's 2 · head_dim.
+enum { NB_KV_F32 = 0, NB_KV_F16 = 1, NB_KV_Q8 = 2, NB_KV_Q8_BLOCK = 32 };
+/// Bytes of one KV head's row of head_dim elements (q8: head_dim a multiple of 32).
+int64_t nb_kv_row_bytes(int32_t format, int64_t head_dim);
+/// x's head_dim floats as a q8 row: per block of 32, d = max|x| / 127 and codes round(x / d)
+/// (llama.cpp's q8_0 rounding).
+void nb_kv_q8_quantize(const float *x, int64_t head_dim, void *row);
+void nb_kv_q8_dequantize(const void *row, int64_t head_dim, float *x);
+
 /// One layer's attention as tasks on a pool, run from C: a Swift closure per call (what
 /// this replaced) was allocated on every call, 2 allocations per layer and token, and
 /// retained and released on every task. The cache keeps each KV head's `capacity`
@@ -131,7 +142,7 @@ void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, in
 /// elements), slot = position % capacity.
 typedef struct nb_attention_job {
     const void *keys, *values;       // the layer's head 0, slot 0
-    int32_t half;                    // f16 elements (else f32)
+    int32_t format;                  // NB_KV_F32, NB_KV_F16, NB_KV_Q8
     int64_t capacity, head_dim;
     int64_t kv_heads, group;         // query heads per KV head
     const float *q;                  // token t's query head h at q + t · q_stride + h · head_dim
@@ -421,6 +432,11 @@ void nb_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 /// f16; same contract as nb_attention_f32.
 void nb_attention_f16kv(const float *q, int64_t heads, const uint16_t *keys, const uint16_t *values, int64_t stride, int64_t capacity,
                         int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml);
+
+/// The same over q8 rows (nb_kv_q8_quantize), `stride` in bytes between slots (at least
+/// nb_kv_row_bytes(NB_KV_Q8, head_dim)); head_dim a multiple of 32.
+void nb_attention_q8kv(const float *q, int64_t heads, const void *keys, const void *values, int64_t stride, int64_t capacity,
+                       int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml);
 
 #ifdef __cplusplus
 }

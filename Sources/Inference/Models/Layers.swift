@@ -120,7 +120,7 @@ enum Layers {
         precondition(hd == cache.headDim && lastSeen - firstSeen + 1 <= cache.capacities[l])
         // The tasks run from C (nb_attention_run): no closure allocated per call.
         var job = nb_attention_job(keys: cache.keys(layer: l, head: 0, slot: 0), values: cache.values(layer: l, head: 0, slot: 0),
-                                   half: cache.elementBytes == 2 ? 1 : 0, capacity: Int64(cache.capacities[l]), head_dim: Int64(hd),
+                                   format: cache.type.kernelFormat, capacity: Int64(cache.capacities[l]), head_dim: Int64(hd),
                                    kv_heads: Int64(kvHeads), group: Int64(group), q: s.q, out: s.attention, q_stride: Int64(qDim),
                                    scale: scale, count: Int64(count), start: Int64(start), window: Int64(window ?? 0),
                                    parts: 1, first: 0, n: 0, ml: nil)
@@ -141,6 +141,17 @@ enum Layers {
             }
         }
         nb_attention_run(pool.pool, &job)
+    }
+}
+
+extension KVCacheType {
+    /// The kernels' name for it (nb_attention_job.format).
+    var kernelFormat: Int32 {
+        switch self {
+        case .f32: Int32(NB_KV_F32)
+        case .f16: Int32(NB_KV_F16)
+        case .q8: Int32(NB_KV_Q8)
+        }
     }
 }
 

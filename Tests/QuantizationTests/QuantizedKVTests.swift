@@ -1,0 +1,114 @@
+import CKernels
+import Foundation
+import Testing
+
+/// The q8 KV cache (`--kv-cache q8`): rows quantised as llama.cpp's q8_0, and attention
+/// over them at every ISA level.
+extension KernelPaths {
+    @Suite struct QuantizedKVTests {
+        /// Rows of `headDim` floats at `stride` bytes, quantised, and what they stand for.
+        static func q8Rows(_ x: [Float], rows: Int, headDim: Int, stride: Int) -> (bytes: [UInt8], dequantised: [Float]) {
+            var bytes = [UInt8](repeating: 0xA5, count: rows * stride), back = [Float](repeating: .nan, count: rows * headDim)
+            bytes.withUnsafeMutableBytes { b in
+                for r in 0..<rows {
+                    x.withUnsafeBufferPointer { nb_kv_q8_quantize($0.baseAddress! + r * headDim, Int64(headDim), b.baseAddress! + r * stride) }
+                    back.withUnsafeMutableBufferPointer { nb_kv_q8_dequantize(b.baseAddress! + r * stride, Int64(headDim), $0.baseAddress! + r * headDim) }
+                }
+            }
+            return (bytes, back)
+        }
+
+        /// Each block of 32 gets the codes gguf-py's Q8_0 quantiser (ggml's
+        /// quantize_row_q8_0_ref) gives the same floats, and its scale rounded to f16 is the
+        /// block's f16 d (Tools/reference_quants.py: edge blocks, ties, f16 limits, outliers).
+        @Test func rowsHaveGGUFQ8_0Codes() throws {
+            let cases = try #require(try quantFixture("reference-quants.json")["ggml"] as? [[String: Any]])
+            var blocks = 0
+            for c in cases {
+                let name = c["name"] as? String ?? "?"
+                let rows = try #require(c["rows"] as? Int), k = try #require(c["k"] as? Int)
+                guard k % 32 == 0 else { continue }
+                let x = try base64Floats(c["input_f32"]), q8_0 = try base64Bytes(c["q8_0"])
+                let rowBytes = Int(nb_kv_row_bytes(Int32(NB_KV_Q8), Int64(k)))
+                #expect(rowBytes == k + k / 32 * 4)
+                let (bytes, _) = Self.q8Rows(x, rows: rows, headDim: k, stride: rowBytes)
+                for r in 0..<rows {
+                    for b in 0..<(k / 32) {
+                        let block = (r * k / 32 + b) * 34
+                        let codes = Array(bytes[(r * rowBytes + b * 32)..<(r * rowBytes + b * 32 + 32)])
+                        #expect(codes == Array(q8_0[(block + 2)..<(block + 34)]), "\(name) row \(r) block \(b)")
+                        var d: Float = 0
+                        withUnsafeMutableBytes(of: &d) { $0.copyBytes(from: bytes[(r * rowBytes + k + 4 * b)..<(r * rowBytes + k + 4 * b + 4)]) }
+                        var h: UInt16 = 0
+                        nb_f32_to_f16([d], &h, 1)
+                        #expect(h == UInt16(q8_0[block]) | UInt16(q8_0[block + 1]) << 8, "\(name) row \(r) block \(b): d \(d)")
+                        blocks += 1
+                    }
+                }
+            }
+            #expect(blocks >= 100)
+        }
+
+        /// Attention over q8 rows equals attention over the f32 values they stand for, bit for
+        /// bit, at every level (each key and value element is code · d in f32 on both paths),
+        /// for 1, 3 and 11 query heads, within one chunk and across chunks, with head
+        /// dimensions 32, 64 and 256; and a ring read from any slot, and a split merged, too.
+        @Test(arguments: [(1, 64, 1), (7, 32, 3), (129, 64, 3), (300, 256, 4), (1000, 64, 11)])
+        func attentionEqualsF32OnDequantisedRows(positions: Int, headDim: Int, heads: Int) {
+            var rng = TestRNG(seed: UInt64(positions * 31 + headDim))
+            let q = (0..<heads * headDim).map { _ in rng.gaussian() }
+            let rowBytes = Int(nb_kv_row_bytes(Int32(NB_KV_Q8), Int64(headDim))), stride = rowBytes + 8
+            let (keys, keysF) = Self.q8Rows((0..<positions * headDim).map { _ in rng.gaussian() * 2 }, rows: positions, headDim: headDim, stride: stride)
+            let (values, valuesF) = Self.q8Rows((0..<positions * headDim).map { _ in rng.gaussian() }, rows: positions, headDim: headDim, stride: stride)
+            let n = Int64(positions), g = Int64(heads), h = Int64(headDim), scale = Float(1 / Double(headDim).squareRoot())
+            for isa in allLevels {
+                var expected = [Float](repeating: .nan, count: heads * headDim), out = expected
+                withISA(isa) {
+                    nb_attention_f32(q, g, keysF, valuesF, h, n, 0, n, h, scale, &expected, nil)
+                    nb_attention_q8kv(q, g, keys, values, Int64(stride), n, 0, n, h, scale, &out, nil)
+                }
+                #expect(out == expected, "isa \(isa.rawValue)")
+                #expect(expected.allSatisfy { $0.isFinite })
+            }
+            // A ring of `positions` slots read from slot first = positions / 3 on, wrapping.
+            let first = Int64(positions / 3)
+            let order = (0..<positions).map { (positions / 3 + $0) % positions }
+            let keysInOrder = order.flatMap { keysF[($0 * headDim)..<(($0 + 1) * headDim)] }
+            let valuesInOrder = order.flatMap { valuesF[($0 * headDim)..<(($0 + 1) * headDim)] }
+            for isa in allLevels {
+                var expected = [Float](repeating: .nan, count: heads * headDim), ring = expected
+                withISA(isa) {
+                    nb_attention_f32(q, g, keysInOrder, valuesInOrder, h, n, 0, n, h, scale, &expected, nil)
+                    nb_attention_q8kv(q, g, keys, values, Int64(stride), n, first, n, h, scale, &ring, nil)
+                }
+                #expect(ring == expected, "ring, isa \(isa.rawValue)")
+            }
+            // Two parts over disjoint ranges, merged, equal the whole to rounding.
+            guard positions >= 2 else { return }
+            let half = positions / 2
+            for isa in allLevels {
+                var whole = [Float](repeating: .nan, count: heads * headDim), merged = whole
+                var parts = [Float](repeating: .nan, count: 2 * heads * headDim), ml = [Float](repeating: .nan, count: 2 * heads * 2)
+                withISA(isa) {
+                    nb_attention_q8kv(q, g, keys, values, Int64(stride), n, 0, n, h, scale, &whole, nil)
+                    keys.withUnsafeBytes { k in
+                        values.withUnsafeBytes { v in
+                            parts.withUnsafeMutableBufferPointer { o in
+                                ml.withUnsafeMutableBufferPointer { m in
+                                    for (p, (lo, hi)) in [(0, half), (half, positions)].enumerated() {
+                                        nb_attention_q8kv(q, g, k.baseAddress! + lo * stride, v.baseAddress! + lo * stride, Int64(stride),
+                                                          Int64(hi - lo), 0, Int64(hi - lo), h, scale,
+                                                          o.baseAddress! + p * heads * headDim, m.baseAddress! + p * heads * 2)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    nb_attention_merge(parts, ml, 2, g, h, &merged)
+                }
+                let worst = zip(whole, merged).map { abs($0 - $1) }.max()!
+                #expect(worst <= 2e-6, "split, isa \(isa.rawValue): \(worst)")
+            }
+        }
+    }
+}
