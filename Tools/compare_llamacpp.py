@@ -32,8 +32,10 @@ What it does, in order:
 5. Decode at depth (``--depth``, default 1024; 0 skips it): ``llama-bench -d 0,N``
    and ``nibble bench`` without and with ``--depth N`` (a 16-token prompt) generate
    from (almost) empty and after N tokens of context, back to back, for the F32,
-   Q8_0 and Q4_1 rows; the second table sets decode at that depth against decode
-   without, from those same runs (issue 13: within 20 %).
+   Q8_0 and Q4_1 rows, and the Q4_1 file once more with 8-bit keys and values on
+   both sides (``-ctk q8_0 -ctv q8_0``, ``--kv-cache q8``); the second table sets
+   decode at that depth against decode without, from those same runs (issue 13:
+   within 20 %).
 6. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
    count, the date and the exact commands run (``--markdown``: as Markdown for
    BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
@@ -232,11 +234,11 @@ def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: i
             "type": pp.get("model_type", "?"), "commit": pp.get("build_commit", "?")}
 
 
-def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int) -> dict:
+def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int, extra: list = []) -> dict:
     """tg n from an empty cache and after `depth` tokens of context, in one llama-bench
     (-d 0,depth: back to back), mean and sd of tok/s by depth."""
     proc = run([bindir / "llama-bench", "-m", model, "-p", 0, "-n", n, "-d", f"0,{depth}", "-t", threads, "-r", reps,
-                "-o", "json"], f"llama-bench -d 0,{depth} {model.name}")
+                "-o", "json"] + extra, f"llama-bench -d 0,{depth} {model.name}")
     try:
         rows = json.loads(proc.stdout)
         return {d: next((r["avg_ts"], r["stddev_ts"]) for r in rows if r["n_gen"] == n and r.get("n_depth") == d)
@@ -246,11 +248,11 @@ def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, 
 
 
 def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int, depth: int = 0,
-                 record: bool = True) -> dict:
+                 record: bool = True, extra: list = []) -> dict:
     prefill, decode = [], []
     for i in range(reps):
         proc = run([NIBBLE, "bench", "--model", model, "--precision", precision, "--prompt-tokens", p,
-                    "--gen-tokens", n, "--threads", threads, "--json"] + (["--depth", depth] if depth else []),
+                    "--gen-tokens", n, "--threads", threads, "--json"] + (["--depth", depth] if depth else []) + extra,
                    f"nibble bench {precision}" + (f" --depth {depth}" if depth else "") + f" ({i + 1}/{reps})",
                    record=record and i == 0)
         try:
@@ -446,7 +448,7 @@ def md_table(head: list[str], rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def report(args, info: dict, rows: list[dict]) -> str:
+def report(args, info: dict, rows: list[dict], depth_extra: list[dict] = []) -> str:
     quality = not args.quick
     head, body = build_rows(rows, args.p, args.n, quality, plus_minus=args.r > 1)
     facts = [
@@ -470,7 +472,7 @@ def report(args, info: dict, rows: list[dict]) -> str:
                                  "KLD and top-1 against the model dequantised to f32 (llama.cpp: the F32 file)"))
     else:
         facts.append(("quality", "skipped (--quick)"))
-    dhead, dbody = depth_rows(rows, args.n, args.depth)
+    dhead, dbody = depth_rows(rows + depth_extra, args.n, args.depth)
     if any(r.get("llama_only") for r in rows):
         facts.append(("4-bit", "rows marked (llama.cpp): llama.cpp on that type (made by llama-quantize from the F32 "
                                "file; repacked at load), Nibble on its q4 row's file and precision"))
@@ -567,6 +569,7 @@ def main() -> int:
     for r in rows:
         paired_speed(bindir, r, args.p, args.n, args.r, args.threads)
         info["commit"] = r["llama_bench"]["commit"]
+    depth_extra: list[dict] = []
     if args.depth:
         log(f"decode after {args.depth} tokens of context")
         for r in rows:
@@ -577,6 +580,15 @@ def main() -> int:
                 r["llama_depth0"], r["llama_depth"] = both[0], both[args.depth]
                 r["nibble_depth0"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads)["tg"]
                 r["nibble_depth"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads, args.depth)["tg"]
+        # The Q4_1 file again with 8-bit keys and values on both sides (llama.cpp's q8_0 cache,
+        # Nibble's q8: the same blocks of 32), for the depth table only.
+        for r in [r for r in rows if r["label"] == "Q4_1"]:
+            kv = {"label": "Q4_1, KV cache q8_0 / q8", "precision": "q4", "file": r["file"], "depth_only": True}
+            both = llama_bench_depth(bindir, kv["file"], args.n, args.depth, 1, args.threads, ["-ctk", "q8_0", "-ctv", "q8_0"])
+            kv["llama_depth0"], kv["llama_depth"] = both[0], both[args.depth]
+            kv["nibble_depth0"] = nibble_bench(kv["file"], "q4", 16, args.n, 1, args.threads, extra=["--kv-cache", "q8"])["tg"]
+            kv["nibble_depth"] = nibble_bench(kv["file"], "q4", 16, args.n, 1, args.threads, args.depth, extra=["--kv-cache", "q8"])["tg"]
+            depth_extra.append(kv)
 
     if not args.quick:
         log("quality: perplexity and KL divergence on the GPL-3 text (about 1–2 min per step on 2 cores)")
@@ -596,7 +608,7 @@ def main() -> int:
             base.unlink(missing_ok=True)  # ~350 MB of saved logits
         info["tokens"] = {"llama": rows[0]["llama_q"]["tokens"], "nibble": rows[0]["nibble_q"]["tokens"]}
 
-    print(report(args, info, rows))
+    print(report(args, info, rows, depth_extra))
     return 0
 
 

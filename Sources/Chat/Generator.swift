@@ -187,12 +187,15 @@ public struct AdapterInfo: Sendable, Equatable {
 public struct MemoryReport: Sendable, Equatable {
     public var weightBytes: Int
     public var kvCacheBytes: Int
+    /// The KV cache's element type ("f16", "q8"…).
+    public var kvCacheType: String
     public var scratchBytes: Int
     public var threads: Int
 
-    public init(weightBytes: Int, kvCacheBytes: Int, scratchBytes: Int, threads: Int) {
+    public init(weightBytes: Int, kvCacheBytes: Int, kvCacheType: String = "f16", scratchBytes: Int, threads: Int) {
         self.weightBytes = weightBytes
         self.kvCacheBytes = kvCacheBytes
+        self.kvCacheType = kvCacheType
         self.scratchBytes = scratchBytes
         self.threads = threads
     }
@@ -253,7 +256,8 @@ public final class LocalEngine: TokenGenerator {
     public func setAdapter(_ path: String?) throws { try engine.setAdapter(path) }
 
     public var memory: MemoryReport {
-        MemoryReport(weightBytes: engine.weightBytes, kvCacheBytes: engine.kvCacheBytes, scratchBytes: engine.scratchBytes,
+        MemoryReport(weightBytes: engine.weightBytes, kvCacheBytes: engine.kvCacheBytes, kvCacheType: engine.plan.kvCache.rawValue,
+                     scratchBytes: engine.scratchBytes,
                      threads: engine.pool.threadCount)
     }
 }

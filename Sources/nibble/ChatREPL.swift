@@ -733,7 +733,7 @@ final class ChatREPL {
             say("adapter    " + (model.adapter.map { "\(Terminal.visible($0.path)) (\($0.format), \(Self.megabytes($0.byteCount)))" } ?? "none"))
             say("template   \(session.templateOrigin)")
             say("context    \(contextUse(model, nextPrompt: true))")
-            say("memory     weights \(Self.megabytes(memory.weightBytes)), KV cache \(Self.megabytes(memory.kvCacheBytes)), scratch \(Self.megabytes(memory.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
+            say("memory     weights \(Self.megabytes(memory.weightBytes)), KV cache \(Self.megabytes(memory.kvCacheBytes)) (\(memory.kvCacheType)), scratch \(Self.megabytes(memory.scratchBytes)), RSS \(MemoryLimit.residentBytes().map { Self.megabytes($0) } ?? "?")")
             say("threads    \(memory.threads)")
         } else {
             say("precision  chosen by the server")
