@@ -35,7 +35,7 @@ What it does, in order:
    Q8_0 and Q4_1 rows, and the Q4_1 file once more with 8-bit keys and values on
    both sides (``-ctk q8_0 -ctv q8_0``, ``--kv-cache q8``); the second table sets
    decode at that depth against decode without, from those same runs (issue 13:
-   within 20 %).
+   within 20 %), in ``-r`` rounds whose ratios' medians are reported.
 6. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
    count, the date and the exact commands run (``--markdown``: as Markdown for
    BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
@@ -234,11 +234,12 @@ def llama_bench(bindir: Path, model: Path, p: int, n: int, reps: int, threads: i
             "type": pp.get("model_type", "?"), "commit": pp.get("build_commit", "?")}
 
 
-def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int, extra: list = []) -> dict:
+def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, threads: int, extra: list = [],
+                      record: bool = True) -> dict:
     """tg n from an empty cache and after `depth` tokens of context, in one llama-bench
     (-d 0,depth: back to back), mean and sd of tok/s by depth."""
     proc = run([bindir / "llama-bench", "-m", model, "-p", 0, "-n", n, "-d", f"0,{depth}", "-t", threads, "-r", reps,
-                "-o", "json"] + extra, f"llama-bench -d 0,{depth} {model.name}")
+                "-o", "json"] + extra, f"llama-bench -d 0,{depth} {model.name}", record=record)
     try:
         rows = json.loads(proc.stdout)
         return {d: next((r["avg_ts"], r["stddev_ts"]) for r in rows if r["n_gen"] == n and r.get("n_depth") == d)
@@ -264,6 +265,28 @@ def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads
     if reps > 1 and record:
         COMMANDS[-1] += f"   # × {reps}, mean"
     return {"pp": mean_sd(prefill), "tg": mean_sd(decode)}
+
+
+def depth_rounds(bindir: Path, r: dict, n: int, depth: int, reps: int, threads: int,
+                 llama_extra: list = [], nibble_extra: list = []) -> None:
+    """reps rounds of: llama-bench -d 0,depth -r 1, then nibble bench without and with
+    --depth, back to back. Speeds: means of the rounds; "kept" (depth / no depth, per
+    engine) and Nibble / llama.cpp at the depth: medians of the rounds' ratios (one run
+    each swung "kept" by ±15 % on this VM)."""
+    l0, ld, n0, nd = [], [], [], []
+    for i in range(reps):
+        both = llama_bench_depth(bindir, r["file"], n, depth, 1, threads, llama_extra, record=i == 0)
+        l0.append(both[0][0])
+        ld.append(both[depth][0])
+        n0.append(nibble_bench(r["file"], r["precision"], 16, n, 1, threads, record=i == 0, extra=nibble_extra)["tg"][0])
+        nd.append(nibble_bench(r["file"], r["precision"], 16, n, 1, threads, depth, record=i == 0, extra=nibble_extra)["tg"][0])
+    if reps > 1:
+        for k in (1, 2, 3):
+            COMMANDS[-k] += f"   # × {reps}"
+    r["llama_depth0"], r["llama_depth"], r["nibble_depth0"], r["nibble_depth"] = mean_sd(l0), mean_sd(ld), mean_sd(n0), mean_sd(nd)
+    r["llama_kept"] = statistics.median(b / a for a, b in zip(l0, ld))
+    r["nibble_kept"] = statistics.median(b / a for a, b in zip(n0, nd))
+    r["depth_ratio"] = statistics.median(b / a for a, b in zip(ld, nd))
 
 
 def paired_speed(bindir: Path, r: dict, p: int, n: int, reps: int, threads: int) -> None:
@@ -432,8 +455,8 @@ def depth_rows(rows: list[dict], n: int, depth: int) -> tuple[list[str], list[li
         if "llama_depth" not in r:
             continue
         l0, ld, n0, nd = r["llama_depth0"], r["llama_depth"], r["nibble_depth0"], r["nibble_depth"]
-        out.append([r["label"], fmt_speed(l0, False), fmt_speed(ld, False), f"{ld[0] / l0[0] * 100:.0f} %",
-                    fmt_speed(n0, False), fmt_speed(nd, False), f"{nd[0] / n0[0] * 100:.0f} %", fmt_ratio(nd, ld)])
+        out.append([r["label"], fmt_speed(l0, False), fmt_speed(ld, False), f"{r['llama_kept'] * 100:.0f} %",
+                    fmt_speed(n0, False), fmt_speed(nd, False), f"{r['nibble_kept'] * 100:.0f} %", f"{r['depth_ratio']:.2f}×"])
     return head, out
 
 
@@ -482,7 +505,8 @@ def report(args, info: dict, rows: list[dict], depth_extra: list[dict] = []) -> 
         out += ["", md_table(head, body)]
         if dbody:
             out += ["", f"Decode after {args.depth} tokens of context against decode without ({args.n} generated, "
-                        "llama-bench -d / nibble bench --depth, one run each):", "", md_table(dhead, dbody)]
+                        f"llama-bench -d / nibble bench --depth; {args.r} round(s) of the four runs back to back: "
+                        "speeds the means, kept and the ratio the medians of the rounds'):", "", md_table(dhead, dbody)]
         out += ["", "Commands:", "```sh"] + COMMANDS + ["```"]
     else:
         out = [f"{k + ':':<10} {v}" for k, v in facts]
@@ -576,18 +600,12 @@ def main() -> int:
             if r["label"] in ("F32", "Q8_0", "Q4_1") or (r["precision"] == "native" and not r.get("llama_only")):
                 # Each engine at depth 0 and at the depth back to back, so that "kept" does not
                 # compare runs minutes apart (this VM's memory rate drifts).
-                both = llama_bench_depth(bindir, r["file"], args.n, args.depth, 1, args.threads)
-                r["llama_depth0"], r["llama_depth"] = both[0], both[args.depth]
-                r["nibble_depth0"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads)["tg"]
-                r["nibble_depth"] = nibble_bench(r["file"], r["precision"], 16, args.n, 1, args.threads, args.depth)["tg"]
+                depth_rounds(bindir, r, args.n, args.depth, args.r, args.threads)
         # The Q4_1 file again with 8-bit keys and values on both sides (llama.cpp's q8_0 cache,
         # Nibble's q8: the same blocks of 32), for the depth table only.
         for r in [r for r in rows if r["label"] == "Q4_1"]:
-            kv = {"label": "Q4_1, KV cache q8_0 / q8", "precision": "q4", "file": r["file"], "depth_only": True}
-            both = llama_bench_depth(bindir, kv["file"], args.n, args.depth, 1, args.threads, ["-ctk", "q8_0", "-ctv", "q8_0"])
-            kv["llama_depth0"], kv["llama_depth"] = both[0], both[args.depth]
-            kv["nibble_depth0"] = nibble_bench(kv["file"], "q4", 16, args.n, 1, args.threads, extra=["--kv-cache", "q8"])["tg"]
-            kv["nibble_depth"] = nibble_bench(kv["file"], "q4", 16, args.n, 1, args.threads, args.depth, extra=["--kv-cache", "q8"])["tg"]
+            kv = {"label": "Q4_1, KV cache q8_0 / q8", "precision": "q4", "file": r["file"]}
+            depth_rounds(bindir, kv, args.n, args.depth, args.r, args.threads, ["-ctk", "q8_0", "-ctv", "q8_0"], ["--kv-cache", "q8"])
             depth_extra.append(kv)
 
     if not args.quick:

@@ -783,6 +783,18 @@ NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k) 
 }
 #endif
 
+float nb_q8_block_f32(const float *x, int8_t *qs) {
+#if defined(__x86_64__)
+    if (nb_isa_has_avx2(nb_active_isa())) return q8_block_avx2(x, qs, NULL);
+#endif
+    float amax = 0;
+    for (int j = 0; j < NB_QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+    const float d = amax / 127;
+    const float id = d > 0 ? 1.0f / d : 0.0f;
+    for (int j = 0; j < NB_QK; j++) qs[j] = (int8_t)roundf(x[j] * id);
+    return d;
+}
+
 // One 256-block: d = absmax/127, q = roundf(x · (1/d)) (GGML's quantize_row_q8_K_ref uses
 // −127/max and rounds half to even; this keeps nb_q8a's rounding).
 static void quantize_q8k_scalar(const float *x, nb_q8k *y) {

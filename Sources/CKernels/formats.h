@@ -118,6 +118,9 @@ static inline int nb_use_avx2(void) {
 /// (taken only with AVX-512 VNNI, which those kernels use; an AVX-512 CPU without it takes
 /// slot 2 if it has AVX-VNNI, else 1).
 int nb_kernel_level(void);
+/// One block of 32 as quantize_row_q8_0_ref makes it, with d left in f32: codes into qs,
+/// returns d (AVX2 where the level has it: the same codes and d; the q8 KV cache's rows).
+float nb_q8_block_f32(const float *x, int8_t *qs);
 
 // ---- the format table -----------------------------------------------------------------
 

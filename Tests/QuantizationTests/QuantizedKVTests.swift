@@ -32,6 +32,9 @@ extension KernelPaths {
                 let rowBytes = Int(nb_kv_row_bytes(Int32(NB_KV_Q8), Int64(k)))
                 #expect(rowBytes == k + k / 32 * 4)
                 let (bytes, _) = Self.q8Rows(x, rows: rows, headDim: k, stride: rowBytes)
+                for isa in allLevels {  // AVX2 quantises where it can: the same bytes
+                    #expect(withISA(isa) { Self.q8Rows(x, rows: rows, headDim: k, stride: rowBytes).bytes } == bytes, "\(name), isa \(isa)")
+                }
                 for r in 0..<rows {
                     for b in 0..<(k / 32) {
                         let block = (r * k / 32 + b) * 34
