@@ -17,7 +17,7 @@ enum BenchCharts {
 
     static func table(_ r: BenchReport) -> String {
         var out = "\(r.model) · \(displayDate(r.date)) · \(r.machine) · \(r.threads) threads\n"
-        out += (r.depth > 0 ? "after \(r.depth) tokens of context, " : "") + "prompt \(r.promptTokens) tokens, \(r.genTokens) generated · memory with a KV cache of \(r.context) tokens · "
+        out += (r.depth > 0 ? "after \(r.depth) tokens of context, " : "") + "prompt \(r.promptTokens) tokens, \(r.genTokens) generated · memory with a KV cache of \(r.context) tokens\(r.kvCache.map { " (\($0))" } ?? "") · "
         out += r.repeats > 1 ? "median of \(r.repeats) runs (min–max)" : "one run"
         out += ", each in a fresh process\n\n"
         func spread(_ s: Spread) -> String {

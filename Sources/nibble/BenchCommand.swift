@@ -124,7 +124,8 @@ extension Nibble {
             let report = BenchReport(
                 model: ModelName.display(forPath: path), modelFile: path, date: BenchReport.timestamp(started),
                 cpu: BenchReport.cpuName, machine: Engine.machineDescription, kernels: KernelLevel.active,
-                threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, depth: depth, context: context, repeats: repeats,
+                threads: first.threads, promptTokens: promptTokens, genTokens: genTokens, depth: depth, context: context,
+                kvCache: kvCache.kvCache?.rawValue, repeats: repeats,
                 qualityFile: quality, qualityWindow: window, qualityTokens: quality == nil ? nil : qualityTokens,
                 command: BenchReport.commandLine(),
                 streamGBPerSecond: Spread(formats.flatMap { samples[$0]!.compactMap(\.streamGBPerSecond) }).median,
@@ -359,6 +360,8 @@ struct BenchReport: Codable {
     var depth: Int
     /// The KV cache length the memory figures are for.
     var context: Int
+    /// The KV cache type `--kv-cache` chose (nil: each precision's default).
+    var kvCache: String?
     var repeats: Int
     var qualityFile: String?
     var qualityWindow: Int?
@@ -371,7 +374,7 @@ struct BenchReport: Codable {
 
     enum CodingKeys: String, CodingKey {
         case model, modelFile = "model_file", date, cpu, machine, kernels, threads, promptTokens = "prompt_tokens"
-        case genTokens = "gen_tokens", depth, context, repeats, qualityFile = "quality_file", qualityWindow = "quality_window"
+        case genTokens = "gen_tokens", depth, context, kvCache = "kv_cache", repeats, qualityFile = "quality_file", qualityWindow = "quality_window"
         case qualityTokens = "quality_tokens", command, streamGBPerSecond = "stream_gb_s", results
     }
 

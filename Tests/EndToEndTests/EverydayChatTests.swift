@@ -83,17 +83,19 @@ import Testing
             "info": ["--model", "--context", "--memory-limit", "--json"],
             "tokenize": ["--model", "--text", "--file", "--special", "--bos", "--pieces"],
             "bench": ["--model", "--precision", "--threads", "--context", "--prompt-tokens", "--gen-tokens", "--repeats",
-                      "--quality", "--quality-tokens", "--svg", "--json"],
-            "eval": ["--model", "--precision", "--threads", "--memory-limit", "--file", "--context", "--kv-cache", "--adapter", "--json"],
+                      "--quality", "--quality-tokens", "--svg", "--json", "--kv-cache"],
+            "eval": ["--model", "--precision", "--threads", "--memory-limit", "--file", "--context", "--kv-cache", "--reference-kv-cache",
+                     "--adapter", "--json"],
             "quantize": ["--model", "--precision", "--threads", "--output"],
-            "generate": ["--model", "--precision", "--threads", "--context", "--memory-limit", "--prompt", "--max-tokens", "--adapter"],
+            "generate": ["--model", "--precision", "--threads", "--context", "--memory-limit", "--prompt", "--max-tokens", "--adapter",
+                         "--kv-cache"],
         ]
         let ignores: [String: Set<String>] = [
-            "info": ["--precision", "--threads"],
-            "tokenize": ["--precision", "--threads", "--context", "--memory-limit"],
+            "info": ["--precision", "--threads", "--kv-cache"],
+            "tokenize": ["--precision", "--threads", "--context", "--memory-limit", "--kv-cache"],
             "bench": ["--precisions", "--memory-limit", "--adapter"],
             "eval": ["--ctx"],
-            "quantize": ["--context", "--memory-limit", "--adapter"],
+            "quantize": ["--context", "--memory-limit", "--adapter", "--kv-cache"],
         ]
         for (command, options) in reads {
             let help = try nibble([command, "--help"])

@@ -67,6 +67,15 @@ func jsonObject(_ text: String) throws -> [String: Any] {
             #expect(peak <= weights + kv + (40 << 20),
                     "\(precision): peak RSS \(peak >> 20) MiB for \(weights >> 20) MiB of weights and \(kv >> 20) MiB of KV cache")
         }
+        // A q8 cache (`--kv-cache q8`): 72 of f16's 128 bytes per head and position, the same bound.
+        let run = try nibble(["bench-run", "--model", model, "--precision", "q4", "--kv-cache", "q8", "--context", "512",
+                              "--prompt-tokens", "500", "--gen-tokens", "4", "--threads", "2"])
+        #expect(run.status == 0, "q4, q8 cache: \(run.stderr)")
+        let sample = try jsonObject(run.stdout)
+        let weights = try #require(sample["weight_bytes"] as? Int), kv = try #require(sample["kv_bytes"] as? Int)
+        let peak = try #require(sample["peak_rss_bytes"] as? Int)
+        #expect(kv == 30 * 2 * 3 * 72 * 512 && sample["kv_cache"] as? String == "q8", "\(sample)")
+        #expect(peak <= weights + kv + (40 << 20), "q4, q8 cache: peak RSS \(peak >> 20) MiB")
     }
 
     @Test func greedyMatchesTransformers() throws {
