@@ -96,6 +96,54 @@ static void values_scalar(const float *w, int G, kv_rows kv, const int64_t *off,
             for (int64_t d = 0; d < hd; d++) out[g * hd + d] += w[g * NB_ATT_CHUNK + j] * kv_at(kv.values, kv.fmt, off[j], d, hd);
 }
 
+// ---- q8 keys: integer dot products ----------------------------------------------------
+//
+// With a q8 cache the query is quantised too, per block of 32 as the keys are (q8_0, as
+// llama.cpp quantises the query against q8_0 keys), and each score is Σ_b d_key · d_query ·
+// (an exact integer dot product of the block's codes): one vpdpbusd per 32 codes and query
+// head where widening every code to float and scaling it took three operations per 8 or 16.
+
+#define NB_ATT_Q8_MAXHD 512  // larger heads widen the codes instead
+
+typedef struct {
+    int8_t c[NB_ATT_MAXG][NB_ATT_Q8_MAXHD];  // head g's codes
+    float d[NB_ATT_MAXG][NB_ATT_Q8_MAXHD / NB_KV_Q8_BLOCK];
+    // Per block, per lane of 4 codes: −128 · their sum, vpdpbusd's start (its keys are the
+    // codes + 128, unsigned).
+    int32_t corr[NB_ATT_MAXG][NB_ATT_Q8_MAXHD / NB_KV_Q8_BLOCK][8];
+} q8_query;
+
+static void q8_query_make(const float *q, int G, int64_t hd, q8_query *qq) {
+    for (int g = 0; g < G; g++)
+        for (int64_t b = 0; b < hd / NB_KV_Q8_BLOCK; b++) {
+            int8_t *c = qq->c[g] + b * NB_KV_Q8_BLOCK;
+            qq->d[g][b] = nb_q8_block_f32(q + g * hd + b * NB_KV_Q8_BLOCK, c);
+            for (int l = 0; l < 8; l++) qq->corr[g][b][l] = -128 * (c[4 * l] + c[4 * l + 1] + c[4 * l + 2] + c[4 * l + 3]);
+        }
+}
+
+static inline float q8_scale(const int8_t *row, int64_t hd, int64_t b) {
+    float d;
+    memcpy(&d, row + hd + b * 4, 4);
+    return d;
+}
+
+static void scores_q8_scalar(const q8_query *qq, int G, kv_rows kv, const int64_t *off, int64_t c, int64_t hd, float scale, float *s) {
+    for (int g = 0; g < G; g++)
+        for (int64_t j = 0; j < c; j++) {
+            const int8_t *row = (const int8_t *)kv.keys + off[j];
+            float acc = 0;
+            for (int64_t b = 0; b < hd / NB_KV_Q8_BLOCK; b++) {
+                int32_t sum = 0;
+                for (int i = 0; i < NB_KV_Q8_BLOCK; i++) sum += (int32_t)qq->c[g][b * NB_KV_Q8_BLOCK + i] * row[b * NB_KV_Q8_BLOCK + i];
+                const float ds = q8_scale(row, hd, b) * qq->d[g][b];  // the SIMD paths' operations, in their order
+                const float t = (float)sum * ds;
+                acc = acc + t;
+            }
+            s[g * NB_ATT_CHUNK + j] = acc * scale;
+        }
+}
+
 // ---- AVX2 / AVX-512 -----------------------------------------------------------------
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -165,12 +213,104 @@ NB_AVX512 static inline __m512 load16_kv(const void *base, int fmt, int64_t o, i
 #define V_REDUCE4 nb_reduce4_avx512
 #define V_REDUCE8 nb_reduce8_avx512
 #include "attention_simd.h"
+
+// Integer scores over q8 keys (attention_q8_simd.h). AVX2: |k| · sign(q, k) with vpmaddubsw
+// (the codes are at most 127 in size, so the pairs' sums fit 16 bits), then vpmaddwd by 1s.
+#define Q8NAME scores_q8_avx2
+#define Q8ATTR NB_AVX2
+#define Q8_PREP(k) _mm256_abs_epi8(k)
+#define Q8_DOT(k, kp, q, corr) _mm256_madd_epi16(_mm256_maddubs_epi16(kp, _mm256_sign_epi8(q, k)), _mm256_set1_epi16(1))
+#include "attention_q8_simd.h"
+#undef Q8NAME
+#undef Q8ATTR
+#undef Q8_PREP
+#undef Q8_DOT
+// VNNI: vpdpbusd on the codes + 128 (unsigned), started at −128 · Σ q.
+#define Q8NAME scores_q8_avxvnni
+#define Q8ATTR NB_AVXVNNI
+#define Q8_PREP(k) _mm256_xor_si256(k, _mm256_set1_epi8((char)0x80))
+#define Q8_DOT(k, kp, q, corr) _mm256_dpbusd_avx_epi32(corr, kp, q)
+#include "attention_q8_simd.h"
+#undef Q8NAME
+#undef Q8ATTR
+#undef Q8_DOT
+#define Q8NAME scores_q8_avx512vnni
+#define Q8ATTR NB_AVX512VNNI
+#define Q8_DOT(k, kp, q, corr) _mm256_dpbusd_epi32(corr, kp, q)
+#include "attention_q8_simd.h"
+#undef Q8NAME
+#undef Q8ATTR
+#undef Q8_PREP
+#undef Q8_DOT
+
+// AVX-512 VNNI with head dimensions that are multiples of 64: 8 positions a step, a row's 64
+// codes (2 blocks) per vpdpbusd, and the 8 positions' 16 lanes reduced to their 16 block
+// sums together by a tree of shuffles; the rest (< 8 positions) by the 4-position kernel.
+// The same float operations per (position, block) as scores_q8_scalar.
+NB_AVX512VNNI static inline __attribute__((always_inline)) void scores_q8_avx512vnni64_g(const q8_query *qq, const int G, kv_rows kv,
+                                                                                         const int64_t *off, int64_t c, int64_t hd,
+                                                                                         float scale, float *s) {
+    // Lane o of the result: position o % 8, block half o / 8 (see the tree below).
+    const __m512i order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const int8_t *base = kv.keys;
+    int64_t j = 0;
+    for (; j + 8 <= c; j += 8) {
+        if (kv.ahead)
+            for (int i = 0; i < 8; i++)
+                for (int64_t b = 0; b < kv.row_bytes; b += 64) __builtin_prefetch((const char *)base + off[j + i] + kv.ahead + b, 0, 0);
+        const __m512i offs = _mm512_loadu_si512((const void *)(off + j));
+        __m256 acc[NB_ATT_MAXG];
+        for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+        for (int64_t z = 0; z < hd / 64; z++) {
+            __m512i k[8];
+            for (int i = 0; i < 8; i++) k[i] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(base + off[j + i] + 64 * z)), x80);
+            // The keys' scales of blocks 2z (lanes 0–7) and 2z + 1 (8–15), position by lane.
+            const __m256 d0 = _mm512_i64gather_ps(offs, base + hd + 8 * z, 1), d1 = _mm512_i64gather_ps(offs, base + hd + 8 * z + 4, 1);
+            const __m512 d16 = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(d0)), _mm256_castps_pd(d1), 1));
+            for (int g = 0; g < G; g++) {
+                const __m512i qv = _mm512_loadu_si512((const void *)(qq->c[g] + 64 * z));
+                const __m512i corr = _mm512_loadu_si512((const void *)qq->corr[g][2 * z]);  // blocks 2z and 2z + 1
+                __m512i x[4];
+                for (int i = 0; i < 4; i++) {  // quarters: [v2i half 0, v2i half 1, v2i+1 half 0, v2i+1 half 1], 4 partial sums each
+                    const __m512i a = _mm512_dpbusd_epi32(corr, k[2 * i], qv), b = _mm512_dpbusd_epi32(corr, k[2 * i + 1], qv);
+                    x[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+                }
+                const __m512i y0 = _mm512_add_epi32(_mm512_unpacklo_epi32(x[0], x[1]), _mm512_unpackhi_epi32(x[0], x[1]));
+                const __m512i y1 = _mm512_add_epi32(_mm512_unpacklo_epi32(x[2], x[3]), _mm512_unpackhi_epi32(x[2], x[3]));
+                // quarter q: [x0, x1, x2, x3]'s sums of quarter q, i.e. positions 0, 2, 4, 6 (q = 0, 1) or 1, 3, 5, 7 (q = 2, 3)
+                const __m512i z4 = _mm512_add_epi32(_mm512_unpacklo_epi64(y0, y1), _mm512_unpackhi_epi64(y0, y1));
+                const __m512i sums = _mm512_permutexvar_epi32(order, z4);
+                const __m512 qd = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(qq->d[g][2 * z]))),
+                                                                      _mm256_castps_pd(_mm256_set1_ps(qq->d[g][2 * z + 1])), 1));
+                const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(d16, qd));
+                acc[g] = _mm256_add_ps(acc[g], _mm512_castps512_ps256(t));
+                acc[g] = _mm256_add_ps(acc[g], _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1)));
+            }
+        }
+        for (int g = 0; g < G; g++) _mm256_storeu_ps(s + g * NB_ATT_CHUNK + j, _mm256_mul_ps(acc[g], vscale));
+    }
+    if (j < c) scores_q8_avx512vnni(qq, G, kv, off + j, c - j, hd, scale, s + j);
+}
+
+// G a constant in each instance (its accumulators in registers).
+NB_AVX512VNNI static void scores_q8_avx512vnni64(const q8_query *qq, int G, kv_rows kv, const int64_t *off, int64_t c, int64_t hd,
+                                                 float scale, float *s) {
+    switch (G) {
+#define NB_Q8_CASE(N) case N: scores_q8_avx512vnni64_g(qq, N, kv, off, c, hd, scale, s); break;
+    NB_Q8_CASE(1) NB_Q8_CASE(2) NB_Q8_CASE(3) NB_Q8_CASE(4) NB_Q8_CASE(5) NB_Q8_CASE(6) NB_Q8_CASE(7) NB_Q8_CASE(8)
+#undef NB_Q8_CASE
+    default: break;
+    }
+}
 #endif
 
 // ---- the chunked online softmax -----------------------------------------------------------
 
 typedef void (*scores_fn)(const float *, int, kv_rows, const int64_t *, int64_t, int64_t, float, float *);
 typedef void (*values_fn)(const float *, int, kv_rows, const int64_t *, int64_t, int64_t, float *);
+typedef void (*scores_q8_fn)(const q8_query *, int, kv_rows, const int64_t *, int64_t, int64_t, float, float *);
 
 // G ≤ NB_ATT_MAXG heads: q and out hold G vectors of hd floats.
 static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t capacity, int64_t first, int64_t n, int64_t hd,
@@ -183,6 +323,21 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
     if (isa == NB_ISA_AVX512 && hd % 16 == 0) { scores = scores_avx512; values = values_avx512; }
     else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { scores = scores_avx2; values = values_avx2; }
 #endif
+    // q8 keys: integer scores against the query's q8 codes (any head dimension up to
+    // NB_ATT_Q8_MAXHD: the blocks are 32 codes at every level).
+    scores_q8_fn scores_q8 = NULL;
+    q8_query qq;
+    if (kv.fmt == NB_KV_Q8 && hd <= NB_ATT_Q8_MAXHD) {
+        scores_q8 = scores_q8_scalar;
+#if defined(__x86_64__)
+        const nb_isa level = nb_active_isa();
+        if (level == NB_ISA_AVX512 && (nb_cpu_flags() & NB_CPU_AVX512VNNI))
+            scores_q8 = hd % 64 == 0 ? scores_q8_avx512vnni64 : scores_q8_avx512vnni;
+        else if (level == NB_ISA_AVXVNNI) scores_q8 = scores_q8_avxvnni;
+        else if (nb_isa_has_avx2(level)) scores_q8 = scores_q8_avx2;
+#endif
+        q8_query_make(q, G, hd, &qq);
+    }
     float s[NB_ATT_MAXG * NB_ATT_CHUNK];
     int64_t off[NB_ATT_CHUNK];
     float m[NB_ATT_MAXG], l[NB_ATT_MAXG];
@@ -199,7 +354,8 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
         for (int64_t j = 0; j < run; j++) off[j] = (slot + j) * stride;
         for (int64_t j = run; j < c; j++) off[j] = (j - run) * stride;
         slot = run < c ? c - run : (slot + c == capacity ? 0 : slot + c);
-        scores(q, G, kv, off, c, hd, scale, s);
+        if (scores_q8) scores_q8(&qq, G, kv, off, c, hd, scale, s);
+        else scores(q, G, kv, off, c, hd, scale, s);
         for (int g = 0; g < G; g++) {
             float *sg = s + g * NB_ATT_CHUNK, *og = out + g * hd;
             float lanes[8] = {sg[0], sg[0], sg[0], sg[0], sg[0], sg[0], sg[0], sg[0]}, cm = sg[0];
