@@ -149,6 +149,18 @@ static void scores_q8_scalar(const q8_query *qq, int G, kv_rows kv, const int64_
 #include <immintrin.h>
 #include "simd_reduce.h"
 
+// Scores j...j+3 of a chunk row from r: those below c (the step past a chunk's end computed
+// repeats of its last position, not stored).
+static inline __attribute__((always_inline)) void store4_scores(float *row, int64_t j, int64_t c, __m128 r) {
+    if (j + 4 <= c) {
+        _mm_storeu_ps(row + j, r);
+    } else {
+        float t[4];
+        _mm_storeu_ps(t, r);
+        for (int i = 0; j + i < c; i++) row[j + i] = t[i];
+    }
+}
+
 NB_AVX2 static inline __m256 load8_kv(const void *base, int fmt, int64_t o, int64_t d, int64_t hd) {
     switch (fmt) {
     case NB_KV_F32: return _mm256_loadu_ps((const float *)base + o + d);

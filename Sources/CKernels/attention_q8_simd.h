@@ -38,16 +38,7 @@ Q8ATTR static inline __attribute__((always_inline)) void Q8_CAT(Q8NAME, _g)(cons
                 acc[g] = _mm_add_ps(acc[g], _mm_mul_ps(_mm_cvtepi32_ps(sums), ds));
             }
         }
-        for (int g = 0; g < G; g++) {
-            const __m128 r = _mm_mul_ps(acc[g], vscale);
-            if (j + 4 <= c) {
-                _mm_storeu_ps(s + g * NB_ATT_CHUNK + j, r);
-            } else {
-                float t[4];
-                _mm_storeu_ps(t, r);
-                for (int i = 0; j + i < c; i++) s[g * NB_ATT_CHUNK + j + i] = t[i];
-            }
-        }
+        for (int g = 0; g < G; g++) store4_scores(s + g * NB_ATT_CHUNK, j, c, _mm_mul_ps(acc[g], vscale));
     }
 }
 

@@ -33,16 +33,8 @@ VATTR static inline __attribute__((always_inline)) void VNAME(scores4_g)(const f
                     for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(V_LOAD(q + g * hd + d), k, acc[g][i]);
                 }
             }
-            for (int g = 0; g < G; g++) {
-                const __m128 r = _mm_mul_ps(V_REDUCE4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]), vscale);
-                if (j + 4 <= c) {
-                    _mm_storeu_ps(s + g * NB_ATT_CHUNK + j, r);
-                } else {
-                    float t[4];
-                    _mm_storeu_ps(t, r);
-                    for (int i = 0; j + i < c; i++) s[g * NB_ATT_CHUNK + j + i] = t[i];
-                }
-            }
+            for (int g = 0; g < G; g++)
+                store4_scores(s + g * NB_ATT_CHUNK, j, c, _mm_mul_ps(V_REDUCE4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]), vscale));
         }
         return;
     }

@@ -147,18 +147,8 @@ extension KernelPaths {
                 let keys16 = toF16(keysF), values16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
                 let keys = toF32(keys16), values = toF32(values16)
                 let scale = Float(1 / Double(headDim).squareRoot())
-                var expected: [Double] = []
-                for h in 0..<heads {
-                    var scores = (0..<positions).map { j in
-                        (0..<headDim).reduce(0.0) { $0 + Double(q[h * headDim + $1]) * Double(keys[j * stride + $1]) } * Double(scale)
-                    }
-                    let top = scores.max()!
-                    scores = scores.map { Foundation.exp($0 - top) }
-                    let total = scores.reduce(0, +)
-                    expected += (0..<headDim).map { d in
-                        (0..<positions).reduce(0.0) { $0 + scores[$1] * Double(values[$1 * stride + d]) } / total
-                    }
-                }
+                let expected = doubleSoftmaxAttention(q: q, keys: keys, values: values, heads: heads, headDim: headDim, positions: positions,
+                                                      stride: stride, scale: scale)
                 let n = Int64(positions), g = Int64(heads)
                 for isa in Self.paths {
                     var out32 = [Float](repeating: .nan, count: heads * headDim), out16 = out32

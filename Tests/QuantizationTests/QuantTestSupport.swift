@@ -255,3 +255,20 @@ func matmulInterleaved(_ fmt: nb_format, _ il: [UInt8], rows: Int, k: Int, xq: [
     }
     return y
 }
+
+/// softmax(scale · q_h·K)·V in double precision for each of `heads` query heads (q_h at
+/// q[h · headDim...]) over `positions` keys and values (row j at j · stride).
+func doubleSoftmaxAttention(q: [Float], keys: [Float], values: [Float], heads: Int, headDim: Int, positions: Int, stride: Int,
+                            scale: Float) -> [Double] {
+    var out: [Double] = []
+    for h in 0..<heads {
+        var scores = (0..<positions).map { j in
+            (0..<headDim).reduce(0.0) { $0 + Double(q[h * headDim + $1]) * Double(keys[j * stride + $1]) } * Double(scale)
+        }
+        let top = scores.max()!
+        scores = scores.map { Foundation.exp($0 - top) }
+        let total = scores.reduce(0, +)
+        out += (0..<headDim).map { d in (0..<positions).reduce(0.0) { $0 + scores[$1] * Double(values[$1 * stride + d]) } / total }
+    }
+    return out
+}

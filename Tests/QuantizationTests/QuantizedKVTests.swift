@@ -69,17 +69,8 @@ extension KernelPaths {
             let qQ8 = Self.q8Rows(q, rows: heads, headDim: headDim, stride: rowBytes).dequantised
             let n = Int64(positions), g = Int64(heads), h = Int64(headDim), scale = Float(1 / Double(headDim).squareRoot())
             func softmaxAttention(_ query: [Float]) -> [Double] {
-                var out: [Double] = []
-                for head in 0..<heads {
-                    var scores = (0..<positions).map { j in
-                        (0..<headDim).reduce(0.0) { $0 + Double(query[head * headDim + $1]) * Double(keysF[j * headDim + $1]) } * Double(scale)
-                    }
-                    let top = scores.max()!
-                    scores = scores.map { Foundation.exp($0 - top) }
-                    let total = scores.reduce(0, +)
-                    out += (0..<headDim).map { d in (0..<positions).reduce(0.0) { $0 + scores[$1] * Double(valuesF[$1 * headDim + d]) } / total }
-                }
-                return out
+                doubleSoftmaxAttention(q: query, keys: keysF, values: valuesF, heads: heads, headDim: headDim, positions: positions,
+                                       stride: headDim, scale: scale)
             }
             let expected = softmaxAttention(qQ8), unquantised = softmaxAttention(q)
             let peak = unquantised.map { abs($0) }.max()!
