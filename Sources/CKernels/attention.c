@@ -1,4 +1,4 @@
-// Attention over the KV cache (f32 or f16 keys and values), for the G query heads that
+// Attention over the KV cache (f32, f16 or q8 keys and values), for the G query heads that
 // share one KV head (grouped-query attention: G = heads / KV heads).
 //
 // The positions are taken in chunks of NB_ATT_CHUNK: the chunk's scores q·k are computed
@@ -331,7 +331,6 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
     values_fn values = values_scalar;
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
-    // A q8 row's block of 32 is whole vectors at either width.
     if (isa == NB_ISA_AVX512 && hd % 16 == 0) { scores = scores_avx512; values = values_avx512; }
     else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { scores = scores_avx2; values = values_avx2; }
 #endif
@@ -342,11 +341,10 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
     if (kv.fmt == NB_KV_Q8 && hd <= NB_ATT_Q8_MAXHD) {
         scores_q8 = scores_q8_scalar;
 #if defined(__x86_64__)
-        const nb_isa level = nb_active_isa();
-        if (level == NB_ISA_AVX512 && (nb_cpu_flags() & NB_CPU_AVX512VNNI))
+        if (isa == NB_ISA_AVX512 && (nb_cpu_flags() & NB_CPU_AVX512VNNI))
             scores_q8 = hd % 64 == 0 ? scores_q8_avx512vnni64 : scores_q8_avx512vnni;
-        else if (level == NB_ISA_AVXVNNI) scores_q8 = scores_q8_avxvnni;
-        else if (nb_isa_has_avx2(level)) scores_q8 = scores_q8_avx2;
+        else if (isa == NB_ISA_AVXVNNI) scores_q8 = scores_q8_avxvnni;
+        else if (nb_isa_has_avx2(isa)) scores_q8 = scores_q8_avx2;
 #endif
         q8_query_make(q, G, hd, &qq);
     }

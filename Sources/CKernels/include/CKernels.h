@@ -138,8 +138,8 @@ void nb_kv_q8_dequantize(const void *row, int64_t head_dim, float *x);
 /// One layer's attention as tasks on a pool, run from C: a Swift closure per call (what
 /// this replaced) was allocated on every call, 2 allocations per layer and token, and
 /// retained and released on every task. The cache keeps each KV head's `capacity`
-/// positions of `head_dim` elements contiguous (head h's at keys + h · capacity · head_dim
-/// elements), slot = position % capacity.
+/// positions of `head_dim` elements contiguous (head h's at keys + h · capacity ·
+/// nb_kv_row_bytes(format, head_dim) bytes), slot = position % capacity.
 typedef struct nb_attention_job {
     const void *keys, *values;       // the layer's head 0, slot 0
     int32_t format;                  // NB_KV_F32, NB_KV_F16, NB_KV_Q8
@@ -434,7 +434,9 @@ void nb_attention_f16kv(const float *q, int64_t heads, const uint16_t *keys, con
                         int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml);
 
 /// The same over q8 rows (nb_kv_q8_quantize), `stride` in bytes between slots (at least
-/// nb_kv_row_bytes(NB_KV_Q8, head_dim)); head_dim a multiple of 32.
+/// nb_kv_row_bytes(NB_KV_Q8, head_dim)); head_dim a multiple of 32. Up to a head dimension
+/// of 512 the query is quantised per block of 32 as the keys are and the scores are integer
+/// dot products times both scales (llama.cpp's q8_0 keys do the same).
 void nb_attention_q8kv(const float *q, int64_t heads, const void *keys, const void *values, int64_t stride, int64_t capacity,
                        int64_t first, int64_t n, int64_t head_dim, float scale, float *out, float *ml);
 
