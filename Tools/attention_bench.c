@@ -1,0 +1,181 @@
+// Decode attention over the KV cache, and what reading that cache costs without it (not a
+// test): one token's attention for `layers` layers of SmolLM2-135M's shape (3 KV heads, 3
+// query heads each, head dimension 64) at N positions, on a pool of T threads, split as
+// Layers.swift splits it (a task per KV head and range of positions; ranges when the threads
+// do not divide the KV heads and N ≥ 512). Each layer has a cache of its own, so with the
+// default 120 layers (94 MB of f16 keys and values at N = 1,024) every layer's cache comes
+// from memory; with 4 it stays in the CPU's caches.
+//
+// Modes:
+//   attention  nb_attention_run and nb_attention_merge, as decode runs them;
+//   read       the same tasks reading the same bytes (keys then values, 128 positions at a
+//              time, prefetchnta 64 positions ahead, as the kernel does) with no arithmetic:
+//              the rate the memory gives this access pattern, the bound for any kernel;
+//   read+W     read, with W × 6 independent 512-bit FMAs per 128 bytes (an f16 row at head
+//              dimension 64; W = 4: the kernel's 24 FMAs per key and value of 3 query heads):
+//              the bound for a kernel that does that much arithmetic.
+//
+//   clang -O3 -fno-math-errno -ISources/CKernels/include Tools/attention_bench.c \
+//         Sources/CKernels/*.c -lm -lpthread -ldl -o /tmp/attention_bench
+//   /tmp/attention_bench [N [LAYERS [THREADS [f32|f16|q8 [MODE...]]]]]
+//                        (default 1024 120 2 f16 attention read read+4)
+//
+// Prints, per mode, the best and the median of 15 rounds (3 warm-up rounds dropped; a round
+// goes through the layers as many times as it takes to run 240) as µs per layer and the
+// cache's bytes over that time.
+#include "CKernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { KV_HEADS = 3, GROUP = 3, HD = 64, CHUNK = 128, AHEAD = 64, ROUNDS = 15, WARM = 3 };
+
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+typedef struct {
+    const uint8_t *keys, *values;  // the layer's head 0, slot 0
+    int64_t capacity, row, n, parts;
+    int work;  // FMAs per row, in sixes
+} read_job;
+
+static volatile float sink;
+
+// One KV head's range of positions, read as the kernel reads it: a chunk's keys, then its
+// values, each a run of contiguous bytes (the positions are in order here), 128 bytes a step
+// (two loads; the lines 64 positions ahead prefetched), with W × 6 FMAs per step. (A loop
+// over each row's bytes, as a generic read of any row size would have, read 20 % slower.)
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void read_task_avx512(void *ctx, int64_t task) {
+    const read_job *j = ctx;
+    const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts, n = j->n * (p + 1) / j->parts - first;
+    const uint8_t *K = j->keys + (kv * j->capacity + first) * j->row, *V = j->values + (kv * j->capacity + first) * j->row;
+    const int64_t ahead = AHEAD * j->row;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+    __m512 f[6];
+    const __m512 m = _mm512_set1_ps(0.999f);
+    for (int i = 0; i < 6; i++) f[i] = _mm512_set1_ps(1.0f);
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+        const int64_t b0 = c0 * j->row, b1 = (n - c0 < CHUNK ? n : c0 + CHUNK) * j->row;
+        for (int pass = 0; pass < 2; pass++) {
+            const uint8_t *base = pass ? V : K;
+            for (int64_t b = b0; b < b1; b += 128) {
+                _mm_prefetch((const char *)base + b + ahead, _MM_HINT_NTA);
+                _mm_prefetch((const char *)base + b + ahead + 64, _MM_HINT_NTA);
+                a0 = _mm512_xor_si512(a0, _mm512_loadu_si512(base + b));
+                a1 = _mm512_xor_si512(a1, _mm512_loadu_si512(base + b + 64));
+                for (int w = 0; w < j->work; w++)  // six independent chains
+                    for (int i = 0; i < 6; i++) f[i] = _mm512_fmadd_ps(f[i], m, m);
+            }
+        }
+    }
+    float lanes[16];
+    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f[0], f[1]), _mm512_add_ps(f[2], f[3])), _mm512_add_ps(f[4], f[5])));
+    sink = lanes[0] + (float)(_mm512_reduce_add_epi32(_mm512_xor_si512(a0, a1)) & 1);
+}
+#endif
+
+static void read_task_scalar(void *ctx, int64_t task) {
+    const read_job *j = ctx;
+    const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts, n = j->n * (p + 1) / j->parts - first;
+    const uint8_t *K = j->keys + (kv * j->capacity + first) * j->row, *V = j->values + (kv * j->capacity + first) * j->row;
+    uint64_t acc = 0;
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+        const int64_t b0 = c0 * j->row, b1 = (n - c0 < CHUNK ? n : c0 + CHUNK) * j->row;
+        for (int pass = 0; pass < 2; pass++)
+            for (int64_t b = b0; b + 8 <= b1; b += 8) {
+                uint64_t w;
+                memcpy(&w, (pass ? V : K) + b, 8);
+                acc ^= w;
+            }
+    }
+    sink = (float)(acc & 1);
+}
+
+static int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
+
+int main(int argc, char **argv) {
+    const int64_t n = argc > 1 ? atoll(argv[1]) : 1024, layers = argc > 2 ? atoll(argv[2]) : 120;
+    const int threads = argc > 3 ? atoi(argv[3]) : 2;
+    const char *fname = argc > 4 ? argv[4] : "f16";
+    const int fmt = !strcmp(fname, "f32") ? NB_KV_F32 : !strcmp(fname, "q8") ? NB_KV_Q8 : NB_KV_F16;
+    const char *default_modes[] = {"attention", "read", "read+4"};
+    const char **modes = argc > 5 ? (const char **)argv + 5 : default_modes;
+    const int n_modes = argc > 5 ? argc - 5 : 3;
+    if (n < 1 || layers < 1 || threads < 1) { fprintf(stderr, "usage: %s [N [LAYERS [THREADS [f32|f16|q8 [MODE...]]]]]\n", argv[0]); return 2; }
+
+    const int64_t capacity = n + 64, row = nb_kv_row_bytes(fmt, HD), per = KV_HEADS * capacity * row;
+    uint8_t *keys = aligned_alloc(64, (size_t)(per * layers)), *values = aligned_alloc(64, (size_t)(per * layers));
+    if (!keys || !values) { fprintf(stderr, "out of memory\n"); return 1; }
+    float x[HD];
+    for (int64_t r = 0; r < KV_HEADS * capacity * layers; r++)
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < HD; i++) x[i] = (float)((((uint64_t)r * 2 + pass) * 64 + i) * 2654435761u >> 20 & 0x3ff) / 512.0f - 1;
+            uint8_t *dst = (pass ? values : keys) + r * row;
+            if (fmt == NB_KV_Q8) nb_kv_q8_quantize(x, HD, dst);
+            else if (fmt == NB_KV_F16) nb_f32_to_f16(x, (uint16_t *)dst, HD);
+            else memcpy(dst, x, sizeof x);
+        }
+    const int64_t heads = KV_HEADS * GROUP, q_dim = heads * HD;
+    // Layers.swift: ranges of positions when the threads do not divide the KV heads.
+    int64_t parts = threads / gcd(KV_HEADS, threads);
+    if (KV_HEADS % threads == 0 || parts > n / 256) parts = 1;
+    float *q = malloc(sizeof(float) * (size_t)q_dim), *out = malloc(sizeof(float) * (size_t)(q_dim * (parts + 1)));
+    float *ml = malloc(sizeof(float) * (size_t)(2 * heads * parts));
+    for (int64_t i = 0; i < q_dim; i++) q[i] = (float)(i % 13) * 0.01f;
+    nb_pool *pool = nb_pool_create(threads);
+    printf("CPU features: %s; kernels %s; %d thread(s); %lld positions, %lld layers, %s cache, %lld part(s) per KV head\n",
+           nb_cpu_features(), nb_isa_name(nb_active_isa()), threads, (long long)n, (long long)layers, fname, (long long)parts);
+
+    const int64_t passes = layers >= 240 ? 1 : (240 + layers - 1) / layers;  // rounds of ≥ 240 layers
+    const double bytes = (double)layers * KV_HEADS * (double)n * (double)row * 2;
+    for (int mi = 0; mi < n_modes; mi++) {
+        const char *mode = modes[mi];
+        const int attention = !strcmp(mode, "attention");
+        int work = 0;
+        if (!attention && strcmp(mode, "read") && sscanf(mode, "read+%d", &work) != 1) {
+            fprintf(stderr, "%s: not a mode (attention, read, read+W)\n", mode);
+            return 2;
+        }
+        nb_task_fn read_task = read_task_scalar;
+#if defined(__x86_64__)
+        if (__builtin_cpu_supports("avx512f")) read_task = read_task_avx512;
+#endif
+        if (!attention && work > 0 && read_task == read_task_scalar) { printf("%-10s (needs AVX-512)\n", mode); continue; }
+        double t[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            const double t0 = now();
+            for (int64_t step = 0; step < passes * layers; step++) {
+                const int64_t l = step % layers;
+                const uint8_t *k = keys + per * l, *v = values + per * l;
+                if (attention) {
+                    nb_attention_job job = {k, v, fmt, capacity, HD, KV_HEADS, GROUP, q, out, q_dim, 0.125f, 1, n - 1, 0, parts, 0, n,
+                                            parts > 1 ? ml : NULL};
+                    if (parts > 1) {
+                        job.out = out + q_dim;
+                        nb_attention_run(pool, &job);
+                        nb_attention_merge(out + q_dim, ml, parts, heads, HD, out);
+                    } else {
+                        job.parts = 1;
+                        nb_attention_run(pool, &job);
+                    }
+                } else {
+                    read_job job = {k, v, capacity, row, n, parts, work};
+                    nb_pool_run(pool, read_task, &job, KV_HEADS * parts);
+                }
+            }
+            t[r] = (now() - t0) / passes;
+        }
+        qsort(t + WARM, ROUNDS - WARM, sizeof(double), cmp);
+        const double best = t[WARM], median = t[WARM + (ROUNDS - WARM) / 2];
+        printf("%-10s %7.2f us per layer (median %7.2f)  %6.1f GB/s (median %6.1f)\n", mode, best / layers * 1e6, median / layers * 1e6,
+               bytes / best / 1e9, bytes / median / 1e9);
+    }
+    nb_pool_destroy(pool);
+    free(keys), free(values), free(q), free(out), free(ml);
+    return 0;
+}
