@@ -365,7 +365,7 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
         // slower, one thread in cache at 1,024 positions), by additions: a product per offset
         // took 3 pmuludq and 4 shifts and adds per pair at the baseline's SSE2. (With the tree
         // sum in nb_exp_sum_f32, one thread in cache at 1,024 positions on Zen 5: f16 17.5–18.7
-        // → 16.5–16.6 µs a layer, q8 17.3–17.9 → 15.7 with the one gather below.)
+        // → 16.3–16.6 µs a layer, q8 16.9–17.9 → 15.3–15.7 with the one gather below.)
         const int64_t run = capacity - slot < c ? capacity - slot : c;
         int64_t o = slot * stride;
         for (int64_t j = 0; j < run; j++, o += stride) off[j] = o;
