@@ -31,6 +31,7 @@ Q8ATTR static inline __attribute__((always_inline)) void Q8_CAT(Q8NAME, _g)(cons
             for (int g = 0; g < G; g++) {
                 const __m256i qv = _mm256_loadu_si256((const __m256i *)(qq->c[g] + b * NB_KV_Q8_BLOCK));
                 const __m256i corr = _mm256_loadu_si256((const __m256i *)qq->corr[g][b]);
+                (void)corr;  // AVX2's Q8_DOT does not take it
                 const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(Q8_DOT(k[0], kp[0], qv, corr), Q8_DOT(k[1], kp[1], qv, corr)),
                                                     _mm256_hadd_epi32(Q8_DOT(k[2], kp[2], qv, corr), Q8_DOT(k[3], kp[3], qv, corr)));
                 const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
