@@ -35,7 +35,10 @@ What it does, in order:
    Q8_0 and Q4_1 rows, and the Q4_1 file once more with 8-bit keys and values on
    both sides (``-ctk q8_0 -ctv q8_0``, ``--kv-cache q8``); the second table sets
    decode at that depth against decode without, from those same runs (issue 13:
-   within 20 %), in ``-r`` rounds whose ratios' medians are reported.
+   within 20 %), in ``-r`` rounds whose ratios' medians are reported, next to
+   Nibble's "bytes bound": the bytes a decoded token reads without the context over
+   those it reads with it (``nibble bench``'s roofline), the share decode would keep
+   if the cache were read as fast as the weights.
 6. Prints one table with Nibble / llama.cpp ratios, the machine, the thread
    count, the date and the exact commands run (``--markdown``: as Markdown for
    BENCHMARKS.md).  Progress goes to stderr, the report to stdout.
@@ -250,7 +253,7 @@ def llama_bench_depth(bindir: Path, model: Path, n: int, depth: int, reps: int, 
 
 def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads: int, depth: int = 0,
                  record: bool = True, extra: list = []) -> dict:
-    prefill, decode = [], []
+    prefill, decode, read = [], [], []
     for i in range(reps):
         proc = run([NIBBLE, "bench", "--model", model, "--precision", precision, "--prompt-tokens", p,
                     "--gen-tokens", n, "--threads", threads, "--json"] + (["--depth", depth] if depth else []) + extra,
@@ -260,11 +263,12 @@ def nibble_bench(model: Path, precision: str, p: int, n: int, reps: int, threads
             res = next(r for r in json.loads(proc.stdout)["results"] if r["precision"] == precision)
             prefill.append(float(res["prefill_tok_s"]))
             decode.append(float(res["decode_tok_s"]))
+            read.append(float(res["decode_bytes_per_token"]))
         except (ValueError, StopIteration, KeyError, TypeError) as e:
             raise StepError(f"nibble bench {precision}: unexpected JSON ({e!r}):\n{proc.stdout[-2000:]}") from None
     if reps > 1 and record:
         COMMANDS[-1] += f"   # × {reps}, mean"
-    return {"pp": mean_sd(prefill), "tg": mean_sd(decode)}
+    return {"pp": mean_sd(prefill), "tg": mean_sd(decode), "read": statistics.mean(read)}
 
 
 def depth_rounds(bindir: Path, r: dict, n: int, depth: int, reps: int, threads: int,
@@ -273,13 +277,17 @@ def depth_rounds(bindir: Path, r: dict, n: int, depth: int, reps: int, threads: 
     --depth, back to back. Speeds: means of the rounds; "kept" (depth / no depth, per
     engine) and Nibble / llama.cpp at the depth: medians of the rounds' ratios (one run
     each swung "kept" by ±15 % on this VM)."""
-    l0, ld, n0, nd = [], [], [], []
+    l0, ld, n0, nd, read0, readd = [], [], [], [], [], []
     for i in range(reps):
         both = llama_bench_depth(bindir, r["file"], n, depth, 1, threads, llama_extra, record=i == 0)
         l0.append(both[0][0])
         ld.append(both[depth][0])
-        n0.append(nibble_bench(r["file"], r["precision"], 16, n, 1, threads, record=i == 0, extra=nibble_extra)["tg"][0])
-        nd.append(nibble_bench(r["file"], r["precision"], 16, n, 1, threads, depth, record=i == 0, extra=nibble_extra)["tg"][0])
+        a = nibble_bench(r["file"], r["precision"], 16, n, 1, threads, record=i == 0, extra=nibble_extra)
+        b = nibble_bench(r["file"], r["precision"], 16, n, 1, threads, depth, record=i == 0, extra=nibble_extra)
+        n0.append(a["tg"][0])
+        nd.append(b["tg"][0])
+        read0.append(a["read"])
+        readd.append(b["read"])
     if reps > 1:
         for k in (1, 2, 3):
             COMMANDS[-k] += f"   # × {reps}"
@@ -287,6 +295,9 @@ def depth_rounds(bindir: Path, r: dict, n: int, depth: int, reps: int, threads: 
     r["llama_kept"] = statistics.median(b / a for a, b in zip(l0, ld))
     r["nibble_kept"] = statistics.median(b / a for a, b in zip(n0, nd))
     r["depth_ratio"] = statistics.median(b / a for a, b in zip(ld, nd))
+    # What "kept" would be if the cache were read as fast as the weights: the bytes a decoded
+    # token reads without the context over those it reads with it (nibble bench's roofline).
+    r["nibble_bytes_bound"] = statistics.mean(read0) / statistics.mean(readd)
 
 
 def paired_speed(bindir: Path, r: dict, p: int, n: int, reps: int, threads: int) -> None:
@@ -449,14 +460,15 @@ def build_rows(rows: list[dict], p: int, n: int, quality: bool, plus_minus: bool
 
 def depth_rows(rows: list[dict], n: int, depth: int) -> tuple[list[str], list[list[str]]]:
     head = ["type", f"llama.cpp tg{n} @ d0", f"@ d{depth}", "kept", f"Nibble tg{n} @ d0", f"@ d{depth}", "kept",
-            f"Nibble / llama.cpp @ d{depth}"]
+            "bytes bound", f"Nibble / llama.cpp @ d{depth}"]
     out = []
     for r in rows:
         if "llama_depth" not in r:
             continue
         l0, ld, n0, nd = r["llama_depth0"], r["llama_depth"], r["nibble_depth0"], r["nibble_depth"]
         out.append([r["label"], fmt_speed(l0, False), fmt_speed(ld, False), f"{r['llama_kept'] * 100:.0f} %",
-                    fmt_speed(n0, False), fmt_speed(nd, False), f"{r['nibble_kept'] * 100:.0f} %", f"{r['depth_ratio']:.2f}×"])
+                    fmt_speed(n0, False), fmt_speed(nd, False), f"{r['nibble_kept'] * 100:.0f} %",
+                    f"{r['nibble_bytes_bound'] * 100:.0f} %", f"{r['depth_ratio']:.2f}×"])
     return head, out
 
 
@@ -506,7 +518,9 @@ def report(args, info: dict, rows: list[dict], depth_extra: list[dict] = []) -> 
         if dbody:
             out += ["", f"Decode after {args.depth} tokens of context against decode without ({args.n} generated, "
                         f"llama-bench -d / nibble bench --depth; {args.r} round(s) of the four runs back to back: "
-                        "speeds the means, kept and the ratio the medians of the rounds'):", "", md_table(dhead, dbody)]
+                        "speeds the means, kept and the ratio the medians of the rounds'; bytes bound: Nibble's bytes "
+                        "read a token without the context over those with it, the share kept if the cache were read as "
+                        "fast as the weights):", "", md_table(dhead, dbody)]
         out += ["", "Commands:", "```sh"] + COMMANDS + ["```"]
     else:
         out = [f"{k + ':':<10} {v}" for k, v in facts]
