@@ -69,7 +69,6 @@ static void gate_scalar(int gelu, float *gate, const float *up, int64_t n) {
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// AVX2: 8 lanes.
 // The sum of v's 8 lanes: a tree of halves (not a chain of 8 dependent adds).
 NB_AVX2 static inline float nb_hsum_avx2(__m256 v) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -77,6 +76,7 @@ NB_AVX2 static inline float nb_hsum_avx2(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 
+// AVX2: 8 lanes.
 #define V __m256
 #define VI __m256i
 #define VW 8
