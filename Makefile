@@ -149,9 +149,18 @@ chat: model
 TEST_ENV = NIBBLE_MODEL="$(MODEL)" NIBBLE_GEMMA="$(GEMMA)" NIBBLE_VOCAB_DIR="$(VOCAB_DIR)" NIBBLE_HF_TOKENIZERS="$(HF_TOKENIZERS)" \
 	  NIBBLE_SMOLLM2_HF="$(SMOLLM2_HF)" NIBBLE_SMOLLM2_HF_F32="$(SMOLLM2_HF_F32)" NIBBLE_LLAMA_SERVER="$(LLAMA_SERVER)"
 SWIFT_TEST = swift test -c release -Xswiftc -enable-testing --scratch-path .build-test -j $(JOBS)
+# The tests write their files (model copies, quantized outputs, conversations) under
+# $TMPDIR; the run gets a folder of its own, emptied before and removed after, pass or
+# fail, so not even a crashed test process leaves anything in /tmp.
+TEST_TMP := $(CURDIR)/.build-test/tmp
 test: test-deps model gemma vocab llama-server smollm2-hf smollm2-hf-f32 fuzz-smoke
-	$(TEST_ENV) $(SWIFT_TEST) --skip RemoteTests
-	$(TEST_ENV) $(SWIFT_TEST) --skip-build --filter RemoteTests
+	@rm -rf "$(TEST_TMP)" && mkdir -p "$(TEST_TMP)"
+	status=0; \
+	  $(TEST_ENV) TMPDIR="$(TEST_TMP)" $(SWIFT_TEST) --skip RemoteTests || status=$$?; \
+	  if [ $$status -eq 0 ]; then \
+	    $(TEST_ENV) TMPDIR="$(TEST_TMP)" $(SWIFT_TEST) --skip-build --filter RemoteTests || status=$$?; fi; \
+	  echo "test files left in $(TEST_TMP): $$(du -sh "$(TEST_TMP)" | cut -f1) (removed)"; \
+	  rm -rf "$(TEST_TMP)"; exit $$status
 
 # libFuzzer targets (Fuzz/): the GGUF reader with the model config and tokenizer built
 # from it, conversation files, the tokenizer, and chat templates. Built with Swift's

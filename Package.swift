@@ -55,13 +55,13 @@ let package = Package(
             swiftSettings: fastSwift),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
-        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "CKernels"], resources: [.copy("Resources")]),
+        .testTarget(name: "ModelFilesTests", dependencies: ["ModelFiles", "CKernels", "TestFixtures"], resources: [.copy("Resources")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "CKernels"], resources: [.copy("Resources")]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles"], resources: [.copy("Resources")]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ModelFiles", "TestFixtures"], resources: [.copy("Resources")]),
         // Writes the tiny reference models' GGUF and safetensors files from their JSON fixtures.
         .target(name: "TestFixtures", dependencies: ["ModelFiles", "Remote"], path: "Tests/TestFixtures"),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "ModelFiles", "Quantization", "Tokenizers", "TestFixtures"], resources: [.copy("Resources")]),
-        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles"], resources: [.copy("Resources")]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "ModelFiles", "TestFixtures"], resources: [.copy("Resources")]),
         .testTarget(name: "ChatTests", dependencies: ["Chat", "Inference", "TestFixtures", "Remote"]),
         .testTarget(name: "EndToEndTests", dependencies: ["nibble", "ModelFiles", "TestFixtures", "Remote", "Chat", "JSON"]),
         // Against two real llama-server instances ($NIBBLE_LLAMA_SERVER, `make llama-server`) and a

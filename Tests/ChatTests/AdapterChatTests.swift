@@ -21,7 +21,7 @@ struct AdapterChatTests {
     }
 
     @Test func eachReplyRecordsItsAdapterAndReplayUsesIt() throws {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-adapter-chat-\(UUID().uuidString)")
+        let work = Scratch.root.appendingPathComponent("nibble-adapter-chat-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
         let adapter = work.appendingPathComponent("adapter")
         try Self.writeAdapter(to: adapter, seed: 1)
@@ -61,7 +61,7 @@ struct AdapterChatTests {
     }
 
     @Test func aFailedAdapterLeavesTheChatAsItWas() throws {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-adapter-chat-\(UUID().uuidString)")
+        let work = Scratch.root.appendingPathComponent("nibble-adapter-chat-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
         let good = work.appendingPathComponent("good")
         try Self.writeAdapter(to: good, seed: 3)

@@ -1,11 +1,12 @@
 import Foundation
 import Testing
 @testable import Chat
+import TestFixtures
 
 @Suite("Autosave and atomic files")
 struct AutosaveTests {
     func folder() throws -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("nibble-autosave-\(UUID().uuidString)/sessions").path
+        Scratch.root.appendingPathComponent("nibble-autosave-\(UUID().uuidString)/sessions").path
     }
 
     func conversation(_ users: [String], created: Date = Date(timeIntervalSince1970: 1_795_000_000.5)) -> Conversation {

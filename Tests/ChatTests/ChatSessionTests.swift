@@ -2,6 +2,7 @@ import Foundation
 import Inference
 import Testing
 @testable import Chat
+import TestFixtures
 
 /// The default model, installed by `make model` (`make test` does it first).
 let modelPath: String = {
@@ -99,7 +100,7 @@ struct ChatSessionTests {
         #expect(throws: PrecisionError.self) { try s.setPrecision(.f32) }
         #expect(s.model.format == .q4)
         #expect(throws: (any Error).self) { try s.loadModel(path: "/nonexistent/model.gguf") }
-        let corrupt = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).gguf").path
+        let corrupt = Scratch.root.appendingPathComponent("corrupt-\(UUID().uuidString).gguf").path
         try Data("GGUF this is not a model".utf8).write(to: URL(fileURLWithPath: corrupt))
         #expect(throws: (any Error).self) { try s.loadModel(path: corrupt) }
         #expect(s.descriptor.location == .local(path: modelPath, precision: "q4"))

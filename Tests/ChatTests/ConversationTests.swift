@@ -1,11 +1,12 @@
 import Foundation
 import Testing
 @testable import Chat
+import TestFixtures
 
 @Suite("Conversation files")
 struct ConversationTests {
     func folder() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-chat-\(UUID().uuidString)").path
+        let dir = Scratch.root.appendingPathComponent("nibble-chat-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }

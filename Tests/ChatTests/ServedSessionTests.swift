@@ -151,7 +151,7 @@ struct ModelReferenceTests {
     /// Tools/conversation.schema.json (Python's jsonschema, as the end-to-end tests use it);
     /// a model with both a path and a server does not.
     @Test func theSchemaTakesBothForms() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-schema-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-schema-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
 

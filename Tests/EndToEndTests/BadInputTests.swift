@@ -55,6 +55,7 @@ import Testing
 
     @Test func missingDefaultModelSaysHowToGetOne() throws {
         let empty = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: empty) }
         let run = try nibble(["generate", "--prompt", "hi"], environment: ["XDG_CACHE_HOME": empty.path])
         #expect(run.status == 1)
         #expect(run.stderr.contains("make model"))

@@ -46,6 +46,7 @@ import Testing
     @Test func benchDrawsAChartAndReportsSpreads() throws {
         let model = try requireModel()
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let text = dir.appendingPathComponent("text.txt").path
         try String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 20).write(toFile: text, atomically: true, encoding: .utf8)
         let svg = dir.appendingPathComponent("bench.svg").path

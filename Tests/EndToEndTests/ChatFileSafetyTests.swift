@@ -34,6 +34,7 @@ struct ChatFileSafetyTests {
     /// session's autosave with a shorter conversation.
     @Test func resumingNeverOverwritesAnAutosave() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let first = try chat(["A1", "/save a.json", "A2", "A3", "/quit"], in: dir)
         #expect(first.status == 0, "\(first.stderr)")
         let second = try chat(["B", "/quit"], arguments: ["--load", "a.json"], in: dir)
@@ -53,6 +54,7 @@ struct ChatFileSafetyTests {
 
     @Test func loadAndClearContinueInNewFilesAndSayWhereThePreviousTurnsAre() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         _ = try chat(["X1", "/save x.json"], in: dir)
         let before = Set(try sessions(dir))
         let run = try chat(["C1", "/clear", "C2", "/load x.json", "C3"], in: dir)
@@ -69,6 +71,7 @@ struct ChatFileSafetyTests {
 
     @Test func savesDoNotDestroyOtherFiles() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let notes = dir.appendingPathComponent("notes.txt")
         try Data("my notes\n".utf8).write(to: notes)
         let other = dir.appendingPathComponent("other.json")
@@ -94,6 +97,7 @@ struct ChatFileSafetyTests {
 
     @Test func saveReplacesALinkInsteadOfWritingThroughIt() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let victim = dir.appendingPathComponent("victim.txt")
         try Data("precious\n".utf8).write(to: victim)
         try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("link.json").path, withDestinationPath: victim.path)
@@ -106,6 +110,7 @@ struct ChatFileSafetyTests {
 
     @Test func temporariesOfKilledWritersAreRemoved() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         // A PID that is certainly gone: a child that has exited and been reaped.
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/true")
@@ -126,6 +131,7 @@ struct ChatFileSafetyTests {
     /// With only HOME set, the sessions, the history and `~` in typed paths are under it.
     @Test func homeComesFromTheEnvironment() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let home = dir.appendingPathComponent("home")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         var env = ProcessInfo.processInfo.environment
@@ -162,6 +168,7 @@ struct ChatFileSafetyTests {
     /// the file and the field; the session goes on.
     @Test func conversationSettingsAreChecked() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let cases: [(String, String, String)] = [
             ("max_tokens", "-5", "settings.max_tokens must be a whole number in 1...1048576, not -5"),
             ("repeat_penalty", "0", "settings.repeat_penalty must be > 0 (1 = off), not 0"),
@@ -194,6 +201,7 @@ struct ChatFileSafetyTests {
     /// 25 s to load and did not finish `/show` before; the bound is generous for CI).
     @Test func hugeConversationsLoadAndShowQuickly() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         var messages = [#"{"role": "system", "content": "Be brief.", "created": "2026-11-25T16:00:00Z"}"#]
         for i in 0..<50_000 {
             messages.append(#"{"role": "user", "content": "Question \#(i)?", "created": "2026-11-25T16:00:00.125Z"}"#)
@@ -215,6 +223,7 @@ struct ChatFileSafetyTests {
     /// settings where the file has them, flags over both; a reply cut by max_tokens says so.
     @Test func defaultsComeFromTheModelAndTheFlags() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let plain = try chat(["/set"], arguments: [], in: dir)
         #expect(plain.stdout.contains("repeat_penalty  1.1"), "\(plain.stdout)")
         let model = try modelCopy("tuned.gguf", in: dir, changing: [

@@ -27,6 +27,7 @@ struct ChatScriptTests {
 
     @Test func theWalkThroughOfTheIssue() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let result = try chat([
             "/set temperature 0",
             "/set max_tokens 24",
@@ -86,6 +87,7 @@ struct ChatScriptTests {
     /// of each reply and validates against the schema.
     @Test func adapterOnAndOffMidChat() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         var shapes: [(name: String, inputs: Int, outputs: Int)] = []
         for layer in 0..<30 { shapes.append(("model.layers.\(layer).self_attn.q_proj", 576, 576)) }
         try LoRAFixtures.writePEFT(LoRAFixtures.randomModules(shapes, rank: 2, amplitude: 0.1, seed: 5), rank: 2, alpha: 4,
@@ -126,6 +128,7 @@ struct ChatScriptTests {
     /// file replays both exactly (each with the adapter it recorded).
     @Test func adapterOffGivesWhatAFreshProcessGives() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         var shapes: [(name: String, inputs: Int, outputs: Int)] = []
         for layer in 0..<30 { shapes.append(("model.layers.\(layer).self_attn.v_proj", 576, 192)) }
         try LoRAFixtures.writePEFT(LoRAFixtures.randomModules(shapes, rank: 4, amplitude: 0.1, seed: 9), rank: 4, alpha: 8,
@@ -163,6 +166,7 @@ struct ChatScriptTests {
     func bf16FolderSwitchesKeepHistoryAndMemory() throws {
         let folder = try #require(ProcessInfo.processInfo.environment["NIBBLE_SMOLLM2_HF"])
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         func rss(_ output: String) -> [Double] {
             output.matches(of: try! Regex(#"RSS ([0-9.]+) MiB"#)).compactMap { Double(output[$0.range].dropFirst(4).dropLast(4)) }
         }
@@ -189,6 +193,7 @@ struct ChatScriptTests {
     /// and history.
     @Test func brokenFoldersAndAdaptersNeverEndTheSession() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let config = #"{"model_type":"llama","hidden_size":2,"num_hidden_layers":1,"num_attention_heads":1,"intermediate_size":4,"vocab_size":4}"#
         let tokenizer = #"{"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"d":3},"merges":[]},"pre_tokenizer":{"type":"ByteLevel","use_regex":true},"added_tokens":[]}"#
         let embedding = #"{"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]}}"#
@@ -253,6 +258,7 @@ struct ChatScriptTests {
 
     @Test func badInputNeverEndsTheSession() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         try Data("{\"format\": \"nibble.conversation\", \"version\": 1, \"messages\": 3}".utf8).write(to: dir.appendingPathComponent("broken.json"))
         try Data("GGUF\u{3}\0\0\0garbage".utf8).write(to: dir.appendingPathComponent("broken.gguf"))
         try Data("""
@@ -290,6 +296,7 @@ struct ChatScriptTests {
 
     @Test func resumeAndReplayFromTheCommandLine() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         _ = try chat(["/set temperature 0", "/set max_tokens 16", "Say hello.", "Count to three.", "/save c.json"], in: dir)
         let resumed = try chat(["Now count to five.", "/save resumed.json"], arguments: ["--load", "c.json"], in: dir)
         #expect(resumed.status == 0, "\(resumed.stderr)")

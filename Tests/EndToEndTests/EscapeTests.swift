@@ -15,6 +15,7 @@ import Testing
 
     @Test func theREPLShowsControlCharacters() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let model = try modelCopy("evil-name.gguf", in: dir, changing: ["general.name": .string("Evil" + Self.hostile)])
         let conversation = """
             {"format": "nibble.conversation", "version": 1, "created": "2026-11-25T16:00:00Z",
@@ -40,6 +41,7 @@ import Testing
 
     @Test func infoShowsControlCharacters() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let model = try modelCopy("evil-name.gguf", in: dir, changing: ["general.name": .string("Evil" + Self.hostile)])
         let run = try nibble(["info", "--model", model.path])
         #expect(run.status == 0, "\(run.stderr)")
@@ -51,6 +53,7 @@ import Testing
     /// a terminal.
     @Test func resultsAreExactInAPipeAndVisibleOnATerminal() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let messages = dir.appendingPathComponent("m.json")
         try Data(#"[{"role": "user", "content": "Hi\u001b[2J there"}]"#.utf8).write(to: messages)
         let arguments = ["template", "--template", "chatml", "--messages", messages.path]

@@ -6,6 +6,7 @@ import Testing
 @Suite(.serialized) struct EverydayChatTests {
     @Test func bareCommandsShowWhatTheyWouldChange() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let model = try requireModel()
         let run = try nibble(["chat", "-m", model, "--temperature", "0", "--max-tokens", "4"],
                              input: "/model\n/tokens Hello world\n/tokens\nHi\n/export\n/prompt\n/show\n/compare q8 q4 Hi\n",
@@ -34,6 +35,7 @@ import Testing
     /// it; a file without seeds says its differences may be sampling alone; --greedy.
     @Test func replaysAreHonest() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let model = try requireModel()
         let env = ["XDG_DATA_HOME": dir.path + "/data", "XDG_STATE_HOME": dir.path + "/state", "NO_COLOR": "1"]
         let run = try nibble(["chat", "-m", model, "--temperature", "0.8", "--max-tokens", "12"],
@@ -63,6 +65,7 @@ import Testing
     /// trained length; `template --messages` takes a conversation file.
     @Test func modelArgumentContextAndTemplateFiles() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let model = try requireModel()
         let env = ["XDG_DATA_HOME": dir.path + "/data", "XDG_STATE_HOME": dir.path + "/state", "NO_COLOR": "1"]
         let run = try nibble([model, "--max-tokens", "2"], input: "/set context 512\n/set context 9000\n/set context default\nHi\n/save c.json\n",

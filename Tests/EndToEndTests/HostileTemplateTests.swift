@@ -16,6 +16,7 @@ import Testing
     @Test(arguments: templates.map(\.0))
     func theChatFallsBackAndGoesOn(kind: String) throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let source = try #require(Self.templates.first { $0.0 == kind }).1
         let model = try modelCopy("evil-\(kind).gguf", in: dir, changing: ["tokenizer.chat_template": .string(source)])
         let started = Date()

@@ -29,6 +29,7 @@ import Testing
 
     @Test func aClosedPipeEndsQuietly() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let run = try bash("""
             trap '' PIPE
             "$N" generate --model "$M" --prompt "Once upon a time" --max-tokens 200 --temperature 0 2>err.txt | head -c 10 >/dev/null
@@ -41,6 +42,7 @@ import Testing
 
     @Test func aFullDiskIsOneLine() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         for command in [#""$N" info --model "$M""#, #""$N" generate --model "$M" --prompt Hi --max-tokens 4"#] {
             let run = try bash(command + " > /dev/full", in: dir)
             #expect(run.status == 1, "\(command): \(run.stderr)")
@@ -51,6 +53,7 @@ import Testing
     /// The chat finishes the turn it was on, autosaves it, and ends.
     @Test func theChatSavesBeforeItEnds() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let run = try bash(#"printf 'Hello!\nAre you there?\n' | "$N" chat --model "$M" --max-tokens 8 > /dev/full"#, in: dir)
         #expect(run.status == 1)
         #expect(run.stderr == "error: cannot write to standard output: no space left on device\n", "\(run.stderr)")

@@ -11,7 +11,9 @@ import Testing
     @Test func scriptModeJoinsLinesAndQuits() throws {
         let model = try requireModel()
         let state = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: state) }
         let data = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: data) }
         let run = try nibble(["chat", "--model", model, "--max-tokens", "3", "--threads", "1"],
                              input: "hello \\\nworld\n/quit\nafter\n",
                              environment: ["XDG_STATE_HOME": state.path, "XDG_DATA_HOME": data.path])
@@ -50,6 +52,7 @@ import Testing
 
     @Test func historyFileRoundTrip() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("state/nibble/history").path
         let entries = ["plain", "two\nlines", "back\\slash", "literal \\n", "ünïcödé"]
         LineInputHistory.append(entries, to: path)
@@ -78,6 +81,7 @@ import Testing
         #expect(ChatREPL.completions("hello") == [])
 
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("models"), withIntermediateDirectories: true)
         #expect(FileManager.default.createFile(atPath: dir.appendingPathComponent("model.gguf").path, contents: Data()))
         #expect(FileManager.default.createFile(atPath: dir.appendingPathComponent(".hidden").path, contents: Data()))

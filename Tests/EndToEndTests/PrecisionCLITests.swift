@@ -29,6 +29,7 @@ import Testing
     @Test func quantizeRoundTrip() throws {
         let model = try requireModel()
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         for (precision, types) in [("q8", ["Q8_0": 211, "F32": 61]), ("bf16", ["BF16": 211, "F32": 61]), ("q4", ["Q4_1": 210, "Q8_0": 1, "F32": 61])] {
             let out = dir.appendingPathComponent("\(precision).gguf").path
             let run = try nibble(["quantize", "--model", model, "--precision", precision, "--output", out])
@@ -49,6 +50,7 @@ import Testing
     @Test func evalRuns() throws {
         let model = try requireModel()
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let text = dir.appendingPathComponent("text.txt").path
         try String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 40).write(toFile: text, atomically: true, encoding: .utf8)
         let eval = try jsonObject(nibble(["eval", "--model", model, "--precision", "q8", "--file", text, "--context", "128", "--json"]).stdout)

@@ -47,6 +47,7 @@ struct ServedChatTests {
         let (q4, q8) = try servers()
         let model = try requireModel()
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         // The same server cache state before the streamed and the whole request: llama-server
         // reuses the longest cached prefix and evaluates the rest in one batch, and its kernels
         // may round differently by batch size (RemoteTests' LlamaServerTests does the same).
@@ -112,6 +113,7 @@ struct ServedChatTests {
         let (q4, _) = try servers()
         let dead = "http://127.0.0.1:\(try unusedLoopbackPort())"
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let result = try chat([
             "/set max_tokens 8",
             "Hello!",
@@ -141,6 +143,7 @@ struct ServedChatTests {
         let fake = try FakeOpenAIServer()
         defer { fake.stop() }
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let result = try chat([
             "/model fake/ok",  // the fake answers by the model's name
             "Hello",
@@ -183,6 +186,7 @@ struct ServedChatTests {
         let binary = try #require(llamaServerBinaryPath)
         let doomed = try LlamaServerProcess(model: try requireModel(), alias: "doomed", binary: binary)
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let chat = try ScriptedChat(["chat", "--model", try requireModel(), "--threads", "1",
                                      "--server", "doomed=\(doomed.url)", "--server", "small=\(q4.url)",
                                      "--temperature", "0", "--max-tokens", "2000"],
@@ -229,6 +233,7 @@ struct ServedChatTests {
 
     @Test func aLocalChatLoadsNoHTTPLibraryAndAServedOneLoadsLibcurlWithoutAProxy() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let env = ServedChatTests.environment(dir).merging(["LD_DEBUG": "files"]) { $1 }
         let local = try nibble(["chat", "--model", try requireModel(), "--max-tokens", "2", "--temperature", "0"],
                                input: "Hi.\n", environment: env, currentDirectory: dir)
@@ -283,6 +288,7 @@ extension PTYTests {
         defer { fake.stop() }
         let key = "sk-nibble-test-\(UUID().uuidString)"
         let state = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: state) }
         setenv("NIBBLE_TEST_API_KEY", key, 1)
         defer { unsetenv("NIBBLE_TEST_API_KEY") }
         let chat = try startChat(["--server", "fake=\(fake.url)", "--api-key-env", "NIBBLE_TEST_API_KEY"], state: state)

@@ -46,8 +46,6 @@ func nibble(_ arguments: [String], input: String? = nil, environment: [String: S
                      stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
 
-func temporaryDirectory() throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-e2e-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir
-}
+/// A new folder under the test process's scratch root (removed when the process exits);
+/// tests that write large files into it remove it themselves when they end.
+func temporaryDirectory() throws -> URL { try Scratch.directory("nibble-e2e") }

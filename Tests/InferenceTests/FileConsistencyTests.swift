@@ -5,6 +5,7 @@ import Quantization
 @testable import Inference
 #if canImport(Glibc)
 import Glibc
+import TestFixtures
 #endif
 
 /// Writes `source` again as `name` in a fresh folder, after `change` edited its
@@ -20,7 +21,7 @@ func rewrite(_ source: String, as name: String = "model.gguf",
     var writer = GGUFWriter(version: file.version, alignment: file.alignment)
     for (key, value) in metadata { writer.add(key, value) }
     for t in tensors { writer.add(tensor: t) }
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-consistency-\(UUID().uuidString)")
+    let dir = Scratch.root.appendingPathComponent("nibble-consistency-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let path = dir.appendingPathComponent(name).path
     try writer.write(to: path)
@@ -176,7 +177,7 @@ func failure(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourc
     /// An engine on a fresh copy of the default model at q4, and the copy's path.
     func engineOnCopy() throws -> (Engine, String) {
         try #require(FileManager.default.fileExists(atPath: modelPath), "model missing at \(modelPath): run `make model`")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-changed-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-changed-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let copy = dir.appendingPathComponent("model.gguf").path
         try FileManager.default.copyItem(atPath: modelPath, toPath: copy)

@@ -84,7 +84,7 @@ import TestFixtures
     @Test(arguments: ["llama", "phi3"])
     func sentencePieceFromTokenizerJSON(family: String) throws {
         let source = try FamilyReferenceTests.folder(family)
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-hf-\(family)-\(UUID().uuidString)")
+        let copy = Scratch.root.appendingPathComponent("nibble-hf-\(family)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: copy) }
         for name in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {

@@ -91,7 +91,7 @@ import TestFixtures
             // GPT-2: the converter's file has each Conv1D pair transposed and swapped, and
             // llama.cpp refuses it; so does Nibble, naming the module and both shapes.
             let written = try #require(reference["gguf_converter_output"] as? [String: Any])
-            let url = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-\(family)-converter-lora-\(UUID().uuidString).gguf")
+            let url = Scratch.root.appendingPathComponent("nibble-\(family)-converter-lora-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: url) }
             try TinyModels.gguf(written).write(to: url.path)
             #expect {
@@ -210,7 +210,7 @@ import TestFixtures
     }
 
     static func temporaryFolder(_ name: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-\(name)-\(UUID().uuidString)")
+        let url = Scratch.root.appendingPathComponent("nibble-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

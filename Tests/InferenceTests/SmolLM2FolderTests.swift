@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ModelFiles
 @testable import Inference
+import TestFixtures
 
 /// SmolLM2-135M-Instruct as Hugging Face folders written from its GGUF by
 /// Tools/make_hf_folder.py (`make smollm2-hf smollm2-hf-f32`; `make test` makes both and
@@ -85,7 +86,7 @@ struct PirateAdapterTests {
         let reference = try resource("smollm2-pirate-lora.json")
         let packed = try #require(reference["peft_safetensors"] as? [String: String])
         let config = try #require((reference["adapter"] as? [String: Any])?["adapter_config"])
-        let adapter = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-pirate-\(UUID().uuidString)")
+        let adapter = Scratch.root.appendingPathComponent("nibble-pirate-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: adapter) }
         try FileManager.default.createDirectory(at: adapter, withIntermediateDirectories: true)
         try JSONSerialization.data(withJSONObject: config).write(to: adapter.appendingPathComponent("adapter_config.json"))

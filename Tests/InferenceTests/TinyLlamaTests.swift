@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import ModelFiles
 @testable import Inference
+import TestFixtures
 
 /// A tiny random Llama made by Tools/reference_tiny_llama.py with transformers: an
 /// untied output head, Llama 3.1 rope scaling (llama.cpp's `rope_freqs.weight`), two
@@ -41,7 +42,7 @@ extension Double { var float: Float { Float(self) } }
             let data = try #require(Data(base64Encoded: base64))
             writer.add(tensor: .init(name: name, type: .f32, shape: shape, data: [UInt8](data)))
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("tiny-llama.gguf").path
         try writer.write(to: path)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ModelFiles
+import TestFixtures
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,7 +35,7 @@ import Glibc
     }
 
     @Test func directoriesAndDevicesAreRefused() throws {
-        let dir = FileManager.default.temporaryDirectory.path
+        let dir = Scratch.root.path
         #expect(throws: ModelFileError.cannotOpen(path: dir, reason: "not a regular file (a directory)")) { try GGUFFile(path: dir) }
         #expect(throws: ModelFileError.cannotOpen(path: "/dev/null", reason: "not a regular file (a character device)")) {
             try GGUFFile(path: "/dev/null")
@@ -182,7 +183,7 @@ import Glibc
         // Every route to the text gives the sentence, not "ModelFileError error 0".
         #expect(error.localizedDescription == error.description)
         #expect((error as NSError).localizedDescription == error.description)
-        let dir = FileManager.default.temporaryDirectory.path
+        let dir = Scratch.root.path
         #expect(throws: ModelFileError.cannotWrite(path: dir, reason: "is a directory")) { try sampleFile().write(to: dir) }
         // A good write leaves no temporary file behind.
         let good = try temporaryFile("placeholder", [])

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import ModelFiles
+import TestFixtures
 
-/// A file in a fresh temporary folder, removed with the folder.
+/// A file in a fresh folder under the scratch root (removed when the test process exits).
 func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tests-\(UUID().uuidString)")
+    let dir = Scratch.root.appendingPathComponent("nibble-tests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let path = dir.appendingPathComponent(name).path
     FileManager.default.createFile(atPath: path, contents: Data(bytes))
@@ -92,7 +93,7 @@ func sampleFile(version: UInt32 = 3, alignment: Int = 32) -> GGUFWriter {
         #expect(throws: ModelFileError.cannotOpen(path: missing, reason: "no such file or directory")) { try GGUFFile(path: missing) }
         let empty = try temporaryFile("empty.gguf", [])
         #expect(throws: ModelFileError.cannotOpen(path: empty, reason: "file is empty")) { try GGUFFile(path: empty) }
-        let dir = FileManager.default.temporaryDirectory.path
+        let dir = Scratch.root.path
         #expect(throws: ModelFileError.cannotOpen(path: dir, reason: "not a regular file (a directory)")) { try GGUFFile(path: dir) }
     }
 

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
 @testable import ModelFiles
+import TestFixtures
 
 /// Safetensors files and model folders built here, good and bad: each bad one is
 /// refused with one line naming the file and the tensor or field at fault.
 @Suite struct SafetensorsTests {
     /// A scratch folder, removed when the test ends.
     final class Scratch {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-st-\(UUID().uuidString)")
+        let url = TestFixtures.Scratch.root.appendingPathComponent("nibble-st-\(UUID().uuidString)")
         init() throws { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
         deinit { try? FileManager.default.removeItem(at: url) }
         func path(_ name: String) -> String { url.appendingPathComponent(name).path }

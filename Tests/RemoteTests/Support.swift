@@ -48,7 +48,7 @@ final class LlamaServer: @unchecked Sendable {
 
     init(model: String, alias: String, binary: String) async throws {
         let port = try unusedLoopbackPort()
-        log = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
+        log = Scratch.root.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
         guardProcess = try await ServerHelperProcess.start(["guard", log.path, binary, "--model", model, "--alias", alias,
                                           "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048",
                                           "--threads", "1", "--parallel", "1", "--no-webui"])
@@ -112,7 +112,7 @@ actor SharedServers {
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "NIBBLE_LLAMA_SERVER=\(binary) is not an executable file: run `make llama-server`")
         try #require(FileManager.default.fileExists(atPath: modelPath), "model missing at \(modelPath): run `make model`")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-remote-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-remote-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         // Removed as soon as the servers are up: llama-server maps the file, so the bytes stay until it exits.
         defer { try? FileManager.default.removeItem(at: dir) }

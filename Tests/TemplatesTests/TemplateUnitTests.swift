@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Templates
+import TestFixtures
 
 private let utc = TimeZone(identifier: "UTC")!
 
@@ -154,7 +155,7 @@ private func render(_ source: String, _ context: [String: Value] = [:]) throws -
     }
 
     @Test func loadsATemplateFile() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-template-\(UUID().uuidString).jinja")
+        let url = Scratch.root.appendingPathComponent("nibble-template-\(UUID().uuidString).jinja")
         try Data("{{ bos_token }}{{ messages|length }}".utf8).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         let template = try PromptLibrary.template(url.path)

@@ -153,7 +153,7 @@ public final class LlamaServerProcess: @unchecked Sendable {
     public init(model: String, alias: String, binary: String, port: Int? = nil) throws {
         let port = try port ?? unusedLoopbackPort()
         self.port = port
-        log = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
+        log = Scratch.root.appendingPathComponent("nibble-llama-server-\(alias)-\(UUID().uuidString).log")
         guardProcess = try ServerHelperProcess(["guard", log.path, binary, "--model", model, "--alias", alias,
                                                 "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048",
                                                 "--threads", "1", "--parallel", "1", "--no-webui"])
@@ -241,7 +241,7 @@ public final class SharedLlamaServers: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw ServerHarnessError("NIBBLE_LLAMA_SERVER=\(binary) is not an executable file: run `make llama-server`")
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-served-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-served-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         // Removed once the servers are up: llama-server maps the file, so its bytes stay until it exits.
         defer { try? FileManager.default.removeItem(at: dir) }

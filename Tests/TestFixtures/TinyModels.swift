@@ -30,7 +30,7 @@ public enum TinyModels {
         defer { lock.unlock() }
         if let url = made[family] { return url }
         let source = sourceFolder(family, resources: resources)
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(family)-\(UUID().uuidString)")
+        let out = Scratch.root.appendingPathComponent("nibble-tiny-\(family)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "binaries.json" {
             try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: out.appendingPathComponent(name))
@@ -63,7 +63,7 @@ public enum TinyModels {
         let source = sourceFolder(family, resources: resources).appendingPathComponent("adapter.json")
         guard let pack = try JSONSerialization.jsonObject(with: Data(contentsOf: source)) as? [String: Any]
         else { throw Failure.bad("\(family): adapter.json") }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(family)-adapter-\(UUID().uuidString)")
+        let out = Scratch.root.appendingPathComponent("nibble-tiny-\(family)-adapter-\(UUID().uuidString)")
         let peft = out.appendingPathComponent("peft")
         try FileManager.default.createDirectory(at: peft, withIntermediateDirectories: true)
         guard let config = pack["adapter_config"] as? [String: Any] else { throw Failure.bad("\(family): adapter_config") }
@@ -96,7 +96,7 @@ public enum TinyModels {
               let config = pack["config"] as? [String: Any], let st = pack["safetensors"] as? [String: Any],
               let header = st["header"] as? String, let body = st["data"] as? String
         else { throw Failure.bad("\(family): bf16.json") }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tiny-\(family)-bf16-\(UUID().uuidString)")
+        let out = Scratch.root.appendingPathComponent("nibble-tiny-\(family)-bf16-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         for name in ["generation_config.json", "tokenizer.json", "tokenizer_config.json"]
         where FileManager.default.fileExists(atPath: source.appendingPathComponent(name).path) {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Tokenizers
+import TestFixtures
 
 /// tokenizer.json tokenizers against Hugging Face `tokenizers` (Tools/reference_tokenizer_json.py
 /// → Resources/tokenizer-json.json): the tiny models' committed files, and SmolLM2, Gemma 3,
@@ -193,7 +194,7 @@ struct TokenizerJSONTests {
     }
 
     static func make(_ text: String, config: String? = nil) throws -> Tokenizer {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tokjson-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-tokjson-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try text.write(to: dir.appendingPathComponent("tokenizer.json"), atomically: true, encoding: .utf8)
@@ -289,7 +290,7 @@ struct TokenizerJSONTests {
     }
 
     @Test func generationConfigEOSList() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nibble-tokjson-\(UUID().uuidString)")
+        let dir = Scratch.root.appendingPathComponent("nibble-tokjson-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try Self.json().write(to: dir.appendingPathComponent("tokenizer.json"), atomically: true, encoding: .utf8)
