@@ -20,6 +20,12 @@
 //   /tmp/attention_bench [N [LAYERS [THREADS [f32|f16|q8 [MODE...]]]]]
 //                        (default 1024 120 2 f16 attention read read+4)
 //
+// With STREAM_MB=M, after each layer's attention the threads read M MiB of other data of that
+// layer's own (as decode reads the next products' weights: SmolLM2 at q4 is about 3.2 MiB a
+// layer), untimed; STREAM_HINT=nta (default: prefetchnta 1 KiB ahead, as the kernels do), none
+// or flush (clflushopt each line once read). This shows whether a cache that would fit the
+// L3 (30 layers of f16 at N = 1,024 are 22.5 MiB) stays there while the weights stream past.
+//
 // Prints, per mode, the best and the median of 15 rounds (3 warm-up rounds dropped; a round
 // goes through the layers as many times as it takes to run 240) as µs per layer and the
 // cache's bytes over that time.
@@ -96,6 +102,25 @@ static void read_task_scalar(void *ctx, int64_t task) {
     sink = (float)(acc & 1);
 }
 
+// Between layers (STREAM_MB set): the layer's share of "weights", read by the threads in
+// halves as the products read theirs: 512-bit loads, with STREAM_HINT nta (prefetchnta 1 KiB
+// ahead, as the kernels do), none (loads only), or flush (nta, then clflushopt of each line
+// once read, so the line never reaches the L3 as a victim).
+typedef struct { const uint8_t *base; int64_t bytes; int hint; } stream_job;
+#if defined(__x86_64__)
+__attribute__((target("avx512f,clflushopt"))) static void stream_range(void *ctx, int64_t begin, int64_t end) {
+    const stream_job *j = ctx;
+    const int64_t b0 = j->bytes * begin / 2 / 64 * 64, b1 = j->bytes * end / 2 / 64 * 64;
+    __m512i a = _mm512_setzero_si512();
+    for (int64_t b = b0; b < b1; b += 64) {
+        if (j->hint) _mm_prefetch((const char *)j->base + b + 1024, _MM_HINT_NTA);
+        a = _mm512_xor_si512(a, _mm512_load_si512(j->base + b));
+        if (j->hint == 2 && b >= b0 + 256) _mm_clflushopt((void *)(j->base + b - 256));
+    }
+    sink = (float)(_mm512_reduce_add_epi32(a) & 1);
+}
+#endif
+
 static int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
 
 int main(int argc, char **argv) {
@@ -131,6 +156,15 @@ int main(int argc, char **argv) {
     printf("CPU features: %s; kernels %s; %d thread(s); %lld positions, %lld layers, %s cache, %lld part(s) per KV head\n",
            nb_cpu_features(), nb_isa_name(nb_active_isa()), threads, (long long)n, (long long)layers, fname, (long long)parts);
 
+    const double stream_mb = getenv("STREAM_MB") ? atof(getenv("STREAM_MB")) : 0;
+    const char *hint_name = getenv("STREAM_HINT") ? getenv("STREAM_HINT") : "nta";
+    const int hint = !strcmp(hint_name, "none") ? 0 : !strcmp(hint_name, "flush") ? 2 : 1;
+    const int64_t stream_bytes = (int64_t)(stream_mb * 1048576) / 64 * 64;
+    uint8_t *weights = stream_bytes ? aligned_alloc(64, (size_t)(stream_bytes * layers)) : NULL;
+    if (weights) {
+        memset(weights, 1, (size_t)(stream_bytes * layers));
+        printf("between layers: %.1f MiB of other data each (%.0f MiB in all), %s\n", stream_mb, stream_mb * layers, hint_name);
+    }
     const int64_t passes = layers >= 240 ? 1 : (240 + layers - 1) / layers;  // rounds of ≥ 240 layers
     const double bytes = (double)layers * KV_HEADS * (double)n * (double)row * 2;
     for (int mi = 0; mi < n_modes; mi++) {
@@ -146,9 +180,9 @@ int main(int argc, char **argv) {
         if (__builtin_cpu_supports("avx512f")) read_task = read_task_avx512;
 #endif
         if (!attention && work > 0 && read_task == read_task_scalar) { printf("%-10s (needs AVX-512)\n", mode); continue; }
-        double t[ROUNDS];
+        double t[ROUNDS], ts[ROUNDS];
         for (int r = 0; r < ROUNDS; r++) {
-            const double t0 = now();
+            double t0 = now(), streamed = 0;
             for (int64_t step = 0; step < passes * layers; step++) {
                 const int64_t l = step % layers;
                 const uint8_t *k = keys + per * l, *v = values + per * l;
@@ -167,15 +201,30 @@ int main(int argc, char **argv) {
                     read_job job = {k, v, capacity, row, n, parts, work};
                     nb_pool_run(pool, read_task, &job, KV_HEADS * parts);
                 }
+#if defined(__x86_64__)
+                if (weights) {  // not timed: the next product's weights
+                    const double s0 = now();
+                    stream_job sj = {weights + stream_bytes * l, stream_bytes, hint};
+                    nb_pool_run_ranges(pool, stream_range, &sj, 2, 1);
+                    streamed += now() - s0;
+                }
+#endif
             }
-            t[r] = (now() - t0) / passes;
+            t[r] = (now() - t0 - streamed) / passes;
+            ts[r] = streamed / passes;
         }
         qsort(t + WARM, ROUNDS - WARM, sizeof(double), cmp);
         const double best = t[WARM], median = t[WARM + (ROUNDS - WARM) / 2];
         printf("%-10s %7.2f us per layer (median %7.2f)  %6.1f GB/s (median %6.1f)\n", mode, best / layers * 1e6, median / layers * 1e6,
                bytes / best / 1e9, bytes / median / 1e9);
+        if (weights) {
+            qsort(ts + WARM, ROUNDS - WARM, sizeof(double), cmp);
+            const double sm = ts[WARM + (ROUNDS - WARM) / 2];
+            printf("%-10s %7.2f us per layer (median)            %6.1f GB/s (median)\n", "  stream", sm / layers * 1e6,
+                   (double)stream_bytes * layers / sm / 1e9);
+        }
     }
     nb_pool_destroy(pool);
-    free(keys), free(values), free(q), free(out), free(ml);
+    free(keys), free(values), free(q), free(out), free(ml), free(weights);
     return 0;
 }
