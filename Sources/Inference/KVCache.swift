@@ -11,7 +11,11 @@ import Quantization
 /// `[kvHead][slot][headDim]`, so the keys of one KV head are one contiguous run that
 /// attention streams from start to end (with `[slot][kvHeads × headDim]` it read 128 of
 /// every 384 bytes on SmolLM2 and ran 1.6× slower from memory); a head's key in slot s is
-/// at `(head * capacity + s) * rowBytes` bytes. Pages are committed only as slots are used.
+/// at `(head * capacity + s) * rowBytes` bytes. Pages are committed only as slots are used:
+/// the cache is in 4 KiB pages, not huge ones (`HugePages`), since every 2 MiB of it holds
+/// slots of several heads and all of it would be committed with the first token. (In huge
+/// pages decode at 1,024 tokens was about 4 % faster on SmolLM2, and a Gemma 3 process at
+/// a 1,024-token context 7 MiB larger: BENCHMARKS.md, 2026-12-05 22:30.)
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     /// Slots per layer.

@@ -16,6 +16,9 @@ public final class WeightLoader {
     /// Bytes of the matrices and vectors loaded so far (a matrix loaded twice, e.g. a
     /// tied embedding, is counted once because it is loaded once).
     private(set) var loadedBytes = 0
+    /// The matrices' memory, in huge pages: the small ones back to back in one chunk of
+    /// what the plan says they take.
+    let arena: WeightArena
 
     init(gguf: any ModelSource, plan: WeightPlan, pool: WorkerPool, contextLength: Int, shouldStop: @escaping () -> Bool = { false }) {
         self.gguf = gguf
@@ -23,6 +26,12 @@ public final class WeightLoader {
         self.plan = plan
         self.pool = pool
         self.shouldStop = shouldStop
+        let small = gguf.tensors.reduce(0) { sum, t in
+            guard t.shape.count >= 2 && t.shape[1] > 1 else { return sum }  // matrices, as Footprint counts them
+            let bytes = plan.format(ofTensor: t.name).storedByteCount(rows: t.elementCount / t.shape[0], columns: t.shape[0])
+            return sum + WeightArena.sliceBytes(bytes)
+        }
+        arena = WeightArena(smallBytes: small)
     }
 
     func has(_ name: String) -> Bool { gguf.tensor(named: name) != nil }
@@ -60,7 +69,7 @@ public final class WeightLoader {
         if shouldStop() { throw EngineError.cancelled }
         precondition(part.lowerBound >= 0 && part.upperBound <= rows && !part.isEmpty)
         let t = try tensor(name, shape: [columns, rows])
-        let m = try Self.matrix(file: gguf, tensor: t, rows: part, format: plan.format(ofTensor: name), pool: pool)
+        let m = try Self.matrix(file: gguf, tensor: t, rows: part, format: plan.format(ofTensor: name), pool: pool, arena: arena)
         loadedBytes += m.byteCount
         gguf.releasePages(of: Self.rows(part, of: t, in: gguf))
         return m
@@ -70,25 +79,29 @@ public final class WeightLoader {
     /// layout (Q8_0 → q8, Q4_1 → q4, F16 → f16, BF16 → bf16, and at `native` Q4_K → q4_K
     /// etc.: `Self.keepsBlocks`), Q4_0 converted exactly to q4, anything else dequantised
     /// to f32 and packed.
-    static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, format: WeightFormat, pool: WorkerPool) throws -> WeightMatrix {
-        try matrix(file: file, tensor: t, rows: 0..<(t.elementCount / t.shape[0]), format: format, pool: pool)
+    static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, format: WeightFormat, pool: WorkerPool,
+                       arena: WeightArena? = nil) throws -> WeightMatrix {
+        try matrix(file: file, tensor: t, rows: 0..<(t.elementCount / t.shape[0]), format: format, pool: pool, arena: arena)
     }
 
     /// Rows `part` of a 2-D tensor in `format` (rows of every file type are whole blocks).
     static func matrix(file: any ModelSource, tensor t: GGUFTensorInfo, rows part: Range<Int>, format: WeightFormat,
-                       pool: WorkerPool) throws -> WeightMatrix {
+                       pool: WorkerPool, arena: WeightArena? = nil) throws -> WeightMatrix {
         let columns = t.shape[0], rows = part.count
         let data = Self.rows(part, of: t, in: file)
         if format != .f32, keepsBlocks(t.type, format) {
-            return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, packed: data) { file.releasePages(of: $0) }
+            return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, packed: data, arena: arena) {
+                file.releasePages(of: $0)
+            }
         }
         if format == .q4, t.type == .q4_0 {
             let converted = q4_1(fromQ4_0: data)
             defer { converted.deallocate() }
-            return try WeightMatrix(format: .q4, rows: rows, columns: columns, name: t.name, packed: UnsafeRawBufferPointer(converted))
+            return try WeightMatrix(format: .q4, rows: rows, columns: columns, name: t.name, packed: UnsafeRawBufferPointer(converted),
+                                    arena: arena)
         }
         let rowBytes = t.type.byteCount(elements: columns)!
-        return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, pool: pool) { range, out in
+        return try WeightMatrix(format: format, rows: rows, columns: columns, name: t.name, pool: pool, arena: arena) { range, out in
             t.type.dequantize(data.baseAddress! + range.lowerBound * rowBytes, count: range.count * columns, into: out)
         }
     }

@@ -9,36 +9,50 @@ import Darwin
 /// Buffers of a megabyte or more are their own anonymous memory maps: freeing them
 /// gives the pages back to the system at once, so the RSS after a precision switch is
 /// the new weights' and not the old ones' (glibc keeps freed heap memory, and raises its
-/// mmap threshold after the first large free). Their pages are committed on first touch.
+/// mmap threshold after the first large free). Their pages are committed on first touch,
+/// 4 KiB at a time, or with `hugePages` 2 MiB at a time (`HugePages`): for memory that is
+/// all touched at once and read all over, all the time (a `WeightArena`'s, the weights).
 public final class AlignedBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     public let byteCount: Int
-    private let mapped: Bool
+    private enum Storage {
+        case heap
+        case map(length: Int)
+        /// Part of an arena's chunk, which lives as long as any of its slices.
+        case slice(HugePages.Chunk)
+    }
+    private let storage: Storage
 
     static let mapThreshold = 1 << 20
 
+    /// - Parameter hugePages: a buffer of a megabyte or more in transparent huge pages.
     /// - Returns: nil when the memory cannot be had (so a failed precision switch can
     ///   keep the old weights instead of crashing).
-    public init?(byteCount: Int) {
+    public init?(byteCount: Int, hugePages: Bool = false) {
         guard byteCount >= 0 else { return nil }
         if byteCount >= AlignedBuffer.mapThreshold {
-            let raw = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            guard let raw, raw != MAP_FAILED else { return nil }
+            guard let (raw, length) = HugePages.map(byteCount, huge: hugePages) else { return nil }
             pointer = raw
-            mapped = true
+            storage = .map(length: length)
         } else {
             var raw: UnsafeMutableRawPointer?
             guard posix_memalign(&raw, 64, max(byteCount, 64)) == 0, let raw else { return nil }
             pointer = raw
-            mapped = false
+            storage = .heap
         }
         self.byteCount = byteCount
+    }
+
+    fileprivate init(slice pointer: UnsafeMutableRawPointer, byteCount: Int, of chunk: HugePages.Chunk) {
+        self.pointer = pointer
+        self.byteCount = byteCount
+        storage = .slice(chunk)
     }
 
     /// A zero-filled buffer of `count` values of `T`.
     public static func zeroed<T>(_: T.Type, count: Int) -> AlignedBuffer? {
         guard let buffer = AlignedBuffer(byteCount: count * MemoryLayout<T>.stride) else { return nil }
-        if !buffer.mapped {  // fresh anonymous maps are zero already
+        if case .heap = buffer.storage {  // fresh anonymous maps are zero already
             buffer.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: buffer.byteCount)
         }
         return buffer
@@ -49,6 +63,104 @@ public final class AlignedBuffer: @unchecked Sendable {
     }
 
     deinit {
-        if mapped { munmap(pointer, byteCount) } else { free(pointer) }
+        switch storage {
+        case .heap: free(pointer)
+        case .map(let length): munmap(pointer, length)
+        case .slice: break  // the chunk is unmapped with its last slice
+        }
+    }
+}
+
+/// Anonymous memory in 2 MiB-aligned maps advised `MADV_HUGEPAGE`, so that where the
+/// kernel grants transparent huge pages (`/sys/kernel/mm/transparent_hugepage/enabled`
+/// `always` or `madvise`) each 2 MiB of it is one TLB entry instead of 512. Decode reads
+/// every weight once a token; with 4 KiB pages that is a TLB miss (and a page walk, which
+/// the hardware prefetchers do not cross) every 4 KiB. Only whole 2 MiB extents inside a map get huge pages; the rest stays 4 KiB, so
+/// a map commits no more than its length. Measured in BENCHMARKS.md (2026-12-05 22:30).
+public enum HugePages {
+    static let size = 2 << 20
+
+    /// `bytes` (rounded up to 4 KiB) of fresh zeroed memory and the length to unmap, or nil;
+    /// `huge`: 2 MiB-aligned and advised for huge pages.
+    static func map(_ bytes: Int, huge: Bool = true) -> (UnsafeMutableRawPointer, Int)? {
+        let length = (max(bytes, 1) + 4095) & ~4095
+        #if os(Linux)
+        if huge {
+        // Map 2 MiB more, then give back the head before the first boundary and the tail.
+        guard let raw = mmap(nil, length + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED else { return nil }
+        let start = Int(bitPattern: raw), aligned = (start + size - 1) & ~(size - 1)
+        if aligned > start { munmap(raw, aligned - start) }
+        let tail = start + length + size - (aligned + length)
+        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + length), tail) }
+        let pointer = UnsafeMutableRawPointer(bitPattern: aligned)!
+        _ = madvise(pointer, length, MADV_HUGEPAGE)  // a hint: no huge pages is not an error
+        return (pointer, length)
+        }
+        #endif
+        guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              raw != MAP_FAILED else { return nil }
+        return (raw, length)
+    }
+
+    /// One map that slices are cut from; unmapped when the arena and every slice are gone.
+    final class Chunk: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+        let length: Int
+        init?(bytes: Int) {
+            guard let (pointer, length) = HugePages.map(bytes) else { return nil }
+            (self.pointer, self.length) = (pointer, length)
+        }
+        deinit { munmap(pointer, length) }
+    }
+}
+
+/// Memory for one model's weight matrices, in huge pages (`HugePages`). A matrix of
+/// `HugePages.size` (2 MiB) or more is a map of its own; smaller ones (most of a small
+/// model's: SmolLM2's are 69–553 KiB at q4) are cut, 64-byte aligned and back to back, from
+/// shared chunks, so that they share huge pages too: the first chunk as large as the
+/// loader expects them to take in all (`smallBytes`), any more of `chunkBytes`, each slice
+/// in the first chunk it fits. What is committed beyond the matrices is the 2 MiB extent
+/// each chunk's last slice ends in (with chunks of 32 MiB regardless of the total, peak RSS
+/// was up to 11 MiB higher). A chunk is unmapped when the arena and its last matrix are
+/// gone, so a precision switch gives the old weights' memory back as before.
+public final class WeightArena: @unchecked Sendable {
+    private var nextChunk: Int
+    private let chunkBytes: Int
+    private var chunks: [(chunk: HugePages.Chunk, used: Int)] = []
+    private var mutex = pthread_mutex_t()
+
+    /// - Parameter smallBytes: what the matrices under 2 MiB will take, each rounded up to
+    ///   64 bytes (`WeightArena.sliceBytes`); 0 if not known.
+    public init(smallBytes: Int = 0, chunkBytes: Int = 8 << 20) {
+        nextChunk = smallBytes > 0 ? smallBytes : chunkBytes
+        self.chunkBytes = chunkBytes
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    /// What a matrix of `byteCount` bytes takes of a shared chunk (0: it gets a map of its own).
+    public static func sliceBytes(_ byteCount: Int) -> Int {
+        byteCount >= HugePages.size ? 0 : (max(byteCount, 1) + 63) & ~63
+    }
+
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    /// `byteCount` bytes of zeroed memory, or nil when no memory can be had.
+    public func allocate(byteCount: Int) -> AlignedBuffer? {
+        guard byteCount >= 0 else { return nil }
+        let size = WeightArena.sliceBytes(byteCount)
+        if size == 0 { return AlignedBuffer(byteCount: byteCount, hugePages: true) }
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        var index = chunks.firstIndex { $0.used + size <= $0.chunk.length }
+        if index == nil {
+            guard let fresh = HugePages.Chunk(bytes: max(size, nextChunk)) else { return nil }
+            chunks.append((fresh, 0))
+            index = chunks.count - 1
+            nextChunk = chunkBytes
+        }
+        let (chunk, used) = chunks[index!]
+        chunks[index!].used = used + size
+        return AlignedBuffer(slice: chunk.pointer + used, byteCount: byteCount, of: chunk)
     }
 }

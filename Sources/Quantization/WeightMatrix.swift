@@ -197,11 +197,14 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Copies bytes that are already in `format`'s layout (a Q8_0 tensor as q8, Q4_1 as q4,
     /// Q4_K as q4_K...).
-    /// - Parameter copied: called after each slab of up to 8 MiB with the part of
-    ///   `packed` just copied, so a caller copying out of a mapped file can let those
-    ///   pages go at once (the copy and the file never both hold a large tensor).
+    /// - Parameters:
+    ///   - arena: where the matrix's memory comes from (a model's matrices share huge
+    ///     pages); nil: a buffer of its own.
+    ///   - copied: called after each slab of up to 8 MiB with the part of
+    ///     `packed` just copied, so a caller copying out of a mapped file can let those
+    ///     pages go at once (the copy and the file never both hold a large tensor).
     public init(format: WeightFormat, rows: Int, columns: Int, name: String, packed: UnsafeRawBufferPointer,
-                copied: (UnsafeRawBufferPointer) -> Void = { _ in }) throws {
+                arena: WeightArena? = nil, copied: (UnsafeRawBufferPointer) -> Void = { _ in }) throws {
         self.format = format
         self.rows = rows
         self.columns = columns
@@ -209,7 +212,7 @@ public final class WeightMatrix: @unchecked Sendable {
         let bytes = format.byteCount(rows: rows, columns: columns)
         precondition(packed.count == bytes, "\(name): \(packed.count) bytes given, \(bytes) expected")
         let stored = format.storedByteCount(rows: rows, columns: columns)
-        guard let storage = AlignedBuffer(byteCount: stored) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
+        guard let storage = WeightMatrix.storage(stored, arena) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
         if interleaved && !format.rowsIndependent {  // nf4: the whole matrix at once (its side arrays are global)
             nb_interleave(format.c, Int64(rows), Int64(columns), packed.baseAddress, 0, Int64(rows), storage.pointer)
             copied(packed)
@@ -236,12 +239,16 @@ public final class WeightMatrix: @unchecked Sendable {
         self.storage = storage
     }
 
+    private static func storage(_ bytes: Int, _ arena: WeightArena?) -> AlignedBuffer? {
+        arena.map { $0.allocate(byteCount: bytes) } ?? AlignedBuffer(byteCount: bytes)
+    }
+
     /// Builds the matrix by asking `fill(rowRange, out)` for f32 rows (it writes
     /// `rowRange.count × columns` floats) and packing them into `format`, in parallel:
-    /// `fill` is called concurrently for disjoint row ranges.
+    /// `fill` is called concurrently for disjoint row ranges (`arena` as above).
     /// - Throws: `QuantizationError` when memory cannot be had or the shape does not fit
     ///   the format; whatever `fill` throws.
-    public init(format: WeightFormat, rows: Int, columns: Int, name: String, pool: WorkerPool,
+    public init(format: WeightFormat, rows: Int, columns: Int, name: String, pool: WorkerPool, arena: WeightArena? = nil,
                 fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
         self.format = format
         self.rows = rows
@@ -251,7 +258,7 @@ public final class WeightMatrix: @unchecked Sendable {
         if !format.isPackable { throw QuantizationError.notPackable(what: name, format: format) }
         if bytes == 0 { throw QuantizationError.unsupportedShape(what: name, columns: columns, format: format) }
         let stored = format.storedByteCount(rows: rows, columns: columns)
-        guard let storage = AlignedBuffer(byteCount: stored) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
+        guard let storage = WeightMatrix.storage(stored, arena) else { throw QuantizationError.outOfMemory(bytes: stored, what: name) }
         self.storage = storage
         if format == .f32 {
             try fill(0..<rows, storage.typed(Float.self))

@@ -414,26 +414,28 @@ struct BenchReport: Codable {
 final class StreamBandwidth {
     let threads: Int
     private let chunk: Int
-    private let buffer: UnsafeMutableRawPointer
+    private let memory: AlignedBuffer
+    private var buffer: UnsafeMutableRawPointer { memory.pointer }
     private let pool: WorkerPool
     private let sums: UnsafeMutablePointer<UInt64>
 
     /// A buffer of `bytes` (256 MiB: well past any last-level cache we meet), its pages
-    /// faulted in, for `threads` threads to read.
+    /// faulted in, for `threads` threads to read. It is in huge pages where the system
+    /// grants them, as the weights and the KV cache are (with 4 KiB pages it read 5–10 %
+    /// slower than decode read the weights, BENCHMARKS.md 2026-12-05 22:30).
     init(threads: Int, bytes: Int = 256 << 20) throws {
         self.threads = max(threads, 1)
         chunk = bytes / self.threads / 128 * 128
-        guard let buffer = malloc(chunk * self.threads) else { throw CLIError("bench: no memory for the read test") }
-        self.buffer = buffer
-        memset(buffer, 1, chunk * self.threads)
+        guard let memory = AlignedBuffer(byteCount: chunk * self.threads, hugePages: true) else {
+            throw CLIError("bench: no memory for the read test")
+        }
+        self.memory = memory
+        memset(memory.pointer, 1, chunk * self.threads)
         pool = WorkerPool(threads: self.threads)
         sums = .allocate(capacity: self.threads)
     }
 
-    deinit {
-        free(buffer)
-        sums.deallocate()
-    }
+    deinit { sums.deallocate() }
 
     /// GB/s: the best of 5 passes over the buffer.
     func measure() -> Double {
