@@ -25,6 +25,8 @@
 // layer), untimed; STREAM_HINT=nta (default: prefetchnta 1 KiB ahead, as the kernels do), none
 // or flush (clflushopt each line once read). This shows whether a cache that would fit the
 // L3 (30 layers of f16 at N = 1,024 are 22.5 MiB) stays there while the weights stream past.
+// HUGE=1 puts the caches and that data in transparent huge pages (2 MiB-aligned maps
+// advised MADV_HUGEPAGE), as the engine's weights are.
 //
 // Prints, per mode, the best and the median of 15 rounds (3 warm-up rounds dropped; a round
 // goes through the layers as many times as it takes to run 240) as µs per layer and the
