@@ -15,7 +15,7 @@ import Quantization
 /// the cache is in 4 KiB pages, not huge ones (`HugePages`), since every 2 MiB of it holds
 /// slots of several heads and all of it would be committed with the first token. (In huge
 /// pages decode at 1,024 tokens was about 4 % faster on SmolLM2, and a Gemma 3 process at
-/// a 1,024-token context 7 MiB larger: BENCHMARKS.md, 2026-12-05 22:30.)
+/// a 1,024-token context 7 MiB larger: BENCHMARKS.md, 2026-12-05 21:30.)
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     /// Slots per layer.

@@ -76,7 +76,7 @@ public final class AlignedBuffer: @unchecked Sendable {
 /// `always` or `madvise`) each 2 MiB of it is one TLB entry instead of 512. Decode reads
 /// every weight once a token; with 4 KiB pages that is a TLB miss (and a page walk, which
 /// the hardware prefetchers do not cross) every 4 KiB. Only whole 2 MiB extents inside a map get huge pages; the rest stays 4 KiB, so
-/// a map commits no more than its length. Measured in BENCHMARKS.md (2026-12-05 22:30).
+/// a map commits no more than its length. Measured in BENCHMARKS.md (2026-12-05 21:30).
 public enum HugePages {
     static let size = 2 << 20
 

@@ -421,8 +421,8 @@ final class StreamBandwidth {
 
     /// A buffer of `bytes` (256 MiB: well past any last-level cache we meet), its pages
     /// faulted in, for `threads` threads to read. It is in huge pages where the system
-    /// grants them, as the weights and the KV cache are (with 4 KiB pages it read 5–10 %
-    /// slower than decode read the weights, BENCHMARKS.md 2026-12-05 22:30).
+    /// grants them, as the weights are (in 4 KiB pages it streamed 68–73 GB/s against 76–82,
+    /// and bf16 decode "read" 104–110 % of it: BENCHMARKS.md 2026-12-05 21:30).
     init(threads: Int, bytes: Int = 256 << 20) throws {
         self.threads = max(threads, 1)
         chunk = bytes / self.threads / 128 * 128
