@@ -25,12 +25,17 @@ public final class AlignedBuffer: @unchecked Sendable {
 
     static let mapThreshold = 1 << 20
 
-    /// - Parameter hugePages: a buffer of a megabyte or more in transparent huge pages.
+    /// - Parameters:
+    ///   - hugePages: a buffer of a megabyte or more in transparent huge pages.
+    ///   - mapped: a map of its own at any size, for scratch freed as soon as it is used,
+    ///     so that the heap never holds it. (The loader's staging buffers, freed between
+    ///     matrices, raised peak RSS by 13 MiB in one load of five once the weights no
+    ///     longer came from the heap and filled what they left.)
     /// - Returns: nil when the memory cannot be had (so a failed precision switch can
     ///   keep the old weights instead of crashing).
-    public init?(byteCount: Int, hugePages: Bool = false) {
+    public init?(byteCount: Int, hugePages: Bool = false, mapped: Bool = false) {
         guard byteCount >= 0 else { return nil }
-        if byteCount >= AlignedBuffer.mapThreshold {
+        if byteCount >= AlignedBuffer.mapThreshold || mapped {
             guard let (raw, length) = HugePages.map(byteCount, huge: hugePages) else { return nil }
             pointer = raw
             storage = .map(length: length)

@@ -271,7 +271,7 @@ public final class WeightMatrix: @unchecked Sendable {
         // separate one per matrix fragmented the heap: +27 MiB of peak RSS at nf4).
         let packedAt = (slab * columns * 4 + 63) / 64 * 64
         let stagingBytes = interleaved && !format.rowsIndependent ? packedAt + bytes : slab * columns * 4
-        guard let staging = AlignedBuffer(byteCount: stagingBytes) else {
+        guard let staging = AlignedBuffer(byteCount: stagingBytes, mapped: true) else {
             throw QuantizationError.outOfMemory(bytes: stagingBytes, what: name)
         }
         let f = staging.typed(Float.self)
