@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -80,27 +81,28 @@ public final class AlignedBuffer: @unchecked Sendable {
 /// kernel grants transparent huge pages (`/sys/kernel/mm/transparent_hugepage/enabled`
 /// `always` or `madvise`) each 2 MiB of it is one TLB entry instead of 512. Decode reads
 /// every weight once a token; with 4 KiB pages that is a TLB miss (and a page walk, which
-/// the hardware prefetchers do not cross) every 4 KiB. Only whole 2 MiB extents inside a map get huge pages; the rest stays 4 KiB, so
-/// a map commits no more than its length. Measured in BENCHMARKS.md (2026-12-05 21:30).
-public enum HugePages {
+/// the hardware prefetchers do not cross) every 4 KiB. Only whole 2 MiB extents inside a
+/// map get huge pages; the rest stays 4 KiB, so a map commits no more than its length.
+/// Measured in BENCHMARKS.md (2026-12-05 21:30).
+enum HugePages {
     static let size = 2 << 20
 
     /// `bytes` (rounded up to 4 KiB) of fresh zeroed memory and the length to unmap, or nil;
-    /// `huge`: 2 MiB-aligned and advised for huge pages.
+    /// `huge`: 2 MiB-aligned and advised for huge pages (Linux; elsewhere a plain map).
     static func map(_ bytes: Int, huge: Bool = true) -> (UnsafeMutableRawPointer, Int)? {
         let length = (max(bytes, 1) + 4095) & ~4095
         #if os(Linux)
         if huge {
-        // Map 2 MiB more, then give back the head before the first boundary and the tail.
-        guard let raw = mmap(nil, length + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              raw != MAP_FAILED else { return nil }
-        let start = Int(bitPattern: raw), aligned = (start + size - 1) & ~(size - 1)
-        if aligned > start { munmap(raw, aligned - start) }
-        let tail = start + length + size - (aligned + length)
-        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + length), tail) }
-        let pointer = UnsafeMutableRawPointer(bitPattern: aligned)!
-        _ = madvise(pointer, length, MADV_HUGEPAGE)  // a hint: no huge pages is not an error
-        return (pointer, length)
+            // Map 2 MiB more, then give back the head before the first boundary and the tail.
+            guard let raw = mmap(nil, length + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                  raw != MAP_FAILED else { return nil }
+            let start = Int(bitPattern: raw), aligned = (start + size - 1) & ~(size - 1)
+            if aligned > start { munmap(raw, aligned - start) }
+            let tail = start + size - aligned
+            if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + length), tail) }
+            let pointer = UnsafeMutableRawPointer(bitPattern: aligned)!
+            _ = madvise(pointer, length, MADV_HUGEPAGE)  // a hint: no huge pages is not an error
+            return (pointer, length)
         }
         #endif
         guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
@@ -126,21 +128,22 @@ public enum HugePages {
 /// shared chunks, so that they share huge pages too: the first chunk as large as the
 /// loader expects them to take in all (`smallBytes`), any more of `chunkBytes`, each slice
 /// in the first chunk it fits. What is committed beyond the matrices is the 2 MiB extent
-/// each chunk's last slice ends in (with chunks of 32 MiB regardless of the total, peak RSS
-/// was up to 11 MiB higher). A chunk is unmapped when the arena and its last matrix are
-/// gone, so a precision switch gives the old weights' memory back as before.
-public final class WeightArena: @unchecked Sendable {
-    private var nextChunk: Int
+/// each chunk's last slice ends in, so one chunk sized by the plan wastes least. A chunk
+/// is unmapped when the arena and its last matrix are gone, so a precision switch gives the
+/// old weights' memory back as before.
+public final class WeightArena: Sendable {
+    private struct State {
+        var nextChunk: Int
+        var chunks: [(chunk: HugePages.Chunk, used: Int)] = []
+    }
+    private let state: Mutex<State>
     private let chunkBytes: Int
-    private var chunks: [(chunk: HugePages.Chunk, used: Int)] = []
-    private var mutex = pthread_mutex_t()
 
     /// - Parameter smallBytes: what the matrices under 2 MiB will take, each rounded up to
     ///   64 bytes (`WeightArena.sliceBytes`); 0 if not known.
     public init(smallBytes: Int = 0, chunkBytes: Int = 8 << 20) {
-        nextChunk = smallBytes > 0 ? smallBytes : chunkBytes
+        state = Mutex(State(nextChunk: smallBytes > 0 ? smallBytes : chunkBytes))
         self.chunkBytes = chunkBytes
-        pthread_mutex_init(&mutex, nil)
     }
 
     /// What a matrix of `byteCount` bytes takes of a shared chunk (0: it gets a map of its own).
@@ -148,24 +151,22 @@ public final class WeightArena: @unchecked Sendable {
         byteCount >= HugePages.size ? 0 : (max(byteCount, 1) + 63) & ~63
     }
 
-    deinit { pthread_mutex_destroy(&mutex) }
-
     /// `byteCount` bytes of zeroed memory, or nil when no memory can be had.
     public func allocate(byteCount: Int) -> AlignedBuffer? {
         guard byteCount >= 0 else { return nil }
         let size = WeightArena.sliceBytes(byteCount)
         if size == 0 { return AlignedBuffer(byteCount: byteCount, hugePages: true) }
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        var index = chunks.firstIndex { $0.used + size <= $0.chunk.length }
-        if index == nil {
-            guard let fresh = HugePages.Chunk(bytes: max(size, nextChunk)) else { return nil }
-            chunks.append((fresh, 0))
-            index = chunks.count - 1
-            nextChunk = chunkBytes
+        return state.withLock { s -> AlignedBuffer? in
+            var index = s.chunks.firstIndex { $0.used + size <= $0.chunk.length }
+            if index == nil {
+                guard let fresh = HugePages.Chunk(bytes: max(size, s.nextChunk)) else { return nil }
+                s.chunks.append((fresh, 0))
+                s.nextChunk = chunkBytes
+                index = s.chunks.count - 1
+            }
+            let (chunk, used) = s.chunks[index!]
+            s.chunks[index!].used = used + size
+            return AlignedBuffer(slice: chunk.pointer + used, byteCount: byteCount, of: chunk)
         }
-        let (chunk, used) = chunks[index!]
-        chunks[index!].used = used + size
-        return AlignedBuffer(slice: chunk.pointer + used, byteCount: byteCount, of: chunk)
     }
 }
