@@ -156,6 +156,72 @@ int nb_kernel_level(void) {
     }
 }
 
+// ---- Prefetch profile per CPU ----
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+/// The vendor (0: other, 1: AMD, 2: Intel) and the display family (base + extended) from cpuid.
+static void cpu_vendor_family(int *vendor, unsigned *family) {
+    unsigned a, b, c, d;
+    *vendor = 0;
+    *family = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+    if (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) *vendor = 1;       // "AuthenticAMD"
+    else if (b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e) *vendor = 2;  // "GenuineIntel"
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    unsigned base = (a >> 8) & 0xf;
+    *family = base == 0xf ? base + ((a >> 20) & 0xff) : base;
+}
+#endif
+
+const char *nb_cpu_family(void) {
+    static char buffer[32];
+#if defined(__x86_64__)
+    int vendor;
+    unsigned family;
+    cpu_vendor_family(&vendor, &family);
+    snprintf(buffer, sizeof buffer, "%s family %Xh", vendor == 1 ? "AMD" : vendor == 2 ? "Intel" : "x86", family);
+#else
+    buffer[0] = 0;
+#endif
+    return buffer;
+}
+
+/// The table: a row per CPU family measured (SmolLM2 decode, 2 threads, alternating runs;
+/// BENCHMARKS.md). A CPU not in it gets NB_PREFETCH_L2, which leaves the most to the
+/// hardware: the non-temporal hint is the one whose meaning differs most between cores.
+nb_prefetch nb_detected_prefetch(void) {
+#if defined(__x86_64__)
+    int vendor;
+    unsigned family;
+    cpu_vendor_family(&vendor, &family);
+    if (vendor == 1 && family == 0x1a) return NB_PREFETCH_NTA;  // Zen 5
+#endif
+    return NB_PREFETCH_L2;  // Zen 3 (family 19h, measured), and every other CPU
+}
+
+const char *nb_prefetch_name(nb_prefetch p) { return p == NB_PREFETCH_NTA ? "nta" : "l2"; }
+
+int nb_parse_prefetch(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "nta")) return NB_PREFETCH_NTA;
+    if (!strcmp(name, "l2")) return NB_PREFETCH_L2;
+    return -1;
+}
+
+static _Atomic int prefetch_profile = -1;
+
+nb_prefetch nb_active_prefetch(void) {
+    int p = atomic_load_explicit(&prefetch_profile, memory_order_relaxed);
+    if (p < 0) {
+        p = nb_parse_prefetch(getenv("NIBBLE_PREFETCH"));
+        if (p < 0) p = (int)nb_detected_prefetch();
+        atomic_store(&prefetch_profile, p);
+    }
+    return (nb_prefetch)p;
+}
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif

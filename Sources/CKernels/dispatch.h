@@ -26,18 +26,21 @@ static inline int nb_isa_has_avx2(nb_isa isa) {
     return isa == NB_ISA_AVX2 || isa == NB_ISA_AVXVNNI || isa == NB_ISA_AVX512;
 }
 
-/// f32 decode's rows are each read once a token: the row at least 4 KiB after row r (of
-/// rows_end) is fetched with the non-temporal hint while r computes. SmolLM2 f32 decode on
-/// Zen 5 against none, alternating runs: +9.7 % and +8.6 % (memory at 46 GB/s), +9.9 % at
-/// 8 KiB ahead (memory at 67 GB/s); 16 KiB ahead +6.6 %, 32 KiB worse than 16; _MM_HINT_T1
-/// 4 % below NTA. The same in the f16 and bf16 decode loops: +0.7 % and −1.8 %, not kept.
-static inline void nb_prefetch_row_ahead(const void *w, size_t row_bytes, int64_t r, int64_t rows_end) {
+/// f32 decode's rows are each read once a token: with the NTA profile (nb_active_prefetch; the
+/// caller passes `nta`), the row at least 4 KiB after row r (of rows_end) is fetched with the
+/// non-temporal hint while r computes. SmolLM2 f32 decode on Zen 5 against none, alternating
+/// runs: +9.7 % and +8.6 % (memory at 46 GB/s), +9.9 % at 8 KiB ahead (memory at 67 GB/s);
+/// 16 KiB ahead +6.6 %, 32 KiB worse than 16; _MM_HINT_T1 4 % below NTA. The same in the f16
+/// and bf16 decode loops: +0.7 % and −1.8 %, not kept. On Zen 3 any prefetch here (NTA or T1)
+/// cost 27–32 %: the hardware prefetcher alone streams these rows faster (the L2 profile).
+static inline void nb_prefetch_row_ahead(int nta, const void *w, size_t row_bytes, int64_t r, int64_t rows_end) {
 #if defined(__x86_64__)
+    if (!nta) return;
     const int64_t ahead = row_bytes >= 4096 ? 1 : (int64_t)(4096 / row_bytes);
     if (r + ahead >= rows_end) return;
     const char *p = (const char *)w + (size_t)(r + ahead) * row_bytes;
     for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(p + o, 0, 0);  // prefetchnta
 #else
-    (void)w; (void)row_bytes; (void)r; (void)rows_end;
+    (void)nta; (void)w; (void)row_bytes; (void)r; (void)rows_end;
 #endif
 }

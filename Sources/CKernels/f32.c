@@ -115,8 +115,9 @@ void nb_axpy_f32(float a, const float *x, float *y, int64_t n) {
 }
 
 void nb_matvec_f32(const float *w, const float *x, float *y, int64_t k, int64_t row_begin, int64_t row_end) {
+    const int nta = nb_active_prefetch() == NB_PREFETCH_NTA;
     for (int64_t r = row_begin; r < row_end; r++) {
-        nb_prefetch_row_ahead(w, 4 * (size_t)k, r, row_end);
+        nb_prefetch_row_ahead(nta, w, 4 * (size_t)k, r, row_end);
         y[r] = nb_dot_f32(w + r * k, x, k);
     }
 }

@@ -690,9 +690,10 @@ NB_T NB_INLINE void kil_tile(nb_format fmt, const nb_il_geometry *g, const uint8
         PV_STOREF(accm + i * PR, PV_ZEROF());
     }
     const size_t part = prefetch_size(next_bytes, nb);
+    const int nta = T <= 4 && nb_active_prefetch() == NB_PREFETCH_NTA;  // decode: as il_tile
     const uint8_t *sc = grp, *cd = grp + g->codes;
     for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes) {
-        if (T <= 4) prefetch_part_nta(next, next_bytes, part, b);  // decode: as il_tile
+        if (nta) prefetch_part_nta(next, next_bytes, part, b);
         else prefetch_part(next, next_bytes, part, b);
         const nb_q8k *xb = xq + t0 * nb + b;
         const int32_t *s32b = s32 ? s32 + (t0 * nb + b) * 4 : NULL;

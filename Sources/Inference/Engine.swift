@@ -461,7 +461,7 @@ extension Engine {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
-        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(String(cString: nb_cpu_features())), kernels \(KernelLevel.active)"
+        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(String(cString: nb_cpu_features())), kernels \(KernelLevel.active), prefetch \(PrefetchProfile.active)"
     }
 }
 

@@ -35,7 +35,7 @@ extension Nibble {
                 parameters: file.tensors.reduce(0) { $0 + $1.elementCount },
                 contextLength: config.contextLength, vocabSize: config.vocabSize,
                 chatTemplate: file.string("tokenizer.chat_template") != nil,
-                tensorTypes: types, precisions: precisions, kernels: KernelLevel.active)
+                tensorTypes: types, precisions: precisions, kernels: KernelLevel.active, prefetch: PrefetchProfile.active)
             if json {
                 try Terminal.writeJSON(output)
                 return
@@ -56,6 +56,7 @@ extension Nibble {
                 "chat template  \(output.chatTemplate ? "yes" : "no")",
                 "native         \(WeightPlan.native(file).summary) (how the file stores its linear weights)",
                 "kernels        \(KernelLevel.active) (this CPU: \(KernelLevel.supported.joined(separator: ", ")); \(KernelLevel.variable) picks a lower one)",
+                "prefetch       \(PrefetchProfile.active) (\(PrefetchProfile.cpuFamily.isEmpty ? "this CPU" : PrefetchProfile.cpuFamily): \(PrefetchProfile.detected); \(PrefetchProfile.variable)=\(PrefetchProfile.names.joined(separator: "|")) picks one)",
                 "tensors        " + types.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
                 "",
                 row(["precision", "weights", "linear", "KV cache", "total", "fits", "against the file (limit \(mib(limit)))"]),
@@ -82,9 +83,11 @@ struct InfoOutput: Encodable {
     var precisions: [Footprint]
     /// The kernels' instruction-set level ("avx2", …).
     var kernels: String
+    /// How decode prefetches its weight rows ("nta", "l2").
+    var prefetch: String
 
     enum CodingKeys: String, CodingKey {
         case file, fileBytes = "file_bytes", architecture, parameters, contextLength = "context_length"
-        case vocabSize = "vocab_size", chatTemplate = "chat_template", tensorTypes = "tensor_types", precisions, kernels
+        case vocabSize = "vocab_size", chatTemplate = "chat_template", tensorTypes = "tensor_types", precisions, kernels, prefetch
     }
 }

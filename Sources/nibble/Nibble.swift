@@ -17,7 +17,8 @@ struct Nibble: ParsableCommand {
     /// stderr, the first naming the file or argument and what is wrong (DESIGN.md's CLI
     /// contract). Help and version still print in full; Ctrl-C exits with 130.
     static func main() {
-        if let problem = KernelLevel.environmentProblem(ProcessInfo.processInfo.environment) {
+        let environment = ProcessInfo.processInfo.environment
+        if let problem = KernelLevel.environmentProblem(environment) ?? PrefetchProfile.environmentProblem(environment) {
             Terminal.writeError("Error: \(problem)\n")
             Foundation.exit(1)
         }

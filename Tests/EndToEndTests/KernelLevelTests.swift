@@ -38,4 +38,27 @@ import Testing
             #expect(run.stderr.contains("this CPU does not have it"), "\(run.stderr)")
         }
     }
+
+    /// NIBBLE_PREFETCH picks how decode prefetches its rows; only speed may depend on it. The
+    /// f32 and q4 decode loops are the ones it changes (f32: rows fetched in software or not;
+    /// q4: the non-temporal or the T1 hint), so both give the same greedy tokens either way.
+    @Test func bothPrefetchProfilesGiveTheSameTokens() throws {
+        for precision in ["f32", "q4"] {
+            var tokens: [String: [Int]] = [:]
+            for profile in ["nta", "l2"] {
+                let info = try nibble(["info", "--model", try requireModel(), "--json"], environment: ["NIBBLE_PREFETCH": profile])
+                #expect(info.status == 0, "\(profile): \(info.stderr)")
+                #expect(try jsonObject(info.stdout)["prefetch"] as? String == profile)
+                let run = try nibble(["generate", "--model", try requireModel(), "--precision", precision, "--prompt",
+                                      "The capital of France is", "--max-tokens", "12", "--temperature", "0", "--json"],
+                                     environment: ["NIBBLE_PREFETCH": profile])
+                #expect(run.status == 0, "\(precision) \(profile): \(run.stderr)")
+                tokens[profile] = try #require(jsonObject(run.stdout)["tokens"] as? [Int], "\(run.stdout)")
+            }
+            #expect((tokens["nta"]?.count ?? 0) > 0 && tokens["nta"] == tokens["l2"], "\(precision): \(tokens)")
+        }
+        let bad = try nibble(["info", "--model", try requireModel()], environment: ["NIBBLE_PREFETCH": "t0"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr == "Error: NIBBLE_PREFETCH=t0 is not a prefetch profile (one of: nta, l2)\n")
+    }
 }

@@ -46,6 +46,28 @@ const char *nb_isa_name(nb_isa isa);
 int nb_parse_isa(const char *name);
 /// A short human-readable list of relevant CPU features, e.g. "AVX2 FMA F16C".
 const char *nb_cpu_features(void);
+/// How decode asks for the weight rows it reads once a token: which hint the quantized decode
+/// tiles prefetch their next row groups with, and whether f32 decode fetches its next rows in
+/// software at all. Chosen per CPU (nb_detected_prefetch: a table measured on the CPUs this
+/// project has run on), or named by the environment variable NIBBLE_PREFETCH (nta, l2).
+/// Results never depend on it, only speed.
+typedef enum {
+    /// _MM_HINT_NTA for quantized decode; f32 decode fetches the row 4 KiB ahead with it too.
+    /// AMD Zen 5 (family 1Ah): f32 +9–10 %, q4 +12–14 % against the T1 hint / no prefetch.
+    NB_PREFETCH_NTA = 0,
+    /// _MM_HINT_T1 (into L2) for quantized decode; f32 decode left to the hardware prefetcher.
+    /// AMD Zen 3 (family 19h): f32 +37–48 %, q4 +3.5 %, Gemma's K-quants +4 % against NTA.
+    /// Every CPU not in the table.
+    NB_PREFETCH_L2 = 1,
+} nb_prefetch;
+nb_prefetch nb_active_prefetch(void);
+/// The profile of this CPU's row in the table (NB_PREFETCH_L2 for CPUs not in it).
+nb_prefetch nb_detected_prefetch(void);
+/// "nta", "l2"; nb_parse_prefetch is its inverse (-1 for other names).
+const char *nb_prefetch_name(nb_prefetch p);
+int nb_parse_prefetch(const char *name);
+/// The CPU's vendor and family as the table keys it, e.g. "AMD family 19h" ("" off x86).
+const char *nb_cpu_family(void);
 /// Returns the heap's free pages to the system (glibc `malloc_trim`; a no-op elsewhere):
 /// called after loading, when the parsed file header and the tokenizer's build tables are gone.
 void nb_release_free_heap(void);
