@@ -31,8 +31,9 @@ static inline int nb_isa_has_avx2(nb_isa isa) {
 /// non-temporal hint while r computes. SmolLM2 f32 decode on Zen 5 against none, alternating
 /// runs: +9.7 % and +8.6 % (memory at 46 GB/s), +9.9 % at 8 KiB ahead (memory at 67 GB/s);
 /// 16 KiB ahead +6.6 %, 32 KiB worse than 16; _MM_HINT_T1 4 % below NTA. The same in the f16
-/// and bf16 decode loops: +0.7 % and −1.8 %, not kept. On Zen 3 any prefetch here (NTA or T1)
-/// cost 27–32 %: the hardware prefetcher alone streams these rows faster (the L2 profile).
+/// and bf16 decode loops: +0.7 % and −1.8 %, not kept. On Zen 3 (family 19h) f32 decode ran
+/// 9–48 % faster with no prefetch here than with NTA, and T1 was as slow as NTA: the hardware
+/// prefetcher alone streams these rows faster there (the L2 profile).
 static inline void nb_prefetch_row_ahead(int nta, const void *w, size_t row_bytes, int64_t r, int64_t rows_end) {
 #if defined(__x86_64__)
     if (!nta) return;

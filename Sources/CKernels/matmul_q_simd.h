@@ -1177,7 +1177,7 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
     // Decode reads each row once per product: the non-temporal hint where the CPU's prefetch
     // profile says so (SmolLM2 decode on Zen 5 against _MM_HINT_T1, alternating runs: q4
     // +12–14 %, q8 +6 % and −2 %; the same hint in the GGML-layout and K-quant kernels did
-    // nothing for Gemma's Q4_K_M; on Zen 3 T1 was 3.5 % faster for q4, so it keeps T1).
+    // nothing for Gemma's Q4_K_M; on Zen 3 T1 was as fast for q4 and 4 % faster for q8).
     const int nta = T <= 4 && nb_active_prefetch() == NB_PREFETCH_NTA;
     const uint8_t *sc = grp, *cd = grp + g->codes;
     for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes) {

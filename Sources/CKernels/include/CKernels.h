@@ -56,7 +56,8 @@ typedef enum {
     /// AMD Zen 5 (family 1Ah): f32 +9–10 %, q4 +12–14 % against the T1 hint / no prefetch.
     NB_PREFETCH_NTA = 0,
     /// _MM_HINT_T1 (into L2) for quantized decode; f32 decode left to the hardware prefetcher.
-    /// AMD Zen 3 (family 19h): f32 +37–48 %, q4 +3.5 %, Gemma's K-quants +4 % against NTA.
+    /// AMD Zen 3 (family 19h), against NTA: f32 +9–48 %; q8 +4 %, Gemma's K-quants +4 %; q4
+    /// within the noise (+2–3.5 % without context, −1 to −6 % at 1,024 tokens).
     /// Every CPU not in the table.
     NB_PREFETCH_L2 = 1,
 } nb_prefetch;
