@@ -1165,7 +1165,11 @@ NB_T NB_INLINE void il_store(float *p, pvf v, int l0, int l1) {
 NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_t *grp, const nb_q8a *xq,
                             const int32_t *corr, float *y, int64_t ld_y, int64_t r0, int lo, int hi, int64_t t0,
                             const int T, const uint8_t *next, size_t next_bytes, const il_nf4 *nf) {
-    const int64_t nb = g->nb, nx = nb * g->sub;  // blocks per row; activation blocks per token
+    // Activation blocks per weight block (g->sub, the format's block / 32) as a constant: with
+    // the table's value the hh loop's trip count was unknown, so for the 32-blocks the compiler
+    // decoded a block's codes once before that loop, spilled them and reloaded them in it.
+    const int sub = fmt == NB_FMT_NF4 || fmt == NB_FMT_Q2 ? 2 : 1;
+    const int64_t nb = g->nb, nx = nb * sub;  // blocks per row; activation blocks per token
     const int off = uoff(fmt), has_min = fmt_has_min(fmt);
     float acc[NB_PR_TOKENS * 16] __attribute__((aligned(64)));   // token t, half h: acc + (t·halves + h)·PR
     float summ[NB_PR_TOKENS * 16] __attribute__((aligned(64)));
@@ -1183,12 +1187,12 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
     for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes) {
         if (nta) prefetch_part_nta(next, next_bytes, part, b);
         else prefetch_part(next, next_bytes, part, b);
-        for (int hh = 0; hh < g->sub; hh++)
+        for (int hh = 0; hh < sub; hh++)
         for (int h = 0; h < NB_IL_HALVES; h++) {
             pvi v[8], a[8];
             pvf dw, mw = PV_ZEROF();
             il_block(fmt, sc, cd, h, hh, v, a, &dw, &mw, nf, r0, b, nb);
-            const int64_t bx = b * g->sub + hh;  // the activation block
+            const int64_t bx = b * sub + hh;  // the activation block
             const nb_q8a *x = xq + t0 * nx + bx;
             for (int t = 0; t < T; t++, x += nx) {
                 const pvi s0 = off ? PV_SETI(corr[(t0 + t) * nx + bx]) : PV_ZEROI();
