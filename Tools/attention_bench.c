@@ -42,7 +42,10 @@
 #include <immintrin.h>
 #endif
 
-enum { KV_HEADS = 3, GROUP = 3, HD = 64, CHUNK = 128, AHEAD = 64, ROUNDS = 15, WARM = 3 };
+enum { CHUNK = 128, AHEAD = 64, ROUNDS = 15, WARM = 3, MAX_HD = 512 };
+// The model's shape: SmolLM2-135M's unless SHAPE=KV_HEADS,GROUP,HD says another (Gemma 3
+// 270M: SHAPE=1,4,256).
+static int64_t KV_HEADS = 3, GROUP = 3, HD = 64;
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
@@ -146,12 +149,20 @@ int main(int argc, char **argv) {
     const char *default_modes[] = {"attention", "read", "read+4"};
     const char **modes = argc > 5 ? (const char **)argv + 5 : default_modes;
     const int n_modes = argc > 5 ? argc - 5 : 3;
+    if (getenv("SHAPE")) {
+        long long kvh, group, hd;
+        if (sscanf(getenv("SHAPE"), "%lld,%lld,%lld", &kvh, &group, &hd) != 3 || kvh < 1 || group < 1 || hd < 32 || hd > MAX_HD || hd % 32) {
+            fprintf(stderr, "SHAPE=%s: not KV_HEADS,GROUP,HD (HD a multiple of 32 up to %d)\n", getenv("SHAPE"), MAX_HD);
+            return 2;
+        }
+        KV_HEADS = kvh, GROUP = group, HD = hd;
+    }
     if (n < 1 || layers < 1 || threads < 1) { fprintf(stderr, "usage: %s [N [LAYERS [THREADS [f32|f16|q8 [MODE...]]]]]\n", argv[0]); return 2; }
 
     const int64_t capacity = n + 64, row = nb_kv_row_bytes(fmt, HD), per = KV_HEADS * capacity * row;
     uint8_t *keys = buffer((size_t)(per * layers)), *values = buffer((size_t)(per * layers));
     if (!keys || !values) { fprintf(stderr, "out of memory\n"); return 1; }
-    float x[HD];
+    float x[MAX_HD];
     for (int64_t r = 0; r < KV_HEADS * capacity * layers; r++)
         for (int pass = 0; pass < 2; pass++) {
             for (int i = 0; i < HD; i++) x[i] = (float)((((uint64_t)r * 2 + pass) * 64 + i) * 2654435761u >> 20 & 0x3ff) / 512.0f - 1;

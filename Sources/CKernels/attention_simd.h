@@ -1,8 +1,10 @@
 // The SIMD body of attention.c, written once for any vector width: attention.c includes it
 // once per instruction set with V (the float vector), VW (its lanes), VATTR (the target
 // attribute), VNAME(x) (x with the set's suffix), V_ZERO(), V_LOAD, V_STORE, V_FMADD, V_SET1,
-// V_LOADKV(base, fmt, o, d, hd) (elements d...d+VW−1 of the cache row at o, as floats) and V_REDUCE4(a, b, c, d) (an __m128
-// of the four vectors' sums) defined, and optionally V_REDUCE8(v) (an __m256 of v[0...7]'s).
+// V_LOADKV(base, fmt, o, d, hd) (elements d...d+VW−1 of the cache row at o, as floats), V_REDUCE4(a, b, c, d) (an __m128
+// of the four vectors' sums), NB_ATT_ACC(fmt) (the accumulators a loop over a cache of format
+// fmt may keep in registers) and NB_ATT_PACC(fmt) (the same for 3 or 2 positions a step; 0:
+// none) defined, and optionally V_REDUCE8(v) (an __m256 of v[0...7]'s).
 // No include guard: it is meant to be included repeatedly.
 //
 // G query heads share one KV head (grouped-query attention): each key and value vector is
@@ -10,31 +12,41 @@
 // switch over G = 1...NB_ATT_MAXG, so that every loop over the heads has a constant bound
 // and its accumulators live in registers.
 
-// s[g·NB_ATT_CHUNK + j] = scale · q_g·k_j. With G·4 ≤ NB_ATT_ACC accumulators: 4 positions at
-// a time, reduced per head into 4 consecutive scores (one store); else one position at a
-// time with G accumulators. Each key vector is loaded and widened once for all G heads.
+// s[g·NB_ATT_CHUNK + j] = scale · q_g·k_j. P = 4 positions at a time where G·4 ≤
+// NB_ATT_ACC(fmt) accumulators fit, else 3 or 2 where G·P ≤ NB_ATT_PACC(fmt), each step reduced
+// per head into P consecutive scores (the first P of a reduction of 4); else
+// one position at a time with G accumulators. Each key vector is loaded and widened once for
+// all G heads.
 VATTR static inline __attribute__((always_inline)) void VNAME(scores4_g)(const float *q, const int G, const int fmt, kv_rows kv, const int64_t *off,
                                                                          int64_t c, int64_t hd, float scale, float *s) {
     const __m128 vscale = _mm_set1_ps(scale);
-    if (G * 4 <= NB_ATT_ACC) {
-        for (int64_t j = 0; j < c; j += 4) {
+    const int P = G * 4 <= NB_ATT_ACC(fmt) ? 4 : G * 3 <= NB_ATT_PACC(fmt) ? 3 : G * 2 <= NB_ATT_PACC(fmt) ? 2 : 1;
+    if (P > 1) {
+        for (int64_t j = 0; j < c; j += P) {
             int64_t o[4];
-            for (int i = 0; i < 4; i++) o[i] = off[j + i < c ? j + i : c - 1];  // past c: repeats, not stored
+            for (int i = 0; i < P; i++) o[i] = off[j + i < c ? j + i : c - 1];  // past c: repeats, not stored
             V acc[NB_ATT_MAXG][4];
             for (int g = 0; g < G; g++)
                 for (int i = 0; i < 4; i++) acc[g][i] = V_ZERO();
             if (kv.ahead)
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < P; i++)
                     for (int64_t b = 0; b < kv.row_bytes; b += 64)  // the row's bytes, a line at a time
                         __builtin_prefetch((const char *)kv.keys + ((o[i] + kv.ahead) << kv.shift) + b, 0, 0);
             for (int64_t d = 0; d < hd; d += VW) {
-                for (int i = 0; i < 4; i++) {
+                for (int i = 0; i < P; i++) {
                     const V k = V_LOADKV(kv.keys, fmt, o[i], d, hd);
                     for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(V_LOAD(q + g * hd + d), k, acc[g][i]);
                 }
             }
-            for (int g = 0; g < G; g++)
-                store4_scores(s + g * NB_ATT_CHUNK, j, c, _mm_mul_ps(V_REDUCE4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]), vscale));
+            for (int g = 0; g < G; g++) {
+                const __m128 r = _mm_mul_ps(V_REDUCE4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]), vscale);
+                if (P == 4) store4_scores(s + g * NB_ATT_CHUNK, j, c, r);
+                else {
+                    float t[4];
+                    _mm_storeu_ps(t, r);
+                    for (int i = 0; i < P && j + i < c; i++) s[g * NB_ATT_CHUNK + j + i] = t[i];
+                }
+            }
         }
         return;
     }
@@ -59,7 +71,7 @@ VATTR static inline __attribute__((always_inline)) void VNAME(scores4_g)(const f
 VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const float *q, const int G, const int fmt, kv_rows kv, const int64_t *off,
                                                                         int64_t c, int64_t hd, float scale, float *s) {
 #ifdef V_REDUCE8
-    if (G * 8 <= NB_ATT_ACC) {  // 8 positions a step, reduced 8 at a time per head
+    if (G * 8 <= NB_ATT_ACC(fmt)) {  // 8 positions a step, reduced 8 at a time per head
         const __m256 vscale8 = _mm256_set1_ps(scale);
         int64_t j = 0;
         for (; j + 8 <= c; j += 8) {
@@ -89,7 +101,7 @@ VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const fl
 // so G·D FMA chains run side by side.
 VATTR static inline __attribute__((always_inline)) void VNAME(values_g)(const float *w, const int G, const int fmt, kv_rows kv, const int64_t *off,
                                                                         int64_t c, int64_t hd, float *out) {
-    const int D = G * 4 <= NB_ATT_ACC ? 4 : G * 2 <= NB_ATT_ACC ? 2 : 1;
+    const int D = G * 4 <= NB_ATT_ACC(fmt) ? 4 : G * 2 <= NB_ATT_ACC(fmt) ? 2 : 1;
     int64_t d = 0;
     for (; d + D * VW <= hd; d += D * VW) {
         V o[NB_ATT_MAXG][4];

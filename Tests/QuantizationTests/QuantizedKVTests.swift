@@ -59,7 +59,7 @@ extension KernelPaths {
         /// 11 query heads, within one chunk and across chunks, head dimensions 32, 64 and 256,
         /// 96: blocks that are not whole 64s on AVX-512), and within a few percent of the
         /// unquantised query's. A ring read from any slot, and a split merged, too.
-        @Test(arguments: [(1, 64, 1), (7, 32, 3), (129, 64, 3), (300, 256, 4), (1000, 64, 11), (77, 96, 2)])
+        @Test(arguments: [(1, 64, 1), (7, 32, 3), (129, 64, 3), (300, 256, 4), (1000, 64, 11), (77, 96, 2), (259, 64, 5)])
         func attentionEqualsDoubleSoftmaxOfTheQ8Values(positions: Int, headDim: Int, heads: Int) throws {
             var rng = TestRNG(seed: UInt64(positions * 31 + headDim))
             let q = (0..<heads * headDim).map { _ in rng.gaussian() }
