@@ -189,12 +189,12 @@ NB_AVX512 static inline __m512 load16_kv(const void *base, int fmt, int64_t o, i
 #define VW 8
 #define VATTR NB_AVX2
 #define VNAME(x) x##_avx2
-// AVX2's 16 registers: G·P score accumulators (or G·D value accumulators) with the query's
-// or the weights' G vectors and a converted key or value. With 12 accumulators, clang kept
-// one of them on the stack in the f16 and q8 loops at G = 3 (SmolLM2), which it needs more
-// temporaries for (a store and a reload each step, in the chain of adds): 10, with 3 positions
-// a step (P = 3, or 2 at G = 4, 5), ran one thread's attention in cache at 1,024 positions on
-// Zen 3 in 51 µs a layer against 64 (f16) and 52 against 58 (q8); f32 loads its keys as the
+// AVX2's 16 registers hold the G·P score (or G·D value) accumulators, the G query vectors
+// (or weights) and the converted key or value. In the f16 and q8 loops clang needs a second
+// temporary for the conversion, and with 12 accumulators at G = 3 (SmolLM2) it kept one on the
+// stack: a store and a reload in each step's chain of FMAs. With 10 (3 positions a step at
+// G = 3, 2 at G = 4 and 5), one thread's attention in cache at 1,024 positions on Zen 3 took
+// 51 µs a layer against 62–64 (f16) and 52 against 55–58 (q8). f32 loads its keys as the
 // FMAs' operands and keeps 12 (with 10: 61 against 53).
 #define NB_ATT_ACC(fmt) ((fmt) == NB_KV_F32 ? 12 : 10)
 #define NB_ATT_PACC(fmt) ((fmt) == NB_KV_F32 ? 0 : 10)
