@@ -2,7 +2,9 @@
 // share one KV head (grouped-query attention: G = heads / KV heads).
 //
 // The positions are taken in chunks of NB_ATT_CHUNK: the chunk's scores q·k are computed
-// into a buffer (each key vector loaded and widened once for all G heads), the running
+// into a buffer (f32 and f16 keys are in transposed tiles, NB_KV_TILE: a vector of 8 or 16
+// positions' scores is one FMA chain over the head dimensions, each key vector loaded and
+// widened once for all G heads; q8 keys are rows, scored by integer dot products), the running
 // maximum and the output are rescaled once per chunk if the chunk's maximum is larger (the
 // online softmax across chunks), the chunk's weights e^(s − m) are one vectorised
 // exponential (nb_exp_sum_f32: the MLP activations' polynomial), and the values are added to
@@ -28,7 +30,7 @@
 
 /// The cache rows of one KV head: position j's row is at base + (off[j] << shift) bytes, its
 /// element i (f32, f16) at base + ((off[j] + i) << shift); a q8 row (shift 0) is hd int8
-/// codes and then hd / 32 f32 scales.
+/// codes and then hd / 32 f32 scales. f32 and f16 keys are not rows but tiles (kt_at).
 typedef struct {
     const void *keys, *values;
     int fmt;  // NB_KV_F32, NB_KV_F16 or NB_KV_Q8
@@ -59,6 +61,29 @@ static inline float kv_at(const void *base, int fmt, int64_t o, int64_t d, int64
     }
 }
 
+/// Element d of slot s's key in the tiles of f32 or f16 keys.
+static inline float kt_at(const void *base, int fmt, int64_t slot, int64_t d, int64_t hd) {
+    const int64_t i = nb_kv_key_index(slot, d, hd);
+    return fmt == NB_KV_F32 ? ((const float *)base)[i] : nb_h2f(((const uint16_t *)base)[i]);
+}
+
+void nb_kv_store_key(int32_t fmt, const float *x, int64_t hd, void *keys, int64_t slot) {
+    if (fmt == NB_KV_Q8) {
+        nb_kv_q8_quantize(x, hd, (uint8_t *)keys + slot * nb_kv_row_bytes(fmt, hd));
+        return;
+    }
+    for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+        const int64_t n = hd - d0 < 64 ? hd - d0 : 64;
+        if (fmt == NB_KV_F32) {
+            for (int64_t d = d0; d < d0 + n; d++) ((float *)keys)[nb_kv_key_index(slot, d, hd)] = x[d];
+        } else {
+            uint16_t h[64];
+            nb_f32_to_f16(x + d0, h, n);
+            for (int64_t d = 0; d < n; d++) ((uint16_t *)keys)[nb_kv_key_index(slot, d0 + d, hd)] = h[d];
+        }
+    }
+}
+
 // q8_0's rounding (llama.cpp's quantize_row_q8_0_ref), with the scale kept in f32: each block
 // of 32 is d·c with d = max|x| / 127 and c = round(x / d). (With libm's roundf per element,
 // prefill of 128 tokens with a q8 cache ran at 0.87–0.92× an f16 cache's; now 0.96–1.0×.)
@@ -76,6 +101,7 @@ void nb_kv_q8_dequantize(const void *row, int64_t head_dim, float *x) {
 
 // ---- scalar -------------------------------------------------------------------------
 
+// q8 keys (rows) with a head dimension above NB_ATT_Q8_MAXHD.
 static void scores_scalar(const float *q, int G, kv_rows kv, const int64_t *off, int64_t c, int64_t hd, float scale, float *s) {
     for (int g = 0; g < G; g++)
         for (int64_t j = 0; j < c; j++) {
@@ -86,6 +112,19 @@ static void scores_scalar(const float *q, int G, kv_rows kv, const int64_t *off,
                 for (int e = 0; e < 8; e++) p[e] += qg[d + e] * kv_at(kv.keys, kv.fmt, off[j], d + e, hd);
             float sum = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
             for (; d < hd; d++) sum += qg[d] * kv_at(kv.keys, kv.fmt, off[j], d, hd);
+            s[g * NB_ATT_CHUNK + j] = sum * scale;
+        }
+}
+
+// Over tiled keys (f32, f16): the chunk's positions j < run are slots slot0 + j, the rest
+// slots j − run (the ring's wrap). Each score is one chain of FMAs over the head dimensions
+// in order, the arithmetic of each lane of the SIMD paths.
+static void tscores_scalar(const float *q, int G, kv_rows kv, int64_t slot0, int64_t run, int64_t c, int64_t hd, float scale, float *s) {
+    for (int g = 0; g < G; g++)
+        for (int64_t j = 0; j < c; j++) {
+            const int64_t slot = j < run ? slot0 + j : j - run;
+            float sum = 0;
+            for (int64_t d = 0; d < hd; d++) sum = fmaf(q[g * hd + d], kt_at(kv.keys, kv.fmt, slot, d, hd), sum);
             s[g * NB_ATT_CHUNK + j] = sum * scale;
         }
 }
@@ -147,7 +186,6 @@ static void scores_q8_scalar(const q8_query *qq, int G, kv_rows kv, const int64_
 // ---- AVX2 / AVX-512 -----------------------------------------------------------------
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include "simd_reduce.h"
 
 // Scores j...j+3 of a chunk row from r: those below c (the step past a chunk's end computed
 // repeats of its last position, not stored).
@@ -185,55 +223,65 @@ NB_AVX512 static inline __m512 load16_kv(const void *base, int fmt, int64_t o, i
     }
 }
 
+// VW elements of a row of a key tile (f32 or f16) as floats.
+NB_AVX2 static inline __m256 load8_kt(const char *p, int fmt) {
+    return fmt == NB_KV_F32 ? _mm256_loadu_ps((const float *)p) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+NB_AVX512 static inline __m512 load16_kt(const char *p, int fmt) {
+    return fmt == NB_KV_F32 ? _mm512_loadu_ps((const float *)p) : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
 #define V __m256
 #define VW 8
 #define VATTR NB_AVX2
 #define VNAME(x) x##_avx2
-// AVX2's 16 registers hold the G·P score (or G·D value) accumulators, the G query vectors
-// (or weights) and the converted key or value. In the f16 and q8 loops clang needs a second
-// temporary for the conversion, and with 12 accumulators at G = 3 (SmolLM2) it kept one on the
-// stack: a store and a reload in each step's chain of FMAs. With 10 (3 positions a step at
-// G = 3, 2 at G = 4 and 5), one thread's attention in cache at 1,024 positions on Zen 3 took
-// 51 µs a layer against 62–64 (f16) and 52 against 55–58 (q8). f32 loads its keys as the
-// FMAs' operands and keeps 12 (with 10: 61 against 53).
+// AVX2's 16 registers hold the G·D value accumulators, the G weights and the converted value.
+// In the f16 and q8 loops clang needs a second temporary for the conversion, and with 12
+// accumulators at G = 3 (SmolLM2) it kept one on the stack: a store and a reload in each
+// step's chain of FMAs. With 10 (2 vectors at G = 3 to 5) one thread's attention in cache at
+// 1,024 positions on Zen 3 took 51 µs a layer against 62–64 (f16) and 52 against 55–58 (q8).
+// f32 loads its values as the FMAs' operands and keeps 12.
 #define NB_ATT_ACC(fmt) ((fmt) == NB_KV_F32 ? 12 : 10)
-#define NB_ATT_PACC(fmt) ((fmt) == NB_KV_F32 ? 0 : 10)
+#define NB_ATT_REGS 16
 #define V_ZERO _mm256_setzero_ps
 #define V_LOAD _mm256_loadu_ps
 #define V_STORE _mm256_storeu_ps
 #define V_FMADD _mm256_fmadd_ps
+#define V_MUL _mm256_mul_ps
 #define V_SET1 _mm256_set1_ps
 #define V_LOADKV load8_kv
-#define V_REDUCE4 nb_reduce4_avx2
+#define V_LOADKT load8_kt
 #include "attention_simd.h"
 #undef V
 #undef VW
 #undef VATTR
 #undef VNAME
 #undef NB_ATT_ACC
-#undef NB_ATT_PACC
+#undef NB_ATT_REGS
 #undef V_ZERO
 #undef V_LOAD
 #undef V_STORE
 #undef V_FMADD
+#undef V_MUL
 #undef V_SET1
 #undef V_LOADKV
-#undef V_REDUCE4
+#undef V_LOADKT
 
 #define V __m512
 #define VW 16
 #define VATTR NB_AVX512
 #define VNAME(x) x##_avx512
 #define NB_ATT_ACC(fmt) 24
-#define NB_ATT_PACC(fmt) 0  // not measured with P = 3 or 2: 4 positions a step or 1
+#define NB_ATT_REGS 32
 #define V_ZERO _mm512_setzero_ps
 #define V_LOAD _mm512_loadu_ps
 #define V_STORE _mm512_storeu_ps
 #define V_FMADD _mm512_fmadd_ps
+#define V_MUL _mm512_mul_ps
 #define V_SET1 _mm512_set1_ps
 #define V_LOADKV load16_kv
-#define V_REDUCE4 nb_reduce4_avx512
-#define V_REDUCE8 nb_reduce8_avx512
+#define V_LOADKT load16_kt
 #include "attention_simd.h"
 
 // Integer scores over q8 keys (attention_q8_simd.h). AVX2: |k| · sign(q, k) with vpmaddubsw
@@ -333,22 +381,22 @@ NB_AVX512VNNI static void scores_q8_avx512vnni64(const q8_query *qq, int G, kv_r
 
 // ---- the chunked online softmax -----------------------------------------------------------
 
-typedef void (*scores_fn)(const float *, int, kv_rows, const int64_t *, int64_t, int64_t, float, float *);
+typedef void (*tscores_fn)(const float *, int, kv_rows, int64_t, int64_t, int64_t, int64_t, float, float *);
 typedef void (*values_fn)(const float *, int, kv_rows, const int64_t *, int64_t, int64_t, float *);
 typedef void (*scores_q8_fn)(const q8_query *, int, kv_rows, const int64_t *, int64_t, int64_t, float, float *);
 
 // G ≤ NB_ATT_MAXG heads: q and out hold G vectors of hd floats.
 static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t capacity, int64_t first, int64_t n, int64_t hd,
                       float scale, float *out, float *ml) {
-    scores_fn scores = scores_scalar;
+    tscores_fn tscores = tscores_scalar;  // f32 and f16 keys (tiles)
     values_fn values = values_scalar;
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
-    if (isa == NB_ISA_AVX512 && hd % 16 == 0) { scores = scores_avx512; values = values_avx512; }
-    else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { scores = scores_avx2; values = values_avx2; }
+    if (isa == NB_ISA_AVX512 && hd % 16 == 0) { tscores = tscores_avx512; values = values_avx512; }
+    else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { tscores = tscores_avx2; values = values_avx2; }
 #endif
-    // q8 keys: integer scores against the query's q8 codes (any head dimension up to
-    // NB_ATT_Q8_MAXHD: the blocks are 32 codes at every level).
+    // q8 keys (rows): integer scores against the query's q8 codes (any head dimension up to
+    // NB_ATT_Q8_MAXHD: the blocks are 32 codes at every level; above it, scores_scalar).
     scores_q8_fn scores_q8 = NULL;
     q8_query qq;
     if (kv.fmt == NB_KV_Q8 && hd <= NB_ATT_Q8_MAXHD) {
@@ -376,14 +424,15 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
         // took 3 pmuludq and 4 shifts and adds per pair at the baseline's SSE2. (With the tree
         // sum in nb_exp_sum_f32, one thread in cache at 1,024 positions on Zen 5: f16 17.5–18.7
         // → 16.3–16.6 µs a layer, q8 16.9–17.9 → 15.3–15.7 with the one gather below.)
-        const int64_t run = capacity - slot < c ? capacity - slot : c;
+        const int64_t run = capacity - slot < c ? capacity - slot : c, slot0 = slot;
         int64_t o = slot * stride;
         for (int64_t j = 0; j < run; j++, o += stride) off[j] = o;
         o = 0;
         for (int64_t j = run; j < c; j++, o += stride) off[j] = o;
         slot = run < c ? c - run : (slot + c == capacity ? 0 : slot + c);
         if (scores_q8) scores_q8(&qq, G, kv, off, c, hd, scale, s);
-        else scores(q, G, kv, off, c, hd, scale, s);
+        else if (kv.fmt == NB_KV_Q8) scores_scalar(q, G, kv, off, c, hd, scale, s);
+        else tscores(q, G, kv, slot0, run, c, hd, scale, s);
         for (int g = 0; g < G; g++) {
             float *sg = s + g * NB_ATT_CHUNK, *og = out + g * hd;
             float lanes[8] = {sg[0], sg[0], sg[0], sg[0], sg[0], sg[0], sg[0], sg[0]}, cm = sg[0];
@@ -482,7 +531,7 @@ static void attention_task(void *ctx, int64_t task) {
         q = j->q + t * j->q_stride + kv * j->group * hd;
         out = j->out + t * j->q_stride + kv * j->group * hd;
     }
-    const int64_t row = nb_kv_row_bytes(j->format, hd), head = kv * j->capacity * row;
+    const int64_t row = nb_kv_row_bytes(j->format, hd), head = kv * nb_kv_slots(j->capacity) * row;
     const kv_rows rows = kv_rows_of((const uint8_t *)j->keys + head, (const uint8_t *)j->values + head, j->format, hd);
     attention_heads(rows, q, j->group, row >> rows.shift, j->capacity, first % j->capacity, n, hd, j->scale, out, ml);
 }

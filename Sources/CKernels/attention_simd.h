@@ -1,10 +1,10 @@
 // The SIMD body of attention.c, written once for any vector width: attention.c includes it
 // once per instruction set with V (the float vector), VW (its lanes), VATTR (the target
-// attribute), VNAME(x) (x with the set's suffix), V_ZERO(), V_LOAD, V_STORE, V_FMADD, V_SET1,
-// V_LOADKV(base, fmt, o, d, hd) (elements d...d+VW−1 of the cache row at o, as floats), V_REDUCE4(a, b, c, d) (an __m128
-// of the four vectors' sums), NB_ATT_ACC(fmt) (the accumulators a loop over a cache of format
-// fmt may keep in registers) and NB_ATT_PACC(fmt) (the same for 3 or 2 positions a step; 0:
-// none) defined, and optionally V_REDUCE8(v) (an __m256 of v[0...7]'s).
+// attribute), VNAME(x) (x with the set's suffix), V_ZERO(), V_LOAD, V_STORE, V_FMADD, V_MUL,
+// V_SET1, V_LOADKV(base, fmt, o, d, hd) (elements d...d+VW−1 of the cache row at o, as
+// floats), V_LOADKT(p, fmt) (VW elements of a key tile's row at p, as floats),
+// NB_ATT_ACC(fmt) (the value accumulators a loop over a cache of format fmt may keep in
+// registers) and NB_ATT_REGS (the vector registers) defined.
 // No include guard: it is meant to be included repeatedly.
 //
 // G query heads share one KV head (grouped-query attention): each key and value vector is
@@ -12,88 +12,60 @@
 // switch over G = 1...NB_ATT_MAXG, so that every loop over the heads has a constant bound
 // and its accumulators live in registers.
 
-// s[g·NB_ATT_CHUNK + j] = scale · q_g·k_j. P = 4 positions at a time where G·4 ≤
-// NB_ATT_ACC(fmt) accumulators fit, else 3 or 2 where G·P ≤ NB_ATT_PACC(fmt), each step reduced
-// per head into P consecutive scores (the first P of a reduction of 4); else
-// one position at a time with G accumulators. Each key vector is loaded and widened once for
-// all G heads.
-VATTR static inline __attribute__((always_inline)) void VNAME(scores4_g)(const float *q, const int G, const int fmt, kv_rows kv, const int64_t *off,
-                                                                         int64_t c, int64_t hd, float scale, float *s) {
-    const __m128 vscale = _mm_set1_ps(scale);
-    const int P = G * 4 <= NB_ATT_ACC(fmt) ? 4 : G * 3 <= NB_ATT_PACC(fmt) ? 3 : G * 2 <= NB_ATT_PACC(fmt) ? 2 : 1;
-    if (P > 1) {
-        for (int64_t j = 0; j < c; j += P) {
-            int64_t o[4];
-            for (int i = 0; i < P; i++) o[i] = off[j + i < c ? j + i : c - 1];  // past c: repeats, not stored
-            V acc[NB_ATT_MAXG][4];
-            for (int g = 0; g < G; g++)
-                for (int i = 0; i < 4; i++) acc[g][i] = V_ZERO();
+// NB_ATT_MAXT units of VW slots a step at most (AVX-512, G = 1...3: a chunk of 128 positions).
+#define NB_ATT_MAXT 8
+
+// s[g·NB_ATT_CHUNK + (slot − a)] = scale · q_g·k_slot for the slots a...a+len−1 of tiled keys
+// (NB_KV_TILE), len ≤ NB_ATT_CHUNK. A unit is VW slots of a tile: element d of their keys is
+// one vector, VW consecutive elements of the tile's row d. T units a step for all G heads
+// (G·T accumulators, as many as the registers hold besides the G broadcast query elements and
+// the converted key), each accumulator a chain of FMAs over d in order (tscores_scalar's
+// arithmetic lane by lane): no reductions, which took a third of the scores' time with
+// row-laid keys. The units the run touches are scored whole, into t, and its slots copied out.
+VATTR static inline __attribute__((always_inline)) void VNAME(tscores_run)(const float *q, const int G, const int fmt, kv_rows kv,
+                                                                           int64_t a, int64_t len, int64_t hd, float scale, float *s) {
+    const int free = NB_ATT_REGS - G - (fmt == NB_KV_F32 ? 1 : 2);
+    const int T = free / G < 1 ? 1 : free / G > NB_ATT_MAXT ? NB_ATT_MAXT : free / G;
+    const int shift = fmt == NB_KV_F32 ? 2 : 1;
+    const int64_t row = (int64_t)NB_KV_TILE << shift, tile_bytes = hd * row;
+    // The lines NB_ATT_AHEAD positions ahead, spread over the step's FMAs (PF a row of the
+    // head dimensions: the T units' share of the bytes). A tile's 32 or 64 lines fetched at
+    // once when its first unit came made attention from memory 10 % slower than with rows.
+    const int PF = ((T * VW) << shift) / 64 < 1 ? 1 : ((T * VW) << shift) / 64;
+    const int64_t u0 = a / VW, u1 = (a + len + VW - 1) / VW;
+    const V vscale = V_SET1(scale);
+    float t[NB_ATT_MAXG][NB_ATT_CHUNK + (NB_ATT_MAXT + 1) * VW];
+    for (int64_t u = u0; u < u1; u += T) {
+        const char *p[NB_ATT_MAXT];
+        for (int i = 0; i < T; i++) {
+            const int64_t w = u + i < u1 ? u + i : u1 - 1;  // past the run: repeats, not copied out
+            p[i] = (const char *)kv.keys + (w * VW / NB_KV_TILE) * tile_bytes + (((w * VW) % NB_KV_TILE) << shift);
+        }
+        const char *pf = (const char *)kv.keys + ((u * VW + NB_ATT_AHEAD) * hd << shift);
+        V acc[NB_ATT_MAXG][NB_ATT_MAXT];
+        for (int g = 0; g < G; g++)
+            for (int i = 0; i < T; i++) acc[g][i] = V_ZERO();
+        for (int64_t d = 0, o = 0; d < hd; d++, o += row) {
             if (kv.ahead)
-                for (int i = 0; i < P; i++)
-                    for (int64_t b = 0; b < kv.row_bytes; b += 64)  // the row's bytes, a line at a time
-                        __builtin_prefetch((const char *)kv.keys + ((o[i] + kv.ahead) << kv.shift) + b, 0, 0);
-            for (int64_t d = 0; d < hd; d += VW) {
-                for (int i = 0; i < P; i++) {
-                    const V k = V_LOADKV(kv.keys, fmt, o[i], d, hd);
-                    for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(V_LOAD(q + g * hd + d), k, acc[g][i]);
-                }
-            }
-            for (int g = 0; g < G; g++) {
-                const __m128 r = _mm_mul_ps(V_REDUCE4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]), vscale);
-                if (P == 4) store4_scores(s + g * NB_ATT_CHUNK, j, c, r);
-                else {
-                    float t[4];
-                    _mm_storeu_ps(t, r);
-                    for (int i = 0; i < P && j + i < c; i++) s[g * NB_ATT_CHUNK + j + i] = t[i];
-                }
+                for (int l = 0; l < PF; l++) __builtin_prefetch(pf + (d * PF + l) * 64, 0, 0);
+            V qd[NB_ATT_MAXG];
+            for (int g = 0; g < G; g++) qd[g] = V_SET1(q[g * hd + d]);
+            for (int i = 0; i < T; i++) {
+                const V k = V_LOADKT(p[i] + o, fmt);
+                for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(qd[g], k, acc[g][i]);
             }
         }
-        return;
+        for (int g = 0; g < G; g++)
+            for (int i = 0; i < T; i++) V_STORE(t[g] + (u - u0 + i) * VW, V_MUL(acc[g][i], vscale));
     }
-    for (int64_t j = 0; j < c; j++) {
-        V acc[NB_ATT_MAXG + 3];
-        for (int g = 0; g < G + 3; g++) acc[g] = V_ZERO();
-        for (int64_t d = 0; d < hd; d += VW) {
-            const V k = V_LOADKV(kv.keys, fmt, off[j], d, hd);
-            for (int g = 0; g < G; g++) acc[g] = V_FMADD(V_LOAD(q + g * hd + d), k, acc[g]);
-        }
-        for (int g = 0; g < G; g += 4) {
-            float r[4];
-            _mm_storeu_ps(r, _mm_mul_ps(V_REDUCE4(acc[g], acc[g + 1], acc[g + 2], acc[g + 3]), vscale));
-            for (int i = 0; i < 4 && g + i < G; i++) s[(g + i) * NB_ATT_CHUNK + j] = r[i];
-        }
-    }
+    for (int g = 0; g < G; g++) memcpy(s + g * NB_ATT_CHUNK, t[g] + (a - u0 * VW), (size_t)len * sizeof(float));
 }
 
-// The same with 8 positions a step where G · 8 accumulators fit (AVX-512, G ≤ 3: SmolLM2's 3
-// query heads per KV head), reduced 8 at a time per head by a shuffle tree (V_REDUCE8): the
-// scores' reductions took 5 instructions a score, these 3.
-VATTR static inline __attribute__((always_inline)) void VNAME(scores_g)(const float *q, const int G, const int fmt, kv_rows kv, const int64_t *off,
-                                                                        int64_t c, int64_t hd, float scale, float *s) {
-#ifdef V_REDUCE8
-    if (G * 8 <= NB_ATT_ACC(fmt)) {  // 8 positions a step, reduced 8 at a time per head
-        const __m256 vscale8 = _mm256_set1_ps(scale);
-        int64_t j = 0;
-        for (; j + 8 <= c; j += 8) {
-            V acc[NB_ATT_MAXG][8];
-            for (int g = 0; g < G; g++)
-                for (int i = 0; i < 8; i++) acc[g][i] = V_ZERO();
-            if (kv.ahead)
-                for (int i = 0; i < 8; i++)
-                    for (int64_t b = 0; b < kv.row_bytes; b += 64)
-                        __builtin_prefetch((const char *)kv.keys + ((off[j + i] + kv.ahead) << kv.shift) + b, 0, 0);
-            for (int64_t d = 0; d < hd; d += VW)
-                for (int i = 0; i < 8; i++) {
-                    const V k = V_LOADKV(kv.keys, fmt, off[j + i], d, hd);
-                    for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(V_LOAD(q + g * hd + d), k, acc[g][i]);
-                }
-            for (int g = 0; g < G; g++) _mm256_storeu_ps(s + g * NB_ATT_CHUNK + j, _mm256_mul_ps(V_REDUCE8(acc[g]), vscale8));
-        }
-        if (j < c) VNAME(scores4_g)(q, G, fmt, kv, off + j, c - j, hd, scale, s + j);  // the last < 8: 4 at a time
-        return;
-    }
-#endif
-    VNAME(scores4_g)(q, G, fmt, kv, off, c, hd, scale, s);
+// The chunk's c positions: j < run at slots slot0 + j, the rest at slots j − run (the ring's wrap).
+VATTR static inline __attribute__((always_inline)) void VNAME(tscores_g)(const float *q, const int G, const int fmt, kv_rows kv, int64_t slot0,
+                                                                         int64_t run, int64_t c, int64_t hd, float scale, float *s) {
+    VNAME(tscores_run)(q, G, fmt, kv, slot0, run, hd, scale, s);
+    if (run < c) VNAME(tscores_run)(q, G, fmt, kv, 0, c - run, hd, scale, s + run);
 }
 
 // out[g·hd + d] += Σ_j w[g·NB_ATT_CHUNK + j] · value_j[d]: D vectors of head dimensions for all
@@ -137,11 +109,11 @@ VATTR static inline __attribute__((always_inline)) void VNAME(values_g)(const fl
 
 // hd a multiple of VW (q8: of 32), 1 ≤ G ≤ NB_ATT_MAXG. One instance per cache format, so
 // the loads' format is a constant in every loop.
-VATTR static inline __attribute__((always_inline)) void VNAME(scores_f)(const float *q, int G, const int fmt, kv_rows kv, const int64_t *off,
-                                                                        int64_t c, int64_t hd, float scale, float *s) {
+VATTR static inline __attribute__((always_inline)) void VNAME(tscores_f)(const float *q, int G, const int fmt, kv_rows kv, int64_t slot0,
+                                                                         int64_t run, int64_t c, int64_t hd, float scale, float *s) {
     switch (G) {
-    case 1: VNAME(scores_g)(q, 1, fmt, kv, off, c, hd, scale, s); break;
-#define NB_ATT_SCORES(N) case N: VNAME(scores_g)(q, N, fmt, kv, off, c, hd, scale, s); break;
+    case 1: VNAME(tscores_g)(q, 1, fmt, kv, slot0, run, c, hd, scale, s); break;
+#define NB_ATT_SCORES(N) case N: VNAME(tscores_g)(q, N, fmt, kv, slot0, run, c, hd, scale, s); break;
     NB_ATT_CASES(NB_ATT_SCORES)
 #undef NB_ATT_SCORES
     default: break;
@@ -160,13 +132,12 @@ VATTR static inline __attribute__((always_inline)) void VNAME(values_f)(const fl
 }
 
 #undef NB_ATT_CASES
+#undef NB_ATT_MAXT
 
-VATTR static void VNAME(scores)(const float *q, int G, kv_rows kv, const int64_t *off, int64_t c, int64_t hd, float scale, float *s) {
-    switch (kv.fmt) {
-    case NB_KV_F32: VNAME(scores_f)(q, G, NB_KV_F32, kv, off, c, hd, scale, s); break;
-    case NB_KV_F16: VNAME(scores_f)(q, G, NB_KV_F16, kv, off, c, hd, scale, s); break;
-    default: VNAME(scores_f)(q, G, NB_KV_Q8, kv, off, c, hd, scale, s); break;
-    }
+VATTR static void VNAME(tscores)(const float *q, int G, kv_rows kv, int64_t slot0, int64_t run, int64_t c, int64_t hd, float scale,
+                                 float *s) {
+    if (kv.fmt == NB_KV_F32) VNAME(tscores_f)(q, G, NB_KV_F32, kv, slot0, run, c, hd, scale, s);
+    else VNAME(tscores_f)(q, G, NB_KV_F16, kv, slot0, run, c, hd, scale, s);
 }
 
 VATTR static void VNAME(values)(const float *w, int G, kv_rows kv, const int64_t *off, int64_t c, int64_t hd, float *out) {

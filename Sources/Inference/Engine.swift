@@ -216,8 +216,7 @@ public final class Engine: @unchecked Sendable {
         self.plan = plan
         cache = newCache
         cachedTokens = kept?.plan == plan ? kept!.tokens : []
-        let bytesPerToken = KVCache.byteCount(capacities: [Int](repeating: 1, count: config.layerCount), kvDim: config.kvDim,
-                                              headDim: config.headDim, type: leaving.cache.type)
+        let bytesPerToken = 2 * config.layerCount * leaving.cache.type.bytesPerPosition(kvDim: config.kvDim, headDim: config.headDim)
         previous = leaving.tokens.count * bytesPerToken <= Engine.keptCacheLimit ? leaving : nil
         // The old weights and the packers' scratch are free now; give their pages back
         // (glibc keeps freed mid-heap chunks resident otherwise).

@@ -10,8 +10,11 @@ import Quantization
 /// ring: position p lives in slot p mod capacity. Layout per layer:
 /// `[kvHead][slot][headDim]`, so the keys of one KV head are one contiguous run that
 /// attention streams from start to end (with `[slot][kvHeads × headDim]` it read 128 of
-/// every 384 bytes on SmolLM2 and ran 1.6× slower from memory); a head's key in slot s is
-/// at `(head * capacity + s) * rowBytes` bytes. Pages are committed only as slots are used:
+/// every 384 bytes on SmolLM2 and ran 1.6× slower from memory); a head's value in slot s is
+/// at `(head * slots + s) * rowBytes` bytes, where `slots` is the capacity rounded up to
+/// whole tiles of `NB_KV_TILE`. f32 and f16 keys are in those tiles, transposed
+/// (`nb_kv_key_index`: element d of 16 slots side by side), so that attention scores 8 or
+/// 16 positions with one chain of vector FMAs and no reductions; q8 keys are rows. Pages are committed only as slots are used:
 /// the cache is in 4 KiB pages, not huge ones (`HugePages`), since every 2 MiB of it holds
 /// slots of several heads and all of it would be committed with the first token. (In huge
 /// pages decode at 1,024 tokens was about 4 % faster on SmolLM2, and a Gemma 3 process at
@@ -35,7 +38,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Bytes a cache of these capacities takes (what `Footprint` counts).
     public static func byteCount(capacities: [Int], kvDim: Int, headDim: Int, type: KVCacheType) -> Int {
-        2 * capacities.reduce(0, +) * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
+        2 * capacities.reduce(0) { $0 + Int(nb_kv_slots(Int64($1))) } * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
     }
 
     /// `headDim` divides `kvDim` (the default, kvDim: one KV head).
@@ -54,7 +57,7 @@ public final class KVCache: @unchecked Sendable {
         var total = 0
         for c in capacities {
             offsets.append(total)
-            total += c * type.bytesPerPosition(kvDim: kvDim, headDim: self.headDim)
+            total += Int(nb_kv_slots(Int64(c))) * type.bytesPerPosition(kvDim: kvDim, headDim: self.headDim)
         }
         layerOffsets = offsets
         guard let keys = AlignedBuffer(byteCount: total), let values = AlignedBuffer(byteCount: total) else {
@@ -71,12 +74,13 @@ public final class KVCache: @unchecked Sendable {
 
     @inline(__always)
     private func offset(_ layer: Int, head: Int, slot: Int) -> Int {
-        layerOffsets[layer] + (head * capacities[layer] + slot) * rowBytes
+        layerOffsets[layer] + (head * Int(nb_kv_slots(Int64(capacities[layer]))) + slot) * rowBytes
     }
 
-    /// Keys of KV head `head` of `layer` in `slot` (a row of `type`).
+    /// The keys of KV head `head` of `layer`: `nb_kv_slots(capacity)` slots in tiles (f32,
+    /// f16) or rows (q8), as `nb_kv_store_key` writes them.
     @inline(__always)
-    public func keys(layer: Int, head: Int, slot: Int) -> UnsafeMutableRawPointer { keys.pointer + offset(layer, head: head, slot: slot) }
+    public func keys(layer: Int, head: Int) -> UnsafeMutableRawPointer { keys.pointer + offset(layer, head: head, slot: 0) }
 
     @inline(__always)
     public func values(layer: Int, head: Int, slot: Int) -> UnsafeMutableRawPointer {
@@ -95,19 +99,15 @@ public final class KVCache: @unchecked Sendable {
             let n = min(count - done, capacity - slot)
             // Position i's head h comes from (done + i) * kvDim + h * headDim.
             for h in 0..<(kvDim / headDim) {
+                let kd = keys(layer: layer, head: h)
                 for i in 0..<n {
                     let from = (done + i) * kvDim + h * headDim
-                    let kd = keys(layer: layer, head: h, slot: slot + i), vd = values(layer: layer, head: h, slot: slot + i)
+                    nb_kv_store_key(type.kernelFormat, k + from, Int64(headDim), kd, Int64(slot + i))
+                    let vd = values(layer: layer, head: h, slot: slot + i)
                     switch type {
-                    case .f32:
-                        kd.copyMemory(from: k + from, byteCount: headDim * 4)
-                        vd.copyMemory(from: v + from, byteCount: headDim * 4)
-                    case .f16:
-                        nb_f32_to_f16(k + from, kd.assumingMemoryBound(to: UInt16.self), Int64(headDim))
-                        nb_f32_to_f16(v + from, vd.assumingMemoryBound(to: UInt16.self), Int64(headDim))
-                    case .q8:
-                        nb_kv_q8_quantize(k + from, Int64(headDim), kd)
-                        nb_kv_q8_quantize(v + from, Int64(headDim), vd)
+                    case .f32: vd.copyMemory(from: v + from, byteCount: headDim * 4)
+                    case .f16: nb_f32_to_f16(v + from, vd.assumingMemoryBound(to: UInt16.self), Int64(headDim))
+                    case .q8: nb_kv_q8_quantize(v + from, Int64(headDim), vd)
                     }
                 }
             }

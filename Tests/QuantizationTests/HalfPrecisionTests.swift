@@ -20,6 +20,40 @@ extension KernelPaths {
             return out
         }
 
+        /// Keys laid out as rows (position j's element d at j * stride + d) in the cache's
+        /// tiles (nb_kv_key_index), for nb_kv_slots(positions) slots, the unused ones 0.
+        func tiled<T: Numeric>(_ rows: [T], positions: Int, stride: Int, headDim: Int) -> [T] {
+            var out = [T](repeating: .zero, count: Int(nb_kv_slots(Int64(positions))) * headDim)
+            for j in 0..<positions {
+                for d in 0..<headDim { out[Int(nb_kv_key_index(Int64(j), Int64(d), Int64(headDim)))] = rows[j * stride + d] }
+            }
+            return out
+        }
+
+        /// nb_kv_store_key writes what tiled lays out (f32, f16) and a q8 row, in any slot.
+        @Test func storedKeysAreTiled() {
+            let headDim = 64, capacity = 37
+            var rng = TestRNG(seed: 5)
+            let rows = (0..<capacity * headDim).map { _ in rng.gaussian() }
+            let slots = Int(nb_kv_slots(Int64(capacity)))
+            #expect(slots == 48)
+            var f32 = [Float](repeating: 0, count: slots * headDim), f16 = [UInt16](repeating: 0, count: slots * headDim)
+            var q8 = [UInt8](repeating: 0, count: slots * Int(nb_kv_row_bytes(Int32(NB_KV_Q8), Int64(headDim))))
+            for j in (0..<capacity).reversed() {  // any order: each slot is its own column
+                rows.withUnsafeBufferPointer { r in
+                    nb_kv_store_key(Int32(NB_KV_F32), r.baseAddress! + j * headDim, Int64(headDim), &f32, Int64(j))
+                    nb_kv_store_key(Int32(NB_KV_F16), r.baseAddress! + j * headDim, Int64(headDim), &f16, Int64(j))
+                    nb_kv_store_key(Int32(NB_KV_Q8), r.baseAddress! + j * headDim, Int64(headDim), &q8, Int64(j))
+                }
+            }
+            #expect(f32 == tiled(rows, positions: capacity, stride: headDim, headDim: headDim))
+            #expect(f16 == tiled(toF16(rows), positions: capacity, stride: headDim, headDim: headDim))
+            let rowBytes = Int(nb_kv_row_bytes(Int32(NB_KV_Q8), Int64(headDim)))
+            var row = [UInt8](repeating: 0, count: rowBytes)
+            rows.withUnsafeBufferPointer { nb_kv_q8_quantize($0.baseAddress! + 5 * headDim, Int64(headDim), &row) }
+            #expect(Array(q8[(5 * rowBytes)..<(6 * rowBytes)]) == row)
+        }
+
         /// All 65536 halves to f32 equal Swift's Float16 → Float, and back to the same bits
         /// (NaNs: still NaN, same sign, quiet; both paths give the same bits).
         @Test func everyHalfPatternRoundTrips() {
@@ -90,11 +124,13 @@ extension KernelPaths {
             let keys = toF32(keys16), values = toF32(values16)
             var reference = [Float](repeating: 0, count: headDim)
             let n = Int64(positions)
-            nb_attention_f32(q, 1, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference, nil)
+            let tiles = tiled(keys, positions: positions, stride: stride, headDim: headDim)
+            let tiles16 = tiled(keys16, positions: positions, stride: stride, headDim: headDim)
+            nb_attention_f32(q, 1, tiles, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &reference, nil)
             for isa in Self.paths {
                 var out = [Float](repeating: .nan, count: headDim)
                 withISA(isa) {
-                    nb_attention_f16kv(q, 1, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out, nil)
+                    nb_attention_f16kv(q, 1, tiles16, values16, Int64(stride), n, 0, n, Int64(headDim), 0.125, &out, nil)
                 }
                 let scale = reference.map { abs($0) }.max()!
                 let worst = zip(out, reference).map { abs($0 - $1) }.max()!
@@ -105,7 +141,7 @@ extension KernelPaths {
         /// A ring (a sliding-window layer's cache) read from slot `first` on, wrapping at
         /// its capacity, gives what the same keys and values laid out in order give,
         /// bit for bit, in f32 and f16.
-        @Test(arguments: [(7, 3, 7), (9, 5, 6), (100, 99, 100), (5, 0, 3), (300, 250, 290)])
+        @Test(arguments: [(7, 3, 7), (9, 5, 6), (100, 99, 100), (5, 0, 3), (300, 250, 290), (200, 37, 200), (40, 21, 33)])
         func attentionOverRing(capacity: Int, first: Int, count: Int) {
             let headDim = 32
             var rng = TestRNG(seed: UInt64(capacity * 100 + first))
@@ -118,16 +154,20 @@ extension KernelPaths {
             let valuesInOrder = order.flatMap { values[($0 * headDim)..<(($0 + 1) * headDim)] }
             let h = Int64(headDim), c = Int64(count)
             var expected = [Float](repeating: 0, count: headDim), ring = expected
-            nb_attention_f32(q, 1, keysInOrder, valuesInOrder, h, c, 0, c, h, 0.25, &expected, nil)
-            nb_attention_f32(q, 1, keys, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring, nil)
+            let inOrderTiles = tiled(keysInOrder, positions: count, stride: headDim, headDim: headDim)
+            let ringTiles = tiled(keys, positions: capacity, stride: headDim, headDim: headDim)
+            nb_attention_f32(q, 1, inOrderTiles, valuesInOrder, h, c, 0, c, h, 0.25, &expected, nil)
+            nb_attention_f32(q, 1, ringTiles, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring, nil)
             #expect(ring == expected)
             for isa in Self.paths {
-                var inOrder16 = [Float](repeating: 0, count: headDim), ring16 = inOrder16
+                var inOrder32 = [Float](repeating: 0, count: headDim), ring32 = inOrder32, inOrder16 = inOrder32, ring16 = inOrder32
                 withISA(isa) {
-                    nb_attention_f16kv(q, 1, toF16(keysInOrder), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16, nil)
-                    nb_attention_f16kv(q, 1, toF16(keys), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16, nil)
+                    nb_attention_f32(q, 1, inOrderTiles, valuesInOrder, h, c, 0, c, h, 0.25, &inOrder32, nil)
+                    nb_attention_f32(q, 1, ringTiles, values, h, Int64(capacity), Int64(first), c, h, 0.25, &ring32, nil)
+                    nb_attention_f16kv(q, 1, toF16(inOrderTiles), toF16(valuesInOrder), h, c, 0, c, h, 0.25, &inOrder16, nil)
+                    nb_attention_f16kv(q, 1, toF16(ringTiles), toF16(values), h, Int64(capacity), Int64(first), c, h, 0.25, &ring16, nil)
                 }
-                #expect(ring16 == inOrder16, "isa \(isa.rawValue)")
+                #expect(ring32 == inOrder32 && ring16 == inOrder16, "isa \(isa.rawValue)")
             }
         }
 
@@ -136,7 +176,8 @@ extension KernelPaths {
         /// running maximum rescales the output), with the largest score early or late, head
         /// dimensions that take the AVX-512 (64, 256), the AVX2 (40) and the scalar (36)
         /// path, and 1, 3, 4, 5 or 11 query heads on one KV head (11: a group of 8, then of 3;
-        /// at AVX2 an f16 cache's scores take 4, 3 or 2 positions a step with 1–2, 3 or 4–5 heads).
+        /// at AVX2 an f16 cache's scores take 8, 3, 2 or 1 units of 8 positions a step with 1,
+        /// 3, 4 or 5–8 heads, so runs end inside a step and inside a tile).
         @Test(arguments: [(1, 64, 1), (5, 36, 3), (127, 40, 3), (128, 64, 1), (129, 64, 3), (300, 256, 4), (1000, 64, 11), (259, 64, 5)])
         func attentionEqualsDoubleSoftmax(positions: Int, headDim: Int, heads: Int) {
             let stride = headDim + 8
@@ -151,11 +192,13 @@ extension KernelPaths {
                 let expected = doubleSoftmaxAttention(q: q, keys: keys, values: values, heads: heads, headDim: headDim, positions: positions,
                                                       stride: stride, scale: scale)
                 let n = Int64(positions), g = Int64(heads)
+                let tiles = tiled(keys, positions: positions, stride: stride, headDim: headDim)
+                let tiles16 = tiled(keys16, positions: positions, stride: stride, headDim: headDim)
                 for isa in Self.paths {
                     var out32 = [Float](repeating: .nan, count: heads * headDim), out16 = out32
                     withISA(isa) {
-                        nb_attention_f32(q, g, keys, values, Int64(stride), n, 0, n, Int64(headDim), scale, &out32, nil)
-                        nb_attention_f16kv(q, g, keys16, values16, Int64(stride), n, 0, n, Int64(headDim), scale, &out16, nil)
+                        nb_attention_f32(q, g, tiles, values, Int64(stride), n, 0, n, Int64(headDim), scale, &out32, nil)
+                        nb_attention_f16kv(q, g, tiles16, values16, Int64(stride), n, 0, n, Int64(headDim), scale, &out16, nil)
                     }
                     let worst32 = zip(out32, expected).map { abs(Double($0) - $1) }.max()!
                     let worst16 = zip(out16, expected).map { abs(Double($0) - $1) }.max()!
@@ -173,7 +216,8 @@ extension KernelPaths {
             let stride = headDim
             var rng = TestRNG(seed: UInt64(parts * 7919 + positions))
             let q = (0..<heads * headDim).map { _ in rng.gaussian() }
-            let keys = toF16((0..<positions * stride).map { _ in rng.gaussian() * 1.5 })
+            let keys = tiled(toF16((0..<positions * stride).map { _ in rng.gaussian() * 1.5 }), positions: positions, stride: stride,
+                             headDim: headDim)
             let values = toF16((0..<positions * stride).map { _ in rng.gaussian() })
             let n = Int64(positions), g = Int64(heads)
             for isa in Self.paths {
@@ -182,17 +226,12 @@ extension KernelPaths {
                 var ml = [Float](repeating: .nan, count: parts * heads * 2), merged = whole
                 withISA(isa) {
                     nb_attention_f16kv(q, g, keys, values, Int64(stride), n, 0, n, Int64(headDim), 0.125, &whole, nil)
-                    for p in 0..<parts {
+                    for p in 0..<parts {  // positions lo..<hi: from slot lo of the whole cache (lo need not start a tile)
                         let lo = positions * p / parts, hi = positions * (p + 1) / parts
-                        keys.withUnsafeBufferPointer { k in
-                            values.withUnsafeBufferPointer { v in
-                                partial.withUnsafeMutableBufferPointer { out in
-                                    ml.withUnsafeMutableBufferPointer { m in
-                                        nb_attention_f16kv(q, g, k.baseAddress! + lo * stride, v.baseAddress! + lo * stride, Int64(stride),
-                                                           Int64(hi - lo), 0, Int64(hi - lo), Int64(headDim), 0.125,
-                                                           out.baseAddress! + p * heads * headDim, m.baseAddress! + p * heads * 2)
-                                    }
-                                }
+                        partial.withUnsafeMutableBufferPointer { out in
+                            ml.withUnsafeMutableBufferPointer { m in
+                                nb_attention_f16kv(q, g, keys, values, Int64(stride), n, Int64(lo), Int64(hi - lo), Int64(headDim), 0.125,
+                                                   out.baseAddress! + p * heads * headDim, m.baseAddress! + p * heads * 2)
                             }
                         }
                     }

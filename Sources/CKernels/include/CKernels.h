@@ -131,9 +131,11 @@ float nb_dot_f32(const float *a, const float *b, int64_t n);
 void nb_axpy_f32(float a, const float *x, float *y, int64_t n);
 
 /// Attention of `heads` query heads that share one KV head over `n` cached positions held
-/// in a ring of `capacity` slots: out_h = softmax(scale · q_h·K) · V, where the j-th key
-/// (j < n) is in slot (first + j) mod capacity, at keys + slot*stride (likewise values);
-/// q_h and out_h are at q + h*head_dim and out + h*head_dim. A cache that is not a ring
+/// in a ring of `capacity` slots: out_h = softmax(scale · q_h·K) · V, where the j-th
+/// position (j < n) is in slot (first + j) mod capacity: its value at values + slot*stride,
+/// its key in the key tiles (f32 and f16 keys: nb_kv_key_index; q8 keys are rows at
+/// keys + slot*stride like the values); q_h and out_h are at q + h*head_dim and
+/// out + h*head_dim. The keys hold nb_kv_slots(capacity) slots. A cache that is not a ring
 /// passes capacity = n, first = 0. Requires n ≤ capacity, n ≥ 1, heads ≥ 1.
 /// `ml` NULL: out is the attention. Otherwise the call is one part of a split over the
 /// positions (decode with fewer heads than threads): out_h is left unnormalised
@@ -153,6 +155,21 @@ void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, in
 enum { NB_KV_F32 = 0, NB_KV_F16 = 1, NB_KV_Q8 = 2, NB_KV_Q8_BLOCK = 32 };
 /// Bytes of one KV head's row of head_dim elements (q8: head_dim a multiple of 32).
 int64_t nb_kv_row_bytes(int32_t format, int64_t head_dim);
+/// f32 and f16 keys are kept in tiles of NB_KV_TILE slots, transposed: a tile is head_dim
+/// rows of NB_KV_TILE elements, element d of the keys of slots 16t...16t+15 side by side,
+/// so that the scores of 8 or 16 positions are one vector of FMAs with no reductions (the
+/// reductions of row-laid keys took a third of the scores' time). Element d of slot s's key
+/// is element nb_kv_key_index(s, d, head_dim) of a KV head's keys (a head's slots take
+/// nb_kv_row_bytes each, as rows would). Values, and q8 keys, are rows.
+enum { NB_KV_TILE = 16 };
+static inline int64_t nb_kv_key_index(int64_t slot, int64_t d, int64_t head_dim) {
+    return ((slot / NB_KV_TILE) * head_dim + d) * NB_KV_TILE + slot % NB_KV_TILE;
+}
+/// Slots a KV head of a ring of `capacity` slots takes: whole tiles.
+static inline int64_t nb_kv_slots(int64_t capacity) { return (capacity + NB_KV_TILE - 1) / NB_KV_TILE * NB_KV_TILE; }
+/// Stores x (head_dim floats) as the key of `slot` of the KV head whose keys begin at
+/// `keys`: a column of its tile (f32, f16) or a row (q8, nb_kv_q8_quantize).
+void nb_kv_store_key(int32_t format, const float *x, int64_t head_dim, void *keys, int64_t slot);
 /// x's head_dim floats as a q8 row: per block of 32, d = max|x| / 127 and codes round(x / d)
 /// (llama.cpp's q8_0 rounding).
 void nb_kv_q8_quantize(const float *x, int64_t head_dim, void *row);
@@ -161,8 +178,9 @@ void nb_kv_q8_dequantize(const void *row, int64_t head_dim, float *x);
 /// One layer's attention as tasks on a pool, run from C: a Swift closure per call (what
 /// this replaced) was allocated on every call, 2 allocations per layer and token, and
 /// retained and released on every task. The cache keeps each KV head's `capacity`
-/// positions of `head_dim` elements contiguous (head h's at keys + h · capacity ·
-/// nb_kv_row_bytes(format, head_dim) bytes), slot = position % capacity.
+/// positions of `head_dim` elements contiguous (head h's at keys + h · nb_kv_slots(capacity) ·
+/// nb_kv_row_bytes(format, head_dim) bytes; keys in tiles, see NB_KV_TILE), slot =
+/// position % capacity.
 typedef struct nb_attention_job {
     const void *keys, *values;       // the layer's head 0, slot 0
     int32_t format;                  // NB_KV_F32, NB_KV_F16, NB_KV_Q8
