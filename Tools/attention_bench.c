@@ -13,7 +13,8 @@
 //              the rate the memory gives this access pattern, the bound for any kernel;
 //   read+W     read, with W × 6 independent 512-bit FMAs per 128 bytes (an f16 row at head
 //              dimension 64; W = 4: the kernel's 24 FMAs per key and value of 3 query heads):
-//              the bound for a kernel that does that much arithmetic.
+//              the bound for a kernel that does that much arithmetic. Without AVX-512,
+//              256-bit FMAs (W = 8 for the kernel's).
 //
 //   clang -O3 -fno-math-errno -ISources/CKernels/include Tools/attention_bench.c \
 //         Sources/CKernels/*.c -lm -lpthread -ldl -o /tmp/attention_bench
@@ -92,6 +93,39 @@ __attribute__((target("avx512f"))) static void read_task_avx512(void *ctx, int64
 }
 #endif
 
+// The same with AVX2: 256-bit loads (four a step) and W × 6 independent 256-bit FMAs per 128
+// bytes (W = 8: the kernel's FMAs per f16 key and value of 3 query heads at head dimension 64).
+__attribute__((target("avx2,fma"))) static void read_task_avx2(void *ctx, int64_t task) {
+    const read_job *j = ctx;
+    const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts, n = j->n * (p + 1) / j->parts - first;
+    const uint8_t *K = j->keys + (kv * j->capacity + first) * j->row, *V = j->values + (kv * j->capacity + first) * j->row;
+    const int64_t ahead = AHEAD * j->row;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+    __m256 f[6];
+    const __m256 m = _mm256_set1_ps(0.999f);
+    for (int i = 0; i < 6; i++) f[i] = _mm256_set1_ps(1.0f);
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+        const int64_t b0 = c0 * j->row, b1 = (n - c0 < CHUNK ? n : c0 + CHUNK) * j->row;
+        for (int pass = 0; pass < 2; pass++) {
+            const uint8_t *base = pass ? V : K;
+            for (int64_t b = b0; b < b1; b += 128) {
+                _mm_prefetch((const char *)base + b + ahead, _MM_HINT_NTA);
+                _mm_prefetch((const char *)base + b + ahead + 64, _MM_HINT_NTA);
+                a0 = _mm256_xor_si256(a0, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(base + b)),
+                                                           _mm256_loadu_si256((const __m256i *)(base + b + 32))));
+                a1 = _mm256_xor_si256(a1, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(base + b + 64)),
+                                                           _mm256_loadu_si256((const __m256i *)(base + b + 96))));
+                for (int w = 0; w < j->work; w++)  // six independent chains
+                    for (int i = 0; i < 6; i++) f[i] = _mm256_fmadd_ps(f[i], m, m);
+            }
+        }
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(f[0], f[1]), _mm256_add_ps(f[2], f[3])), _mm256_add_ps(f[4], f[5])));
+    const __m256i x = _mm256_xor_si256(a0, a1);
+    sink = lanes[0] + (float)(_mm256_extract_epi32(x, 0) & 1);
+}
+
 static void read_task_scalar(void *ctx, int64_t task) {
     const read_job *j = ctx;
     const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts, n = j->n * (p + 1) / j->parts - first;
@@ -159,7 +193,7 @@ int main(int argc, char **argv) {
     }
     if (n < 1 || layers < 1 || threads < 1) { fprintf(stderr, "usage: %s [N [LAYERS [THREADS [f32|f16|q8 [MODE...]]]]]\n", argv[0]); return 2; }
 
-    const int64_t capacity = n + 64, row = nb_kv_row_bytes(fmt, HD), per = KV_HEADS * capacity * row;
+    const int64_t capacity = nb_kv_slots(n + 64), row = nb_kv_row_bytes(fmt, HD), per = KV_HEADS * capacity * row;
     uint8_t *keys = buffer((size_t)(per * layers)), *values = buffer((size_t)(per * layers));
     if (!keys || !values) { fprintf(stderr, "out of memory\n"); return 1; }
     float x[MAX_HD];
@@ -169,7 +203,7 @@ int main(int argc, char **argv) {
             uint8_t *dst = (pass ? values : keys) + r * row;
             if (fmt == NB_KV_Q8) nb_kv_q8_quantize(x, HD, dst);
             else if (fmt == NB_KV_F16) nb_f32_to_f16(x, (uint16_t *)dst, HD);
-            else memcpy(dst, x, sizeof x);
+            else memcpy(dst, x, (size_t)HD * sizeof(float));
         }
     const int64_t heads = KV_HEADS * GROUP, q_dim = heads * HD;
     // Layers.swift: ranges of positions when the threads do not divide the KV heads.
@@ -204,6 +238,7 @@ int main(int argc, char **argv) {
         nb_task_fn read_task = read_task_scalar;
 #if defined(__x86_64__)
         if (__builtin_cpu_supports("avx512f")) read_task = read_task_avx512;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) read_task = read_task_avx2;
 #endif
         if (!attention && work > 0 && read_task == read_task_scalar) { printf("%-10s (needs AVX-512)\n", mode); continue; }
         double t[ROUNDS], ts[ROUNDS];
