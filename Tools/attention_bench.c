@@ -64,67 +64,60 @@ static volatile float sink;
 // (two loads; the lines 64 positions ahead prefetched), with W × 6 FMAs per step. (A loop
 // over each row's bytes, as a generic read of any row size would have, read 20 % slower.)
 #if defined(__x86_64__)
+// The body of read_task_avx512 and read_task_avx2, for integer and float vectors VI and VF:
+// FOLD(a, p) xors the 64 bytes at p into a; it leaves the FMAs' sum in `sum` and the
+// integer accumulators in a0 and a1.
+#define READ_TASK_BODY(VI, VF, IZERO, FOLD, SET1, FMADD, ADD)                                                     \
+    const read_job *j = ctx;                                                                                      \
+    const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts,                        \
+                  n = j->n * (p + 1) / j->parts - first;                                                         \
+    const uint8_t *K = j->keys + (kv * j->capacity + first) * j->row, *V = j->values + (kv * j->capacity + first) * j->row; \
+    const int64_t ahead = AHEAD * j->row;                                                                          \
+    VI a0 = IZERO(), a1 = a0;                                                                                      \
+    VF f[6];                                                                                                       \
+    const VF m = SET1(0.999f);                                                                                     \
+    for (int i = 0; i < 6; i++) f[i] = SET1(1.0f);                                                                 \
+    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {                                                                    \
+        const int64_t b0 = c0 * j->row, b1 = (n - c0 < CHUNK ? n : c0 + CHUNK) * j->row;                         \
+        for (int pass = 0; pass < 2; pass++) {                                                                     \
+            const uint8_t *base = pass ? V : K;                                                                    \
+            for (int64_t b = b0; b < b1; b += 128) {                                                               \
+                _mm_prefetch((const char *)base + b + ahead, _MM_HINT_NTA);                                        \
+                _mm_prefetch((const char *)base + b + ahead + 64, _MM_HINT_NTA);                                   \
+                a0 = FOLD(a0, base + b);                                                                           \
+                a1 = FOLD(a1, base + b + 64);                                                                      \
+                for (int w = 0; w < j->work; w++) /* six independent chains */                                     \
+                    for (int i = 0; i < 6; i++) f[i] = FMADD(f[i], m, m);                                          \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    const VF sum = ADD(ADD(ADD(f[0], f[1]), ADD(f[2], f[3])), ADD(f[4], f[5]));
+
+__attribute__((target("avx512f"))) static inline __m512i fold_avx512(__m512i a, const uint8_t *p) {
+    return _mm512_xor_si512(a, _mm512_loadu_si512(p));
+}
+
 __attribute__((target("avx512f"))) static void read_task_avx512(void *ctx, int64_t task) {
-    const read_job *j = ctx;
-    const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts, n = j->n * (p + 1) / j->parts - first;
-    const uint8_t *K = j->keys + (kv * j->capacity + first) * j->row, *V = j->values + (kv * j->capacity + first) * j->row;
-    const int64_t ahead = AHEAD * j->row;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
-    __m512 f[6];
-    const __m512 m = _mm512_set1_ps(0.999f);
-    for (int i = 0; i < 6; i++) f[i] = _mm512_set1_ps(1.0f);
-    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
-        const int64_t b0 = c0 * j->row, b1 = (n - c0 < CHUNK ? n : c0 + CHUNK) * j->row;
-        for (int pass = 0; pass < 2; pass++) {
-            const uint8_t *base = pass ? V : K;
-            for (int64_t b = b0; b < b1; b += 128) {
-                _mm_prefetch((const char *)base + b + ahead, _MM_HINT_NTA);
-                _mm_prefetch((const char *)base + b + ahead + 64, _MM_HINT_NTA);
-                a0 = _mm512_xor_si512(a0, _mm512_loadu_si512(base + b));
-                a1 = _mm512_xor_si512(a1, _mm512_loadu_si512(base + b + 64));
-                for (int w = 0; w < j->work; w++)  // six independent chains
-                    for (int i = 0; i < 6; i++) f[i] = _mm512_fmadd_ps(f[i], m, m);
-            }
-        }
-    }
+    READ_TASK_BODY(__m512i, __m512, _mm512_setzero_si512, fold_avx512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
     float lanes[16];
-    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f[0], f[1]), _mm512_add_ps(f[2], f[3])), _mm512_add_ps(f[4], f[5])));
+    _mm512_storeu_ps(lanes, sum);
     sink = lanes[0] + (float)(_mm512_reduce_add_epi32(_mm512_xor_si512(a0, a1)) & 1);
 }
-#endif
 
-// The same with AVX2: 256-bit loads (four a step) and W × 6 independent 256-bit FMAs per 128
-// bytes (W = 8: the kernel's FMAs per f16 key and value of 3 query heads at head dimension 64).
-__attribute__((target("avx2,fma"))) static void read_task_avx2(void *ctx, int64_t task) {
-    const read_job *j = ctx;
-    const int64_t kv = task / j->parts, p = task % j->parts, first = j->n * p / j->parts, n = j->n * (p + 1) / j->parts - first;
-    const uint8_t *K = j->keys + (kv * j->capacity + first) * j->row, *V = j->values + (kv * j->capacity + first) * j->row;
-    const int64_t ahead = AHEAD * j->row;
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-    __m256 f[6];
-    const __m256 m = _mm256_set1_ps(0.999f);
-    for (int i = 0; i < 6; i++) f[i] = _mm256_set1_ps(1.0f);
-    for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
-        const int64_t b0 = c0 * j->row, b1 = (n - c0 < CHUNK ? n : c0 + CHUNK) * j->row;
-        for (int pass = 0; pass < 2; pass++) {
-            const uint8_t *base = pass ? V : K;
-            for (int64_t b = b0; b < b1; b += 128) {
-                _mm_prefetch((const char *)base + b + ahead, _MM_HINT_NTA);
-                _mm_prefetch((const char *)base + b + ahead + 64, _MM_HINT_NTA);
-                a0 = _mm256_xor_si256(a0, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(base + b)),
-                                                           _mm256_loadu_si256((const __m256i *)(base + b + 32))));
-                a1 = _mm256_xor_si256(a1, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(base + b + 64)),
-                                                           _mm256_loadu_si256((const __m256i *)(base + b + 96))));
-                for (int w = 0; w < j->work; w++)  // six independent chains
-                    for (int i = 0; i < 6; i++) f[i] = _mm256_fmadd_ps(f[i], m, m);
-            }
-        }
-    }
-    float lanes[8];
-    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(f[0], f[1]), _mm256_add_ps(f[2], f[3])), _mm256_add_ps(f[4], f[5])));
-    const __m256i x = _mm256_xor_si256(a0, a1);
-    sink = lanes[0] + (float)(_mm256_extract_epi32(x, 0) & 1);
+// The same with AVX2: 256-bit loads and W × 6 independent 256-bit FMAs per 128 bytes (W = 8:
+// the kernel's FMAs per f16 key and value of 3 query heads at head dimension 64).
+__attribute__((target("avx2"))) static inline __m256i fold_avx2(__m256i a, const uint8_t *p) {
+    return _mm256_xor_si256(a, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32))));
 }
+
+__attribute__((target("avx2,fma"))) static void read_task_avx2(void *ctx, int64_t task) {
+    READ_TASK_BODY(__m256i, __m256, _mm256_setzero_si256, fold_avx2, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sum);
+    sink = lanes[0] + (float)(_mm256_extract_epi32(_mm256_xor_si256(a0, a1), 0) & 1);
+}
+#undef READ_TASK_BODY
+#endif
 
 static void read_task_scalar(void *ctx, int64_t task) {
     const read_job *j = ctx;
