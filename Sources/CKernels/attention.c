@@ -32,7 +32,7 @@
 // the next): with the whole chunk of 128, only a chunk's first pass read the memory and the
 // other three (f16 at head dimension 64) only computed. Decode's attention from memory on Zen
 // 3 (2 threads, 1,024 positions, alternating rounds), SmolLM2's shape: f16 37.5 → 33.3 µs a
-// layer (runs of 32: 35.3; of 8: as 16), f32 69.9 → 62.9, q8 the same; in cache 0–4 % slower.
+// layer (runs of 32: 35.3; of 8: as 16), f32 69.9 → 63.3, q8 the same; in cache 0–4 % slower.
 // With Gemma 3's 512-byte f16 rows runs of 16 were 10–30 % slower (32: 15 %, 64: 7 %), for
 // reasons not found; there the run stays the chunk.
 #define NB_ATT_VRUN 16
