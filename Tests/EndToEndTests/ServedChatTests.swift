@@ -1,9 +1,6 @@
 import Chat
 import JSON
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Remote
 import Testing
 import TestFixtures
@@ -367,24 +364,13 @@ func validateConversation(_ file: URL) throws {
     #expect(complaint == nil, "\(file.lastPathComponent) does not validate: \(complaint?.suffix(600) ?? "")")
 }
 
-/// One HTTP request to a test server, with a completion handler (not Swift concurrency: these
-/// synchronous tests block their threads, and a task could wait for a free one forever).
+/// One HTTP request to a test server on 127.0.0.1 (the harness's blocking client, not
+/// URLSession: these synchronous tests block their threads); a status other than 2xx throws.
 func httpRequest(_ url: String, body: Data? = nil) throws -> Data {
-    var request = URLRequest(url: URL(string: url)!)
-    request.timeoutInterval = 60
-    if let body {
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-    }
-    nonisolated(unsafe) var result: Result<Data, Error>?
-    let done = DispatchSemaphore(value: 0)
-    URLSession.shared.dataTask(with: request) { data, _, error in
-        result = data.map { .success($0) } ?? .failure(error ?? ServerHarnessError("no data from \(url)"))
-        done.signal()
-    }.resume()
-    done.wait()
-    return try result!.get()
+    guard let parsed = URLComponents(string: url), let port = parsed.port else { throw ServerHarnessError("not a loopback URL: \(url)") }
+    let (status, data) = try loopbackHTTP(port: port, path: parsed.percentEncodedPath, body: body, timeout: 60)
+    guard (200..<300).contains(status) else { throw ServerHarnessError("\(url): HTTP \(status): \(String(decoding: data, as: UTF8.self))") }
+    return data
 }
 
 /// `nibble` in script mode with stdin kept open: lines are sent while it runs and its

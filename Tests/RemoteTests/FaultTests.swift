@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import JSON
 import Remote
 import Testing
@@ -9,7 +6,7 @@ import TestFixtures
 
 /// Faults against the fake server (Tools/remote_test_server.py) and a closed port.
 @Suite struct FaultTests {
-    let fake: FakeServer
+    let fake: FakeOpenAIServer
     init() async throws { fake = try await FakeServer.shared() }
 
     func client(connectTimeout: Double = 10, idleTimeout: Double = 30, apiKey: APIKey? = nil) -> RemoteClient {
@@ -113,7 +110,8 @@ import TestFixtures
         var closed = 0
         for _ in 0..<20 where closed == 0 {
             try await Task.sleep(for: .milliseconds(100))
-            let (data, _) = try await URLSession.shared.data(from: fake.endpoint.url("fake/closed"))
+            let port = fake.port
+            let (_, data) = try await onOwnThread { try loopbackHTTP(port: port, path: "/fake/closed") }
             closed = try JSONValue.parse([UInt8](data))["closed"]?.int ?? -1
         }
         #expect(closed == 1)

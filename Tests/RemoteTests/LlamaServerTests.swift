@@ -7,8 +7,8 @@ import Testing
 /// Skipped, with the reason shown, when NIBBLE_LLAMA_SERVER is unset.
 @Suite(.serialized, .enabled(if: llamaServerBinaryPath != nil, Comment(rawValue: llamaServerSkipReason)))
 struct LlamaServerTests {
-    func servers() async throws -> (q4: LlamaServer, q8: LlamaServer) {
-        try await SharedServers.shared.servers()
+    func servers() async throws -> (q4: LlamaServerProcess, q8: LlamaServerProcess) {
+        try await sharedServers()
     }
 
     static let greedy = RemoteSettings(temperature: 0, seed: 7, maxTokens: 40)
@@ -103,7 +103,7 @@ struct LlamaServerTests {
     @Test func serverKilledMidReplyKeepsThePartialText() async throws {
         let binary = try #require(llamaServerBinaryPath)
         _ = try await servers()  // the shared ones must not be the ones killed
-        let victim = try await LlamaServer(model: modelPath, alias: "victim", binary: binary)
+        let victim = try await startLlamaServer(model: modelPath, alias: "victim", binary: binary)
         defer { victim.stop() }
         let request = RemoteRequest(model: "victim", messages: [RemoteMessage(role: "user", content: "Count from 1 to 500, one number per line.")],
                                     settings: RemoteSettings(temperature: 0, maxTokens: 1500))
