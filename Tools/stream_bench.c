@@ -10,7 +10,7 @@
 //              waiting (the caller's norms, RoPE and quantising between products);
 //   free       the products with no barrier (each thread streams its halves back to back).
 // Rounds alternate the modes; compare within a round: the memory's rate moves by ±20 %
-// between rounds on these VMs.
+// between rounds on these VMs. ONE_PRODUCT=1 makes the same bytes one 576-column matrix.
 //
 //   clang -O3 -fno-math-errno -ISources/CKernels/include Tools/stream_bench.c Sources/CKernels/*.c \
 //         -lm -lpthread -ldl -o /tmp/stream_bench
@@ -141,7 +141,12 @@ int main(int argc, char **argv) {
         x_q8[k] = aligned_alloc(64, (q + 63) & ~(size_t)63);
         nb_quantize_for(NB_ACT_Q8A, x_f32[k], 1, k, x_q8[k]);
     }
-    for (int l = 0; l < layers; l++) add(960, 576), add(576, 576), add(3072, 576), add(576, 1536);
+    if (getenv("ONE_PRODUCT")) {  // the same bytes as one matrix: what the products' boundaries cost
+        const int64_t rows = (int64_t)layers * (960 + 576 + 3072 + 1536);
+        add(rows / 16 * 16, 576);
+    } else {
+        for (int l = 0; l < layers; l++) add(960, 576), add(576, 576), add(3072, 576), add(576, 1536);
+    }
     read_buffer = huge(read_bytes);
     memset(read_buffer, 1, read_bytes);
     printf("%s, %d products, %.1f MiB a pass; %s; 2 threads; GB/s (share of the read in the same round)\n", name,
