@@ -689,12 +689,13 @@ NB_T NB_INLINE void kil_tile(nb_format fmt, const nb_il_geometry *g, const uint8
         PV_STOREF(acc + i * PR, PV_ZEROF());
         PV_STOREF(accm + i * PR, PV_ZEROF());
     }
-    const size_t part = prefetch_size(next_bytes, nb);
+    const int lines = next ? prefetch_lines_per_block(next_bytes, nb) : 0;
     const int nta = T <= 4 && nb_active_prefetch() == NB_PREFETCH_NTA;  // decode: as il_tile
     const uint8_t *sc = grp, *cd = grp + g->codes;
-    for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes) {
-        if (nta) prefetch_part_nta(next, next_bytes, part, b);
-        else prefetch_part(next, next_bytes, part, b);
+    uintptr_t pf = (uintptr_t)next;
+    for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes, pf += 64 * lines) {
+        if (nta) prefetch_lines(pf, lines, 1);
+        else prefetch_lines(pf, lines, 0);
         const nb_q8k *xb = xq + t0 * nb + b;
         const int32_t *s32b = s32 ? s32 + (t0 * nb + b) * 4 : NULL;
         for (int h = 0; h < NB_IL_HALVES; h++) {
