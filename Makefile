@@ -21,7 +21,7 @@ HF_TOK_VENV      := $(CACHE_DIR)/venv-hf-tokenizers
 PIP ?= python3 -m pip
 JOBS ?= $(shell nproc)
 
-.PHONY: all build deps test-deps chat model gemma vocab llama-server hf-tokenizers smollm2-hf smollm2-hf-f32 smollm2-pirate-lora test fixtures compare clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build deps test-deps chat model gemma vocab llama-server hf-tokenizers smollm2-hf smollm2-hf-f32 smollm2-pirate-lora test test-emulated fixtures compare clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -39,8 +39,12 @@ deps:
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q libcurl4 >/dev/null; }; }
 
 # The tests validate saved conversations against Tools/conversation.schema.json with Python.
+# On x86-64, SIMDe (Debian's libsimde-dev, headers only) gives the emulated kernel suites their
+# AVX-512 and VNNI intrinsics (test-emulated below).
 test-deps: deps
 	@python3 -c 'import jsonschema' 2>/dev/null || $(PIP) install -q --disable-pip-version-check 'jsonschema>=4.18,<5'
+	@[ "$$(uname -m)" != x86_64 ] || [ -f /usr/include/simde/x86/avx512.h ] || { $(SUDO) apt-get install -y -q libsimde-dev >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q libsimde-dev >/dev/null; }; }
 
 model: $(MODEL)
 
@@ -172,10 +176,33 @@ test: test-deps model gemma vocab llama-server smollm2-hf smollm2-hf-f32 fuzz-sm
 	    if [ $$status -eq 124 ]; then \
 	      echo "RemoteTests HUNG (the watchdog's report is above and at the end); running them once more" >&2; status=0; \
 	      $(WATCHDOG) $(REMOTE_TEST_LIMIT) RemoteTests $(SWIFT_TEST) --skip-build --filter RemoteTests || status=$$?; fi; fi; \
+	  if [ $$status -eq 0 ]; then $(RUN_EMULATED) || status=$$?; fi; \
 	  echo "test files left in $(TEST_TMP): $$(du -sh "$(TEST_TMP)" | cut -f1) (removed)"; \
 	  rm -rf "$(TEST_TMP)"; \
 	  if [ -s "$(WATCHDOG_REPORT)" ]; then echo "=== what hung in this run (Tools/watchdog.sh) ===" >&2; cat "$(WATCHDOG_REPORT)" >&2; fi; \
 	  exit $$status
+
+# The kernel levels this CPU lacks, emulated: the kernel suites (every level against the scalar
+# path) and the model references (SmolLM2 and the tiny families against transformers, at the
+# best level) once more in a build whose AVX-512 and VNNI intrinsics are SIMDe's portable ones,
+# compiled to AVX2 (Sources/CKernels/x86_simd.h), so that the avx512 and avxvnni kernels are
+# tested on every x86 machine CI runs on, not only on those that have them. What the
+# emulation checks is the kernels' arithmetic (lanes, shuffles, masks, tails), not their speed
+# or the instructions' encoding. Skipped where the CPU runs every level itself
+# (Tools/emulated_levels.sh). A debug build (the C at -O3), in its own folder: about 2 minutes
+# to build and 1 to run on 2 cores (`make test-emulated` alone).
+EMULATED_LEVELS := $(shell Tools/emulated_levels.sh 2>/dev/null)
+EMULATED_FLAGS := -Xcc -DNB_EMULATE_X86 -Xcc -mavx2 -Xcc -mfma -Xcc -mf16c -Xcc -ffp-contract=off -Xcc -O3 -Xcc -fno-math-errno
+EMULATED_SUITES := KernelPaths|RealBlockKernelTests|InterleavedLayoutTests|FormatLayoutTests|KernelLevelTests|ReferenceTests|TinyLlamaTests
+EMULATED_TEST_LIMIT ?= 1200
+RUN_EMULATED = if [ -z "$(EMULATED_LEVELS)" ]; then echo "emulated kernel suites: skipped (this CPU runs every level itself, or is not x86-64 with AVX2)"; \
+	  else echo "the kernel suites once more, $(EMULATED_LEVELS) emulated (SIMDe)"; \
+	    $(WATCHDOG) $(EMULATED_TEST_LIMIT) "the emulated kernel suites" swift test -c debug --scratch-path .build-emulated -j $(JOBS) \
+	      $(EMULATED_FLAGS) --filter '$(EMULATED_SUITES)'; fi
+
+test-emulated: test-deps model gemma
+	@rm -rf "$(TEST_TMP)" && mkdir -p "$(TEST_TMP)"
+	@status=0; $(RUN_EMULATED) || status=$$?; rm -rf "$(TEST_TMP)"; exit $$status
 
 # libFuzzer targets (Fuzz/): the GGUF reader with the model config and tokenizer built
 # from it, conversation files, the tokenizer, and chat templates. Built with Swift's
@@ -252,4 +279,4 @@ $(PIRATE_LORA)/adapter_model.safetensors: $(SMOLLM2_HF)/model.safetensors $(VOCA
 	  --llama-cpp "$(LLAMACPP_SRC)/vendor/llama.cpp"
 
 clean:
-	rm -rf .build .build-test .build-fuzz
+	rm -rf .build .build-test .build-fuzz .build-emulated

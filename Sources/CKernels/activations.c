@@ -67,7 +67,7 @@ static void gate_scalar(int gelu, float *gate, const float *up, int64_t n) {
 
 // ---- AVX2 / AVX-512 -----------------------------------------------------------------
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 
 // The sum of v's 8 lanes: a tree of halves (not a chain of 8 dependent adds).
 NB_AVX2 static inline float nb_hsum_avx2(__m256 v) {

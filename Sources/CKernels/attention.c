@@ -195,7 +195,7 @@ static void scores_q8_scalar(const q8_query *qq, int G, kv_rows kv, const int64_
 
 // ---- AVX2 / AVX-512 -----------------------------------------------------------------
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 
 // Scores j...j+3 of a chunk row from r: those below c (the step past a chunk's end computed
 // repeats of its last position, not stored).

@@ -6,6 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(NB_EMULATE_X86)
+/// The emulation build (x86_simd.h) runs every x86 level on a CPU with AVX2 + FMA + F16C: there
+/// it reports every feature the kernels ask about as present but AVX512-FP16 (which none takes).
+static int emulated_supports(const char *name) {
+    __builtin_cpu_init();
+    const int avx2_level = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return avx2_level && strcmp(name, "avx512fp16") != 0;
+}
+#define CPU_SUPPORTS(name) emulated_supports(name)
+#else
+#define CPU_SUPPORTS(name) __builtin_cpu_supports(name)
+#endif
+
 static _Atomic int active = -1;
 /// nb_force_isa's level for the thread that forced it (-1: the process's). Per thread, so that
 /// the kernel tests, which force each level in turn, never change the level under a model
@@ -17,7 +30,7 @@ static _Thread_local int forced = -1;
 static int has_avx2_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return CPU_SUPPORTS("avx2") && CPU_SUPPORTS("fma") && CPU_SUPPORTS("f16c");
 #else
     return 0;
 #endif
@@ -26,7 +39,7 @@ static int has_avx2_level(void) {
 /// The avx2 level's features + AVX-VNNI: what the avxvnni level needs (on its own or below AVX-512).
 static int has_avxvnni(void) {
 #if defined(__x86_64__)
-    return has_avx2_level() && __builtin_cpu_supports("avxvnni");
+    return has_avx2_level() && CPU_SUPPORTS("avxvnni");
 #else
     return 0;
 #endif
@@ -35,8 +48,8 @@ static int has_avxvnni(void) {
 nb_isa nb_detected_isa(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (has_avx2_level() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl"))
+    if (has_avx2_level() && CPU_SUPPORTS("avx512f") && CPU_SUPPORTS("avx512bw") &&
+        CPU_SUPPORTS("avx512vl"))
         return NB_ISA_AVX512;
     if (has_avxvnni()) return NB_ISA_AVXVNNI;
     if (has_avx2_level()) return NB_ISA_AVX2;
@@ -112,10 +125,10 @@ const char *nb_cpu_features(void) {
     const char *labels[] = {"AVX2", "FMA", "F16C", "AVX512F", "AVX512BW", "AVX512VL", "AVX512VNNI", "AVX512BF16", "AVX512FP16",
                             "AVXVNNI"};
     int supported[10] = {
-        __builtin_cpu_supports("avx2"), __builtin_cpu_supports("fma"), __builtin_cpu_supports("f16c"),
-        __builtin_cpu_supports("avx512f"), __builtin_cpu_supports("avx512bw"), __builtin_cpu_supports("avx512vl"),
-        __builtin_cpu_supports("avx512vnni"), __builtin_cpu_supports("avx512bf16"), __builtin_cpu_supports("avx512fp16"),
-        __builtin_cpu_supports("avxvnni"),
+        CPU_SUPPORTS("avx2"), CPU_SUPPORTS("fma"), CPU_SUPPORTS("f16c"),
+        CPU_SUPPORTS("avx512f"), CPU_SUPPORTS("avx512bw"), CPU_SUPPORTS("avx512vl"),
+        CPU_SUPPORTS("avx512vnni"), CPU_SUPPORTS("avx512bf16"), CPU_SUPPORTS("avx512fp16"),
+        CPU_SUPPORTS("avxvnni"),
     };
     for (int i = 0; i < 10; i++) {
         if (!supported[i]) continue;
@@ -126,6 +139,9 @@ const char *nb_cpu_features(void) {
     strcpy(buffer, "NEON");
 #endif
     if (!buffer[0]) strcpy(buffer, "scalar");
+#if defined(__x86_64__) && defined(NB_EMULATE_X86)
+    if (strcmp(buffer, "scalar")) strncat(buffer, " (AVX-512 and VNNI emulated)", sizeof(buffer) - strlen(buffer) - 1);
+#endif
     return buffer;
 }
 
@@ -136,8 +152,8 @@ unsigned nb_cpu_flags(void) {
         v = 0;
 #if defined(__x86_64__)
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512vnni")) v |= NB_CPU_AVX512VNNI;
-        if (__builtin_cpu_supports("avx512bf16")) v |= NB_CPU_AVX512BF16;
+        if (CPU_SUPPORTS("avx512vnni")) v |= NB_CPU_AVX512VNNI;
+        if (CPU_SUPPORTS("avx512bf16")) v |= NB_CPU_AVX512BF16;
 #endif
         atomic_store(&cached, v);
     }

@@ -2,15 +2,25 @@
 #pragma once
 #include "CKernels.h"
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(NB_EMULATE_X86)
+// The emulation build (x86_simd.h): every level's code compiles to AVX2 + FMA + F16C, the
+// AVX-512 and VNNI intrinsics being SIMDe's, so none of it needs what the CPU lacks.
+#define NB_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define NB_AVX512 NB_AVX2
+#define NB_AVX512VNNI NB_AVX2
+#define NB_AVX512BF16 NB_AVX2
+#define NB_AVXVNNI NB_AVX2
+#elif defined(__x86_64__)
 #define NB_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define NB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define NB_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define NB_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
 #define NB_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #else
 #define NB_AVX2
 #define NB_AVX512
 #define NB_AVX512VNNI
+#define NB_AVX512BF16
 #define NB_AVXVNNI
 #endif
 

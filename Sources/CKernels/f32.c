@@ -27,7 +27,7 @@ static void axpy_scalar(float a, const float *x, float *y, int64_t n) {
 
 // ---- AVX2 + FMA ---------------------------------------------------------------------
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #include "simd_reduce.h"
 
 NB_AVX2 static inline float hsum256(__m256 v) {

@@ -291,7 +291,7 @@ static nf4_fit nf4_try_portable(const float *restrict x, const float *restrict w
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 
 // Σ of the 8 lanes in nf4_try_portable's order: ((0+1)+(2+3)) + ((4+5)+(6+7)).
 NB_AVX2 static inline float nf4_sum8(__m256 v) {
@@ -658,7 +658,7 @@ int nb_ggml_dequantize(uint32_t ggml_type, const void *src, int64_t n, float *ou
 // ---- f16 conversion -----------------------------------------------------------------------
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 
 NB_AVX2 static void f32_to_f16_f16c(const float *src, uint16_t *dst, int64_t n) {
     int64_t i = 0;

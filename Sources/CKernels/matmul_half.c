@@ -31,7 +31,7 @@ static float dot_half_scalar(int bf, const uint16_t *w, const float *x, int64_t 
 
 // ---- AVX2 + FMA + F16C ----------------------------------------------------------------------
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #include "simd_reduce.h"
 
 #define NB_INLINE static inline __attribute__((always_inline))
@@ -217,10 +217,8 @@ NB_AVX512 static void prefill_half_avx512(int bf, const uint16_t *w, int64_t k, 
 // sums round, as in every other path (denormal inputs count as zero, which no activation
 // the engine makes comes near).
 
-#define NB_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
-
 NB_AVX512BF16 NB_INLINE __m512 dp_bf16(__m512 acc, const uint16_t *w, const uint16_t *x) {
-    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512((const void *)w), (__m512bh)_mm512_loadu_si512((const void *)x));
+    return _mm512_dpbf16_ps(acc, NB_M512BH(_mm512_loadu_si512((const void *)w)), NB_M512BH(_mm512_loadu_si512((const void *)x)));
 }
 
 // Decode (and rows a tile leaves): one row at a time, 128 columns a step into 4 accumulators;
@@ -275,7 +273,7 @@ NB_AVX2 static inline void widen_half_avx2(int bf, const uint16_t *src, float *d
 #define STEP 32
 #define WLOAD(p) _mm512_castsi512_ps(_mm512_loadu_si512((const void *)(p)))
 #define XLOAD(p) _mm512_castsi512_ps(_mm512_loadu_si512((const void *)(p)))
-#define MAC(a, b, acc) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
+#define MAC(a, b, acc) _mm512_dpbf16_ps(acc, NB_M512BH(a), NB_M512BH(b))
 #define TATTR NB_AVX512BF16
 #define TNAME(x) x##_bf16dp_avx512
 #include "prefill_tile_simd.h"

@@ -12,7 +12,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #define cpu_relax() _mm_pause()
 #elif defined(__aarch64__)
 #define cpu_relax() __asm__ __volatile__("yield")

@@ -2,7 +2,7 @@
 // 32-block formats; matmul_k_simd.h: the K-quants).
 #include "matmul_q.h"
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #include <stdlib.h>
 #define NB_T NB_AVX2
 #define NB_VNNI 0

@@ -5,7 +5,7 @@
 // on CPUs with AVX-512 VNNI.
 #include "matmul_q.h"
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #include <stdlib.h>
 #define NB_T NB_AVX512VNNI
 #define NB_VNNI 1

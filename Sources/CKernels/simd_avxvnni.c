@@ -7,7 +7,7 @@
 // and without AVX-512 VNNI.
 #include "matmul_q.h"
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #include <stdlib.h>
 #define NB_T NB_AVXVNNI
 #define NB_VNNI 1

@@ -2,7 +2,7 @@
 // products together (prefill tiles).
 #pragma once
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "x86_simd.h"
 #include "dispatch.h"
 
 /// An __m128 of the sums of a, b, c and d.
