@@ -68,40 +68,47 @@ VATTR static inline __attribute__((always_inline)) void VNAME(tscores_g)(const f
     if (run < c) VNAME(tscores_run)(q, G, fmt, kv, 0, c - run, hd, scale, s + run);
 }
 
-// out[g·hd + d] += Σ_j w[g·NB_ATT_CHUNK + j] · value_j[d]: D vectors of head dimensions for all
-// G heads at a time (G·D accumulators, ≤ 24 with AVX-512's 32 registers, ≤ 12 with AVX2's 16),
-// so G·D FMA chains run side by side.
+// out[g·hd + d] += Σ_j w[g·NB_ATT_CHUNK + j] · value_j[d] for the D vectors of head dimensions
+// from d on, all G heads (G·D accumulators, G·D FMA chains side by side).
+VATTR static inline __attribute__((always_inline)) void VNAME(values_pass)(const float *w, const int G, const int D, const int fmt,
+                                                                           kv_rows kv, const int64_t *off, int64_t c, int64_t d,
+                                                                           int64_t hd, float *out) {
+    V o[NB_ATT_MAXG][4];
+    for (int g = 0; g < G; g++)
+        for (int e = 0; e < D; e++) o[g][e] = V_LOAD(out + g * hd + d + e * VW);
+    for (int64_t j = 0; j < c; j++) {
+        if (kv.ahead && d == 0)
+            for (int64_t b = 0; b < kv.row_bytes; b += 64)
+                __builtin_prefetch((const char *)kv.values + ((off[j] + kv.ahead) << kv.shift) + b, 0, 0);
+        V wj[NB_ATT_MAXG];
+        for (int g = 0; g < G; g++) wj[g] = V_SET1(w[g * NB_ATT_CHUNK + j]);
+        for (int e = 0; e < D; e++) {
+            const V v = V_LOADKV(kv.values, fmt, off[j], d + e * VW, hd);
+            for (int g = 0; g < G; g++) o[g][e] = V_FMADD(wj[g], v, o[g][e]);
+        }
+    }
+    for (int g = 0; g < G; g++)
+        for (int e = 0; e < D; e++) V_STORE(out + g * hd + d + e * VW, o[g][e]);
+}
+
+// The passes over the head dimensions: as many vectors a pass as the accumulators allow (≤ 24
+// with AVX-512's 32 registers, ≤ 12 with AVX2's 16), then what is left in passes of 2 and 1.
+// Each chain adds one FMA per position, so a pass runs at an FMA's latency per position
+// unless it has twice as many chains as the FMA's latency in cycles: with AVX2 at G = 3
+// (SmolLM2) passes of 2 vectors (6 chains) took 4.1 cycles per position on Zen 3 (6 FMAs);
+// passes of 3 (9 chains) take 4.9 for 9, and 64 head dimensions take passes of 3, 3, 2
+// instead of four of 2 (one thread, the loop alone, in L1).
 VATTR static inline __attribute__((always_inline)) void VNAME(values_g)(const float *w, const int G, const int fmt, kv_rows kv, const int64_t *off,
                                                                         int64_t c, int64_t hd, float *out) {
-    const int D = G * 4 <= NB_ATT_ACC(fmt) ? 4 : G * 2 <= NB_ATT_ACC(fmt) ? 2 : 1;
+    // (3 only where the G broadcast weights and two temporaries fit beside the accumulators)
+    const int acc = NB_ATT_ACC(fmt), D = G * 4 <= acc ? 4 : G * 3 <= acc && G * 4 + 2 <= NB_ATT_REGS ? 3 : G * 2 <= acc ? 2 : 1;
     int64_t d = 0;
-    for (; d + D * VW <= hd; d += D * VW) {
-        V o[NB_ATT_MAXG][4];
-        for (int g = 0; g < G; g++)
-            for (int e = 0; e < D; e++) o[g][e] = V_LOAD(out + g * hd + d + e * VW);
-        for (int64_t j = 0; j < c; j++) {
-            if (kv.ahead && d == 0)
-                for (int64_t b = 0; b < kv.row_bytes; b += 64)
-                    __builtin_prefetch((const char *)kv.values + ((off[j] + kv.ahead) << kv.shift) + b, 0, 0);
-            V wj[NB_ATT_MAXG];
-            for (int g = 0; g < G; g++) wj[g] = V_SET1(w[g * NB_ATT_CHUNK + j]);
-            for (int e = 0; e < D; e++) {
-                const V v = V_LOADKV(kv.values, fmt, off[j], d + e * VW, hd);
-                for (int g = 0; g < G; g++) o[g][e] = V_FMADD(wj[g], v, o[g][e]);
-            }
-        }
-        for (int g = 0; g < G; g++)
-            for (int e = 0; e < D; e++) V_STORE(out + g * hd + d + e * VW, o[g][e]);
+    for (; d + D * VW <= hd; d += D * VW) VNAME(values_pass)(w, G, D, fmt, kv, off, c, d, hd, out);
+    if (D > 2 && d + 2 * VW <= hd) {
+        VNAME(values_pass)(w, G, 2, fmt, kv, off, c, d, hd, out);
+        d += 2 * VW;
     }
-    for (; d < hd; d += VW) {
-        V o[NB_ATT_MAXG];
-        for (int g = 0; g < G; g++) o[g] = V_LOAD(out + g * hd + d);
-        for (int64_t j = 0; j < c; j++) {
-            const V v = V_LOADKV(kv.values, fmt, off[j], d, hd);
-            for (int g = 0; g < G; g++) o[g] = V_FMADD(V_SET1(w[g * NB_ATT_CHUNK + j]), v, o[g]);
-        }
-        for (int g = 0; g < G; g++) V_STORE(out + g * hd + d, o[g]);
-    }
+    for (; d < hd; d += VW) VNAME(values_pass)(w, G, 1, fmt, kv, off, c, d, hd, out);
 }
 
 #define NB_ATT_CASES(CALL) \
