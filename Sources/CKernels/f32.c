@@ -60,10 +60,12 @@ NB_AVX2 static void axpy_avx2(float a, const float *x, float *y, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-// Prefill: the register tile of prefill_tile_simd.h, 4 rows × 3 tokens on AVX2.
+// Prefill: the 16-row panels and 4 × 3 register tiles of prefill_tile_simd.h on AVX2.
 #define NB_TILE_AVX512 0
 #define WT float
 #define WLOAD _mm256_loadu_ps
+#define PANEL_LOAD _mm256_loadu_ps
+#define PANEL_MIN 64
 #define TNAME(x) x##_f32_avx2
 #include "prefill_tile_simd.h"
 #endif

@@ -249,11 +249,15 @@ NB_AVX2 static inline void widen_half_avx2(int bf, const uint16_t *src, float *d
 #define NB_TILE_AVX512 0
 #define WT uint16_t
 #define WPACK(src, dst, n) widen_half_avx2(1, src, dst, n)
+#define PANEL_LOAD(p) load8(1, p)
+#define PANEL_MIN 64
 #define TNAME(x) x##_bf16_avx2
 #include "prefill_tile_simd.h"
 #define NB_TILE_AVX512 0
 #define WT uint16_t
 #define WPACK(src, dst, n) widen_half_avx2(0, src, dst, n)
+#define PANEL_LOAD(p) load8(0, p)
+#define PANEL_MIN 64
 #define TNAME(x) x##_f16_avx2
 #include "prefill_tile_simd.h"
 #define NB_TILE_AVX512 1

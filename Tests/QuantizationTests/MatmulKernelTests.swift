@@ -18,6 +18,8 @@ extension KernelPaths {
         /// Scalar and SIMD results: bit for bit for the block formats (their summation order is
         /// fixed), within rounding for f32/f16/bf16. Odd row ranges, several token counts, a
         /// leading dimension wider than the row count; rows outside the range stay untouched.
+        /// 64 and 71 tokens take AVX2's 16-row float panels (from 64 tokens; 71 leaves a 5-token
+        /// tail), with the rows under 16 left to the 4-row tiles.
         @Test(arguments: [64, 576, 1536])
         func simdEqualsScalar(k: Int) {
             for level in simdLevels { simdEqualsScalar(k: k, level: level) }
@@ -26,7 +28,7 @@ extension KernelPaths {
 
         func simdEqualsScalar(k: Int, level: nb_isa) {
             let rows = 40, ldY = 43
-            for tokens in [1, 2, 3, 5, 13, 64] {
+            for tokens in [1, 2, 3, 5, 13, 64, 71] {
                 let (w, x) = Self.problem(rows: rows, k: k, tokens: tokens, seed: UInt64(k * 100 + tokens))
                 let xqScalar = withISA(NB_ISA_SCALAR) { quantizeActivations(x, tokens: tokens, k: k) }
                 let xq = withISA(level) { quantizeActivations(x, tokens: tokens, k: k) }
