@@ -192,8 +192,8 @@ VATTR static int64_t TNAME(prefill_16xn)(const WT *w, const float *x, float *y, 
         for (int64_t r = r0; r < r_end; r += 16) {
             TNAME(panel_pack)(w + r * k + kb, k, kc, panel);
             const WT *next = r + 16 < r_end ? w + (r + 16) * k + kb : kb + slice < k ? w + r0 * k + kb + slice : NULL;
-            const int64_t lines = ((int64_t)((uintptr_t)(next + kc) & 63) + kc * (int64_t)sizeof(WT) + 63) / 64 + 1;
-            const int64_t share = next ? (16 * lines + tiles - 1) / tiles : 0;
+            const int64_t lines = next ? ((int64_t)((uintptr_t)next & 63) + kc * (int64_t)sizeof(WT) + 63) / 64 : 0;
+            const int64_t share = (16 * lines + tiles - 1) / tiles;  // lines of the 16 rows' segments
             const float *xs = x + kb;
             float *ys = y + r;
             int64_t t = 0, line = 0;
