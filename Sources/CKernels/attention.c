@@ -17,6 +17,7 @@
 //
 // Chunks follow the logical positions j, not the ring's slots, so a ring read from any
 // slot gives what the same positions laid out in order give, bit for bit.
+#include "budget.h"
 #include "formats.h"
 #include <math.h>
 #include <string.h>
@@ -552,6 +553,8 @@ static void attention_task(void *ctx, int64_t task) {
 }
 
 void nb_attention_run(nb_pool *pool, const nb_attention_job *job) {
+    const uint64_t start = nb_budget_start();
     nb_pool_run(pool, attention_task, (void *)job, job->parts > 1 ? job->kv_heads * job->parts : job->count * job->kv_heads);
+    nb_budget_add(start, 1);
 }
 

@@ -6,11 +6,13 @@
 // only then sleep on a condition variable.
 #define _GNU_SOURCE
 #include "CKernels.h"
+#include "budget.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 #if defined(__x86_64__)
 #include "x86_simd.h"
 #define cpu_relax() _mm_pause()
@@ -271,6 +273,39 @@ void nb_pool_run(nb_pool *pool, nb_task_fn task, void *ctx, int64_t n_tasks) {
     finish(pool, n_tasks);
 }
 
+// ---- decode's time budget ------------------------------------------------------------------
+
+static _Atomic int budget_on;
+static _Atomic uint64_t budget_ns[2], budget_calls[2];  // [0] products, [1] attention
+
+void nb_time_budget_enable(int on) {
+    atomic_store(&budget_on, 0);
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&budget_ns[i], 0);
+        atomic_store(&budget_calls[i], 0);
+    }
+    atomic_store(&budget_on, on != 0);
+}
+
+nb_time_budget nb_time_budget_read(void) {
+    return (nb_time_budget){atomic_load(&budget_ns[0]), atomic_load(&budget_ns[1]), atomic_load(&budget_calls[0]),
+                            atomic_load(&budget_calls[1])};
+}
+
+static uint64_t monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+uint64_t nb_budget_start(void) { return atomic_load_explicit(&budget_on, memory_order_relaxed) ? monotonic_ns() : 0; }
+
+void nb_budget_add(uint64_t start, int attention) {
+    if (!start) return;
+    atomic_fetch_add_explicit(&budget_ns[attention != 0], monotonic_ns() - start, memory_order_relaxed);
+    atomic_fetch_add_explicit(&budget_calls[attention != 0], 1, memory_order_relaxed);
+}
+
 // ---- fused products ---------------------------------------------------------------------
 
 typedef struct {
@@ -298,5 +333,7 @@ void nb_matmul_fused(nb_pool *pool, const nb_product *products, int count, const
     for (int i = 0; i < count; i++) total += products[i].rows;
     if (total <= 0 || granularity < 1) return;
     fused_job job = {products, count, x, k, n_tokens, granularity, total};
+    const uint64_t start = nb_budget_start();
     nb_pool_run_ranges(pool, fused_range, &job, (total + granularity - 1) / granularity, piece < 1 ? 1 : piece);
+    nb_budget_add(start, 0);
 }

@@ -45,6 +45,22 @@ enum BenchCharts {
                 q.append([x.precision, String(format: "%.1f", mib(bytes)), String(format: "%.1f", rate), share])
             }
             out += columns(q)
+            if r.results.contains(where: { $0.decodeBudget != nil }) {
+                // Where the roofline's gap comes from: the products alone against the memory,
+                // and the time that reads little of it (attention at short contexts computes
+                // more than it reads; between products the caller works alone).
+                out += "\nwhere decode's time goes (shares of its wall time; products GB/s: the weights over the products' own time):\n\n"
+                var b = [["precision", "products", "attention", "the rest", "products GB/s", "of stream"]]
+                func cell(_ s: Spread, _ f: (Double) -> String) -> String {
+                    r.repeats > 1 ? "\(f(s.median)) (\(f(s.min))–\(f(s.max)))" : f(s.median)
+                }
+                for x in r.results {
+                    guard let d = x.decodeBudget else { continue }
+                    b.append([x.precision, cell(d.products, percent), cell(d.attention, percent), cell(d.rest, percent),
+                              cell(d.productsGBPerSecond) { String(format: "%.1f", $0) }, d.productsOfStream.map { cell($0, percent) } ?? "?"])
+                }
+                out += columns(b)
+            }
         }
         if let file = r.qualityFile, let window = r.qualityWindow {
             let scored = r.results.compactMap { $0.quality?.tokens }.first ?? 0

@@ -18,6 +18,12 @@ extension Nibble {
                 of fixed English text from an empty cache, after one warm-up pass; decode is the \
                 --gen-tokens after it (greedy, past end-of-text).
 
+                Then the roofline: the bytes one decoded token reads against what the memory \
+                streams (a read test around each run), and where decode's time goes: the matrix \
+                products' and attention's shares of its wall time (the rest is the caller's own \
+                work between them: norms, RoPE, the KV cache, sampling), and the rate the products \
+                read the weights at over their own time.
+
                 --quality FILE scores the first --quality-tokens tokens of a text at each precision \
                 as `nibble eval` does (windows of min(512, N) tokens, the second half of each \
                 scored; KL divergence against f32 and perplexity).
@@ -183,9 +189,20 @@ extension Nibble {
                                         shouldStop: { interrupt.isSet }) { _ in }
                 guard engine.cachedTokens.count == depth else { throw CLIError("bench: the --depth prefix did not stay in the cache") }
             }
+            // Decode's time budget from the first token on (the prefill made it; decode's clock
+            // starts there too).
+            var budgetOn = false
             let run = try engine.generate(prompt: prompt, maxTokens: genTokens, sampling: greedy, ignoreEndOfGeneration: true,
-                                          shouldStop: { interrupt.isSet }) { _ in }
+                                          shouldStop: { interrupt.isSet }) { _ in
+                if !budgetOn {
+                    nb_time_budget_enable(1)
+                    budgetOn = true
+                }
+            }
+            let budget = nb_time_budget_read()
+            nb_time_budget_enable(0)
             if interrupt.isSet { throw ExitCode(130) }
+            let decodeSteps = max(run.tokens.count - 1, 0)
             // The decoded tokens sit at positions depth + promptTokens ..< depth + promptTokens +
             // genTokens − 1 (the first generated token comes from the prefill).
             let positions = (depth + promptTokens)..<(depth + promptTokens + genTokens - 1)
@@ -194,7 +211,10 @@ extension Nibble {
                 precision: engine.plan.name, kvCache: engine.plan.kvCache.rawValue, threads: engine.pool.threadCount, weightBytes: engine.weightBytes,
                 kvBytes: engine.kvCacheBytes, scratchBytes: engine.scratchBytes, peakRSSBytes: BenchRunner.peakResidentBytes() ?? 0,
                 loadSeconds: loadSeconds, prefillTokensPerSecond: run.stats.prefillTokensPerSecond,
-                decodeTokensPerSecond: run.stats.decodeTokensPerSecond, decodeBytesPerToken: engine.weightBytesPerToken + kvRead))
+                decodeTokensPerSecond: run.stats.decodeTokensPerSecond, decodeBytesPerToken: engine.weightBytesPerToken + kvRead,
+                decodeWeightBytesPerToken: engine.weightBytesPerToken,
+                decodeSeconds: decodeSteps > 0 ? Double(decodeSteps) / run.stats.decodeTokensPerSecond : nil,
+                decodeProductsSeconds: Double(budget.products_ns) / 1e9, decodeAttentionSeconds: Double(budget.attention_ns) / 1e9))
         }
     }
 }
@@ -261,12 +281,55 @@ struct BenchSample: Codable {
     /// What the memory streamed just before and after the run (the mean), GB/s: set by
     /// `bench`, not by the run.
     var streamGBPerSecond: Double?
+    /// Decode's time budget (`nb_time_budget`): the weights one token's products read, the
+    /// decode's wall time, and what of it the products and attention took (the rest: the
+    /// caller's own work between them). Absent in reports from before it was kept.
+    var decodeWeightBytesPerToken: Int?
+    var decodeSeconds: Double?
+    var decodeProductsSeconds: Double?
+    var decodeAttentionSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case precision, kvCache = "kv_cache", threads, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
         case peakRSSBytes = "peak_rss_bytes", loadSeconds = "load_s"
         case prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s", decodeBytesPerToken = "decode_bytes_per_token"
-        case streamGBPerSecond = "stream_gb_s"
+        case streamGBPerSecond = "stream_gb_s", decodeWeightBytesPerToken = "decode_weight_bytes_per_token", decodeSeconds = "decode_s"
+        case decodeProductsSeconds = "decode_products_s", decodeAttentionSeconds = "decode_attention_s"
+    }
+
+    /// The products' and attention's shares of the decode's time, and the rate the products
+    /// read the weights at over their own time (GB/s).
+    var decodeBudget: (products: Double, attention: Double, productsGBPerSecond: Double)? {
+        guard let total = decodeSeconds, total > 0, let products = decodeProductsSeconds, products > 0,
+              let attention = decodeAttentionSeconds, let weights = decodeWeightBytesPerToken else { return nil }
+        let tokens = total * decodeTokensPerSecond
+        return (products / total, attention / total, Double(weights) * tokens / products / 1e9)
+    }
+}
+
+/// Where decode's time went, over the runs of one precision (`BenchSample.decodeBudget`).
+struct DecodeBudget: Codable {
+    var products: Spread
+    var attention: Spread
+    /// The caller's own work: 1 − products − attention.
+    var rest: Spread
+    var productsGBPerSecond: Spread
+    /// Each run's products GB/s over what the memory streamed around that run.
+    var productsOfStream: Spread?
+
+    init?(_ samples: [BenchSample]) {
+        let budgets = samples.compactMap(\.decodeBudget)
+        guard !budgets.isEmpty, budgets.count == samples.count else { return nil }
+        products = Spread(budgets.map(\.products))
+        attention = Spread(budgets.map(\.attention))
+        rest = Spread(budgets.map { 1 - $0.products - $0.attention })
+        productsGBPerSecond = Spread(budgets.map(\.productsGBPerSecond))
+        let ratios = zip(samples, budgets).compactMap { s, b in s.streamGBPerSecond.map { b.productsGBPerSecond / $0 } }
+        productsOfStream = ratios.count == samples.count ? Spread(ratios) : nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case products, attention, rest, productsGBPerSecond = "products_gb_s", productsOfStream = "products_of_stream"
     }
 }
 
@@ -309,6 +372,8 @@ struct BenchResult: Codable {
     var decodeGBPerSecond: Double?
     /// Each run's decode GB/s over what the memory streamed around that run.
     var decodeOfStream: Spread?
+    /// Where decode's time went (absent in reports from before it was kept).
+    var decodeBudget: DecodeBudget?
 
     var totalBytes: Int { weightBytes + kvBytes + scratchBytes }
 
@@ -333,13 +398,14 @@ struct BenchResult: Codable {
             s.streamGBPerSecond.map { Double(s.decodeBytesPerToken) * s.decodeTokensPerSecond / 1e9 / $0 }
         }
         decodeOfStream = ratios.count == samples.count ? Spread(ratios) : nil
+        decodeBudget = DecodeBudget(samples)
     }
 
     enum CodingKeys: String, CodingKey {
         case precision, weightBytes = "weight_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes", rssBytes = "rss_bytes"
         case loadSeconds = "load_s", prefillTokensPerSecond = "prefill_tok_s", decodeTokensPerSecond = "decode_tok_s"
         case prefill, decode, load, rss, quality, decodeBytesPerToken = "decode_bytes_per_token", decodeGBPerSecond = "decode_gb_s"
-        case decodeOfStream = "decode_of_stream"
+        case decodeOfStream = "decode_of_stream", decodeBudget = "decode_budget"
     }
 }
 

@@ -86,6 +86,23 @@ import Testing
             let share = try #require(r["decode_of_stream"] as? [String: Any])
             let shares = try #require(share["runs"] as? [Double])
             #expect(shares.count == 2 && shares.allSatisfy { $0 > 0 }, "\(share)")
+            // Where decode's time went, run by run: the products' and attention's shares and the
+            // rest add up to the whole, and the products' rate over their own share of the time
+            // is the weights' rate over all of it.
+            let budget = try #require(r["decode_budget"] as? [String: Any])
+            func runs(_ key: String) throws -> [Double] {
+                try #require((budget[key] as? [String: Any])?["runs"] as? [Double], "\(key): \(budget)")
+            }
+            let products = try runs("products"), attention = try runs("attention"), rest = try runs("rest")
+            let productsRate = try runs("products_gb_s")
+            let decodes = try #require((r["decode"] as? [String: Any])?["runs"] as? [Double])
+            #expect(products.count == 2 && attention.count == 2 && rest.count == 2 && productsRate.count == 2)
+            for i in 0..<min(products.count, attention.count, rest.count, productsRate.count, decodes.count) {
+                #expect(products[i] > 0.3 && products[i] < 1 && attention[i] > 0 && attention[i] < products[i], "run \(i): \(budget)")
+                #expect(abs(products[i] + attention[i] + rest[i] - 1) < 1e-9)
+                #expect(abs(productsRate[i] * products[i] - Double(weights) * decodes[i] / 1e9) < 1e-6 * productsRate[i], "run \(i)")
+            }
+            #expect(((budget["products_of_stream"] as? [String: Any])?["runs"] as? [Double])?.count == 2, "\(budget)")
             let quality = try #require(r["quality"] as? [String: Any])
             #expect(quality["tokens"] as? Int == 31)  // one window of 64, its second half scored
             #expect((quality["kld_mean"] as? Double ?? 0) > 0)

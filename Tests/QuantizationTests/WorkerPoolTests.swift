@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import CKernels
 import Synchronization
 @testable import Quantization
 
@@ -64,5 +65,39 @@ import Synchronization
             }
         }
         #expect(stolen.load(ordering: .sequentiallyConsistent) == count / 2, "the first piece taken from the caller's part")
+    }
+
+    /// Decode's time budget (`nibble bench`): on, each product adds a call and its time; off
+    /// (the default), it is zero and stays zero. (Other tests' products, run concurrently, can
+    /// only add while it is on: the checks there are lower bounds.)
+    @Test func timeBudgetCountsProductsOnlyWhileOn() throws {
+        let pool = WorkerPool(threads: 2)
+        let rows = 64, k = 256
+        let m = try WeightMatrix(format: .q8, rows: rows, columns: k, name: "w", pool: pool) { range, out in
+            for (i, r) in range.enumerated() {
+                for c in 0..<k { out[i * k + c] = Float((r * 7 + c) % 13) - 6 }
+            }
+        }
+        let scratch = try ActivationScratch(tokens: 1, columns: k)
+        let x = [Float](repeating: 0.5, count: k)
+        var y = [Float](repeating: 0, count: rows)
+        func multiply(_ times: Int) {
+            for _ in 0..<times {
+                y.withUnsafeMutableBufferPointer { ys in
+                    x.withUnsafeBufferPointer { m.multiply($0.baseAddress!, batch: 1, into: ys.baseAddress!, pool: pool, scratch: scratch) }
+                }
+            }
+        }
+        nb_time_budget_enable(1)
+        multiply(5)
+        let on = nb_time_budget_read()
+        nb_time_budget_enable(0)
+        #expect(on.products >= 5 && on.products_ns > 0, "\(on)")
+        let off = nb_time_budget_read()
+        multiply(5)
+        let after = nb_time_budget_read()
+        for b in [off, after] {
+            #expect(b.products == 0 && b.products_ns == 0 && b.attentions == 0 && b.attention_ns == 0, "\(b)")
+        }
     }
 }

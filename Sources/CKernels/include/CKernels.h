@@ -201,6 +201,21 @@ typedef struct nb_attention_job {
 } nb_attention_job;
 void nb_attention_run(nb_pool *pool, const nb_attention_job *job);
 
+// ---- decode's time budget (`nibble bench`) ------------------------------------------------
+
+/// What of decode's wall time goes to the matrix products (nb_matmul_fused) and to attention
+/// (nb_attention_run), summed over the calls made while the budget is on; the rest of the time
+/// is the caller's own work between them (norms, RoPE, the KV cache, quantising activations,
+/// sampling). Process-wide, for one decoding thread at a time.
+typedef struct {
+    uint64_t products_ns, attention_ns;
+    uint64_t products, attentions;  // calls
+} nb_time_budget;
+/// Zeroes the budget and turns the accounting on or off (off by default: then each call costs
+/// one relaxed load; on, two reads of the monotonic clock).
+void nb_time_budget_enable(int on);
+nb_time_budget nb_time_budget_read(void);
+
 // ---- Weight formats ---------------------------------------------------------------
 //
 // Matrices are row-major rows × k (k = input features). Every format but nf4 stores each
