@@ -118,6 +118,18 @@ typedef enum {
 /// gate[i] = act(gate[i]) · up[i] (up NULL: act(gate[i])) over n floats. One polynomial
 /// exponential (~1 ulp); every ISA level gives the scalar result bit for bit.
 void nb_activation_gate(nb_mlp_activation act, float *gate, const float *up, int64_t n);
+/// RMSNorm of `rows` rows of `width` values: out = weight · (x · inv), inv = 1 / √(mean(x²) + ε)
+/// with mean(x²) = nb_dot_f32(x, x) / width (transformers' LlamaRMSNorm; x and out may be
+/// the same buffer).
+void nb_rms_norm(const float *x, const float *weight, int64_t width, int64_t rows, float eps, float *out);
+/// x += a over n values (the residual connection).
+void nb_add_f32(const float *a, float *x, int64_t n);
+/// Rotary embedding of `count` tokens' `heads` heads (token t's head h at v + t·stride +
+/// h·head_dim) by the table's row t (the cos of `pairs` pairs, then their sin): the pairs are
+/// (2i, 2i + 1) (llama.cpp's normal mode), or with `halves` (i, i + pairs) (NeoX); each
+/// pair becomes (x0·cos − x1·sin, x0·sin + x1·cos), no contraction.
+void nb_rope(float *v, int64_t heads, int64_t head_dim, int64_t stride, int64_t count, const float *table, int64_t pairs,
+             int32_t halves);
 
 /// x[i] = e^(x[i] − sub) over n floats, with the activations' polynomial (~1 ulp; anything
 /// below −87 gives e^−87 ≈ 1.6e−38, not 0), and returns Σ x[i]. The exponentials equal the

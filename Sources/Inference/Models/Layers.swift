@@ -17,14 +17,7 @@ enum Layers {
     static func rmsNorm(_ x: UnsafePointer<Float>, weight: [Float], width: Int, rows: Int, epsilon: Float,
                         into out: UnsafeMutablePointer<Float>) {
         precondition(weight.count == width)
-        weight.withUnsafeBufferPointer { w in
-            for r in 0..<rows {
-                let xr = x + r * width, or = out + r * width
-                let meanSquare = nb_dot_f32(xr, xr, Int64(width)) / Float(width)
-                let inv = 1 / (meanSquare + epsilon).squareRoot()
-                for i in 0..<width { or[i] = w[i] * (xr[i] * inv) }
-            }
-        }
+        weight.withUnsafeBufferPointer { w in nb_rms_norm(x, w.baseAddress!, Int64(width), Int64(rows), epsilon, out) }
     }
 
     /// LayerNorm with bias (GPT-2): out = (x − mean) / √(var + ε) · weight + bias, the
@@ -55,7 +48,7 @@ enum Layers {
 
     /// x += a over `count` values (the residual connection).
     static func add(_ a: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] += a[i] }
+        nb_add_f32(a, x, Int64(count))
     }
 
     /// Adds `bias` to each of `rows` rows of `y` (row stride `bias.count`).
@@ -223,21 +216,10 @@ final class RotaryEmbedding {
     /// Rotates `heads` heads of `headDim` values for each of `count` tokens (token t's
     /// heads start at v + t·stride) by the positions `prepare` was given.
     func apply(_ v: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, stride: Int, count: Int) {
-        precondition(count == tableCount)
-        let pairs = dimensions / 2
+        precondition(count == tableCount && dimensions <= headDim)
         table.withUnsafeBufferPointer { t in
-            for token in 0..<count {
-                let cosines = t.baseAddress! + token * dimensions, sines = cosines + pairs
-                for h in 0..<heads {
-                    let head = v + token * stride + h * headDim
-                    for i in 0..<pairs {
-                        let (a, b) = layout == .adjacentPairs ? (2 * i, 2 * i + 1) : (i, i + pairs)
-                        let x0 = head[a], x1 = head[b]
-                        head[a] = x0 * cosines[i] - x1 * sines[i]
-                        head[b] = x0 * sines[i] + x1 * cosines[i]
-                    }
-                }
-            }
+            nb_rope(v, Int64(heads), Int64(headDim), Int64(stride), Int64(count), t.baseAddress!, Int64(dimensions / 2),
+                    layout == .halves ? 1 : 0)
         }
     }
 
