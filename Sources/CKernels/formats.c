@@ -776,6 +776,63 @@ NB_AVX2 static void quantize_block_avx2(const float *x, nb_q8a *y) {
     y->s = d * sum_q;
 }
 
+// Eight consecutive blocks as quantize_block_avx2 does them, with their absmax reduced side by
+// side and their d = absmax/127 and 1/d taken as one vector division each (the same IEEE
+// operations: the same bytes). One block at a time, the horizontal max and the two scalar
+// divisions made a dependent chain of ~55 cycles a block (SmolLM2's decode quantises 102
+// blocks a layer on the caller's thread alone): 16.8 → 6.5 ns a block on Zen 3.
+NB_AVX2 static void quantize_8blocks_avx2(const float *x, nb_q8a *y) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m[8];
+    for (int b = 0; b < 8; b++) {
+        const float *p = x + b * NB_QK;
+        const __m256 a0 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p)), a1 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 8)),
+                     a2 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 16)), a3 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 24));
+        m[b] = _mm256_max_ps(_mm256_setzero_ps(), _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3)));
+    }
+    // Lane b of amax: the max of m[b]'s lanes (max is exact: any order gives absmax_avx2's).
+    __m256 r[2];
+    for (int h = 0; h < 2; h++) {
+        const __m256 *q = m + 4 * h;
+        const __m256 t01 = _mm256_max_ps(_mm256_unpacklo_ps(q[0], q[1]), _mm256_unpackhi_ps(q[0], q[1]));
+        const __m256 t23 = _mm256_max_ps(_mm256_unpacklo_ps(q[2], q[3]), _mm256_unpackhi_ps(q[2], q[3]));
+        r[h] = _mm256_max_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    const __m256 amax = _mm256_max_ps(_mm256_permute2f128_ps(r[0], r[1], 0x20), _mm256_permute2f128_ps(r[0], r[1], 0x31));
+    const __m256 d = _mm256_div_ps(amax, _mm256_set1_ps(127.0f));
+    const __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_div_ps(_mm256_set1_ps(1.0f), d));
+    float idv[8];
+    _mm256_storeu_ps(idv, id);
+    __m256 s8[8];  // each block's q in 8 lanes; their sums (integers, exact in any order) side by side too
+    for (int b = 0; b < 8; b++) {
+        const float *p = x + b * NB_QK;
+        const __m256 vid = _mm256_set1_ps(idv[b]);
+        const __m256 v0 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p), vid));
+        const __m256 v1 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p + 8), vid));
+        const __m256 v2 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p + 16), vid));
+        const __m256 v3 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p + 24), vid));
+        s8[b] = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
+        const __m256i i0 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
+        const __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
+        _mm256_storeu_si256((__m256i *)y[b].qs,
+                            _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+    for (int h = 0; h < 2; h++) {
+        const __m256 *q = s8 + 4 * h;
+        const __m256 t01 = _mm256_add_ps(_mm256_unpacklo_ps(q[0], q[1]), _mm256_unpackhi_ps(q[0], q[1]));
+        const __m256 t23 = _mm256_add_ps(_mm256_unpacklo_ps(q[2], q[3]), _mm256_unpackhi_ps(q[2], q[3]));
+        r[h] = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    const __m256 sum_q = _mm256_add_ps(_mm256_permute2f128_ps(r[0], r[1], 0x20), _mm256_permute2f128_ps(r[0], r[1], 0x31));
+    float dv[8], sv[8];
+    _mm256_storeu_ps(dv, d);
+    _mm256_storeu_ps(sv, _mm256_mul_ps(d, sum_q));
+    for (int b = 0; b < 8; b++) {
+        y[b].d = dv[b];
+        y[b].s = sv[b];
+    }
+}
+
 // pack_q8_row with the same float operations, 32 at a time (same bytes; a live switch to
 // q8 spent a third of its time in the scalar loop's roundf calls).
 NB_AVX2 static void pack_q8_row_avx2(const float *x, nb_block_q8 *y, int64_t k) {
@@ -842,8 +899,11 @@ void nb_quantize_activations(const float *x, int64_t n_tokens, int64_t k, nb_q8a
     const int64_t nb = k / NB_QK;
 #if defined(__x86_64__)
     if (nb_use_avx2()) {
-        for (int64_t t = 0; t < n_tokens; t++)
-            for (int64_t b = 0; b < nb; b++) quantize_block_avx2(x + t * k + b * NB_QK, out + t * nb + b);
+        for (int64_t t = 0; t < n_tokens; t++) {
+            int64_t b = 0;
+            for (; b + 8 <= nb; b += 8) quantize_8blocks_avx2(x + t * k + b * NB_QK, out + t * nb + b);
+            for (; b < nb; b++) quantize_block_avx2(x + t * k + b * NB_QK, out + t * nb + b);
+        }
         return;
     }
 #endif

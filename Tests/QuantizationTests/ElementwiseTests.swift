@@ -76,5 +76,27 @@ extension KernelPaths {
                 }
             }
         }
+
+        /// Decode's activation quantisation (q8, blocks of 32: eight at a time at AVX2, the rest one
+        /// by one) gives the scalar path's bytes at every level: all-zero blocks (d = 0), halves
+        /// that round away from zero, tiny and huge magnitudes, at block counts around 8.
+        @Test(arguments: [32, 256, 288, 576, 1536])
+        func activationQuantisationAgreesAtEveryLevel(k: Int) {
+            var rng = TestRNG(seed: UInt64(k))
+            var x = (0..<(2 * k)).map { _ in rng.gaussian() * 2 }
+            for i in 0..<min(32, x.count) { x[i] = 0 }                      // a zero block
+            if k >= 96 {  // absmax 127: d = 1, so x·(1/d) = ±n.5 rounds away from zero
+                for i in 64..<96 { x[i] = Float(i - 80) + 0.5 }
+                x[64] = 127
+            }
+            if k >= 128 { for i in 96..<128 { x[i] = Float(i % 3 - 1) * 1e-30 } }
+            if k >= 160 { for i in 128..<160 { x[i] = Float(i % 5 - 2) * 1e30 } }
+            let scalar = withISA(NB_ISA_SCALAR) { quantizeActivations(x, tokens: 2, k: k) }
+            for isa in simdLevels {
+                let q = withISA(isa) { quantizeActivations(x, tokens: 2, k: k) }
+                #expect(q.map(\.d.bitPattern) == scalar.map(\.d.bitPattern) && q.map(\.s.bitPattern) == scalar.map(\.s.bitPattern)
+                        && q.map(qsArray) == scalar.map(qsArray), "\(isaName(isa)) k \(k)")
+            }
+        }
     }
 }
