@@ -95,6 +95,17 @@ void nb_kv_store_key(int32_t fmt, const float *x, int64_t hd, void *keys, int64_
     }
 }
 
+void nb_kv_prefetch_store(int32_t fmt, const void *keys, const void *value_row, int64_t hd, int64_t slot) {
+    const int64_t row = nb_kv_row_bytes(fmt, hd);
+    if (fmt == NB_KV_Q8) {
+        for (int64_t b = 0; b < row; b += 64) __builtin_prefetch((const char *)keys + slot * row + b, 1, 3);
+    } else {
+        const int64_t size = fmt == NB_KV_F32 ? 4 : 2, step = 64 / (NB_KV_TILE * size) > 1 ? 64 / (NB_KV_TILE * size) : 1;
+        for (int64_t d = 0; d < hd; d += step) __builtin_prefetch((const char *)keys + nb_kv_key_index(slot, d, hd) * size, 1, 3);
+    }
+    for (int64_t b = 0; b < row; b += 64) __builtin_prefetch((const char *)value_row + b, 1, 3);
+}
+
 // q8_0's rounding (llama.cpp's quantize_row_q8_0_ref), with the scale kept in f32: each block
 // of 32 is d·c with d = max|x| / 127 and c = round(x / d). (With libm's roundf per element,
 // prefill of 128 tokens with a q8 cache ran at 0.87–0.92× an f16 cache's; now 0.96–1.0×.)

@@ -182,6 +182,11 @@ static inline int64_t nb_kv_slots(int64_t capacity) { return (capacity + NB_KV_T
 /// Stores x (head_dim floats) as the key of `slot` of the KV head whose keys begin at
 /// `keys`: a column of its tile (f32, f16) or a row (q8, nb_kv_q8_quantize).
 void nb_kv_store_key(int32_t format, const float *x, int64_t head_dim, void *keys, int64_t slot);
+/// Fetches into the cache the lines that storing one position at `slot` will write: its key
+/// (one element in each of a tile's head_dim rows, f32/f16; a row, q8) in the keys at `keys`
+/// and its value row at `value_row`. Decode stores a position per layer on the caller's thread
+/// alone; those lines were last written a token ago and are back in memory by then.
+void nb_kv_prefetch_store(int32_t format, const void *keys, const void *value_row, int64_t head_dim, int64_t slot);
 /// x's head_dim floats as a q8 row: per block of 32, d = max|x| / 127 and codes round(x / d)
 /// (llama.cpp's q8_0 rounding).
 void nb_kv_q8_quantize(const float *x, int64_t head_dim, void *row);
