@@ -2,7 +2,7 @@
 // test): one token's attention for `layers` layers of SmolLM2-135M's shape (3 KV heads, 3
 // query heads each, head dimension 64) at N positions, on a pool of T threads, split as
 // Layers.swift splits it (a task per KV head and range of positions; ranges when the threads
-// do not divide the KV heads and N ≥ 512). Each layer has a cache of its own, so with the
+// do not divide the KV heads and N ≥ 64). Each layer has a cache of its own, so with the
 // default 120 layers (94 MB of f16 keys and values at N = 1,024) every layer's cache comes
 // from memory; with 4 it stays in the CPU's caches.
 //
@@ -201,7 +201,7 @@ int main(int argc, char **argv) {
     const int64_t heads = KV_HEADS * GROUP, q_dim = heads * HD;
     // Layers.swift: ranges of positions when the threads do not divide the KV heads.
     int64_t parts = threads / gcd(KV_HEADS, threads);
-    if (KV_HEADS % threads == 0 || parts > n / 256) parts = 1;
+    if (KV_HEADS % threads == 0 || parts > n / 32) parts = 1;  // as Layers.swift
     float *q = malloc(sizeof(float) * (size_t)q_dim), *out = malloc(sizeof(float) * (size_t)(q_dim * (parts + 1)));
     float *ml = malloc(sizeof(float) * (size_t)(2 * heads * parts));
     for (int64_t i = 0; i < q_dim; i++) q[i] = (float)(i % 13) * 0.01f;
