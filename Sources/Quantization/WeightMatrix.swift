@@ -359,11 +359,16 @@ public final class WeightMatrix: @unchecked Sendable {
                               rows: Int64(m.0.rows), base: Int64(base), y: m.1, xq: kind == NB_ACT_Q8A ? q8a : kind == NB_ACT_Q8K ? q8k : nil)
         }
         let rows = first.rows + (b?.0.rows ?? 0) + (c?.0.rows ?? 0)
-        // Pieces of about 256 KiB of weights: SmolLM2's q4 and q8 matrices (up to 1.1 MiB)
-        // are one or a few pieces per thread, its f32 ones (up to 7 MiB) many, which the
-        // threads balance at the end (decode measured in nb_pool_run_ranges' note).
+        // Pieces of about 1 MiB of weights: SmolLM2's q4 and q8 layers are one piece per
+        // thread, the head (30 MiB at q8) and the f32 matrices (up to 7 MiB) several, which the
+        // threads balance at the end (decode measured in nb_pool_run_ranges' note). Against
+        // 256 KiB, SmolLM2 decode on Zen 3 with the piece size alternating token by token in
+        // one process: q4 2 %, q8 3 % faster, f32 the same; 64 KiB 5 %, 32 KiB 13 % slower
+        // (each piece's stream starts cold). 16 MiB (no piece of SmolLM2's q4 and q8 matrices
+        // to steal) was another 2–4 % faster there, but took f32's balance away, which on
+        // Zen 5 made f32 decode 6–8 % slower.
         let bytes = first.byteCount + (b?.0.byteCount ?? 0) + (c?.0.byteCount ?? 0)
-        let piece = max(1, (256 << 10) * rows / max(bytes, 1) / 16)
+        let piece = max(1, (1 << 20) * rows / max(bytes, 1) / 16)
         withExtendedLifetime((a.0, b?.0, c?.0)) {
             withUnsafeTemporaryAllocation(of: nb_product.self, capacity: 3) { p in  // on the stack: no allocation per product
                 p[0] = product(a, base: 0)
