@@ -121,7 +121,7 @@ enum Layers {
             let last = start, first = window.map { max(0, last - $0 + 1) } ?? 0, n = last - first + 1
             func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
             // Parts of 32 positions or more: SmolLM2 (3 KV heads, 2 threads) at 128–192 positions,
-            // attention 10–15 % faster with 2 parts than with 3 tasks on 2 threads, the merge
+            // attention 6–16 % faster with 2 parts than with 3 tasks on 2 threads, the merge
             // ~10 µs a token more (alternating `nibble bench` runs; attention_bench at 160
             // positions: 5.6 → 5.0 µs a layer in cache, 6.5 → 5.9 from memory). Parts of 256
             // before, never measured below that.
