@@ -732,32 +732,49 @@ NB_AVX2 static inline float absmax_avx2(const float *x, int64_t n) {
     return _mm_cvtss_f32(m4);
 }
 
-// q = roundf(x · id) for 32 values into `qs`; returns Σq when asked (small integers:
-// exact in any order).
-NB_AVX2 static inline void q8_scaled_avx2(const float *x, float id, int8_t *qs, float *sum_q) {
+// q = roundf(x · id) for 32 values into `qs`; returns the q summed in 8 lanes (small
+// integers: exact in any order).
+NB_AVX2 static inline __m256 q8_scaled_avx2(const float *x, float id, int8_t *qs) {
     const __m256 vid = _mm256_set1_ps(id);
     __m256 v0 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x), vid));
     __m256 v1 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid));
     __m256 v2 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid));
     __m256 v3 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid));
-    if (sum_q) {
-        __m256 s8 = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-        *sum_q = _mm_cvtss_f32(s4);
-    }
     __m256i i0 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
     __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
     i0 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)qs, i0);
+    return _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
+}
+
+NB_AVX2 static inline float hsum8_avx2(__m256 s8) {
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    return _mm_cvtss_f32(s4);
+}
+
+/// Lane b of the result: v[b]'s 8 lanes combined, by max or (`add`) by addition; only for
+/// values where the order does not matter (max; sums of small integers).
+NB_AVX2 static inline __m256 combine8_avx2(const __m256 *v, const int add) {
+#define NB_OP(a, b) (add ? _mm256_add_ps(a, b) : _mm256_max_ps(a, b))
+    __m256 r[2];
+    for (int h = 0; h < 2; h++) {
+        const __m256 *q = v + 4 * h;
+        const __m256 t01 = NB_OP(_mm256_unpacklo_ps(q[0], q[1]), _mm256_unpackhi_ps(q[0], q[1]));
+        const __m256 t23 = NB_OP(_mm256_unpacklo_ps(q[2], q[3]), _mm256_unpackhi_ps(q[2], q[3]));
+        r[h] = NB_OP(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    return NB_OP(_mm256_permute2f128_ps(r[0], r[1], 0x20), _mm256_permute2f128_ps(r[0], r[1], 0x31));
+#undef NB_OP
 }
 
 // One 32-block the way quantize_row_q8_0_ref does it: d = absmax/127, q = roundf(x · (1/d))
 // into `qs`; returns d, and Σq in *sum_q when asked.
 NB_AVX2 static inline float q8_block_avx2(const float *x, int8_t *qs, float *sum_q) {
     const float d = absmax_avx2(x, NB_QK) / 127;
-    q8_scaled_avx2(x, d > 0 ? 1.0f / d : 0.0f, qs, sum_q);
+    const __m256 s8 = q8_scaled_avx2(x, d > 0 ? 1.0f / d : 0.0f, qs);
+    if (sum_q) *sum_q = hsum8_avx2(s8);
     return d;
 }
 
@@ -765,7 +782,7 @@ NB_AVX2 static inline float q8_block_avx2(const float *x, int8_t *qs, float *sum
 NB_AVX2 static void quantize_q8k_avx2(const float *x, nb_q8k *y) {
     const float d = absmax_avx2(x, NB_QKK) / 127;
     const float id = d > 0 ? 1.0f / d : 0.0f;
-    for (int j = 0; j < NB_QKK; j += 32) q8_scaled_avx2(x + j, id, y->qs + j, NULL);
+    for (int j = 0; j < NB_QKK; j += 32) q8_scaled_avx2(x + j, id, y->qs + j);
     y->d = d;
 }
 
@@ -790,43 +807,16 @@ NB_AVX2 static void quantize_8blocks_avx2(const float *x, nb_q8a *y) {
                      a2 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 16)), a3 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 24));
         m[b] = _mm256_max_ps(_mm256_setzero_ps(), _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3)));
     }
-    // Lane b of amax: the max of m[b]'s lanes (max is exact: any order gives absmax_avx2's).
-    __m256 r[2];
-    for (int h = 0; h < 2; h++) {
-        const __m256 *q = m + 4 * h;
-        const __m256 t01 = _mm256_max_ps(_mm256_unpacklo_ps(q[0], q[1]), _mm256_unpackhi_ps(q[0], q[1]));
-        const __m256 t23 = _mm256_max_ps(_mm256_unpacklo_ps(q[2], q[3]), _mm256_unpackhi_ps(q[2], q[3]));
-        r[h] = _mm256_max_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2)));
-    }
-    const __m256 amax = _mm256_max_ps(_mm256_permute2f128_ps(r[0], r[1], 0x20), _mm256_permute2f128_ps(r[0], r[1], 0x31));
-    const __m256 d = _mm256_div_ps(amax, _mm256_set1_ps(127.0f));
+    // lane b: block b's absmax (as absmax_avx2's: max is exact in any order)
+    const __m256 d = _mm256_div_ps(combine8_avx2(m, 0), _mm256_set1_ps(127.0f));
     const __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_div_ps(_mm256_set1_ps(1.0f), d));
     float idv[8];
     _mm256_storeu_ps(idv, id);
-    __m256 s8[8];  // each block's q in 8 lanes; their sums (integers, exact in any order) side by side too
-    for (int b = 0; b < 8; b++) {
-        const float *p = x + b * NB_QK;
-        const __m256 vid = _mm256_set1_ps(idv[b]);
-        const __m256 v0 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p), vid));
-        const __m256 v1 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p + 8), vid));
-        const __m256 v2 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p + 16), vid));
-        const __m256 v3 = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(p + 24), vid));
-        s8[b] = _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3));
-        const __m256i i0 = _mm256_packs_epi32(_mm256_cvtps_epi32(v0), _mm256_cvtps_epi32(v1));
-        const __m256i i2 = _mm256_packs_epi32(_mm256_cvtps_epi32(v2), _mm256_cvtps_epi32(v3));
-        _mm256_storeu_si256((__m256i *)y[b].qs,
-                            _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i0, i2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-    }
-    for (int h = 0; h < 2; h++) {
-        const __m256 *q = s8 + 4 * h;
-        const __m256 t01 = _mm256_add_ps(_mm256_unpacklo_ps(q[0], q[1]), _mm256_unpackhi_ps(q[0], q[1]));
-        const __m256 t23 = _mm256_add_ps(_mm256_unpacklo_ps(q[2], q[3]), _mm256_unpackhi_ps(q[2], q[3]));
-        r[h] = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2)));
-    }
-    const __m256 sum_q = _mm256_add_ps(_mm256_permute2f128_ps(r[0], r[1], 0x20), _mm256_permute2f128_ps(r[0], r[1], 0x31));
+    __m256 s8[8];
+    for (int b = 0; b < 8; b++) s8[b] = q8_scaled_avx2(x + b * NB_QK, idv[b], y[b].qs);
     float dv[8], sv[8];
     _mm256_storeu_ps(dv, d);
-    _mm256_storeu_ps(sv, _mm256_mul_ps(d, sum_q));
+    _mm256_storeu_ps(sv, _mm256_mul_ps(d, combine8_avx2(s8, 1)));
     for (int b = 0; b < 8; b++) {
         y[b].d = dv[b];
         y[b].s = sv[b];
