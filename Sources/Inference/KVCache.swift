@@ -116,7 +116,8 @@ public final class KVCache: @unchecked Sendable {
         // Decode: the lines the next layer's store will write (the first layer's, at the next
         // position, after the last), fetched while the layers in between run. A line last
         // written a token ago is back in memory by now, and the store's misses were the caller's
-        // alone: SmolLM2 q4 decode, nb_kv_store_key and the values' conversion 1 % of its time.
+        // alone: SmolLM2 q4 decode, nb_kv_store_key and the values' conversion 0.48 → 0.28 % of
+        // the samples.
         if count == 1 {
             let next = layer + 1 < layerCount ? layer + 1 : 0, at = next == layer + 1 ? position : position + 1
             let slot = at % capacities[next]
