@@ -177,17 +177,21 @@ int nb_kernel_level(void) {
 #if defined(__x86_64__)
 #include <cpuid.h>
 
-/// The vendor (0: other, 1: AMD, 2: Intel) and the display family (base + extended) from cpuid.
-static void cpu_vendor_family(int *vendor, unsigned *family) {
+/// The vendor (0: other, 1: AMD, 2: Intel), the display family (base + extended) and the
+/// display model (with the extended model bits where the family is 6 or 0Fh and up) from cpuid.
+static void cpu_vendor_family(int *vendor, unsigned *family, unsigned *model) {
     unsigned a, b, c, d;
     *vendor = 0;
     *family = 0;
+    *model = 0;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return;
     if (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) *vendor = 1;       // "AuthenticAMD"
     else if (b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e) *vendor = 2;  // "GenuineIntel"
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
     unsigned base = (a >> 8) & 0xf;
     *family = base == 0xf ? base + ((a >> 20) & 0xff) : base;
+    *model = (a >> 4) & 0xf;
+    if (base == 0xf || base == 6) *model |= ((a >> 16) & 0xf) << 4;
 }
 #endif
 
@@ -195,9 +199,10 @@ const char *nb_cpu_family(void) {
     static char buffer[32];
 #if defined(__x86_64__)
     int vendor;
-    unsigned family;
-    cpu_vendor_family(&vendor, &family);
-    snprintf(buffer, sizeof buffer, "%s family %Xh", vendor == 1 ? "AMD" : vendor == 2 ? "Intel" : "x86", family);
+    unsigned family, model;
+    cpu_vendor_family(&vendor, &family, &model);
+    snprintf(buffer, sizeof buffer, "%s family %Xh model %Xh", vendor == 1 ? "AMD" : vendor == 2 ? "Intel" : "x86", family,
+             model);
 #else
     buffer[0] = 0;
 #endif
@@ -210,19 +215,25 @@ const char *nb_cpu_family(void) {
 nb_prefetch nb_detected_prefetch(void) {
 #if defined(__x86_64__)
     int vendor;
-    unsigned family;
-    cpu_vendor_family(&vendor, &family);
+    unsigned family, model;
+    cpu_vendor_family(&vendor, &family, &model);
     if (vendor == 1 && family == 0x1a) return NB_PREFETCH_NTA;  // Zen 5
+    if (vendor == 1 && family == 0x19 &&
+        ((model >= 0x10 && model <= 0x1f) || (model >= 0x60 && model <= 0x7f) || (model >= 0xa0 && model <= 0xaf)))
+        return NB_PREFETCH_HW;  // Zen 4 (measured on model 11h)
 #endif
-    return NB_PREFETCH_L2;  // Zen 3 (family 19h, measured), and every other CPU
+    return NB_PREFETCH_L2;  // Zen 3 (family 19h, models 0h–0Fh and 20h–5Fh; measured on model 1), and every other CPU
 }
 
-const char *nb_prefetch_name(nb_prefetch p) { return p == NB_PREFETCH_NTA ? "nta" : "l2"; }
+const char *nb_prefetch_name(nb_prefetch p) {
+    return p == NB_PREFETCH_NTA ? "nta" : p == NB_PREFETCH_HW ? "hw" : "l2";
+}
 
 int nb_parse_prefetch(const char *name) {
     if (!name) return -1;
     if (!strcmp(name, "nta")) return NB_PREFETCH_NTA;
     if (!strcmp(name, "l2")) return NB_PREFETCH_L2;
+    if (!strcmp(name, "hw")) return NB_PREFETCH_HW;
     return -1;
 }
 

@@ -152,9 +152,11 @@ typedef struct {
 typedef struct {
     int64_t nb;           // the format's blocks per row
     int sub;              // 32-element parts per block (q2: 2, the K-quants 8, else 1): nb_q8a blocks
-    size_t scale_bytes;   // per block: 32 · fields
+    size_t scale_bytes;   // per block: 32 · fields (nf4: 16)
     size_t code_bytes;    // per block: 16 · code bytes
-    size_t codes;         // offset of the codes in the group
+    int per;              // blocks per run: as many as fill a 64-byte line with their scales
+    size_t head;          // a run's scales, padded to whole lines; its codes follow
+    size_t run;           // bytes per whole run: head + per · code_bytes
     size_t group;         // bytes per group
     int field_at, code_at;  // where the fields and the code bytes start in a GGML block
 } nb_il_geometry;
@@ -165,6 +167,16 @@ static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g)
 
 extern const nb_format_row nb_formats[NB_FMT_COUNT];
 
+/// Where block b's scale fields and its codes start in a group (CKernels.h, "interleaved
+/// weights"). The kernels walk the blocks in order instead: after block b's codes comes the
+/// next run.
+static inline size_t nb_il_scales_at(const nb_il_geometry *g, int64_t b) {
+    return (size_t)(b / g->per) * g->run + (size_t)(b % g->per) * g->scale_bytes;
+}
+static inline size_t nb_il_codes_at(const nb_il_geometry *g, int64_t b) {
+    return (size_t)(b / g->per) * g->run + g->head + (size_t)(b % g->per) * g->code_bytes;
+}
+
 static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g) {
     if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_qbytes || k <= 0 || k % nb_formats[fmt].info.block) return 0;
     g->nb = k / nb_formats[fmt].info.block;
@@ -172,8 +184,11 @@ static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g)
     // nf4 (il_fields 0): its 16 rows' absmax codes, a byte each, in place of the f16 fields
     g->scale_bytes = nb_formats[fmt].il_fields ? 32 * (size_t)nb_formats[fmt].il_fields : 16;
     g->code_bytes = 16 * (size_t)nb_formats[fmt].il_qbytes;
-    g->codes = ((size_t)g->nb * g->scale_bytes + 63) & ~(size_t)63;
-    g->group = g->codes + (size_t)g->nb * g->code_bytes;
+    g->per = g->scale_bytes >= 64 ? 1 : (int)(64 / g->scale_bytes);
+    g->head = ((size_t)g->per * g->scale_bytes + 63) & ~(size_t)63;
+    g->run = g->head + (size_t)g->per * g->code_bytes;
+    const int64_t rest = g->nb % g->per;  // the last run's blocks when it is not whole
+    g->group = (size_t)(g->nb / g->per) * g->run + (rest ? g->head + (size_t)rest * g->code_bytes : 0);
     g->field_at = nb_formats[fmt].il_field_at;
     g->code_at = g->field_at ? 0 : 2 * nb_formats[fmt].il_fields;
     return 1;

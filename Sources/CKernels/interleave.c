@@ -35,11 +35,11 @@ static void move_rows_nf4(int64_t rows, int64_t k, uint8_t *blocks, int64_t row0
         uint8_t *grp = il + (size_t)(r / NB_IL_ROWS) * g->group;
         const size_t lane = (size_t)(r % NB_IL_ROWS);
         for (int64_t b = 0; b < g->nb; b++) {
-            uint8_t *q = blocks + l.qabsmax + (size_t)(r * g->nb + b), *at = grp + (size_t)b * g->scale_bytes + lane;
+            uint8_t *q = blocks + l.qabsmax + (size_t)(r * g->nb + b), *at = grp + nb_il_scales_at(g, b) + lane;
             if (to_il) *at = *q; else *q = *at;
             uint8_t *codes = blocks + (size_t)(r * g->nb + b) * 32;
             for (int j = 0; j < 8; j++) {
-                uint8_t *w = grp + g->codes + (size_t)b * g->code_bytes + 64 * (size_t)j + 4 * lane;
+                uint8_t *w = grp + nb_il_codes_at(g, b) + 64 * (size_t)j + 4 * lane;
                 if (to_il) memcpy(w, codes + 4 * j, 4); else memcpy(codes + 4 * j, w, 4);
             }
         }
@@ -54,9 +54,9 @@ static void move_rows_nf4(int64_t rows, int64_t k, uint8_t *blocks, int64_t row0
     }
 }
 
-// Block b of a row lives at lane i of its group: f16 field f at scales + b·S + 32f + 2i, code
-// word j at codes + b·C + 64j + 4i; in the block's own bytes the fields are at field_at and
-// the codes, the rest of the block in order, at code_at.
+// Block b of a row lives at lane i of its group: f16 field f at nb_il_scales_at(b) + 32f + 2i,
+// code word j at nb_il_codes_at(b) + 64j + 4i; in the block's own bytes the fields are at
+// field_at and the codes, the rest of the block in order, at code_at.
 // Rows [row0, row0 + n) between their blocks and their lanes: into the groups (to_il) or
 // out of them. 0 when the arguments do not describe such rows.
 static int move_rows(nb_format fmt, int64_t rows, int64_t k, uint8_t *blocks, int64_t row0, int64_t n, uint8_t *il,
@@ -74,11 +74,11 @@ static int move_rows(nb_format fmt, int64_t rows, int64_t k, uint8_t *blocks, in
         const size_t lane = (size_t)(r % NB_IL_ROWS);
         for (int64_t b = 0; b < g.nb; b++, blk += block_bytes) {
             for (int f = 0; f < fields; f++) {
-                uint8_t *at = grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane;
+                uint8_t *at = grp + nb_il_scales_at(&g, b) + 32 * (size_t)f + 2 * lane;
                 if (to_il) memcpy(at, blk + g.field_at + 2 * f, 2); else memcpy(blk + g.field_at + 2 * f, at, 2);
             }
             for (int j = 0; j < words; j++) {
-                uint8_t *at = grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane;
+                uint8_t *at = grp + nb_il_codes_at(&g, b) + 64 * (size_t)j + 4 * lane;
                 if (to_il) memcpy(at, blk + g.code_at + 4 * j, 4); else memcpy(blk + g.code_at + 4 * j, at, 4);
             }
         }
@@ -95,16 +95,20 @@ void nb_interleave(nb_format fmt, int64_t rows, int64_t k, const void *blocks, i
         uint8_t *grp = (uint8_t *)dst + (size_t)(rows / NB_IL_ROWS) * g.group;
         for (size_t lane = (size_t)(rows % NB_IL_ROWS); lane < NB_IL_ROWS; lane++)
             for (int64_t b = 0; b < g.nb; b++) {
-                for (int f = 0; f < fields; f++) memset(grp + (size_t)b * g.scale_bytes + 32 * (size_t)f + 2 * lane, 0, 2);
-                if (!fields) grp[(size_t)b * g.scale_bytes + lane] = 0;  // nf4's absmax code
-                for (int j = 0; j < words; j++) memset(grp + g.codes + (size_t)b * g.code_bytes + 64 * (size_t)j + 4 * lane, 0, 4);
+                for (int f = 0; f < fields; f++) memset(grp + nb_il_scales_at(&g, b) + 32 * (size_t)f + 2 * lane, 0, 2);
+                if (!fields) grp[nb_il_scales_at(&g, b) + lane] = 0;  // nf4's absmax code
+                for (int j = 0; j < words; j++) memset(grp + nb_il_codes_at(&g, b) + 64 * (size_t)j + 4 * lane, 0, 4);
             }
     }
-    // the scale part's padding, so that the bytes are a function of the matrix alone
+    // the runs' scale padding (a last run of fewer blocks), so that the bytes are a function of
+    // the matrix alone
     for (int64_t r = row0; r < row0 + n; r++)
         if (r % NB_IL_ROWS == 0 || r == row0) {
             uint8_t *grp = (uint8_t *)dst + (size_t)(r / NB_IL_ROWS) * g.group;
-            memset(grp + (size_t)g.nb * g.scale_bytes, 0, g.codes - (size_t)g.nb * g.scale_bytes);
+            for (int64_t b = 0; b < g.nb; b += g.per) {
+                const size_t used = (size_t)(g.nb - b < g.per ? g.nb - b : g.per) * g.scale_bytes;
+                memset(grp + nb_il_scales_at(&g, b) + used, 0, g.head - used);
+            }
         }
 }
 
@@ -140,9 +144,9 @@ static void unpack_row_nf4(const uint8_t *il, int64_t rows, int64_t k, int64_t r
     for (int64_t b = 0; b < g->nb; b++) {
         float scale;
         memcpy(&scale, tail + 4 * (size_t)((row * g->nb + b) / NB_NF4_DQ), 4);
-        const float v = nb_dynamic_map[grp[(size_t)b * g->scale_bytes + lane]] * scale, a = v + offset;  // nb_nf4_absmax
+        const float v = nb_dynamic_map[grp[nb_il_scales_at(g, b) + lane]] * scale, a = v + offset;  // nb_nf4_absmax
         uint8_t c[32];
-        for (int j = 0; j < 8; j++) memcpy(c + 4 * j, grp + g->codes + (size_t)b * g->code_bytes + 64 * (size_t)j + 4 * lane, 4);
+        for (int j = 0; j < 8; j++) memcpy(c + 4 * j, grp + nb_il_codes_at(g, b) + 64 * (size_t)j + 4 * lane, 4);
         for (int j = 0; j < 16; j++) {
             out[b * NB_QK64 + j] = nb_nf4_values[c[j] & 0x0F] * a;
             out[b * NB_QK64 + j + 16] = nb_nf4_values[c[j] >> 4] * a;

@@ -1207,9 +1207,11 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
     // +12–14 %, q8 +6 % and −2 %; the same hint in the GGML-layout and K-quant kernels did
     // nothing for Gemma's Q4_K_M; on Zen 3 T1 was as fast for q4 and 4 % faster for q8).
     const int nta = T <= 4 && nb_active_prefetch() == NB_PREFETCH_NTA;
-    const uint8_t *sc = grp, *cd = grp + g->codes;
+    // Block by block through the runs: after a run's last block, the next run starts where its
+    // codes end.
+    const uint8_t *sc = grp, *cd = grp + g->head;
     uintptr_t pf = (uintptr_t)next;
-    for (int64_t b = 0; b < nb; b++, sc += g->scale_bytes, cd += g->code_bytes, pf += 64 * lines) {
+    for (int64_t b = 0, i = 0; b < nb; b++, pf += 64 * lines) {
         if (nta) prefetch_lines(pf, lines, 1);
         else prefetch_lines(pf, lines, 0);
         for (int hh = 0; hh < sub; hh++)
@@ -1230,6 +1232,14 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
                     PV_STOREF(st, PV_FMA(mw, PV_SETF(x->s), PV_LOADF(st)));
                 }
             }
+        }
+        if (++i == g->per) {  // the next run
+            i = 0;
+            sc = cd + g->code_bytes;
+            cd = sc + g->head;
+        } else {
+            sc += g->scale_bytes;
+            cd += g->code_bytes;
         }
     }
     for (int t = 0; t < T; t++)
@@ -1277,7 +1287,12 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int6
         else for (int64_t i = 0; i < n_tokens * nb; i++) corr[i] = -uoff(fmt) * q8a_isum(xq + i);
     }
     const int64_t g0 = row_begin / NB_IL_ROWS, g1 = (row_end + NB_IL_ROWS - 1) / NB_IL_ROWS;
-    if (n_tokens <= 4) prefetch_part(il + (size_t)g0 * g.group, g.group, g.group + 64, 0);  // nothing fetched it yet
+    // Decode under the hw profile: no software prefetch, the hardware prefetchers stream each
+    // group's one run of lines (with the T1 hint the streams reached 60–70 % of the memory's
+    // rate on Zen 4 at 55–65 GB/s, 85–90 % without; without it and with a group's scales and
+    // codes in two parts, as before, 35 %: two streams at once defeated the prefetchers).
+    const int hw = n_tokens <= 4 && nb_active_prefetch() == NB_PREFETCH_HW;
+    if (n_tokens <= 4 && !hw) prefetch_part(il + (size_t)g0 * g.group, g.group, g.group + 64, 0);  // nothing fetched it yet
     // Groups ahead, about NB_IL_PREFETCH_BYTES in all.
     const int ahead = g.group * NB_PREFETCH_TILES <= NB_IL_PREFETCH_BYTES ? NB_PREFETCH_TILES
                     : g.group >= NB_IL_PREFETCH_BYTES ? 1 : (int)(NB_IL_PREFETCH_BYTES / g.group);
@@ -1290,7 +1305,7 @@ NB_T NB_INLINE void il_rows(nb_format fmt, const uint8_t *il, int64_t rows, int6
             const int T = n_tokens - t0 < NB_PR_TOKENS ? (int)(n_tokens - t0) : NB_PR_TOKENS;
             int64_t gn = gi, ng = 1;  // this group again for the next token group, else later ones
             if (t0 + T >= n_tokens) prefetch_rows(gi, g0, g1, 1, T <= 4 ? ahead : 1, &gn, &ng);
-            const uint8_t *next = ng > 0 ? il + (size_t)gn * g.group : NULL;
+            const uint8_t *next = ng > 0 && !hw ? il + (size_t)gn * g.group : NULL;
             const size_t next_bytes = ng > 0 ? (size_t)ng * g.group : 0;
             if (kq && T == 1) kil_tile(fmt, &g, grp, xk, corr, y, ld_y, r0, lo, hi, t0, 1, next, next_bytes);
             else if (kq) kil_tile(fmt, &g, grp, xk, corr, y, ld_y, r0, lo, hi, t0, T, next, next_bytes);

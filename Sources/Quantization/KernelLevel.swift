@@ -32,18 +32,19 @@ public enum KernelLevel {
 }
 
 /// How decode prefetches the weight rows it reads once a token (`nb_prefetch`): `nta` (the
-/// non-temporal hint, and f32 rows fetched ahead in software: AMD Zen 5) or `l2` (the T1 hint,
-/// f32 rows left to the hardware prefetcher: Zen 3 and every CPU not in the C table). Chosen
-/// per CPU family, or named by `NIBBLE_PREFETCH`; results never depend on it, only speed.
+/// non-temporal hint, and f32 rows fetched ahead in software: AMD Zen 5), `l2` (the T1 hint,
+/// f32 rows left to the hardware prefetcher: Zen 3 and every CPU not in the C table) or `hw`
+/// (the interleaved weights left to the hardware prefetchers too: Zen 4). Chosen per CPU
+/// family and model, or named by `NIBBLE_PREFETCH`; results never depend on it, only speed.
 public enum PrefetchProfile {
     public static let variable = "NIBBLE_PREFETCH"
-    public static let names = ["nta", "l2"]
+    public static let names = ["nta", "l2", "hw"]
 
     /// The profile in use.
     public static var active: String { String(cString: nb_prefetch_name(nb_active_prefetch())) }
     /// The profile of this CPU's row in the table.
     public static var detected: String { String(cString: nb_prefetch_name(nb_detected_prefetch())) }
-    /// The CPU as the table keys it ("AMD family 19h"; empty off x86).
+    /// The CPU as the table keys it ("AMD family 19h model 11h"; empty off x86).
     public static var cpuFamily: String { String(cString: nb_cpu_family()) }
 
     /// What is wrong with `NIBBLE_PREFETCH`, if anything.

@@ -41,11 +41,11 @@ import Testing
 
     /// NIBBLE_PREFETCH picks how decode prefetches its rows; only speed may depend on it. The
     /// f32 and q4 decode loops are the ones it changes (f32: rows fetched in software or not;
-    /// q4: the non-temporal or the T1 hint), so both give the same greedy tokens either way.
-    @Test func bothPrefetchProfilesGiveTheSameTokens() throws {
+    /// q4: the non-temporal or the T1 hint, or none), so all give the same greedy tokens.
+    @Test func everyPrefetchProfileGivesTheSameTokens() throws {
         for precision in ["f32", "q4"] {
             var tokens: [String: [Int]] = [:]
-            for profile in ["nta", "l2"] {
+            for profile in ["nta", "l2", "hw"] {
                 let info = try nibble(["info", "--model", try requireModel(), "--json"], environment: ["NIBBLE_PREFETCH": profile])
                 #expect(info.status == 0, "\(profile): \(info.stderr)")
                 #expect(try jsonObject(info.stdout)["prefetch"] as? String == profile)
@@ -55,10 +55,11 @@ import Testing
                 #expect(run.status == 0, "\(precision) \(profile): \(run.stderr)")
                 tokens[profile] = try #require(jsonObject(run.stdout)["tokens"] as? [Int], "\(run.stdout)")
             }
-            #expect((tokens["nta"]?.count ?? 0) > 0 && tokens["nta"] == tokens["l2"], "\(precision): \(tokens)")
+            #expect((tokens["nta"]?.count ?? 0) > 0 && tokens["nta"] == tokens["l2"] && tokens["nta"] == tokens["hw"],
+                    "\(precision): \(tokens)")
         }
         let bad = try nibble(["info", "--model", try requireModel()], environment: ["NIBBLE_PREFETCH": "t0"])
         #expect(bad.status == 1)
-        #expect(bad.stderr == "Error: NIBBLE_PREFETCH=t0 is not a prefetch profile (one of: nta, l2)\n")
+        #expect(bad.stderr == "Error: NIBBLE_PREFETCH=t0 is not a prefetch profile (one of: nta, l2, hw)\n")
     }
 }

@@ -15,10 +15,12 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
 
 @Suite struct InterleavedLayoutTests {
     /// Every byte against the layout as CKernels.h describes it, computed here (blocks of 32,
-    /// q2's of 64, the K-quants' of 256): f16 field f of
-    /// block b of row r at b·32F + 32f + 2·lane in its group, code word j (the block's bytes
-    /// after its fields; q6_K: before its d) at the codes' start + b·16Q + 64j + 4·lane; the
-    /// scale part padded to 64 bytes; padding rows and bytes zero (the buffer starts as 0xA5).
+    /// q2's of 64, the K-quants' of 256): the group is runs of P blocks (P = 2 with one f16
+    /// field, else 1), each its blocks' fields, padded to 64 bytes, then their codes; f16 field
+    /// f of block b of row r at run(b) + (b mod P)·32F + 32f + 2·lane in its group, code word j
+    /// (the block's bytes after its fields; q6_K: before its d) at run(b) + 64 + (b mod P)·16Q
+    /// + 64j + 4·lane; a last run of fewer blocks is as long as they need; padding rows and
+    /// bytes zero (the buffer starts as 0xA5).
     @Test func bytesAreWhereTheLayoutSays() {
         for fmt in interleavedFormats where fmt != NB_FMT_NF4 {
             // f16 fields, code bytes per block and where the fields are, from the block structs
@@ -38,19 +40,20 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             let block = Int(nb_format_get(fmt)!.pointee.block)  // q2: 64
             for (rows, k) in [(1, 32), (17, 96), (40, 64), (3, 128), (1, 256), (17, 512)] where k % block == 0 {
                 let nb = k / block, blockBytes = 2 * fields + qbytes
-                let scalePart = (nb * 32 * fields + 63) / 64 * 64, group = scalePart + nb * 16 * qbytes
+                let per = fields == 1 ? 2 : 1, run = 64 + per * 16 * qbytes
+                let group = nb / per * run + (nb % per > 0 ? 64 + nb % per * 16 * qbytes : 0)
                 let blocks = someBlocks(fmt, rows: rows, k: k, seed: UInt64(rows * k))
                 let il = interleave(fmt, blocks, rows: rows, k: k)
                 #expect(il.count == (rows + 15) / 16 * group && group % 64 == 0)
                 var expected = [UInt8](repeating: 0, count: il.count)
                 for r in 0..<rows {
                     for b in 0..<nb {
-                        let src = (r * nb + b) * blockBytes, g = r / 16 * group, lane = r % 16
+                        let src = (r * nb + b) * blockBytes, g = r / 16 * group + b / per * run, lane = r % 16, i0 = b % per
                         for f in 0..<fields {
-                            for i in 0..<2 { expected[g + b * 32 * fields + 32 * f + 2 * lane + i] = blocks[src + fieldAt + 2 * f + i] }
+                            for i in 0..<2 { expected[g + i0 * 32 * fields + 32 * f + 2 * lane + i] = blocks[src + fieldAt + 2 * f + i] }
                         }
                         for j in 0..<qbytes / 4 {
-                            for i in 0..<4 { expected[g + scalePart + b * 16 * qbytes + 64 * j + 4 * lane + i] = blocks[src + codeAt + 4 * j + i] }
+                            for i in 0..<4 { expected[g + 64 + i0 * 16 * qbytes + 64 * j + 4 * lane + i] = blocks[src + codeAt + 4 * j + i] }
                         }
                     }
                 }
@@ -59,13 +62,13 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
         }
     }
 
-    /// nf4, byte by byte: 64-block b of row r has its absmax code at b·16 + lane of the group
-    /// and its 32 code bytes as 8 words at the codes' start + b·512 + 64j + 4·lane; the scale
-    /// part is padded to 64 bytes; the per-256-block scales and the offset follow the last
-    /// group as packed.
+    /// nf4, byte by byte: runs of 4 64-blocks, their absmax codes (padded to 64 bytes) and then
+    /// their codes; block b of row r has its absmax code at run(b) + (b mod 4)·16 + lane of the
+    /// group and its 32 code bytes as 8 words at run(b) + 64 + (b mod 4)·512 + 64j + 4·lane;
+    /// the per-256-block scales and the offset follow the last group as packed.
     @Test func nf4BytesAreWhereTheLayoutSays() {
         for (rows, k) in [(1, 64), (17, 192), (40, 576)] {
-            let nb = k / 64, scalePart = (nb * 16 + 63) / 64 * 64, group = scalePart + nb * 512
+            let nb = k / 64, run = 64 + 4 * 512, group = nb / 4 * run + (nb % 4 > 0 ? 64 + nb % 4 * 512 : 0)
             let packed = pack(NB_FMT_NF4, gaussianMatrix(rows: rows, k: k, seed: UInt64(rows + k)), rows: rows, k: k)
             let qabsmax = rows * k / 2, scales = (qabsmax + rows * nb + 3) / 4 * 4
             let il = interleave(NB_FMT_NF4, packed, rows: rows, k: k)
@@ -74,10 +77,10 @@ private func someBlocks(_ fmt: nb_format, rows: Int, k: Int, seed: UInt64) -> [U
             var expected = [UInt8](repeating: 0, count: il.count)
             for r in 0..<rows {
                 for b in 0..<nb {
-                    let g = r / 16 * group, lane = r % 16
-                    expected[g + b * 16 + lane] = packed[qabsmax + r * nb + b]
+                    let g = r / 16 * group + b / 4 * run, lane = r % 16
+                    expected[g + b % 4 * 16 + lane] = packed[qabsmax + r * nb + b]
                     for j in 0..<8 {
-                        for i in 0..<4 { expected[g + scalePart + b * 512 + 64 * j + 4 * lane + i] = packed[(r * nb + b) * 32 + 4 * j + i] }
+                        for i in 0..<4 { expected[g + 64 + b % 4 * 512 + 64 * j + 4 * lane + i] = packed[(r * nb + b) * 32 + 4 * j + i] }
                     }
                 }
             }

@@ -49,7 +49,7 @@ const char *nb_cpu_features(void);
 /// How decode asks for the weight rows it reads once a token: which hint the quantized decode
 /// tiles prefetch their next row groups with, and whether f32 decode fetches its next rows in
 /// software at all. Chosen per CPU (nb_detected_prefetch: a table measured on the CPUs this
-/// project has run on), or named by the environment variable NIBBLE_PREFETCH (nta, l2).
+/// project has run on), or named by the environment variable NIBBLE_PREFETCH (nta, l2, hw).
 /// Results never depend on it, only speed.
 typedef enum {
     /// _MM_HINT_NTA for quantized decode; f32 decode fetches the row 4 KiB ahead with it too.
@@ -60,14 +60,21 @@ typedef enum {
     /// within the noise (+2–3.5 % without context, −1 to −6 % at 1,024 tokens).
     /// Every CPU not in the table.
     NB_PREFETCH_L2 = 1,
+    /// No software prefetch of the interleaved weights in decode: each 16-row group is one run
+    /// of lines in order (its blocks' scales and codes side by side), which the hardware
+    /// prefetchers stream; the rest as NB_PREFETCH_L2. AMD Zen 4 (family 19h, models 10h–1Fh,
+    /// 60h–7Fh, A0h–AFh), against the T1 hint: the products from memory (Tools/stream_bench.c,
+    /// 2 threads) q4 +30 % with the memory at 55–65 GB/s, +5–8 % at 33–35 GB/s; q8 +8 %.
+    NB_PREFETCH_HW = 2,
 } nb_prefetch;
 nb_prefetch nb_active_prefetch(void);
 /// The profile of this CPU's row in the table (NB_PREFETCH_L2 for CPUs not in it).
 nb_prefetch nb_detected_prefetch(void);
-/// "nta", "l2"; nb_parse_prefetch is its inverse (-1 for other names).
+/// "nta", "l2", "hw"; nb_parse_prefetch is its inverse (-1 for other names).
 const char *nb_prefetch_name(nb_prefetch p);
 int nb_parse_prefetch(const char *name);
-/// The CPU's vendor and family as the table keys it, e.g. "AMD family 19h" ("" off x86).
+/// The CPU's vendor, family and model as the table keys them, e.g. "AMD family 19h model 11h"
+/// ("" off x86).
 const char *nb_cpu_family(void);
 /// Returns the heap's free pages to the system (glibc `malloc_trim`; a no-op elsewhere):
 /// called after loading, when the parsed file header and the tokenizer's build tables are gone.
@@ -427,14 +434,20 @@ void nb_matmul(nb_format fmt, const void *w, int64_t rows, int64_t k, const floa
 // formats is F f16 fields (q8, q4_0, q5_0, q6_K: d; q4, q5_1, q2, q4_K, q5_K: d, m) and Q
 // code bytes, the rest of the block in its order (q8: qs[32]; q4, q4_0, q2: qs[16]; q5_0,
 // q5_1: qh[4], qs[16]; q4_K: scales[12], qs[128]; q5_K: scales[12], qh[32], qs[128]; q6_K:
-// ql[128], qh[64], scales[16], its d being at the block's end); a group is
-//   scales  block b, field f: the 16 rows' f16 values at b·32F + 32f (lane i at + 2i),
-//           the whole part padded to a multiple of 64 bytes;
-//   codes   block b, word j < Q/4: bytes 4j...4j+3 of the 16 rows' codes at b·16Q + 64j (row
-//           i at + 4i): one 64-byte vector holds the same 4 bytes of every row (for the
-//           K-quants, the 6-bit scales too, unpacked for 16 rows with a few shifts).
+// ql[128], qh[64], scales[16], its d being at the block's end). A group is runs of P blocks
+// in order (P = 2 where F = 1, so that their fields fill a 64-byte line; else 1), each run
+//   scales  the run's block i, field f: the 16 rows' f16 values at i·32F + 32f (lane r at
+//           + 2r), padded to 64 bytes;
+//   codes   the run's block i, word j < Q/4: bytes 4j...4j+3 of the 16 rows' codes at 64 +
+//           i·16Q + 64j (row r at + 4r): one 64-byte vector holds the same 4 bytes of every
+//           row (for the K-quants, the 6-bit scales too, unpacked for 16 rows with a few
+//           shifts);
+// a last run of fewer blocks holds only those (nb_il_scales_at, nb_il_codes_at). So decode
+// reads a group as one run of lines in order, which the hardware prefetchers follow (with a
+// group's scales all before its codes they ran two streams at once, and on Zen 4 decode
+// from memory then needed software prefetching: NB_PREFETCH_HW).
 // nf4 (64-blocks, 32 code bytes each, absmax double-quantised across the matrix): its absmax
-// codes take the fields' place, a byte per row (block b: 16 bytes at b·16), and its
+// codes take the fields' place, a byte per row (runs of 4 blocks: 16 bytes at i·16), and its
 // per-256-block scales and offset follow the last group as nb_pack_nf4 wrote them; for nf4,
 // `blocks` below is always the whole matrix (its side arrays are global), the rows moving
 // at their places in it.
