@@ -176,6 +176,19 @@ static inline size_t nb_il_scales_at(const nb_il_geometry *g, int64_t b) {
 static inline size_t nb_il_codes_at(const nb_il_geometry *g, int64_t b) {
     return (size_t)(b / g->per) * g->run + g->head + (size_t)(b % g->per) * g->code_bytes;
 }
+/// A walk through a group's blocks in order: from block i of its run (its scales at *sc, its
+/// codes at *cd) to the next block; after a run's last one the next run starts where its
+/// codes end. Starts at sc = the group, cd = the group + head, i = 0.
+static inline void nb_il_next(const nb_il_geometry *g, const uint8_t **sc, const uint8_t **cd, int *i) {
+    if (++*i == g->per) {
+        *i = 0;
+        *sc = *cd + g->code_bytes;
+        *cd = *sc + g->head;
+    } else {
+        *sc += g->scale_bytes;
+        *cd += g->code_bytes;
+    }
+}
 
 static inline int nb_il_geometry_of(nb_format fmt, int64_t k, nb_il_geometry *g) {
     if ((unsigned)fmt >= NB_FMT_COUNT || !nb_formats[fmt].il_qbytes || k <= 0 || k % nb_formats[fmt].info.block) return 0;

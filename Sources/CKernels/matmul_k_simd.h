@@ -691,11 +691,10 @@ NB_T NB_INLINE void kil_tile(nb_format fmt, const nb_il_geometry *g, const uint8
     }
     const int lines = next ? prefetch_lines_per_block(next_bytes, nb) : 0;
     const int nta = T <= 4 && nb_active_prefetch() == NB_PREFETCH_NTA;  // decode: as il_tile
-    // Block by block through the runs: after a run's last block, the next run starts where its
-    // codes end.
-    const uint8_t *sc = grp, *cd = grp + g->head;
+    const uint8_t *sc = grp, *cd = grp + g->head;  // block by block through the runs (nb_il_next)
     uintptr_t pf = (uintptr_t)next;
-    for (int64_t b = 0, i = 0; b < nb; b++, pf += 64 * lines) {
+    int i = 0;  // the block's place in its run
+    for (int64_t b = 0; b < nb; b++, pf += 64 * lines) {
         if (nta) prefetch_lines(pf, lines, 1);
         else prefetch_lines(pf, lines, 0);
         const nb_q8k *xb = xq + t0 * nb + b;
@@ -717,14 +716,7 @@ NB_T NB_INLINE void kil_tile(nb_format fmt, const nb_il_geometry *g, const uint8
             }
             kblock_end(fmt, &p, xb, nb, s32b, T, isum, acc + h * PR, accm + h * PR, st);
         }
-        if (++i == g->per) {  // the next run
-            i = 0;
-            sc = cd + g->code_bytes;
-            cd = sc + g->head;
-        } else {
-            sc += g->scale_bytes;
-            cd += g->code_bytes;
-        }
+        nb_il_next(g, &sc, &cd, &i);
     }
     for (int t = 0; t < T; t++)
         for (int h = 0; h < NB_IL_HALVES; h++) {

@@ -1207,11 +1207,10 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
     // +12–14 %, q8 +6 % and −2 %; the same hint in the GGML-layout and K-quant kernels did
     // nothing for Gemma's Q4_K_M; on Zen 3 T1 was as fast for q4 and 4 % faster for q8).
     const int nta = T <= 4 && nb_active_prefetch() == NB_PREFETCH_NTA;
-    // Block by block through the runs: after a run's last block, the next run starts where its
-    // codes end.
-    const uint8_t *sc = grp, *cd = grp + g->head;
+    const uint8_t *sc = grp, *cd = grp + g->head;  // block by block through the runs (nb_il_next)
     uintptr_t pf = (uintptr_t)next;
-    for (int64_t b = 0, i = 0; b < nb; b++, pf += 64 * lines) {
+    int i = 0;  // the block's place in its run
+    for (int64_t b = 0; b < nb; b++, pf += 64 * lines) {
         if (nta) prefetch_lines(pf, lines, 1);
         else prefetch_lines(pf, lines, 0);
         for (int hh = 0; hh < sub; hh++)
@@ -1233,14 +1232,7 @@ NB_T NB_INLINE void il_tile(nb_format fmt, const nb_il_geometry *g, const uint8_
                 }
             }
         }
-        if (++i == g->per) {  // the next run
-            i = 0;
-            sc = cd + g->code_bytes;
-            cd = sc + g->head;
-        } else {
-            sc += g->scale_bytes;
-            cd += g->code_bytes;
-        }
+        nb_il_next(g, &sc, &cd, &i);
     }
     for (int t = 0; t < T; t++)
         for (int h = 0; h < NB_IL_HALVES; h++) {
