@@ -83,7 +83,7 @@ struct InfoOutput: Encodable {
     var precisions: [Footprint]
     /// The kernels' instruction-set level ("avx2", …).
     var kernels: String
-    /// How decode prefetches its weight rows ("nta", "l2").
+    /// How decode prefetches its weight rows ("nta", "l2", "hw").
     var prefetch: String
 
     enum CodingKeys: String, CodingKey {
