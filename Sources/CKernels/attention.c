@@ -28,6 +28,12 @@
 // used: decode at 1,024 tokens +2.5 % (q4) and +2.9 % (q8) in alternating runs on Zen 5,
 // within their spread; 160 ahead, or prefetcht0, the same. (16 ahead, tried before: nothing.)
 #define NB_ATT_AHEAD 64
+// With the NB_PREFETCH_HW profile (Zen 4) twice as far ahead, into L2 (prefetcht1): one
+// token's attention at 1,024 positions, 2 threads, every layer's cache from memory with 3.2 MiB
+// of weights read between layers (Tools/attention_bench.c, STREAM_MB=3.2 HUGE=1, alternating
+// builds), f16 36–52 → 29–35 µs a layer, f32 61–71 → 51–55, q8 the same; in cache and at 160
+// positions the same. (T1 at 64 or 96 ahead: between; at 256: as NTA at 64; T0: slower.)
+#define NB_ATT_AHEAD_L2 128
 // Positions whose values are added up together where a row is at most NB_ATT_VRUN_ROW bytes
 // (the values' passes over the head dimensions, D vectors at a time, go over one run before
 // the next): with the whole chunk of 128, only a chunk's first pass read the memory and the
@@ -48,10 +54,19 @@ typedef struct {
     int shift;  // log2 of the bytes an offset unit takes: 2, 1, 0
     int64_t row_bytes;
     int64_t ahead;  // offset units from a position's row to the row prefetched with it (0: none)
+    int64_t ahead_positions;  // the same in positions
+    int l2;  // prefetch with _MM_HINT_T1, not _MM_HINT_NTA
 } kv_rows;
 
+/// Fetches the line at p for a position `ahead` on (kv_rows.l2 says into which cache).
+#define NB_ATT_PREFETCH(kv, p) \
+    do { \
+        if ((kv).l2) __builtin_prefetch((p), 0, 2); \
+        else __builtin_prefetch((p), 0, 0); \
+    } while (0)
+
 static kv_rows kv_rows_of(const void *keys, const void *values, int fmt, int64_t hd) {
-    return (kv_rows){keys, values, fmt, fmt == NB_KV_F32 ? 2 : fmt == NB_KV_F16 ? 1 : 0, nb_kv_row_bytes(fmt, hd), 0};
+    return (kv_rows){keys, values, fmt, fmt == NB_KV_F32 ? 2 : fmt == NB_KV_F16 ? 1 : 0, nb_kv_row_bytes(fmt, hd), 0, 0, 0};
 }
 
 int64_t nb_kv_row_bytes(int32_t fmt, int64_t head_dim) {
@@ -354,7 +369,7 @@ NB_AVX512VNNI static inline __attribute__((always_inline)) void scores_q8_avx512
     for (; j + 8 <= c; j += 8) {
         if (kv.ahead)
             for (int i = 0; i < 8; i++)
-                for (int64_t b = 0; b < kv.row_bytes; b += 64) __builtin_prefetch((const char *)base + off[j + i] + kv.ahead + b, 0, 0);
+                for (int64_t b = 0; b < kv.row_bytes; b += 64) NB_ATT_PREFETCH(kv, (const char *)base + off[j + i] + kv.ahead + b);
         const __m512i offs = _mm512_loadu_si512((const void *)(off + j));
         __m256 acc[NB_ATT_MAXG];
         for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
@@ -439,7 +454,9 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
     for (int g = 0; g < G; g++) { m[g] = -INFINITY; l[g] = 0; }
     for (int64_t d = 0; d < G * hd; d++) out[d] = 0;
     int64_t slot = first % capacity;
-    kv.ahead = NB_ATT_AHEAD * stride;
+    kv.l2 = nb_active_prefetch() == NB_PREFETCH_HW;
+    kv.ahead_positions = kv.l2 ? NB_ATT_AHEAD_L2 : NB_ATT_AHEAD;
+    kv.ahead = kv.ahead_positions * stride;
     const int64_t vrun = kv.row_bytes <= NB_ATT_VRUN_ROW ? NB_ATT_VRUN : NB_ATT_CHUNK;
     for (int64_t j0 = 0; j0 < n; j0 += NB_ATT_CHUNK) {
         const int64_t c = n - j0 < NB_ATT_CHUNK ? n - j0 : NB_ATT_CHUNK;

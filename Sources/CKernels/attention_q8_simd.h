@@ -18,7 +18,7 @@ Q8ATTR static inline __attribute__((always_inline)) void Q8_CAT(Q8NAME, _g)(cons
         for (int i = 0; i < 4; i++) row[i] = (const int8_t *)kv.keys + off[j + i < c ? j + i : c - 1];  // past c: repeats, not stored
         if (kv.ahead)
             for (int i = 0; i < 4; i++)
-                for (int64_t b = 0; b < kv.row_bytes; b += 64) __builtin_prefetch((const char *)row[i] + kv.ahead + b, 0, 0);
+                for (int64_t b = 0; b < kv.row_bytes; b += 64) NB_ATT_PREFETCH(kv, (const char *)row[i] + kv.ahead + b);
         __m128 acc[NB_ATT_MAXG];
         for (int g = 0; g < G; g++) acc[g] = _mm_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
