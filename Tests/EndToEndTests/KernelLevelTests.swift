@@ -15,7 +15,9 @@ import Testing
 
     @Test func everySupportedLevelCanBeChosen() throws {
         let (active, all) = try levels()
-        #expect(all.first == "scalar" && all.last == active, "\(all)")
+        // The best level unless the tests themselves run under NIBBLE_ISA (a lower one).
+        let forced = ProcessInfo.processInfo.environment["NIBBLE_ISA"]
+        #expect(all.first == "scalar" && active == (forced ?? all.last), "\(all), active \(active)")
         for level in all {
             let run = try nibble(["info", "--model", try requireModel(), "--json"], environment: ["NIBBLE_ISA": level])
             #expect(run.status == 0, "\(level): \(run.stderr)")
