@@ -27,7 +27,9 @@
 // or flush (clflushopt each line once read). This shows whether a cache that would fit the
 // L3 (30 layers of f16 at N = 1,024 are 22.5 MiB) stays there while the weights stream past.
 // HUGE=1 puts the caches and that data in transparent huge pages (2 MiB-aligned maps
-// advised MADV_HUGEPAGE), as the engine's weights are.
+// advised MADV_HUGEPAGE), as the engine's weights and KV cache are; KV_HUGE=0|1 says it for
+// the caches alone. BLOCK=B lays the caches out in blocks of B slots as KVCache does
+// ([block][layer][KV head][B slots]; the read modes need BLOCK unset).
 //
 // Prints, per mode, the best and the median of 15 rounds (3 warm-up rounds dropped; a round
 // goes through the layers as many times as it takes to run 240) as µs per layer and the
@@ -155,9 +157,9 @@ __attribute__((target("avx512f,clflushopt"))) static void stream_range(void *ctx
 }
 #endif
 
-// HUGE=1: 2 MiB-aligned memory advised MADV_HUGEPAGE (transparent huge pages), else aligned_alloc.
-static void *buffer(size_t bytes) {
-    if (!getenv("HUGE") || strcmp(getenv("HUGE"), "1")) return aligned_alloc(64, (bytes + 63) / 64 * 64);
+// huge: 2 MiB-aligned memory advised MADV_HUGEPAGE (transparent huge pages), else aligned_alloc.
+static void *buffer(size_t bytes, int huge_pages) {
+    if (!huge_pages) return aligned_alloc(64, (bytes + 63) / 64 * 64);
     const size_t huge = 2u << 20;
     char *p = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -186,8 +188,17 @@ int main(int argc, char **argv) {
     }
     if (n < 1 || layers < 1 || threads < 1) { fprintf(stderr, "usage: %s [N [LAYERS [THREADS [f32|f16|q8 [MODE...]]]]]\n", argv[0]); return 2; }
 
-    const int64_t capacity = nb_kv_slots(n + 64), row = nb_kv_row_bytes(fmt, HD), per = KV_HEADS * capacity * row;
-    uint8_t *keys = buffer((size_t)(per * layers)), *values = buffer((size_t)(per * layers));
+    // BLOCK=B: the cache in blocks of B slots as KVCache lays it out ([block][layer][head][B
+    // slots]); otherwise each layer's heads contiguous. KV_HUGE=0|1: the cache's pages (default HUGE's).
+    const int64_t block = getenv("BLOCK") ? atoll(getenv("BLOCK")) : 0;
+    if (block && (block & (block - 1) || block % NB_KV_TILE)) { fprintf(stderr, "BLOCK=%lld: not a power of two multiple of %d\n", (long long)block, NB_KV_TILE); return 2; }
+    const int huge = getenv("HUGE") && !strcmp(getenv("HUGE"), "1");
+    const int kv_huge = getenv("KV_HUGE") ? !strcmp(getenv("KV_HUGE"), "1") : huge;
+    const int64_t capacity = block ? (n + 64 + block - 1) / block * block : nb_kv_slots(n + 64), row = nb_kv_row_bytes(fmt, HD),
+                  per = KV_HEADS * capacity * row;
+    // A layer's head 0 at layer_base · l bytes; its blocks block_bytes apart.
+    const int64_t layer_base = block ? KV_HEADS * block * row : per, block_bytes = block ? layers * KV_HEADS * block * row : 0;
+    uint8_t *keys = buffer((size_t)(per * layers), kv_huge), *values = buffer((size_t)(per * layers), kv_huge);
     if (!keys || !values) { fprintf(stderr, "out of memory\n"); return 1; }
     float x[MAX_HD];
     for (int64_t r = 0; r < KV_HEADS * capacity * layers; r++)
@@ -206,14 +217,15 @@ int main(int argc, char **argv) {
     float *ml = malloc(sizeof(float) * (size_t)(2 * heads * parts));
     for (int64_t i = 0; i < q_dim; i++) q[i] = (float)(i % 13) * 0.01f;
     nb_pool *pool = nb_pool_create(threads);
-    printf("CPU features: %s; kernels %s; %d thread(s); %lld positions, %lld layers, %s cache, %lld part(s) per KV head\n",
-           nb_cpu_features(), nb_isa_name(nb_active_isa()), threads, (long long)n, (long long)layers, fname, (long long)parts);
+    printf("CPU features: %s; kernels %s; %d thread(s); %lld positions, %lld layers, %s cache, %lld part(s) per KV head, %s%s\n",
+           nb_cpu_features(), nb_isa_name(nb_active_isa()), threads, (long long)n, (long long)layers, fname, (long long)parts,
+           block ? "blocks of slots, " : "", kv_huge ? "huge pages" : "4 KiB pages");
 
     const double stream_mb = getenv("STREAM_MB") ? atof(getenv("STREAM_MB")) : 0;
     const char *hint_name = getenv("STREAM_HINT") ? getenv("STREAM_HINT") : "nta";
     const int hint = !strcmp(hint_name, "none") ? 0 : !strcmp(hint_name, "flush") ? 2 : 1;
     const int64_t stream_bytes = (int64_t)(stream_mb * 1048576) / 64 * 64;
-    uint8_t *weights = stream_bytes ? buffer((size_t)(stream_bytes * layers)) : NULL;
+    uint8_t *weights = stream_bytes ? buffer((size_t)(stream_bytes * layers), huge) : NULL;
     if (weights) {
         memset(weights, 1, (size_t)(stream_bytes * layers));
         printf("between layers: %.1f MiB of other data each (%.0f MiB in all), %s\n", stream_mb, stream_mb * layers, hint_name);
@@ -234,15 +246,18 @@ int main(int argc, char **argv) {
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) read_task = read_task_avx2;
 #endif
         if (!attention && work > 0 && read_task == read_task_scalar) { printf("%-10s (needs AVX-512)\n", mode); continue; }
+        if (!attention && block) { printf("%-10s (not with BLOCK)\n", mode); continue; }
         double t[ROUNDS], ts[ROUNDS];
         for (int r = 0; r < ROUNDS; r++) {
             double t0 = now(), streamed = 0;
             for (int64_t step = 0; step < passes * layers; step++) {
                 const int64_t l = step % layers;
-                const uint8_t *k = keys + per * l, *v = values + per * l;
+                const uint8_t *k = keys + layer_base * l, *v = values + layer_base * l;
                 if (attention) {
-                    nb_attention_job job = {k, v, fmt, capacity, HD, KV_HEADS, GROUP, q, out, q_dim, 0.125f, 1, n - 1, 0, parts, 0, n,
-                                            parts > 1 ? ml : NULL};
+                    nb_attention_job job = {.keys = k, .values = v, .format = fmt, .capacity = capacity, .head_dim = HD,
+                                            .block_slots = block, .block_bytes = block_bytes, .kv_heads = KV_HEADS, .group = GROUP,
+                                            .q = q, .out = out, .q_stride = q_dim, .scale = 0.125f, .count = 1, .start = n - 1,
+                                            .window = 0, .parts = parts, .first = 0, .n = n, .ml = parts > 1 ? ml : NULL};
                     if (parts > 1) {
                         job.out = out + q_dim;
                         nb_attention_run(pool, &job);

@@ -48,15 +48,31 @@
 /// The cache rows of one KV head: position j's row is at base + (off[j] << shift) bytes, its
 /// element i (f32, f16) at base + ((off[j] + i) << shift); a q8 row (shift 0) is hd int8
 /// codes and then hd / 32 f32 scales. f32 and f16 keys are not rows but tiles (kt_at).
+/// The slots are in blocks of 2^bshift (nb_attention_job.block_slots), block_units offset
+/// units apart (kv_unit); a cache of one block has bshift NB_ATT_ONE_BLOCK.
 typedef struct {
     const void *keys, *values;
     int fmt;  // NB_KV_F32, NB_KV_F16 or NB_KV_Q8
     int shift;  // log2 of the bytes an offset unit takes: 2, 1, 0
     int64_t row_bytes;
-    int64_t ahead;  // offset units from a position's row to the row prefetched with it (0: none)
-    int64_t ahead_positions;  // the same in positions
+    int bshift;
+    int64_t block_units;
+    int64_t ahead_positions;  // positions ahead whose rows are prefetched (0: none)
     int l2;  // prefetch with _MM_HINT_T1, not _MM_HINT_NTA
 } kv_rows;
+
+#define NB_ATT_ONE_BLOCK 62
+
+/// Offset units from a head's slot 0 to slot `slot` of a layout of `stride` units a slot
+/// (a row's, or hd for the tiles of f32 and f16 keys, whose slots take as many).
+static inline int64_t kv_unit(kv_rows kv, int64_t slot, int64_t stride) {
+    return (slot >> kv.bshift) * kv.block_units + (slot & (((int64_t)1 << kv.bshift) - 1)) * stride;
+}
+
+/// Offset units from a head's keys to the tile element of slot `slot`, dimension 0.
+static inline int64_t kt_unit(kv_rows kv, int64_t slot, int64_t hd) {
+    return (slot >> kv.bshift) * kv.block_units + nb_kv_key_index(slot & (((int64_t)1 << kv.bshift) - 1), 0, hd);
+}
 
 /// Fetches the line at p for a position `ahead` on (kv_rows.l2 says into which cache).
 #define NB_ATT_PREFETCH(kv, p) \
@@ -66,7 +82,7 @@ typedef struct {
     } while (0)
 
 static kv_rows kv_rows_of(const void *keys, const void *values, int fmt, int64_t hd) {
-    return (kv_rows){keys, values, fmt, fmt == NB_KV_F32 ? 2 : fmt == NB_KV_F16 ? 1 : 0, nb_kv_row_bytes(fmt, hd), 0, 0, 0};
+    return (kv_rows){keys, values, fmt, fmt == NB_KV_F32 ? 2 : fmt == NB_KV_F16 ? 1 : 0, nb_kv_row_bytes(fmt, hd), NB_ATT_ONE_BLOCK, 0, 0, 0};
 }
 
 int64_t nb_kv_row_bytes(int32_t fmt, int64_t head_dim) {
@@ -88,9 +104,9 @@ static inline float kv_at(const void *base, int fmt, int64_t o, int64_t d, int64
 }
 
 /// Element d of slot s's key in the tiles of f32 or f16 keys.
-static inline float kt_at(const void *base, int fmt, int64_t slot, int64_t d, int64_t hd) {
-    const int64_t i = nb_kv_key_index(slot, d, hd);
-    return fmt == NB_KV_F32 ? ((const float *)base)[i] : nb_h2f(((const uint16_t *)base)[i]);
+static inline float kt_at(kv_rows kv, int64_t slot, int64_t d, int64_t hd) {
+    const int64_t i = kt_unit(kv, slot, hd) + d * NB_KV_TILE;
+    return kv.fmt == NB_KV_F32 ? ((const float *)kv.keys)[i] : nb_h2f(((const uint16_t *)kv.keys)[i]);
 }
 
 void nb_kv_store_key(int32_t fmt, const float *x, int64_t hd, void *keys, int64_t slot) {
@@ -161,7 +177,7 @@ static void tscores_scalar(const float *q, int G, kv_rows kv, int64_t slot0, int
         for (int64_t j = 0; j < c; j++) {
             const int64_t slot = j < run ? slot0 + j : j - run;
             float sum = 0;
-            for (int64_t d = 0; d < hd; d++) sum = fmaf(q[g * hd + d], kt_at(kv.keys, kv.fmt, slot, d, hd), sum);
+            for (int64_t d = 0; d < hd; d++) sum = fmaf(q[g * hd + d], kt_at(kv, slot, d, hd), sum);
             s[g * NB_ATT_CHUNK + j] = sum * scale;
         }
 }
@@ -367,9 +383,9 @@ NB_AVX512VNNI static inline __attribute__((always_inline)) void scores_q8_avx512
     const int8_t *base = kv.keys;
     int64_t j = 0;
     for (; j + 8 <= c; j += 8) {
-        if (kv.ahead)
+        if (kv.ahead_positions)
             for (int i = 0; i < 8; i++)
-                for (int64_t b = 0; b < kv.row_bytes; b += 64) NB_ATT_PREFETCH(kv, (const char *)base + off[j + i] + kv.ahead + b);
+                for (int64_t b = 0; b < kv.row_bytes; b += 64) NB_ATT_PREFETCH(kv, (const char *)base + off[NB_ATT_CHUNK + j + i] + b);
         const __m512i offs = _mm512_loadu_si512((const void *)(off + j));
         __m256 acc[NB_ATT_MAXG];
         for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
@@ -424,6 +440,22 @@ typedef void (*tscores_fn)(const float *, int, kv_rows, int64_t, int64_t, int64_
 typedef void (*values_fn)(const float *, int, kv_rows, const int64_t *, int64_t, int64_t, float *);
 typedef void (*scores_q8_fn)(const q8_query *, int, kv_rows, const int64_t *, int64_t, int64_t, float, float *);
 
+// off[j] = kv_unit of the j-th slot from `slot` on in a ring of `capacity` slots, j < n: runs
+// of `stride` apart up to the ring's end or a block's (runs the compiler vectorises, by
+// additions: a product per offset took 3 pmuludq and 4 shifts and adds per pair at the
+// baseline's SSE2).
+static void kv_offsets(kv_rows kv, int64_t stride, int64_t slot, int64_t n, int64_t capacity, int64_t *off) {
+    for (int64_t j = 0; j < n;) {
+        const int64_t to_block = ((int64_t)1 << kv.bshift) - (slot & (((int64_t)1 << kv.bshift) - 1));
+        int64_t len = n - j < capacity - slot ? n - j : capacity - slot;
+        len = len < to_block ? len : to_block;
+        int64_t o = kv_unit(kv, slot, stride);
+        for (int64_t i = 0; i < len; i++, o += stride) off[j + i] = o;
+        j += len;
+        slot = slot + len == capacity ? 0 : slot + len;
+    }
+}
+
 // G ≤ NB_ATT_MAXG heads: q and out hold G vectors of hd floats.
 static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t capacity, int64_t first, int64_t n, int64_t hd,
                       float scale, float *out, float *ml) {
@@ -449,28 +481,26 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
         q8_query_make(q, G, hd, &qq);
     }
     float s[NB_ATT_MAXG * NB_ATT_CHUNK];
-    int64_t off[NB_ATT_CHUNK];
+    // The chunk's offsets (kv_unit), then those of the positions kv.ahead_positions further
+    // on, which the kernels prefetch (off[NB_ATT_CHUNK + j]).
+    int64_t off[2 * NB_ATT_CHUNK];
     float m[NB_ATT_MAXG], l[NB_ATT_MAXG];
     for (int g = 0; g < G; g++) { m[g] = -INFINITY; l[g] = 0; }
     for (int64_t d = 0; d < G * hd; d++) out[d] = 0;
     int64_t slot = first % capacity;
     kv.l2 = nb_active_prefetch() == NB_PREFETCH_HW;
     kv.ahead_positions = kv.l2 ? NB_ATT_AHEAD_L2 : NB_ATT_AHEAD;
-    kv.ahead = kv.ahead_positions * stride;
     const int64_t vrun = kv.row_bytes <= NB_ATT_VRUN_ROW ? NB_ATT_VRUN : NB_ATT_CHUNK;
     for (int64_t j0 = 0; j0 < n; j0 += NB_ATT_CHUNK) {
         const int64_t c = n - j0 < NB_ATT_CHUNK ? n - j0 : NB_ATT_CHUNK;
-        // Slots slot, slot + 1, ... up to the end of the ring, then from 0: two runs the compiler
-        // vectorises (one loop carrying the slot and its wrap from position to position: 5 %
-        // slower, one thread in cache at 1,024 positions), by additions: a product per offset
-        // took 3 pmuludq and 4 shifts and adds per pair at the baseline's SSE2. (With the tree
+        // Slots slot, slot + 1, ... up to the end of the ring, then from 0: two runs (and within
+        // them, runs to each block's end: kv_offsets), not one loop carrying the slot and its
+        // wrap from position to position (5 % slower, one thread in cache at 1,024 positions). (With the tree
         // sum in nb_exp_sum_f32, one thread in cache at 1,024 positions on Zen 5: f16 17.5–18.7
         // → 16.3–16.6 µs a layer, q8 16.9–17.9 → 15.3–15.7 with the one gather below.)
         const int64_t run = capacity - slot < c ? capacity - slot : c, slot0 = slot;
-        int64_t o = slot * stride;
-        for (int64_t j = 0; j < run; j++, o += stride) off[j] = o;
-        o = 0;
-        for (int64_t j = run; j < c; j++, o += stride) off[j] = o;
+        kv_offsets(kv, stride, slot0, c, capacity, off);
+        kv_offsets(kv, stride, (slot0 + kv.ahead_positions) % capacity, c, capacity, off + NB_ATT_CHUNK);
         slot = run < c ? c - run : (slot + c == capacity ? 0 : slot + c);
         if (scores_q8) scores_q8(&qq, G, kv, off, c, hd, scale, s);
         else if (kv.fmt == NB_KV_Q8) scores_scalar(q, G, kv, off, c, hd, scale, s);
@@ -575,8 +605,12 @@ static void attention_task(void *ctx, int64_t task) {
         q = j->q + t * j->q_stride + kv * j->group * hd;
         out = j->out + t * j->q_stride + kv * j->group * hd;
     }
-    const int64_t row = nb_kv_row_bytes(j->format, hd), head = kv * nb_kv_slots(j->capacity) * row;
-    const kv_rows rows = kv_rows_of((const uint8_t *)j->keys + head, (const uint8_t *)j->values + head, j->format, hd);
+    const int64_t row = nb_kv_row_bytes(j->format, hd), head = kv * (j->block_slots ? j->block_slots : nb_kv_slots(j->capacity)) * row;
+    kv_rows rows = kv_rows_of((const uint8_t *)j->keys + head, (const uint8_t *)j->values + head, j->format, hd);
+    if (j->block_slots) {
+        rows.bshift = __builtin_ctzll((unsigned long long)j->block_slots);
+        rows.block_units = j->block_bytes >> rows.shift;
+    }
     attention_heads(rows, q, j->group, row >> rows.shift, j->capacity, first % j->capacity, n, hd, j->scale, out, ml);
 }
 

@@ -16,9 +16,10 @@ Q8ATTR static inline __attribute__((always_inline)) void Q8_CAT(Q8NAME, _g)(cons
     for (int64_t j = 0; j < c; j += 4) {
         const int8_t *row[4];
         for (int i = 0; i < 4; i++) row[i] = (const int8_t *)kv.keys + off[j + i < c ? j + i : c - 1];  // past c: repeats, not stored
-        if (kv.ahead)
+        if (kv.ahead_positions)  // off[NB_ATT_CHUNK + j]: the position ahead's row
             for (int i = 0; i < 4; i++)
-                for (int64_t b = 0; b < kv.row_bytes; b += 64) NB_ATT_PREFETCH(kv, (const char *)row[i] + kv.ahead + b);
+                for (int64_t b = 0; b < kv.row_bytes; b += 64)
+                    NB_ATT_PREFETCH(kv, (const char *)kv.keys + off[NB_ATT_CHUNK + (j + i < c ? j + i : c - 1)] + b);
         __m128 acc[NB_ATT_MAXG];
         for (int g = 0; g < G; g++) acc[g] = _mm_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {

@@ -27,7 +27,7 @@ VATTR static inline __attribute__((always_inline)) void VNAME(tscores_run)(const
     const int free = NB_ATT_REGS - G - (fmt == NB_KV_F32 ? 1 : 2);
     const int T = free / G < 1 ? 1 : free / G > NB_ATT_MAXT ? NB_ATT_MAXT : free / G;
     const int shift = fmt == NB_KV_F32 ? 2 : 1;
-    const int64_t row = (int64_t)NB_KV_TILE << shift, tile_bytes = hd * row;
+    const int64_t row = (int64_t)NB_KV_TILE << shift;
     // The lines kv.ahead_positions ahead, spread over the step's FMAs (PF a row of the
     // head dimensions: the T units' share of the bytes). A tile's 32 or 64 lines fetched at
     // once when its first unit came made attention from memory 10 % slower than with rows.
@@ -39,14 +39,14 @@ VATTR static inline __attribute__((always_inline)) void VNAME(tscores_run)(const
         const char *p[NB_ATT_MAXT];
         for (int i = 0; i < T; i++) {
             const int64_t w = u + i < u1 ? u + i : u1 - 1;  // past the run: repeats, not copied out
-            p[i] = (const char *)kv.keys + (w * VW / NB_KV_TILE) * tile_bytes + (((w * VW) % NB_KV_TILE) << shift);
+            p[i] = (const char *)kv.keys + (kt_unit(kv, w * VW, hd) << shift);
         }
-        const char *pf = (const char *)kv.keys + ((u * VW + kv.ahead_positions) * hd << shift);
+        const char *pf = (const char *)kv.keys + (kv_unit(kv, u * VW + kv.ahead_positions, hd) << shift);
         V acc[NB_ATT_MAXG][NB_ATT_MAXT];
         for (int g = 0; g < G; g++)
             for (int i = 0; i < T; i++) acc[g][i] = V_ZERO();
         for (int64_t d = 0, o = 0; d < hd; d++, o += row) {
-            if (kv.ahead)
+            if (kv.ahead_positions)
                 for (int l = 0; l < PF; l++) NB_ATT_PREFETCH(kv, pf + (d * PF + l) * 64);
             V qd[NB_ATT_MAXG];
             for (int g = 0; g < G; g++) qd[g] = V_SET1(q[g * hd + d]);
@@ -77,9 +77,9 @@ VATTR static inline __attribute__((always_inline)) void VNAME(values_pass)(const
     for (int g = 0; g < G; g++)
         for (int e = 0; e < D; e++) o[g][e] = V_LOAD(out + g * hd + d + e * VW);
     for (int64_t j = 0; j < c; j++) {
-        if (kv.ahead && d == 0)
+        if (kv.ahead_positions && d == 0)  // off[NB_ATT_CHUNK + j]: the position ahead's row
             for (int64_t b = 0; b < kv.row_bytes; b += 64)
-                NB_ATT_PREFETCH(kv, (const char *)kv.values + ((off[j] + kv.ahead) << kv.shift) + b);
+                NB_ATT_PREFETCH(kv, (const char *)kv.values + (off[NB_ATT_CHUNK + j] << kv.shift) + b);
         V wj[NB_ATT_MAXG];
         for (int g = 0; g < G; g++) wj[g] = V_SET1(w[g * NB_ATT_CHUNK + j]);
         for (int e = 0; e < D; e++) {

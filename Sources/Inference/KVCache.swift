@@ -7,18 +7,23 @@ import Quantization
 ///
 /// Each layer has its own capacity. A full-attention layer holds every position of the
 /// context; a sliding-window layer holds only its window (plus one prefill batch) as a
-/// ring: position p lives in slot p mod capacity. Layout per layer:
-/// `[kvHead][slot][headDim]`, so the keys of one KV head are one contiguous run that
-/// attention streams from start to end (with `[slot][kvHeads × headDim]` it read 128 of
-/// every 384 bytes on SmolLM2 and ran 1.6× slower from memory); a head's value in slot s is
-/// at `(head * slots + s) * rowBytes` bytes, where `slots` is the capacity rounded up to
-/// whole tiles of `NB_KV_TILE`. f32 and f16 keys are in those tiles, transposed
+/// ring: position p lives in slot p mod capacity.
+///
+/// Layout: the slots come in blocks of `blockSlots` (256), and the layers of one capacity
+/// lie block by block: `[block][layer][kvHead][blockSlots slots][headDim]`. Within a block,
+/// the keys of one KV head are one contiguous run that attention streams from start to end
+/// (with `[slot][kvHeads × headDim]` it read 128 of every 384 bytes on SmolLM2 and ran 1.6×
+/// slower from memory). f32 and f16 keys are in tiles of `NB_KV_TILE` slots, transposed
 /// (`nb_kv_key_index`: element d of 16 slots side by side), so that attention scores 8 or
-/// 16 positions with one chain of vector FMAs and no reductions; q8 keys are rows. Pages are committed only as slots are used:
-/// the cache is in 4 KiB pages, not huge ones (`HugePages`), since every 2 MiB of it holds
-/// slots of several heads and all of it would be committed with the first token. (In huge
-/// pages decode at 1,024 tokens was about 4 % faster on SmolLM2, and a Gemma 3 process at
-/// a 1,024-token context 7 MiB larger: BENCHMARKS.md, 2026-12-05 21:30.)
+/// 16 positions with one chain of vector FMAs and no reductions; q8 keys are rows.
+///
+/// The cache is in transparent huge pages (`HugePages`): decode reads all of it every
+/// token, and in 4 KiB pages that is a TLB miss every 4 KiB (decode at 1,024 tokens about
+/// 4 % slower; BENCHMARKS.md, 2026-12-07 03:30). Blocks keep it committed as it fills:
+/// positions 0..<256 of every layer are the first blocks, and a huge page is committed
+/// only when a position in it is first stored. (Laid out by layer and head, every 2 MiB
+/// would hold slots of several heads, and the first token would commit all of it.)
+/// A layer of `blockSlots` or fewer is one block of its capacity rounded up to whole tiles.
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     /// Slots per layer.
@@ -29,38 +34,59 @@ public final class KVCache: @unchecked Sendable {
     public let type: KVCacheType
     /// Bytes of one head's keys (or values) in one slot.
     public let rowBytes: Int
-    /// Byte offset of each layer's first slot.
-    private let layerOffsets: [Int]
+    /// Slots per block (a power of two, a multiple of `NB_KV_TILE`).
+    public let blockSlots: Int
+    /// Per layer: the byte offset of its head 0, slot 0; its block's width in slots
+    /// (`blockSlots`, or the whole layer when it is one block); the bytes from one of its
+    /// blocks to the next.
+    private let layout: [(base: Int, width: Int, stride: Int)]
     private let keys: AlignedBuffer
     private let values: AlignedBuffer
 
     public var byteCount: Int { keys.byteCount + values.byteCount }
 
+    public static let defaultBlockSlots = 256
+
+    /// Slots a layer of `capacity` takes: whole blocks, or whole tiles when it is one block.
+    static func slots(capacity: Int, blockSlots: Int) -> Int {
+        capacity <= blockSlots ? Int(nb_kv_slots(Int64(capacity))) : (capacity + blockSlots - 1) / blockSlots * blockSlots
+    }
+
     /// Bytes a cache of these capacities takes (what `Footprint` counts).
-    public static func byteCount(capacities: [Int], kvDim: Int, headDim: Int, type: KVCacheType) -> Int {
-        2 * capacities.reduce(0) { $0 + Int(nb_kv_slots(Int64($1))) } * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
+    public static func byteCount(capacities: [Int], kvDim: Int, headDim: Int, type: KVCacheType,
+                                 blockSlots: Int = defaultBlockSlots) -> Int {
+        2 * capacities.reduce(0) { $0 + slots(capacity: $1, blockSlots: blockSlots) } * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
     }
 
     /// `headDim` divides `kvDim` (the default, kvDim: one KV head).
-    /// - Precondition: `type.supports(headDim:)` (Footprint.plan checks it for a model).
-    public init(capacities: [Int], kvDim: Int, headDim: Int? = nil, type: KVCacheType) throws {
+    /// - Precondition: `type.supports(headDim:)` (Footprint.plan checks it for a model);
+    ///   `blockSlots` a power of two and a multiple of `NB_KV_TILE`.
+    public init(capacities: [Int], kvDim: Int, headDim: Int? = nil, type: KVCacheType, blockSlots: Int = defaultBlockSlots) throws {
         precondition(capacities.allSatisfy { $0 >= 1 })
         precondition(kvDim % (headDim ?? kvDim) == 0)
+        precondition(blockSlots > 0 && blockSlots & (blockSlots - 1) == 0 && blockSlots % Int(NB_KV_TILE) == 0)
         layerCount = capacities.count
         self.capacities = capacities
         self.kvDim = kvDim
         self.headDim = headDim ?? kvDim
         precondition(type.supports(headDim: self.headDim))
         self.type = type
+        self.blockSlots = blockSlots
         rowBytes = type.rowBytes(headDim: self.headDim)
-        var offsets: [Int] = []
-        var total = 0
-        for c in capacities {
-            offsets.append(total)
-            total += Int(nb_kv_slots(Int64(c))) * type.bytesPerPosition(kvDim: kvDim, headDim: self.headDim)
+        // The layers of one slot count together, block by block, in the order they first come.
+        let slots = capacities.map { Self.slots(capacity: $0, blockSlots: blockSlots) }
+        let perPosition = type.bytesPerPosition(kvDim: kvDim, headDim: self.headDim)
+        var layout = [(base: Int, width: Int, stride: Int)](repeating: (0, 0, 0), count: capacities.count)
+        var total = 0, seen = Set<Int>()
+        for n in slots where seen.insert(n).inserted {
+            let group = slots.indices.filter { slots[$0] == n }, width = min(n, blockSlots)
+            let stride = group.count * width * perPosition
+            for (i, l) in group.enumerated() { layout[l] = (total + i * width * perPosition, width, stride) }
+            total += n / width * stride
         }
-        layerOffsets = offsets
-        guard let keys = AlignedBuffer(byteCount: total), let values = AlignedBuffer(byteCount: total) else {
+        self.layout = layout
+        guard let keys = AlignedBuffer(byteCount: total, hugePages: true),
+              let values = AlignedBuffer(byteCount: total, hugePages: true) else {
             throw QuantizationError.outOfMemory(bytes: 2 * total, what: "the KV cache")
         }
         self.keys = keys
@@ -72,18 +98,32 @@ public final class KVCache: @unchecked Sendable {
         try self.init(capacities: [Int](repeating: capacity, count: layerCount), kvDim: kvDim, headDim: headDim, type: type)
     }
 
+    /// Byte offset of `head`'s slot `slot` of `layer` (of the key tile it is in, for f32 and f16 keys).
     @inline(__always)
     private func offset(_ layer: Int, head: Int, slot: Int) -> Int {
-        layerOffsets[layer] + (head * Int(nb_kv_slots(Int64(capacities[layer]))) + slot) * rowBytes
+        let (base, width, stride) = layout[layer]
+        return base + slot / width * stride + (head * width + slot % width) * rowBytes
     }
 
-    /// The keys of KV head `head` of `layer`: `nb_kv_slots(capacity)` slots in tiles (f32,
-    /// f16) or rows (q8), as `nb_kv_store_key` writes them.
+    /// What `nb_attention_job` needs of layer `layer`: head 0's keys and values at slot 0,
+    /// `block_slots` (0: one block) and `block_bytes`.
+    func attentionLayout(layer: Int) -> (keys: UnsafeRawPointer, values: UnsafeRawPointer, blockSlots: Int64, blockBytes: Int64) {
+        let (base, width, stride) = layout[layer]
+        let oneBlock = Self.slots(capacity: capacities[layer], blockSlots: blockSlots) == width
+        return (UnsafeRawPointer(keys.pointer + base), UnsafeRawPointer(values.pointer + base),
+                oneBlock ? 0 : Int64(width), oneBlock ? 0 : Int64(stride))
+    }
+
+    /// The keys of KV head `head` of `layer` in the block that holds `slot`, as `nb_kv_store_key`
+    /// takes them, and the slot's index in that block.
     @inline(__always)
-    public func keys(layer: Int, head: Int) -> UnsafeMutableRawPointer { keys.pointer + offset(layer, head: head, slot: 0) }
+    func keyBlock(layer: Int, head: Int, slot: Int) -> (UnsafeMutableRawPointer, Int) {
+        let width = layout[layer].width
+        return (keys.pointer + offset(layer, head: head, slot: slot / width * width), slot % width)
+    }
 
     @inline(__always)
-    public func values(layer: Int, head: Int, slot: Int) -> UnsafeMutableRawPointer {
+    func values(layer: Int, head: Int, slot: Int) -> UnsafeMutableRawPointer {
         values.pointer + offset(layer, head: head, slot: slot)
     }
 
@@ -99,10 +139,10 @@ public final class KVCache: @unchecked Sendable {
             let n = min(count - done, capacity - slot)
             // Position i's head h comes from (done + i) * kvDim + h * headDim.
             for h in 0..<(kvDim / headDim) {
-                let kd = keys(layer: layer, head: h)
                 for i in 0..<n {
                     let from = (done + i) * kvDim + h * headDim
-                    nb_kv_store_key(type.kernelFormat, k + from, Int64(headDim), kd, Int64(slot + i))
+                    let (kd, index) = keyBlock(layer: layer, head: h, slot: slot + i)
+                    nb_kv_store_key(type.kernelFormat, k + from, Int64(headDim), kd, Int64(index))
                     let vd = values(layer: layer, head: h, slot: slot + i)
                     switch type {
                     case .f32: vd.copyMemory(from: v + from, byteCount: headDim * 4)
@@ -122,8 +162,8 @@ public final class KVCache: @unchecked Sendable {
             let next = layer + 1 < layerCount ? layer + 1 : 0, at = next == layer + 1 ? position : position + 1
             let slot = at % capacities[next]
             for h in 0..<(kvDim / headDim) {
-                nb_kv_prefetch_store(type.kernelFormat, keys(layer: next, head: h), values(layer: next, head: h, slot: slot),
-                                     Int64(headDim), Int64(slot))
+                let (kd, index) = keyBlock(layer: next, head: h, slot: slot)
+                nb_kv_prefetch_store(type.kernelFormat, kd, values(layer: next, head: h, slot: slot), Int64(headDim), Int64(index))
             }
         }
     }

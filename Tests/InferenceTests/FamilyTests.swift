@@ -153,6 +153,41 @@ import TestFixtures
         let again = Array(UnsafeBufferPointer(start: engine.state.logits, count: vocab))
         #expect(close(again[...], try unwrapped(early).suffix(vocab)))
     }
+
+    /// The cache's slots come in blocks (`KVCache.blockSlots`, so that huge pages are
+    /// committed as positions fill it). A cache of 16-slot blocks gives the logits of a cache
+    /// of one block per layer bit for bit, in every cache format the head dimension allows:
+    /// a prefill, then decode token by token on three threads (with two KV heads, positions
+    /// split in three parts from 96 on), past the end of a sliding layer's ring (Mistral's,
+    /// every layer), which falls inside a block.
+    @Test(arguments: ["llama", "mistral"])
+    func blocksOfSlotsAttendAsOneBlock(family: String) throws {
+        let engine = try Engine(path: try Self.gguf(family), precision: .f32, threads: 3, context: 128)
+        let c = engine.config, vocab = c.vocabSize, capacities = engine.cache.capacities
+        #expect(capacities.allSatisfy { $0 <= KVCache.defaultBlockSlots })  // one block each by default
+        #expect(c.kvHeadCount == 2 && c.layerCount >= 2)  // several heads and layers a block
+        if family == "mistral" { #expect(capacities.allSatisfy { $0 < 120 && $0 % 16 != 0 }) }
+        var rng = SystemRandomNumberGenerator()
+        let tokens = (0..<120).map { _ in Int32(Int.random(in: 3..<vocab, using: &rng)) }
+        for type in [KVCacheType.f32, .f16, .q8] where type.supports(headDim: c.headDim) {
+            let blocks = try KVCache(capacities: capacities, kvDim: c.kvDim, headDim: c.headDim, type: type, blockSlots: 16)
+            let whole = try KVCache(capacities: capacities, kvDim: c.kvDim, headDim: c.headDim, type: type)
+            var logits: [[Float]] = [[], []]
+            for (i, cache) in [blocks, whole].enumerated() {
+                var start = 0
+                while start < tokens.count {
+                    let n = start == 0 ? 40 : 1
+                    tokens[start..<(start + n)].withUnsafeBufferPointer {
+                        engine.model.forward(tokens: $0.baseAddress!, count: n, start: start, cache: cache, state: engine.state,
+                                             pool: engine.pool, logitsFrom: n - 1)
+                    }
+                    logits[i] += UnsafeBufferPointer(start: engine.state.logits, count: vocab)
+                    start += n
+                }
+            }
+            #expect(logits[0] == logits[1], "\(family), \(type) cache")
+        }
+    }
 }
 
 /// Gemma 3 270M (base) Q4_K_M, the file `make gemma` fetches, against transformers

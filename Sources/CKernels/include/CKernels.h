@@ -203,14 +203,19 @@ void nb_kv_q8_dequantize(const void *row, int64_t head_dim, float *x);
 
 /// One layer's attention as tasks on a pool, run from C: a Swift closure per call (what
 /// this replaced) was allocated on every call, 2 allocations per layer and token, and
-/// retained and released on every task. The cache keeps each KV head's `capacity`
-/// positions of `head_dim` elements contiguous (head h's at keys + h · nb_kv_slots(capacity) ·
-/// nb_kv_row_bytes(format, head_dim) bytes; keys in tiles, see NB_KV_TILE), slot =
-/// position % capacity.
+/// retained and released on every task. Slot = position % capacity. With block_slots 0 the
+/// cache keeps each KV head's positions contiguous: head h's nb_kv_slots(capacity) slots of
+/// R = nb_kv_row_bytes(format, head_dim) bytes at keys + h · nb_kv_slots(capacity) · R (keys in
+/// tiles, see NB_KV_TILE). Otherwise the slots come in blocks of block_slots (a power of two,
+/// a multiple of NB_KV_TILE) laid block_bytes apart, each block holding every head's
+/// block_slots slots in turn: slot s of head h at keys + (s / block_slots) · block_bytes +
+/// (h · block_slots + s % block_slots) · R, a block's keys in tiles as a head's would be
+/// (KVCache: so that the cache, in huge pages, is committed as positions fill it).
 typedef struct nb_attention_job {
     const void *keys, *values;       // the layer's head 0, slot 0
     int32_t format;                  // NB_KV_F32, NB_KV_F16, NB_KV_Q8
     int64_t capacity, head_dim;
+    int64_t block_slots, block_bytes;
     int64_t kv_heads, group;         // query heads per KV head
     const float *q;                  // token t's query head h at q + t · q_stride + h · head_dim
     float *out;                      // the same layout (parts > 1: part p's at out + p · q_stride)

@@ -112,8 +112,10 @@ enum Layers {
         let lastSeen = start + count - 1, firstSeen = window.map { max(0, lastSeen - $0 + 1) } ?? 0
         precondition(hd == cache.headDim && lastSeen - firstSeen + 1 <= cache.capacities[l])
         // The tasks run from C (nb_attention_run): no closure allocated per call.
-        var job = nb_attention_job(keys: cache.keys(layer: l, head: 0), values: cache.values(layer: l, head: 0, slot: 0),
+        let layout = cache.attentionLayout(layer: l)
+        var job = nb_attention_job(keys: layout.keys, values: layout.values,
                                    format: cache.type.kernelFormat, capacity: Int64(cache.capacities[l]), head_dim: Int64(hd),
+                                   block_slots: layout.blockSlots, block_bytes: layout.blockBytes,
                                    kv_heads: Int64(kvHeads), group: Int64(group), q: s.q, out: s.attention, q_stride: Int64(qDim),
                                    scale: scale, count: Int64(count), start: Int64(start), window: Int64(window ?? 0),
                                    parts: 1, first: 0, n: 0, ml: nil)
