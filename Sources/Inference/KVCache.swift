@@ -18,12 +18,13 @@ import Quantization
 /// 16 positions with one chain of vector FMAs and no reductions; q8 keys are rows.
 ///
 /// The cache is in transparent huge pages (`HugePages`): decode reads all of it every
-/// token, and in 4 KiB pages that is a TLB miss every 4 KiB (decode at 1,024 tokens about
-/// 4 % slower; BENCHMARKS.md, 2026-12-07 03:30). Blocks keep it committed as it fills:
+/// token, and in 4 KiB pages that is a TLB miss every 4 KiB (attention 4–19 % slower;
+/// BENCHMARKS.md, 2026-12-07 04:05). Blocks keep it committed as it fills:
 /// positions 0..<256 of every layer are the first blocks, and a huge page is committed
 /// only when a position in it is first stored. (Laid out by layer and head, every 2 MiB
 /// would hold slots of several heads, and the first token would commit all of it.)
-/// A layer of `blockSlots` or fewer is one block of its capacity rounded up to whole tiles.
+/// A layer of `blockSlots` or fewer is one block of its capacity rounded up to whole tiles
+/// (`geometry`: a longer ring may have narrower blocks).
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     /// Slots per layer.
@@ -47,15 +48,25 @@ public final class KVCache: @unchecked Sendable {
 
     public static let defaultBlockSlots = 256
 
-    /// Slots a layer of `capacity` takes: whole blocks, or whole tiles when it is one block.
-    static func slots(capacity: Int, blockSlots: Int) -> Int {
-        capacity <= blockSlots ? Int(nb_kv_slots(Int64(capacity))) : (capacity + blockSlots - 1) / blockSlots * blockSlots
+    /// The slots a layer of `capacity` takes and its blocks' width: one block of whole tiles
+    /// up to `blockSlots`; above, whole blocks of `blockSlots`, or of the widest power of two
+    /// below it that wastes at most 1/16 of the capacity (Gemma 3's rings of 575 slots: 9
+    /// blocks of 64, where blocks of 256 would leave 193 slots unused).
+    static func geometry(capacity: Int, blockSlots: Int) -> (slots: Int, width: Int) {
+        if capacity <= blockSlots {
+            let slots = Int(nb_kv_slots(Int64(capacity)))
+            return (slots, slots)
+        }
+        func whole(_ w: Int) -> Int { (capacity + w - 1) / w * w }
+        var width = blockSlots
+        while width > Int(NB_KV_TILE) && whole(width) - capacity > capacity / 16 { width /= 2 }
+        return (whole(width), width)
     }
 
     /// Bytes a cache of these capacities takes (what `Footprint` counts).
     public static func byteCount(capacities: [Int], kvDim: Int, headDim: Int, type: KVCacheType,
                                  blockSlots: Int = defaultBlockSlots) -> Int {
-        2 * capacities.reduce(0) { $0 + slots(capacity: $1, blockSlots: blockSlots) } * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
+        2 * capacities.reduce(0) { $0 + geometry(capacity: $1, blockSlots: blockSlots).slots } * type.bytesPerPosition(kvDim: kvDim, headDim: headDim)
     }
 
     /// `headDim` divides `kvDim` (the default, kvDim: one KV head).
@@ -74,12 +85,12 @@ public final class KVCache: @unchecked Sendable {
         self.blockSlots = blockSlots
         rowBytes = type.rowBytes(headDim: self.headDim)
         // The layers of one slot count together, block by block, in the order they first come.
-        let slots = capacities.map { Self.slots(capacity: $0, blockSlots: blockSlots) }
+        let geometry = capacities.map { Self.geometry(capacity: $0, blockSlots: blockSlots) }
         let perPosition = type.bytesPerPosition(kvDim: kvDim, headDim: self.headDim)
         var layout = [(base: Int, width: Int, stride: Int)](repeating: (0, 0, 0), count: capacities.count)
-        var total = 0, seen = Set<Int>()
-        for n in slots where seen.insert(n).inserted {
-            let group = slots.indices.filter { slots[$0] == n }, width = min(n, blockSlots)
+        var total = 0, seen = Set<[Int]>()
+        for (n, width) in geometry where seen.insert([n, width]).inserted {
+            let group = geometry.indices.filter { geometry[$0] == (n, width) }
             let stride = group.count * width * perPosition
             for (i, l) in group.enumerated() { layout[l] = (total + i * width * perPosition, width, stride) }
             total += n / width * stride
@@ -109,7 +120,7 @@ public final class KVCache: @unchecked Sendable {
     /// `block_slots` (0: one block) and `block_bytes`.
     func attentionLayout(layer: Int) -> (keys: UnsafeRawPointer, values: UnsafeRawPointer, blockSlots: Int64, blockBytes: Int64) {
         let (base, width, stride) = layout[layer]
-        let oneBlock = Self.slots(capacity: capacities[layer], blockSlots: blockSlots) == width
+        let oneBlock = Self.geometry(capacity: capacities[layer], blockSlots: blockSlots).slots == width
         return (UnsafeRawPointer(keys.pointer + base), UnsafeRawPointer(values.pointer + base),
                 oneBlock ? 0 : Int64(width), oneBlock ? 0 : Int64(stride))
     }

@@ -165,6 +165,12 @@ import TestFixtures
         let engine = try Engine(path: try Self.gguf(family), precision: .f32, threads: 3, context: 128)
         let c = engine.config, vocab = c.vocabSize, capacities = engine.cache.capacities
         #expect(capacities.allSatisfy { $0 <= KVCache.defaultBlockSlots })  // one block each by default
+        // Slots and block widths: whole tiles in one block; whole blocks, narrower where 256 waste more than 1/16.
+        #expect(KVCache.geometry(capacity: 100, blockSlots: 256) == (112, 112))
+        #expect(KVCache.geometry(capacity: 4096, blockSlots: 256) == (4096, 256))
+        #expect(KVCache.geometry(capacity: 3000, blockSlots: 256) == (3072, 256))
+        #expect(KVCache.geometry(capacity: 575, blockSlots: 256) == (576, 64))  // Gemma 3's rings
+        #expect(KVCache.geometry(capacity: 79, blockSlots: 16) == (80, 16))
         #expect(c.kvHeadCount == 2 && c.layerCount >= 2)  // several heads and layers a block
         if family == "mistral" { #expect(capacities.allSatisfy { $0 < 120 && $0 % 16 != 0 }) }
         var rng = SystemRandomNumberGenerator()
