@@ -444,27 +444,59 @@ typedef void (*scores_q8_fn)(const q8_query *, int, kv_rows, const int64_t *, in
 // of `stride` apart up to the ring's end or a block's (runs the compiler vectorises, by
 // additions: a product per offset took 3 pmuludq and 4 shifts and adds per pair at the
 // baseline's SSE2).
-static void kv_offsets(kv_rows kv, int64_t stride, int64_t slot, int64_t n, int64_t capacity, int64_t *off) {
-    for (int64_t j = 0; j < n;) {
-        const int64_t to_block = ((int64_t)1 << kv.bshift) - (slot & (((int64_t)1 << kv.bshift) - 1));
-        int64_t len = n - j < capacity - slot ? n - j : capacity - slot;
-        len = len < to_block ? len : to_block;
-        int64_t o = kv_unit(kv, slot, stride);
-        for (int64_t i = 0; i < len; i++, o += stride) off[j + i] = o;
-        j += len;
-        slot = slot + len == capacity ? 0 : slot + len;
+// Compiled for each instruction set (the driver below is the baseline's; at SSE2 these
+// loops, two stores of offsets a step, took 40 % of its time at 1,024 positions).
+#define NB_KV_OFFSETS_BODY                                                                                         \
+    {                                                                                                              \
+        for (int64_t j = 0; j < n;) {                                                                              \
+            const int64_t to_block = ((int64_t)1 << kv.bshift) - (slot & (((int64_t)1 << kv.bshift) - 1));         \
+            int64_t len = n - j < capacity - slot ? n - j : capacity - slot;                                       \
+            len = len < to_block ? len : to_block;                                                                 \
+            int64_t o = kv_unit(kv, slot, stride);                                                                 \
+            for (int64_t i = 0; i < len; i++, o += stride) off[j + i] = o;                                         \
+            j += len;                                                                                              \
+            slot = slot + len == capacity ? 0 : slot + len;                                                        \
+        }                                                                                                          \
     }
-}
+typedef void (*kv_offsets_fn)(kv_rows, int64_t, int64_t, int64_t, int64_t, int64_t *);
+static void kv_offsets(kv_rows kv, int64_t stride, int64_t slot, int64_t n, int64_t capacity, int64_t *off) NB_KV_OFFSETS_BODY
+
+// The largest of s[0...c) (c ≥ 1), in 16 lanes (any order gives the same maximum: only
+// NaN could tell, and one at s[0] is kept, one elsewhere never taken, whatever the lanes).
+#define NB_CHUNK_MAX_BODY                                                                                          \
+    {                                                                                                              \
+        float lanes[16], m = s[0];                                                                                 \
+        for (int e = 0; e < 16; e++) lanes[e] = s[0];                                                              \
+        int64_t j = 0;                                                                                             \
+        for (; j + 16 <= c; j += 16)                                                                               \
+            for (int e = 0; e < 16; e++) lanes[e] = s[j + e] > lanes[e] ? s[j + e] : lanes[e];                     \
+        for (int e = 0; e < 16; e++) m = lanes[e] > m ? lanes[e] : m;                                              \
+        for (; j < c; j++) m = s[j] > m ? s[j] : m;                                                                \
+        return m;                                                                                                  \
+    }
+typedef float (*chunk_max_fn)(const float *, int64_t);
+static float chunk_max(const float *s, int64_t c) NB_CHUNK_MAX_BODY
+
+#if defined(__x86_64__)
+NB_AVX2 static void kv_offsets_avx2(kv_rows kv, int64_t stride, int64_t slot, int64_t n, int64_t capacity, int64_t *off) NB_KV_OFFSETS_BODY
+NB_AVX512 static void kv_offsets_avx512(kv_rows kv, int64_t stride, int64_t slot, int64_t n, int64_t capacity, int64_t *off) NB_KV_OFFSETS_BODY
+NB_AVX2 static float chunk_max_avx2(const float *s, int64_t c) NB_CHUNK_MAX_BODY
+NB_AVX512 static float chunk_max_avx512(const float *s, int64_t c) NB_CHUNK_MAX_BODY
+#endif
 
 // G ≤ NB_ATT_MAXG heads: q and out hold G vectors of hd floats.
 static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t capacity, int64_t first, int64_t n, int64_t hd,
                       float scale, float *out, float *ml) {
     tscores_fn tscores = tscores_scalar;  // f32 and f16 keys (tiles)
     values_fn values = values_scalar;
+    kv_offsets_fn offsets = kv_offsets;
+    chunk_max_fn cmax = chunk_max;
 #if defined(__x86_64__)
     nb_isa isa = nb_active_isa();
     if (isa == NB_ISA_AVX512 && hd % 16 == 0) { tscores = tscores_avx512; values = values_avx512; }
     else if (nb_isa_has_avx2(isa) && hd % 8 == 0) { tscores = tscores_avx2; values = values_avx2; }
+    if (isa == NB_ISA_AVX512) { offsets = kv_offsets_avx512; cmax = chunk_max_avx512; }
+    else if (nb_isa_has_avx2(isa)) { offsets = kv_offsets_avx2; cmax = chunk_max_avx2; }
 #endif
     // q8 keys (rows): integer scores against the query's q8 codes (any head dimension up to
     // NB_ATT_Q8_MAXHD: the blocks are 32 codes at every level; above it, scores_scalar).
@@ -499,20 +531,15 @@ static void attention(kv_rows kv, const float *q, int G, int64_t stride, int64_t
         // sum in nb_exp_sum_f32, one thread in cache at 1,024 positions on Zen 5: f16 17.5–18.7
         // → 16.3–16.6 µs a layer, q8 16.9–17.9 → 15.3–15.7 with the one gather below.)
         const int64_t run = capacity - slot < c ? capacity - slot : c, slot0 = slot;
-        kv_offsets(kv, stride, slot0, c, capacity, off);
-        kv_offsets(kv, stride, (slot0 + kv.ahead_positions) % capacity, c, capacity, off + NB_ATT_CHUNK);
+        offsets(kv, stride, slot0, c, capacity, off);
+        offsets(kv, stride, (slot0 + kv.ahead_positions) % capacity, c, capacity, off + NB_ATT_CHUNK);
         slot = run < c ? c - run : (slot + c == capacity ? 0 : slot + c);
         if (scores_q8) scores_q8(&qq, G, kv, off, c, hd, scale, s);
         else if (kv.fmt == NB_KV_Q8) scores_scalar(q, G, kv, off, c, hd, scale, s);
         else tscores(q, G, kv, slot0, run, c, hd, scale, s);
         for (int g = 0; g < G; g++) {
             float *sg = s + g * NB_ATT_CHUNK, *og = out + g * hd;
-            float lanes[8] = {sg[0], sg[0], sg[0], sg[0], sg[0], sg[0], sg[0], sg[0]}, cm = sg[0];
-            int64_t j = 0;
-            for (; j + 8 <= c; j += 8)
-                for (int e = 0; e < 8; e++) lanes[e] = sg[j + e] > lanes[e] ? sg[j + e] : lanes[e];
-            for (int e = 0; e < 8; e++) cm = lanes[e] > cm ? lanes[e] : cm;
-            for (; j < c; j++) cm = sg[j] > cm ? sg[j] : cm;
+            const float cm = cmax(sg, c);
             if (cm > m[g]) {
                 if (l[g] > 0) {  // rescale what the earlier chunks added by e^(m_old − m_new)
                     float factor = m[g];
