@@ -28,16 +28,19 @@ public final class AlignedBuffer: @unchecked Sendable {
 
     /// - Parameters:
     ///   - hugePages: a buffer of a megabyte or more in transparent huge pages.
+    ///   - smallHead: with `hugePages`, the first 2 MiB stay in 4 KiB pages, so that memory
+    ///     filled from the start (the KV cache) commits no more than it uses while it is
+    ///     short, and huge pages after that.
     ///   - mapped: a map of its own at any size, for scratch freed as soon as it is used,
     ///     so that the heap never holds it. (The loader's staging buffers, freed between
     ///     matrices, raised peak RSS by 13 MiB in one load of five once the weights no
     ///     longer came from the heap and filled what they left.)
     /// - Returns: nil when the memory cannot be had (so a failed precision switch can
     ///   keep the old weights instead of crashing).
-    public init?(byteCount: Int, hugePages: Bool = false, mapped: Bool = false) {
+    public init?(byteCount: Int, hugePages: Bool = false, smallHead: Bool = false, mapped: Bool = false) {
         guard byteCount >= 0 else { return nil }
         if byteCount >= AlignedBuffer.mapThreshold || mapped {
-            guard let (raw, length) = HugePages.map(byteCount, huge: hugePages) else { return nil }
+            guard let (raw, length) = HugePages.map(byteCount, huge: hugePages, smallHead: smallHead) else { return nil }
             pointer = raw
             storage = .map(length: length)
         } else {
@@ -88,8 +91,9 @@ enum HugePages {
     static let size = 2 << 20
 
     /// `bytes` (rounded up to 4 KiB) of fresh zeroed memory and the length to unmap, or nil;
-    /// `huge`: 2 MiB-aligned and advised for huge pages (Linux; elsewhere a plain map).
-    static func map(_ bytes: Int, huge: Bool = true) -> (UnsafeMutableRawPointer, Int)? {
+    /// `huge`: 2 MiB-aligned and advised for huge pages (Linux; elsewhere a plain map), all
+    /// of it or, with `smallHead`, all but the first 2 MiB.
+    static func map(_ bytes: Int, huge: Bool = true, smallHead: Bool = false) -> (UnsafeMutableRawPointer, Int)? {
         let length = (max(bytes, 1) + 4095) & ~4095
         #if os(Linux)
         if huge {
@@ -101,7 +105,8 @@ enum HugePages {
             let tail = start + size - aligned
             if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + length), tail) }
             let pointer = UnsafeMutableRawPointer(bitPattern: aligned)!
-            _ = madvise(pointer, length, MADV_HUGEPAGE)  // a hint: no huge pages is not an error
+            let head = smallHead ? min(size, length) : 0
+            if head < length { _ = madvise(pointer + head, length - head, MADV_HUGEPAGE) }  // a hint: no huge pages is not an error
             return (pointer, length)
         }
         #endif
