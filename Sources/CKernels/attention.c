@@ -610,6 +610,17 @@ void nb_attention_merge(const float *parts, const float *ml, int64_t n_parts, in
     }
 }
 
+// Where part p of a split's positions starts (from j->first): at an equal share, moved to the
+// nearest position whose slot starts a key tile, so that no part scores a tile another scores
+// too (each chunk from an unaligned start spans one unit of 16 more). Decode's positions are
+// slots (the ring holds them all); a sliding layer's wrapped ring may leave them unaligned.
+static int64_t part_start(const nb_attention_job *j, int64_t p) {
+    if (p <= 0) return 0;
+    if (p >= j->parts) return j->n;
+    const int64_t at = j->first + j->n * p / j->parts, aligned = (at + NB_KV_TILE / 2) / NB_KV_TILE * NB_KV_TILE - j->first;
+    return aligned < 0 ? 0 : aligned > j->n ? j->n : aligned;
+}
+
 static void attention_task(void *ctx, int64_t task) {
     const nb_attention_job *j = ctx;
     const int64_t hd = j->head_dim;
@@ -619,8 +630,8 @@ static void attention_task(void *ctx, int64_t task) {
     if (j->parts > 1) {
         kv = task / j->parts;
         const int64_t p = task % j->parts, h = kv * j->group;
-        first = j->first + j->n * p / j->parts;
-        n = j->first + j->n * (p + 1) / j->parts - first;
+        first = j->first + part_start(j, p);
+        n = j->first + part_start(j, p + 1) - first;
         q = j->q + h * hd;
         out = j->out + p * j->q_stride + h * hd;
         ml = j->ml + (p * j->kv_heads * j->group + h) * 2;

@@ -14,6 +14,43 @@
 
 // NB_ATT_MAXT units of VW slots a step at most (AVX-512, G = 1...3: a chunk of 128 positions).
 #define NB_ATT_MAXT 8
+// A head's row of scores in tscores_run's t: a chunk and the units a run may reach past it.
+#define NB_ATT_TSTRIDE (NB_ATT_CHUNK + (NB_ATT_MAXT + 1) * VW)
+
+// One step of tscores_run: the T units from u on (u + T ≤ u1), G·T accumulators.
+VATTR static inline __attribute__((always_inline)) void VNAME(tscores_step)(const float *q, const int G, const int T, const int fmt,
+                                                                            kv_rows kv, int64_t u, int64_t u0, int64_t hd, V vscale,
+                                                                            float *t) {
+    const int shift = fmt == NB_KV_F32 ? 2 : 1;
+    const int64_t row = (int64_t)NB_KV_TILE << shift;
+    // The lines kv.ahead_positions ahead, spread over the step's FMAs: the T units' bytes of
+    // each head dimension (PFB; under a line, a line every 64 / PFB dimensions). A tile's 32 or
+    // 64 lines fetched at once when its first unit came made attention from memory 10 % slower
+    // than with rows.
+    const int PFB = (T * VW) << shift;
+    const char *p[NB_ATT_MAXT];
+    for (int i = 0; i < T; i++) p[i] = (const char *)kv.keys + (kt_unit(kv, (u + i) * VW, hd) << shift);
+    const char *pf = (const char *)kv.keys + (kv_unit(kv, u * VW + kv.ahead_positions, hd) << shift);
+    V acc[NB_ATT_MAXG][NB_ATT_MAXT];
+    for (int g = 0; g < G; g++)
+        for (int i = 0; i < T; i++) acc[g][i] = V_ZERO();
+    for (int64_t d = 0, o = 0; d < hd; d++, o += row) {
+        if (kv.ahead_positions) {
+            if (PFB >= 64)
+                for (int l = 0; l < PFB / 64; l++) NB_ATT_PREFETCH(kv, pf + d * PFB + l * 64);
+            else if ((d * PFB) % 64 == 0)
+                NB_ATT_PREFETCH(kv, pf + d * PFB);
+        }
+        V qd[NB_ATT_MAXG];
+        for (int g = 0; g < G; g++) qd[g] = V_SET1(q[g * hd + d]);
+        for (int i = 0; i < T; i++) {
+            const V k = V_LOADKT(p[i] + o, fmt);
+            for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(qd[g], k, acc[g][i]);
+        }
+    }
+    for (int g = 0; g < G; g++)
+        for (int i = 0; i < T; i++) V_STORE(t + g * NB_ATT_TSTRIDE + (u - u0 + i) * VW, V_MUL(acc[g][i], vscale));
+}
 
 // s[g·NB_ATT_CHUNK + (slot − a)] = scale · q_g·k_slot for the slots a...a+len−1 of tiled keys
 // (NB_KV_TILE), len ≤ NB_ATT_CHUNK. A unit is VW slots of a tile: element d of their keys is
@@ -22,43 +59,33 @@
 // the converted key), each accumulator a chain of FMAs over d in order (tscores_scalar's
 // arithmetic lane by lane): no reductions, which took a third of the scores' time with
 // row-laid keys. The units the run touches are scored whole, into t, and its slots copied out.
+// A run's last units, fewer than T, go in one step of as many. They went in a step of T,
+// the units past the run repeating its last: at AVX-512 with 3 heads, 8 units' FMAs for as few
+// as 1, and a chunk from a slot inside a tile (a split's second part) spans 9 units, so its
+// scores took 16 units' work for 8. Decode's attention, SmolLM2, 2 threads (attention_bench,
+// alternating builds): in cache 21.5–24.4 → 17.3–20.4 µs a layer at 1,000 positions, 3.5–5.5
+// → 2.6–4.4 at 96. (Steps of 2 and 1 instead read a part's cold tiles two at a time: from
+// memory 10 % slower at 200 positions; a step of 4 and one of the 1–3 left: 10 % slower
+// there too.)
 VATTR static inline __attribute__((always_inline)) void VNAME(tscores_run)(const float *q, const int G, const int fmt, kv_rows kv,
                                                                            int64_t a, int64_t len, int64_t hd, float scale, float *s) {
     const int free = NB_ATT_REGS - G - (fmt == NB_KV_F32 ? 1 : 2);
     const int T = free / G < 1 ? 1 : free / G > NB_ATT_MAXT ? NB_ATT_MAXT : free / G;
-    const int shift = fmt == NB_KV_F32 ? 2 : 1;
-    const int64_t row = (int64_t)NB_KV_TILE << shift;
-    // The lines kv.ahead_positions ahead, spread over the step's FMAs (PF a row of the
-    // head dimensions: the T units' share of the bytes). A tile's 32 or 64 lines fetched at
-    // once when its first unit came made attention from memory 10 % slower than with rows.
-    const int PF = ((T * VW) << shift) / 64 < 1 ? 1 : ((T * VW) << shift) / 64;
     const int64_t u0 = a / VW, u1 = (a + len + VW - 1) / VW;
     const V vscale = V_SET1(scale);
-    float t[NB_ATT_MAXG][NB_ATT_CHUNK + (NB_ATT_MAXT + 1) * VW];
-    for (int64_t u = u0; u < u1; u += T) {
-        const char *p[NB_ATT_MAXT];
-        for (int i = 0; i < T; i++) {
-            const int64_t w = u + i < u1 ? u + i : u1 - 1;  // past the run: repeats, not copied out
-            p[i] = (const char *)kv.keys + (kt_unit(kv, w * VW, hd) << shift);
-        }
-        const char *pf = (const char *)kv.keys + (kv_unit(kv, u * VW + kv.ahead_positions, hd) << shift);
-        V acc[NB_ATT_MAXG][NB_ATT_MAXT];
-        for (int g = 0; g < G; g++)
-            for (int i = 0; i < T; i++) acc[g][i] = V_ZERO();
-        for (int64_t d = 0, o = 0; d < hd; d++, o += row) {
-            if (kv.ahead_positions)
-                for (int l = 0; l < PF; l++) NB_ATT_PREFETCH(kv, pf + (d * PF + l) * 64);
-            V qd[NB_ATT_MAXG];
-            for (int g = 0; g < G; g++) qd[g] = V_SET1(q[g * hd + d]);
-            for (int i = 0; i < T; i++) {
-                const V k = V_LOADKT(p[i] + o, fmt);
-                for (int g = 0; g < G; g++) acc[g][i] = V_FMADD(qd[g], k, acc[g][i]);
-            }
-        }
-        for (int g = 0; g < G; g++)
-            for (int i = 0; i < T; i++) V_STORE(t[g] + (u - u0 + i) * VW, V_MUL(acc[g][i], vscale));
+    float t[NB_ATT_MAXG * NB_ATT_TSTRIDE];
+    int64_t u = u0;
+    for (; u + T <= u1; u += T) VNAME(tscores_step)(q, G, T, fmt, kv, u, u0, hd, vscale, t);
+    switch (u1 - u) {
+#define NB_ATT_TAIL(N) \
+    case N: \
+        if (N < T) VNAME(tscores_step)(q, G, N < T ? N : 1, fmt, kv, u, u0, hd, vscale, t); \
+        break;
+    NB_ATT_TAIL(1) NB_ATT_TAIL(2) NB_ATT_TAIL(3) NB_ATT_TAIL(4) NB_ATT_TAIL(5) NB_ATT_TAIL(6) NB_ATT_TAIL(7)
+#undef NB_ATT_TAIL
+    default: break;
     }
-    for (int g = 0; g < G; g++) memcpy(s + g * NB_ATT_CHUNK, t[g] + (a - u0 * VW), (size_t)len * sizeof(float));
+    for (int g = 0; g < G; g++) memcpy(s + g * NB_ATT_CHUNK, t + g * NB_ATT_TSTRIDE + (a - u0 * VW), (size_t)len * sizeof(float));
 }
 
 // The chunk's c positions: j < run at slots slot0 + j, the rest at slots j − run (the ring's wrap).
@@ -140,6 +167,7 @@ VATTR static inline __attribute__((always_inline)) void VNAME(values_f)(const fl
 
 #undef NB_ATT_CASES
 #undef NB_ATT_MAXT
+#undef NB_ATT_TSTRIDE
 
 VATTR static void VNAME(tscores)(const float *q, int G, kv_rows kv, int64_t slot0, int64_t run, int64_t c, int64_t hd, float scale,
                                  float *s) {

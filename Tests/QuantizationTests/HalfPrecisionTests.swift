@@ -208,6 +208,44 @@ extension KernelPaths {
             }
         }
 
+        /// Every run of 1...140 positions from slots 0, 5, 16 and 100 (aligned and unaligned to
+        /// a tile, within a chunk of 128 and across one) with 3 and 4 query heads, so that the
+        /// scores' last step of each run takes every number of units its step size leaves
+        /// (1–7 at AVX-512 with 3 heads, 1–5 with 4; at AVX2 up to 2 and 1), at every ISA
+        /// level, against softmax(q·K)·V in double precision.
+        @Test(arguments: [3, 4])
+        func attentionOverEveryRunLength(heads: Int) {
+            let (positions, headDim) = (300, 64), stride = headDim
+            var rng = TestRNG(seed: UInt64(heads * 31))
+            let q = (0..<heads * headDim).map { _ in rng.gaussian() }
+            let keys16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
+            let values16 = toF16((0..<positions * stride).map { _ in rng.gaussian() })
+            let keys = toF32(keys16), values = toF32(values16)
+            let tiles = tiled(keys, positions: positions, stride: stride, headDim: headDim)
+            let tiles16 = tiled(keys16, positions: positions, stride: stride, headDim: headDim)
+            let scale: Float = 0.125
+            var failures: [String] = []
+            for first in [0, 5, 16, 100] {
+                for n in 1...140 {
+                    let rows = first * stride..<(first + n) * stride
+                    let expected = doubleSoftmaxAttention(q: q, keys: Array(keys[rows]), values: Array(values[rows]), heads: heads,
+                                                          headDim: headDim, positions: n, stride: stride, scale: scale)
+                    for isa in Self.paths {
+                        var out32 = [Float](repeating: .nan, count: heads * headDim), out16 = out32
+                        withISA(isa) {
+                            nb_attention_f32(q, Int64(heads), tiles, values, Int64(stride), Int64(positions), Int64(first), Int64(n),
+                                             Int64(headDim), scale, &out32, nil)
+                            nb_attention_f16kv(q, Int64(heads), tiles16, values16, Int64(stride), Int64(positions), Int64(first), Int64(n),
+                                               Int64(headDim), scale, &out16, nil)
+                        }
+                        let worst = zip(out32 + out16, expected + expected).map { abs(Double($0) - $1) }.max()!
+                        if !(worst <= 5e-6) { failures.append("from \(first), \(n) positions, isa \(isa.rawValue): \(worst)") }
+                    }
+                }
+            }
+            #expect(failures.isEmpty, "\(failures.prefix(8))")
+        }
+
         /// A split over the positions (decode with few KV heads): parts over disjoint ranges,
         /// merged by nb_attention_merge, equal the unsplit attention to rounding, with the
         /// largest score in any part, at every ISA level.
