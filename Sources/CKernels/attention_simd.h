@@ -23,11 +23,12 @@ VATTR static inline __attribute__((always_inline)) void VNAME(tscores_step)(cons
                                                                             float *t) {
     const int shift = fmt == NB_KV_F32 ? 2 : 1;
     const int64_t row = (int64_t)NB_KV_TILE << shift;
-    // The lines kv.ahead_positions ahead, spread over the step's FMAs: the T units' bytes of
-    // each head dimension (PFB; under a line, a line every 64 / PFB dimensions). A tile's 32 or
-    // 64 lines fetched at once when its first unit came made attention from memory 10 % slower
-    // than with rows.
-    const int PFB = (T * VW) << shift;
+    // The lines kv.ahead_positions ahead, spread over the step's FMAs: PFL lines a head
+    // dimension, the T units' bytes of it rounded up to whole lines (so at least one: with
+    // fewer bytes than a line, as AVX2's 3 units of 8 f16 keys, the lines run ahead of the
+    // units' and the next step fetches them again). A tile's 32 or 64 lines fetched at once
+    // when its first unit came made attention from memory 10 % slower than with rows.
+    const int PFL = (((T * VW) << shift) + 63) / 64;
     const char *p[NB_ATT_MAXT];
     for (int i = 0; i < T; i++) p[i] = (const char *)kv.keys + (kt_unit(kv, (u + i) * VW, hd) << shift);
     const char *pf = (const char *)kv.keys + (kv_unit(kv, u * VW + kv.ahead_positions, hd) << shift);
@@ -35,12 +36,8 @@ VATTR static inline __attribute__((always_inline)) void VNAME(tscores_step)(cons
     for (int g = 0; g < G; g++)
         for (int i = 0; i < T; i++) acc[g][i] = V_ZERO();
     for (int64_t d = 0, o = 0; d < hd; d++, o += row) {
-        if (kv.ahead_positions) {
-            if (PFB >= 64)
-                for (int l = 0; l < PFB / 64; l++) NB_ATT_PREFETCH(kv, pf + d * PFB + l * 64);
-            else if ((d * PFB) % 64 == 0)
-                NB_ATT_PREFETCH(kv, pf + d * PFB);
-        }
+        if (kv.ahead_positions)
+            for (int l = 0; l < PFL; l++) NB_ATT_PREFETCH(kv, pf + (d * PFL + l) * 64);
         V qd[NB_ATT_MAXG];
         for (int g = 0; g < G; g++) qd[g] = V_SET1(q[g * hd + d]);
         for (int i = 0; i < T; i++) {
